@@ -1,0 +1,263 @@
+# cython: language_level=3
+"""diyc._native: thin wrappers over the container-init C code and the few
+syscalls Python 3.11 lacks.  Like psutil's C layer: no policy here, errors
+surface as OSError with errno, or as plain tuples for Python to interpret."""
+
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from libc.errno cimport errno
+from libc.string cimport strerror
+from posix.types cimport pid_t, uid_t, gid_t, mode_t, dev_t
+
+import os
+
+cdef extern from "<sched.h>":
+    int c_setns "setns"(int fd, int nstype) nogil
+    int c_unshare "unshare"(int flags) nogil
+    enum:
+        CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET,
+        CLONE_NEWCGROUP, CLONE_NEWUSER
+
+cdef extern from "<sys/mount.h>":
+    enum:
+        MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT,
+        MS_MANDLOCK, MS_DIRSYNC, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE,
+        MS_REC, MS_SILENT, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED,
+        MS_RELATIME, MS_STRICTATIME, MS_LAZYTIME
+
+cdef extern from "diyc.h":
+    struct diyc_error:
+        char step[32]
+        int errnum
+        char detail[224]
+    struct diyc_mount:
+        const char *source
+        const char *target
+        const char *fstype
+        const char *data
+        unsigned long flags
+        unsigned long propagation
+        int is_file
+    struct diyc_device:
+        const char *path
+        mode_t mode
+        dev_t rdev
+    struct diyc_symlink:
+        const char *target
+        const char *linkpath
+    struct diyc_init:
+        int clone_flags
+        int new_cgroupns
+        int loopback_up
+        const char *rootfs
+        const char *overlay_options
+        const char *scratch
+        int readonly_root
+        diyc_mount *mounts
+        int n_mounts
+        diyc_device *devices
+        int n_devices
+        diyc_symlink *symlinks
+        int n_symlinks
+        const char **masked_paths
+        int n_masked
+        const char **readonly_paths
+        int n_readonly
+        const char *hostname
+        const char *domainname
+        char *const *argv
+        char *const *envp
+        const char *cwd
+        uid_t uid
+        gid_t gid
+        const gid_t *groups
+        int n_groups
+        int stdio[3]
+    struct diyc_child:
+        pid_t pid
+        int release_fd
+        int error_fd
+    int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
+    int diyc_release(diyc_child *child, diyc_error *err) nogil
+    int diyc_wait_exec(diyc_child *child, diyc_error *err) nogil
+
+
+cdef object _oserror(diyc_error *err):
+    step = err.step.decode()
+    detail = err.detail.decode(errors="surrogateescape")
+    e = OSError(err.errnum, f"{step}: {strerror(err.errnum).decode()}", detail or None)
+    e.step = step
+    return e
+
+
+cdef class _Arena:
+    """Owns the C memory of one diyc_init until clone() has copied it."""
+    cdef list keep
+    cdef list blocks
+
+    def __cinit__(self):
+        self.keep = []
+        self.blocks = []
+
+    cdef const char *str(self, s) except? NULL:
+        if s is None:
+            return NULL
+        b = os.fsencode(s)
+        self.keep.append(b)
+        return <const char *>b
+
+    cdef void *alloc(self, size_t n, size_t size) except NULL:
+        cdef void *p = PyMem_Calloc(n + 1, size)
+        if p == NULL:
+            raise MemoryError()
+        self.blocks.append(<size_t>p)
+        return p
+
+    cdef char **strv(self, items) except NULL:
+        cdef char **v = <char **>self.alloc(len(items), sizeof(char *))
+        for i, s in enumerate(items):
+            v[i] = <char *>self.str(s)
+        return v
+
+    def __dealloc__(self):
+        for p in self.blocks:
+            PyMem_Free(<void *><size_t>p)
+
+
+def spawn(dict init):
+    """Clone a container init process described by `init`.
+
+    Returns (pid, release_fd, error_fd).  The child prepares its root
+    filesystem, then waits until release(release_fd); wait_exec(error_fd)
+    then tells whether execve succeeded."""
+    cdef _Arena arena = _Arena()
+    cdef diyc_init c
+    cdef diyc_child child
+    cdef diyc_error err
+    cdef int i, r
+
+    c.clone_flags = init["clone_flags"]
+    c.new_cgroupns = init.get("new_cgroupns", False)
+    c.loopback_up = init.get("loopback_up", False)
+    c.rootfs = arena.str(init["rootfs"])
+    c.overlay_options = arena.str(init.get("overlay_options"))
+    c.scratch = arena.str(init.get("scratch"))
+    c.readonly_root = init.get("readonly_root", False)
+
+    mounts = init.get("mounts", ())
+    c.n_mounts = len(mounts)
+    c.mounts = <diyc_mount *>arena.alloc(c.n_mounts, sizeof(diyc_mount))
+    for i, (source, target, fstype, data, flags, propagation, is_file) in enumerate(mounts):
+        c.mounts[i].source = arena.str(source)
+        c.mounts[i].target = arena.str(target)
+        c.mounts[i].fstype = arena.str(fstype)
+        c.mounts[i].data = arena.str(data)
+        c.mounts[i].flags = flags
+        c.mounts[i].propagation = propagation
+        c.mounts[i].is_file = is_file
+
+    devices = init.get("devices", ())
+    c.n_devices = len(devices)
+    c.devices = <diyc_device *>arena.alloc(c.n_devices, sizeof(diyc_device))
+    for i, (path, mode, rdev) in enumerate(devices):
+        c.devices[i].path = arena.str(path)
+        c.devices[i].mode = mode
+        c.devices[i].rdev = rdev
+
+    symlinks = init.get("symlinks", ())
+    c.n_symlinks = len(symlinks)
+    c.symlinks = <diyc_symlink *>arena.alloc(c.n_symlinks, sizeof(diyc_symlink))
+    for i, (target, linkpath) in enumerate(symlinks):
+        c.symlinks[i].target = arena.str(target)
+        c.symlinks[i].linkpath = arena.str(linkpath)
+
+    masked = init.get("masked_paths", ())
+    c.n_masked = len(masked)
+    c.masked_paths = <const char **>arena.strv(masked)
+    readonly = init.get("readonly_paths", ())
+    c.n_readonly = len(readonly)
+    c.readonly_paths = <const char **>arena.strv(readonly)
+
+    c.hostname = arena.str(init.get("hostname"))
+    c.domainname = arena.str(init.get("domainname"))
+    c.argv = arena.strv(init["argv"])
+    c.envp = arena.strv(init.get("env", ()))
+    c.cwd = arena.str(init.get("cwd", "/"))
+    c.uid = init.get("uid", 0)
+    c.gid = init.get("gid", 0)
+    groups = init.get("groups", ())
+    c.n_groups = len(groups)
+    cdef gid_t *gids = <gid_t *>arena.alloc(c.n_groups, sizeof(gid_t))
+    for i, g in enumerate(groups):
+        gids[i] = g
+    c.groups = gids
+    stdio = init.get("stdio", (-1, -1, -1))
+    for i in range(3):
+        c.stdio[i] = stdio[i] if stdio[i] is not None else -1
+
+    with nogil:
+        r = diyc_spawn(&c, &child, &err)
+    if r < 0:
+        raise _oserror(&err)
+    return child.pid, child.release_fd, child.error_fd
+
+
+def release(int release_fd):
+    """Let the child go on to execve (closes release_fd)."""
+    cdef diyc_child child
+    cdef diyc_error err
+    child.release_fd = release_fd
+    if diyc_release(&child, &err) < 0:
+        raise _oserror(&err)
+
+
+def wait_exec(int error_fd):
+    """Block until the child has called execve (returns None) or failed
+    (returns (step, errno, detail)).  Closes error_fd."""
+    cdef diyc_child child
+    cdef diyc_error err
+    cdef int r
+    child.error_fd = error_fd
+    with nogil:
+        r = diyc_wait_exec(&child, &err)
+    if r == 0:
+        return None
+    return (err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
+
+
+def setns(int fd, int nstype=0):
+    if c_setns(fd, nstype) < 0:
+        raise OSError(errno, strerror(errno).decode())
+
+
+def unshare(int flags):
+    if c_unshare(flags) < 0:
+        raise OSError(errno, strerror(errno).decode())
+
+
+NS_FLAGS = {
+    "mount": CLONE_NEWNS, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC,
+    "pid": CLONE_NEWPID, "network": CLONE_NEWNET, "cgroup": CLONE_NEWCGROUP,
+    "user": CLONE_NEWUSER,
+}
+
+MOUNT_FLAGS = {
+    "ro": (MS_RDONLY, False), "rw": (MS_RDONLY, True),
+    "nosuid": (MS_NOSUID, False), "suid": (MS_NOSUID, True),
+    "nodev": (MS_NODEV, False), "dev": (MS_NODEV, True),
+    "noexec": (MS_NOEXEC, False), "exec": (MS_NOEXEC, True),
+    "sync": (MS_SYNCHRONOUS, False), "async": (MS_SYNCHRONOUS, True),
+    "dirsync": (MS_DIRSYNC, False), "remount": (MS_REMOUNT, False),
+    "mand": (MS_MANDLOCK, False), "nomand": (MS_MANDLOCK, True),
+    "atime": (MS_NOATIME, True), "noatime": (MS_NOATIME, False),
+    "diratime": (MS_NODIRATIME, True), "nodiratime": (MS_NODIRATIME, False),
+    "bind": (MS_BIND, False), "rbind": (MS_BIND | MS_REC, False),
+    "relatime": (MS_RELATIME, False), "norelatime": (MS_RELATIME, True),
+    "strictatime": (MS_STRICTATIME, False), "lazytime": (MS_LAZYTIME, False),
+}
+
+PROPAGATION_FLAGS = {
+    "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
+    "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
+    "shared": MS_SHARED, "rshared": MS_SHARED | MS_REC,
+    "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
+}

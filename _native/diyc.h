@@ -1,0 +1,120 @@
+/*
+ * diyc native core: the syscall sequence that turns a cloned process into a
+ * container.  Python builds a `struct diyc_init` (everything the child needs,
+ * flattened into plain C memory) and calls diyc_spawn(); from clone() to
+ * execve() the child touches only this struct and the kernel.
+ */
+#ifndef DIYC_H
+#define DIYC_H
+
+#include <sys/types.h>
+
+/* Why a step failed: the name of the step, errno, and optional detail.
+ * Child-side failures are written as-is through the error pipe. */
+struct diyc_error {
+	char step[32];
+	int errnum;
+	char detail[224];
+};
+
+/* One entry of the OCI `mounts` list, with the options already split by
+ * Python into mount(2) flags, propagation flags and filesystem data. */
+struct diyc_mount {
+	const char *source;
+	const char *target;     /* absolute, inside the container */
+	const char *fstype;
+	const char *data;
+	unsigned long flags;
+	unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/... or 0 */
+	int is_file;            /* bind of a regular file: create a file, not a dir */
+};
+
+struct diyc_device {
+	const char *path;       /* absolute, inside the container */
+	mode_t mode;            /* type bits | permissions */
+	dev_t rdev;
+};
+
+struct diyc_symlink {
+	const char *target;
+	const char *linkpath;
+};
+
+struct diyc_init {
+	int clone_flags;        /* CLONE_NEW* namespaces created by clone() */
+	int new_cgroupns;       /* unshare(CLONE_NEWCGROUP) once placed in the cgroup */
+	int loopback_up;        /* bring `lo` up in a new network namespace */
+
+	/* root filesystem */
+	const char *rootfs;          /* directory that becomes / */
+	const char *overlay_options; /* mount an overlay at rootfs, or NULL to bind rootfs */
+	const char *scratch;         /* if set: a tmpfs here holds upper/ and work/ */
+	int readonly_root;
+
+	struct diyc_mount *mounts;
+	int n_mounts;
+	struct diyc_device *devices;
+	int n_devices;
+	struct diyc_symlink *symlinks;
+	int n_symlinks;
+	const char **masked_paths;
+	int n_masked;
+	const char **readonly_paths;
+	int n_readonly;
+
+	const char *hostname;
+	const char *domainname;
+
+	/* process */
+	char *const *argv;
+	char *const *envp;
+	const char *cwd;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	int n_groups;
+	int stdio[3];           /* fds to become 0, 1, 2; -1 keeps the inherited one */
+
+	/* set by diyc_spawn */
+	int sync_fd;            /* child reads: one byte = go, EOF = abort */
+	int error_fd;           /* child writes a struct diyc_error on failure */
+	int parent_fds[2];      /* the parent's pipe ends, closed first in the child */
+};
+
+struct diyc_child {
+	pid_t pid;
+	int release_fd;         /* parent writes one byte here to let the child exec */
+	int error_fd;           /* parent reads: EOF = exec succeeded */
+};
+
+/* spawn.c */
+int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err);
+int diyc_release(struct diyc_child *child, struct diyc_error *err);
+int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err);
+
+/* error.c: async-signal-safe helpers usable in the child */
+int diyc_fail(struct diyc_error *err, const char *step, int errnum, const char *detail);
+void diyc_report(int fd, const struct diyc_error *err);
+size_t diyc_strlcpy(char *dst, const char *src, size_t size);
+int diyc_path_join(char *dst, size_t size, const char *root, const char *path);
+
+/* mounts.c: the filesystem steps of container init */
+int make_root_private(struct diyc_error *err);
+int mount_rootfs(const struct diyc_init *init, struct diyc_error *err);
+int mount_all(const struct diyc_init *init, struct diyc_error *err);
+int create_devices(const struct diyc_init *init, struct diyc_error *err);
+int pivot_into_rootfs(const char *rootfs, struct diyc_error *err);
+int mask_paths(const struct diyc_init *init, struct diyc_error *err);
+int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
+
+/* process.c: the process steps of container init */
+int set_hostname(const struct diyc_init *init, struct diyc_error *err);
+int bring_loopback_up(struct diyc_error *err);
+int setup_stdio(const struct diyc_init *init, struct diyc_error *err);
+int set_identity(const struct diyc_init *init, struct diyc_error *err);
+int close_inherited_fds(int keep_fd, struct diyc_error *err);
+int make_workdir(const struct diyc_init *init, struct diyc_error *err);
+int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
+int exec_command(const struct diyc_init *init, struct diyc_error *err);
+
+#endif

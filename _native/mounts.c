@@ -1,0 +1,310 @@
+/*
+ * The filesystem half of container init: private propagation, the overlay
+ * root, the OCI mount list, a minimal /dev, pivot_root, masked paths.
+ *
+ * Paths inside the new root are resolved with openat2(RESOLVE_IN_ROOT), so a
+ * symlink in the image (say /proc -> /etc) is followed *inside* the rootfs
+ * and can never redirect a mount onto the host.  Mounts then target the
+ * resolved directory through /proc/self/fd/N.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "diyc.h"
+
+#define PATH_BUF 4096
+
+int make_root_private(struct diyc_error *err)
+{
+	/* Without this our mounts would propagate back to the host's namespace. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return diyc_fail(err, "make_root_private", errno, NULL);
+	return 0;
+}
+
+static int open_in_root(int rootfd, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = flags | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+
+	while (*path == '/')
+		path++;
+	if (*path == '\0')
+		path = ".";
+	return syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+}
+
+/*
+ * Open `path` inside the root as an O_PATH fd, creating missing directories
+ * on the way (and the last component as an empty file when is_file).
+ */
+static int resolve_or_create(int rootfd, const char *path, int is_file)
+{
+	char prefix[PATH_BUF];
+	size_t len = strlen(path), i;
+	int fd = open_in_root(rootfd, path, O_PATH);
+
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	if (len >= sizeof(prefix)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(prefix, path, len + 1);
+
+	/* Walk the components: keep the deepest existing parent open, create the
+	 * next one relative to it, so no component is resolved outside the root. */
+	for (i = 1; i <= len; i++) {
+		int parent, last = (i == len), r;
+		char *name;
+
+		if (!last && prefix[i] != '/')
+			continue;
+		prefix[i] = '\0';
+		fd = open_in_root(rootfd, prefix, O_PATH);
+		if (fd >= 0) {
+			close(fd);
+			if (!last)
+				prefix[i] = '/';
+			continue;
+		}
+		if (errno != ENOENT)
+			return -1;
+		name = strrchr(prefix, '/');
+		*name = '\0';
+		parent = open_in_root(rootfd, prefix, O_PATH | O_DIRECTORY);
+		*name++ = '/';
+		if (parent < 0)
+			return -1;
+		if (last && is_file) {
+			r = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+			if (r >= 0)
+				close(r);
+		} else {
+			r = mkdirat(parent, name, 0755);
+		}
+		close(parent);
+		if (r < 0 && errno != EEXIST)
+			return -1;
+		if (!last)
+			prefix[i] = '/';
+	}
+	return open_in_root(rootfd, path, O_PATH);
+}
+
+static void fd_path(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+int mount_rootfs(const struct diyc_init *init, struct diyc_error *err)
+{
+	char path[PATH_BUF];
+
+	if (init->scratch) {
+		/* Upper and work dirs of an ephemeral container live on a tmpfs that
+		 * exists only in its mount namespace: nothing to write to disk, and
+		 * nothing to clean up on the host when it dies. */
+		if (mount("tmpfs", init->scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+			return diyc_fail(err, "mount_scratch", errno, init->scratch);
+		static const char *const dirs[] = { "upper", "work", "merged" };
+		for (size_t i = 0; i < 3; i++) {
+			if (diyc_path_join(path, sizeof(path), init->scratch, dirs[i]) < 0 ||
+			    mkdir(path, 0755) < 0)
+				return diyc_fail(err, "mount_scratch", errno, dirs[i]);
+		}
+	}
+	if (init->overlay_options) {
+		if (mount("overlay", init->rootfs, "overlay", 0, init->overlay_options) < 0)
+			return diyc_fail(err, "mount_overlay", errno, init->rootfs);
+	} else {
+		/* pivot_root needs a mount point: bind the plain directory to itself. */
+		if (mount(init->rootfs, init->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return diyc_fail(err, "bind_rootfs", errno, init->rootfs);
+	}
+	return 0;
+}
+
+static int mount_one(int rootfd, const struct diyc_mount *m, struct diyc_error *err)
+{
+	char target[64];
+	int fd, r;
+
+	fd = resolve_or_create(rootfd, m->target, m->is_file);
+	if (fd < 0)
+		return diyc_fail(err, "mount", errno, m->target);
+	fd_path(target, sizeof(target), fd);
+	r = mount(m->source, target, m->fstype, m->flags, m->data);
+	close(fd);
+	if (r < 0)
+		return diyc_fail(err, "mount", errno, m->target);
+
+	/* A bind mount ignores most flags on the first call: apply them with a
+	 * remount of the new mount, found by resolving the path again. */
+	if ((m->flags & MS_BIND) && (m->flags & ~(MS_BIND | MS_REC))) {
+		fd = open_in_root(rootfd, m->target, O_PATH);
+		if (fd < 0)
+			return diyc_fail(err, "mount", errno, m->target);
+		fd_path(target, sizeof(target), fd);
+		r = mount(NULL, target, NULL, MS_REMOUNT | m->flags, NULL);
+		close(fd);
+		if (r < 0)
+			return diyc_fail(err, "remount", errno, m->target);
+	}
+	if (m->propagation) {
+		fd = open_in_root(rootfd, m->target, O_PATH);
+		if (fd < 0)
+			return diyc_fail(err, "mount", errno, m->target);
+		fd_path(target, sizeof(target), fd);
+		r = mount(NULL, target, NULL, m->propagation, NULL);
+		close(fd);
+		if (r < 0)
+			return diyc_fail(err, "mount_propagation", errno, m->target);
+	}
+	return 0;
+}
+
+int mount_all(const struct diyc_init *init, struct diyc_error *err)
+{
+	int rootfd, r = 0;
+
+	rootfd = open(init->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return diyc_fail(err, "mount", errno, init->rootfs);
+	for (int i = 0; i < init->n_mounts && r == 0; i++)
+		r = mount_one(rootfd, &init->mounts[i], err);
+	close(rootfd);
+	return r;
+}
+
+/* Open the parent directory of `path` inside the root; *name gets the last
+ * component (a pointer into path). */
+static int open_parent(int rootfd, const char *path, const char **name)
+{
+	char parent[PATH_BUF];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+
+	if (len >= sizeof(parent)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(parent, path, len);
+	parent[len] = '\0';
+	*name = slash ? slash + 1 : path;
+	return resolve_or_create(rootfd, parent, 0);
+}
+
+int create_devices(const struct diyc_init *init, struct diyc_error *err)
+{
+	int rootfd, dirfd, r = 0;
+	const char *name;
+
+	rootfd = open(init->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return diyc_fail(err, "create_devices", errno, init->rootfs);
+
+	for (int i = 0; i < init->n_devices && r == 0; i++) {
+		const struct diyc_device *d = &init->devices[i];
+
+		dirfd = open_parent(rootfd, d->path, &name);
+		if (dirfd < 0) {
+			r = diyc_fail(err, "mknod", errno, d->path);
+			break;
+		}
+		/* mknodat needs a real directory fd, not O_PATH. */
+		int real = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dirfd);
+		if (real < 0 || (mknodat(real, name, d->mode, d->rdev) < 0 && errno != EEXIST))
+			r = diyc_fail(err, "mknod", errno, d->path);
+		if (real >= 0)
+			close(real);
+	}
+	for (int i = 0; i < init->n_symlinks && r == 0; i++) {
+		const struct diyc_symlink *s = &init->symlinks[i];
+
+		dirfd = open_parent(rootfd, s->linkpath, &name);
+		if (dirfd < 0) {
+			r = diyc_fail(err, "symlink", errno, s->linkpath);
+			break;
+		}
+		int real = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dirfd);
+		if (real < 0 || (symlinkat(s->target, real, name) < 0 && errno != EEXIST))
+			r = diyc_fail(err, "symlink", errno, s->linkpath);
+		if (real >= 0)
+			close(real);
+	}
+	close(rootfd);
+	return r;
+}
+
+int pivot_into_rootfs(const char *rootfs, struct diyc_error *err)
+{
+	/* pivot_root(".", ".") stacks the old root on top of the new one; the
+	 * lazy unmount then drops it.  No put_old directory is needed in the
+	 * image, so a read-only image works too. */
+	if (chdir(rootfs) < 0)
+		return diyc_fail(err, "pivot_root", errno, rootfs);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return diyc_fail(err, "pivot_root", errno, NULL);
+	if (umount2(".", MNT_DETACH) < 0)
+		return diyc_fail(err, "umount_old_root", errno, NULL);
+	if (chdir("/") < 0)
+		return diyc_fail(err, "pivot_root", errno, "/");
+	return 0;
+}
+
+/* Runs after pivot_root: paths are the container's own. */
+int mask_paths(const struct diyc_init *init, struct diyc_error *err)
+{
+	struct stat st;
+
+	for (int i = 0; i < init->n_masked; i++) {
+		const char *p = init->masked_paths[i];
+		int r;
+
+		if (stat(p, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return diyc_fail(err, "mask_path", errno, p);
+		}
+		if (S_ISDIR(st.st_mode))
+			r = mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0");
+		else
+			r = mount("/dev/null", p, NULL, MS_BIND, NULL);
+		if (r < 0)
+			return diyc_fail(err, "mask_path", errno, p);
+	}
+	for (int i = 0; i < init->n_readonly; i++) {
+		const char *p = init->readonly_paths[i];
+
+		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return diyc_fail(err, "readonly_path", errno, p);
+		}
+		if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return diyc_fail(err, "readonly_path", errno, p);
+	}
+	return 0;
+}
+
+int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (!init->readonly_root)
+		return 0;
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+		return diyc_fail(err, "readonly_root", errno, NULL);
+	return 0;
+}

@@ -1,0 +1,182 @@
+/*
+ * The process half of container init: names, stdio, identity, file
+ * descriptors and the final execve.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "diyc.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+int set_hostname(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (init->hostname && sethostname(init->hostname, strlen(init->hostname)) < 0)
+		return diyc_fail(err, "sethostname", errno, init->hostname);
+	if (init->domainname && setdomainname(init->domainname, strlen(init->domainname)) < 0)
+		return diyc_fail(err, "setdomainname", errno, init->domainname);
+	return 0;
+}
+
+/* A new network namespace starts with `lo` down; programs expect 127.0.0.1. */
+int bring_loopback_up(struct diyc_error *err)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return diyc_fail(err, "loopback_up", errno, NULL);
+	diyc_strlcpy(ifr.ifr_name, "lo", IFNAMSIZ);
+	ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+		int e = errno;
+		close(s);
+		return diyc_fail(err, "loopback_up", e, NULL);
+	}
+	close(s);
+	return 0;
+}
+
+int setup_stdio(const struct diyc_init *init, struct diyc_error *err)
+{
+	for (int i = 0; i < 3; i++) {
+		int fd = init->stdio[i];
+
+		/* dup2(fd, fd) would keep a close-on-exec flag: clear it instead. */
+		if (fd == i) {
+			if (fcntl(fd, F_SETFD, 0) < 0)
+				return diyc_fail(err, "stdio", errno, NULL);
+		} else if (fd >= 0 && dup2(fd, i) < 0) {
+			return diyc_fail(err, "stdio", errno, NULL);
+		}
+	}
+	return 0;
+}
+
+int set_identity(const struct diyc_init *init, struct diyc_error *err)
+{
+	/* Groups first: once we drop to a non-root uid we may no longer change them. */
+	if (setgroups(init->n_groups, init->groups) < 0)
+		return diyc_fail(err, "setgroups", errno, NULL);
+	if (setgid(init->gid) < 0)
+		return diyc_fail(err, "setgid", errno, NULL);
+	if (setuid(init->uid) < 0)
+		return diyc_fail(err, "setuid", errno, NULL);
+	return 0;
+}
+
+/* Nothing of diyc's (or of the Python process that embeds it) may leak into
+ * the container: mark every fd above stdio close-on-exec.  keep_fd (the
+ * error pipe) is close-on-exec already, so it vanishes exactly when execve
+ * succeeds. */
+int close_inherited_fds(int keep_fd, struct diyc_error *err)
+{
+	(void)keep_fd;
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return diyc_fail(err, "close_fds", errno, NULL);
+
+	/* Kernels before 5.11: walk the whole table. */
+	struct rlimit rl;
+	int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+	for (int fd = 3; fd < max; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+static const char *env_lookup(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp && *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* execvpe() would search the PATH of *this* process, which is the host's:
+ * search the container's PATH ourselves, like a shell inside it would. */
+int exec_command(const struct diyc_init *init, struct diyc_error *err)
+{
+	const char *file = init->argv[0];
+	const char *path, *p;
+	char buf[4096];
+	int seen_eacces = 0;
+
+	umask(022);
+	if (strchr(file, '/')) {
+		execve(file, init->argv, init->envp);
+		return diyc_fail(err, "exec", errno, file);
+	}
+	path = env_lookup(init->envp, "PATH");
+	if (!path)
+		path = DEFAULT_PATH;
+	for (p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		size_t dl = end - p, fl = strlen(file);
+
+		if (dl + 1 + fl + 1 <= sizeof(buf)) {
+			if (dl == 0) {
+				memcpy(buf, file, fl + 1);
+			} else {
+				memcpy(buf, p, dl);
+				buf[dl] = '/';
+				memcpy(buf + dl + 1, file, fl + 1);
+			}
+			execve(buf, init->argv, init->envp);
+			if (errno == EACCES)
+				seen_eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return diyc_fail(err, "exec", errno, file);
+		}
+		if (*end == '\0')
+			break;
+		p = end;
+	}
+	return diyc_fail(err, "exec", seen_eacces ? EACCES : ENOENT, file);
+}
+
+/* Like docker, a missing working directory is created (as root, before the
+ * identity switch); entering it happens as the container user. */
+int make_workdir(const struct diyc_init *init, struct diyc_error *err)
+{
+	char path[4096];
+	size_t len;
+
+	if (!init->cwd || chdir(init->cwd) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return 0; /* enter_workdir reports it as the container user */
+	len = diyc_strlcpy(path, init->cwd, sizeof(path));
+	if (len >= sizeof(path))
+		return diyc_fail(err, "workdir", ENAMETOOLONG, init->cwd);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return diyc_fail(err, "workdir", errno, init->cwd);
+		if (i < len)
+			path[i] = '/';
+	}
+	return 0;
+}
+
+int enter_workdir(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (chdir(init->cwd ? init->cwd : "/") < 0)
+		return diyc_fail(err, "chdir", errno, init->cwd);
+	return 0;
+}

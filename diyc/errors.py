@@ -1,0 +1,63 @@
+"""diyc's exceptions.  Each carries the exit code the CLI uses, following
+docker: 125 when diyc fails or rejects its input, 126 when the command
+cannot be executed, 127 when it is not found."""
+
+import os
+
+
+class DiycError(Exception):
+    """Base class: diyc itself failed or refused its input."""
+    exit_code = 125
+
+
+class InvalidArgument(DiycError):
+    pass
+
+
+class NotFound(DiycError):
+    pass
+
+
+class ImageNotFound(NotFound):
+    pass
+
+
+class ContainerNotFound(NotFound):
+    pass
+
+
+class Conflict(DiycError):
+    """A name in use, an image in use, a container in the wrong state."""
+
+
+class InitError(DiycError):
+    """A step of container init failed inside the cloned child (or while
+    cloning it).  `step` names it, as in `pivot_root: Invalid argument`."""
+
+    def __init__(self, step, errnum, detail=""):
+        self.step, self.errno, self.detail = step, errnum, detail
+        reason = os.strerror(errnum) if errnum else "failed"
+        where = f" ({detail})" if detail else ""
+        super().__init__(f"{step}: {reason}{where}")
+
+
+class CommandNotFound(InitError):
+    exit_code = 127
+
+    def __str__(self):
+        return f"executable file not found: {self.detail}"
+
+
+class CommandNotExecutable(InitError):
+    exit_code = 126
+
+    def __str__(self):
+        return f"cannot execute {self.detail}: {os.strerror(self.errno)}"
+
+
+def init_error(step, errnum, detail=""):
+    """The exception for a (step, errno, detail) report from the child."""
+    if step == "exec":
+        cls = CommandNotFound if errnum == 2 else CommandNotExecutable
+        return cls(step, errnum, detail)
+    return InitError(step, errnum, detail)

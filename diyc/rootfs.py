@@ -1,0 +1,108 @@
+"""From a runtime-spec config to the flat description the native init
+consumes: mount flags split out of option lists, the default devices, the
+overlay that makes an image's layers a writable root."""
+
+import os
+import stat
+
+from . import _native
+from .errors import InvalidArgument
+
+# The devices the runtime-spec says every container gets, and no others:
+# the host's devtmpfs would expose every disk of the machine.
+DEFAULT_DEVICES = (
+    ("/dev/null", stat.S_IFCHR | 0o666, 1, 3),
+    ("/dev/zero", stat.S_IFCHR | 0o666, 1, 5),
+    ("/dev/full", stat.S_IFCHR | 0o666, 1, 7),
+    ("/dev/random", stat.S_IFCHR | 0o666, 1, 8),
+    ("/dev/urandom", stat.S_IFCHR | 0o666, 1, 9),
+    ("/dev/tty", stat.S_IFCHR | 0o666, 5, 0),
+)
+
+DEFAULT_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+    ("/proc/kcore", "/dev/core"),
+    ("pts/ptmx", "/dev/ptmx"),
+)
+
+
+def mount_options(options):
+    """OCI mount options -> (flags, propagation, data)."""
+    flags = propagation = 0
+    data = []
+    for opt in options or ():
+        if opt in _native.MOUNT_FLAGS:
+            bit, clear = _native.MOUNT_FLAGS[opt]
+            flags = flags & ~bit if clear else flags | bit
+        elif opt in _native.PROPAGATION_FLAGS:
+            propagation |= _native.PROPAGATION_FLAGS[opt]
+        else:
+            data.append(opt)
+    return flags, propagation, ",".join(data) or None
+
+
+def native_mounts(mounts):
+    out = []
+    for m in mounts:
+        dest = m.get("destination", "")
+        if not dest.startswith("/"):
+            raise InvalidArgument(f"mount destination must be absolute: {dest!r}")
+        flags, propagation, data = mount_options(m.get("options"))
+        fstype = m.get("type") or None
+        if fstype == "bind":
+            fstype = None
+            flags |= _native.MOUNT_FLAGS["bind"][0]
+        is_file = False
+        if flags & _native.MOUNT_FLAGS["bind"][0]:
+            is_file = not os.path.isdir(m["source"])
+        out.append((m.get("source"), dest, fstype, data, flags, propagation, is_file))
+    return out
+
+
+def overlay_options(lower_dirs, upper, work):
+    options = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
+    if len(options) >= 4096:
+        raise InvalidArgument("too many image layers for one overlay mount")
+    return options
+
+
+def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
+    """The dict _native.spawn() takes, from an OCI spec.  `overlay` is the
+    overlayfs option string for spec.root.path (None: bind it as is);
+    `scratch` a directory where a private tmpfs holds upper/work."""
+    process = spec["process"]
+    linux = spec.get("linux", {})
+    namespaces = {ns["type"] for ns in linux.get("namespaces", ())}
+    unknown = namespaces - set(_native.NS_FLAGS)
+    if unknown:
+        raise InvalidArgument(f"unknown namespace type(s): {', '.join(sorted(unknown))}")
+    flags = 0
+    for ns in namespaces - {"cgroup"}:
+        flags |= _native.NS_FLAGS[ns]
+    user = process.get("user", {})
+    return {
+        "clone_flags": flags,
+        "new_cgroupns": "cgroup" in namespaces,
+        "loopback_up": "network" in namespaces,
+        "rootfs": spec["root"]["path"],
+        "overlay_options": overlay,
+        "scratch": scratch,
+        "readonly_root": spec["root"].get("readonly", False),
+        "mounts": native_mounts(spec.get("mounts", ())),
+        "devices": [(path, mode, os.makedev(major, minor)) for path, mode, major, minor in DEFAULT_DEVICES],
+        "symlinks": list(DEFAULT_SYMLINKS),
+        "masked_paths": linux.get("maskedPaths", ()),
+        "readonly_paths": linux.get("readonlyPaths", ()),
+        "hostname": spec.get("hostname"),
+        "domainname": spec.get("domainname"),
+        "argv": process["args"],
+        "env": process.get("env", ()),
+        "cwd": process.get("cwd", "/"),
+        "uid": user.get("uid", 0),
+        "gid": user.get("gid", 0),
+        "groups": user.get("additionalGids", ()),
+        "stdio": stdio,
+    }

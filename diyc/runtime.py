@@ -1,0 +1,485 @@
+"""Containers: create, start, wait, remove.
+
+A start, top to bottom:
+
+    config    validate the input, resolve the image, build the OCI spec,
+              reserve the name, write the record (so a crash is cleanable)
+    rootfs    the overlay of the image's layers (upper on disk, or for --rm
+              on a tmpfs private to the container)
+    clone     _native.spawn: new namespaces; the child builds its root
+              filesystem in C while we go on
+    cgroup    create the container's cgroup, set limits, move the child in
+    network   (bridge networking hooks in here)
+    release   let the child go on to execve
+    exec      wait until execve succeeded, or raise the child's error
+"""
+
+import os
+import time
+
+from . import _native, cgroups, config
+from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
+from .images import ImageStore
+from .rootfs import init_config, overlay_options
+from .state import Root, pid_alive, process_start_time, read_json, release_name, remove_tree, reserve_name, write_json
+from .trace import Trace
+
+
+def _now():
+    return time.time()
+
+
+class Result:
+    """What a finished container leaves: exit code, output if captured."""
+
+    def __init__(self, exit_code, stdout=None, stderr=None, oom_killed=False, container_id=None, timings=None):
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.oom_killed = oom_killed
+        self.id = container_id
+        self.timings = timings or {}
+
+    @property
+    def returncode(self):
+        return self.exit_code
+
+    def __repr__(self):
+        return f"Result(exit_code={self.exit_code}, oom_killed={self.oom_killed})"
+
+
+class Container:
+    def __init__(self, root, record, trace=None):
+        self.root = root
+        self.record = record
+        self.trace = trace or Trace()
+        self.pid = record.get("state", {}).get("pid")
+        self.cgroup = None
+
+    # -- identity -------------------------------------------------------------
+
+    @property
+    def id(self):
+        return self.record["id"]
+
+    @property
+    def name(self):
+        return self.record["name"]
+
+    @property
+    def dir(self):
+        return self.root.container_dir(self.id)
+
+    @property
+    def status(self):
+        state = self.record["state"]
+        if state["status"] == "running" and not pid_alive(state["pid"], state.get("pid_start")):
+            return "dead"  # its diyc was killed: nobody recorded the end
+        if state["status"] == "created" and self.record["auto_remove"] and \
+                not pid_alive(state.get("creator"), state.get("creator_start")):
+            return "dead"
+        return state["status"]
+
+    def _save(self):
+        write_json(f"{self.dir}/container.json", self.record)
+
+    # -- create -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
+               user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
+               pids_limit=None, network="none", auto_remove=False, cgroup_parent=None,
+               read_only=False, root=None, trace=None):
+        """Validate everything, then record a container in state `created`."""
+        trace = trace or Trace()
+        root = root if isinstance(root, Root) else Root(root)
+        if network not in ("none", "host"):
+            raise InvalidArgument(f"invalid --network value {network!r}: expected none or host")
+        mem = config.parse_memory(memory) if memory is not None else None
+        swap = config.parse_memory_swap(memory_swap, mem) if memory_swap is not None else None
+        res = config.resources(
+            memory=mem, memory_swap=swap,
+            cpus=config.parse_cpus(cpus) if cpus is not None else None,
+            pids_limit=config.parse_pids_limit(pids_limit) if pids_limit is not None else None)
+        if name is not None:
+            config.check_name(name)
+        if hostname is not None:
+            config.check_hostname(hostname)
+        if workdir is not None and not workdir.startswith("/"):
+            raise InvalidArgument(f"invalid working directory {workdir!r}: must be absolute")
+
+        store = ImageStore(root.ensure())
+        image_record = store.get(image)
+        image_config = image_record["config"].get("config") or {}
+        layer_dirs = store.layer_dirs(image_record)
+
+        args = _command(image_config, command, entrypoint)
+        from .users import resolve_user
+        uid, gid, groups, home = resolve_user(user or image_config.get("User") or "0", layer_dirs)
+        env = config.merge_env(image_config.get("Env"), env, os.environ)
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={home}")
+
+        cid = os.urandom(32).hex()
+        name = name or f"diyc-{cid[:12]}"
+        hostname = hostname or cid[:12]
+        env.insert(0, f"HOSTNAME={hostname}")
+        cdir = root.container_dir(cid)
+        rootfs = f"{root.scratch}/merged" if auto_remove else f"{cdir}/merged"
+        spec = config.make_spec(
+            args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
+            uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
+            readonly=read_only, network=network, res=res)
+        cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
+        record = {
+            "id": cid,
+            "name": name,
+            "image": image,
+            "image_id": image_record["id"],
+            "layers": layer_dirs,
+            "created": _now(),
+            "auto_remove": auto_remove,
+            "network": network,
+            "cgroup": {"version": cgroup.version,
+                       "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
+            "spec": spec,
+            # who is creating it: a --rm container whose creator died before
+            # starting it is garbage, not a container someone will start
+            "state": {"status": "created", "creator": os.getpid(),
+                      "creator_start": process_start_time(os.getpid())},
+        }
+        if not reserve_name(root, name, cid):
+            raise Conflict(f"the container name {name!r} is already in use")
+        try:
+            os.mkdir(cdir, 0o700)
+            write_json(f"{cdir}/container.json", record)
+        except BaseException:
+            release_name(root, name, cid)
+            remove_tree(cdir)
+            raise
+        trace.mark("config")
+        return cls(root, record, trace)
+
+    @classmethod
+    def load(cls, ref, root=None):
+        """A container by name, id or unique id prefix."""
+        root = root if isinstance(root, Root) else Root(root)
+        cid = None
+        try:
+            cid = os.readlink(f"{root.names}/{ref}")
+        except OSError:
+            if len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
+                matches = [c for c in _listdir(root.containers) if c.startswith(ref)]
+                if len(matches) > 1:
+                    raise InvalidArgument(f"container id prefix {ref!r} is ambiguous") from None
+                cid = matches[0] if matches else None
+        if cid:
+            try:
+                return cls(root, read_json(f"{root.container_dir(cid)}/container.json"))
+            except FileNotFoundError:
+                pass
+        raise ContainerNotFound(f"no such container: {ref}")
+
+    @classmethod
+    def list(cls, root=None):
+        root = root if isinstance(root, Root) else Root(root)
+        out = []
+        for cid in _listdir(root.containers):
+            try:
+                out.append(cls(root, read_json(f"{root.container_dir(cid)}/container.json")))
+            except (FileNotFoundError, NotADirectoryError, ValueError):
+                continue  # being created or removed right now
+        return sorted(out, key=lambda c: c.record["created"], reverse=True)
+
+    # -- start --------------------------------------------------------------
+
+    def _cgroup(self):
+        if self.cgroup is None:
+            cg = self.record["cgroup"]
+            self.cgroup = cgroups.CgroupV1(dict(cg["paths"])) if cg["version"] == 1 \
+                else cgroups.CgroupV2(cg["paths"][""])
+        return self.cgroup
+
+    def _prepare_rootfs(self):
+        """-> (overlay options, scratch dir or None)."""
+        lowers = self.record["layers"]
+        if self.record["auto_remove"]:
+            scratch = self.root.scratch
+            return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch
+        for d in ("upper", "work", "merged"):
+            try:
+                os.mkdir(f"{self.dir}/{d}", 0o755)
+            except FileExistsError:
+                pass  # a restart keeps the container's changes
+        return overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"), None
+
+    def start(self, stdio=(-1, -1, -1)):
+        """Start the container's process; returns once it has exec'd."""
+        if self.record["state"]["status"] == "running" and self.status == "running":
+            raise Conflict(f"container {self.name} is already running")
+        t = self.trace
+        spec = self.record["spec"]
+        overlay, scratch = self._prepare_rootfs()
+        init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
+        t.mark("rootfs")
+
+        try:
+            pid, release_fd, error_fd = _native.spawn(init)
+        except OSError as e:
+            raise init_error(getattr(e, "step", "clone"), e.errno) from None
+        t.mark("clone")
+        self.pid = pid
+        try:
+            cgroup = self._cgroup()
+            if cgroup.version == 2:
+                cgroup.create(spec["linux"]["resources"])
+            else:
+                cgroup.create()
+            cgroup.set_limits(spec["linux"]["resources"])
+            cgroup.add_process(pid)
+            t.mark("cgroup")
+            _native.release(release_fd)
+            release_fd = -1
+            t.mark("release")
+            failure = _native.wait_exec(error_fd)
+            error_fd = -1
+            if failure:
+                raise init_error(*failure)
+            t.mark("exec")
+        except BaseException:
+            for fd in (release_fd, error_fd):
+                if fd >= 0:
+                    os.close(fd)
+            _kill_and_reap(pid)
+            self.pid = None
+            self._release_resources()
+            raise
+        self.record["state"] = {"status": "running", "pid": pid,
+                                "pid_start": process_start_time(pid), "started": _now()}
+        self._save()
+        return pid
+
+    # -- run-time ---------------------------------------------------------------
+
+    def kill(self, sig=15):
+        if self.pid and pid_alive(self.pid, self.record["state"].get("pid_start")):
+            os.kill(self.pid, sig)
+
+    def wait(self):
+        """Reap the container's init (we must be its parent); record the end.
+        Returns a Result."""
+        _, status = _waitpid(self.pid)
+        code = os.waitstatus_to_exitcode(status)
+        exit_code = 128 - code if code < 0 else code
+        oom = self._cgroup().oom_killed()
+        self.pid = None
+        self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
+                                    finished=_now())
+        self._release_resources()
+        if self.record["auto_remove"]:
+            self.remove()
+        else:
+            self._save()
+        return Result(exit_code, oom_killed=oom, container_id=self.id)
+
+    # -- teardown -------------------------------------------------------------
+
+    def _release_resources(self):
+        """What a stopped container no longer needs: its cgroup."""
+        cgroup = self._cgroup()
+        if cgroup.version == 1:
+            cgroup.created = [p for p in cgroup.paths.values() if os.path.isdir(p)]
+        else:
+            cgroup.created = os.path.isdir(cgroup.path)
+        cgroup.remove()
+
+    def remove(self, force=False):
+        status = self.status
+        if status == "running":
+            if not force:
+                raise Conflict(f"container {self.name} is running: stop it first or use force")
+            pid = self.record["state"]["pid"]
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+            _wait_gone(pid)
+        self._release_resources()
+        release_name(self.root, self.name, self.id)
+        try:
+            os.unlink(f"{self.dir}/container.json")
+            os.rmdir(self.dir)
+        except OSError:
+            remove_tree(self.dir)
+
+
+def cleanup(root=None):
+    """Remove what crashed runs left: records of dead --rm containers, the
+    cgroups of dead containers, staging dirs, dangling names.  Lines out."""
+    root = root if isinstance(root, Root) else Root(root)
+    out = []
+    for c in Container.list(root):
+        if c.status != "dead":
+            continue
+        if c.record["auto_remove"]:
+            c.remove(force=True)
+            out.append(f"removed dead container {c.id[:12]} ({c.name})")
+        else:
+            c._release_resources()
+            c.record["state"].update(status="exited", exit_code=255, finished=_now())
+            c._save()
+            out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
+    for cid in _listdir(root.containers):
+        d = root.container_dir(cid)
+        if not os.path.exists(f"{d}/container.json") and \
+                time.time() - os.stat(d).st_mtime > 60:  # not one being created now
+            remove_tree(d)
+            out.append(f"removed incomplete container dir {cid[:12]}")
+    for name in _listdir(root.names):
+        target = os.readlink(f"{root.names}/{name}")
+        if not os.path.exists(root.container_dir(target)):
+            release_name(root, name, target)
+            out.append(f"released name {name}")
+    for entry in _listdir(root.tmp):
+        # staging dirs are named <kind>-<pid>-<random>: keep live writers' ones
+        parts = entry.split("-")
+        if len(parts) >= 3 and parts[1].isdigit() and os.path.exists(f"/proc/{parts[1]}"):
+            continue
+        remove_tree(f"{root.tmp}/{entry}")
+        out.append(f"removed staging {entry}")
+    return out
+
+
+def _command(image_config, command, entrypoint):
+    entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config.get("Entrypoint") or [])
+    if entrypoint == "":
+        entry = []
+    cmd = list(command) if command else list(image_config.get("Cmd") or []) if entrypoint is None else []
+    args = entry + cmd
+    if not args:
+        raise InvalidArgument("no command given and the image has neither Cmd nor Entrypoint")
+    return args
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def _waitpid(pid):
+    while True:
+        try:
+            return os.waitpid(pid, 0)
+        except ChildProcessError:
+            return pid, 255 << 8
+        except InterruptedError:
+            continue
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    _waitpid(pid)
+
+
+def _wait_gone(pid, timeout=10.0):
+    """Wait for a process that is not our child to disappear."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.005)
+
+
+def run(image, command=None, *, capture_output=False, stdin=None, stdout=None, stderr=None,
+        input=None, root=None, trace=False, **options):
+    """Run a container to completion, like `diyc run --rm`, and return a
+    Result (exit code, output if captured, OOM flag, phase timings).
+
+        diyc.run("busybox", ["echo", "hi"], memory="64m", capture_output=True)
+    """
+    options.setdefault("auto_remove", True)
+    tr = trace if isinstance(trace, Trace) else Trace(enabled=bool(trace))
+    ctr = Container.create(image, command, root=root, trace=tr, **options)
+    pipes = []
+    try:
+        stdio = [-1, -1, -1]
+        if input is not None:
+            r, w = os.pipe()
+            stdio[0] = r
+            pipes.append(["in", w, r])
+        elif stdin is not None:
+            stdio[0] = stdin if isinstance(stdin, int) else stdin.fileno()
+        for i, (want, given) in enumerate(((capture_output, stdout), (capture_output, stderr)), 1):
+            if want:
+                r, w = os.pipe()
+                stdio[i] = w
+                pipes.append(["out" if i == 1 else "err", r, w])
+            elif given is not None:
+                stdio[i] = given if isinstance(given, int) else given.fileno()
+        try:
+            ctr.start(tuple(stdio))
+        finally:
+            for _, _, child_end in pipes:
+                os.close(child_end)
+        out = _communicate(pipes, input)
+        result = ctr.wait()
+    except BaseException:
+        if ctr.pid:
+            _kill_and_reap(ctr.pid)
+            ctr.pid = None
+        try:
+            ctr.remove(force=True)
+        except DiycError:
+            pass
+        raise
+    finally:
+        for _, fd, _ in pipes:
+            if fd >= 0:
+                os.close(fd)
+    result.stdout, result.stderr = out.get("out"), out.get("err")
+    tr.mark("wait")
+    result.timings = tr.as_dict()
+    return result
+
+
+def _communicate(pipes, input):
+    """Feed stdin and collect stdout/stderr until the container closes them."""
+    if not pipes:
+        return {}
+    import select
+    chunks = {kind: [] for kind, _, _ in pipes if kind != "in"}
+    fds = {p[1]: p for p in pipes}
+    pending = memoryview(input or b"")
+    poller = select.poll()
+    for fd, pipe in fds.items():
+        poller.register(fd, select.POLLOUT if pipe[0] == "in" else select.POLLIN)
+    while fds:
+        for fd, _ in poller.poll():
+            pipe = fds[fd]
+            kind = pipe[0]
+            if kind == "in":
+                try:
+                    n = os.write(fd, pending[:65536]) if pending else 0
+                except BrokenPipeError:
+                    n, pending = 0, pending[:0]
+                pending = pending[n:]
+                if not pending:
+                    poller.unregister(fd)
+                    os.close(fd)  # EOF for the container's stdin
+                    pipe[1] = -1
+                    del fds[fd]
+                continue
+            data = os.read(fd, 65536)
+            if data:
+                chunks[kind].append(data)
+            else:
+                poller.unregister(fd)
+                del fds[fd]
+    return {kind: b"".join(c) for kind, c in chunks.items()}
