@@ -47,6 +47,8 @@ cdef extern from "diyc.h":
     struct diyc_init:
         int clone_flags
         int new_cgroupns
+        const int *cgroup_fds
+        int n_cgroup_fds
         int loopback_up
         const char *rootfs
         const char *overlay_options
@@ -138,6 +140,12 @@ def spawn(dict init):
     c.clone_flags = init["clone_flags"]
     c.new_cgroupns = init.get("new_cgroupns", False)
     c.loopback_up = init.get("loopback_up", False)
+    cgroup_fds = init.get("cgroup_fds", ())
+    c.n_cgroup_fds = len(cgroup_fds)
+    cdef int *cg_fds = <int *>arena.alloc(c.n_cgroup_fds, sizeof(int))
+    for i, fd in enumerate(cgroup_fds):
+        cg_fds[i] = fd
+    c.cgroup_fds = cg_fds
     c.rootfs = arena.str(init["rootfs"])
     c.overlay_options = arena.str(init.get("overlay_options"))
     c.scratch = arena.str(init.get("scratch"))

@@ -43,6 +43,8 @@ struct diyc_symlink {
 struct diyc_init {
 	int clone_flags;        /* CLONE_NEW* namespaces created by clone() */
 	int new_cgroupns;       /* unshare(CLONE_NEWCGROUP) once placed in the cgroup */
+	const int *cgroup_fds;  /* open `tasks`/`cgroup.procs` files the child joins */
+	int n_cgroup_fds;
 	int loopback_up;        /* bring `lo` up in a new network namespace */
 
 	/* root filesystem */
@@ -108,6 +110,7 @@ int mask_paths(const struct diyc_init *init, struct diyc_error *err);
 int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
 
 /* process.c: the process steps of container init */
+int join_cgroup(const struct diyc_init *init, struct diyc_error *err);
 int set_hostname(const struct diyc_init *init, struct diyc_error *err);
 int bring_loopback_up(struct diyc_error *err);
 int setup_stdio(const struct diyc_init *init, struct diyc_error *err);

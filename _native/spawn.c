@@ -3,13 +3,15 @@
  *
  *   parent                               child (C only, until execve)
  *   ------                               -----
- *   diyc_spawn: pipes, stack, clone() -> container_init: rootfs, mounts,
- *   (Python: cgroup, network)               /dev, pivot_root, hostname ...
+ *   (Python: cgroup made, limits set)
+ *   diyc_spawn: pipes, stack, clone() -> container_init: join cgroup, cgroup
+ *   (Python: network)                       ns, rootfs, mounts, /dev,
+ *                                           pivot_root, hostname ...
  *   diyc_release: write one byte      ->    wait_for_release
- *                                           cgroup ns, identity, workdir
+ *                                           identity, workdir, fds
  *   diyc_wait_exec: read error pipe  <-     execve (error pipe closes on success)
  *
- * The child prepares its filesystem while the parent sets up cgroups, so
+ * The child builds its filesystem while the parent sets up the network, so
  * the two halves of the start overlap on a multi-core machine.
  */
 #define _GNU_SOURCE
@@ -61,6 +63,13 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	reset_signals();
 	umask(0);
 
+	/* Into the cgroup first, so everything the start allocates (tmpfs and
+	 * overlay pages included) is charged to the container. */
+	if (join_cgroup(init, err) < 0)
+		return -1;
+	if (init->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
+
 	if (setup_stdio(init, err) < 0 ||
 	    make_root_private(err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||
@@ -78,10 +87,6 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	if (wait_for_release(init, err) < 0)
 		return -1;
 
-	/* Only now are we in the container's cgroup: a cgroup namespace made
-	 * earlier would be rooted at diyc's cgroup instead. */
-	if (init->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
 	if (set_identity(init, err) < 0 ||
 	    enter_workdir(init, err) < 0 ||
 	    close_inherited_fds(init->error_fd, err) < 0)

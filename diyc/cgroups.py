@@ -175,6 +175,11 @@ class CgroupV1:
         for path in self.created:
             _write(f"{path}/cgroup.procs", pid)
 
+    def join_files(self):
+        """Files a single-threaded process writes "0" to, to move itself in
+        (see join_cgroup in _native/process.c for why not cgroup.procs)."""
+        return [f"{path}/tasks" for path in self.created]
+
     def oom_killed(self):
         m = self.paths.get("memory")
         try:
@@ -256,6 +261,9 @@ class CgroupV2:
 
     def add_process(self, pid):
         _write(f"{self.path}/cgroup.procs", pid)
+
+    def join_files(self):
+        return [f"{self.path}/cgroup.procs"]
 
     def oom_killed(self):
         try:

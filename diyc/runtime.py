@@ -4,12 +4,13 @@ A start, top to bottom:
 
     config    validate the input, resolve the image, build the OCI spec,
               reserve the name, write the record (so a crash is cleanable)
+    cgroup    create the container's cgroup and set its limits; open the
+              files the child writes to join it
     rootfs    the overlay of the image's layers (upper on disk, or for --rm
               on a tmpfs private to the container)
-    clone     _native.spawn: new namespaces; the child builds its root
-              filesystem in C while we go on
-    cgroup    create the container's cgroup, set limits, move the child in
-    network   (bridge networking hooks in here)
+    clone     _native.spawn: new namespaces; the child joins its cgroup and
+              builds its root filesystem in C while we go on
+    network   (bridge networking hooks in here, while the child mounts)
     release   let the child go on to execve
     exec      wait until execve succeeded, or raise the child's error
 """
@@ -219,41 +220,45 @@ class Container:
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
         spec = self.record["spec"]
-        overlay, scratch = self._prepare_rootfs()
-        init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
-        t.mark("rootfs")
-
-        try:
-            pid, release_fd, error_fd = _native.spawn(init)
-        except OSError as e:
-            raise init_error(getattr(e, "step", "clone"), e.errno) from None
-        t.mark("clone")
-        self.pid = pid
+        pid = None
+        join_fds = []
         try:
             cgroup = self._cgroup()
-            if cgroup.version == 2:
-                cgroup.create(spec["linux"]["resources"])
-            else:
-                cgroup.create()
-            cgroup.set_limits(spec["linux"]["resources"])
-            cgroup.add_process(pid)
+            resources = spec["linux"]["resources"]
+            cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
+            cgroup.set_limits(resources)
+            join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
             t.mark("cgroup")
-            _native.release(release_fd)
-            release_fd = -1
-            t.mark("release")
-            failure = _native.wait_exec(error_fd)
-            error_fd = -1
+
+            overlay, scratch = self._prepare_rootfs()
+            init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
+            init["cgroup_fds"] = join_fds
+            t.mark("rootfs")
+
+            try:
+                pid, release_fd, error_fd = _native.spawn(init)
+            except OSError as e:
+                raise init_error(getattr(e, "step", "clone"), e.errno) from None
+            self.pid = pid
+            t.mark("clone")
+            # (network set-up goes here: the child is paused before execve)
+            try:
+                _native.release(release_fd)
+                t.mark("release")
+            finally:
+                failure = _native.wait_exec(error_fd)
             if failure:
                 raise init_error(*failure)
             t.mark("exec")
         except BaseException:
-            for fd in (release_fd, error_fd):
-                if fd >= 0:
-                    os.close(fd)
-            _kill_and_reap(pid)
+            if pid:
+                _kill_and_reap(pid)
             self.pid = None
             self._release_resources()
             raise
+        finally:
+            for fd in join_fds:
+                os.close(fd)
         self.record["state"] = {"status": "running", "pid": pid,
                                 "pid_start": process_start_time(pid), "started": _now()}
         self._save()
