@@ -1,0 +1,1 @@
+"""Benchmarks for diyc and its peers (runc, crun); run with pytest-benchmark."""
