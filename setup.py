@@ -8,6 +8,7 @@ native = Extension(
         "_native/spawn.c",
         "_native/mounts.c",
         "_native/process.c",
+        "_native/caps.c",
         "_native/error.c",
     ],
     include_dirs=["_native"],

@@ -74,6 +74,10 @@ cdef extern from "diyc.h":
         const gid_t *groups
         int n_groups
         int stdio[3]
+        int set_caps
+        int last_cap
+        unsigned long long cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient
+        int no_new_privs
     struct diyc_child:
         pid_t pid
         int release_fd
@@ -201,6 +205,17 @@ def spawn(dict init):
     stdio = init.get("stdio", (-1, -1, -1))
     for i in range(3):
         c.stdio[i] = stdio[i] if stdio[i] is not None else -1
+
+    caps = init.get("capabilities")
+    c.set_caps = caps is not None
+    c.last_cap = init.get("last_cap", 40)
+    if caps is not None:
+        c.cap_bounding = caps["bounding"]
+        c.cap_effective = caps["effective"]
+        c.cap_permitted = caps["permitted"]
+        c.cap_inheritable = caps["inheritable"]
+        c.cap_ambient = caps["ambient"]
+    c.no_new_privs = init.get("no_new_privs", False)
 
     with nogil:
         r = diyc_spawn(&c, &child, &err)

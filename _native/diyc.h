@@ -7,6 +7,7 @@
 #ifndef DIYC_H
 #define DIYC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Why a step failed: the name of the step, errno, and optional detail.
@@ -77,6 +78,12 @@ struct diyc_init {
 	int n_groups;
 	int stdio[3];           /* fds to become 0, 1, 2; -1 keeps the inherited one */
 
+	/* privileges */
+	int set_caps;           /* 0: keep every capability (privileged) */
+	int last_cap;           /* /proc/sys/kernel/cap_last_cap */
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+	int no_new_privs;
+
 	/* set by diyc_spawn */
 	int sync_fd;            /* child reads: one byte = go, EOF = abort */
 	int error_fd;           /* child writes a struct diyc_error on failure */
@@ -108,6 +115,11 @@ int create_devices(const struct diyc_init *init, struct diyc_error *err);
 int pivot_into_rootfs(const char *rootfs, struct diyc_error *err);
 int mask_paths(const struct diyc_init *init, struct diyc_error *err);
 int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
+
+/* caps.c: the privilege steps of container init */
+int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err);
+int set_caps(const struct diyc_init *init, struct diyc_error *err);
+int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
 
 /* process.c: the process steps of container init */
 int join_cgroup(const struct diyc_init *init, struct diyc_error *err);

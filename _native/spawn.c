@@ -8,7 +8,7 @@
  *   (Python: network)                       ns, rootfs, mounts, /dev,
  *                                           pivot_root, hostname ...
  *   diyc_release: write one byte      ->    wait_for_release
- *                                           identity, workdir, fds
+ *                                           caps, identity, workdir, fds
  *   diyc_wait_exec: read error pipe  <-     execve (error pipe closes on success)
  *
  * The child builds its filesystem while the parent sets up the network, so
@@ -87,7 +87,10 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	if (wait_for_release(init, err) < 0)
 		return -1;
 
-	if (set_identity(init, err) < 0 ||
+	if (drop_bounding_caps(init, err) < 0 ||
+	    set_identity(init, err) < 0 ||
+	    set_caps(init, err) < 0 ||
+	    set_no_new_privs(init, err) < 0 ||
 	    enter_workdir(init, err) < 0 ||
 	    close_inherited_fds(init->error_fd, err) < 0)
 		return -1;

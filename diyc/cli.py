@@ -38,6 +38,10 @@ RUN_OPTIONS = _options(
     ("--network --net", "network", VALUE),
     ("--cgroup-parent", "cgroup_parent", VALUE),
     ("--read-only", "read_only", FLAG),
+    ("--privileged", "privileged", FLAG),
+    ("--cap-add", "cap_add", LIST),
+    ("--cap-drop", "cap_drop", LIST),
+    ("--security-opt", "security_opt", LIST),
     ("--trace", "trace", FLAG),
     ("--help", "help", FLAG),
 )
@@ -70,6 +74,10 @@ run options:
   --network MODE        none (default: loopback only) or host
   --cgroup-parent PATH  parent cgroup (default: diyc's own cgroup)
   --read-only           mount the root filesystem read-only
+  --privileged          keep every capability, no masked paths
+  --cap-add CAP         add a capability (repeatable; ALL for every one)
+  --cap-drop CAP        drop a capability (repeatable; ALL for every one)
+  --security-opt OPT    no-new-privileges
   --trace               print the time of each start phase to stderr
 """
 
@@ -144,7 +152,9 @@ def cmd_run(root, args):
         memory_swap=opts.get("memory_swap"), cpus=opts.get("cpus"),
         pids_limit=opts.get("pids_limit"), network=opts.get("network", "none"),
         auto_remove=opts.get("rm", False), cgroup_parent=opts.get("cgroup_parent"),
-        read_only=opts.get("read_only", False), root=root, trace=trace)
+        read_only=opts.get("read_only", False), privileged=opts.get("privileged", False),
+        cap_add=opts.get("cap_add"), cap_drop=opts.get("cap_drop"),
+        security_opt=opts.get("security_opt"), root=root, trace=trace)
     restore = _forward_signals(ctr)
     try:
         ctr.start()

@@ -141,24 +141,30 @@ def default_mounts():
 
 
 def make_spec(args, *, env, cwd="/", uid=0, gid=0, groups=(), hostname=None,
-              rootfs, readonly=False, network="none", res=None, mounts=None):
-    """A runtime-spec config for one container."""
+              rootfs, readonly=False, network="none", res=None, mounts=None,
+              capabilities=None, no_new_privileges=False, masked_paths=(), readonly_paths=()):
+    """A runtime-spec config for one container.  capabilities=None keeps
+    every capability (privileged)."""
+    process = {
+        "terminal": False,
+        "user": {"uid": uid, "gid": gid, "additionalGids": list(groups)},
+        "args": list(args),
+        "env": list(env),
+        "cwd": cwd or "/",
+        "noNewPrivileges": no_new_privileges,
+    }
+    if capabilities is not None:
+        process["capabilities"] = capabilities
     return {
         "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": False,
-            "user": {"uid": uid, "gid": gid, "additionalGids": list(groups)},
-            "args": list(args),
-            "env": list(env),
-            "cwd": cwd or "/",
-        },
+        "process": process,
         "root": {"path": rootfs, "readonly": readonly},
         "hostname": hostname,
         "mounts": default_mounts() + list(mounts or ()),
         "linux": {
             "namespaces": default_namespaces(network),
             "resources": res or {},
-            "maskedPaths": [],
-            "readonlyPaths": [],
+            "maskedPaths": list(masked_paths),
+            "readonlyPaths": list(readonly_paths),
         },
     }

@@ -105,4 +105,14 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "gid": user.get("gid", 0),
         "groups": user.get("additionalGids", ()),
         "stdio": stdio,
+        **_privileges(process),
     }
+
+
+def _privileges(process):
+    from .security import capability_masks, last_cap
+    out = {"no_new_privs": bool(process.get("noNewPrivileges"))}
+    if "capabilities" in process:
+        out["capabilities"] = capability_masks(process["capabilities"])
+        out["last_cap"] = last_cap()
+    return out

@@ -90,7 +90,8 @@ class Container:
     def create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
                pids_limit=None, network="none", auto_remove=False, cgroup_parent=None,
-               read_only=False, root=None, trace=None):
+               read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
+               root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
@@ -108,6 +109,9 @@ class Container:
             config.check_hostname(hostname)
         if workdir is not None and not workdir.startswith("/"):
             raise InvalidArgument(f"invalid working directory {workdir!r}: must be absolute")
+        from . import security
+        sec = security.parse_security_opts(security_opt)
+        caps = None if privileged else security.capability_set(cap_add, cap_drop)
 
         store = ImageStore(root.ensure())
         image_record = store.get(image)
@@ -130,7 +134,11 @@ class Container:
         spec = config.make_spec(
             args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
-            readonly=read_only, network=network, res=res)
+            readonly=read_only, network=network, res=res,
+            capabilities=None if caps is None else security.process_capabilities(caps, uid),
+            no_new_privileges=sec["no_new_privileges"],
+            masked_paths=() if privileged else security.MASKED_PATHS,
+            readonly_paths=() if privileged else security.READONLY_PATHS)
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
         record = {
             "id": cid,

@@ -1,0 +1,67 @@
+/*
+ * Capabilities and no_new_privs: the privilege steps of container init.
+ *
+ * Order matters.  The bounding set is reduced while we still hold
+ * CAP_SETPCAP; PR_SET_KEEPCAPS keeps the permitted set across setuid() so
+ * the sets asked for apply whatever the uid; capset() then sets exactly
+ * effective/permitted/inheritable, and the ambient set is rebuilt last.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "diyc.h"
+
+static int has(uint64_t set, int cap)
+{
+	return (set >> cap) & 1;
+}
+
+int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (!init->set_caps)
+		return 0;
+	for (int cap = 0; cap <= init->last_cap; cap++) {
+		if (has(init->cap_bounding, cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return diyc_fail(err, "drop_bounding_caps", errno, NULL);
+	}
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return diyc_fail(err, "keepcaps", errno, NULL);
+	return 0;
+}
+
+int set_caps(const struct diyc_init *init, struct diyc_error *err)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (!init->set_caps)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		data[i].effective = (uint32_t)(init->cap_effective >> (32 * i));
+		data[i].permitted = (uint32_t)(init->cap_permitted >> (32 * i));
+		data[i].inheritable = (uint32_t)(init->cap_inheritable >> (32 * i));
+	}
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return diyc_fail(err, "capset", errno, NULL);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return diyc_fail(err, "ambient_caps", errno, NULL);
+	for (int cap = 0; cap <= init->last_cap; cap++) {
+		if (has(init->cap_ambient, cap) &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+			return diyc_fail(err, "ambient_caps", errno, NULL);
+	}
+	return 0;
+}
+
+int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (init->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return diyc_fail(err, "no_new_privs", errno, NULL);
+	return 0;
+}
