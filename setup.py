@@ -9,6 +9,7 @@ native = Extension(
         "_native/mounts.c",
         "_native/process.c",
         "_native/caps.c",
+        "_native/seccomp.c",
         "_native/error.c",
     ],
     include_dirs=["_native"],

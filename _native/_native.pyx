@@ -78,6 +78,7 @@ cdef extern from "diyc.h":
         int last_cap
         unsigned long long cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient
         int no_new_privs
+        int seccomp
     struct diyc_child:
         pid_t pid
         int release_fd
@@ -216,6 +217,7 @@ def spawn(dict init):
         c.cap_inheritable = caps["inheritable"]
         c.cap_ambient = caps["ambient"]
     c.no_new_privs = init.get("no_new_privs", False)
+    c.seccomp = {"unconfined": 0, "default": 1}[init.get("seccomp", "unconfined")]
 
     with nogil:
         r = diyc_spawn(&c, &child, &err)

@@ -83,12 +83,15 @@ struct diyc_init {
 	int last_cap;           /* /proc/sys/kernel/cap_last_cap */
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int no_new_privs;
+	int seccomp;            /* DIYC_SECCOMP_* */
 
 	/* set by diyc_spawn */
 	int sync_fd;            /* child reads: one byte = go, EOF = abort */
 	int error_fd;           /* child writes a struct diyc_error on failure */
 	int parent_fds[2];      /* the parent's pipe ends, closed first in the child */
 };
+
+enum { DIYC_SECCOMP_UNCONFINED = 0, DIYC_SECCOMP_DEFAULT = 1 };
 
 struct diyc_child {
 	pid_t pid;
@@ -120,6 +123,10 @@ int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
 int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
+
+/* seccomp.c */
+int install_seccomp(const struct diyc_init *init, struct diyc_error *err);
+int has_cap(const struct diyc_init *init, int cap);
 
 /* process.c: the process steps of container init */
 int join_cgroup(const struct diyc_init *init, struct diyc_error *err);

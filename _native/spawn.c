@@ -87,7 +87,10 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	if (wait_for_release(init, err) < 0)
 		return -1;
 
-	if (drop_bounding_caps(init, err) < 0 ||
+	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
+	 * no_new_privs); the calls after it are all allowed by the filter. */
+	if (install_seccomp(init, err) < 0 ||
+	    drop_bounding_caps(init, err) < 0 ||
 	    set_identity(init, err) < 0 ||
 	    set_caps(init, err) < 0 ||
 	    set_no_new_privs(init, err) < 0 ||

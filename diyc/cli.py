@@ -77,7 +77,7 @@ run options:
   --privileged          keep every capability, no masked paths
   --cap-add CAP         add a capability (repeatable; ALL for every one)
   --cap-drop CAP        drop a capability (repeatable; ALL for every one)
-  --security-opt OPT    no-new-privileges
+  --security-opt OPT    no-new-privileges, seccomp=unconfined
   --trace               print the time of each start phase to stderr
 """
 

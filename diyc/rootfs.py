@@ -19,6 +19,10 @@ DEFAULT_DEVICES = (
     ("/dev/tty", stat.S_IFCHR | 0o666, 5, 0),
 )
 
+# Which built-in seccomp filter the native init installs ("default" or
+# "unconfined"); an OCI `linux.seccomp` profile is not supported yet.
+SECCOMP_ANNOTATION = "org.diyc.seccomp"
+
 DEFAULT_SYMLINKS = (
     ("/proc/self/fd", "/dev/fd"),
     ("/proc/self/fd/0", "/dev/stdin"),
@@ -105,6 +109,7 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "gid": user.get("gid", 0),
         "groups": user.get("additionalGids", ()),
         "stdio": stdio,
+        "seccomp": spec.get("annotations", {}).get(SECCOMP_ANNOTATION, "unconfined"),
         **_privileges(process),
     }
 

@@ -21,7 +21,7 @@ import time
 from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
 from .images import ImageStore
-from .rootfs import init_config, overlay_options
+from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options
 from .state import Root, pid_alive, process_start_time, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
@@ -139,6 +139,8 @@ class Container:
             no_new_privileges=sec["no_new_privileges"],
             masked_paths=() if privileged else security.MASKED_PATHS,
             readonly_paths=() if privileged else security.READONLY_PATHS)
+        spec["annotations"] = {SECCOMP_ANNOTATION: "unconfined" if privileged else
+                               sec["seccomp"] or "default"}
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
         record = {
             "id": cid,

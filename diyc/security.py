@@ -86,6 +86,9 @@ def parse_security_opts(opts):
                 raise InvalidArgument(f"invalid --security-opt {opt!r}")
             out["no_new_privileges"] = value != "false"
         elif key == "seccomp" and sep:
+            if value not in ("unconfined", "default"):
+                raise InvalidArgument(f"--security-opt seccomp={value}: custom profiles are not "
+                                      "supported yet (use default or unconfined)")
             out["seccomp"] = value
         elif key in ("apparmor", "label"):
             raise InvalidArgument(f"--security-opt {key}= is not supported on this host")
