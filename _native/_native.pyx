@@ -79,6 +79,15 @@ cdef extern from "diyc.h":
         unsigned long long cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient
         int no_new_privs
         int seccomp
+        diyc_rlimit *rlimits
+        int n_rlimits
+        const char *oom_score_adj
+        const char **sysctl_paths
+        const char **sysctl_values
+        int n_sysctls
+    struct diyc_rlimit:
+        int resource
+        unsigned long long soft, hard
     struct diyc_child:
         pid_t pid
         int release_fd
@@ -218,6 +227,19 @@ def spawn(dict init):
         c.cap_ambient = caps["ambient"]
     c.no_new_privs = init.get("no_new_privs", False)
     c.seccomp = {"unconfined": 0, "default": 1}[init.get("seccomp", "unconfined")]
+    rlimits = init.get("rlimits", ())
+    c.n_rlimits = len(rlimits)
+    c.rlimits = <diyc_rlimit *>arena.alloc(c.n_rlimits, sizeof(diyc_rlimit))
+    for i, (resource, soft, hard) in enumerate(rlimits):
+        c.rlimits[i].resource = resource
+        c.rlimits[i].soft = soft
+        c.rlimits[i].hard = hard
+    oom = init.get("oom_score_adj")
+    c.oom_score_adj = arena.str(None if oom is None else str(oom))
+    sysctls = init.get("sysctls", ())
+    c.n_sysctls = len(sysctls)
+    c.sysctl_paths = <const char **>arena.strv([p for p, _ in sysctls])
+    c.sysctl_values = <const char **>arena.strv([v for _, v in sysctls])
 
     with nogil:
         r = diyc_spawn(&c, &child, &err)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -69,5 +70,16 @@ int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err)
 {
 	if (init->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return diyc_fail(err, "no_new_privs", errno, NULL);
+	return 0;
+}
+
+int set_rlimits(const struct diyc_init *init, struct diyc_error *err)
+{
+	for (int i = 0; i < init->n_rlimits; i++) {
+		struct rlimit rl = { init->rlimits[i].soft, init->rlimits[i].hard };
+
+		if (setrlimit(init->rlimits[i].resource, &rl) < 0)
+			return diyc_fail(err, "setrlimit", errno, NULL);
+	}
 	return 0;
 }

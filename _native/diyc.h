@@ -41,6 +41,11 @@ struct diyc_symlink {
 	const char *linkpath;
 };
 
+struct diyc_rlimit {
+	int resource;
+	unsigned long long soft, hard;
+};
+
 struct diyc_init {
 	int clone_flags;        /* CLONE_NEW* namespaces created by clone() */
 	int new_cgroupns;       /* unshare(CLONE_NEWCGROUP) once placed in the cgroup */
@@ -84,6 +89,12 @@ struct diyc_init {
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int no_new_privs;
 	int seccomp;            /* DIYC_SECCOMP_* */
+	struct diyc_rlimit *rlimits;
+	int n_rlimits;
+	const char *oom_score_adj;   /* written to /proc/self/oom_score_adj, or NULL */
+	const char **sysctl_paths;   /* /proc/sys/... inside the container */
+	const char **sysctl_values;
+	int n_sysctls;
 
 	/* set by diyc_spawn */
 	int sync_fd;            /* child reads: one byte = go, EOF = abort */
@@ -123,6 +134,7 @@ int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
 int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
+int set_rlimits(const struct diyc_init *init, struct diyc_error *err);
 
 /* seccomp.c */
 int install_seccomp(const struct diyc_init *init, struct diyc_error *err);
@@ -130,6 +142,8 @@ int has_cap(const struct diyc_init *init, int cap);
 
 /* process.c: the process steps of container init */
 int join_cgroup(const struct diyc_init *init, struct diyc_error *err);
+int write_proc_settings(const struct diyc_init *init, struct diyc_error *err);
+int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err);
 int set_hostname(const struct diyc_init *init, struct diyc_error *err);
 int bring_loopback_up(struct diyc_error *err);
 int setup_stdio(const struct diyc_init *init, struct diyc_error *err);

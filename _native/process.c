@@ -41,6 +41,35 @@ int join_cgroup(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+static int write_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	r = write(fd, value, strlen(value));
+	close(fd);
+	return r < 0 ? -1 : 0;
+}
+
+/* Namespaced sysctls, written through the container's own /proc before
+ * /proc/sys is made read-only. */
+int write_proc_settings(const struct diyc_init *init, struct diyc_error *err)
+{
+	for (int i = 0; i < init->n_sysctls; i++)
+		if (write_file(init->sysctl_paths[i], init->sysctl_values[i]) < 0)
+			return diyc_fail(err, "sysctl", errno, init->sysctl_paths[i]);
+	return 0;
+}
+
+int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (init->oom_score_adj && write_file("/proc/self/oom_score_adj", init->oom_score_adj) < 0)
+		return diyc_fail(err, "oom_score_adj", errno, init->oom_score_adj);
+	return 0;
+}
+
 int set_hostname(const struct diyc_init *init, struct diyc_error *err)
 {
 	if (init->hostname && sethostname(init->hostname, strlen(init->hostname)) < 0)

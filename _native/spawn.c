@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,10 +63,15 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	close(init->parent_fds[1]);
 	reset_signals();
 	umask(0);
+	/* Until execve we are a copy of the runtime: not dumpable, so nothing in
+	 * the container can open our /proc/PID/exe (the CVE-2019-5736 lesson).
+	 * execve of the container's binary makes the process dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return diyc_fail(err, "set_dumpable", errno, NULL);
 
 	/* Into the cgroup first, so everything the start allocates (tmpfs and
 	 * overlay pages included) is charged to the container. */
-	if (join_cgroup(init, err) < 0)
+	if (join_cgroup(init, err) < 0 || set_oom_score_adj(init, err) < 0)
 		return -1;
 	if (init->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
@@ -76,6 +82,7 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	    mount_all(init, err) < 0 ||
 	    create_devices(init, err) < 0 ||
 	    pivot_into_rootfs(init->rootfs, err) < 0 ||
+	    write_proc_settings(init, err) < 0 ||
 	    mask_paths(init, err) < 0 ||
 	    make_workdir(init, err) < 0 ||
 	    remount_root_readonly(init, err) < 0 ||
@@ -89,7 +96,8 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 
 	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
 	 * no_new_privs); the calls after it are all allowed by the filter. */
-	if (install_seccomp(init, err) < 0 ||
+	if (set_rlimits(init, err) < 0 ||
+	    install_seccomp(init, err) < 0 ||
 	    drop_bounding_caps(init, err) < 0 ||
 	    set_identity(init, err) < 0 ||
 	    set_caps(init, err) < 0 ||

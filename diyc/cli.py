@@ -42,6 +42,11 @@ RUN_OPTIONS = _options(
     ("--cap-add", "cap_add", LIST),
     ("--cap-drop", "cap_drop", LIST),
     ("--security-opt", "security_opt", LIST),
+    ("--ulimit", "ulimits", LIST),
+    ("--sysctl", "sysctls", LIST),
+    ("--oom-score-adj", "oom_score_adj", VALUE),
+    ("--device", "devices", LIST),
+    ("--tmpfs", "tmpfs", LIST),
     ("--trace", "trace", FLAG),
     ("--help", "help", FLAG),
 )
@@ -78,6 +83,11 @@ run options:
   --cap-add CAP         add a capability (repeatable; ALL for every one)
   --cap-drop CAP        drop a capability (repeatable; ALL for every one)
   --security-opt OPT    no-new-privileges, seccomp=unconfined
+  --ulimit NAME=S[:H]   resource limit (e.g. nofile=1024:2048)
+  --sysctl KEY=VALUE    namespaced sysctl (net.*, kernel.shm*, kernel.msg*, ...)
+  --oom-score-adj N     the container's OOM score adjustment
+  --device HOST[:CTR][:rwm]  give the container a host device
+  --tmpfs PATH[:OPTS]   mount a tmpfs (e.g. with --read-only)
   --trace               print the time of each start phase to stderr
 """
 
@@ -154,7 +164,9 @@ def cmd_run(root, args):
         auto_remove=opts.get("rm", False), cgroup_parent=opts.get("cgroup_parent"),
         read_only=opts.get("read_only", False), privileged=opts.get("privileged", False),
         cap_add=opts.get("cap_add"), cap_drop=opts.get("cap_drop"),
-        security_opt=opts.get("security_opt"), root=root, trace=trace)
+        security_opt=opts.get("security_opt"), ulimits=opts.get("ulimits"),
+        sysctls=opts.get("sysctls"), oom_score_adj=opts.get("oom_score_adj"),
+        devices=opts.get("devices"), tmpfs=opts.get("tmpfs"), root=root, trace=trace)
     restore = _forward_signals(ctr)
     try:
         ctr.start()

@@ -142,7 +142,8 @@ def default_mounts():
 
 def make_spec(args, *, env, cwd="/", uid=0, gid=0, groups=(), hostname=None,
               rootfs, readonly=False, network="none", res=None, mounts=None,
-              capabilities=None, no_new_privileges=False, masked_paths=(), readonly_paths=()):
+              capabilities=None, no_new_privileges=False, masked_paths=(), readonly_paths=(),
+              rlimits=(), oom_score_adj=None, sysctl=None, devices=()):
     """A runtime-spec config for one container.  capabilities=None keeps
     every capability (privileged)."""
     process = {
@@ -155,6 +156,10 @@ def make_spec(args, *, env, cwd="/", uid=0, gid=0, groups=(), hostname=None,
     }
     if capabilities is not None:
         process["capabilities"] = capabilities
+    if rlimits:
+        process["rlimits"] = list(rlimits)
+    if oom_score_adj is not None:
+        process["oomScoreAdj"] = oom_score_adj
     return {
         "ociVersion": OCI_VERSION,
         "process": process,
@@ -166,5 +171,7 @@ def make_spec(args, *, env, cwd="/", uid=0, gid=0, groups=(), hostname=None,
             "resources": res or {},
             "maskedPaths": list(masked_paths),
             "readonlyPaths": list(readonly_paths),
+            "sysctl": dict(sysctl or {}),
+            "devices": list(devices),
         },
     }

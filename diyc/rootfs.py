@@ -96,7 +96,8 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "scratch": scratch,
         "readonly_root": spec["root"].get("readonly", False),
         "mounts": native_mounts(spec.get("mounts", ())),
-        "devices": [(path, mode, os.makedev(major, minor)) for path, mode, major, minor in DEFAULT_DEVICES],
+        "devices": [(path, mode, os.makedev(major, minor)) for path, mode, major, minor in DEFAULT_DEVICES]
+                   + [_native_device(d) for d in linux.get("devices", ())],
         "symlinks": list(DEFAULT_SYMLINKS),
         "masked_paths": linux.get("maskedPaths", ()),
         "readonly_paths": linux.get("readonlyPaths", ()),
@@ -109,14 +110,25 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "gid": user.get("gid", 0),
         "groups": user.get("additionalGids", ()),
         "stdio": stdio,
+        "sysctls": [(f"/proc/sys/{k.replace('.', '/')}", str(v)) for k, v in linux.get("sysctl", {}).items()],
+        "oom_score_adj": process.get("oomScoreAdj"),
         "seccomp": spec.get("annotations", {}).get(SECCOMP_ANNOTATION, "unconfined"),
         **_privileges(process),
     }
 
 
+def _native_device(d):
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+    if d.get("type") not in kinds or not d.get("path", "").startswith("/"):
+        raise InvalidArgument(f"invalid device {d!r}")
+    return (d["path"], kinds[d["type"]] | (d.get("fileMode") or 0o666),
+            os.makedev(d.get("major", 0), d.get("minor", 0)))
+
+
 def _privileges(process):
-    from .security import capability_masks, last_cap
-    out = {"no_new_privs": bool(process.get("noNewPrivileges"))}
+    from .security import capability_masks, last_cap, native_rlimits
+    out = {"no_new_privs": bool(process.get("noNewPrivileges")),
+           "rlimits": native_rlimits(process.get("rlimits"))}
     if "capabilities" in process:
         out["capabilities"] = capability_masks(process["capabilities"])
         out["last_cap"] = last_cap()

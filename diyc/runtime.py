@@ -91,6 +91,7 @@ class Container:
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
                pids_limit=None, network="none", auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
+               ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
                root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
@@ -112,6 +113,19 @@ class Container:
         from . import security
         sec = security.parse_security_opts(security_opt)
         caps = None if privileged else security.capability_set(cap_add, cap_drop)
+        rlimits = [security.parse_ulimit(u) for u in ulimits or ()]
+        sysctl = dict(security.parse_sysctl(s, network) for s in sysctls or ())
+        if oom_score_adj is not None:
+            try:
+                oom_score_adj = int(oom_score_adj)
+            except ValueError:
+                oom_score_adj = None
+            if oom_score_adj is None or not -1000 <= oom_score_adj <= 1000:
+                raise InvalidArgument("invalid --oom-score-adj: expected an integer in [-1000, 1000]")
+        extra_devices = [security.parse_device(d) for d in devices or ()]
+        res["devices"] = ([{"allow": True, "type": "a", "access": "rwm"}] if privileged
+                          else security.default_device_rules() + [r for _, r in extra_devices])
+        mounts = [_tmpfs_mount(t) for t in tmpfs or ()]
 
         store = ImageStore(root.ensure())
         image_record = store.get(image)
@@ -138,7 +152,9 @@ class Container:
             capabilities=None if caps is None else security.process_capabilities(caps, uid),
             no_new_privileges=sec["no_new_privileges"],
             masked_paths=() if privileged else security.MASKED_PATHS,
-            readonly_paths=() if privileged else security.READONLY_PATHS)
+            readonly_paths=() if privileged else security.READONLY_PATHS,
+            rlimits=rlimits, oom_score_adj=oom_score_adj, sysctl=sysctl,
+            devices=[d for d, _ in extra_devices], mounts=mounts)
         spec["annotations"] = {SECCOMP_ANNOTATION: "unconfined" if privileged else
                                sec["seccomp"] or "default"}
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
@@ -363,6 +379,15 @@ def cleanup(root=None):
         remove_tree(f"{root.tmp}/{entry}")
         out.append(f"removed staging {entry}")
     return out
+
+
+def _tmpfs_mount(value):
+    """--tmpfs PATH[:OPTIONS] -> an OCI tmpfs mount."""
+    path, _, options = value.partition(":")
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise InvalidArgument(f"invalid --tmpfs path {path!r}: must be absolute")
+    opts = ["nosuid", "nodev"] + [o for o in options.split(",") if o]
+    return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": opts}
 
 
 def _command(image_config, command, entrypoint):

@@ -95,3 +95,93 @@ def parse_security_opts(opts):
         else:
             raise InvalidArgument(f"invalid --security-opt {opt!r}")
     return out
+
+
+RLIMITS = {
+    "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+    "nofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12,
+    "nice": 13, "rtprio": 14, "rttime": 15,
+}
+
+
+def parse_ulimit(value):
+    """docker's --ulimit NAME=SOFT[:HARD] -> OCI process.rlimits entry."""
+    name, sep, limits = value.partition("=")
+    if not sep or name not in RLIMITS:
+        raise InvalidArgument(f"invalid --ulimit {value!r}: expected NAME=SOFT[:HARD], "
+                              f"NAME one of {', '.join(RLIMITS)}")
+    soft, _, hard = limits.partition(":")
+    try:
+        soft_n = (1 << 64) - 1 if soft == "-1" else int(soft)
+        hard_n = soft_n if not hard else (1 << 64) - 1 if hard == "-1" else int(hard)
+    except ValueError:
+        raise InvalidArgument(f"invalid --ulimit {value!r}: limits must be integers") from None
+    if soft_n < 0 or hard_n < 0 or soft_n > hard_n:
+        raise InvalidArgument(f"invalid --ulimit {value!r}: soft limit above hard limit")
+    return {"type": f"RLIMIT_{name.upper()}", "soft": soft_n, "hard": hard_n}
+
+
+def native_rlimits(rlimits):
+    return [(RLIMITS[r["type"].removeprefix("RLIMIT_").lower()], r["soft"], r["hard"])
+            for r in rlimits or ()]
+
+
+# Sysctls that only affect the container's own namespaces (docker's list):
+# IPC keys need the IPC namespace, net.* the network namespace.
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def parse_sysctl(value, network):
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise InvalidArgument(f"invalid --sysctl {value!r}: expected KEY=VALUE")
+    if key.startswith("net."):
+        if network == "host":
+            raise InvalidArgument(f"--sysctl {key}: not allowed with --network host "
+                                  "(it would change the host)")
+    elif key not in _IPC_SYSCTLS and not key.startswith("fs.mqueue."):
+        raise InvalidArgument(f"--sysctl {key}: not a namespaced sysctl; refusing to change "
+                              "the host's kernel")
+    if "/" in key or ".." in key:
+        raise InvalidArgument(f"invalid --sysctl key {key!r}")
+    return key, val
+
+
+def parse_device(value):
+    """--device HOST[:CONTAINER][:PERMS] -> (OCI linux.devices entry, cgroup rule)."""
+    import os
+    import stat
+    parts = value.split(":")
+    host = parts[0]
+    ctr = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+    perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    if not perms or set(perms) - set("rwm") or len(parts) > 3:
+        raise InvalidArgument(f"invalid --device {value!r}: expected HOST[:CONTAINER][:rwm]")
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise InvalidArgument(f"--device {host}: {e.strerror}") from None
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise InvalidArgument(f"--device {host}: not a device node")
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    device = {"path": ctr, "type": kind, "major": major, "minor": minor,
+              "fileMode": stat.S_IMODE(st.st_mode), "uid": 0, "gid": 0}
+    rule = {"allow": True, "type": kind, "major": major, "minor": minor, "access": perms}
+    return device, rule
+
+
+def default_device_rules():
+    """The devices cgroup: deny all, allow what /dev holds, and mknod (only
+    mknod: a node made for a disk cannot be opened)."""
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "access": "m"},
+             {"allow": True, "type": "b", "access": "m"}]
+    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
+                         (136, None), (10, 200)):
+        rules.append({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"})
+    return rules
