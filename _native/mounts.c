@@ -115,7 +115,9 @@ int mount_rootfs(const struct diyc_init *init, struct diyc_error *err)
 		/* Upper and work dirs of an ephemeral container live on a tmpfs that
 		 * exists only in its mount namespace: nothing to write to disk, and
 		 * nothing to clean up on the host when it dies. */
-		if (mount("tmpfs", init->scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		/* No nodev/nosuid: the upper layer must behave like a disk-backed
+		 * one; device access is the devices cgroup's business. */
+		if (mount("tmpfs", init->scratch, "tmpfs", 0, "mode=0755") < 0)
 			return diyc_fail(err, "mount_scratch", errno, init->scratch);
 		static const char *const dirs[] = { "upper", "work", "merged" };
 		for (size_t i = 0; i < 3; i++) {

@@ -28,8 +28,8 @@
 #define MAX_INSNS 512
 #define ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n))
 
-/* A rule denies `nr`; with n_values, only when ((arg & mask) in values)
- * differs from `allow_listed` (allow_listed: the values are the allowed ones). */
+/* A rule denies `nr`.  With n_values, it looks at (arg & mask): allow_listed
+ * rules deny unless it is one of the values, others deny only if it is. */
 struct rule {
 	int nr;
 	int err;
@@ -71,68 +71,90 @@ static void emit(struct program *p, unsigned short code, unsigned int k, unsigne
 	p->n++;  /* counted even when full, so the caller can tell */
 }
 
-static void emit_deny(struct program *p, int err)
+/* The verdict of one rule, placed after the dispatch table. */
+static void emit_block(struct program *p, const struct rule *r)
 {
-	emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA), 0, 0);
+	unsigned int deny = SECCOMP_RET_ERRNO | (r->err & SECCOMP_RET_DATA);
+	int n = r->n_values;
+
+	if (!n) {
+		emit(p, BPF_RET | BPF_K, deny, 0, 0);
+		return;
+	}
+	emit(p, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
+	emit(p, BPF_ALU | BPF_AND | BPF_K, r->mask, 0, 0);
+	for (int i = 0; i < n; i++)
+		emit(p, BPF_JMP | BPF_JEQ | BPF_K, r->values[i], n - i, 0);
+	/* not in the set */
+	emit(p, BPF_RET | BPF_K, r->allow_listed ? deny : SECCOMP_RET_ALLOW, 0, 0);
+	/* in the set */
+	emit(p, BPF_RET | BPF_K, r->allow_listed ? SECCOMP_RET_ALLOW : deny, 0, 0);
+}
+
+static int block_size(const struct rule *r)
+{
+	return r->n_values ? r->n_values + 4 : 1;
+}
+
+static int collect_rules(struct rule *rules, int sys_admin)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(always_denied) / sizeof(always_denied[0]); i++)
+		rules[n++] = (struct rule){ .nr = always_denied[i], .err = EPERM };
+	if (!sys_admin) {
+		for (size_t i = 0; i < sizeof(admin_only) / sizeof(admin_only[0]); i++)
+			rules[n++] = (struct rule){ .nr = admin_only[i], .err = EPERM };
+		/* clone: fine for threads and processes, not for new namespaces */
+		rules[n++] = (struct rule){ .nr = SYS_clone, .err = EPERM, .arg = 0,
+					    .mask = NS_CLONE_FLAGS, .allow_listed = 1,
+					    .n_values = 1, .values = { 0 } };
+		/* clone3 hides its flags behind a pointer: ENOSYS makes libc use clone */
+		rules[n++] = (struct rule){ .nr = SYS_clone3, .err = ENOSYS };
+	}
+	/* personality: only the values docker allows (Linux, +UNAME26,
+	 * +ADDR_NO_RANDOMIZE, and the query) */
+	rules[n++] = (struct rule){ .nr = SYS_personality, .err = EPERM, .arg = 0, .mask = 0xffffffff,
+				    .allow_listed = 1, .n_values = 5,
+				    .values = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff } };
+	return n;
 }
 
 /*
- *        ld  nr
- *        jeq NR ? next : NEXT_RULE
- *        ld  arg (low word); and mask
- *        jeq v0 ? IN : next   ...  jeq vN-1 ? IN : next
- *  NOT:  ja  (allow-listed: DENY; deny-listed: NEXT_RULE)
- *  IN:   ja  (allow-listed: NEXT_RULE; deny-listed: DENY)
- *  DENY: ret ERRNO
+ *   ld arch; not x86_64 -> EPERM          (i386/x32 numbers would bypass the rules)
+ *   ld nr;   x32 bit set -> EPERM
+ *   jeq nr_0 -> block_0 ... jeq nr_N -> block_N      one compare per rule
+ *   ret ALLOW
+ *   block_i: ret ERRNO, or an argument check ending in ALLOW/ERRNO
+ *
+ * Only the blocks look at arguments, so the kernel's seccomp action cache
+ * can see that every other call is always allowed and skip the filter.
  */
-static void emit_rule(struct program *p, const struct rule *r)
+static int build_default_filter(struct program *p, int sys_admin)
 {
-	int n = r->n_values;
-
-	emit(p, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr), 0, 0);
-	emit(p, BPF_JMP | BPF_JEQ | BPF_K, r->nr, 0, n ? n + 5 : 1);
-	if (n) {
-		emit(p, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
-		emit(p, BPF_ALU | BPF_AND | BPF_K, r->mask, 0, 0);
-		for (int i = 0; i < n; i++)
-			emit(p, BPF_JMP | BPF_JEQ | BPF_K, r->values[i], n - i, 0);
-		emit(p, BPF_JMP | BPF_JA, r->allow_listed ? 1 : 2, 0, 0);
-		emit(p, BPF_JMP | BPF_JA, r->allow_listed ? 1 : 0, 0, 0);
-	}
-	emit_deny(p, r->err);
-}
-
-static void build_default_filter(struct program *p, int sys_admin)
-{
-	struct rule r;
+	struct rule rules[80];
+	int n = collect_rules(rules, sys_admin);
+	int header = 6, block_at = header + n + 1;
 
 	p->n = 0;
-	/* Only the native ABI: i386 and x32 numbers would bypass the rules. */
 	emit(p, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch), 0, 0);
 	emit(p, BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-	emit_deny(p, EPERM);
+	emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM, 0, 0);
 	emit(p, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr), 0, 0);
 	emit(p, BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-	emit_deny(p, EPERM);
+	emit(p, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM, 0, 0);
+	for (int i = 0; i < n; i++) {
+		int jump = block_at - (header + i + 1);
 
-	for (size_t i = 0; i < sizeof(always_denied) / sizeof(always_denied[0]); i++)
-		emit_rule(p, &(struct rule){ .nr = always_denied[i], .err = EPERM });
-	if (!sys_admin) {
-		for (size_t i = 0; i < sizeof(admin_only) / sizeof(admin_only[0]); i++)
-			emit_rule(p, &(struct rule){ .nr = admin_only[i], .err = EPERM });
-		/* clone: fine for threads and processes, not for new namespaces */
-		r = (struct rule){ .nr = SYS_clone, .err = EPERM, .arg = 0, .mask = NS_CLONE_FLAGS,
-				   .allow_listed = 1, .n_values = 1, .values = { 0 } };
-		emit_rule(p, &r);
-		/* clone3 hides its flags behind a pointer: ENOSYS makes libc use clone */
-		emit_rule(p, &(struct rule){ .nr = SYS_clone3, .err = ENOSYS });
+		if (jump > 255)
+			return -1;
+		emit(p, BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, jump, 0);
+		block_at += block_size(&rules[i]);
 	}
-	/* personality: only the values docker allows (Linux, +UNAME26, +ADDR_NO_RANDOMIZE, query) */
-	r = (struct rule){ .nr = SYS_personality, .err = EPERM, .arg = 0, .mask = 0xffffffff,
-			   .allow_listed = 1, .n_values = 5,
-			   .values = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff } };
-	emit_rule(p, &r);
 	emit(p, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
+	for (int i = 0; i < n; i++)
+		emit_block(p, &rules[i]);
+	return 0;
 }
 
 int install_seccomp(const struct diyc_init *init, struct diyc_error *err)
@@ -142,8 +164,8 @@ int install_seccomp(const struct diyc_init *init, struct diyc_error *err)
 
 	if (init->seccomp == DIYC_SECCOMP_UNCONFINED)
 		return 0;
-	build_default_filter(&prog, has_cap(init, 21 /* CAP_SYS_ADMIN */));
-	if (prog.n > MAX_INSNS)
+	if (build_default_filter(&prog, has_cap(init, 21 /* CAP_SYS_ADMIN */)) < 0 ||
+	    prog.n > MAX_INSNS)
 		return diyc_fail(err, "seccomp", E2BIG, "filter too long");
 	fprog.len = (unsigned short)prog.n;
 	fprog.filter = prog.insns;

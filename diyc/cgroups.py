@@ -176,14 +176,25 @@ class CgroupV1:
         if cpu.get("shares") is not None:
             _write(f"{self.paths['cpu']}/cpu.shares", cpu["shares"])
         if resources.get("devices") and "devices" in self.paths:
-            for rule in resources["devices"]:
-                f = "devices.allow" if rule.get("allow") else "devices.deny"
-                _write(f"{self.paths['devices']}/{f}", device_rule_line(rule))
+            self._set_device_rules(resources["devices"])
         pids = resources.get("pids") or {}
         if pids.get("limit") is not None:
             if "pids" not in self.paths:
                 raise CgroupError("pids limit requested, but the pids controller is not mounted")
             _write(f"{self.paths['pids']}/pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+
+    def _set_device_rules(self, rules):
+        """In order (a deny-all comes before the allows); the kernel takes one
+        rule per write(), so each file is opened once and written many times."""
+        d = self.paths["devices"]
+        fds = {f: os.open(f"{d}/{f}", os.O_WRONLY | os.O_CLOEXEC) for f in ("devices.allow", "devices.deny")}
+        try:
+            for rule in rules:
+                os.write(fds["devices.allow" if rule.get("allow") else "devices.deny"],
+                         device_rule_line(rule).encode())
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def add_process(self, pid):
         for path in self.created:

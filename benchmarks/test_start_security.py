@@ -1,0 +1,31 @@
+"""What the default security profile costs at start: the same container
+with docker's defaults (capabilities, seccomp filter, masked and read-only
+paths, devices cgroup) and with all of them off (--privileged).  Run
+in-process through the library, so the interpreter start does not drown the
+difference.  Target (issue #6): default within 10% of privileged."""
+
+import pytest
+
+diyc = pytest.importorskip("diyc")
+
+ROUNDS = 100
+
+
+def _bench(benchmark, bench_dir, **options):
+    root = str(bench_dir / "diyc-root")
+
+    def run_true():
+        assert diyc.run("busybox", ["/bin/true"], root=root, **options).exit_code == 0
+
+    run_true()
+    benchmark.pedantic(run_true, rounds=ROUNDS, iterations=1, warmup_rounds=5)
+
+
+@pytest.mark.benchmark(group="security")
+def test_diyc_default_security(benchmark, bench_dir):
+    _bench(benchmark, bench_dir)
+
+
+@pytest.mark.benchmark(group="security")
+def test_diyc_privileged(benchmark, bench_dir):
+    _bench(benchmark, bench_dir, privileged=True)
