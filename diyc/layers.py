@@ -111,7 +111,10 @@ class Unpacker:
             os.setxattr(self.path(parent), "trusted.overlay.opaque", b"y")
             return
         if base.startswith(WHITEOUT_PREFIX):
-            target = f"{parent}/{base[len(WHITEOUT_PREFIX):]}".lstrip("/")
+            hidden = base[len(WHITEOUT_PREFIX):]
+            if hidden in ("", ".", ".."):
+                raise LayerError(f"invalid whiteout entry: {member.name}")
+            target = f"{parent}/{hidden}".lstrip("/")
             self.remove_existing(target, keep_dir=False)
             os.mknod(self.path(target), stat.S_IFCHR | 0o000, os.makedev(0, 0))
             return
@@ -133,7 +136,7 @@ class Unpacker:
             self.symlinks.add(rel)
         elif member.islnk():
             target = clean_name(member.linkname)
-            self.check_parents(target + "/x", member.linkname)
+            self.check_parents(target, member.linkname)
             tp = self.path(target)
             if target in self.symlinks or not os.path.isfile(tp) or os.path.islink(tp):
                 raise LayerError(f"hard link to a missing or non-regular file: {member.name} -> {member.linkname}")
