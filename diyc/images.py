@@ -6,6 +6,17 @@ Entrypoint, WorkingDir, User, ...) and its layers, bottom first, by diff-id
 into layers/<hex>/ and shared by every image that uses it; a container's
 root is an overlay of those directories.  The id of an image is the sha256
 of its config JSON, as in docker.
+
+Next to them, for pull/load/save:
+
+    blobs/sha256/<hex>   content-addressed blobs: image configs as received
+                         (a pulled image's id is its config digest) and each
+                         layer's tar as it came (compressed or not)
+    layerdb/<hex>.json   per layer (by diff-id): its blob digest, media type
+                         and unpacked size
+
+A layer becomes visible by one rename() of its directory into layers/, after
+its blob and layerdb entry are in place and every digest has been checked.
 """
 
 import os
@@ -70,6 +81,11 @@ class ImageStore:
     def resolve(self, ref):
         """An image record by name[:tag], id or unique id prefix."""
         repos = self._read_repositories()
+        if "@" in ref:
+            image_id = repos.get(_normalize_digest_ref(ref))
+            if image_id:
+                return read_json(self._record_path(image_id))
+            raise ImageNotFound(f"image not found: {ref}")
         if ":" in ref or not _looks_like_id(ref):
             name, tag = parse_reference(ref)
             image_id = repos.get(f"{name}:{tag}")
@@ -95,10 +111,12 @@ class ImageStore:
             raise
 
     def list(self):
+        self.root.ensure()
         repos = self._read_repositories()
         tags = {}
         for ref, image_id in repos.items():
-            tags.setdefault(image_id, []).append(ref)
+            if "@" not in ref:
+                tags.setdefault(image_id, []).append(ref)
         images = []
         for f in sorted(os.listdir(self.root.images)):
             if f.endswith(".json") and f != "repositories.json":
@@ -117,25 +135,10 @@ class ImageStore:
     def add_layer(self, fileobj):
         """Unpack a layer tar stream into the store; returns its diff-id.
         The layer is unpacked in tmp/ and renamed into place when complete,
-        so a half-unpacked layer is never visible under layers/."""
-        from .layers import unpack_layer
-        root = self.root.ensure()
-        staging = f"{root.tmp}/layer-{os.getpid()}-{os.urandom(4).hex()}"
-        os.mkdir(staging, 0o755)
-        try:
-            diff_id, size = unpack_layer(fileobj, staging)
-            final = f"{root.layers}/{diff_id.removeprefix('sha256:')}"
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if not os.path.isdir(final):
-                    raise
-                # The same layer is already stored (shared by another image).
-                remove_tree(staging)
-            return diff_id, size
-        except BaseException:
-            remove_tree(staging)
-            raise
+        so a half-unpacked layer is never visible under layers/.  The stream
+        as given is kept in blobs/ (for `diyc save`)."""
+        diff_id, size, _ = self.add_layer_blob(fileobj)
+        return diff_id, size
 
     def add_image(self, config, layers, ref=None, size=0):
         """Record an image (OCI image config + diff-ids) and tag it."""
@@ -177,8 +180,9 @@ class ImageStore:
         image_id = record["id"]
         with self.root.lock("images"):
             repos = self._read_repositories()
-            names = [r for r, i in repos.items() if i == image_id]
-            by_name = ref if ref in repos else None
+            names = [r for r, i in repos.items() if i == image_id and "@" not in r]
+            digests = [r for r, i in repos.items() if i == image_id and "@" in r]
+            by_name = ref if ref in repos and "@" not in ref else None
             if by_name is None and ":" not in ref and not _looks_like_id(ref):
                 by_name = f"{ref}:latest" if f"{ref}:latest" in repos else None
             if by_name and len(names) > 1:
@@ -187,7 +191,7 @@ class ImageStore:
                 return [f"Untagged: {by_name}"]
             if image_id in users:
                 raise Conflict(f"image {ref} is in use by a container; remove the container first")
-            for name in names:
+            for name in names + digests:
                 del repos[name]
             write_json(self._repositories, repos)
             os.unlink(self._record_path(image_id))
@@ -196,17 +200,219 @@ class ImageStore:
         return out
 
     def _collect_layers(self):
-        """Delete layers no image references (called under the images lock)."""
+        """Delete layers no image references, and blobs nothing references
+        (called under the images lock)."""
+        used = self._used_layers()
+        removed = []
+        for layer in os.listdir(self.root.layers):
+            if layer not in used:
+                self._remove_layer(layer)
+                removed.append(f"Deleted layer: sha256:{layer}")
+        self._collect_blobs(used)
+        return removed
+
+    def _used_layers(self):
         used = set()
         for f in os.listdir(self.root.images):
             if f.endswith(".json") and f != "repositories.json":
                 used.update(d.removeprefix("sha256:") for d in read_json(f"{self.root.images}/{f}")["layers"])
-        removed = []
-        for layer in os.listdir(self.root.layers):
-            if layer not in used:
-                remove_tree(f"{self.root.layers}/{layer}")
-                removed.append(f"Deleted layer: sha256:{layer}")
-        return removed
+        return used
+
+    def _remove_layer(self, hexid):
+        """Layer dir first (it is what makes a layer exist), then its metadata
+        and blob."""
+        remove_tree(f"{self.root.layers}/{hexid}")
+        meta = self.layer_meta(hexid)
+        _unlink(f"{self.layerdb}/{hexid}.json")
+        if meta and meta.get("blob"):
+            _unlink(f"{self.blobs}/{meta['blob'].removeprefix('sha256:')}")
+
+    def _collect_blobs(self, used_layers):
+        if not os.path.isdir(self.blobs):
+            return
+        keep = {f[:-5] for f in os.listdir(self.root.images)
+                if f.endswith(".json") and f != "repositories.json"}
+        for f in os.listdir(self.layerdb):
+            hexid = f.removesuffix(".json")
+            if hexid not in used_layers:
+                _unlink(f"{self.layerdb}/{f}")
+                continue
+            meta = self.layer_meta(hexid)
+            if meta and meta.get("blob"):
+                keep.add(meta["blob"].removeprefix("sha256:"))
+        for f in os.listdir(self.blobs):
+            if f not in keep:
+                _unlink(f"{self.blobs}/{f}")
+
+    # -- content-addressed blobs and layer metadata -------------------------
+
+    @property
+    def blobs(self):
+        return f"{self.root.path}/blobs/sha256"
+
+    @property
+    def layerdb(self):
+        return f"{self.root.path}/layerdb"
+
+    def _ensure_store(self):
+        self.root.ensure()
+        if not os.path.isdir(self.layerdb):
+            os.makedirs(self.blobs, 0o755, exist_ok=True)
+            os.makedirs(self.layerdb, 0o755, exist_ok=True)
+        return self.root
+
+    def has_layer(self, diff_id):
+        return os.path.isdir(f"{self.root.layers}/{diff_id.removeprefix('sha256:')}")
+
+    def layer_meta(self, diff_id):
+        try:
+            return read_json(f"{self.layerdb}/{diff_id.removeprefix('sha256:')}.json")
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def layer_size(self, diff_id):
+        meta = self.layer_meta(diff_id)
+        return meta.get("size", 0) if meta else 0
+
+    def blob_path(self, digest):
+        return f"{self.blobs}/{digest.removeprefix('sha256:')}"
+
+    def add_blob(self, data, digest=None):
+        """Store bytes as a blob (verified against `digest` if given)."""
+        import hashlib
+        got = "sha256:" + hashlib.sha256(data).hexdigest()
+        if digest and got != digest:
+            raise InvalidArgument(f"blob digest mismatch: expected {digest}, content hashes to {got}")
+        self._ensure_store()
+        path = self.blob_path(got)
+        if not os.path.exists(path):
+            from .state import atomic_write
+            atomic_write(path, data)
+        return got
+
+    def add_layer_blob(self, fileobj, digest=None, diff_id=None, media_type=None, size=None):
+        """Unpack a layer blob (compressed or not) while keeping it in blobs/.
+        `digest`, `diff_id` and `size`, when given, are checked before the
+        layer becomes visible.  -> (diff_id, unpacked size, newly added)."""
+        from .layers import LayerError, unpack_layer
+        root = self._ensure_store()
+        suffix = f"{os.getpid()}-{os.urandom(4).hex()}"
+        staging = f"{root.tmp}/layer-{suffix}"
+        blob_tmp = f"{root.tmp}/blob-{suffix}"
+        os.mkdir(staging, 0o755)
+        tee = None
+        try:
+            tee = _TeeReader(fileobj, blob_tmp)
+            try:
+                got_diff, usize = unpack_layer(tee, staging)
+                tee.drain()
+            except LayerError:
+                # A truncated or corrupt download shows up as a broken tar or
+                # gzip stream first: name the real cause when it is one.
+                if digest:
+                    try:
+                        tee.drain()
+                    except Exception:
+                        pass
+                    if tee.digest() != digest:
+                        raise LayerError(f"blob digest mismatch for {digest}: received {tee.size} bytes "
+                                         f"hashing to {tee.digest()} (truncated or corrupt download)") from None
+                raise
+            tee.close()
+            got = tee.digest()
+            if digest and got != digest:
+                raise LayerError(f"blob digest mismatch: expected {digest}, received {tee.size} bytes "
+                                 f"hashing to {got}")
+            if size is not None and tee.size != size:
+                raise LayerError(f"blob {got}: expected {size} bytes, received {tee.size}")
+            if diff_id and got_diff != diff_id:
+                raise LayerError(f"layer diff-id mismatch: the image config says {diff_id}, "
+                                 f"the layer's tar hashes to {got_diff}")
+            hexid = got_diff.removeprefix("sha256:")
+            final = f"{root.layers}/{hexid}"
+            if os.path.isdir(final):
+                return got_diff, usize, False  # already stored (shared by another image)
+            os.rename(blob_tmp, self.blob_path(got))
+            write_json(f"{self.layerdb}/{hexid}.json", {
+                "diff_id": got_diff, "blob": got, "media_type": media_type or tee.media_type(),
+                "blob_size": tee.size, "size": usize})
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not os.path.isdir(final):
+                    raise
+                return got_diff, usize, False
+            return got_diff, usize, True
+        finally:
+            if tee is not None:
+                tee.close()
+            _unlink(blob_tmp)
+            if os.path.isdir(staging) and not os.path.islink(staging):
+                remove_tree(staging)
+            else:  # a hostile layer may have replaced the staging dir itself
+                _unlink(staging)
+
+    def existing_image(self, image_id):
+        """The record of image `image_id` if it and all its layers are stored."""
+        try:
+            record = read_json(self._record_path(image_id))
+        except FileNotFoundError:
+            return None
+        if all(self.has_layer(d) for d in record["layers"]):
+            return record
+        return None
+
+    def tag_pulled(self, image_id, tag_ref, repo_digest=None):
+        with self.root.ensure().lock("images"):
+            repos = self._read_repositories()
+            if tag_ref:
+                name, tag = parse_reference(tag_ref)
+                repos[f"{name}:{tag}"] = image_id
+            if repo_digest:
+                repos[_normalize_digest_ref(repo_digest)] = image_id
+            write_json(self._repositories, repos)
+
+    def add_pulled_image(self, config_bytes, config, diff_ids, tag_ref=None, repo_digest=None, size=0):
+        """Record an image whose id is the digest of its config as received
+        (pull, load): the config blob is kept byte for byte."""
+        if list((config.get("rootfs") or {}).get("diff_ids") or []) != list(diff_ids):
+            raise InvalidArgument("image config's rootfs.diff_ids do not match its layers")
+        import hashlib
+        image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+        record = {
+            "id": image_id,
+            "config": config,
+            "layers": list(diff_ids),
+            "size": size,
+            "created": config.get("created") or _now(),
+        }
+        with self.root.ensure().lock("images"):
+            missing = [d for d in diff_ids if not self.has_layer(d)]
+            if missing:
+                raise InvalidArgument(f"layer {missing[0]} vanished while the image was being "
+                                      "added (removed concurrently?): try again")
+            self.add_blob(config_bytes, image_id)
+            write_json(self._record_path(image_id), record)
+            repos = self._read_repositories()
+            if tag_ref:
+                name, tag = parse_reference(tag_ref)
+                repos[f"{name}:{tag}"] = image_id
+            if repo_digest:
+                repos[_normalize_digest_ref(repo_digest)] = image_id
+            write_json(self._repositories, repos)
+        return record
+
+    def discard_layers(self, diff_ids):
+        """Undo a failed pull/load: remove the layers it added that no image
+        references (and their blobs), leaving everything else alone."""
+        if not diff_ids:
+            return
+        with self.root.ensure().lock("images"):
+            used = self._used_layers()
+            for d in diff_ids:
+                hexid = d.removeprefix("sha256:")
+                if hexid not in used:
+                    self._remove_layer(hexid)
 
     def import_tarball(self, fileobj, ref, config=None):
         """`diyc import`: a flat rootfs tarball (docker export) as an image."""
@@ -220,6 +426,64 @@ class ImageStore:
             with self.root.lock("images"):
                 self._collect_layers()
             raise
+
+
+def _normalize_digest_ref(ref):
+    name, _, digest = ref.partition("@")
+    name = name.rpartition(":")[0] if name.rfind(":") > name.rfind("/") else name
+    return f"{name}@{digest}"
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class _TeeReader:
+    """Reads `f`, hashing every byte and copying it to the file `path`."""
+
+    def __init__(self, f, path):
+        import hashlib
+        self.f = f
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.out = open(path, "wb")
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        if data:
+            self.hash.update(data)
+            self.size += len(data)
+            if len(self.head) < 8:
+                self.head += data[:8]
+            self.out.write(data)
+        return data
+
+    def drain(self):
+        while self.read(1 << 20):
+            pass
+
+    def close(self):
+        if not self.out.closed:
+            self.out.close()
+
+    def digest(self):
+        return "sha256:" + self.hash.hexdigest()
+
+    def media_type(self):
+        h = self.head
+        if h.startswith(b"\x1f\x8b"):
+            return "application/vnd.oci.image.layer.v1.tar+gzip"
+        if h.startswith(b"\x28\xb5\x2f\xfd"):
+            return "application/vnd.oci.image.layer.v1.tar+zstd"
+        if h.startswith(b"\xfd7zXZ"):
+            return "application/x-xz"
+        if h.startswith(b"BZh"):
+            return "application/x-bzip2"
+        return "application/vnd.oci.image.layer.v1.tar"
 
 
 def _looks_like_id(ref):
