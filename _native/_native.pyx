@@ -85,11 +85,16 @@ cdef extern from "diyc.h":
         const char **sysctl_paths
         const char **sysctl_values
         int n_sysctls
+        char *const *supervisor_argv
+        const int *join_ns_fds
+        int n_join_ns
+        int pid_fd
     struct diyc_rlimit:
         int resource
         unsigned long long soft, hard
     struct diyc_child:
         pid_t pid
+        pid_t supervisor
         int release_fd
         int error_fd
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
@@ -142,9 +147,10 @@ cdef class _Arena:
 def spawn(dict init):
     """Clone a container init process described by `init`.
 
-    Returns (pid, release_fd, error_fd).  The child prepares its root
-    filesystem, then waits until release(release_fd); wait_exec(error_fd)
-    then tells whether execve succeeded."""
+    Returns (pid, release_fd, error_fd, supervisor_pid).  The child prepares
+    its root filesystem, then waits until release(release_fd); wait_exec(
+    error_fd) then tells whether execve succeeded.  With "supervisor_argv",
+    a forked supervisor (pid returned, 0 otherwise) is the child's parent."""
     cdef _Arena arena = _Arena()
     cdef diyc_init c
     cdef diyc_child child
@@ -241,11 +247,21 @@ def spawn(dict init):
     c.sysctl_paths = <const char **>arena.strv([p for p, _ in sysctls])
     c.sysctl_values = <const char **>arena.strv([v for _, v in sysctls])
 
+    join = init.get("join_ns_fds", ())
+    c.n_join_ns = len(join)
+    cdef int *join_fds = <int *>arena.alloc(c.n_join_ns, sizeof(int))
+    for i, fd in enumerate(join):
+        join_fds[i] = fd
+    c.join_ns_fds = join_fds
+    c.pid_fd = init.get("pid_fd", -1)
+    supervisor = init.get("supervisor_argv")
+    c.supervisor_argv = arena.strv(supervisor) if supervisor else NULL
+
     with nogil:
         r = diyc_spawn(&c, &child, &err)
     if r < 0:
         raise _oserror(&err)
-    return child.pid, child.release_fd, child.error_fd
+    return child.pid, child.release_fd, child.error_fd, child.supervisor
 
 
 def release(int release_fd):

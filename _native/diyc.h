@@ -89,6 +89,10 @@ struct diyc_init {
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int no_new_privs;
 	int seccomp;            /* DIYC_SECCOMP_* */
+	char *const *supervisor_argv; /* detached: exec this as the init's parent */
+	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
+	int n_join_ns;
+	int pid_fd;             /* exec: where the command's pid is written */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
 	const char *oom_score_adj;   /* written to /proc/self/oom_score_adj, or NULL */
@@ -106,6 +110,7 @@ enum { DIYC_SECCOMP_UNCONFINED = 0, DIYC_SECCOMP_DEFAULT = 1 };
 
 struct diyc_child {
 	pid_t pid;
+	pid_t supervisor;       /* detached containers: the supervisor's pid */
 	int release_fd;         /* parent writes one byte here to let the child exec */
 	int error_fd;           /* parent reads: EOF = exec succeeded */
 };

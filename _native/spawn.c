@@ -22,7 +22,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "diyc.h"
@@ -55,10 +57,9 @@ static void reset_signals(void)
 		signal(sig, SIG_DFL);
 }
 
-static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
+/* The common start of a new process: nothing of the embedding process. */
+static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 {
-	sigset_t none;
-
 	close(init->parent_fds[0]);
 	close(init->parent_fds[1]);
 	reset_signals();
@@ -68,7 +69,37 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	 * execve of the container's binary makes the process dumpable again. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return diyc_fail(err, "set_dumpable", errno, NULL);
+	return 0;
+}
 
+/* The common end: privileges and identity, then execve. */
+static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
+{
+	sigset_t none;
+
+	if (wait_for_release(init, err) < 0)
+		return -1;
+	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
+	 * no_new_privs); the calls after it are all allowed by the filter. */
+	if (set_rlimits(init, err) < 0 ||
+	    install_seccomp(init, err) < 0 ||
+	    drop_bounding_caps(init, err) < 0 ||
+	    set_identity(init, err) < 0 ||
+	    set_caps(init, err) < 0 ||
+	    set_no_new_privs(init, err) < 0 ||
+	    enter_workdir(init, err) < 0 ||
+	    close_inherited_fds(init->error_fd, err) < 0)
+		return -1;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	return exec_command(init, err);
+}
+
+static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (start_clean(init, err) < 0)
+		return -1;
 	/* Into the cgroup first, so everything the start allocates (tmpfs and
 	 * overlay pages included) is charged to the container. */
 	if (join_cgroup(init, err) < 0 || set_oom_score_adj(init, err) < 0)
@@ -90,25 +121,56 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 		return -1;
 	if (init->loopback_up && bring_loopback_up(err) < 0)
 		return -1;
+	return finish_and_exec(init, err);
+}
 
-	if (wait_for_release(init, err) < 0)
+static _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
+{
+	diyc_report(init->error_fd, err);
+	if (strcmp(err->step, "exec") == 0)
+		_exit(err->errnum == ENOENT ? 127 : 126);
+	_exit(125);
+}
+
+static int container_init(void *arg);
+static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg);
+
+/* `diyc exec`, second half: already in every namespace of the container
+ * (the pid namespace too, since we were created after setns). */
+static int exec_child(void *arg)
+{
+	const struct diyc_init *init = arg;
+	struct diyc_error err;
+
+	memset(&err, 0, sizeof(err));
+	if (join_cgroup(init, &err) == 0 && set_oom_score_adj(init, &err) == 0 &&
+	    setup_stdio(init, &err) == 0)
+		finish_and_exec(init, &err);
+	exit_reported(init, &err);
+}
+
+/*
+ * `diyc exec`, first half: setns() into the container's namespaces, then
+ * create the process that runs the command.  setns(CLONE_NEWPID) only
+ * applies to children, hence the second clone; CLONE_PARENT makes that
+ * process a child of the caller, who waits for it.  Its pid travels back
+ * through init->pid_fd and this process exits.
+ */
+static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
+{
+	pid_t pid;
+
+	if (start_clean(init, err) < 0)
 		return -1;
-
-	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
-	 * no_new_privs); the calls after it are all allowed by the filter. */
-	if (set_rlimits(init, err) < 0 ||
-	    install_seccomp(init, err) < 0 ||
-	    drop_bounding_caps(init, err) < 0 ||
-	    set_identity(init, err) < 0 ||
-	    set_caps(init, err) < 0 ||
-	    set_no_new_privs(init, err) < 0 ||
-	    enter_workdir(init, err) < 0 ||
-	    close_inherited_fds(init->error_fd, err) < 0)
-		return -1;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	return exec_command(init, err);
+	for (int i = 0; i < init->n_join_ns; i++)
+		if (setns(init->join_ns_fds[i], 0) < 0)
+			return diyc_fail(err, "setns", errno, NULL);
+	pid = clone_on_stack(exec_child, CLONE_PARENT, (void *)init);
+	if (pid < 0)
+		return diyc_fail(err, "clone", errno, NULL);
+	if (write(init->pid_fd, &pid, sizeof(pid)) != sizeof(pid))
+		return diyc_fail(err, "report_pid", errno, NULL);
+	_exit(0);
 }
 
 static int container_init(void *arg)
@@ -117,20 +179,88 @@ static int container_init(void *arg)
 	struct diyc_error err;
 
 	memset(&err, 0, sizeof(err));
-	run_init_steps(init, &err);
-	diyc_report(init->error_fd, &err);
-	if (strcmp(err.step, "exec") == 0)
-		_exit(err.errnum == ENOENT ? 127 : 126);
-	_exit(125);
+	if (init->n_join_ns)
+		join_and_clone(init, &err);
+	else
+		run_init_steps(init, &err);
+	exit_reported(init, &err);
+}
+
+/* clone() on a fresh, guarded stack. */
+static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	char *stack;
+	pid_t pid;
+	int saved;
+
+	stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	if (mprotect(stack, page, PROT_NONE) < 0) {
+		saved = errno;
+		munmap(stack, STACK_SIZE);
+		errno = saved;
+		return -1;
+	}
+	pid = clone(fn, stack + STACK_SIZE, flags | SIGCHLD, arg);
+	saved = errno;
+	/* Without CLONE_VM the child has its own copy of the stack. */
+	munmap(stack, STACK_SIZE);
+	errno = saved;
+	return pid;
+}
+
+static pid_t clone_init(struct diyc_init *init)
+{
+	return clone_on_stack(container_init, init->clone_flags, init);
+}
+
+/*
+ * Detached containers: a forked copy of us, in a session of its own, clones
+ * the init (so it is the init's parent), tells us the pid, and turns into
+ * the supervisor by exec'ing init->supervisor_argv (argv[1] becomes the pid).
+ * We keep the sync and error pipes, so the start protocol is unchanged.
+ */
+static void become_supervisor(struct diyc_init *init, int pid_fd)
+{
+	char pidbuf[24];
+	char **argv = (char **)init->supervisor_argv;
+	sigset_t none;
+	pid_t pid;
+
+	/* Detach from the caller's session and terminal: whoever waits for the
+	 * caller's output (a shell's $(...)) must not wait for us too. */
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	pid = clone_init(init);
+	/* the child's pipe ends are the child's alone */
+	close(init->sync_fd);
+	close(init->error_fd);
+	if (write(pid_fd, &pid, sizeof(pid)) != sizeof(pid) || pid < 0)
+		_exit(1);
+	close(pid_fd);
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	argv[1] = pidbuf;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(argv[0], argv);
+	kill(pid, SIGKILL);
+	_exit(127);
 }
 
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err)
 {
-	int sync_pipe[2], error_pipe[2], saved;
-	long page = sysconf(_SC_PAGESIZE);
+	int sync_pipe[2], error_pipe[2], pid_pipe[2] = { -1, -1 }, saved;
 	sigset_t all, old;
-	char *stack;
-	pid_t pid;
+	pid_t pid, supervisor = 0;
 
 	if (pipe2(sync_pipe, O_CLOEXEC) < 0)
 		return diyc_fail(err, "pipe", errno, NULL);
@@ -140,48 +270,64 @@ int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_err
 		close(sync_pipe[1]);
 		return diyc_fail(err, "pipe", saved, NULL);
 	}
+	if (init->supervisor_argv && pipe2(pid_pipe, O_CLOEXEC) < 0) {
+		saved = errno;
+		goto fail_pipes;
+	}
 	init->sync_fd = sync_pipe[0];
 	init->error_fd = error_pipe[1];
 	init->parent_fds[0] = sync_pipe[1];
 	init->parent_fds[1] = error_pipe[0];
 
-	stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED) {
-		saved = errno;
-		goto fail_pipes;
-	}
-	if (mprotect(stack, page, PROT_NONE) < 0) {
-		saved = errno;
-		munmap(stack, STACK_SIZE);
-		goto fail_pipes;
-	}
-
-	/* Signals stay blocked across clone: the child must not run the
+	/* Signals stay blocked across clone/fork: the child must not run the
 	 * embedding process's handlers before it has reset them. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = clone(container_init, stack + STACK_SIZE, init->clone_flags | SIGCHLD, init);
-	saved = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	/* Without CLONE_VM the child has its own copy of the stack. */
-	munmap(stack, STACK_SIZE);
+	if (init->supervisor_argv) {
+		supervisor = fork();
+		if (supervisor == 0) {
+			close(pid_pipe[0]);
+			become_supervisor(init, pid_pipe[1]);
+		}
+		saved = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(pid_pipe[1]);
+		pid = -1;
+		if (supervisor > 0) {
+			ssize_t r;
+
+			do
+				r = read(pid_pipe[0], &pid, sizeof(pid));
+			while (r < 0 && errno == EINTR);
+			saved = r == sizeof(pid) && pid < 0 ? EAGAIN : errno;
+			if (r != sizeof(pid))
+				pid = -1;
+		}
+		close(pid_pipe[0]);
+	} else {
+		pid = clone_init(init);
+		saved = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
 	if (pid < 0)
 		goto fail_pipes;
 
 	close(sync_pipe[0]);
 	close(error_pipe[1]);
 	child->pid = pid;
+	child->supervisor = supervisor;
 	child->release_fd = sync_pipe[1];
 	child->error_fd = error_pipe[0];
 	return 0;
 
 fail_pipes:
+	if (supervisor > 0)
+		waitpid(supervisor, NULL, 0);
 	close(sync_pipe[0]);
 	close(sync_pipe[1]);
 	close(error_pipe[0]);
 	close(error_pipe[1]);
-	return diyc_fail(err, "clone", saved, NULL);
+	return diyc_fail(err, supervisor ? "supervisor" : "clone", saved, NULL);
 }
 
 int diyc_release(struct diyc_child *child, struct diyc_error *err)

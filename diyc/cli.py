@@ -25,6 +25,9 @@ def _options(*specs):
 
 RUN_OPTIONS = _options(
     ("--rm", "rm", FLAG),
+    ("-d --detach", "detach", FLAG),
+    ("--restart", "restart", VALUE),
+    ("--log-opt", "log_opts", LIST),
     ("--name", "name", VALUE),
     ("-h --hostname", "hostname", VALUE),
     ("-e --env", "env", LIST),
@@ -36,6 +39,8 @@ RUN_OPTIONS = _options(
     ("--cpus", "cpus", VALUE),
     ("--pids-limit", "pids_limit", VALUE),
     ("--network --net", "network", VALUE),
+    ("-p --publish", "publish", LIST),
+    ("--ip", "ip", VALUE),
     ("--cgroup-parent", "cgroup_parent", VALUE),
     ("--read-only", "read_only", FLAG),
     ("--privileged", "privileged", FLAG),
@@ -57,15 +62,34 @@ Commands:
   run [OPTIONS] IMAGE [COMMAND...]   run a command in a new container
   ps [-a] [-q]                       list containers
   rm [-f] CONTAINER...               remove containers
+  start [-a] CONTAINER...            start stopped containers (in the background)
+  stop [-t SECS] CONTAINER...        SIGTERM, then SIGKILL after SECS (10)
+  restart [-t SECS] CONTAINER...     stop, then start
+  kill [-s SIGNAL] CONTAINER...      send a signal (default KILL)
+  wait CONTAINER...                  wait for the end, print the exit codes
+  logs [-f] [--tail N] [-t] CONTAINER  a container's output
+  exec [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...  run a command in a container
+  container prune                    remove every stopped container
   import TARBALL NAME[:TAG]          import a flat rootfs tarball as an image
+  pull [--platform OS/ARCH] [--insecure] [REGISTRY/]NAME[:TAG|@DIGEST]
+                                     pull an image from a registry (v2 API)
+  login [-u USER] [-p PASS|--password-stdin] [--insecure] REGISTRY
+                                     store registry credentials (0600)
+  load -i FILE                       load a docker-save or OCI archive
+  save -o FILE IMAGE...              write images as an OCI archive
+  image inspect IMAGE...             show an image record as JSON
   images [-q]                        list images
   rmi IMAGE...                       remove images
   tag IMAGE NAME[:TAG]               add a name to an image
   inspect CONTAINER|IMAGE            show the record as JSON
   cleanup                            remove what crashed runs left behind
+  network create|ls|rm|prune|inspect manage networks (create NAME [--subnet CIDR])
 
 run options:
   --rm                  remove the container when it exits
+  -d, --detach          run in the background, print the container id
+  --restart POLICY      no, on-failure[:N], always, unless-stopped (with -d)
+  --log-opt max-size=S  rotate the container's log at this size
   --name NAME           container name
   -h, --hostname NAME   hostname inside the container
   -e, --env K=V         set an environment variable (repeatable)
@@ -76,7 +100,10 @@ run options:
   --memory-swap SIZE    memory+swap limit (-1: unlimited swap)
   --cpus N              CPU quota in CPUs (e.g. 0.5)
   --pids-limit N        maximum number of processes (-1: unlimited)
-  --network MODE        none (default: loopback only) or host
+  --network MODE        none (default: loopback only), host, bridge (the
+                        default network, bridge diyc0) or a network's name
+  -p, --publish [IP:]HOSTPORT:PORT[/tcp|udp]   publish a port (repeatable)
+  --ip ADDR             the container's address on its network
   --cgroup-parent PATH  parent cgroup (default: diyc's own cgroup)
   --read-only           mount the root filesystem read-only
   --privileged          keep every capability, no masked paths
@@ -161,12 +188,23 @@ def cmd_run(root, args):
         entrypoint=opts.get("entrypoint"), memory=opts.get("memory"),
         memory_swap=opts.get("memory_swap"), cpus=opts.get("cpus"),
         pids_limit=opts.get("pids_limit"), network=opts.get("network", "none"),
+        ip=opts.get("ip"), publish=opts.get("publish"),
         auto_remove=opts.get("rm", False), cgroup_parent=opts.get("cgroup_parent"),
         read_only=opts.get("read_only", False), privileged=opts.get("privileged", False),
         cap_add=opts.get("cap_add"), cap_drop=opts.get("cap_drop"),
         security_opt=opts.get("security_opt"), ulimits=opts.get("ulimits"),
         sysctls=opts.get("sysctls"), oom_score_adj=opts.get("oom_score_adj"),
-        devices=opts.get("devices"), tmpfs=opts.get("tmpfs"), root=root, trace=trace)
+        devices=opts.get("devices"), tmpfs=opts.get("tmpfs"), restart=opts.get("restart"),
+        log_opts=opts.get("log_opts"), root=root, trace=trace)
+    if opts.get("detach"):
+        try:
+            ctr.start(detach=True)
+        except BaseException:
+            ctr.remove(force=True)
+            raise
+        trace.report()
+        print(ctr.id)
+        return 0
     restore = _forward_signals(ctr)
     try:
         ctr.start()
@@ -338,10 +376,308 @@ def cmd_cleanup(root, args):
     return 0
 
 
+def cmd_pull(root, args):
+    opts, pos = parse(args, _options(("--platform", "platform", VALUE), ("--insecure", "insecure", FLAG),
+                                     ("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
+    from .images import ImageStore
+    from .registry import Progress, parse_reference, pull
+    ref = parse_reference(pos[0])
+    pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
+         progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
+    print(ref)
+    return 0
+
+
+def cmd_login(root, args):
+    opts, pos = parse(args, _options(("-u --username", "user", VALUE), ("-p --password", "password", VALUE),
+                                     ("--password-stdin", "password_stdin", FLAG),
+                                     ("--insecure", "insecure", FLAG)), stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc login" requires a registry: diyc login [-u USER] REGISTRY')
+    from .registry import login
+    user = opts.get("user")
+    if user is None:
+        user = input("Username: ")
+    password = opts.get("password")
+    if opts.get("password_stdin"):
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        import getpass
+        password = getpass.getpass("Password: ")
+    if not user or not password:
+        raise InvalidArgument("diyc login: a username and a password are required")
+    login(root, pos[0], user, password, insecure=opts.get("insecure", False))
+    print("Login Succeeded")
+    return 0
+
+
+def cmd_logout(root, args):
+    opts, pos = parse(args, {}, stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc logout" requires a registry')
+    from .registry import remove_credentials
+    print(f"Removed login credentials for {pos[0]}" if remove_credentials(root, pos[0])
+          else f"Not logged in to {pos[0]}")
+    return 0
+
+
+def cmd_load(root, args):
+    opts, pos = parse(args, _options(("-i --input", "input", VALUE), ("-q --quiet", "quiet", FLAG)),
+                      stop_at_positional=False)
+    if pos:
+        raise InvalidArgument('"diyc load" takes no arguments: diyc load -i FILE')
+    from .archive import load
+    from .images import ImageStore
+    store = ImageStore(root)
+    log = (lambda line: None) if opts.get("quiet") else print
+    path = opts.get("input", "-")
+    if path != "-":
+        load(store, path, log)
+        return 0
+    # stdin: spool it (the archive is read out of order)
+    tmp = f"{root.ensure().tmp}/load-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(tmp, "wb") as f:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                f.write(chunk)
+        load(store, tmp, log)
+    finally:
+        os.unlink(tmp)
+    return 0
+
+
+def cmd_save(root, args):
+    opts, pos = parse(args, _options(("-o --output", "output", VALUE)), stop_at_positional=False)
+    if not pos:
+        raise InvalidArgument('"diyc save" requires at least one image: diyc save -o FILE IMAGE...')
+    from .archive import save
+    from .images import ImageStore
+    out = opts.get("output")
+    if out is None or out == "-":
+        if sys.stdout.isatty():
+            raise InvalidArgument("diyc save: refusing to write an archive to a terminal; use -o FILE")
+        save(ImageStore(root), pos, sys.stdout.buffer)
+    else:
+        save(ImageStore(root), pos, out)
+    return 0
+
+
+def cmd_image(root, args):
+    if not args or args[0] != "inspect":
+        raise InvalidArgument('usage: diyc image inspect IMAGE...')
+    opts, pos = parse(args[1:], {}, stop_at_positional=False)
+    if not pos:
+        raise InvalidArgument('"diyc image inspect" requires at least one image')
+    import json
+    from .images import ImageStore
+    store = ImageStore(root)
+    print(json.dumps([store.resolve(ref) for ref in pos], indent=2))
+    return 0
+
+
+def cmd_network(root, args):
+    sub, rest = (args[0], args[1:]) if args else ("", [])
+    from . import network as networking
+    if sub == "create":
+        opts, pos = parse(rest, _options(("--subnet", "subnet", VALUE), ("-d --driver", "driver", VALUE)),
+                          stop_at_positional=False)
+        if len(pos) != 1:
+            raise InvalidArgument('"diyc network create" requires exactly one network name')
+        if opts.get("driver", "bridge") != "bridge":
+            raise InvalidArgument(f"unknown network driver {opts['driver']!r}: only bridge is supported")
+        print(networking.create(root, pos[0], subnet=opts.get("subnet"))["id"])
+    elif sub in ("ls", "list"):
+        opts, pos = parse(rest, _options(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
+        nets = networking.list_networks(root)
+        if opts.get("quiet"):
+            for n in nets:
+                print(n["name"])
+        else:
+            _table(("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY"),
+                   [(n["id"][:12], n["name"], n["bridge"], n["subnet"], n["gateway"]) for n in nets])
+    elif sub in ("rm", "remove"):
+        opts, pos = parse(rest, {}, stop_at_positional=False)
+        if not pos:
+            raise InvalidArgument('"diyc network rm" requires at least one network')
+        for name in pos:
+            networking.remove(root, name)
+            print(name)
+    elif sub == "prune":
+        parse(rest, {}, stop_at_positional=False)
+        for line in networking.prune(root):
+            print(line)
+    elif sub == "inspect":
+        opts, pos = parse(rest, {}, stop_at_positional=False)
+        import json
+        from .errors import NotFound
+        out = []
+        for name in pos:
+            rec = networking.load(root, name)
+            if rec is None:
+                raise NotFound(f"no such network: {name}")
+            out.append(rec)
+        print(json.dumps(out, indent=2))
+    else:
+        raise InvalidArgument("usage: diyc network create NAME [--subnet CIDR] | ls | rm NAME... | prune | inspect NAME...")
+    return 0
+
+
+def _each_container(root, refs, action):
+    """Apply action(container) to each ref; errors are reported, not fatal."""
+    from .runtime import Container
+    if not refs:
+        raise InvalidArgument("requires at least one container")
+    code = 0
+    for ref in refs:
+        try:
+            action(Container.load(ref, root))
+        except DiycError as e:
+            print(f"diyc: {e}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_start(root, args):
+    opts, pos = parse(args, _options(("-a --attach", "attach", FLAG)), stop_at_positional=False)
+    from .lifecycle import print_logs
+
+    def start(ctr):
+        if ctr.status == "running":
+            raise DiycError(f"container {ctr.name} is already running")
+        if ctr.record["auto_remove"] and ctr.status != "created":
+            raise DiycError(f"container {ctr.name} was started with --rm and cannot be restarted")
+        ctr.record["state"].pop("stopped_by_user", None)
+        ctr.start(detach=True)
+        if opts.get("attach"):
+            print_logs(ctr, follow=True)
+        else:
+            print(ctr.name)
+    code = _each_container(root, pos, start)
+    if opts.get("attach") and len(pos) == 1 and code == 0:
+        from .runtime import Container
+        return Container.load(pos[0], root).record["state"].get("exit_code") or 0
+    return code
+
+
+def cmd_stop(root, args, restart=False):
+    opts, pos = parse(args, _options(("-t --time", "time", VALUE)), stop_at_positional=False)
+    try:
+        timeout = float(opts.get("time", 10))
+    except ValueError:
+        raise InvalidArgument(f"invalid -t value {opts['time']!r}: expected seconds") from None
+    from .lifecycle import stop
+
+    def stop_one(ctr):
+        stop(ctr, timeout)
+        if restart:
+            ctr.reload()
+            ctr.record["state"].pop("stopped_by_user", None)
+            ctr.start(detach=True)
+        print(ctr.name)
+    return _each_container(root, pos, stop_one)
+
+
+def cmd_kill(root, args):
+    opts, pos = parse(args, _options(("-s --signal", "signal", VALUE)), stop_at_positional=False)
+    sig = _signal_number(opts.get("signal", "KILL"))
+
+    def kill(ctr):
+        if ctr.status != "running":
+            raise DiycError(f"container {ctr.name} is not running")
+        ctr.kill(sig)
+        print(ctr.name)
+    return _each_container(root, pos, kill)
+
+
+def _signal_number(name):
+    import _signal
+    if name.isdigit():
+        return int(name)
+    n = name.upper()
+    n = n if n.startswith("SIG") else f"SIG{n}"
+    num = getattr(_signal, n, None)
+    if not isinstance(num, int):
+        raise InvalidArgument(f"invalid signal: {name}")
+    return num
+
+
+def cmd_wait(root, args):
+    opts, pos = parse(args, {}, stop_at_positional=False)
+    return _each_container(root, pos, lambda ctr: print(ctr.wait().exit_code))
+
+
+def cmd_logs(root, args):
+    opts, pos = parse(args, _options(("-f --follow", "follow", FLAG), ("--tail -n", "tail", VALUE),
+                                     ("-t --timestamps", "timestamps", FLAG)), stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc logs" requires exactly one container')
+    tail = opts.get("tail")
+    if tail in (None, "all"):
+        tail = None
+    elif not tail.isdigit():
+        raise InvalidArgument(f"invalid --tail value {tail!r}")
+    from .lifecycle import print_logs
+    from .runtime import Container
+    print_logs(Container.load(pos[0], root), follow=opts.get("follow", False),
+               tail=None if tail is None else int(tail), timestamps=opts.get("timestamps", False))
+    return 0
+
+
+EXEC_OPTIONS = _options(
+    ("-e --env", "env", LIST),
+    ("-w --workdir", "workdir", VALUE),
+    ("-u --user", "user", VALUE),
+    ("-i --interactive", "interactive", FLAG),
+    ("-d --detach", "detach", FLAG),
+)
+
+
+def cmd_exec(root, args):
+    opts, pos = parse(args, EXEC_OPTIONS)
+    if len(pos) < 2:
+        raise InvalidArgument('"diyc exec" requires a container and a command')
+    if opts.get("detach"):
+        raise InvalidArgument("diyc exec -d is not supported yet")
+    from .lifecycle import exec_in
+    from .runtime import Container
+    return exec_in(Container.load(pos[0], root), pos[1:], env=opts.get("env"),
+                   workdir=opts.get("workdir"), user=opts.get("user"))
+
+
+def cmd_finish(root, args):
+    """Internal: the supervisor of a detached container calls this at its end."""
+    from .lifecycle import finish
+    from .runtime import Container
+    finish(Container.load(args[0], root))
+    return 0
+
+
+def cmd_container(root, args):
+    if args[:1] == ["prune"]:
+        from .runtime import Container
+        for c in Container.list(root):
+            if c.status in ("exited", "created", "dead"):
+                c.remove(force=True)
+                print(c.id)
+        return 0
+    if args[:1] and args[0] in COMMANDS and args[0] != "container":
+        return COMMANDS[args[0]](root, args[1:])
+    raise InvalidArgument("usage: diyc container prune | diyc container COMMAND ...")
+
+
 COMMANDS = {
     "run": cmd_run, "ps": cmd_ps, "rm": cmd_rm, "import": cmd_import, "images": cmd_images,
     "rmi": cmd_rmi, "tag": cmd_tag, "inspect": cmd_inspect, "cleanup": cmd_cleanup,
+    "start": cmd_start, "stop": cmd_stop, "restart": lambda r, a: cmd_stop(r, a, restart=True),
+    "kill": cmd_kill, "wait": cmd_wait, "logs": cmd_logs, "_finish": cmd_finish,
+    "exec": cmd_exec,
+    "container": cmd_container,
 }
+COMMANDS["network"] = cmd_network
+COMMANDS.update(pull=cmd_pull, login=cmd_login, logout=cmd_logout, load=cmd_load, save=cmd_save,
+                image=cmd_image)
 
 
 # -- formatting -------------------------------------------------------------

@@ -54,7 +54,7 @@ class Container:
         self.root = root
         self.record = record
         self.trace = trace or Trace()
-        self.pid = record.get("state", {}).get("pid")
+        self.pid = None  # set only while we are the parent of its init
         self.cgroup = None
 
     # -- identity -------------------------------------------------------------
@@ -74,8 +74,11 @@ class Container:
     @property
     def status(self):
         state = self.record["state"]
-        if state["status"] == "running" and not pid_alive(state["pid"], state.get("pid_start")):
-            return "dead"  # its diyc was killed: nobody recorded the end
+        if state["status"] == "running":
+            if not pid_alive(state["pid"], state.get("pid_start")):
+                return "dead"  # whoever supervised it was killed: nobody recorded the end
+            if state.get("supervisor") and not pid_alive(state["supervisor"], state.get("supervisor_start")):
+                return "dead"  # still there, but its supervisor (logs, end) is gone
         if state["status"] == "created" and self.record["auto_remove"] and \
                 not pid_alive(state.get("creator"), state.get("creator_start")):
             return "dead"
@@ -89,15 +92,19 @@ class Container:
     @classmethod
     def create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
-               pids_limit=None, network="none", auto_remove=False, cgroup_parent=None,
+               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
-               root=None, trace=None):
+               restart=None, log_opts=(), root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
+        netplan = None
         if network not in ("none", "host"):
-            raise InvalidArgument(f"invalid --network value {network!r}: expected none or host")
+            from . import network as networking
+            netplan = networking.plan(root, network, ip=ip, publish=publish)
+        elif ip is not None or publish:
+            raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {network}")
         mem = config.parse_memory(memory) if memory is not None else None
         swap = config.parse_memory_swap(memory_swap, mem) if memory_swap is not None else None
         res = config.resources(
@@ -126,6 +133,11 @@ class Container:
         res["devices"] = ([{"allow": True, "type": "a", "access": "rwm"}] if privileged
                           else security.default_device_rules() + [r for _, r in extra_devices])
         mounts = [_tmpfs_mount(t) for t in tmpfs or ()]
+        from .lifecycle import parse_log_opts, parse_restart_policy
+        restart_policy = parse_restart_policy(restart)
+        if auto_remove and restart_policy["name"] != "no":
+            raise InvalidArgument("--restart and --rm cannot be combined")
+        log = parse_log_opts(log_opts)
 
         store = ImageStore(root.ensure())
         image_record = store.get(image)
@@ -145,6 +157,8 @@ class Container:
         env.insert(0, f"HOSTNAME={hostname}")
         cdir = root.container_dir(cid)
         rootfs = f"{root.scratch}/merged" if auto_remove else f"{cdir}/merged"
+        if netplan:
+            mounts += networking.etc_mounts(cdir)
         spec = config.make_spec(
             args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
@@ -166,7 +180,10 @@ class Container:
             "layers": layer_dirs,
             "created": _now(),
             "auto_remove": auto_remove,
+            "restart": restart_policy,
+            "log": log,
             "network": network,
+            "network_settings": netplan,
             "cgroup": {"version": cgroup.version,
                        "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
             "spec": spec,
@@ -179,6 +196,8 @@ class Container:
             raise Conflict(f"the container name {name!r} is already in use")
         try:
             os.mkdir(cdir, 0o700)
+            if netplan:
+                networking.write_etc_files(cdir, hostname)
             write_json(f"{cdir}/container.json", record)
         except BaseException:
             release_name(root, name, cid)
@@ -240,14 +259,18 @@ class Container:
                 pass  # a restart keeps the container's changes
         return overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"), None
 
-    def start(self, stdio=(-1, -1, -1)):
-        """Start the container's process; returns once it has exec'd."""
+    def start(self, stdio=(-1, -1, -1), detach=False):
+        """Start the container's process; returns once it has exec'd.
+        detach: a supervisor (diyc-shim) becomes the container's parent,
+        keeps its output in a log and records its end; we may exit."""
         if self.record["state"]["status"] == "running" and self.status == "running":
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
         spec = self.record["spec"]
-        pid = None
+        pid = supervisor = None
         join_fds = []
+        pipe_fds = []
+        release_fd = error_fd = -1
         try:
             cgroup = self._cgroup()
             resources = spec["linux"]["resources"]
@@ -259,46 +282,82 @@ class Container:
             overlay, scratch = self._prepare_rootfs()
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
             init["cgroup_fds"] = join_fds
+            if detach:
+                from .lifecycle import supervisor_setup
+                supervisor_setup(self, init, pipe_fds)
             t.mark("rootfs")
 
             try:
-                pid, release_fd, error_fd = _native.spawn(init)
+                pid, release_fd, error_fd, supervisor = _native.spawn(init)
             except OSError as e:
                 raise init_error(getattr(e, "step", "clone"), e.errno) from None
+            finally:
+                for fd in pipe_fds:  # the container's and the supervisor's now
+                    os.close(fd)
             self.pid = pid
             t.mark("clone")
-            # (network set-up goes here: the child is paused before execve)
+            if self.record.get("network_settings"):  # the child is paused before execve
+                from . import network as networking
+                networking.connect(self, pid)
+                t.mark("network")
+            fd, release_fd = release_fd, -1
             try:
-                _native.release(release_fd)
+                _native.release(fd)
                 t.mark("release")
             finally:
-                failure = _native.wait_exec(error_fd)
+                fd, error_fd = error_fd, -1
+                failure = _native.wait_exec(fd)
             if failure:
                 raise init_error(*failure)
             t.mark("exec")
         except BaseException:
+            for fd in (release_fd, error_fd):
+                if fd >= 0:
+                    os.close(fd)
             if pid:
-                _kill_and_reap(pid)
+                if supervisor:  # it reaps the child, then records the end
+                    os.kill(pid, 9)
+                    _waitpid(supervisor)
+                else:
+                    _kill_and_reap(pid)
             self.pid = None
             self._release_resources()
             raise
         finally:
             for fd in join_fds:
                 os.close(fd)
+        state = self.record["state"]
         self.record["state"] = {"status": "running", "pid": pid,
-                                "pid_start": process_start_time(pid), "started": _now()}
+                                "pid_start": process_start_time(pid), "started": _now(),
+                                "restart_count": state.get("restart_count", 0)}
+        if supervisor:
+            self.record["state"].update(supervisor=supervisor,
+                                        supervisor_start=process_start_time(supervisor))
         self._save()
         return pid
 
     # -- run-time ---------------------------------------------------------------
 
+    def reload(self):
+        self.record = read_json(f"{self.dir}/container.json")
+        return self
+
     def kill(self, sig=15):
-        if self.pid and pid_alive(self.pid, self.record["state"].get("pid_start")):
-            os.kill(self.pid, sig)
+        state = self.record["state"]
+        pid = self.pid or state.get("pid")
+        if pid and pid_alive(pid, state.get("pid_start")):
+            os.kill(pid, sig)
 
     def wait(self):
-        """Reap the container's init (we must be its parent); record the end.
-        Returns a Result."""
+        """Wait for the container to end and return a Result.  If we started
+        it in the foreground we are its parent: reap it and record the end;
+        a detached one's supervisor does that, we watch the record."""
+        if not self.pid:
+            from .lifecycle import wait_until_exited
+            wait_until_exited(self)
+            state = self.record["state"]
+            return Result(state.get("exit_code"), oom_killed=state.get("oom_killed", False),
+                          container_id=self.id)
         _, status = _waitpid(self.pid)
         code = os.waitstatus_to_exitcode(status)
         exit_code = 128 - code if code < 0 else code
@@ -316,7 +375,10 @@ class Container:
     # -- teardown -------------------------------------------------------------
 
     def _release_resources(self):
-        """What a stopped container no longer needs: its cgroup."""
+        """What a stopped container no longer needs: its cgroup, its address."""
+        if self.record.get("network_settings"):
+            from . import network as networking
+            networking.release(self)
         cgroup = self._cgroup()
         if cgroup.version == 1:
             cgroup.created = [p for p in cgroup.paths.values() if os.path.isdir(p)]
@@ -325,18 +387,30 @@ class Container:
         cgroup.remove()
 
     def remove(self, force=False):
-        status = self.status
-        if status == "running":
+        """Remove the container (force: kill it first if it runs)."""
+        from .lifecycle import _wait_for_supervisor, container_lock
+        state = self.record["state"]
+        if self.status == "running":
             if not force:
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
-            pid = self.record["state"]["pid"]
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-            _wait_gone(pid)
+            if state.get("supervisor"):
+                with container_lock(self):
+                    self.reload()
+                    self.record["state"]["removing"] = True
+                    self._save()
+            self.kill(9)
+            _wait_gone(self.record["state"]["pid"])
+            _wait_for_supervisor(self)
+        with container_lock(self):
+            self._remove_unlocked()
+
+    def _remove_unlocked(self):
         self._release_resources()
         release_name(self.root, self.name, self.id)
+        try:
+            os.unlink(f"{self.root.path}/locks/{self.id}.lock")
+        except FileNotFoundError:
+            pass
         try:
             os.unlink(f"{self.dir}/container.json")
             os.rmdir(self.dir)
@@ -378,6 +452,8 @@ def cleanup(root=None):
             continue
         remove_tree(f"{root.tmp}/{entry}")
         out.append(f"removed staging {entry}")
+    from . import network as networking
+    out += networking.cleanup(root)  # leases and ports of containers that are gone
     return out
 
 

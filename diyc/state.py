@@ -6,6 +6,7 @@
     containers/<id>/container.json   the container's record (config + state)
                     upper/ work/ merged/   its overlay dirs (not for --rm)
     names/<name>    symlink to the id: reserving a name is one atomic symlink()
+    locks/<id>.lock serialises commands on one container
     tmp/            staging; anything here is garbage after a crash
     scratch/        an empty mount point for the tmpfs of --rm containers
 
@@ -32,13 +33,14 @@ class Root:
         self.names = f"{self.path}/names"
         self.tmp = f"{self.path}/tmp"
         self.scratch = f"{self.path}/scratch"
+        self.locks = f"{self.path}/locks"
 
     def ensure(self):
         """Create the layout (cheap when it exists: one stat)."""
         if os.path.isdir(self.scratch):
             return self
         for d in (self.path, self.images, self.layers, self.containers,
-                  self.names, self.tmp, self.scratch):
+                  self.names, self.tmp, self.locks, self.scratch):
             os.makedirs(d, mode=0o700 if d == self.path else 0o755, exist_ok=True)
         return self
 
@@ -58,7 +60,11 @@ class FileLock:
         self.fd = -1
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # a root made by an older diyc
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 

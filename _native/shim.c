@@ -1,0 +1,218 @@
+/*
+ * diyc-shim: the supervisor of one detached container, as small as conmon.
+ *
+ * It is exec'd by the process that cloned the container (so it is the
+ * container's parent and can reap it), in its own session, so it outlives
+ * the `diyc run -d` that started it and the terminal it ran in.  It:
+ *   - copies the container's stdout and stderr into a log file, one line per
+ *     record in the CRI format: "<RFC3339Nano> <stdout|stderr> <F|P> <text>"
+ *     (P: a partial line, continued by the next record), rotating it to
+ *     <log>.1 past max-size;
+ *   - reaps the container and writes its exit code to exit-file (atomically);
+ *   - execs the finish command (diyc itself), which records the end,
+ *     releases the container's resources and applies its restart policy.
+ * It links only libc and allocates nothing after start.
+ *
+ * usage: diyc-shim PID LOG MAX_SIZE EXIT_FILE OUT_FD ERR_FD -- FINISH_CMD...
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct log {
+	const char *path;
+	long long max_size;
+	long long size;
+	int fd;
+};
+
+static int open_log(struct log *log)
+{
+	struct stat st;
+
+	log->fd = open(log->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (log->fd < 0)
+		return -1;
+	log->size = fstat(log->fd, &st) == 0 ? st.st_size : 0;
+	return 0;
+}
+
+static void rotate(struct log *log)
+{
+	char old[4096];
+
+	if (log->max_size <= 0 || log->size < log->max_size)
+		return;
+	snprintf(old, sizeof(old), "%s.1", log->path);
+	close(log->fd);
+	rename(log->path, old);
+	open_log(log);
+}
+
+static void write_all(struct log *log, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t r = write(log->fd, buf, len);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* a full disk must not kill the container's supervisor */
+		}
+		buf += r;
+		len -= r;
+		log->size += r;
+	}
+}
+
+static void write_record(struct log *log, const char *stream, const char *text, size_t len, int partial)
+{
+	char head[96], stamp[40];
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	n = snprintf(head, sizeof(head), "%s.%09ldZ %s %c ", stamp, ts.tv_nsec, stream, partial ? 'P' : 'F');
+	write_all(log, head, n);
+	write_all(log, text, len);
+	write_all(log, "\n", 1);
+	rotate(log);
+}
+
+/* One stream: bytes not yet ended by a newline wait in `pending`. */
+struct stream {
+	const char *name;
+	int fd;
+	char pending[16384];
+	size_t used;
+};
+
+static void flush_lines(struct log *log, struct stream *s, int eof)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < s->used; i++) {
+		if (s->pending[i] == '\n') {
+			write_record(log, s->name, s->pending + start, i - start, 0);
+			start = i + 1;
+		}
+	}
+	if (start < s->used && (eof || (start == 0 && s->used == sizeof(s->pending)))) {
+		write_record(log, s->name, s->pending + start, s->used - start, !eof);
+		start = s->used;
+	}
+	memmove(s->pending, s->pending + start, s->used - start);
+	s->used -= start;
+}
+
+static void copy_output(struct log *log, struct stream *streams)
+{
+	struct pollfd fds[2];
+
+	for (;;) {
+		int open_streams = 0;
+
+		for (int i = 0; i < 2; i++) {
+			fds[i].fd = streams[i].fd;
+			fds[i].events = POLLIN;
+			open_streams += streams[i].fd >= 0;
+		}
+		if (!open_streams)
+			return;
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		for (int i = 0; i < 2; i++) {
+			struct stream *s = &streams[i];
+			ssize_t r;
+
+			if (s->fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			r = read(s->fd, s->pending + s->used, sizeof(s->pending) - s->used);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				flush_lines(log, s, 1);
+				close(s->fd);
+				s->fd = -1;
+				continue;
+			}
+			s->used += r;
+			flush_lines(log, s, 0);
+		}
+	}
+}
+
+static int reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return 255;
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static void write_exit_file(const char *path, int code)
+{
+	char tmp[4096], buf[32];
+	int fd, n;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%d\n", code);
+	if (write(fd, buf, n) == n)
+		rename(tmp, path);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct log log = { 0 };
+	struct stream streams[2] = { { .name = "stdout" }, { .name = "stderr" } };
+	pid_t pid;
+	int code;
+
+	if (argc < 9 || strcmp(argv[7], "--") != 0) {
+		fprintf(stderr, "usage: diyc-shim PID LOG MAX_SIZE EXIT_FILE OUT_FD ERR_FD -- FINISH_CMD...\n");
+		return 2;
+	}
+	pid = atoi(argv[1]);
+	log.path = argv[2];
+	log.max_size = atoll(argv[3]);
+	streams[0].fd = atoi(argv[5]);
+	streams[1].fd = atoi(argv[6]);
+	/* The terminal that started us may go away; stop signals are for the
+	 * container (diyc signals it directly), not for us. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (open_log(&log) < 0)
+		log.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	copy_output(&log, streams);
+	code = reap(pid);
+	close(log.fd);
+	write_exit_file(argv[4], code);
+	execv(argv[8], argv + 8);
+	return 1;
+}

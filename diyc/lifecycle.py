@@ -1,0 +1,302 @@
+"""Detached containers: the supervisor, the end of a container, stop, wait,
+restart policies, logs.
+
+Daemonless, like podman: each detached container has a supervisor of its
+own, diyc-shim (C, ~1 MB resident).  It is the container's parent, copies
+its output into containers/<id>/container.log and, when the container
+exits, writes containers/<id>/exit and execs `diyc _finish ID`, which
+records the end, releases the cgroup and network, and restarts or removes
+the container as its policies say.  Everything else reads the record.
+"""
+
+import os
+import sys
+import time
+
+from .errors import Conflict, InvalidArgument
+from .state import FileLock, pid_alive, read_json
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
+DEFAULT_LOG_MAX_SIZE = 10 << 20
+
+
+def container_lock(ctr):
+    """Serialises commands on one container (stop, rm, _finish, start)."""
+    return FileLock(f"{ctr.root.path}/locks/{ctr.id}.lock")
+
+
+def parse_restart_policy(value):
+    """docker's --restart no|on-failure[:N]|always|unless-stopped."""
+    if value in (None, "", "no"):
+        return {"name": "no", "max_retries": 0}
+    name, _, count = value.partition(":")
+    if name not in ("on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
+        raise InvalidArgument(f"invalid --restart {value!r}: expected no, on-failure[:N], always "
+                              "or unless-stopped")
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise InvalidArgument(f"invalid --restart {value!r}: N must be an integer") from None
+    if retries < 0:
+        raise InvalidArgument(f"invalid --restart {value!r}: N must not be negative")
+    return {"name": name, "max_retries": retries}
+
+
+def parse_log_opts(opts):
+    out = {"max_size": DEFAULT_LOG_MAX_SIZE}
+    for opt in opts or ():
+        key, sep, value = opt.partition("=")
+        if key == "max-size" and sep:
+            from .config import parse_size
+            out["max_size"] = parse_size(value, "log max-size")
+        else:
+            raise InvalidArgument(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
+    return out
+
+
+def _finish_command(ctr):
+    """How the shim calls us back: this interpreter, this copy of diyc."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+            "from diyc.cli import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-I", "-S", "-c", code, "--root", ctr.root.path, "_finish", ctr.id]
+
+
+def supervisor_setup(ctr, init, opened):
+    """Give a container being started detached: stdin from /dev/null, stdout
+    and stderr into pipes the shim reads, and the shim as its parent.  The
+    fds we open are appended to `opened` (the caller closes them)."""
+    if not os.access(SHIM, os.X_OK):
+        raise InvalidArgument(f"the supervisor {SHIM} is missing: reinstall diyc")
+    devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    opened.append(devnull)
+    out_r, out_w = os.pipe()
+    opened += (out_r, out_w)
+    err_r, err_w = os.pipe()
+    opened += (err_r, err_w)
+    # the shim inherits the read ends across its execve; the container gets
+    # the write ends as its stdout/stderr (everything else it has is CLOEXEC)
+    os.set_inheritable(out_r, True)
+    os.set_inheritable(err_r, True)
+    init["stdio"] = (devnull, out_w, err_w)
+    max_size = ctr.record.get("log", {}).get("max_size", DEFAULT_LOG_MAX_SIZE)
+    init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
+                               f"{ctr.dir}/exit", str(out_r), str(err_r), "--"] + _finish_command(ctr)
+
+
+def finish(ctr):
+    """`diyc _finish ID`, run by the shim once the container has exited."""
+    from .runtime import _now
+    with container_lock(ctr):
+        ctr.reload()
+        state = ctr.record["state"]
+        if state.get("status") != "running":
+            return  # a start that failed: whoever started it cleans up
+        try:
+            with open(f"{ctr.dir}/exit") as f:
+                code = int(f.read())
+        except (OSError, ValueError):
+            code = 255
+        oom = ctr._cgroup().oom_killed()
+        state.update(status="exited", exit_code=code, oom_killed=oom, finished=_now(),
+                     pid=None, supervisor=None)
+        ctr.pid = None
+        ctr._release_resources()
+        if not state.get("removing") and _should_restart(ctr, code):
+            state["restart_count"] = state.get("restart_count", 0) + 1
+            ctr._save()
+            time.sleep(0.1 * min(state["restart_count"], 10))  # a little back-off
+            ctr.start(detach=True)
+            return
+        if ctr.record["auto_remove"] and not state.get("removing"):
+            ctr._remove_unlocked()
+            return
+        ctr._save()
+
+
+def _should_restart(ctr, code):
+    policy = ctr.record.get("restart") or {"name": "no"}
+    state = ctr.record["state"]
+    if state.get("stopped_by_user"):
+        return False
+    if policy["name"] in ("always", "unless-stopped"):
+        return True
+    if policy["name"] == "on-failure" and code != 0:
+        return not policy["max_retries"] or state.get("restart_count", 0) < policy["max_retries"]
+    return False
+
+
+def wait_until_exited(ctr, timeout=None):
+    """Poll the record until the container is not running.  -> status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ctr.reload()
+        status = ctr.status
+        if status != "running":
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            return status
+        time.sleep(0.02)
+
+
+def stop(ctr, timeout=10, sig=15):
+    """SIGTERM (or `sig`), then SIGKILL after `timeout` seconds."""
+    with container_lock(ctr):
+        ctr.reload()
+        if ctr.status != "running":
+            return False
+        ctr.record["state"]["stopped_by_user"] = True
+        ctr._save()
+    ctr.kill(sig)
+    if wait_until_exited(ctr, timeout) == "running":
+        ctr.kill(9)
+        wait_until_exited(ctr, 30)
+    _wait_for_supervisor(ctr)
+    return True
+
+
+def _wait_for_supervisor(ctr, timeout=30):
+    """Until the shim (and the `_finish` it became) has gone."""
+    state = ctr.record["state"]
+    pid, start = state.get("supervisor"), state.get("supervisor_start")
+    deadline = time.monotonic() + timeout
+    while pid and pid_alive(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+# -- logs ---------------------------------------------------------------------
+
+def read_log(path):
+    """Records of a CRI-format log: (timestamp, stream, text) with partial
+    lines joined."""
+    records = []
+    partial = {}
+    for p in (f"{path}.1", path):
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        for line in data.split(b"\n"):
+            rec = _parse_log_line(line)
+            if rec is None:
+                continue
+            ts, stream, tag, text = rec
+            if tag == b"P":
+                partial[stream] = partial.get(stream, b"") + text
+                continue
+            records.append((ts, stream, partial.pop(stream, b"") + text))
+    return records
+
+
+def _parse_log_line(line):
+    parts = line.split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    ts, stream, tag = parts[:3]
+    return ts.decode(), stream.decode(), tag, parts[3] if len(parts) == 4 else b""
+
+
+def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None):
+    out = out or sys.stdout.buffer
+    err = err or sys.stderr.buffer
+    path = f"{ctr.dir}/container.log"
+    shown = 0
+    records = read_log(path)
+    if tail is not None:
+        shown = max(0, len(records) - tail)
+
+    def emit(recs):
+        for ts, stream, text in recs:
+            f = err if stream == "stderr" else out
+            f.write((ts.encode() + b" " if timestamps else b"") + text + b"\n")
+        out.flush()
+        err.flush()
+
+    emit(records[shown:])
+    shown = len(records)
+    while follow:
+        ctr.reload()
+        running = ctr.status == "running"
+        records = read_log(path)
+        if len(records) < shown:   # rotated: start over in the new file
+            shown = 0
+        emit(records[shown:])
+        shown = len(records)
+        if not running:
+            return
+        time.sleep(0.1)
+
+
+def check_can_remove(ctr, force):
+    if ctr.status == "running" and not force:
+        raise Conflict(f"container {ctr.name} is running: stop it first or use -f")
+
+
+# -- exec ---------------------------------------------------------------------
+
+# setns order: the mount namespace last (after it, /proc is the container's
+# and our fds to the others still work); user first if there were one.
+JOIN_ORDER = ("ipc", "uts", "net", "cgroup", "pid", "mnt")
+
+
+def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1)):
+    """Run a command in a running container: every namespace joined with
+    setns (pid too: the command is forked after it), its cgroup, and the
+    container's security settings.  Returns the command's exit code."""
+    from . import _native, config
+    from .errors import init_error
+    from .rootfs import init_config
+    from .runtime import _waitpid
+    if not args:
+        raise InvalidArgument('"diyc exec" requires a command')
+    ctr.reload()
+    if ctr.status != "running":
+        raise Conflict(f"container {ctr.name} is not running")
+    state = ctr.record["state"]
+    spec = ctr.record["spec"]
+    process = dict(spec["process"], args=list(args),
+                   env=config.merge_env(spec["process"]["env"], env, os.environ),
+                   cwd=workdir or spec["process"]["cwd"])
+    if user is not None:
+        from .users import resolve_user
+        uid, gid, groups, _ = resolve_user(user, ctr.record["layers"])
+        process["user"] = {"uid": uid, "gid": gid, "additionalGids": groups}
+        if "capabilities" in process:
+            from .security import process_capabilities
+            process["capabilities"] = process_capabilities(process["capabilities"]["bounding"], uid)
+    exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
+                     linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
+                                sysctl={}, devices=[]))
+    fds = []
+    try:
+        for ns in JOIN_ORDER:
+            fds.append(os.open(f"/proc/{state['pid']}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
+        cg = ctr._cgroup()
+        files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
+        cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
+        fds += cg_fds
+        pid_r, pid_w = os.pipe()
+        fds += (pid_r, pid_w)
+        init = init_config(exec_spec, stdio=stdio)
+        init.update(join_ns_fds=fds[:len(JOIN_ORDER)], cgroup_fds=cg_fds, pid_fd=pid_w,
+                    devices=[], symlinks=[])
+        try:
+            first, release_fd, error_fd, _ = _native.spawn(init)
+        except OSError as e:
+            raise init_error(getattr(e, "step", "clone"), e.errno) from None
+        _waitpid(first)
+        data = os.read(pid_r, 64)
+        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
+        _native.release(release_fd)
+        failure = _native.wait_exec(error_fd)
+        if failure:
+            if pid > 0:
+                _waitpid(pid)
+            raise init_error(*failure)
+        _, status = _waitpid(pid)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
