@@ -1,0 +1,343 @@
+"""Shared fixtures of the diyc test suite.
+
+The tests are real: real containers on the real kernel, run as root.  The
+only fake is the cgroup v2 tree of test_cgroup_v2_fake.py (this machine has
+no v2 controllers), and that module says so.
+
+* ``diyc_root``: one state directory for the whole session (DIYC_ROOT of the
+  CLI calls, ``root=`` of the library calls).
+* ``run_cli(*args, input=None, check=False)``: runs the installed ``diyc``
+  command (``$DIYC_BIN`` overrides) and returns a text CompletedProcess.
+* An autouse fixture checks after every test that nothing was left behind:
+  container records, names, staging dirs, diyc-* cgroups, mounts under the
+  root, child processes.  A test that creates a container without --rm
+  removes it itself with ``diyc rm``.
+"""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# `python -m pytest` puts the repository on sys.path, whose diyc/ may hold no
+# (or a stale) in-place build of _native.  Test what the `diyc` command runs:
+# the installed package.
+_SITE = sysconfig.get_paths()["platlib"]
+if glob.glob(f"{_SITE}/diyc/_native*.so"):
+    sys.path.insert(0, _SITE)
+    for _mod in [m for m in sys.modules if m == "diyc" or m.startswith("diyc.")]:
+        del sys.modules[_mod]
+
+from diyc.cgroups import V1_CONTROLLERS as _DIYC_V1  # noqa: E402  (after the sys.path fix)
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+# The v1 controllers diyc puts a container in (the driver's own list, which
+# grows: memory, cpu, cpuacct, pids at least).
+V1_CONTROLLERS = tuple(dict.fromkeys(("memory", "cpu", "cpuacct", "pids") + tuple(_DIYC_V1)))
+BUSYBOX = "/bin/busybox"
+
+
+def diyc_command():
+    env_bin = os.environ.get("DIYC_BIN")
+    if env_bin:
+        return env_bin.split()
+    venv_bin = REPO / ".venv" / "bin" / "diyc"
+    if venv_bin.exists():
+        return [str(venv_bin)]
+    return [sys.executable, "-m", "diyc"]
+
+
+DIYC = diyc_command()
+
+
+def _skip_reason():
+    if os.geteuid() != 0:
+        return "diyc tests run real containers: they need root"
+    if not os.path.exists(BUSYBOX):
+        return f"{BUSYBOX} not found (apt-get install busybox-static)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _skip_reason()
+    if reason:
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# -- helpers -------------------------------------------------------------------
+
+class Cli:
+    """Runs the diyc command against the session's root."""
+
+    def __init__(self, root):
+        self.root = str(root)
+
+    def env(self, extra=None):
+        env = dict(os.environ, DIYC_ROOT=self.root)
+        env.pop("DIYC_TRACE", None)
+        env.update(extra or {})
+        return env
+
+    def __call__(self, *args, input=None, check=False, env=None, timeout=60):
+        proc = subprocess.run(DIYC + [str(a) for a in args], input=input, capture_output=True,
+                              text=True, env=self.env(env), timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"diyc {' '.join(map(str, args))} exited {proc.returncode}\n"
+                                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def popen(self, *args, env=None, **kwargs):
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        return subprocess.Popen(DIYC + [str(a) for a in args], env=self.env(env), **kwargs)
+
+
+def assert_one_line_error(proc, code=125, contains=None):
+    """diyc refused something: the exit code, and one `diyc: ...` line."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("diyc: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    if contains:
+        assert contains in lines[0], lines[0]
+    return lines[0]
+
+
+def container_records(root):
+    out = []
+    for path in glob.glob(f"{root}/containers/*/container.json"):
+        try:
+            with open(path) as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_pid_gone(pid, timeout=10.0):
+    """Wait until a process that is not our child has disappeared."""
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout, what=f"pid {pid} to go away")
+
+
+def running_record(root, timeout=10.0):
+    """The record of the only container of `root`, once it is running."""
+    def find():
+        recs = container_records(root)
+        if len(recs) == 1 and recs[0]["state"].get("status") == "running":
+            return recs[0]
+        return None
+    return wait_for(find, timeout, what="a running container record")
+
+
+def own_cgroups():
+    """{controller: path} of this process (v1 controllers, v2 under '')."""
+    paths = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(",") if controllers else [""]:
+                paths[c] = path
+    return paths
+
+
+def diyc_cgroups():
+    """Every directory named diyc-* (or diyctest-*, the parents tests make) in every cgroup hierarchy mounted under
+    /sys/fs/cgroup (memory, cpu, cpuacct, pids, ..., unified), 6 levels deep."""
+    found = set()
+    for controller in sorted(os.listdir(CGROUP_ROOT)):
+        base = f"{CGROUP_ROOT}/{controller}"
+        if not os.path.isdir(base) or os.path.islink(base):
+            continue
+        for dirpath, dirnames, _ in os.walk(base):
+            depth = dirpath[len(base):].count("/")
+            for d in dirnames:
+                if d.startswith(("diyc-", "diyctest-")):
+                    found.add(f"{dirpath}/{d}")
+            if depth >= 6:
+                dirnames[:] = []
+    return found
+
+
+def _foreign_cgroup(path, all_diyc_cgroups):
+    """A diyc-* cgroup of another diyc session on this machine (another
+    user of diyc runs in a memory cgroup of its own), not one of ours.  Ours
+    are under our own memory cgroup, or under a test's diyctest-* parent."""
+    mem = f"{CGROUP_ROOT}/memory"
+    own = own_cgroups().get("memory", "/").rstrip("/")
+
+    def foreign_mem(p):
+        rel = p[len(mem):]
+        return not (rel.startswith(own + "/") or "/diyctest-" in rel)
+    if path.startswith(mem + "/"):
+        return foreign_mem(path)
+    name = os.path.basename(path)
+    twins = [p for p in all_diyc_cgroups if p.startswith(mem + "/") and os.path.basename(p) == name]
+    return bool(twins) and all(foreign_mem(p) for p in twins)
+
+
+def mounts_under(path):
+    path = str(path)
+    with open("/proc/self/mountinfo") as f:
+        return [line.rstrip("\n") for line in f if path in line]
+
+
+def child_pids():
+    """Processes whose parent is this (pytest) process."""
+    me = str(os.getpid())
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[1] == me:
+            out.append(int(entry))
+    return out
+
+
+def tree_snapshot(path):
+    """{relative path: (mode, uid, gid, size, mtime_ns, link target)} of a tree."""
+    snap = {}
+    path = str(path)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            link = os.readlink(p) if os.path.islink(p) else None
+            snap[os.path.relpath(p, path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                              st.st_mtime_ns, link)
+    return snap
+
+
+# -- fixtures ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def diyc_root(tmp_path_factory):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("diyc-root")
+    old = os.environ.get("DIYC_ROOT")
+    os.environ["DIYC_ROOT"] = str(root)
+    # Build the built-in busybox image once, so no test sees its one-time
+    # "creating the built-in image" line on stderr.
+    Cli(root)("run", "--rm", "busybox", "true", check=True)
+    yield root
+    if old is None:
+        os.environ.pop("DIYC_ROOT", None)
+    else:
+        os.environ["DIYC_ROOT"] = old
+    left = mounts_under(root)
+    assert not left, "mounts left under the diyc root:\n" + "\n".join(left)
+
+
+@pytest.fixture(scope="session")
+def run_cli(diyc_root):
+    return Cli(diyc_root)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(diyc_root):
+    from diyc.images import ImageStore
+    return ImageStore(str(diyc_root)).resolve("busybox")
+
+
+@pytest.fixture(scope="session")
+def busybox_layer(diyc_root, busybox_image):
+    (layer,) = busybox_image["layers"]
+    return Path(diyc_root) / "layers" / layer.removeprefix("sha256:")
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request):
+    """After every test: no containers, names, staging dirs, cgroups, mounts
+    or child processes left.  On a failure it cleans up, so one leak does not
+    fail every later test."""
+    if _skip_reason():
+        yield
+        return
+    root = request.getfixturevalue("diyc_root")
+    cgroups_before = diyc_cgroups()
+    yield
+    problems = []
+    for sub in ("containers", "names", "tmp"):
+        d = root / sub
+        entries = sorted(os.listdir(d)) if d.is_dir() else []
+        if entries:
+            problems.append(f"{d} not empty: {entries}")
+
+    def new_cgroups():
+        now = diyc_cgroups()
+        return {p for p in now - cgroups_before if not _foreign_cgroup(p, now)}
+    # Another diyc on this machine (not ours) may own a cgroup for a moment.
+    deadline = time.monotonic() + 2.0
+    while new_cgroups() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    leaked_cgroups = new_cgroups()
+    if leaked_cgroups:
+        problems.append(f"cgroups left: {sorted(leaked_cgroups)}")
+    mounts = mounts_under(root)
+    if mounts:
+        problems.append("mounts left:\n" + "\n".join(mounts))
+    children = child_pids()
+    if children:
+        problems.append(f"child processes left: {children}")
+
+    if problems:
+        _force_clean(root, leaked_cgroups, children)
+        pytest.fail("left behind by the test:\n" + "\n".join(problems), pytrace=False)
+
+
+def _force_clean(root, cgroups, children):
+    cli = Cli(root)
+    for rec in container_records(root):
+        cli("rm", "-f", rec["id"])
+    cli("cleanup")
+    for pid in children:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    for path in sorted(cgroups, key=len, reverse=True):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+    for line in mounts_under(root):
+        subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
+    for sub in ("containers", "names", "tmp"):
+        d = root / sub
+        if d.is_dir():
+            for entry in os.listdir(d):
+                p = d / entry
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()

@@ -1,0 +1,332 @@
+"""The `diyc` command: input rejected before anything is created, the
+container lifecycle (ps, rm, inspect), kept filesystem changes, cleanup of
+what a killed diyc leaves."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+
+import pytest
+
+from conftest import (assert_one_line_error, container_records, diyc_cgroups, running_record,
+                      wait_for, wait_pid_gone)
+
+
+def root_state(root):
+    return {d: sorted(os.listdir(f"{root}/{d}")) for d in ("containers", "names", "images",
+                                                           "layers", "tmp")}
+
+
+# -- rejected input ---------------------------------------------------------------
+
+BAD_RUN_ARGS = {
+    "memory-unit": ["-m", "10q", "busybox", "true"],
+    "memory-too-small": ["-m", "1m", "busybox", "true"],
+    "memory-negative": ["--memory=-64m", "busybox", "true"],
+    "cpus-negative": ["--cpus", "-1", "busybox", "true"],
+    "cpus-zero": ["--cpus", "0", "busybox", "true"],
+    "cpus-text": ["--cpus", "abc", "busybox", "true"],
+    "pids-zero": ["--pids-limit", "0", "busybox", "true"],
+    "pids-negative": ["--pids-limit", "-5", "busybox", "true"],
+    "pids-text": ["--pids-limit", "many", "busybox", "true"],
+    "swap-without-memory": ["--memory-swap", "64m", "busybox", "true"],
+    "swap-below-memory": ["-m", "64m", "--memory-swap", "32m", "busybox", "true"],
+    "name-with-slash": ["--name", "a/b", "busybox", "true"],
+    "name-leading-dash": ["--name=-x", "busybox", "true"],
+    "hostname-bad": ["--hostname", "bad_host!", "busybox", "true"],
+    "workdir-relative": ["-w", "relative/dir", "busybox", "true"],
+    "env-empty-key": ["-e", "=x", "busybox", "true"],
+    "unknown-user": ["-u", "nosuchuser", "busybox", "true"],
+    "unknown-group": ["-u", "0:nosuchgroup", "busybox", "true"],
+    "unknown-flag": ["--bogus", "busybox", "true"],
+    "unknown-short-flag": ["-Z", "busybox", "true"],
+    "flag-takes-no-value": ["--rm=yes", "busybox", "true"],
+    "missing-flag-value": ["--name"],
+    "network-bogus": ["--network", "bogus", "busybox", "true"],
+    "missing-image": [],
+    "missing-image-after-flags": ["--rm"],
+    "nonexistent-image": ["nosuchimage", "true"],
+    "nonexistent-image-tag": ["busybox:nosuchtag", "true"],
+    "bad-image-reference": ["Bad:Name", "true"],
+}
+
+
+@pytest.mark.parametrize("rm", [True, False], ids=["rm", "keep"])
+@pytest.mark.parametrize("case", sorted(BAD_RUN_ARGS))
+def test_bad_run_input_rejected_before_anything_is_created(run_cli, diyc_root, case, rm):
+    before = root_state(diyc_root)
+    cgroups_before = diyc_cgroups()
+    args = ["run"] + (["--rm"] if rm else []) + BAD_RUN_ARGS[case]
+    proc = run_cli(*args)
+    assert_one_line_error(proc, 125)
+    assert proc.stdout == ""
+    assert root_state(diyc_root) == before
+    assert diyc_cgroups() <= cgroups_before
+
+
+KERNEL_REJECTED = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG: values that pass config validation but the kernel refuses: the cgroup "
+    "write raises a raw OSError (EINVAL: cfs quota below 1000us; ERANGE: "
+    "pids.max too big) - a Python traceback and exit 1 instead of a one-line "
+    "error and 125, after the record and cgroups were already created"))
+
+
+@KERNEL_REJECTED
+@pytest.mark.parametrize("flags", [("--cpus", "0.001"), ("--cpus", "1e-9"),
+                                   ("--pids-limit", "99999999999999999999")],
+                         ids=["cpus-0.001", "cpus-1e-9", "pids-huge"])
+def test_out_of_kernel_range_values_rejected(run_cli, diyc_root, flags):
+    before = root_state(diyc_root)
+    proc = run_cli("run", "--rm", *flags, "busybox", "true")
+    assert "Traceback" not in proc.stderr, proc.stderr[-300:]
+    assert_one_line_error(proc, 125)
+    assert root_state(diyc_root) == before
+
+
+def test_error_messages_name_the_problem(run_cli):
+    cases = {("-m", "10q"): "10q", ("--cpus", "abc"): "abc", ("--pids-limit", "0"): "pids",
+             ("--bogus",): "--bogus", ("--network", "bogus"): "bogus",
+             ("--name", "a/b"): "a/b"}
+    for flags, word in cases.items():
+        line = assert_one_line_error(run_cli("run", "--rm", *flags, "busybox", "true"))
+        assert word in line, line
+    line = assert_one_line_error(run_cli("run", "--rm", "nosuchimage", "true"))
+    assert "nosuchimage" in line
+
+
+def test_unknown_command_and_global_flag(run_cli):
+    assert_one_line_error(run_cli("bogus"), 125, contains="bogus")
+    assert_one_line_error(run_cli("--bogus", "ps"), 125, contains="--bogus")
+    proc = run_cli()
+    assert proc.returncode == 125
+    assert "Usage" in proc.stderr
+
+
+def test_help(run_cli):
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    assert "run [OPTIONS] IMAGE" in proc.stdout
+    proc = run_cli("run", "--help")
+    assert proc.returncode == 0
+    assert "--memory" in proc.stdout
+
+
+def test_root_option_overrides_env(run_cli, diyc_root, tmp_path):
+    other = tmp_path / "other-root"
+    proc = run_cli("--root", other, "run", "--rm", "busybox", "echo", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hi\n"
+    assert (other / "layers").is_dir()
+    assert os.listdir(other / "containers") == []
+    assert run_cli(f"--root={other}", "images", check=True).stdout.count("busybox") == 1
+
+
+def test_name_already_in_use(run_cli, diyc_root):
+    run_cli("run", "--name", "x", "busybox", "true", check=True)
+    try:
+        before = root_state(diyc_root)
+        proc = run_cli("run", "--name", "x", "busybox", "true")
+        assert_one_line_error(proc, 125, contains="already in use")
+        proc = run_cli("run", "--rm", "--name", "x", "busybox", "true")
+        assert_one_line_error(proc, 125, contains="already in use")
+        assert root_state(diyc_root) == before
+        assert len(container_records(diyc_root)) == 1
+    finally:
+        run_cli("rm", "x", check=True)
+    # free again
+    run_cli("run", "--rm", "--name", "x", "busybox", "true", check=True)
+
+
+# -- lifecycle ----------------------------------------------------------------------
+
+def test_ps_rm_of_an_exited_container(run_cli, diyc_root):
+    run_cli("run", "--name", "exited3", "busybox", "sh", "-c", "exit 3")
+    (rec,) = container_records(diyc_root)
+    short = rec["id"][:12]
+
+    lines = run_cli("ps", "-a", check=True).stdout.splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    (row,) = [l for l in lines[1:] if "exited3" in l]
+    assert row.startswith(short)
+    assert "Exited (3)" in row
+    assert "busybox" in row
+    assert "exited3" not in run_cli("ps", check=True).stdout      # not running
+    assert run_cli("ps", "-a", "-q", check=True).stdout.split() == [short]
+    assert run_cli("ps", "-aq", "--no-trunc", check=True).stdout.split() == [rec["id"]]
+
+    info = json.loads(run_cli("inspect", "exited3", check=True).stdout)[0]
+    assert info["id"] == rec["id"]
+    assert info["state"]["status"] == "exited"
+    assert info["state"]["exit_code"] == 3
+
+    # by id prefix too
+    proc = run_cli("rm", short[:6])
+    assert proc.returncode == 0, proc.stderr
+    assert container_records(diyc_root) == []
+    assert not os.path.exists(f"{diyc_root}/containers/{rec['id']}")
+    assert not os.path.lexists(f"{diyc_root}/names/exited3")
+    assert "exited3" not in run_cli("ps", "-a", check=True).stdout
+
+
+def test_rm_unknown_container(run_cli):
+    proc = run_cli("rm", "nosuchcontainer")
+    assert proc.returncode != 0
+    assert_one_line_error(proc, proc.returncode, contains="nosuchcontainer")
+
+
+def test_rm_of_a_running_container_needs_force(run_cli, diyc_root):
+    p = run_cli.popen("run", "--name", "runner", "busybox", "sleep", "30")
+    try:
+        rec = running_record(diyc_root)
+        row = [l for l in run_cli("ps", check=True).stdout.splitlines() if "runner" in l]
+        assert len(row) == 1 and "Up " in row[0]
+        proc = run_cli("rm", "runner")
+        assert proc.returncode != 0
+        assert "running" in proc.stderr
+        assert os.path.exists(f"/proc/{rec['state']['pid']}")
+        proc = run_cli("rm", "-f", "runner")
+        assert proc.returncode == 0, proc.stderr
+        _, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 137
+    assert "Traceback" not in err
+    assert container_records(diyc_root) == []
+    assert not any(os.path.exists(x) for x in rec["cgroup"]["paths"].values())
+
+
+def test_kept_container_keeps_its_changes_until_rm(run_cli, diyc_root):
+    run_cli("run", "--name", "keep", "busybox", "sh", "-c",
+            "echo data > /newfile && rm /etc/group && mkdir -p /var/lib/x", check=True)
+    try:
+        (rec,) = container_records(diyc_root)
+        cdir = f"{diyc_root}/containers/{rec['id']}"
+        upper = f"{cdir}/upper"
+        with open(f"{upper}/newfile") as f:
+            assert f.read() == "data\n"
+        st = os.lstat(f"{upper}/etc/group")              # the deletion: a whiteout
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+        assert os.path.isdir(f"{upper}/var/lib/x")
+        # nothing mounted on the host for it once it has exited
+        with open("/proc/self/mountinfo") as f:
+            assert cdir not in f.read()
+    finally:
+        run_cli("rm", "keep", check=True)
+    assert not os.path.exists(cdir)
+
+
+def test_rm_container_leaves_no_trace_on_disk(run_cli, diyc_root):
+    run_cli("run", "--rm", "busybox", "sh", "-c", "echo data > /newfile", check=True)
+    assert os.listdir(f"{diyc_root}/containers") == []
+    # --rm containers write to a tmpfs of their own: nothing under scratch
+    assert os.listdir(f"{diyc_root}/scratch") == []
+
+
+# -- cleanup after a killed diyc ---------------------------------------------------
+
+def test_cleanup_removes_a_dead_rm_container(run_cli, diyc_root):
+    p = run_cli.popen("run", "--rm", "busybox", "sleep", "30")
+    try:
+        rec = running_record(diyc_root)
+        pid = rec["state"]["pid"]
+        os.kill(p.pid, signal.SIGKILL)      # diyc dies: nobody records the end
+        p.wait()
+        assert os.path.exists(f"/proc/{pid}")  # the container lives on, reparented
+        os.kill(pid, signal.SIGKILL)
+        wait_pid_gone(pid)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert os.listdir(f"{diyc_root}/containers") == [rec["id"]]
+    assert any(os.path.isdir(x) for x in rec["cgroup"]["paths"].values())
+
+    row = [l for l in run_cli("ps", "-a", check=True).stdout.splitlines() if rec["id"][:12] in l]
+    assert len(row) == 1 and "Dead" in row[0], row
+    assert rec["id"][:12] not in run_cli("ps", check=True).stdout
+
+    proc = run_cli("cleanup", check=True)
+    assert rec["id"][:12] in proc.stdout
+    assert os.listdir(f"{diyc_root}/containers") == []
+    assert os.listdir(f"{diyc_root}/names") == []
+    assert not any(os.path.exists(x) for x in rec["cgroup"]["paths"].values())
+    # idempotent
+    assert run_cli("cleanup", check=True).stdout == ""
+
+
+def test_cleanup_leaves_a_running_container_alone(run_cli, diyc_root):
+    p = run_cli.popen("run", "--rm", "busybox", "sleep", "30")
+    try:
+        rec = running_record(diyc_root)
+        proc = run_cli("cleanup", check=True)
+        assert proc.stdout == ""
+        assert container_records(diyc_root)[0]["id"] == rec["id"]
+        assert os.path.exists(f"/proc/{rec['state']['pid']}")
+        os.kill(p.pid, signal.SIGTERM)  # forwarded: sleep as PID 1 ignores it
+        os.kill(rec["state"]["pid"], signal.SIGKILL)
+        p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 137
+
+
+def test_cleanup_marks_a_dead_kept_container_exited(run_cli, diyc_root):
+    p = run_cli.popen("run", "--name", "deadkeep", "busybox", "sleep", "30")
+    try:
+        rec = running_record(diyc_root)
+        pid = rec["state"]["pid"]
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        os.kill(pid, signal.SIGKILL)
+        wait_pid_gone(pid)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    try:
+        proc = run_cli("cleanup", check=True)
+        assert "deadkeep" in proc.stdout
+        (after,) = container_records(diyc_root)       # kept: it was not --rm
+        assert after["state"]["status"] == "exited"
+        assert not any(os.path.exists(x) for x in rec["cgroup"]["paths"].values())
+        assert "Exited" in [l for l in run_cli("ps", "-a", check=True).stdout.splitlines()
+                            if "deadkeep" in l][0]
+    finally:
+        run_cli("rm", "deadkeep", check=True)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG: `diyc cleanup` crashes (traceback, exit 1) on a regular file in "
+    "<root>/tmp - e.g. the spool file of a killed `diyc load` from stdin: "
+    "remove_tree() calls shutil.rmtree(), which fails on a non-directory, and "
+    "its retry_writable handler re-raises by calling func(p) again"))
+def test_cleanup_after_a_killed_load_from_stdin(run_cli, diyc_root):
+    p = run_cli.popen("load", stdin=subprocess.PIPE)
+    try:
+        p.stdin.write("x" * 4096)   # a partial archive: load waits for the rest
+        p.stdin.flush()
+        wait_for(lambda: [e for e in os.listdir(f"{diyc_root}/tmp") if e.startswith("load-")],
+                 what="the spool file of diyc load")
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+        p.stdout.close()
+        p.stderr.close()
+    try:
+        proc = run_cli("cleanup")
+        assert "Traceback" not in proc.stderr, proc.stderr[-300:]
+        assert proc.returncode == 0
+        assert os.listdir(f"{diyc_root}/tmp") == []
+    finally:
+        for entry in os.listdir(f"{diyc_root}/tmp"):   # with the bug: by hand
+            os.unlink(f"{diyc_root}/tmp/{entry}")

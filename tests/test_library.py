@@ -1,0 +1,208 @@
+"""The Python API: diyc.run() and diyc.Container, in this process."""
+
+import os
+
+import pytest
+
+import diyc
+from diyc.runtime import Container
+
+from conftest import child_pids, container_records
+
+
+@pytest.fixture
+def root(diyc_root):
+    return str(diyc_root)
+
+
+def open_fds():
+    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
+
+def test_run_captures_stdout(root):
+    r = diyc.run("busybox", ["echo", "hi"], capture_output=True, root=root)
+    assert r.exit_code == 0
+    assert r.returncode == 0
+    assert r.stdout == b"hi\n"
+    assert r.stderr == b""
+    assert r.oom_killed is False
+    assert len(r.id) == 64
+
+
+def test_run_captures_stderr_separately(root):
+    r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2; exit 5"],
+                 capture_output=True, root=root)
+    assert r.exit_code == 5
+    assert r.stdout == b"out\n"
+    assert r.stderr == b"err\n"
+
+
+def test_run_feeds_input(root):
+    r = diyc.run("busybox", ["sh", "-c", "cat; echo done"], input=b"from python\n",
+                 capture_output=True, root=root)
+    assert r.stdout == b"from python\ndone\n"
+
+
+def test_run_large_input_and_output(root):
+    data = os.urandom(3 << 20)
+    r = diyc.run("busybox", ["cat"], input=data, capture_output=True, root=root)
+    assert r.exit_code == 0
+    assert r.stdout == data
+
+
+def test_input_without_capture(root, tmp_path):
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        r = diyc.run("busybox", ["wc", "-c"], input=b"12345", stdout=f, root=root)
+    assert r.exit_code == 0
+    assert r.stdout is None
+    assert out.read_text().split() == ["5"]
+
+
+def test_container_that_ignores_its_input(root):
+    r = diyc.run("busybox", ["true"], input=os.urandom(1 << 20), capture_output=True, root=root)
+    assert r.exit_code == 0
+
+
+def test_run_with_memory_limit(root):
+    r = diyc.run("busybox", ["sh", "-c", "echo ok"], memory="64m", capture_output=True,
+                 root=root)
+    assert r.exit_code == 0
+    assert r.stdout == b"ok\n"
+    assert r.oom_killed is False
+
+
+def test_run_options(root):
+    r = diyc.run("busybox", ["sh", "-c", "hostname; pwd; id -u; echo $FOO"],
+                 hostname="lib-box", workdir="/tmp/w", user="65534", env=["FOO=bar"],
+                 capture_output=True, root=root)
+    assert r.stdout.decode().split() == ["lib-box", "/tmp/w", "65534", "bar"]
+
+
+def test_timings(root):
+    r = diyc.run("busybox", ["true"], capture_output=True, root=root)
+    assert set(r.timings) >= {"config", "cgroup", "rootfs", "clone", "exec", "wait"}
+    assert all(isinstance(v, float) and v >= 0 for v in r.timings.values())
+
+
+def test_container_lifecycle(root):
+    c = Container.create("busybox", ["sh", "-c", "exit 4"], name="libcycle", root=root)
+    try:
+        assert c.name == "libcycle"
+        assert c.status == "created"
+        assert len(container_records(root)) == 1
+        assert Container.load("libcycle", root).id == c.id
+        assert Container.load(c.id[:8], root).id == c.id
+        pid = c.start()
+        assert pid > 0
+        result = c.wait()
+        assert result.exit_code == 4
+        assert c.status == "exited"
+        again = Container.load("libcycle", root)
+        assert again.status == "exited"
+        assert again.record["state"]["exit_code"] == 4
+        assert [x.id for x in Container.list(root)] == [c.id]
+    finally:
+        c.remove()
+    assert container_records(root) == []
+    with pytest.raises(diyc.ContainerNotFound):
+        Container.load("libcycle", root)
+
+
+def test_container_kill_and_auto_remove(root):
+    c = Container.create("busybox", ["sleep", "30"], auto_remove=True, root=root)
+    c.start()
+    assert c.status == "running"
+    with pytest.raises(diyc.Conflict):
+        c.remove()  # running, no force
+    c.kill(9)
+    result = c.wait()
+    assert result.exit_code == 137
+    assert container_records(root) == []  # auto_remove: gone after wait
+
+
+def test_start_twice_refused(root):
+    c = Container.create("busybox", ["sleep", "30"], root=root)
+    try:
+        c.start()
+        with pytest.raises(diyc.Conflict):
+            c.start()
+    finally:
+        c.kill(9)
+        c.wait()
+        c.remove()
+
+
+def test_many_sequential_runs_leave_nothing_behind(root):
+    fds = open_fds()
+    for i in range(50):
+        r = diyc.run("busybox", ["sh", "-c", f"echo {i}"], capture_output=True, root=root)
+        assert r.exit_code == 0
+        assert r.stdout == f"{i}\n".encode()
+    assert open_fds() == fds
+    assert child_pids() == []
+    assert os.listdir(f"{root}/containers") == []
+    assert os.listdir(f"{root}/names") == []
+
+
+def test_errors_leave_no_fd_behind(root):
+    fds = open_fds()
+    for _ in range(5):
+        with pytest.raises(diyc.CommandNotFound):
+            diyc.run("busybox", ["nosuchcmd"], capture_output=True, root=root)
+        with pytest.raises(diyc.CommandNotExecutable):
+            diyc.run("busybox", ["/etc/passwd"], input=b"x", capture_output=True, root=root)
+    assert open_fds() == fds
+
+
+def test_image_not_found(root):
+    with pytest.raises(diyc.ImageNotFound) as info:
+        diyc.run("nosuchimage", ["true"], root=root)
+    assert isinstance(info.value, diyc.NotFound)
+    assert isinstance(info.value, diyc.DiycError)
+    assert info.value.exit_code == 125
+
+
+@pytest.mark.parametrize("options", [{"memory": "10q"}, {"cpus": -1}, {"pids_limit": 0},
+                                     {"name": "a/b"},
+                                     {"workdir": "relative"}, {"user": "nosuchuser"}])
+def test_invalid_argument(root, options):
+    with pytest.raises(diyc.InvalidArgument) as info:
+        diyc.run("busybox", ["true"], root=root, **options)
+    assert info.value.exit_code == 125
+    assert container_records(root) == []
+
+
+def test_unknown_network(root):
+    with pytest.raises(diyc.DiycError) as info:
+        diyc.run("busybox", ["true"], network="bogus", root=root)
+    assert info.value.exit_code == 125
+    assert "bogus" in str(info.value)
+    assert container_records(root) == []
+
+
+def test_command_not_found(root):
+    with pytest.raises(diyc.CommandNotFound) as info:
+        diyc.run("busybox", ["nosuchcmd"], root=root)
+    e = info.value
+    assert isinstance(e, diyc.InitError)
+    assert e.step == "exec"
+    assert e.errno == 2
+    assert e.exit_code == 127
+    assert str(e) == "executable file not found: nosuchcmd"
+
+
+def test_command_not_executable(root):
+    with pytest.raises(diyc.CommandNotExecutable) as info:
+        diyc.run("busybox", ["/etc/passwd"], root=root)
+    assert info.value.step == "exec"
+    assert info.value.exit_code == 126
+
+
+def test_name_conflict(root):
+    c = Container.create("busybox", ["true"], name="libdup", root=root)
+    try:
+        with pytest.raises(diyc.Conflict):
+            diyc.run("busybox", ["true"], name="libdup", root=root)
+    finally:
+        c.remove()
