@@ -20,18 +20,20 @@ native = Extension(
 )
 
 
-class BuildWithShim(build_ext):
-    """Also builds diyc-shim, the supervisor of detached containers: a small
-    static executable (no Python in it: ~1 MB resident per container)."""
+class BuildWithHelpers(build_ext):
+    """Also builds two small static executables (no Python in them):
+    diyc-shim, the supervisor of a detached container (~1 MB resident), and
+    diyc-init, the PID 1 of `run --init`, mounted into the container."""
 
     def run(self):
         super().run()
         target_dir = "diyc" if self.inplace else os.path.join(self.build_lib, "diyc")
-        objects = self.compiler.compile(["_native/shim.c"], output_dir=self.build_temp,
-                                        extra_postargs=["-Os", "-Wall"])
-        self.compiler.link_executable(objects, "diyc-shim", output_dir=target_dir,
-                                      extra_postargs=["-static"])
+        for name in ("shim", "init"):
+            objects = self.compiler.compile([f"_native/{name}.c"], output_dir=self.build_temp,
+                                            extra_postargs=["-Os", "-Wall"])
+            self.compiler.link_executable(objects, f"diyc-{name}", output_dir=target_dir,
+                                          extra_postargs=["-static"])
 
 
 setup(ext_modules=cythonize([native], language_level=3, quiet=True),
-      cmdclass={"build_ext": BuildWithShim})
+      cmdclass={"build_ext": BuildWithHelpers})

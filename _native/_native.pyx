@@ -89,6 +89,7 @@ cdef extern from "diyc.h":
         const int *join_ns_fds
         int n_join_ns
         int pid_fd
+        const char *start_fifo
     struct diyc_rlimit:
         int resource
         unsigned long long soft, hard
@@ -254,6 +255,7 @@ def spawn(dict init):
         join_fds[i] = fd
     c.join_ns_fds = join_fds
     c.pid_fd = init.get("pid_fd", -1)
+    c.start_fifo = arena.str(init.get("start_fifo"))
     supervisor = init.get("supervisor_argv")
     c.supervisor_argv = arena.strv(supervisor) if supervisor else NULL
 

@@ -93,6 +93,7 @@ struct diyc_init {
 	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
 	int n_join_ns;
 	int pid_fd;             /* exec: where the command's pid is written */
+	const char *start_fifo; /* create/start split: block on this FIFO before exec */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
 	const char *oom_score_adj;   /* written to /proc/self/oom_score_adj, or NULL */

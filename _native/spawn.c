@@ -72,12 +72,47 @@ static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+/* create/start split (the OCI `create` then `start`): after the release the
+ * child says "ready" on the error pipe and blocks on a FIFO until `start`
+ * writes to it.  Opened O_RDWR so that read() blocks instead of seeing EOF
+ * while no writer has the FIFO open.  Child memory only: no locking. */
+static int start_fifo = -1;
+
+static int open_start_fifo(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (!init->start_fifo)
+		return 0;
+	start_fifo = open(init->start_fifo, O_RDWR | O_CLOEXEC);
+	if (start_fifo < 0)
+		return diyc_fail(err, "open_start_fifo", errno, init->start_fifo);
+	return 0;
+}
+
+static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
+{
+	struct diyc_error ready;
+	char go;
+	ssize_t r;
+
+	if (start_fifo < 0)
+		return 0;
+	diyc_fail(&ready, "ready", 0, NULL);
+	diyc_report(init->error_fd, &ready);
+	do
+		r = read(start_fifo, &go, 1);
+	while (r < 0 && errno == EINTR);
+	if (r != 1)
+		return diyc_fail(err, "wait_for_start", r < 0 ? errno : EPIPE, NULL);
+	close(start_fifo);
+	return 0;
+}
+
 /* The common end: privileges and identity, then execve. */
 static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
 	sigset_t none;
 
-	if (wait_for_release(init, err) < 0)
+	if (wait_for_release(init, err) < 0 || wait_for_start(init, err) < 0)
 		return -1;
 	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
 	 * no_new_privs); the calls after it are all allowed by the filter. */
@@ -108,6 +143,7 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
 
 	if (setup_stdio(init, err) < 0 ||
+	    open_start_fifo(init, err) < 0 ||
 	    make_root_private(err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||
 	    mount_all(init, err) < 0 ||

@@ -52,6 +52,8 @@ RUN_OPTIONS = _options(
     ("--oom-score-adj", "oom_score_adj", VALUE),
     ("--device", "devices", LIST),
     ("--tmpfs", "tmpfs", LIST),
+    ("-v --volume", "volumes", LIST),
+    ("--init", "init", FLAG),
     ("--trace", "trace", FLAG),
     ("--help", "help", FLAG),
 )
@@ -70,6 +72,8 @@ Commands:
   logs [-f] [--tail N] [-t] CONTAINER  a container's output
   exec [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...  run a command in a container
   container prune                    remove every stopped container
+  stats [--no-stream] [CONTAINER...] CPU, memory, pids and network use
+  volume create NAME | ls | rm NAME  named volumes (-v NAME:/path)
   import TARBALL NAME[:TAG]          import a flat rootfs tarball as an image
   pull [--platform OS/ARCH] [--insecure] [REGISTRY/]NAME[:TAG|@DIGEST]
                                      pull an image from a registry (v2 API)
@@ -115,6 +119,8 @@ run options:
   --oom-score-adj N     the container's OOM score adjustment
   --device HOST[:CTR][:rwm]  give the container a host device
   --tmpfs PATH[:OPTS]   mount a tmpfs (e.g. with --read-only)
+  -v, --volume SRC:DST[:ro]  bind a host path, or a named volume, into the container
+  --init                run a tiny init as PID 1 (signals forwarded, zombies reaped)
   --trace               print the time of each start phase to stderr
 """
 
@@ -195,7 +201,8 @@ def cmd_run(root, args):
         security_opt=opts.get("security_opt"), ulimits=opts.get("ulimits"),
         sysctls=opts.get("sysctls"), oom_score_adj=opts.get("oom_score_adj"),
         devices=opts.get("devices"), tmpfs=opts.get("tmpfs"), restart=opts.get("restart"),
-        log_opts=opts.get("log_opts"), root=root, trace=trace)
+        log_opts=opts.get("log_opts"), volumes=opts.get("volumes"), init=opts.get("init", False),
+        root=root, trace=trace)
     if opts.get("detach"):
         try:
             ctr.start(detach=True)
@@ -255,22 +262,43 @@ def _forward_signals(ctr):
 
 def cmd_ps(root, args):
     opts, pos = parse(args, _options(("-a --all", "all", FLAG), ("-q --quiet", "quiet", FLAG),
-                                     ("--no-trunc", "no_trunc", FLAG)), stop_at_positional=False)
+                                     ("--no-trunc", "no_trunc", FLAG), ("--format", "format", VALUE)),
+                      stop_at_positional=False)
+    if opts.get("format") not in (None, "json", "table"):
+        raise InvalidArgument(f"invalid --format {opts['format']!r}: json or table")
     from .runtime import Container
     rows = []
+    listed = []
     for c in Container.list(root):
         status = c.status
         if status != "running" and not opts.get("all"):
+            continue
+        listed.append(c)
+        if opts.get("format") == "json":
             continue
         if opts.get("quiet"):
             print(c.id if opts.get("no_trunc") else c.id[:12])
             continue
         rows.append((c.id if opts.get("no_trunc") else c.id[:12], c.record["image"],
                      _quote_cmd(c.record["spec"]["process"]["args"]),
-                     _ago(c.record["created"]), _status_text(c), c.name))
+                     _ago(c.record["created"]), _status_text(c), _ports_text(c), c.name))
+    if opts.get("format") == "json":
+        import json
+        print(json.dumps([{"Id": c.id, "Names": c.name, "Image": c.record["image"],
+                           "Command": " ".join(c.record["spec"]["process"]["args"]),
+                           "Created": c.record["created"], "State": c.status,
+                           "Status": _status_text(c), "Ports": _ports_text(c),
+                           "ExitCode": c.record["state"].get("exit_code")} for c in listed], indent=2))
+        return 0
     if not opts.get("quiet"):
-        _table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"), rows)
+        _table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
     return 0
+
+
+def _ports_text(c):
+    ports = (c.record.get("network_settings") or {}).get("ports") or []
+    return ", ".join(f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
+                     for p in ports if isinstance(p, dict) and "host_port" in p)
 
 
 def cmd_rm(root, args):
@@ -646,6 +674,45 @@ def cmd_exec(root, args):
                    workdir=opts.get("workdir"), user=opts.get("user"))
 
 
+def cmd_volume(root, args):
+    from . import volumes
+    sub, rest = (args[0], args[1:]) if args else ("", [])
+    opts, pos = parse(rest, {}, stop_at_positional=False)
+    if sub == "create" and len(pos) == 1:
+        volumes.create_volume(root.ensure(), pos[0])
+        print(pos[0])
+    elif sub == "ls":
+        print("VOLUME NAME")
+        for name in volumes.list_volumes(root):
+            print(name)
+    elif sub == "rm" and pos:
+        from .runtime import Container
+        used = {m.get("volume") for c in Container.list(root) for m in c.record["spec"]["mounts"]}
+        for name in pos:
+            volumes.remove_volume(root, name, used)
+            print(name)
+    else:
+        raise InvalidArgument("usage: diyc volume create NAME | ls | rm NAME...")
+    return 0
+
+
+def cmd_stats(root, args):
+    opts, pos = parse(args, _options(("--no-stream", "no_stream", FLAG)), stop_at_positional=False)
+    from .runtime import Container
+    from .stats import sample
+    containers = [Container.load(r, root) for r in pos] if pos else \
+        [c for c in Container.list(root) if c.status == "running"]
+    while True:
+        rows = []
+        for c, s in zip(containers, sample(containers)):
+            rows.append((c.id[:12], c.name, f"{s['cpu_percent']:.2f}%",
+                         f"{_human_size(s['memory'])} / {_human_size(s['memory_limit'])}",
+                         str(s["pids"]), f"{_human_size(s['net_rx'])} / {_human_size(s['net_tx'])}"))
+        _table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O"), rows)
+        if opts.get("no_stream"):
+            return 0
+
+
 def cmd_finish(root, args):
     """Internal: the supervisor of a detached container calls this at its end."""
     from .lifecycle import finish
@@ -672,7 +739,7 @@ COMMANDS = {
     "rmi": cmd_rmi, "tag": cmd_tag, "inspect": cmd_inspect, "cleanup": cmd_cleanup,
     "start": cmd_start, "stop": cmd_stop, "restart": lambda r, a: cmd_stop(r, a, restart=True),
     "kill": cmd_kill, "wait": cmd_wait, "logs": cmd_logs, "_finish": cmd_finish,
-    "exec": cmd_exec,
+    "exec": cmd_exec, "volume": cmd_volume, "stats": cmd_stats,
     "container": cmd_container,
 }
 COMMANDS["network"] = cmd_network

@@ -17,6 +17,7 @@ from .errors import Conflict, InvalidArgument
 from .state import FileLock, pid_alive, read_json
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
+INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-init")
 DEFAULT_LOG_MAX_SIZE = 10 << 20
 
 

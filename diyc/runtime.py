@@ -79,6 +79,9 @@ class Container:
                 return "dead"  # whoever supervised it was killed: nobody recorded the end
             if state.get("supervisor") and not pid_alive(state["supervisor"], state.get("supervisor_start")):
                 return "dead"  # still there, but its supervisor (logs, end) is gone
+        if state["status"] == "created" and state.get("pid"):
+            # held before execve (create/start split): gone means stopped
+            return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
         if state["status"] == "created" and self.record["auto_remove"] and \
                 not pid_alive(state.get("creator"), state.get("creator_start")):
             return "dead"
@@ -95,7 +98,7 @@ class Container:
                pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
-               restart=None, log_opts=(), root=None, trace=None):
+               restart=None, log_opts=(), volumes=(), init=False, root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
@@ -133,6 +136,13 @@ class Container:
         res["devices"] = ([{"allow": True, "type": "a", "access": "rwm"}] if privileged
                           else security.default_device_rules() + [r for _, r in extra_devices])
         mounts = [_tmpfs_mount(t) for t in tmpfs or ()]
+        if volumes:
+            from .volumes import parse_volume
+            mounts += [parse_volume(root, v) for v in volumes]
+        if init:
+            from .lifecycle import INIT_BINARY
+            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
+                           "options": ["bind", "ro"]})
         from .lifecycle import parse_log_opts, parse_restart_policy
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
@@ -145,6 +155,8 @@ class Container:
         layer_dirs = store.layer_dirs(image_record)
 
         args = _command(image_config, command, entrypoint)
+        if init:
+            args = ["/dev/init", "--"] + args
         from .users import resolve_user
         uid, gid, groups, home = resolve_user(user or image_config.get("User") or "0", layer_dirs)
         env = config.merge_env(image_config.get("Env"), env, os.environ)
@@ -259,10 +271,12 @@ class Container:
                 pass  # a restart keeps the container's changes
         return overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"), None
 
-    def start(self, stdio=(-1, -1, -1), detach=False):
+    def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False):
         """Start the container's process; returns once it has exec'd.
         detach: a supervisor (diyc-shim) becomes the container's parent,
-        keeps its output in a log and records its end; we may exit."""
+        keeps its output in a log and records its end; we may exit.
+        hold_before_exec: the OCI create/start split - return once the init
+        is ready and blocked just before execve; exec_held() lets it go."""
         if self.record["state"]["status"] == "running" and self.status == "running":
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
@@ -282,6 +296,12 @@ class Container:
             overlay, scratch = self._prepare_rootfs()
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
             init["cgroup_fds"] = join_fds
+            if hold_before_exec:
+                fifo = f"{self.dir}/start.fifo"
+                if os.path.exists(fifo):
+                    os.unlink(fifo)
+                os.mkfifo(fifo, 0o600)
+                init["start_fifo"] = fifo
             if detach:
                 from .lifecycle import supervisor_setup
                 supervisor_setup(self, init, pipe_fds)
@@ -307,7 +327,7 @@ class Container:
             finally:
                 fd, error_fd = error_fd, -1
                 failure = _native.wait_exec(fd)
-            if failure:
+            if failure and not (hold_before_exec and failure[0] == "ready"):
                 raise init_error(*failure)
             t.mark("exec")
         except BaseException:
@@ -327,16 +347,36 @@ class Container:
             for fd in join_fds:
                 os.close(fd)
         state = self.record["state"]
-        self.record["state"] = {"status": "running", "pid": pid,
+        self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": pid,
                                 "pid_start": process_start_time(pid), "started": _now(),
                                 "restart_count": state.get("restart_count", 0)}
         if supervisor:
+            self.pid = None  # the supervisor is its parent, not us
             self.record["state"].update(supervisor=supervisor,
                                         supervisor_start=process_start_time(supervisor))
         self._save()
         return pid
 
     # -- run-time ---------------------------------------------------------------
+
+    def exec_held(self):
+        """Let an init held by start(hold_before_exec=True) go on to execve."""
+        state = self.record["state"]
+        if state["status"] != "created" or not state.get("pid"):
+            raise Conflict(f"container {self.name} is not created and waiting to start")
+        fifo = f"{self.dir}/start.fifo"
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:  # ENXIO: nobody reads it any more, the init is gone
+            raise Conflict(f"container {self.name} cannot be started: {e.strerror}") from None
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        state["status"] = "running"
+        state["started"] = _now()
+        self._save()
 
     def reload(self):
         self.record = read_json(f"{self.dir}/container.json")
