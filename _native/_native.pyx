@@ -69,6 +69,7 @@ cdef extern from "diyc.h":
         char *const *argv
         char *const *envp
         const char *cwd
+        mode_t umask
         uid_t uid
         gid_t gid
         const gid_t *groups
@@ -90,6 +91,8 @@ cdef extern from "diyc.h":
         int n_join_ns
         int pid_fd
         const char *start_fifo
+        int console_fd
+        int console_recv_fd
     struct diyc_rlimit:
         int resource
         unsigned long long soft, hard
@@ -211,6 +214,7 @@ def spawn(dict init):
     c.argv = arena.strv(init["argv"])
     c.envp = arena.strv(init.get("env", ()))
     c.cwd = arena.str(init.get("cwd", "/"))
+    c.umask = init.get("umask", 0o022)
     c.uid = init.get("uid", 0)
     c.gid = init.get("gid", 0)
     groups = init.get("groups", ())
@@ -256,6 +260,8 @@ def spawn(dict init):
     c.join_ns_fds = join_fds
     c.pid_fd = init.get("pid_fd", -1)
     c.start_fifo = arena.str(init.get("start_fifo"))
+    c.console_fd = init.get("console_fd", -1)
+    c.console_recv_fd = init.get("console_recv_fd", -1)
     supervisor = init.get("supervisor_argv")
     c.supervisor_argv = arena.strv(supervisor) if supervisor else NULL
 

@@ -77,6 +77,7 @@ struct diyc_init {
 	char *const *argv;
 	char *const *envp;
 	const char *cwd;
+	mode_t umask;           /* the process's umask (creation happens with 0) */
 	uid_t uid;
 	gid_t gid;
 	const gid_t *groups;
@@ -94,6 +95,8 @@ struct diyc_init {
 	int n_join_ns;
 	int pid_fd;             /* exec: where the command's pid is written */
 	const char *start_fifo; /* create/start split: block on this FIFO before exec */
+	int console_fd;         /* terminal: send the pty master over this socket, or -1 */
+	int console_recv_fd;    /* detached terminal: the supervisor receives it here */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
 	const char *oom_score_adj;   /* written to /proc/self/oom_score_adj, or NULL */
@@ -153,6 +156,7 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err);
 int set_hostname(const struct diyc_init *init, struct diyc_error *err);
 int bring_loopback_up(struct diyc_error *err);
 int setup_stdio(const struct diyc_init *init, struct diyc_error *err);
+int setup_console(const struct diyc_init *init, struct diyc_error *err);
 int set_identity(const struct diyc_init *init, struct diyc_error *err);
 int close_inherited_fds(int keep_fd, struct diyc_error *err);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);

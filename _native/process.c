@@ -10,6 +10,7 @@
 #include <net/if.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -114,6 +115,60 @@ int setup_stdio(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+static int send_fd(int sock, int fd)
+{
+	char byte = 0, control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/*
+ * A terminal (docker -t, OCI process.terminal): the pty is made from the
+ * container's own /dev/ptmx (its devpts instance), so `tty` and job control
+ * work inside; the slave becomes stdio and controlling terminal of a new
+ * session, and the master goes to whoever holds the other end of the
+ * console socket (the runtime, the supervisor, or an OCI caller).
+ */
+int setup_console(const struct diyc_init *init, struct diyc_error *err)
+{
+	int master, slave, unlock = 0;
+
+	if (init->console_fd < 0)
+		return 0;
+	master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return diyc_fail(err, "open_ptmx", errno, NULL);
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		return diyc_fail(err, "unlockpt", errno, NULL);
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		return diyc_fail(err, "open_pty_slave", errno, NULL);
+	if (setsid() < 0)
+		return diyc_fail(err, "setsid", errno, NULL);
+	if (ioctl(slave, TIOCSCTTY, 0) < 0)
+		return diyc_fail(err, "controlling_terminal", errno, NULL);
+	for (int i = 0; i < 3; i++)
+		if (dup2(slave, i) < 0)
+			return diyc_fail(err, "console_stdio", errno, NULL);
+	if (slave > 2)
+		close(slave);
+	if (send_fd(init->console_fd, master) < 0)
+		return diyc_fail(err, "send_console", errno, NULL);
+	close(master);
+	close(init->console_fd);
+	return 0;
+}
+
 int set_identity(const struct diyc_init *init, struct diyc_error *err)
 {
 	/* Groups first: once we drop to a non-root uid we may no longer change them. */
@@ -165,7 +220,7 @@ int exec_command(const struct diyc_init *init, struct diyc_error *err)
 	char buf[4096];
 	int seen_eacces = 0;
 
-	umask(022);
+	umask(init->umask);
 	if (strchr(file, '/')) {
 		execve(file, init->argv, init->envp);
 		return diyc_fail(err, "exec", errno, file);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -149,6 +150,7 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	    mount_all(init, err) < 0 ||
 	    create_devices(init, err) < 0 ||
 	    pivot_into_rootfs(init->rootfs, err) < 0 ||
+	    setup_console(init, err) < 0 ||
 	    write_proc_settings(init, err) < 0 ||
 	    mask_paths(init, err) < 0 ||
 	    make_workdir(init, err) < 0 ||
@@ -180,7 +182,7 @@ static int exec_child(void *arg)
 
 	memset(&err, 0, sizeof(err));
 	if (join_cgroup(init, &err) == 0 && set_oom_score_adj(init, &err) == 0 &&
-	    setup_stdio(init, &err) == 0)
+	    setup_stdio(init, &err) == 0 && setup_console(init, &err) == 0)
 		finish_and_exec(init, &err);
 	exit_reported(init, &err);
 }
@@ -253,6 +255,28 @@ static pid_t clone_init(struct diyc_init *init)
 	return clone_on_stack(container_init, init->clone_flags, init);
 }
 
+/* The master end of a container's pty, sent by setup_console(); the fd is
+ * left inheritable for the supervisor. */
+static int recv_fd(int sock)
+{
+	char byte, control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg;
+	int fd;
+
+	if (recvmsg(sock, &msg, 0) <= 0)
+		return -1;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+	return fd;
+}
+
 /*
  * Detached containers: a forked copy of us, in a session of its own, clones
  * the init (so it is the init's parent), tells us the pid, and turns into
@@ -261,7 +285,7 @@ static pid_t clone_init(struct diyc_init *init)
  */
 static void become_supervisor(struct diyc_init *init, int pid_fd)
 {
-	char pidbuf[24];
+	char pidbuf[24], masterbuf[24];
 	char **argv = (char **)init->supervisor_argv;
 	sigset_t none;
 	pid_t pid;
@@ -285,6 +309,21 @@ static void become_supervisor(struct diyc_init *init, int pid_fd)
 	close(pid_fd);
 	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
 	argv[1] = pidbuf;
+	if (init->console_recv_fd >= 0) {
+		/* a terminal: the child makes the pty inside the container and
+		 * sends us the master, which the supervisor serves (argv[5]) */
+		int master;
+
+		if (init->console_fd >= 0)
+			close(init->console_fd);
+		master = recv_fd(init->console_recv_fd);
+		if (master < 0) {
+			kill(pid, SIGKILL);
+			_exit(1);
+		}
+		snprintf(masterbuf, sizeof(masterbuf), "%d", master);
+		argv[5] = masterbuf;
+	}
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execv(argv[0], argv);

@@ -26,6 +26,8 @@ def _options(*specs):
 RUN_OPTIONS = _options(
     ("--rm", "rm", FLAG),
     ("-d --detach", "detach", FLAG),
+    ("-i --interactive", "interactive", FLAG),
+    ("-t --tty", "tty", FLAG),
     ("--restart", "restart", VALUE),
     ("--log-opt", "log_opts", LIST),
     ("--name", "name", VALUE),
@@ -70,7 +72,8 @@ Commands:
   kill [-s SIGNAL] CONTAINER...      send a signal (default KILL)
   wait CONTAINER...                  wait for the end, print the exit codes
   logs [-f] [--tail N] [-t] CONTAINER  a container's output
-  exec [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...  run a command in a container
+  exec [-it] [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...  run a command in a container
+  attach CONTAINER                   attach to a running container's terminal
   container prune                    remove every stopped container
   stats [--no-stream] [CONTAINER...] CPU, memory, pids and network use
   volume create NAME | ls | rm NAME  named volumes (-v NAME:/path)
@@ -92,6 +95,8 @@ Commands:
 run options:
   --rm                  remove the container when it exits
   -d, --detach          run in the background, print the container id
+  -t, --tty             give the container a terminal (Ctrl-p Ctrl-q detaches)
+  -i, --interactive     with -t: send our stdin to the container
   --restart POLICY      no, on-failure[:N], always, unless-stopped (with -d)
   --log-opt max-size=S  rotate the container's log at this size
   --name NAME           container name
@@ -202,7 +207,9 @@ def cmd_run(root, args):
         sysctls=opts.get("sysctls"), oom_score_adj=opts.get("oom_score_adj"),
         devices=opts.get("devices"), tmpfs=opts.get("tmpfs"), restart=opts.get("restart"),
         log_opts=opts.get("log_opts"), volumes=opts.get("volumes"), init=opts.get("init", False),
-        root=root, trace=trace)
+        tty=opts.get("tty", False), root=root, trace=trace)
+    if opts.get("tty") and not opts.get("detach"):
+        return _start_attached(ctr, send_input=opts.get("interactive", False))
     if opts.get("detach"):
         try:
             ctr.start(detach=True)
@@ -235,6 +242,27 @@ def cmd_run(root, args):
         print(f"diyc: container {ctr.name}: a process was killed by the memory limit "
               f"({_human_size(limit)}): out of memory", file=sys.stderr)
     return result.exit_code
+
+
+def _start_attached(ctr, send_input=True, new=True):
+    """Start a terminal container and attach to it: held before execve
+    until we are attached, so not a byte of its output is missed."""
+    from .attach import attach, connect
+    try:
+        ctr.start(detach=True, hold_before_exec=True)
+        sock = connect(ctr)
+        ctr.exec_held()
+    except BaseException:
+        if new:
+            ctr.remove(force=True)
+        raise
+    with sock:
+        code = attach(sock, send_input=send_input)
+    if code is None:
+        print(f"\r\ndiyc: detached from {ctr.name} (diyc attach {ctr.name} to come back)",
+              file=sys.stderr)
+        return 0
+    return code
 
 
 def _forward_signals(ctr):
@@ -570,6 +598,7 @@ def _each_container(root, refs, action):
 def cmd_start(root, args):
     opts, pos = parse(args, _options(("-a --attach", "attach", FLAG)), stop_at_positional=False)
     from .lifecycle import print_logs
+    exit_codes = []
 
     def start(ctr):
         if ctr.status == "running":
@@ -577,12 +606,17 @@ def cmd_start(root, args):
         if ctr.record["auto_remove"] and ctr.status != "created":
             raise DiycError(f"container {ctr.name} was started with --rm and cannot be restarted")
         ctr.record["state"].pop("stopped_by_user", None)
+        if opts.get("attach") and ctr.record.get("tty"):
+            exit_codes.append(_start_attached(ctr, new=False))
+            return
         ctr.start(detach=True)
         if opts.get("attach"):
             print_logs(ctr, follow=True)
         else:
             print(ctr.name)
     code = _each_container(root, pos, start)
+    if exit_codes:
+        return exit_codes[0]
     if opts.get("attach") and len(pos) == 1 and code == 0:
         from .runtime import Container
         return Container.load(pos[0], root).record["state"].get("exit_code") or 0
@@ -658,6 +692,7 @@ EXEC_OPTIONS = _options(
     ("-w --workdir", "workdir", VALUE),
     ("-u --user", "user", VALUE),
     ("-i --interactive", "interactive", FLAG),
+    ("-t --tty", "tty", FLAG),
     ("-d --detach", "detach", FLAG),
 )
 
@@ -670,8 +705,15 @@ def cmd_exec(root, args):
         raise InvalidArgument("diyc exec -d is not supported yet")
     from .lifecycle import exec_in
     from .runtime import Container
-    return exec_in(Container.load(pos[0], root), pos[1:], env=opts.get("env"),
-                   workdir=opts.get("workdir"), user=opts.get("user"))
+    ctr = Container.load(pos[0], root)
+    if not opts.get("tty"):
+        return exec_in(ctr, pos[1:], env=opts.get("env"), workdir=opts.get("workdir"),
+                       user=opts.get("user"))
+    from .attach import relay_pty
+    return exec_in(ctr, pos[1:], env=opts.get("env"), workdir=opts.get("workdir"),
+                   user=opts.get("user"), terminal=True,
+                   on_started=lambda pid, master: relay_pty(master, pid,
+                                                            send_input=opts.get("interactive")))
 
 
 def cmd_volume(root, args):
@@ -713,6 +755,27 @@ def cmd_stats(root, args):
             return 0
 
 
+def cmd_attach(root, args):
+    opts, pos = parse(args, _options(("--no-stdin", "no_stdin", FLAG)), stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc attach" requires exactly one container')
+    from .runtime import Container
+    ctr = Container.load(pos[0], root)
+    if ctr.status != "running":
+        raise DiycError(f"container {ctr.name} is not running")
+    if not ctr.record.get("tty"):
+        from .lifecycle import print_logs
+        print_logs(ctr, follow=True, tail=0)
+        return ctr.reload().record["state"].get("exit_code") or 0
+    from .attach import attach, connect
+    with connect(ctr) as sock:
+        code = attach(sock, send_input=not opts.get("no_stdin"))
+    if code is None:
+        print(f"\r\ndiyc: detached from {ctr.name}", file=sys.stderr)
+        return 0
+    return code
+
+
 def cmd_finish(root, args):
     """Internal: the supervisor of a detached container calls this at its end."""
     from .lifecycle import finish
@@ -739,7 +802,7 @@ COMMANDS = {
     "rmi": cmd_rmi, "tag": cmd_tag, "inspect": cmd_inspect, "cleanup": cmd_cleanup,
     "start": cmd_start, "stop": cmd_stop, "restart": lambda r, a: cmd_stop(r, a, restart=True),
     "kill": cmd_kill, "wait": cmd_wait, "logs": cmd_logs, "_finish": cmd_finish,
-    "exec": cmd_exec, "volume": cmd_volume, "stats": cmd_stats,
+    "exec": cmd_exec, "volume": cmd_volume, "stats": cmd_stats, "attach": cmd_attach,
     "container": cmd_container,
 }
 COMMANDS["network"] = cmd_network

@@ -69,8 +69,22 @@ def supervisor_setup(ctr, init, opened):
     fds we open are appended to `opened` (the caller closes them)."""
     if not os.access(SHIM, os.X_OK):
         raise InvalidArgument(f"the supervisor {SHIM} is missing: reinstall diyc")
+    max_size = ctr.record.get("log", {}).get("max_size", DEFAULT_LOG_MAX_SIZE)
+    finish = ["--"] + _finish_command(ctr)
     devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     opened.append(devnull)
+    if ctr.record.get("tty"):
+        # a terminal: the container makes its pty and sends the master to
+        # the supervisor (argv[5]), which serves `diyc attach`
+        import socket
+        child_end, supervisor_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opened += (child_end.detach(), supervisor_end.detach())
+        init["console_fd"], init["console_recv_fd"] = opened[-2], opened[-1]
+        init["stdio"] = (devnull, devnull, devnull)
+        init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
+                                   f"{ctr.dir}/exit", "MASTER", "-1",
+                                   f"{ctr.dir}/attach.sock"] + finish
+        return
     out_r, out_w = os.pipe()
     opened += (out_r, out_w)
     err_r, err_w = os.pipe()
@@ -80,9 +94,8 @@ def supervisor_setup(ctr, init, opened):
     os.set_inheritable(out_r, True)
     os.set_inheritable(err_r, True)
     init["stdio"] = (devnull, out_w, err_w)
-    max_size = ctr.record.get("log", {}).get("max_size", DEFAULT_LOG_MAX_SIZE)
     init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
-                               f"{ctr.dir}/exit", str(out_r), str(err_r), "--"] + _finish_command(ctr)
+                               f"{ctr.dir}/exit", str(out_r), str(err_r), "-"] + finish
 
 
 def finish(ctr):
@@ -241,10 +254,13 @@ def check_can_remove(ctr, force):
 JOIN_ORDER = ("ipc", "uts", "net", "cgroup", "pid", "mnt")
 
 
-def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1)):
+def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
+            on_started=None):
     """Run a command in a running container: every namespace joined with
     setns (pid too: the command is forked after it), its cgroup, and the
-    container's security settings.  Returns the command's exit code."""
+    container's security settings.  With terminal=True the command gets a
+    pty made inside the container; on_started(pid, master) then runs once
+    it has exec'd (to relay the terminal).  Returns its exit code."""
     from . import _native, config
     from .errors import init_error
     from .rootfs import init_config
@@ -282,6 +298,12 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1)):
         init = init_config(exec_spec, stdio=stdio)
         init.update(join_ns_fds=fds[:len(JOIN_ORDER)], cgroup_fds=cg_fds, pid_fd=pid_w,
                     devices=[], symlinks=[])
+        console = None
+        if terminal:
+            import socket
+            console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            fds.append(child_end.detach())
+            init["console_fd"] = fds[-1]
         try:
             first, release_fd, error_fd, _ = _native.spawn(init)
         except OSError as e:
@@ -289,15 +311,27 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1)):
         _waitpid(first)
         data = os.read(pid_r, 64)
         pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
+        master = None
+        if console is not None:
+            os.close(fds.pop())  # our copy of the child's end: EOF if it dies first
+            import socket
+            _, got, _, _ = socket.recv_fds(console, 1, 1)
+            master = got[0] if got else None
         _native.release(release_fd)
         failure = _native.wait_exec(error_fd)
         if failure:
             if pid > 0:
                 _waitpid(pid)
             raise init_error(*failure)
+        if on_started:
+            on_started(pid, master) if terminal else on_started(pid)
         _, status = _waitpid(pid)
+        if master is not None:
+            os.close(master)
     finally:
         for fd in fds:
             os.close(fd)
+        if console is not None:
+            console.close()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

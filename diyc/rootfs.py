@@ -108,6 +108,7 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "cwd": process.get("cwd", "/"),
         "uid": user.get("uid", 0),
         "gid": user.get("gid", 0),
+        "umask": user.get("umask", 0o022),
         "groups": user.get("additionalGids", ()),
         "stdio": stdio,
         "sysctls": [(f"/proc/sys/{k.replace('.', '/')}", str(v)) for k, v in linux.get("sysctl", {}).items()],

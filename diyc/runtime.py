@@ -98,7 +98,8 @@ class Container:
                pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
-               restart=None, log_opts=(), volumes=(), init=False, root=None, trace=None):
+               restart=None, log_opts=(), volumes=(), init=False, tty=False,
+               root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
@@ -171,6 +172,8 @@ class Container:
         rootfs = f"{root.scratch}/merged" if auto_remove else f"{cdir}/merged"
         if netplan:
             mounts += networking.etc_mounts(cdir)
+        elif network.startswith("container:"):
+            mounts += networking.joined_mounts(root, network)
         spec = config.make_spec(
             args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
@@ -181,6 +184,7 @@ class Container:
             readonly_paths=() if privileged else security.READONLY_PATHS,
             rlimits=rlimits, oom_score_adj=oom_score_adj, sysctl=sysctl,
             devices=[d for d, _ in extra_devices], mounts=mounts)
+        spec["process"]["terminal"] = tty
         spec["annotations"] = {SECCOMP_ANNOTATION: "unconfined" if privileged else
                                sec["seccomp"] or "default"}
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
@@ -192,6 +196,7 @@ class Container:
             "layers": layer_dirs,
             "created": _now(),
             "auto_remove": auto_remove,
+            "tty": tty,
             "restart": restart_policy,
             "log": log,
             "network": network,
@@ -260,6 +265,8 @@ class Container:
 
     def _prepare_rootfs(self):
         """-> (overlay options, scratch dir or None)."""
+        if (self.record.get("rootfs") or {}).get("bind"):
+            return None, None  # an OCI bundle's rootfs: used as it is, no overlay
         lowers = self.record["layers"]
         if self.record["auto_remove"]:
             scratch = self.root.scratch
@@ -271,12 +278,14 @@ class Container:
                 pass  # a restart keeps the container's changes
         return overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"), None
 
-    def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False):
+    def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None):
         """Start the container's process; returns once it has exec'd.
         detach: a supervisor (diyc-shim) becomes the container's parent,
         keeps its output in a log and records its end; we may exit.
         hold_before_exec: the OCI create/start split - return once the init
-        is ready and blocked just before execve; exec_held() lets it go."""
+        is ready and blocked just before execve; exec_held() lets it go.
+        console_fd: a unix socket; the init gets a terminal made in the
+        container's devpts and sends its master there (OCI console socket)."""
         if self.record["state"]["status"] == "running" and self.status == "running":
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
@@ -296,6 +305,8 @@ class Container:
             overlay, scratch = self._prepare_rootfs()
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
             init["cgroup_fds"] = join_fds
+            if console_fd is not None:
+                init["console_fd"] = console_fd
             if hold_before_exec:
                 fifo = f"{self.dir}/start.fifo"
                 if os.path.exists(fifo):
@@ -308,7 +319,11 @@ class Container:
             t.mark("rootfs")
 
             try:
-                pid, release_fd, error_fd, supervisor = _native.spawn(init)
+                if self.record.get("network", "").startswith("container:"):  # clone inside its netns
+                    from . import network as networking
+                    pid, release_fd, error_fd, supervisor = networking.spawn_joined(self, init)
+                else:
+                    pid, release_fd, error_fd, supervisor = _native.spawn(init)
             except OSError as e:
                 raise init_error(getattr(e, "step", "clone"), e.errno) from None
             finally:

@@ -10,7 +10,7 @@ apt-get update -qq
 # peers and fixtures the tests and benchmarks use (runc, crun, a registry).
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev \
-    busybox-static iproute2 iptables \
+    busybox-static iproute2 iptables nftables \
     runc crun docker-registry skopeo umoci apache2-utils >/dev/null
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -24,5 +24,5 @@ apt-get install -y -qq --no-install-recommends \
 # pip writes `#!.../python` into scripts and drops any interpreter flags.
 # Start `diyc` with -IS: no `site` (~2.5 ms of a ~10 ms start), no PYTHON*
 # variables; bin/diyc then finds the venv's site-packages itself.
-sed -i '1s|^#!\(.*python[0-9.]*\)$|#!\1 -IS|' .venv/bin/diyc
+sed -i '1s|^#!\(.*python[0-9.]*\)$|#!\1 -IS|' .venv/bin/diyc .venv/bin/diyc-runc
 echo "diyc installed: $(pwd)/.venv/bin/diyc"

@@ -1,0 +1,521 @@
+"""OCI bundles: a runtime-spec `config.json` plus a root filesystem, run by
+the same engine as `diyc run` (diyc/runtime.py).
+
+    load_bundle     read config.json, refuse what diyc cannot honour (one
+                    line naming the field), resolve root.path
+    create          a container record whose spec is the bundle's, with the
+                    bundle's rootfs bound as it is (no overlay)
+    OciContainer    a Container started the way runc starts one
+                    (runc's pass-through), or a pty sent to a console socket
+    state           the runtime-spec state of a container
+    exec_process    an OCI `process` run inside a running container
+    run_hooks       prestart/createRuntime/poststart/poststop hooks
+
+The spec says a runtime must ignore properties it does not know; diyc's
+rule is stricter: a field of the runtime-spec it does not implement is an
+error, never a silently weaker container.  Unknown properties are refused
+the same way, so a typo cannot pass unnoticed either.
+"""
+
+import os
+
+from . import _json, cgroups
+from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument
+from .rootfs import SECCOMP_ANNOTATION
+from .runtime import Container, _now
+from .state import Root, process_start_time, release_name, remove_tree, reserve_name, write_json
+
+OCI_VERSION = "1.0.2"
+DEFAULT_ROOT = "/run/diyc-runc"
+
+# Fields diyc honours, per object; anything else is refused by name.
+_TOP = {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "linux",
+        "annotations", "hooks"}
+_PROCESS = {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
+            "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"}
+_USER = {"uid", "gid", "additionalGids", "umask", "username"}
+_LINUX = {"namespaces", "resources", "cgroupsPath", "devices", "sysctl", "maskedPaths",
+          "readonlyPaths", "seccomp", "rootfsPropagation", "mountLabel", "uidMappings",
+          "gidMappings"}
+_RESOURCES = {"memory", "cpu", "pids", "devices", "hugepageLimits", "blockIO", "network",
+              "rdma", "unified"}
+_MEMORY = {"limit", "swap"}
+_CPU = {"quota", "period", "shares"}
+_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
+_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
+_MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", None)
+_CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+
+def _refuse(what, why="is not supported by diyc"):
+    raise InvalidArgument(f"config.json: {what} {why}")
+
+
+def _check_keys(obj, allowed, where):
+    if not isinstance(obj, dict):
+        _refuse(where, "must be an object")
+    for key in obj:
+        if key not in allowed:
+            _refuse(f"{where}.{key}" if where else key)
+
+
+def _empty(value):
+    return value in (None, "", [], {}, 0, False)
+
+
+def check_id(cid):
+    if not cid or len(cid) > 1024 or not (cid[0].isalnum() and cid.isascii()) or \
+            not all(c.isalnum() or c in "_.+-" for c in cid):
+        raise InvalidArgument(f"invalid container id {cid!r}: use [a-zA-Z0-9][a-zA-Z0-9_.+-]*")
+    return cid
+
+
+def load_bundle(bundle):
+    """-> (absolute bundle dir, validated spec with an absolute root.path)."""
+    bundle = os.path.abspath(bundle or ".")
+    try:
+        with open(f"{bundle}/config.json", "rb") as f:
+            spec = _json.loads(f.read())
+    except FileNotFoundError:
+        raise InvalidArgument(f"no config.json in bundle {bundle}") from None
+    except ValueError as e:
+        raise InvalidArgument(f"{bundle}/config.json: {e}") from None
+    validate(spec)
+    root = spec["root"]["path"]
+    root = os.path.normpath(root if root.startswith("/") else f"{bundle}/{root}")
+    if not os.path.isdir(root):
+        raise InvalidArgument(f"config.json: root.path {root} is not a directory")
+    spec["root"]["path"] = root
+    return bundle, spec
+
+
+def validate(spec):
+    """Refuse, naming the field, whatever diyc would not honour."""
+    _check_keys(spec, _TOP, "")
+    version = spec.get("ociVersion")
+    if not isinstance(version, str) or not version.startswith("1."):
+        _refuse(f"ociVersion {version!r}", "is not a runtime-spec 1.x version")
+    process = spec.get("process")
+    if process is None:
+        _refuse("process", "is required")
+    _check_keys(process, _PROCESS, "process")
+    args = process.get("args")
+    if not args or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        _refuse("process.args", "must be a non-empty list of strings")
+    if not str(process.get("cwd", "/")).startswith("/"):
+        _refuse("process.cwd", "must be an absolute path")
+    for field in ("apparmorProfile", "selinuxLabel"):
+        if not _empty(process.get(field)):
+            _refuse(f"process.{field}", "is not supported (no LSM support in diyc)")
+    user = process.get("user") or {}
+    _check_keys(user, _USER, "process.user")
+    if user.get("umask") is not None and not (isinstance(user["umask"], int) and 0 <= user["umask"] <= 0o777):
+        _refuse("process.user.umask", "must be an integer between 0 and 0777")
+    if not _empty(user.get("username")):
+        _refuse("process.user.username", "is for Windows")
+    caps = process.get("capabilities")
+    if caps is not None:
+        _check_keys(caps, set(_CAPABILITY_SETS), "process.capabilities")
+        from .security import capability_masks
+        capability_masks(caps)  # unknown names fail here, before anything exists
+    from .security import RLIMITS
+    for r in process.get("rlimits") or ():
+        if r.get("type", "").removeprefix("RLIMIT_").lower() not in RLIMITS:
+            _refuse(f"process.rlimits type {r.get('type')!r}", "is not a Linux rlimit")
+    if not isinstance(spec.get("root"), dict) or not isinstance(spec["root"].get("path"), str):
+        _refuse("root.path", "is required")
+    _check_keys(spec["root"], {"path", "readonly"}, "root")
+    for m in spec.get("mounts") or ():
+        _check_keys(m, {"destination", "type", "source", "options", "uidMappings", "gidMappings"},
+                    "mounts[]")
+        if m.get("type") not in _MOUNT_TYPES:
+            _refuse(f"mount type {m.get('type')!r} (at {m.get('destination')})")
+        if m.get("uidMappings") or m.get("gidMappings"):
+            _refuse(f"mounts[{m.get('destination')}].uidMappings/gidMappings (idmapped mounts)")
+        if not str(m.get("destination", "")).startswith("/"):
+            _refuse(f"mount destination {m.get('destination')!r}", "must be absolute")
+    _validate_linux(spec.get("linux") or {})
+    hooks = spec.get("hooks") or {}
+    _check_keys(hooks, set(_HOOKS) | {"createContainer", "startContainer"}, "hooks")
+    for kind in ("createContainer", "startContainer"):
+        if hooks.get(kind):
+            _refuse(f"hooks.{kind}", "is not supported (diyc cannot run a hook inside the "
+                    "container's namespaces before it starts)")
+    for kind in _HOOKS:
+        for h in hooks.get(kind) or ():
+            _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]")
+            if not str(h.get("path", "")).startswith("/"):
+                _refuse(f"hooks.{kind}[].path {h.get('path')!r}", "must be absolute")
+    annotations = spec.get("annotations") or {}
+    if annotations.get(SECCOMP_ANNOTATION) not in (None, "default", "unconfined"):
+        _refuse(f"annotation {SECCOMP_ANNOTATION}={annotations[SECCOMP_ANNOTATION]!r}",
+                "must be default or unconfined")
+
+
+def _validate_linux(linux):
+    _check_keys(linux, _LINUX, "linux")
+    if linux.get("uidMappings") or linux.get("gidMappings"):
+        _refuse("linux.uidMappings/gidMappings", "are not supported (no user namespaces in diyc)")
+    if not _empty(linux.get("mountLabel")):
+        _refuse("linux.mountLabel", "is not supported (no SELinux support in diyc)")
+    if linux.get("seccomp") is not None:
+        # diyc's filter is built in (a deny list, docker's default in effect);
+        # it cannot express a profile's own rules, so claiming to apply one
+        # would be a lie.  The annotation picks the built-in one instead.
+        _refuse("linux.seccomp", f"profiles are not supported: diyc has only its built-in "
+                f"filter (remove linux.seccomp and set the annotation {SECCOMP_ANNOTATION}="
+                "default, or unconfined)")
+    if linux.get("rootfsPropagation") not in (None, "", "private", "rprivate"):
+        _refuse(f"linux.rootfsPropagation {linux['rootfsPropagation']!r}",
+                "is not supported (only private)")
+    types = []
+    for ns in linux.get("namespaces") or ():
+        _check_keys(ns, {"type", "path"}, "linux.namespaces[]")
+        if ns.get("type") == "user":
+            _refuse("user namespace (linux.namespaces type user)")
+        if ns.get("type") not in _NAMESPACES:
+            _refuse(f"namespace type {ns.get('type')!r}")
+        if ns.get("path"):
+            _refuse(f"linux.namespaces[{ns['type']}].path", "is not supported (joining an "
+                    "existing namespace)")
+        if ns["type"] in types:
+            _refuse(f"namespace type {ns['type']!r}", "is listed twice")
+        types.append(ns["type"])
+    if "mount" not in types:
+        _refuse("a container without a mount namespace")
+    res = linux.get("resources") or {}
+    _check_keys(res, _RESOURCES, "linux.resources")
+    for field in ("hugepageLimits", "blockIO", "network", "rdma", "unified"):
+        if not _empty(res.get(field)):
+            _refuse(f"linux.resources.{field}")
+    _check_keys(res.get("memory") or {}, _MEMORY, "linux.resources.memory")
+    _check_keys(res.get("cpu") or {}, _CPU, "linux.resources.cpu")
+    _check_keys(res.get("pids") or {}, {"limit"}, "linux.resources.pids")
+    for rule in res.get("devices") or ():
+        _check_keys(rule, {"allow", "type", "major", "minor", "access"}, "linux.resources.devices[]")
+    for d in linux.get("devices") or ():
+        _check_keys(d, {"path", "type", "major", "minor", "fileMode", "uid", "gid"}, "linux.devices[]")
+        if d.get("uid") or d.get("gid"):
+            _refuse(f"linux.devices[{d.get('path')}].uid/gid", "other than 0 are not supported")
+    from .security import parse_sysctl
+    network = "none" if "network" in types else "host"
+    for key, value in (linux.get("sysctl") or {}).items():
+        parse_sysctl(f"{key}={value}", network)
+
+
+# -- the container record ----------------------------------------------------
+
+# What runc allows whatever linux.resources.devices says: the devices every
+# container gets (null, zero, full, random, urandom, tty, console, ptmx, pts).
+_DEFAULT_DEVICE_RULES = [
+    {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, None))
+]
+
+
+def _engine_spec(spec, cgroup):
+    """The spec the engine runs: the bundle's, with the few translations
+    diyc needs (cgroup mounts as binds of the container's own cgroups, the
+    default device rules, `defaults` dropped from mount options)."""
+    spec = _json.loads(_json.dumps(spec))  # a deep copy; the bundle's stays as given
+    linux = spec.setdefault("linux", {})
+    mounts = []
+    for m in spec.get("mounts") or ():
+        options = [o for o in m.get("options") or () if o != "defaults"]
+        m = dict(m, options=options)
+        if m.get("type") in ("cgroup", "cgroup2"):
+            mounts += _cgroup_mounts(m, cgroup)
+        else:
+            mounts.append(m)
+    spec["mounts"] = mounts
+    res = linux.setdefault("resources", {})
+    res["devices"] = list(res.get("devices") or ()) + _DEFAULT_DEVICE_RULES + [
+        {"allow": True, "type": d["type"], "major": d.get("major"), "minor": d.get("minor"),
+         "access": "rwm"} for d in linux.get("devices") or ()]
+    caps = spec["process"].get("capabilities")
+    if caps and caps.get("ambient"):
+        # The kernel raises an ambient capability only if it is permitted and
+        # inheritable; `runc spec` lists ambient ones with no inheritable set,
+        # and runc and crun skip those that cannot be raised.  So do we.
+        allowed = set(caps.get("inheritable") or ()) & set(caps.get("permitted") or ())
+        caps["ambient"] = [c for c in caps["ambient"] if c in allowed]
+    linux.setdefault("namespaces", [])
+    spec.setdefault("annotations", {})
+    spec["annotations"].setdefault(SECCOMP_ANNOTATION, "unconfined")
+    return spec
+
+
+def _cgroup_mounts(m, cgroup):
+    """A `cgroup` mount: a tmpfs with the container's own cgroup of each
+    controller bound in, as runc does on a v1 host; on v2 the one cgroup."""
+    ro = "ro" in m["options"]
+    flags = ["nosuid", "nodev", "noexec"] + (["ro"] if ro else [])
+    dest = m["destination"].rstrip("/")
+    if cgroup.version == 2:
+        return [{"destination": dest, "type": "bind", "source": cgroup.path,
+                 "options": ["rbind"] + flags}]
+    out = [{"destination": dest, "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "noexec", "mode=755", "size=64k"]}]
+    for controller, path in cgroup.paths.items():
+        out.append({"destination": f"{dest}/{controller}", "type": "bind", "source": path,
+                    "options": ["bind"] + flags})
+    return out
+
+
+def _open_cgroup(cid, linux):
+    path = linux.get("cgroupsPath")
+    if not path:
+        return cgroups.open_cgroup(f"diyc-{cid}")
+    if ":" in path:  # systemd's slice:prefix:name; cgroupfs is used (--systemd-cgroup)
+        slice_, prefix, name = (path.split(":") + ["", ""])[:3]
+        parent = "/" + "/".join(_slice_dirs(slice_ or "system.slice"))
+        return cgroups.open_cgroup(f"{prefix}-{name}.scope" if prefix else name, parent)
+    parent, _, name = path.rstrip("/").rpartition("/")
+    if not name or ".." in path.split("/"):
+        raise InvalidArgument(f"config.json: invalid linux.cgroupsPath {path!r}")
+    return cgroups.open_cgroup(name, parent or ("/" if path.startswith("/") else None))
+
+
+def _slice_dirs(slice_):
+    """systemd's nesting: a-b-c.slice lives in a.slice/a-b.slice/a-b-c.slice."""
+    parts = slice_.removesuffix(".slice").split("-")
+    return ["-".join(parts[:i]) + ".slice" for i in range(1, len(parts) + 1)] if slice_ != "-.slice" else []
+
+
+class OciContainer(Container):
+    """A Container run for an OCI bundle (runc's model: no supervisor; the
+    caller's subreaper reaps the init)."""
+
+    console_socket = None
+
+
+def create(root, cid, bundle, spec, *, auto_remove=False):
+    """Record container `cid` (state created, nothing started yet)."""
+    check_id(cid)
+    root = root if isinstance(root, Root) else Root(root)
+    root.ensure()
+    key = os.urandom(32).hex()
+    linux = spec.get("linux") or {}
+    cgroup = _open_cgroup(key, linux)
+    network = "none" if any(ns["type"] == "network" for ns in linux.get("namespaces") or ()) \
+        else "host"
+    record = {
+        "id": key,
+        "name": cid,
+        "image": None,
+        "image_id": None,
+        "layers": [],
+        "rootfs": {"bind": spec["root"]["path"]},
+        "created": _now(),
+        "auto_remove": auto_remove,
+        "restart": {"name": "no", "max_retries": 0},
+        "log": {"max_size": 0},
+        "network": network,
+        "network_settings": None,
+        "cgroup": {"version": cgroup.version,
+                   "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
+        "spec": _engine_spec(spec, cgroup),
+        "oci": {"bundle": bundle, "annotations": spec.get("annotations") or {},
+                "hooks": spec.get("hooks") or {}},
+        "state": {"status": "created", "creator": os.getpid(),
+                  "creator_start": process_start_time(os.getpid())},
+    }
+    if cgroup.version == 1:  # a cgroupsPath may name parents nobody made yet
+        for path in cgroup.paths.values():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+    cdir = root.container_dir(key)
+    if not reserve_name(root, cid, key):
+        raise Conflict(f"container {cid} already exists")
+    try:
+        os.mkdir(cdir, 0o700)
+        write_json(f"{cdir}/container.json", record)
+    except BaseException:
+        release_name(root, cid, key)
+        remove_tree(cdir)
+        raise
+    return OciContainer(root, record)
+
+
+def load(root, cid):
+    """The container with OCI id `cid` (exactly: no prefix matching)."""
+    root = root if isinstance(root, Root) else Root(root)
+    try:
+        key = os.readlink(f"{root.names}/{cid}")
+        with open(f"{root.container_dir(key)}/container.json", "rb") as f:
+            return OciContainer(root, _json.loads(f.read()))
+    except (FileNotFoundError, NotADirectoryError):
+        raise ContainerNotFound(f"container {cid} does not exist") from None
+
+
+def list_ids(root):
+    try:
+        return sorted(os.listdir(Root(root).names if not isinstance(root, Root) else root.names))
+    except FileNotFoundError:
+        return []
+
+
+def status(ctr):
+    s = ctr.status
+    return s if s in ("created", "running") else "stopped"
+
+
+def state(ctr):
+    """The runtime-spec state of a container."""
+    st = status(ctr)
+    oci = ctr.record.get("oci") or {}
+    out = {"ociVersion": OCI_VERSION, "id": ctr.name, "status": st,
+           "pid": ctr.record["state"].get("pid") or 0 if st != "stopped" else 0,
+           "bundle": oci.get("bundle", ""), "annotations": oci.get("annotations") or {}}
+    return out
+
+
+def start_held(ctr):
+    """`start`: let the init blocked before execve go on.  Under the
+    container's lock, so a supervisor that reaps a quick exit records the
+    end only after we recorded the start."""
+    from .lifecycle import container_lock
+    with container_lock(ctr):
+        ctr.reload()
+        if status(ctr) != "created":
+            raise Conflict(f"container {ctr.name} is {status(ctr)}, not created: cannot start it")
+        ctr.exec_held()
+
+
+def kill(ctr, sig, all_processes=False):
+    st = status(ctr)
+    if st == "stopped":
+        raise Conflict(f"container {ctr.name} is not running")
+    if all_processes:
+        for pid in ctr._cgroup().pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    else:
+        ctr.kill(sig)
+
+
+def delete(ctr, force=False):
+    """Remove a stopped container (force: kill it first); a created one is
+    killed and removed, as runc does.  Then the poststop hooks."""
+    from .lifecycle import _wait_for_supervisor
+    from .runtime import _wait_gone
+    st = status(ctr)
+    if st == "running" and not force:
+        raise Conflict(f"container {ctr.name} is running: stop it first or use --force")
+    if st in ("created", "running"):
+        if st == "running":
+            from .lifecycle import container_lock
+            with container_lock(ctr):
+                ctr.reload()
+                ctr.record["state"]["removing"] = True
+                ctr._save()
+        ctr.kill(9)
+        _wait_gone(ctr.record["state"]["pid"])
+        _wait_for_supervisor(ctr)
+    from .lifecycle import container_lock
+    with container_lock(ctr):
+        try:
+            ctr.reload()
+        except FileNotFoundError:
+            return
+        ctr._remove_unlocked()
+    run_hooks(ctr, "poststop", state(ctr) | {"status": "stopped", "pid": 0}, fatal=False)
+
+
+# -- hooks --------------------------------------------------------------------
+
+def run_hooks(ctr, kind, oci_state, fatal=True):
+    """Run the bundle's `kind` hooks with the state JSON on stdin.  A
+    failing prestart/createRuntime hook fails the create; poststart and
+    poststop failures are only reported (the spec's rule)."""
+    hooks = ((ctr.record.get("oci") or {}).get("hooks") or {}).get(kind) or ()
+    if not hooks:
+        return
+    import subprocess
+    data = _json.dumps(oci_state).encode()
+    for h in hooks:
+        args = h.get("args") or [h["path"]]
+        env = dict(e.partition("=")[::2] for e in h.get("env") or ())
+        try:
+            proc = subprocess.run(args, executable=h["path"], input=data, env=env,
+                                  capture_output=True, timeout=h.get("timeout"))
+            error = proc.stderr.decode(errors="replace").strip() if proc.returncode else None
+            if proc.returncode:
+                error = f"exited with {proc.returncode}" + (f": {error}" if error else "")
+        except subprocess.TimeoutExpired:
+            error = f"timed out after {h.get('timeout')}s"
+        except OSError as e:
+            error = e.strerror
+        if error:
+            message = f"{kind} hook {h['path']} {error}"
+            if fatal:
+                raise DiycError(message)
+            import sys
+            print(f"diyc-runc: warning: {message}", file=sys.stderr)
+
+
+# -- exec ---------------------------------------------------------------------
+
+def exec_process(ctr, process, stdio=(0, 1, 2), detach=False):
+    """Run an OCI `process` in the running container `ctr`: its namespaces
+    joined with setns, its cgroup, the process's own identity, capabilities
+    and rlimits.  -> (pid, exit code, or None when detached)."""
+    import sys
+    from . import _native
+    from .errors import init_error
+    from .lifecycle import JOIN_ORDER
+    from .rootfs import init_config
+    from .runtime import _waitpid
+    _check_keys(process, _PROCESS, "process")
+    if not process.get("args"):
+        _refuse("process.args", "must be a non-empty list of strings")
+    if process.get("terminal"):
+        _refuse("exec with process.terminal", "is not supported yet")
+    if status(ctr) != "running":
+        raise Conflict(f"container {ctr.name} is not running")
+    spec = ctr.record["spec"]
+    pid0 = ctr.record["state"]["pid"]
+    exec_spec = dict(spec, process=dict(process, cwd=process.get("cwd") or "/"), mounts=[],
+                     root={"path": "/"},
+                     linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
+                                sysctl={}, devices=[]))
+    fds = []
+    try:
+        own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
+        kinds = {"ipc": "ipc", "uts": "uts", "net": "network", "cgroup": "cgroup", "pid": "pid",
+                 "mnt": "mount"}
+        for ns in JOIN_ORDER:
+            if kinds[ns] in own:
+                fds.append(os.open(f"/proc/{pid0}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
+        n_ns = len(fds)
+        cg = ctr._cgroup()
+        files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
+        cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
+        fds += cg_fds
+        pid_r, pid_w = os.pipe()
+        fds += (pid_r, pid_w)
+        init = init_config(exec_spec, stdio=stdio)
+        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
+                    devices=[], symlinks=[], terminal=False)
+        try:
+            first, release_fd, error_fd, _ = _native.spawn(init)
+        except OSError as e:
+            raise init_error(getattr(e, "step", "clone"), e.errno) from None
+        _waitpid(first)
+        data = os.read(pid_r, 64)
+        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
+        _native.release(release_fd)
+        failure = _native.wait_exec(error_fd)
+        if failure:
+            if pid > 0:
+                _waitpid(pid)
+            raise init_error(*failure)
+        if detach:
+            return pid, None
+        _, wstatus = _waitpid(pid)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    code = os.waitstatus_to_exitcode(wstatus)
+    return pid, 128 - code if code < 0 else code

@@ -1,0 +1,419 @@
+"""diyc-runc: runc's command line over OCI bundles the tests generate.
+
+The create/start/state/kill/delete semantics of the runtime-spec, the
+config fields honoured (checked from inside the container), the fields
+refused, and a real client (podman) when it is installed and usable."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import io
+
+import pytest
+
+from conftest import REPO, wait_for, wait_pid_gone
+
+RUNC = str(REPO / ".venv" / "bin" / "diyc-runc")
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    from diyc.images import busybox_rootfs_tar
+    path = tmp_path_factory.mktemp("oci-rootfs") / "rootfs"
+    with tarfile.open(fileobj=io.BytesIO(busybox_rootfs_tar())) as tar:
+        tar.extractall(path)
+    return path
+
+
+class Runc:
+    def __init__(self, root):
+        self.root = str(root)
+
+    def __call__(self, *args, check=True, stdout=None, **kwargs):
+        # Files, not pipes: a detached container keeps the stdio it was
+        # given (runc's pass-through), and a pipe would not see EOF.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            kwargs.setdefault("timeout", 30)
+            proc = subprocess.run([RUNC, "--root", self.root, *map(str, args)], text=True,
+                                  stdout=stdout or out, stderr=err, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read(), err.read()
+        if check and proc.returncode != 0:
+            raise AssertionError(f"diyc-runc {args} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def state(self, cid):
+        return json.loads(self("state", cid).stdout)
+
+    def status(self, cid):
+        return self.state(cid)["status"]
+
+
+@pytest.fixture
+def runc(tmp_path):
+    r = Runc(tmp_path / "runc-root")
+    yield r
+    left = r("list", "-q", check=False).stdout.split()
+    for cid in left:
+        r("delete", "--force", cid, check=False)
+    assert not left, f"containers left: {left}"
+    names = tmp_path / "runc-root" / "names"
+    assert not (names.is_dir() and os.listdir(names))
+
+
+def default_config(rootfs, args):
+    from diyc.runc_cli import default_spec
+    spec = default_spec()
+    spec["root"]["path"] = str(rootfs)
+    spec["process"]["args"] = list(args)
+    return spec
+
+
+@pytest.fixture
+def bundle(tmp_path, rootfs):
+    """make(args, edit=None) -> a bundle dir whose config runs args."""
+    n = [0]
+
+    def make(args, edit=None, link_rootfs=False):
+        n[0] += 1
+        d = tmp_path / f"bundle{n[0]}"
+        d.mkdir()
+        spec = default_config(rootfs, args)
+        if link_rootfs:  # the usual layout: root.path "rootfs", relative
+            (d / "rootfs").symlink_to(rootfs)
+            spec["root"]["path"] = "rootfs"
+        if edit:
+            edit(spec)
+        (d / "config.json").write_text(json.dumps(spec))
+        return d
+    return make
+
+
+def _proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+# -- create / start / state / kill / delete -------------------------------------
+
+def test_create_holds_the_process_until_start(runc, bundle, tmp_path):
+    out = tmp_path / "out"
+    b = bundle(["sh", "-c", "echo started; exec sleep 60"], link_rootfs=True)
+    with open(out, "w") as f:
+        runc("create", "--bundle", b, "--pid-file", tmp_path / "pid", "c1", stdout=f)
+    pid = int((tmp_path / "pid").read_text())
+    st = runc.state("c1")
+    assert st == {"ociVersion": st["ociVersion"], "id": "c1", "status": "created", "pid": pid,
+                  "bundle": str(b), "annotations": {}}
+    assert os.path.exists(f"/proc/{pid}")
+    assert out.read_text() == ""          # not exec'd: nothing ran yet
+    runc("start", "c1")
+    wait_for(lambda: out.read_text() == "started\n", what="the container's output")
+    st = runc.state("c1")
+    assert st["status"] == "running" and st["pid"] == pid
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == b"sleep"
+    assert runc("start", "c1", check=False).returncode == 1   # only once
+    runc("kill", "c1", "KILL")
+    wait_for(lambda: runc.status("c1") == "stopped", what="stopped")
+    assert runc.state("c1")["pid"] == 0
+    runc("delete", "c1")
+    proc = runc("state", "c1", check=False)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
+
+
+def test_state_after_the_process_exits(runc, bundle):
+    runc("create", "--bundle", bundle(["true"]), "c2")
+    runc("start", "c2")
+    wait_for(lambda: runc.status("c2") == "stopped", what="stopped after exit")
+    assert runc("list", "--format", "json").stdout.count('"stopped"') == 1
+    runc("delete", "c2")
+
+
+def test_kill_a_created_container_and_signal_names(runc, bundle, tmp_path):
+    runc("create", "--bundle", bundle(["sleep", "60"]), "c3")
+    pid = runc.state("c3")["pid"]
+    runc("kill", "c3", "9")
+    wait_pid_gone(pid)
+    assert runc.status("c3") == "stopped"
+    assert runc("kill", "c3", "TERM", check=False).returncode == 1  # nothing to signal
+    runc("delete", "c3")
+
+    out = tmp_path / "trap"
+    script = "trap 'echo got USR1; exit 7' USR1; echo ready; while :; do sleep 0.05; done"
+    with open(out, "w") as f:
+        runc("run", "-d", "--bundle", bundle(["sh", "-c", script]), "c4", stdout=f)
+    wait_for(lambda: out.read_text() == "ready\n", what="the trap")
+    runc("kill", "c4", "SIGUSR1")
+    wait_for(lambda: runc.status("c4") == "stopped", what="exit on USR1")
+    assert out.read_text() == "ready\ngot USR1\n"
+    runc("delete", "c4")
+
+
+def test_kill_all_and_ps(runc, bundle):
+    runc("run", "-d", "--bundle", bundle(["sh", "-c", "sleep 60 & sleep 60; wait"]), "c5")
+    pids = wait_for(lambda: (p := json.loads(runc("ps", "--format", "json", "c5").stdout))
+                    and len(p) == 3 and p, what="three processes")
+    assert runc.state("c5")["pid"] in pids
+    table = runc("ps", "c5").stdout.splitlines()
+    assert "PID" in table[0] and len(table) == 4
+    runc("kill", "--all", "c5", "KILL")
+    wait_for(lambda: runc.status("c5") == "stopped", what="stopped")
+    for pid in pids:
+        wait_pid_gone(pid)
+    runc("delete", "c5")
+
+
+def test_delete_refuses_a_running_container_unless_forced(runc, bundle):
+    runc("run", "--detach", "--bundle", bundle(["sleep", "60"]), "c6")
+    pid = runc.state("c6")["pid"]
+    proc = runc("delete", "c6", check=False)
+    assert proc.returncode == 1 and "running" in proc.stderr
+    assert runc.status("c6") == "running"
+    runc("delete", "--force", "c6")
+    wait_pid_gone(pid)
+    assert runc("list", "-q").stdout == ""
+
+
+def test_ids_are_unique_and_checked(runc, bundle):
+    b = bundle(["sleep", "60"])
+    runc("create", "--bundle", b, "same")
+    proc = runc("create", "--bundle", b, "same", check=False)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    assert runc("create", "--bundle", b, "../evil", check=False).returncode == 1
+    runc("delete", "same")  # a created container may be deleted without --force
+
+
+def test_run_foreground_exit_code_and_stdio(runc, bundle):
+    proc = runc("run", "--bundle", bundle(["sh", "-c", "read x; echo got $x; echo err >&2; exit 42"]),
+                "f1", input="hello\n", check=False)
+    assert proc.returncode == 42
+    assert proc.stdout == "got hello\n" and proc.stderr == "err\n"
+    assert runc("list", "-q").stdout == ""  # deleted on exit, as runc run
+
+
+def test_exec_args_and_process_file(runc, bundle, tmp_path):
+    runc("run", "-d", "--bundle", bundle(["sleep", "60"]), "e1")
+    proc = runc("exec", "-e", "X=1", "--cwd", "/tmp", "-u", "1000:1000", "e1",
+                "sh", "-c", 'echo $X $(pwd) $(id -u):$(id -g); exit 5', check=False)
+    assert (proc.returncode, proc.stdout) == (5, "1 /tmp 1000:1000\n")
+    process = {"args": ["sh", "-c", "echo $Y; sleep 60"], "env": ["Y=from-file", "PATH=/bin"],
+               "cwd": "/", "user": {"uid": 0, "gid": 0}}
+    (tmp_path / "p.json").write_text(json.dumps(process))
+    out = tmp_path / "exec-out"
+    with open(out, "w") as f:
+        runc("exec", "--process", tmp_path / "p.json", "--detach", "--pid-file", tmp_path / "epid",
+             "e1", stdout=f)
+    epid = int((tmp_path / "epid").read_text())
+    wait_for(lambda: out.read_text() == "from-file\n", what="exec output")
+    assert epid in json.loads(runc("ps", "--format", "json", "e1").stdout)
+    assert runc("exec", "e1", "nonexistent-cmd", check=False).returncode != 0
+    runc("delete", "--force", "e1")
+    wait_pid_gone(epid)
+
+
+# -- config fields honoured -----------------------------------------------------
+
+def test_process_fields_are_honoured(runc, bundle):
+    def edit(spec):
+        p = spec["process"]
+        p["env"] = ["PATH=/bin:/usr/bin", "GREETING=hi there"]
+        p["cwd"] = "/tmp"
+        p["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001]}
+        p["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
+        p["capabilities"] = {k: ["CAP_KILL", "CAP_CHOWN"] for k in ("bounding", "effective", "permitted")}
+        p["oomScoreAdj"] = 123
+        spec["hostname"] = "oci-host"
+        spec["domainname"] = "oci.example"
+    script = ('echo "$GREETING"; pwd; id -u; id -g; id -G; hostname; cat /proc/sys/kernel/domainname; ulimit -n; ulimit -Hn; '
+              'grep CapBnd /proc/self/status; cat /proc/self/oom_score_adj')
+    proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit), "p1")
+    lines = proc.stdout.splitlines()
+    assert lines[:9] == ["hi there", "/tmp", "1000", "1001", "1001 2000 2001", "oci-host",
+                         "oci.example", "321", "654"], lines
+    assert int(lines[9].split()[1], 16) == (1 << 0) | (1 << 5)  # CHOWN, KILL
+    assert lines[10] == "123"
+
+
+def test_root_mounts_and_masked_paths(runc, bundle, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "file").write_text("from the host\n")
+
+    def edit(spec):
+        spec["root"]["readonly"] = True
+        spec["mounts"] += [
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=700"]},
+            {"destination": "/host", "type": "bind", "source": str(shared), "options": ["rbind", "ro"]},
+            {"destination": "/rw", "type": "bind", "source": str(shared), "options": ["bind"]},
+        ]
+        spec["linux"]["maskedPaths"] = ["/proc/interrupts", "/etc/not-there"]
+    script = ("touch /x 2>/dev/null && echo root-writable || echo root-ro; "
+              "grep ' /scratch ' /proc/mounts | cut -d' ' -f3; stat -c %a /scratch; "
+              "cat /host/file; touch /host/y 2>/dev/null && echo host-rw || echo host-ro; "
+              "echo written > /rw/new; wc -c < /proc/interrupts")
+    proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit), "m1")
+    assert proc.stdout.splitlines() == ["root-ro", "tmpfs", "700", "from the host", "host-ro", "0"]
+    assert (shared / "new").read_text() == "written\n"
+
+
+def test_resources_memory_and_pids(runc, bundle):
+    def edit(spec):
+        spec["linux"]["resources"].update(memory={"limit": 64 << 20}, pids={"limit": 42})
+    script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+              "touch /sys/fs/cgroup/memory/x 2>/dev/null && echo cg-rw || echo cg-ro")
+    proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit), "r1", check=False)
+    if not os.path.isdir("/sys/fs/cgroup/memory"):
+        pytest.skip("not a cgroup v1 host")
+    assert proc.stdout.splitlines() == [str(64 << 20), "42", "cg-ro"], proc.stderr
+
+
+def test_devices_cgroup_denies_what_the_spec_denies(runc, bundle, rootfs):
+    def edit(spec):
+        spec["linux"]["devices"] = [{"path": "/dev/loop-test", "type": "b", "major": 7, "minor": 0,
+                                     "fileMode": 0o600}]
+    script = "echo ok > /dev/null && echo null-ok; head -c1 /dev/loop-test >/dev/null 2>&1 || echo denied"
+    # the deny-all of the default spec wins for the block device (no allow rule for it here)
+    def deny(spec):
+        edit(spec)
+        spec["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}]
+    proc = runc("run", "--bundle", bundle(["sh", "-c", script], deny), "d1")
+    assert proc.stdout.splitlines()[0] == "null-ok"
+
+
+def test_hooks_get_the_state_on_stdin(runc, bundle, tmp_path):
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho \"$1 $(cat)\" >> {log}\n")
+    hook.chmod(0o755)
+
+    def edit(spec):
+        spec["hooks"] = {k: [{"path": str(hook), "args": ["hook.sh", k]}]
+                         for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    runc("create", "--bundle", bundle(["true"], edit), "h1")
+    kinds = [line.split(" ", 1)[0] for line in log.read_text().splitlines()]
+    assert kinds == ["prestart", "createRuntime"]
+    first = json.loads(log.read_text().splitlines()[0].split(" ", 1)[1])
+    assert first["id"] == "h1" and first["status"] == "created" and first["pid"] > 0
+    runc("start", "h1")
+    wait_for(lambda: runc.status("h1") == "stopped", what="stopped")
+    runc("delete", "h1")
+    kinds = [line.split(" ", 1)[0] for line in log.read_text().splitlines()]
+    assert kinds == ["prestart", "createRuntime", "poststart", "poststop"]
+
+
+def test_a_failing_create_hook_fails_create_and_leaves_nothing(runc, bundle):
+    b = bundle(["true"], lambda s: s.update(hooks={"prestart": [{"path": "/bin/false"}]}))
+    proc = runc("create", "--bundle", b, "h2", check=False)
+    assert proc.returncode == 1 and "prestart hook /bin/false exited with 1" in proc.stderr
+    assert runc("list", "-q").stdout == ""
+
+
+# -- what is refused ----------------------------------------------------------------
+
+def _ns(spec, entry):
+    spec["linux"]["namespaces"].append(entry)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: _ns(s, {"type": "user"}), "user namespace"),
+    (lambda s: s["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
+     "linux.uidMappings"),
+    (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    (lambda s: s["linux"]["namespaces"].__setitem__(1, {"type": "network", "path": "/proc/1/ns/net"}),
+     "linux.namespaces[network].path"),
+    (lambda s: s.update(hooks={"createContainer": [{"path": "/bin/true"}]}), "hooks.createContainer"),
+    (lambda s: s["process"].update(apparmorProfile="docker-default"), "process.apparmorProfile"),
+    (lambda s: s["linux"]["resources"].update(hugepageLimits=[{"pageSize": "2MB", "limit": 1}]),
+     "linux.resources.hugepageLimits"),
+    (lambda s: s["linux"].update(intelRdt={"closID": "x"}), "linux.intelRdt"),
+    (lambda s: s["mounts"].append({"destination": "/x", "type": "nfs", "source": "h:/x"}),
+     "mount type 'nfs'"),
+    (lambda s: s.update(ociVersion="2.0.0"), "ociVersion"),
+    (lambda s: s["linux"].update(sysctl={"kernel.hostname": "x"}), "kernel.hostname"),
+])
+def test_unsupported_fields_are_refused_by_name(runc, bundle, edit, field):
+    proc = runc("create", "--bundle", bundle(["true"], edit), "u1", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("diyc-runc: ") and field in lines[0], proc.stderr
+    assert runc("list", "-q").stdout == ""
+
+
+def test_terminal_needs_a_console_socket(runc, bundle):
+    b = bundle(["true"], lambda s: s["process"].update(terminal=True))
+    proc = runc("create", "--bundle", b, "t1", check=False)
+    assert proc.returncode == 1 and "--console-socket" in proc.stderr
+
+
+def test_errors_go_to_the_log_file_as_json(runc, tmp_path):
+    log = tmp_path / "runc.log"
+    proc = subprocess.run([RUNC, "--root", runc.root, "--log", log, "--log-format", "json",
+                           "state", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    entry = json.loads(log.read_text())
+    assert entry["level"] == "error" and "nope does not exist" in entry["msg"]
+
+
+def test_spec_and_features(runc, tmp_path):
+    runc("spec", "--bundle", tmp_path)
+    spec = json.loads((tmp_path / "config.json").read_text())
+    assert spec["ociVersion"].startswith("1.") and spec["root"] == {"path": "rootfs", "readonly": True}
+    assert runc("spec", "--bundle", tmp_path, check=False).returncode == 1  # no overwrite
+    features = json.loads(runc("features").stdout)
+    assert "poststop" in features["hooks"] and "user" not in features["linux"]["namespaces"]
+
+
+# -- a real client ------------------------------------------------------------------
+
+PODMAN_CONF = """[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+@pytest.fixture
+def podman(tmp_path, rootfs):
+    exe = shutil.which("podman")
+    if exe is None:
+        pytest.skip("podman is not installed (apt-get install -y podman)")
+    from pathlib import Path
+    short = Path(tempfile.mkdtemp(prefix="diyc-pm-", dir="/tmp"))  # podman: runroot < 50 chars
+    conf = short / "containers.conf"
+    conf.write_text(PODMAN_CONF)
+    base = [exe, "--root", short / "storage", "--runroot", short / "runroot",
+            "--tmpdir", short / "tmp", "--runtime", RUNC]
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+
+    def run(*args, check=False, **kwargs):
+        return subprocess.run([*map(str, base), *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=60, **kwargs)
+    tar = tmp_path / "bb.tar"
+    subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
+    proc = run("import", tar, "localhost/bbox")
+    if proc.returncode != 0:
+        shutil.rmtree(short, ignore_errors=True)
+        pytest.skip(f"podman cannot import an image here: {proc.stderr.strip()[-300:]}")
+    try:
+        yield run
+    finally:
+        run("rm", "-af")
+        run("rmi", "-af")
+        for mount in ("storage/overlay", "runroot", "storage"):
+            subprocess.run(["umount", "-R", short / mount], capture_output=True)
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_podman_run_rm_exit_code_network_none(podman):
+    proc = podman("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined",
+                  "localhost/bbox", "sh", "-c", "echo hi from podman; hostname; exit 3")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines()[0] == "hi from podman"
+    assert podman("ps", "-aq").stdout == ""
