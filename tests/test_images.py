@@ -179,6 +179,14 @@ def test_rmi_refused_while_a_container_uses_it(run_cli, tmp_path, diyc_root):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_run_by_image_id(run_cli, busybox_image):
+    full = busybox_image["id"]
+    for ref in (full, full.removeprefix("sha256:"), full[7:19]):
+        proc = run_cli("run", "--rm", ref, "echo", "by-id")
+        assert proc.returncode == 0, (ref, proc.stderr)
+        assert proc.stdout == "by-id\n"
+
+
 def test_rmi_of_unknown_image(run_cli):
     assert_one_line_error(run_cli("rmi", "nosuchimage"), 125, contains="nosuchimage")
 

@@ -206,3 +206,25 @@ def test_name_conflict(root):
             diyc.run("busybox", ["true"], name="libdup", root=root)
     finally:
         c.remove()
+
+
+def test_runs_from_several_threads(root):
+    import threading
+    results, errors = {}, []
+
+    def work(t):
+        try:
+            for i in range(5):
+                r = diyc.run("busybox", ["sh", "-c", f"echo {t}-{i}"], capture_output=True,
+                             root=root)
+                results[(t, i)] = (r.exit_code, r.stdout)
+        except Exception as e:  # reported below, with the thread's name
+            errors.append(f"thread {t}: {e!r}")
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors, errors
+    assert results == {(t, i): (0, f"{t}-{i}\n".encode()) for t in range(4) for i in range(5)}
+    assert container_records(root) == []
