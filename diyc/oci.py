@@ -411,7 +411,7 @@ def delete(ctr, force=False):
                 ctr.record["state"]["removing"] = True
                 ctr._save()
         ctr.kill(9)
-        _wait_gone(ctr.record["state"]["pid"])
+        _wait_gone(ctr.record["state"]["pid"], ctr.record["state"].get("pid_start"))
         _wait_for_supervisor(ctr)
     from .lifecycle import container_lock
     with container_lock(ctr):

@@ -75,10 +75,13 @@ class Container:
     def status(self):
         state = self.record["state"]
         if state["status"] == "running":
+            if state.get("supervisor"):
+                # its supervisor records the end: until it has, it is running;
+                # without it (killed), nobody keeps its logs or its end
+                alive = pid_alive(state["supervisor"], state.get("supervisor_start"))
+                return "running" if alive else "dead"
             if not pid_alive(state["pid"], state.get("pid_start")):
-                return "dead"  # whoever supervised it was killed: nobody recorded the end
-            if state.get("supervisor") and not pid_alive(state["supervisor"], state.get("supervisor_start")):
-                return "dead"  # still there, but its supervisor (logs, end) is gone
+                return "dead"  # whoever ran it was killed: nobody recorded the end
         if state["status"] == "created" and state.get("pid"):
             # held before execve (create/start split): gone means stopped
             return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
@@ -454,7 +457,7 @@ class Container:
                     self.record["state"]["removing"] = True
                     self._save()
             self.kill(9)
-            _wait_gone(self.record["state"]["pid"])
+            _wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
             _wait_for_supervisor(self)
         with container_lock(self):
             self._remove_unlocked()
@@ -557,10 +560,11 @@ def _kill_and_reap(pid):
     _waitpid(pid)
 
 
-def _wait_gone(pid, timeout=10.0):
-    """Wait for a process that is not our child to disappear."""
+def _wait_gone(pid, start_time, timeout=10.0):
+    """Wait for a process that may not be our child to be gone (a zombie
+    counts as gone)."""
     deadline = time.monotonic() + timeout
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+    while pid_alive(pid, start_time) and time.monotonic() < deadline:
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:

@@ -109,22 +109,30 @@ def remove_tree(path):
         shutil.rmtree(path, onerror=retry_writable)
 
 
-def process_start_time(pid):
-    """The start time of `pid` (clock ticks since boot), or None if it is
-    gone.  Recorded with each pid so a recycled pid is never mistaken for
-    our container."""
+def _stat_fields(pid):
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # comm may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return int(fields[19])
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def process_start_time(pid):
+    """The start time of `pid` (clock ticks since boot), or None if it is
+    gone.  Recorded with each pid so a recycled pid is never mistaken for
+    our container."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def pid_alive(pid, start_time):
-    return pid and process_start_time(pid) == start_time
+    """Whether `pid` is still the process that started at `start_time`.  A
+    zombie counts as gone: an orphan waits for a reaper (init) that may take
+    its time, and it runs nothing any more."""
+    fields = _stat_fields(pid) if pid else None
+    return bool(fields) and fields[0] not in (b"Z", b"X") and int(fields[19]) == start_time
 
 
 def reserve_name(root, name, cid):

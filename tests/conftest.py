@@ -7,7 +7,8 @@ no v2 controllers), and that module says so.
 * ``diyc_root``: one state directory for the whole session (DIYC_ROOT of the
   CLI calls, ``root=`` of the library calls).
 * ``run_cli(*args, input=None, check=False)``: runs the installed ``diyc``
-  command (``$DIYC_BIN`` overrides) and returns a text CompletedProcess.
+  command (``$DIYC_BIN`` overrides; ``$DIYC_PKG_DIR`` tests a built package
+  elsewhere) and returns a text CompletedProcess.
 * An autouse fixture checks after every test that nothing was left behind:
   container records, names, staging dirs, diyc-* cgroups, mounts under the
   root, child processes.  A test that creates a container without --rm
@@ -30,10 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 # `python -m pytest` puts the repository on sys.path, whose diyc/ may hold no
 # (or a stale) in-place build of _native.  Test what the `diyc` command runs:
-# the installed package.
-_SITE = sysconfig.get_paths()["platlib"]
-if glob.glob(f"{_SITE}/diyc/_native*.so"):
-    sys.path.insert(0, _SITE)
+# the installed package - or, with DIYC_PKG_DIR=DIR, the built package in
+# DIR/diyc (library and CLI both), e.g. a frozen copy while the installed
+# one is being rebuilt.
+PKG_DIR = os.environ.get("DIYC_PKG_DIR") or sysconfig.get_paths()["platlib"]
+if glob.glob(f"{PKG_DIR}/diyc/_native*.so"):
+    sys.path.insert(0, PKG_DIR)
     for _mod in [m for m in sys.modules if m == "diyc" or m.startswith("diyc.")]:
         del sys.modules[_mod]
 
@@ -50,6 +53,9 @@ def diyc_command():
     env_bin = os.environ.get("DIYC_BIN")
     if env_bin:
         return env_bin.split()
+    if os.environ.get("DIYC_PKG_DIR"):
+        return [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {PKG_DIR!r}); "
+                "from diyc.cli import main; sys.exit(main())"]
     venv_bin = REPO / ".venv" / "bin" / "diyc"
     if venv_bin.exists():
         return [str(venv_bin)]
@@ -137,9 +143,19 @@ def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
+def pid_running(pid):
+    """Whether pid exists and is not a zombie (an orphaned zombie waits for
+    init to reap it, which can take a while, but it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def wait_pid_gone(pid, timeout=10.0):
-    """Wait until a process that is not our child has disappeared."""
-    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout, what=f"pid {pid} to go away")
+    """Wait until a process that is not our child has stopped running."""
+    wait_for(lambda: not pid_running(pid), timeout, what=f"pid {pid} to go away")
 
 
 def running_record(root, timeout=10.0):
@@ -184,13 +200,15 @@ def diyc_cgroups():
 def _foreign_cgroup(path, all_diyc_cgroups):
     """A diyc-* cgroup of another diyc session on this machine (another
     user of diyc runs in a memory cgroup of its own), not one of ours.  Ours
-    are under our own memory cgroup, or under a test's diyctest-* parent."""
+    are under our own memory cgroup, or under a diyctest-*-<our pid> parent
+    a test of this session made."""
     mem = f"{CGROUP_ROOT}/memory"
     own = own_cgroups().get("memory", "/").rstrip("/")
+    mine = f"-{os.getpid()}/"
 
     def foreign_mem(p):
         rel = p[len(mem):]
-        return not (rel.startswith(own + "/") or "/diyctest-" in rel)
+        return not (rel.startswith(own + "/") or ("/diyctest-" in rel and mine in rel))
     if path.startswith(mem + "/"):
         return foreign_mem(path)
     name = os.path.basename(path)
