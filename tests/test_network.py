@@ -1,0 +1,397 @@
+"""Bridge networking (issue #3), for real: bridges, veth pairs, addresses,
+/etc/hosts, nftables NAT and published ports.
+
+Every diyc command here runs inside a network namespace this module creates
+as its "host" (`ip netns add`, then `nsenter --net`: unlike `ip netns exec`
+it keeps the machine's /sys, so cgroups stay visible), so the machine's own
+links, routes and firewall are never touched, and all traffic stays between
+that namespace and its containers.  The namespace is deleted at the end,
+which takes the bridges and the nftables table with it; `network prune` is
+checked before that.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import DIYC, assert_one_line_error, wait_for
+
+SUBNET_A = "10.251.1.0/24"
+SUBNET_B = "10.251.2.0/24"
+CLONE_NEWNET = 0x40000000
+
+
+@pytest.fixture(scope="module")
+def host_ns(diyc_root):
+    name = f"diyctest-{os.getpid()}-{os.urandom(3).hex()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+class NsCli:
+    """The diyc command, run inside the test's "host" namespace."""
+
+    def __init__(self, ns, root):
+        self.ns, self.root = ns, str(root)
+
+    def argv(self, *args):
+        return ["nsenter", f"--net=/run/netns/{self.ns}"] + DIYC + [str(a) for a in args]
+
+    def env(self):
+        env = dict(os.environ, DIYC_ROOT=self.root)
+        env.pop("DIYC_TRACE", None)
+        return env
+
+    def __call__(self, *args, check=False, timeout=60):
+        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env(),
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"diyc {' '.join(map(str, args))} exited {proc.returncode}\n"
+                                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def popen(self, *args):
+        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env())
+
+    def sh(self, *cmd):
+        """A command of the host namespace itself (nft, ip, cat /proc/...)."""
+        return subprocess.run(["nsenter", f"--net=/run/netns/{self.ns}", *cmd],
+                              capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def net(host_ns, diyc_root):
+    cli = NsCli(host_ns, diyc_root)
+    yield cli
+    # What `prune` must remove: the bridges, the firewall table, ip_forward.
+    out = cli("network", "prune", check=True).stdout
+    assert "removed nftables table ip diyc" in out
+    assert cli.sh("nft", "list", "table", "ip", "diyc").returncode != 0
+    assert "diyc" not in cli.sh("ip", "-br", "link").stdout
+    assert cli.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
+    # the default network's definition was made for this namespace's routes
+    cli("network", "rm", "bridge", check=True)
+    assert [f for f in os.listdir(f"{diyc_root}/networks") if f.endswith(".json")] == []
+
+
+@pytest.fixture
+def network_ab(net):
+    """Two user-defined networks on test subnets, removed after the test."""
+    names = [f"t{os.urandom(3).hex()}a", f"t{os.urandom(3).hex()}b"]
+    net("network", "create", names[0], "--subnet", SUBNET_A, check=True)
+    net("network", "create", names[1], "--subnet", SUBNET_B, check=True)
+    yield names
+    for n in names:
+        net("network", "rm", n, check=True)
+
+
+# (busybox 1.35's `wget -T` crashes: timeouts come from `timeout`)
+class Server:
+    """A container in the background running busybox httpd on port 80 that
+    serves /i containing its name; ended with SIGTERM (diyc forwards it)."""
+
+    def __init__(self, cli, name, *run_options):
+        self.cli, self.name = cli, name
+        script = f"echo {name} > /tmp/i; trap 'exit 0' TERM; httpd -f -p 80 -h /tmp & wait"
+        self.proc = cli.popen("run", "--rm", "--name", name, *run_options, "busybox", "sh", "-c", script)
+        self.ip = wait_for(self._ip, timeout=10, what=f"container {name} to get an address")
+        wait_for(self._serving, timeout=10, what=f"httpd of {name} to answer")
+
+    def _serving(self):
+        try:
+            return self.name in host_get(self.cli.ns, self.ip, 80, timeout=1)
+        except OSError:
+            return False
+
+    def _ip(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server {self.name} exited: {self.proc.communicate()}")
+        proc = self.cli("inspect", self.name)
+        if proc.returncode:
+            return None
+        rec = json.loads(proc.stdout)[0]
+        if rec["state"]["status"] != "running":
+            return None
+        return rec["network_settings"]["ip"]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        assert self.proc.returncode == 0, (self.proc.returncode, out, err)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def host_get(ns, address, port, path="/i", timeout=5.0):
+    """HTTP GET from the test's host namespace, in this process: a thread
+    enters the namespace, makes the socket (which stays bound to it), leaves."""
+    from diyc import _native
+    result = {}
+
+    def make():
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            _native.setns(target, CLONE_NEWNET)
+            result["sock"] = socket.create_connection((address, port), timeout=timeout)
+        except OSError as e:
+            result["error"] = e
+        finally:
+            _native.setns(own, CLONE_NEWNET)
+            os.close(own)
+            os.close(target)
+
+    t = threading.Thread(target=make)
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    with result["sock"] as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode(errors="replace")
+
+
+def leases(root, network):
+    d = f"{root}/networks/{network}/leases"
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+# -- the default network --------------------------------------------------------
+
+def test_bridge_network_is_ready_at_the_first_instruction(net, diyc_root, busybox_layer):
+    # `ip route` is the command's first instruction: the address and the
+    # default route must already be there.
+    proc = net("run", "--rm", "--network", "bridge", "--hostname", "web1", "busybox", "sh", "-c",
+               "ip route; ip -4 -o addr show eth0; echo ===; cat /etc/hostname /etc/hosts "
+               "/etc/resolv.conf; ping -c1 -W2 $(ip route | awk '/default/ {print $3}') >/dev/null "
+               "&& echo gateway-reachable", check=True)
+    routes, _, files = proc.stdout.partition("===\n")
+    gateway = re.search(r"default via (\S+) dev eth0", routes).group(1)
+    address = re.search(r"inet (\S+)/16", routes).group(1)
+    assert address.rsplit(".", 2)[0] == gateway.rsplit(".", 2)[0]
+    assert files.startswith("web1\n")
+    assert re.search(rf"^{re.escape(address)}\tweb1 ", files, re.M)
+    assert "nameserver 127." not in files
+    assert "gateway-reachable" in proc.stdout
+    # The bridge exists with the gateway address; the container's lease is gone.
+    assert f"inet {gateway}/16" in net.sh("ip", "-4", "addr", "show", "diyc0").stdout
+    assert leases(diyc_root, "bridge") == []
+    # The files were bind-mounted: nothing written into the image.
+    assert not (busybox_layer / "etc" / "hosts").exists()
+    assert not (busybox_layer / "etc" / "resolv.conf").exists()
+
+
+def test_outbound_nat_and_forwarding_installed(net):
+    net("run", "--rm", "--network", "bridge", "busybox", "true", check=True)
+    rules = net.sh("nft", "list", "table", "ip", "diyc").stdout
+    subnet = net("network", "inspect", "bridge", check=True).stdout
+    subnet = re.search(r'"subnet": "([^"]+)"', subnet).group(1)
+    assert f"ip saddr {subnet} oifname != \"diyc*\" masquerade" in rules
+    assert net.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+
+
+def test_specific_ip_and_taken_ip(net, network_ab, diyc_root):
+    a, _ = network_ab
+    proc = net("run", "--rm", "--network", a, "--ip", "10.251.1.77", "busybox", "ip", "-4", "-o", "addr",
+               "show", "eth0", check=True)
+    assert "inet 10.251.1.77/24" in proc.stdout
+    with Server(net, "fixed", "--network", a, "--ip", "10.251.1.66") as srv:
+        assert srv.ip == "10.251.1.66"
+        taken = net("run", "--rm", "--network", a, "--ip", "10.251.1.66", "busybox", "true")
+        assert_one_line_error(taken, contains="10.251.1.66 is already in use")
+    assert leases(diyc_root, a) == []
+
+
+# -- between containers ---------------------------------------------------------
+
+def test_containers_reach_each_other_by_ip_and_name(net, network_ab):
+    a, _ = network_ab
+    with Server(net, "srv1", "--network", a) as srv:
+        proc = net("run", "--rm", "--name", "client1", "--network", a, "busybox", "sh", "-c",
+                   f"ping -c1 -W2 srv1 >/dev/null && echo ping-ok; timeout 5 wget -q -O- http://srv1/i; "
+                   f"timeout 5 wget -q -O- http://{srv.ip}/i; "
+                   f"echo hi | nc -w 2 {srv.ip} 80 >/dev/null && echo tcp-ok")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["ping-ok", "srv1", "srv1", "tcp-ok"], proc.stderr
+
+
+def test_networks_are_isolated(net, network_ab):
+    a, b = network_ab
+    with Server(net, "srv2", "--network", a) as srv:
+        same = net("run", "--rm", "--network", a, "busybox", "timeout", "3", "wget", "-q", "-O-", f"http://{srv.ip}/i")
+        assert same.stdout.strip() == "srv2"
+        other = net("run", "--rm", "--network", b, "busybox", "sh", "-c",
+                    f"timeout 1 wget -q -O- http://{srv.ip}/i 2>/dev/null || echo wget-failed; "
+                    f"ping -c1 -W1 {srv.ip} >/dev/null || echo ping-failed; "
+                    f"grep -q srv2 /etc/hosts || echo not-in-hosts")
+        assert other.stdout.split() == ["wget-failed", "ping-failed", "not-in-hosts"], other
+
+
+# -- published ports -----------------------------------------------------------------
+
+def test_published_port(net, diyc_root):
+    with Server(net, "pub", "--network", "bridge", "-p", "8080:80") as srv:
+        assert "pub" in host_get(net.ns, "127.0.0.1", 8080)
+        gateway = re.search(r'"gateway": "([^"]+)"', net("network", "inspect", "bridge").stdout).group(1)
+        assert "pub" in host_get(net.ns, gateway, 8080)
+        # from another container, through the host's port
+        other = net("run", "--rm", "--network", "bridge", "busybox", "timeout", "3", "wget", "-q", "-O-",
+                    f"http://{gateway}:8080/i")
+        assert other.stdout.strip() == "pub", other.stderr
+        conflict = net("run", "--rm", "--network", "bridge", "-p", "8080:81", "busybox", "true")
+        assert_one_line_error(conflict, contains="8080/tcp is already published")
+        assert "tcp . 8080" in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+    # removed with the container
+    assert "8080" not in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+    assert os.listdir(f"{diyc_root}/ports") == []
+    with pytest.raises(OSError):
+        host_get(net.ns, "127.0.0.1", 8080, timeout=1)
+
+
+def test_publish_on_a_host_address_and_udp(net, diyc_root):
+    proc = net("run", "--rm", "--network", "bridge", "-p", "127.0.0.1:5353:53/udp", "-p", "9090:90",
+               "busybox", "true", check=True)
+    assert proc.returncode == 0
+    assert os.listdir(f"{diyc_root}/ports") == []
+
+
+# -- allocation ----------------------------------------------------------------------
+
+def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root):
+    a, _ = network_ab
+    procs = [net.popen("run", "--rm", "--network", a, "busybox", "sh", "-c",
+                       "ip -4 -o addr show eth0; sleep 0.3") for _ in range(20)]
+    addresses = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        addresses.append(re.search(r"inet (\S+)/24", out).group(1))
+    assert len(set(addresses)) == 20
+    assert all(ip.startswith("10.251.1.") for ip in addresses)
+    assert leases(diyc_root, a) == []
+
+
+def test_killed_diyc_leaves_what_cleanup_removes(net, diyc_root):
+    srv = Server(net, "victim", "--network", "bridge", "-p", "8181:80")
+    assert leases(diyc_root, "bridge") == [srv.ip]
+    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["state"]["pid"]
+    srv.proc.kill()  # SIGKILL to diyc: nobody releases anything
+    srv.proc.wait()
+    os.kill(init_pid, 9)  # (it holds diyc's stdout: kill it before reading that)
+    srv.proc.communicate()
+    wait_for(lambda: not os.path.exists(f"/proc/{init_pid}"), what="the container's init to exit")
+    out = net("cleanup", check=True).stdout
+    assert "victim" in out
+    assert leases(diyc_root, "bridge") == []
+    assert os.listdir(f"{diyc_root}/ports") == []
+    assert "8181" not in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+
+
+# -- bad input -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "80"], "invalid -p value '80'"),
+    (["-p", "8080:70000"], "'70000' is not a port number"),
+    (["-p", "8080:80/sctp"], "the protocol must be tcp or udp"),
+    (["-p", "1.2.3:8080:80"], "invalid host IP"),
+    (["--ip", "10.0.0.300"], "invalid --ip address"),
+    (["--ip", "192.0.2.9"], "is outside the subnet"),
+    (["--network", "nosuchnet"], "network nosuchnet not found"),
+    (["--network", "none", "--ip", "10.1.1.1"], "need a bridge network"),
+    (["--network", "none", "-p", "80:80"], "need a bridge network"),
+])
+def test_bad_run_values(net, args, message):
+    if "--network" not in args:
+        args = ["--network", "bridge"] + args
+    assert_one_line_error(net("run", "--rm", *args, "busybox", "true"), contains=message)
+
+
+def test_bad_gateway_ip(net):
+    gateway = re.search(r'"gateway": "([^"]+)"', net("network", "inspect", "bridge", check=True).stdout).group(1)
+    assert_one_line_error(net("run", "--rm", "--network", "bridge", "--ip", gateway, "busybox", "true"),
+                          contains="gateway")
+
+
+@pytest.mark.parametrize("subnet, message", [
+    ("10.251.3.0", "expected CIDR notation"),
+    ("10.251.3.1/24", "host bits are set"),
+    ("10.251.3.0/31", "prefix length must be between"),
+    ("300.1.1.0/24", "invalid subnet address"),
+    (SUBNET_A, "overlaps network"),
+])
+def test_bad_subnets(net, network_ab, subnet, message):
+    assert_one_line_error(net("network", "create", "tbad", "--subnet", subnet), contains=message)
+
+
+def test_network_ls_rm_and_in_use(net, network_ab):
+    a, b = network_ab
+    ls = net("network", "ls", check=True).stdout
+    assert a in ls and SUBNET_A in ls and b in ls
+    assert_one_line_error(net("network", "create", a), contains="already exists")
+    with Server(net, "user", "--network", a):
+        assert_one_line_error(net("network", "rm", a), contains="in use by container(s): user")
+    assert_one_line_error(net("network", "rm", "nosuchnet"), contains="no such network")
+
+
+def test_network_container_joins_another_containers_namespace(net, network_ab):
+    a, _ = network_ab
+    with Server(net, "owner", "--network", a) as srv:
+        proc = net("run", "--rm", "--network", "container:owner", "busybox", "sh", "-c",
+                   "timeout 5 wget -q -O- http://127.0.0.1/i; ip -4 -o addr show eth0; "
+                   "grep -c owner /etc/hosts", check=True)
+        lines = proc.stdout.splitlines()
+        assert lines[0] == "owner"           # its httpd, on the shared loopback
+        assert f"inet {srv.ip}/24" in lines[1]
+        assert lines[2] == "1"               # its /etc/hosts
+    assert_one_line_error(net("run", "--rm", "--network", "container:nosuch", "busybox", "true"),
+                          contains="no such container: nosuch")
+    assert_one_line_error(net("run", "--rm", "--network", "container:owner", "-p", "80:80", "busybox", "true"),
+                          contains="cannot be used with --network container:")
+
+
+def test_detached_container_releases_its_network_when_it_ends(net, network_ab, diyc_root):
+    a, _ = network_ab
+    net("run", "-d", "--name", "det1", "--network", a, "-p", "8282:80", "busybox", "sh", "-c",
+        "echo det1 > /tmp/i; httpd -f -p 80 -h /tmp", check=True)
+    net("run", "-d", "--name", "det2", "--network", a, "busybox", "sleep", "0.2", check=True)
+    try:
+        assert wait_for(lambda: _try_get(net.ns, "127.0.0.1", 8282), what="det1 to answer").strip() \
+            .endswith("det1")
+        # det2 ended by itself: its supervisor released its address and its
+        # line in det1's /etc/hosts
+        wait_for(lambda: len(leases(diyc_root, a)) == 1, what="det2's lease to be released")
+        hosts = net("run", "--rm", "--network", "container:det1", "busybox", "cat", "/etc/hosts",
+                    check=True).stdout
+        assert "det1" in hosts and "det2" not in hosts
+    finally:
+        net("rm", "-f", "det1", "det2", check=True)
+    assert leases(diyc_root, a) == []
+    assert os.listdir(f"{diyc_root}/ports") == []
+
+
+def _try_get(ns, address, port):
+    try:
+        return host_get(ns, address, port, timeout=1)
+    except OSError:
+        return None
