@@ -169,14 +169,20 @@ int setup_console(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+/*
+ * Raw system calls, not glibc's setgroups()/setgid()/setuid(): those apply
+ * the change to every thread of the process, and in a clone() of a
+ * multi-threaded program (a Python service with worker threads) they wait
+ * forever for threads that exist only in the parent.
+ */
 int set_identity(const struct diyc_init *init, struct diyc_error *err)
 {
 	/* Groups first: once we drop to a non-root uid we may no longer change them. */
-	if (setgroups(init->n_groups, init->groups) < 0)
+	if (syscall(SYS_setgroups, init->n_groups, init->groups) < 0)
 		return diyc_fail(err, "setgroups", errno, NULL);
-	if (setgid(init->gid) < 0)
+	if (syscall(SYS_setresgid, init->gid, init->gid, init->gid) < 0)
 		return diyc_fail(err, "setgid", errno, NULL);
-	if (setuid(init->uid) < 0)
+	if (syscall(SYS_setresuid, init->uid, init->uid, init->uid) < 0)
 		return diyc_fail(err, "setuid", errno, NULL);
 	return 0;
 }

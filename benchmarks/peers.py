@@ -216,6 +216,24 @@ class PeerServer:
         self.timings.append(reply["elapsed"])
         return reply["elapsed"]
 
+    def start_sleeper(self, bundle) -> None:
+        """Start a long-running container (from `bundle`) for exec_once."""
+        self._proc.stdin.write(f"sleeper {Path(bundle).resolve()}\n".encode())
+        self._proc.stdin.flush()
+        reply = self._read_reply()
+        if reply["rc"] != 0:
+            raise PeerError(f"{self.runtime} run --detach: {reply['stderr'].strip()}")
+
+    def exec_once(self) -> float:
+        """`<runtime> exec SLEEPER /bin/true`; the runtime's wall time."""
+        self._proc.stdin.write(b"exec\n")
+        self._proc.stdin.flush()
+        reply = self._read_reply()
+        if reply["rc"] != 0:
+            raise PeerError(f"{self.runtime} exec exited with {reply['rc']}: {reply['stderr'].strip()}")
+        self.timings.append(reply["elapsed"])
+        return reply["elapsed"]
+
     def _read_reply(self) -> dict:
         line = self._proc.stdout.readline()
         if not line:
@@ -322,10 +340,30 @@ def _serve(runtime: str, bundle: str, id_prefix: str, scrub_unified: bool) -> in
         sys.stdout.flush()
 
     used_ids = []
+    sleeper = None
     try:
         reply({"ready": True})
         n = 0
-        while sys.stdin.readline():
+        while line := sys.stdin.readline():
+            request = line.split()
+            if request[:1] == ["sleeper"]:
+                # a long-running container to exec into: `sleeper BUNDLE`
+                sleeper = f"{id_prefix}sleeper"
+                used_ids.append(sleeper)
+                proc = subprocess.run([runtime, "run", "--detach", "--bundle", request[1], sleeper],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+                reply({"id": sleeper, "rc": proc.returncode, "elapsed": 0.0,
+                       "stderr": proc.stderr.decode(errors="replace")[-4000:]})
+                continue
+            if request[:1] == ["exec"]:
+                t0 = time.perf_counter()
+                proc = subprocess.run([runtime, "exec", sleeper, "/bin/true"],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+                reply({"id": sleeper, "rc": proc.returncode, "elapsed": time.perf_counter() - t0,
+                       "stderr": proc.stderr.decode(errors="replace")[-4000:]})
+                continue
             cid = f"{id_prefix}{n}"
             n += 1
             used_ids.append(cid)
@@ -337,6 +375,8 @@ def _serve(runtime: str, bundle: str, id_prefix: str, scrub_unified: bool) -> in
             reply({"id": cid, "rc": proc.returncode, "elapsed": elapsed,
                    "stderr": proc.stderr.decode(errors="replace")[-4000:]})
     finally:
+        if sleeper:
+            subprocess.run([runtime, "delete", "--force", sleeper], capture_output=True)
         if scrub_unified:
             _scrub_unified(used_ids)
     return 0

@@ -122,6 +122,12 @@ def _normpath(path):
 
 
 def load(store, path, log=print):
+    """Load an archive into `store` (see _load), safe from concurrent GC."""
+    with store.adding():
+        return _load(store, path, log)
+
+
+def _load(store, path, log=print):
     """Load every image of a docker-save or OCI archive; -> list of records."""
     archive = _Archive(path)
     added = []

@@ -156,6 +156,8 @@ def parse(args, table, stop_at_positional=True):
                 dest = table.get(f"-{ch}")
                 if dest and dest[1] != FLAG:
                     rest = arg[j + 1:]
+                    if rest.startswith("="):  # -m=64m, as docker takes it
+                        rest = rest[1:]
                     shorts.append((f"-{ch}", rest or None))
                     break
                 shorts.append((f"-{ch}", None))

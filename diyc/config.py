@@ -11,6 +11,7 @@ from .errors import InvalidArgument
 OCI_VERSION = "1.0.2"
 DEFAULT_ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CPU_PERIOD = 100000
+PID_MAX_LIMIT = 4194304  # the kernel's ceiling for pid numbers, and so for pids.max
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -26,7 +27,7 @@ def parse_size(value, what="size"):
         n = float(number)
     except ValueError:
         raise InvalidArgument(f"invalid {what}: {value!r} (expected a number with an optional unit b, k, m, g)") from None
-    if n != n or n < 0:
+    if n != n or n < 0 or n == float("inf") or n * _UNITS[unit] >= 1 << 63:
         raise InvalidArgument(f"invalid {what}: {value!r}")
     return int(n * _UNITS[unit])
 
@@ -55,8 +56,9 @@ def parse_cpus(value):
         n = float(value)
     except (TypeError, ValueError):
         raise InvalidArgument(f"invalid --cpus value {value!r}: expected a number such as 0.5") from None
-    if not n > 0 or n > 1024:
-        raise InvalidArgument(f"invalid --cpus value {value!r}: must be greater than 0")
+    # the kernel's smallest CFS quota is 1 ms per 100 ms period: 0.01 CPUs
+    if not 0.01 <= n <= 1024:
+        raise InvalidArgument(f"invalid --cpus value {value!r}: must be between 0.01 and 1024")
     return n
 
 
@@ -65,8 +67,9 @@ def parse_pids_limit(value):
         n = int(value)
     except (TypeError, ValueError):
         raise InvalidArgument(f"invalid --pids-limit value {value!r}: expected an integer") from None
-    if n == 0 or n < -1:
-        raise InvalidArgument(f"invalid --pids-limit value {value!r}: use a positive number or -1 for unlimited")
+    if n == 0 or n < -1 or n > PID_MAX_LIMIT:
+        raise InvalidArgument(f"invalid --pids-limit value {value!r}: use 1 to {PID_MAX_LIMIT}, "
+                              "or -1 for unlimited")
     return n
 
 

@@ -178,7 +178,7 @@ class ImageStore:
         no other image uses.  `users`: ids of images containers run on."""
         record = self.resolve(ref)
         image_id = record["id"]
-        with self.root.lock("images"):
+        with self.root.lock("layers-gc"), self.root.lock("images"):
             repos = self._read_repositories()
             names = [r for r, i in repos.items() if i == image_id and "@" not in r]
             digests = [r for r, i in repos.items() if i == image_id and "@" in r]
@@ -414,18 +414,24 @@ class ImageStore:
                 if hexid not in used:
                     self._remove_layer(hexid)
 
+    def adding(self):
+        """Held (shared) by whoever adds layers and then the image that uses
+        them; garbage collection takes it exclusively, so a layer is never
+        collected between its arrival and its image's record."""
+        return self.root.ensure().lock("layers-gc", shared=True)
+
     def import_tarball(self, fileobj, ref, config=None):
         """`diyc import`: a flat rootfs tarball (docker export) as an image."""
         parse_reference(ref)  # reject a bad name before unpacking anything
-        diff_id, size = self.add_layer(fileobj)
-        config = config or {"config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]}}
-        config.setdefault("created", _now())
-        try:
-            return self.add_image(config, [diff_id], ref, size)
-        except BaseException:
-            with self.root.lock("images"):
-                self._collect_layers()
-            raise
+        with self.adding():
+            diff_id, size = self.add_layer(fileobj)
+            config = config or {"config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]}}
+            config.setdefault("created", _now())
+            try:
+                return self.add_image(config, [diff_id], ref, size)
+            except BaseException:
+                self.discard_layers([diff_id])
+                raise
 
 
 def _normalize_digest_ref(ref):

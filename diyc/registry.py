@@ -518,6 +518,13 @@ class _CountingReader:
 # -- pull -------------------------------------------------------------------
 
 def pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):
+    """Pull `ref` into `store` (see _pull); layers are safe from garbage
+    collection until the image that uses them is recorded."""
+    with store.adding():
+        return _pull(store, ref, platform, insecure, progress, max_workers)
+
+
+def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):
     """Pull `ref` into `store`; returns the image record."""
     import http.client
     r = parse_reference(ref) if isinstance(ref, str) else ref

@@ -170,7 +170,8 @@ class Container:
         cid = os.urandom(32).hex()
         name = name or f"diyc-{cid[:12]}"
         hostname = hostname or cid[:12]
-        env.insert(0, f"HOSTNAME={hostname}")
+        if not any(e.startswith("HOSTNAME=") for e in env):
+            env.insert(0, f"HOSTNAME={hostname}")
         cdir = root.container_dir(cid)
         rootfs = f"{root.scratch}/merged" if auto_remove else f"{cdir}/merged"
         if netplan:

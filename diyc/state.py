@@ -47,16 +47,18 @@ class Root:
     def container_dir(self, cid):
         return f"{self.containers}/{cid}"
 
-    def lock(self, name):
-        return FileLock(f"{self.path}/{name}.lock")
+    def lock(self, name, shared=False):
+        return FileLock(f"{self.path}/{name}.lock", shared)
 
 
 class FileLock:
-    """An exclusive flock() on a file, as a context manager.  The kernel drops
-    it when the process dies, so a crash never leaves a stale lock."""
+    """A flock() on a file, as a context manager: exclusive, or shared with
+    other shared holders.  The kernel drops it when the process dies, so a
+    crash never leaves a stale lock."""
 
-    def __init__(self, path):
+    def __init__(self, path, shared=False):
         self.path = path
+        self.shared = shared
         self.fd = -1
 
     def __enter__(self):
@@ -65,7 +67,7 @@ class FileLock:
         except FileNotFoundError:  # a root made by an older diyc
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
@@ -105,8 +107,10 @@ def remove_tree(path):
         os.chmod(os.path.dirname(p), 0o700)
         func(p)
 
-    if os.path.lexists(path):
+    if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, onerror=retry_writable)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def _stat_fields(pid):

@@ -15,6 +15,7 @@ no v2 controllers), and that module says so.
   removes it itself with ``diyc rm``.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -156,6 +157,37 @@ def pid_running(pid):
 def wait_pid_gone(pid, timeout=10.0):
     """Wait until a process that is not our child has stopped running."""
     wait_for(lambda: not pid_running(pid), timeout, what=f"pid {pid} to go away")
+
+
+@contextlib.contextmanager
+def subreaper():
+    """Make this process the child subreaper while the block runs: orphans
+    of our descendants (a container whose diyc was killed) become our
+    children, so a test reaps them itself, deterministically, instead of
+    waiting for PID 1 (this machine's init reaps lazily)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_CHILD_SUBREAPER = 36
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def proc_state(pid):
+    """The state letter of a process (R, S, Z, ...) or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def running_record(root, timeout=10.0):

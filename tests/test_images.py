@@ -338,13 +338,10 @@ def test_whiteouts_of_dot_names_rejected(tmp_path, name):
     assert (dest / "sub" / "keep").read_bytes() == b"k"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: race between import and rmi: add_layer renames the new layer into "
-    "layers/ before add_image records it under the images lock, so an rmi in "
-    "between garbage-collects the layer; the imported image then cannot run"))
 def test_concurrent_rmi_keeps_a_layer_being_imported(run_cli, diyc_root, tmp_path):
     """Deterministic: hold the images lock, let the import stop on it (after
-    its layer is in place), freeze the import, run rmi, thaw the import."""
+    its layer is in place), freeze the import, start rmi: it must wait for
+    the import to record its image rather than collect the new layer."""
     import fcntl
     other = write(tmp_path, "other.tar", tarball(lambda tar: add(tar, "other", data=b"o")))
     mine = write(tmp_path, "mine.tar", tarball(lambda tar: add(tar, "mine", data=b"m")))
@@ -366,10 +363,16 @@ def test_concurrent_rmi_keeps_a_layer_being_imported(run_cli, diyc_root, tmp_pat
         wait_for(lambda: proc_state(p.pid) == "T", what="the import to stop")
         os.close(lock)
         lock = -1
-        run_cli("rmi", "raceother", check=True, timeout=20)
+        # the collection of unused layers waits for the import in flight
+        rmi = run_cli.popen("rmi", "raceother")
+        wait_for(lambda: "lock" in open(f"/proc/{rmi.pid}/wchan").read(),
+                 what="rmi to wait for the import")
+        assert rmi.poll() is None
         os.kill(p.pid, signal.SIGCONT)
         p.communicate(timeout=20)
         assert p.returncode == 0
+        rmi.communicate(timeout=20)
+        assert rmi.returncode == 0
         proc = run_cli("run", "--rm", "raceimg", "cat", "/mine")
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "m"

@@ -6,8 +6,6 @@ import re
 import socket
 import subprocess
 
-import pytest
-
 from conftest import container_records, tree_snapshot
 
 

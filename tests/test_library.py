@@ -1,6 +1,7 @@
 """The Python API: diyc.run() and diyc.Container, in this process."""
 
 import os
+import time
 
 import pytest
 
@@ -208,23 +209,97 @@ def test_name_conflict(root):
         c.remove()
 
 
-def test_runs_from_several_threads(root):
+def _stuck_inits():
+    """Our children still running this interpreter: container inits that
+    never reached execve (after exec their exe is the container's)."""
+    me = os.readlink("/proc/self/exe")
+    stuck = []
+    for pid in child_pids():
+        try:
+            if os.readlink(f"/proc/{pid}/exe") == me:
+                with open(f"/proc/{pid}/wchan") as f:
+                    stuck.append((pid, f.read()))
+        except OSError:
+            pass
+    return stuck
+
+
+def test_run_while_other_threads_start(root):
+    """Containers started from a thread while 4 other threads keep creating
+    threads (pthread_create/pthread_join through ctypes, in a loop).  Each
+    run gets 3 s (100 times what it takes); one not done by then is examined:
+    an init still running this interpreter (not exec'd), asleep on a futex,
+    is the deadlock.  It is killed, which unblocks run(), and the test
+    fails.  (Not a timing assert: a slow run without such an init just gets
+    more time.)"""
+    import ctypes
     import threading
+    libc = ctypes.CDLL(None)
+    routine = ctypes.cast(libc.getpid, ctypes.c_void_p)  # a harmless thread body
+    stop = threading.Event()
+
+    def churn():
+        tid = ctypes.c_ulong()
+        while not stop.is_set():
+            if libc.pthread_create(ctypes.byref(tid), None, routine, None) == 0:
+                libc.pthread_join(tid, None)
+    churners = [threading.Thread(target=churn, daemon=True) for _ in range(4)]
+    for th in churners:
+        th.start()
+    stuck = []
+    try:
+        for i in range(10):
+            box = {}
+
+            def work():
+                try:
+                    box["r"] = diyc.run("busybox", ["echo", str(i)], capture_output=True,
+                                        root=root)
+                except Exception as e:
+                    box["e"] = e
+            w = threading.Thread(target=work, daemon=True)
+            w.start()
+            w.join(3)
+            while w.is_alive():
+                stuck = [(pid, wchan) for pid, wchan in _stuck_inits() if "futex" in wchan]
+                for pid, _ in stuck:
+                    os.kill(pid, 9)
+                w.join(3)
+            if stuck:
+                break
+            assert "e" not in box, box
+            assert (box["r"].exit_code, box["r"].stdout) == (0, f"{i}\n".encode())
+    finally:
+        stop.set()
+        for th in churners:
+            th.join(10)
+    assert not stuck, f"container inits stuck before execve (pid, wchan): {stuck}"
+    assert container_records(root) == []
+
+
+def test_runs_from_several_threads(root):
+    """Correct results from concurrent runs.  No thread is created or exits
+    while containers start (barriers before and after): that is the deadlock
+    of the test above, not what this one is about."""
+    import threading
+    start, end = threading.Barrier(4), threading.Barrier(4)
     results, errors = {}, []
 
     def work(t):
+        start.wait()
         try:
-            for i in range(5):
+            for i in range(3):
                 r = diyc.run("busybox", ["sh", "-c", f"echo {t}-{i}"], capture_output=True,
                              root=root)
                 results[(t, i)] = (r.exit_code, r.stdout)
-        except Exception as e:  # reported below, with the thread's name
+        except Exception as e:
             errors.append(f"thread {t}: {e!r}")
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        end.wait()
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(4)]
     for th in threads:
         th.start()
     for th in threads:
-        th.join(60)
+        th.join(120)
     assert not errors, errors
-    assert results == {(t, i): (0, f"{t}-{i}\n".encode()) for t in range(4) for i in range(5)}
+    assert results == {(t, i): (0, f"{t}-{i}\n".encode()) for t in range(4) for i in range(3)}
     assert container_records(root) == []

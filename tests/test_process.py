@@ -47,10 +47,6 @@ def test_env_overrides_path_and_home(run_cli):
     assert env["HOME"] == "/tmp"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: -e HOSTNAME=x gives the container TWO HOSTNAME entries: create() "
-    "inserts HOSTNAME=<hostname> in front of the merged env without checking; "
-    "libc getenv() sees the generated one, a shell the user's (docker: one, the user's)"))
 def test_env_hostname_override_is_the_only_one(run_cli):
     proc = run_cli("run", "--rm", "-e", "HOSTNAME=fromflag", "busybox", "env", check=True)
     entries = [l for l in proc.stdout.splitlines() if l.startswith("HOSTNAME=")]
