@@ -350,11 +350,14 @@ def _serve(runtime: str, bundle: str, id_prefix: str, scrub_unified: bool) -> in
                 # a long-running container to exec into: `sleeper BUNDLE`
                 sleeper = f"{id_prefix}sleeper"
                 used_ids.append(sleeper)
-                proc = subprocess.run([runtime, "run", "--detach", "--bundle", request[1], sleeper],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
-                reply({"id": sleeper, "rc": proc.returncode, "elapsed": 0.0,
-                       "stderr": proc.stderr.decode(errors="replace")[-4000:]})
+                # the container inherits stdio: a pipe would never see EOF
+                with tempfile.TemporaryFile() as err:
+                    proc = subprocess.run([runtime, "run", "--detach", "--bundle", request[1],
+                                           sleeper], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=err)
+                    err.seek(0)
+                    reply({"id": sleeper, "rc": proc.returncode, "elapsed": 0.0,
+                           "stderr": err.read().decode(errors="replace")[-4000:]})
                 continue
             if request[:1] == ["exec"]:
                 t0 = time.perf_counter()

@@ -251,28 +251,22 @@ def check_can_remove(ctr, force):
 
 # setns order: the mount namespace last (after it, /proc is the container's
 # and our fds to the others still work); user first if there were one.
-JOIN_ORDER = ("ipc", "uts", "net", "cgroup", "pid", "mnt")
+JOIN_ORDER = (("ipc", "ipc"), ("uts", "uts"), ("net", "network"), ("cgroup", "cgroup"),
+              ("pid", "pid"), ("mnt", "mount"))
 
 
 def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
             on_started=None):
-    """Run a command in a running container: every namespace joined with
-    setns (pid too: the command is forked after it), its cgroup, and the
-    container's security settings.  With terminal=True the command gets a
-    pty made inside the container; on_started(pid, master) then runs once
-    it has exec'd (to relay the terminal).  Returns its exit code."""
-    from . import _native, config
-    from .errors import init_error
-    from .rootfs import init_config
-    from .runtime import _waitpid
+    """`diyc exec`: run a command in a running container, with its
+    environment (plus `env`), working directory and user unless given.
+    With terminal=True the command gets a pty made inside the container;
+    on_started(pid, master) then runs once it has exec'd (to relay the
+    terminal).  Returns the command's exit code."""
+    from . import config
     if not args:
         raise InvalidArgument('"diyc exec" requires a command')
-    ctr.reload()
-    if ctr.status != "running":
-        raise Conflict(f"container {ctr.name} is not running")
-    state = ctr.record["state"]
     spec = ctr.record["spec"]
-    process = dict(spec["process"], args=list(args),
+    process = dict(spec["process"], args=list(args), terminal=terminal,
                    env=config.merge_env(spec["process"]["env"], env, os.environ),
                    cwd=workdir or spec["process"]["cwd"])
     if user is not None:
@@ -282,13 +276,34 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
         if "capabilities" in process:
             from .security import process_capabilities
             process["capabilities"] = process_capabilities(process["capabilities"]["bounding"], uid)
+    return exec_process(ctr, process, stdio, on_started=on_started)[1]
+
+
+def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False):
+    """Run an OCI `process` in the running container `ctr`: the namespaces
+    it has joined with setns (pid too: the process is forked after it), its
+    cgroup, and the process's identity, capabilities, rlimits and the
+    container's seccomp filter.  -> (pid, exit code; None when detached)."""
+    from . import _native
+    from .errors import init_error
+    from .rootfs import init_config
+    from .runtime import _waitpid
+    ctr.reload()
+    if ctr.status != "running":
+        raise Conflict(f"container {ctr.name} is not running")
+    spec = ctr.record["spec"]
+    state = ctr.record["state"]
     exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
                      linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
                                 sysctl={}, devices=[]))
+    own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
     fds = []
+    console = None
     try:
-        for ns in JOIN_ORDER:
-            fds.append(os.open(f"/proc/{state['pid']}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
+        for proc_name, oci_name in JOIN_ORDER:
+            if oci_name in own:
+                fds.append(os.open(f"/proc/{state['pid']}/ns/{proc_name}", os.O_RDONLY | os.O_CLOEXEC))
+        n_ns = len(fds)
         cg = ctr._cgroup()
         files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
         cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
@@ -296,10 +311,9 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
         pid_r, pid_w = os.pipe()
         fds += (pid_r, pid_w)
         init = init_config(exec_spec, stdio=stdio)
-        init.update(join_ns_fds=fds[:len(JOIN_ORDER)], cgroup_fds=cg_fds, pid_fd=pid_w,
+        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
                     devices=[], symlinks=[])
-        console = None
-        if terminal:
+        if process.get("terminal"):
             import socket
             console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             fds.append(child_end.detach())
@@ -323,8 +337,10 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
             if pid > 0:
                 _waitpid(pid)
             raise init_error(*failure)
+        if detach:
+            return pid, None
         if on_started:
-            on_started(pid, master) if terminal else on_started(pid)
+            on_started(pid, master) if console is not None else on_started(pid)
         _, status = _waitpid(pid)
         if master is not None:
             os.close(master)
@@ -334,4 +350,4 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
         if console is not None:
             console.close()
     code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return pid, 128 - code if code < 0 else code

@@ -458,15 +458,9 @@ def run_hooks(ctr, kind, oci_state, fatal=True):
 # -- exec ---------------------------------------------------------------------
 
 def exec_process(ctr, process, stdio=(0, 1, 2), detach=False):
-    """Run an OCI `process` in the running container `ctr`: its namespaces
-    joined with setns, its cgroup, the process's own identity, capabilities
-    and rlimits.  -> (pid, exit code, or None when detached)."""
-    import sys
-    from . import _native
-    from .errors import init_error
-    from .lifecycle import JOIN_ORDER
-    from .rootfs import init_config
-    from .runtime import _waitpid
+    """Run an OCI `process` in the running container `ctr` (the engine's
+    exec, after checking the process).  -> (pid, exit code or None)."""
+    from . import lifecycle
     _check_keys(process, _PROCESS, "process")
     if not process.get("args"):
         _refuse("process.args", "must be a non-empty list of strings")
@@ -474,48 +468,5 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False):
         _refuse("exec with process.terminal", "is not supported yet")
     if status(ctr) != "running":
         raise Conflict(f"container {ctr.name} is not running")
-    spec = ctr.record["spec"]
-    pid0 = ctr.record["state"]["pid"]
-    exec_spec = dict(spec, process=dict(process, cwd=process.get("cwd") or "/"), mounts=[],
-                     root={"path": "/"},
-                     linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
-                                sysctl={}, devices=[]))
-    fds = []
-    try:
-        own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
-        kinds = {"ipc": "ipc", "uts": "uts", "net": "network", "cgroup": "cgroup", "pid": "pid",
-                 "mnt": "mount"}
-        for ns in JOIN_ORDER:
-            if kinds[ns] in own:
-                fds.append(os.open(f"/proc/{pid0}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
-        n_ns = len(fds)
-        cg = ctr._cgroup()
-        files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
-        cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
-        fds += cg_fds
-        pid_r, pid_w = os.pipe()
-        fds += (pid_r, pid_w)
-        init = init_config(exec_spec, stdio=stdio)
-        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
-                    devices=[], symlinks=[], terminal=False)
-        try:
-            first, release_fd, error_fd, _ = _native.spawn(init)
-        except OSError as e:
-            raise init_error(getattr(e, "step", "clone"), e.errno) from None
-        _waitpid(first)
-        data = os.read(pid_r, 64)
-        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
-        _native.release(release_fd)
-        failure = _native.wait_exec(error_fd)
-        if failure:
-            if pid > 0:
-                _waitpid(pid)
-            raise init_error(*failure)
-        if detach:
-            return pid, None
-        _, wstatus = _waitpid(pid)
-    finally:
-        for fd in fds:
-            os.close(fd)
-    code = os.waitstatus_to_exitcode(wstatus)
-    return pid, 128 - code if code < 0 else code
+    return lifecycle.exec_process(ctr, dict(process, cwd=process.get("cwd") or "/"), stdio,
+                                  detach=detach)
