@@ -125,20 +125,9 @@ class Container:
         if workdir is not None and not workdir.startswith("/"):
             raise InvalidArgument(f"invalid working directory {workdir!r}: must be absolute")
         from . import security
-        sec = security.parse_security_opts(security_opt)
-        caps = None if privileged else security.capability_set(cap_add, cap_drop)
-        rlimits = [security.parse_ulimit(u) for u in ulimits or ()]
-        sysctl = dict(security.parse_sysctl(s, network) for s in sysctls or ())
-        if oom_score_adj is not None:
-            try:
-                oom_score_adj = int(oom_score_adj)
-            except ValueError:
-                oom_score_adj = None
-            if oom_score_adj is None or not -1000 <= oom_score_adj <= 1000:
-                raise InvalidArgument("invalid --oom-score-adj: expected an integer in [-1000, 1000]")
-        extra_devices = [security.parse_device(d) for d in devices or ()]
-        res["devices"] = ([{"allow": True, "type": "a", "access": "rwm"}] if privileged
-                          else security.default_device_rules() + [r for _, r in extra_devices])
+        sec = security.SecurityOptions(privileged, cap_add, cap_drop, security_opt, ulimits,
+                                       sysctls, oom_score_adj, devices, network)
+        res["devices"] = sec.device_rules
         mounts = [_tmpfs_mount(t) for t in tmpfs or ()]
         if volumes:
             from .volumes import parse_volume
@@ -181,16 +170,9 @@ class Container:
         spec = config.make_spec(
             args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
-            readonly=read_only, network=network, res=res,
-            capabilities=None if caps is None else security.process_capabilities(caps, uid),
-            no_new_privileges=sec["no_new_privileges"],
-            masked_paths=() if privileged else security.MASKED_PATHS,
-            readonly_paths=() if privileged else security.READONLY_PATHS,
-            rlimits=rlimits, oom_score_adj=oom_score_adj, sysctl=sysctl,
-            devices=[d for d, _ in extra_devices], mounts=mounts)
+            readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
         spec["process"]["terminal"] = tty
-        spec["annotations"] = {SECCOMP_ANNOTATION: "unconfined" if privileged else
-                               sec["seccomp"] or "default"}
+        spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
         record = {
             "id": cid,

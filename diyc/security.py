@@ -185,3 +185,46 @@ def default_device_rules():
                          (136, None), (10, 200)):
         rules.append({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"})
     return rules
+
+
+class SecurityOptions:
+    """The security flags of `diyc run`, validated, and what they put into
+    the container's spec."""
+
+    def __init__(self, privileged=False, cap_add=(), cap_drop=(), security_opt=(), ulimits=(),
+                 sysctls=(), oom_score_adj=None, devices=(), network="none"):
+        opts = parse_security_opts(security_opt)
+        self.privileged = privileged
+        self.no_new_privileges = opts["no_new_privileges"]
+        self.seccomp = "unconfined" if privileged else opts["seccomp"] or "default"
+        self.caps = None if privileged else capability_set(cap_add, cap_drop)
+        self.rlimits = [parse_ulimit(u) for u in ulimits or ()]
+        self.sysctl = dict(parse_sysctl(s, network) for s in sysctls or ())
+        self.oom_score_adj = _parse_oom_score_adj(oom_score_adj)
+        extra = [parse_device(d) for d in devices or ()]
+        self.devices = [d for d, _ in extra]
+        self.device_rules = ([{"allow": True, "type": "a", "access": "rwm"}] if privileged
+                             else default_device_rules() + [r for _, r in extra])
+
+    def spec_fields(self, uid):
+        """Keyword arguments of config.make_spec."""
+        return {
+            "capabilities": None if self.caps is None else process_capabilities(self.caps, uid),
+            "no_new_privileges": self.no_new_privileges,
+            "masked_paths": () if self.privileged else MASKED_PATHS,
+            "readonly_paths": () if self.privileged else READONLY_PATHS,
+            "rlimits": self.rlimits, "oom_score_adj": self.oom_score_adj,
+            "sysctl": self.sysctl, "devices": self.devices,
+        }
+
+
+def _parse_oom_score_adj(value):
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = None
+    if n is None or not -1000 <= n <= 1000:
+        raise InvalidArgument("invalid --oom-score-adj: expected an integer in [-1000, 1000]")
+    return n
