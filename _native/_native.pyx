@@ -24,6 +24,11 @@ cdef extern from "<sys/mount.h>":
         MS_REC, MS_SILENT, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED,
         MS_RELATIME, MS_STRICTATIME, MS_LAZYTIME
 
+cdef extern from "syscall_table.h":
+    const char *syscall_name "DIYC_SYSCALL_NAME"(int i)
+    int syscall_nr "DIYC_SYSCALL_NR"(int i)
+    int syscall_count "DIYC_SYSCALL_COUNT"
+
 cdef extern from "diyc.h":
     struct diyc_error:
         char step[32]
@@ -79,7 +84,8 @@ cdef extern from "diyc.h":
         int last_cap
         unsigned long long cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient
         int no_new_privs
-        int seccomp
+        const void *seccomp_filter
+        int seccomp_len
         diyc_rlimit *rlimits
         int n_rlimits
         const char *oom_score_adj
@@ -96,6 +102,20 @@ cdef extern from "diyc.h":
     struct diyc_rlimit:
         int resource
         unsigned long long soft, hard
+    struct diyc_seccomp_cond:
+        int arg
+        int op
+        unsigned long long value, value_two
+    struct diyc_seccomp_rule:
+        int nr
+        unsigned int action
+        int n_conds
+        diyc_seccomp_cond conds[6]
+    int DIYC_SECCOMP_MAX_CONDS
+    struct sock_filter:
+        pass
+    int diyc_seccomp_compile(unsigned int default_action, const diyc_seccomp_rule *rules,
+                             int n_rules, sock_filter *out, int max, diyc_error *err)
     struct diyc_child:
         pid_t pid
         pid_t supervisor
@@ -136,6 +156,10 @@ cdef class _Arena:
             raise MemoryError()
         self.blocks.append(<size_t>p)
         return p
+
+    cdef const void *bytes_ptr(self, bytes b):
+        self.keep.append(b)
+        return <const char *>b
 
     cdef char **strv(self, items) except NULL:
         cdef char **v = <char **>self.alloc(len(items), sizeof(char *))
@@ -237,7 +261,9 @@ def spawn(dict init):
         c.cap_inheritable = caps["inheritable"]
         c.cap_ambient = caps["ambient"]
     c.no_new_privs = init.get("no_new_privs", False)
-    c.seccomp = {"unconfined": 0, "default": 1}[init.get("seccomp", "unconfined")]
+    seccomp = init.get("seccomp_filter")
+    c.seccomp_len = len(seccomp) // 8 if seccomp else 0
+    c.seccomp_filter = arena.bytes_ptr(seccomp) if seccomp else NULL
     rlimits = init.get("rlimits", ())
     c.n_rlimits = len(rlimits)
     c.rlimits = <diyc_rlimit *>arena.alloc(c.n_rlimits, sizeof(diyc_rlimit))
@@ -293,6 +319,43 @@ def wait_exec(int error_fd):
     if r == 0:
         return None
     return (err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
+
+
+def syscall_table():
+    """{name: number} of this architecture's system calls."""
+    return {syscall_name(i).decode(): syscall_nr(i) for i in range(syscall_count)}
+
+
+def compile_seccomp(unsigned int default_action, rules):
+    """A seccomp BPF program (bytes) from resolved rules: a list of
+    (syscall number, SECCOMP_RET_* action, [(arg, op, value, value_two)...]),
+    the rules of one syscall adjacent, first match wins."""
+    cdef int n = len(rules), i, j, r
+    cdef int max_insns = 4096
+    cdef diyc_seccomp_rule *c_rules = <diyc_seccomp_rule *>PyMem_Calloc(n + 1, sizeof(diyc_seccomp_rule))
+    cdef bytearray out = bytearray(8 * max_insns)
+    cdef char *buf = out
+    cdef diyc_error err
+    if c_rules == NULL:
+        raise MemoryError()
+    try:
+        for i, (nr, action, conds) in enumerate(rules):
+            if len(conds) > DIYC_SECCOMP_MAX_CONDS:
+                raise ValueError(f"syscall {nr}: more than {DIYC_SECCOMP_MAX_CONDS} argument conditions")
+            c_rules[i].nr = nr
+            c_rules[i].action = action
+            c_rules[i].n_conds = len(conds)
+            for j, (arg, op, value, value_two) in enumerate(conds):
+                c_rules[i].conds[j].arg = arg
+                c_rules[i].conds[j].op = op
+                c_rules[i].conds[j].value = value
+                c_rules[i].conds[j].value_two = value_two
+        r = diyc_seccomp_compile(default_action, c_rules, n, <sock_filter *>buf, max_insns, &err)
+    finally:
+        PyMem_Free(c_rules)
+    if r < 0:
+        raise _oserror(&err)
+    return bytes(out[:8 * r])
 
 
 def setns(int fd, int nstype=0):

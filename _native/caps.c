@@ -21,12 +21,6 @@ static int has(uint64_t set, int cap)
 	return (set >> cap) & 1;
 }
 
-/* Whether the container process ends up with `cap` effective. */
-int has_cap(const struct diyc_init *init, int cap)
-{
-	return !init->set_caps || has(init->cap_effective, cap);
-}
-
 int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err)
 {
 	if (!init->set_caps)

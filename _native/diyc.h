@@ -7,6 +7,7 @@
 #ifndef DIYC_H
 #define DIYC_H
 
+#include <linux/filter.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -89,7 +90,8 @@ struct diyc_init {
 	int last_cap;           /* /proc/sys/kernel/cap_last_cap */
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int no_new_privs;
-	int seccomp;            /* DIYC_SECCOMP_* */
+	const void *seccomp_filter;  /* a compiled BPF program (struct sock_filter[]) */
+	int seccomp_len;        /* its length in instructions; 0: no filter */
 	char *const *supervisor_argv; /* detached: exec this as the init's parent */
 	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
 	int n_join_ns;
@@ -110,7 +112,25 @@ struct diyc_init {
 	int parent_fds[2];      /* the parent's pipe ends, closed first in the child */
 };
 
-enum { DIYC_SECCOMP_UNCONFINED = 0, DIYC_SECCOMP_DEFAULT = 1 };
+/* seccomp profile rules, as resolved by Python: one syscall number, the
+ * SECCOMP_RET_* value, and argument conditions (ANDed).  Rules of one
+ * syscall are adjacent; the first that matches decides. */
+#define DIYC_SECCOMP_MAX_CONDS 6
+enum { DIYC_CMP_NE = 1, DIYC_CMP_LT, DIYC_CMP_LE, DIYC_CMP_EQ, DIYC_CMP_GE, DIYC_CMP_GT,
+       DIYC_CMP_MASKED_EQ };
+
+struct diyc_seccomp_cond {
+	int arg;
+	int op;
+	unsigned long long value, value_two;
+};
+
+struct diyc_seccomp_rule {
+	int nr;
+	unsigned int action;
+	int n_conds;
+	struct diyc_seccomp_cond conds[DIYC_SECCOMP_MAX_CONDS];
+};
 
 struct diyc_child {
 	pid_t pid;
@@ -146,8 +166,9 @@ int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
 int set_rlimits(const struct diyc_init *init, struct diyc_error *err);
 
 /* seccomp.c */
+int diyc_seccomp_compile(unsigned int default_action, const struct diyc_seccomp_rule *rules,
+			 int n_rules, struct sock_filter *out, int max, struct diyc_error *err);
 int install_seccomp(const struct diyc_init *init, struct diyc_error *err);
-int has_cap(const struct diyc_init *init, int cap);
 
 /* process.c: the process steps of container init */
 int join_cgroup(const struct diyc_init *init, struct diyc_error *err);

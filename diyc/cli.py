@@ -118,7 +118,7 @@ run options:
   --privileged          keep every capability, no masked paths
   --cap-add CAP         add a capability (repeatable; ALL for every one)
   --cap-drop CAP        drop a capability (repeatable; ALL for every one)
-  --security-opt OPT    no-new-privileges, seccomp=unconfined
+  --security-opt OPT    no-new-privileges, seccomp=unconfined|PROFILE.json
   --ulimit NAME=S[:H]   resource limit (e.g. nofile=1024:2048)
   --sysctl KEY=VALUE    namespaced sysctl (net.*, kernel.shm*, kernel.msg*, ...)
   --oom-score-adj N     the container's OOM score adjustment

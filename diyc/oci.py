@@ -159,12 +159,8 @@ def _validate_linux(linux):
     if not _empty(linux.get("mountLabel")):
         _refuse("linux.mountLabel", "is not supported (no SELinux support in diyc)")
     if linux.get("seccomp") is not None:
-        # diyc's filter is built in (a deny list, docker's default in effect);
-        # it cannot express a profile's own rules, so claiming to apply one
-        # would be a lie.  The annotation picks the built-in one instead.
-        _refuse("linux.seccomp", f"profiles are not supported: diyc has only its built-in "
-                f"filter (remove linux.seccomp and set the annotation {SECCOMP_ANNOTATION}="
-                "default, or unconfined)")
+        from .seccomp import resolve
+        resolve(linux["seccomp"], frozenset())  # refuses unknown actions and operators
     if linux.get("rootfsPropagation") not in (None, "", "private", "rprivate"):
         _refuse(f"linux.rootfsPropagation {linux['rootfsPropagation']!r}",
                 "is not supported (only private)")

@@ -19,8 +19,8 @@ DEFAULT_DEVICES = (
     ("/dev/tty", stat.S_IFCHR | 0o666, 5, 0),
 )
 
-# Which built-in seccomp filter the native init installs ("default" or
-# "unconfined"); an OCI `linux.seccomp` profile is not supported yet.
+# "default": diyc's built-in seccomp profile; "unconfined": none.  A
+# `linux.seccomp` profile in the spec takes precedence over both.
 SECCOMP_ANNOTATION = "org.diyc.seccomp"
 
 DEFAULT_SYMLINKS = (
@@ -113,9 +113,22 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "stdio": stdio,
         "sysctls": [(f"/proc/sys/{k.replace('.', '/')}", str(v)) for k, v in linux.get("sysctl", {}).items()],
         "oom_score_adj": process.get("oomScoreAdj"),
-        "seccomp": spec.get("annotations", {}).get(SECCOMP_ANNOTATION, "unconfined"),
+        "seccomp_filter": _seccomp_filter(spec),
         **_privileges(process),
     }
+
+
+def _seccomp_filter(spec):
+    """The compiled BPF program the init installs, or None."""
+    profile = spec.get("linux", {}).get("seccomp")
+    mode = (spec.get("annotations") or {}).get(SECCOMP_ANNOTATION, "unconfined")
+    if profile is None and mode != "default":
+        return None
+    from .seccomp import compile_profile
+    from .security import CAPABILITIES
+    caps = spec["process"].get("capabilities")
+    held = set(caps.get("bounding") or ()) if caps else {f"CAP_{c}" for c in CAPABILITIES}
+    return compile_profile(profile, held)
 
 
 def _native_device(d):

@@ -173,6 +173,8 @@ class Container:
             readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
         spec["process"]["terminal"] = tty
         spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
+        if sec.seccomp_profile is not None:
+            spec["linux"]["seccomp"] = sec.seccomp_profile
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
         record = {
             "id": cid,

@@ -78,7 +78,7 @@ def last_cap():
 
 def parse_security_opts(opts):
     """--security-opt values -> {"no_new_privileges": bool, "seccomp": str|None}."""
-    out = {"no_new_privileges": False, "seccomp": None}
+    out = {"no_new_privileges": False, "seccomp": None, "seccomp_profile": None}
     for opt in opts or ():
         key, sep, value = opt.partition("=")
         if key in ("no-new-privileges", "no_new_privileges"):
@@ -86,10 +86,12 @@ def parse_security_opts(opts):
                 raise InvalidArgument(f"invalid --security-opt {opt!r}")
             out["no_new_privileges"] = value != "false"
         elif key == "seccomp" and sep:
-            if value not in ("unconfined", "default"):
-                raise InvalidArgument(f"--security-opt seccomp={value}: custom profiles are not "
-                                      "supported yet (use default or unconfined)")
-            out["seccomp"] = value
+            if value in ("unconfined", "default"):
+                out["seccomp"] = value
+            else:  # a profile file in docker's format
+                from .seccomp import load_profile
+                out["seccomp"] = "profile"
+                out["seccomp_profile"] = load_profile(value)
         elif key in ("apparmor", "label"):
             raise InvalidArgument(f"--security-opt {key}= is not supported on this host")
         else:
@@ -197,6 +199,7 @@ class SecurityOptions:
         self.privileged = privileged
         self.no_new_privileges = opts["no_new_privileges"]
         self.seccomp = "unconfined" if privileged else opts["seccomp"] or "default"
+        self.seccomp_profile = None if privileged else opts["seccomp_profile"]
         self.caps = None if privileged else capability_set(cap_add, cap_drop)
         self.rlimits = [parse_ulimit(u) for u in ulimits or ()]
         self.sysctl = dict(parse_sysctl(s, network) for s in sysctls or ())

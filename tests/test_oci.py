@@ -314,6 +314,19 @@ def test_a_failing_create_hook_fails_create_and_leaves_nothing(runc, bundle):
     assert runc("list", "-q").stdout == ""
 
 
+def test_linux_seccomp_profile_is_applied(runc, bundle):
+    """A spec's own seccomp profile: allow everything but `mkdir` and
+    `mkdirat`, which fail with the profile's errno (EACCES here)."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+    b = bundle(["sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x || echo denied"],
+               lambda s: s["linux"].update(seccomp=profile))
+    proc = runc("run", "--bundle", b, "sc1", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Seccomp:\t2" in proc.stdout and "denied" in proc.stdout
+    assert "Permission denied" in proc.stderr
+
+
 # -- what is refused ----------------------------------------------------------------
 
 def _ns(spec, entry):
@@ -324,7 +337,7 @@ def _ns(spec, entry):
     (lambda s: _ns(s, {"type": "user"}), "user namespace"),
     (lambda s: s["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "linux.uidMappings"),
-    (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "SCMP_ACT_NOPE"),
     (lambda s: s["linux"]["namespaces"].__setitem__(1, {"type": "network", "path": "/proc/1/ns/net"}),
      "linux.namespaces[network].path"),
     (lambda s: s.update(hooks={"createContainer": [{"path": "/bin/true"}]}), "hooks.createContainer"),
