@@ -26,6 +26,7 @@ MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER_TYPES = {
     (True, "gzip"): "application/vnd.oci.image.layer.v1.tar+gzip",
     (True, None): "application/vnd.oci.image.layer.v1.tar",
+    (True, "zstd"): "application/vnd.oci.image.layer.v1.tar+zstd",
     (False, "gzip"): "application/vnd.docker.image.rootfs.diff.tar.gzip",
     (False, None): "application/vnd.docker.image.rootfs.diff.tar",
 }
@@ -146,11 +147,17 @@ class Registry:
 
     def push_image(self, repo, tag, layers, config=None, oci=True, media_type_field=True,
                    architecture="amd64"):
-        """layers: [(tar bytes, 'gzip' or None)].  -> dict with digests."""
+        """layers: [(tar bytes, 'gzip', 'zstd' or None)].  -> dict with digests."""
         blobs, diff_ids = [], []
         for tar, compression in layers:
             diff_ids.append(sha256(tar))
-            blob = gzip.compress(tar, 1, mtime=0) if compression == "gzip" else tar
+            if compression == "gzip":
+                blob = gzip.compress(tar, 1, mtime=0)
+            elif compression == "zstd":
+                import zstandard
+                blob = zstandard.ZstdCompressor().compress(tar)
+            else:
+                blob = tar
             blobs.append((self.push_blob(repo, blob), len(blob), LAYER_TYPES[(oci, compression)]))
         cfg = {"architecture": architecture, "os": "linux", "created": "2024-01-02T03:04:05Z",
                "config": config or {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},

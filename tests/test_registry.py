@@ -112,6 +112,19 @@ def test_pull_oci_layered_and_run(reg, root):
     assert p.stdout.split() == ["keep", ".", "..", "new", "layer", "3", "hello", "from", "layer", "2"]
 
 
+def test_pull_zstd_layer(reg, root):
+    """An OCI image whose top layer is zstd-compressed."""
+    pytest.importorskip("zstandard", reason="zstd layers need the zstandard package")
+    top = ru.make_tar([("etc", "dir", None, 0o755), ("etc/zstd-was-here", "file", b"yes\n", 0o644)])
+    pushed = reg.push_image("test/zstd", "1", [(ru.busybox_layer(), "gzip"), (top, "zstd")])
+    ref = f"{reg.host}/test/zstd:1"
+    ok(root, "pull", "--insecure", ref)
+    img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
+    assert img["layers"] == pushed["diff_ids"]
+    assert ok(root, "run", "--rm", ref, "cat", "/etc/zstd-was-here").stdout == "yes\n"
+    ok(root, "rmi", ref)
+
+
 def test_pull_schema2_second_pull_fast_and_shared_layers(reg, root):
     ok(root, "pull", "--insecure", f"{reg.host}/test/layered")
     before = ru.store_snapshot(root)
