@@ -21,7 +21,7 @@ import pytest
 from benchmarks import peers
 
 REPO = Path(__file__).resolve().parent.parent
-PEER_RUNTIMES = ("crun", "runc", "skopeo")  # skopeo: skopeo copy + umoci unpack (pulls)
+PEER_RUNTIMES = ("crun", "runc", "skopeo", "podman")  # skopeo: skopeo copy + umoci unpack (pulls)
 
 _BENCHMARKS_KEY = pytest.StashKey[list]()
 
