@@ -97,6 +97,9 @@ cdef extern from "diyc.h":
         int n_join_ns
         int pid_fd
         const char *start_fifo
+        int userns
+        int layer_sock
+        int n_layers
         int console_fd
         int console_recv_fd
     struct diyc_rlimit:
@@ -122,6 +125,7 @@ cdef extern from "diyc.h":
         int release_fd
         int error_fd
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
+    int diyc_idmapped_tree(const char *path, int userns_fd)
     int diyc_release(diyc_child *child, diyc_error *err) nogil
     int diyc_wait_exec(diyc_child *child, diyc_error *err) nogil
 
@@ -286,6 +290,9 @@ def spawn(dict init):
     c.join_ns_fds = join_fds
     c.pid_fd = init.get("pid_fd", -1)
     c.start_fifo = arena.str(init.get("start_fifo"))
+    c.userns = init.get("userns", False)
+    c.layer_sock = init.get("layer_sock", -1)
+    c.n_layers = init.get("n_layers", 0)
     c.console_fd = init.get("console_fd", -1)
     c.console_recv_fd = init.get("console_recv_fd", -1)
     supervisor = init.get("supervisor_argv")
@@ -356,6 +363,16 @@ def compile_seccomp(unsigned int default_action, rules):
     if r < 0:
         raise _oserror(&err)
     return bytes(out[:8 * r])
+
+
+def idmapped_tree(path, int userns_fd):
+    """A detached mount of `path` whose ids are shown through the user
+    namespace `userns_fd` (open_tree + mount_setattr).  -> fd"""
+    b = os.fsencode(path)
+    fd = diyc_idmapped_tree(b, userns_fd)
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode(), path)
+    return fd
 
 
 def setns(int fd, int nstype=0):

@@ -97,6 +97,9 @@ struct diyc_init {
 	int n_join_ns;
 	int pid_fd;             /* exec: where the command's pid is written */
 	const char *start_fifo; /* create/start split: block on this FIFO before exec */
+	int userns;             /* CLONE_NEWUSER: wait for the id maps, then become root in it */
+	int layer_sock;         /* user namespace: idmapped layers arrive here as fds ... */
+	int n_layers;           /* ... this many, attached at <scratch>/lower<i> */
 	int console_fd;         /* terminal: send the pty master over this socket, or -1 */
 	int console_recv_fd;    /* detached terminal: the supervisor receives it here */
 	struct diyc_rlimit *rlimits;
@@ -156,6 +159,8 @@ int mount_rootfs(const struct diyc_init *init, struct diyc_error *err);
 int mount_all(const struct diyc_init *init, struct diyc_error *err);
 int create_devices(const struct diyc_init *init, struct diyc_error *err);
 int pivot_into_rootfs(const char *rootfs, struct diyc_error *err);
+int attach_idmapped_layers(const struct diyc_init *init, struct diyc_error *err);
+int diyc_idmapped_tree(const char *path, int userns_fd);
 int mask_paths(const struct diyc_init *init, struct diyc_error *err);
 int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
 
@@ -172,6 +177,7 @@ int install_seccomp(const struct diyc_init *init, struct diyc_error *err);
 
 /* process.c: the process steps of container init */
 int join_cgroup(const struct diyc_init *init, struct diyc_error *err);
+int enter_user_namespace(const struct diyc_init *init, struct diyc_error *err);
 int write_proc_settings(const struct diyc_init *init, struct diyc_error *err);
 int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err);
 int set_hostname(const struct diyc_init *init, struct diyc_error *err);

@@ -10,10 +10,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -126,6 +128,8 @@ int mount_rootfs(const struct diyc_init *init, struct diyc_error *err)
 				return diyc_fail(err, "mount_scratch", errno, dirs[i]);
 		}
 	}
+	if (attach_idmapped_layers(init, err) < 0)
+		return -1;
 	if (init->overlay_options) {
 		if (mount("overlay", init->rootfs, "overlay", 0, init->overlay_options) < 0)
 			return diyc_fail(err, "mount_overlay", errno, init->rootfs);
@@ -176,6 +180,73 @@ static int mount_one(int rootfd, const struct diyc_mount *m, struct diyc_error *
 	return 0;
 }
 
+/*
+ * User namespaces: the image's files belong to host uids, which mean
+ * nothing in the container's namespace.  The parent hands us each layer as
+ * an idmapped mount (host root shown as container root, and so on); we
+ * attach them under the scratch tmpfs, where the overlay options point.
+ */
+static int recv_fds(int sock, int *fds, int n)
+{
+	char byte, control[CMSG_SPACE(sizeof(int) * 64)];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = CMSG_SPACE(sizeof(int) * n),
+	};
+	struct cmsghdr *cmsg;
+
+	if (n > 64 || recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(sizeof(int) * n)) {
+		errno = EPROTO;
+		return -1;
+	}
+	memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * n);
+	return 0;
+}
+
+int attach_idmapped_layers(const struct diyc_init *init, struct diyc_error *err)
+{
+	int fds[64];
+	char path[PATH_BUF], name[32];
+
+	if (!init->n_layers)
+		return 0;
+	if (recv_fds(init->layer_sock, fds, init->n_layers) < 0)
+		return diyc_fail(err, "receive_layers", errno, NULL);
+	for (int i = 0; i < init->n_layers; i++) {
+		snprintf(name, sizeof(name), "lower%d", i);
+		if (diyc_path_join(path, sizeof(path), init->scratch, name) < 0 ||
+		    (mkdir(path, 0755) < 0 && errno != EEXIST))
+			return diyc_fail(err, "attach_layer", errno, name);
+		if (syscall(SYS_move_mount, fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			return diyc_fail(err, "attach_layer", errno, name);
+		close(fds[i]);
+	}
+	close(init->layer_sock);
+	return 0;
+}
+
+/* Parent side: a detached copy of `path` whose ids are seen through the
+ * user namespace `userns_fd`. */
+int diyc_idmapped_tree(const char *path, int userns_fd)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns_fd };
+	int fd = syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 int mount_all(const struct diyc_init *init, struct diyc_error *err)
 {
 	int rootfd, r = 0;
@@ -207,6 +278,23 @@ static int open_parent(int rootfd, const char *path, const char **name)
 	return resolve_or_create(rootfd, parent, 0);
 }
 
+static int bind_device(int dirfd, const char *name, const char *host_path, struct diyc_error *err)
+{
+	char target[64];
+	int fd = openat(dirfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+	if (fd < 0)
+		return diyc_fail(err, "bind_device", errno, host_path);
+	close(fd);
+	fd = openat(dirfd, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return diyc_fail(err, "bind_device", errno, host_path);
+	fd_path(target, sizeof(target), fd);
+	int r = mount(host_path, target, NULL, MS_BIND, NULL);
+	close(fd);
+	return r < 0 ? diyc_fail(err, "bind_device", errno, host_path) : 0;
+}
+
 int create_devices(const struct diyc_init *init, struct diyc_error *err)
 {
 	int rootfd, dirfd, r = 0;
@@ -227,8 +315,12 @@ int create_devices(const struct diyc_init *init, struct diyc_error *err)
 		/* mknodat needs a real directory fd, not O_PATH. */
 		int real = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		close(dirfd);
-		if (real < 0 || (mknodat(real, name, d->mode, d->rdev) < 0 && errno != EEXIST))
+		if (real >= 0 && init->userns) {
+			/* no mknod in a user namespace: bind the host's node */
+			r = bind_device(real, name, d->path, err);
+		} else if (real < 0 || (mknodat(real, name, d->mode, d->rdev) < 0 && errno != EEXIST)) {
 			r = diyc_fail(err, "mknod", errno, d->path);
+		}
 		if (real >= 0)
 			close(real);
 	}

@@ -71,6 +71,30 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+/*
+ * A new user namespace has no id maps until the parent writes them; wait
+ * for that (one byte on the sync pipe), then take the namespace's root as
+ * our ids, which makes us the owner of every namespace created with it.
+ */
+int enter_user_namespace(const struct diyc_init *init, struct diyc_error *err)
+{
+	char go;
+	ssize_t r;
+
+	if (!init->userns)
+		return 0;
+	do
+		r = read(init->sync_fd, &go, 1);
+	while (r < 0 && errno == EINTR);
+	if (r != 1)
+		_exit(125);  /* the parent gave up */
+	if (syscall(SYS_setresgid, 0, 0, 0) < 0)
+		return diyc_fail(err, "userns_setgid", errno, NULL);
+	if (syscall(SYS_setresuid, 0, 0, 0) < 0)
+		return diyc_fail(err, "userns_setuid", errno, NULL);
+	return 0;
+}
+
 int set_hostname(const struct diyc_init *init, struct diyc_error *err)
 {
 	if (init->hostname && sethostname(init->hostname, strlen(init->hostname)) < 0)

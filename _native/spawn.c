@@ -138,7 +138,8 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 		return -1;
 	/* Into the cgroup first, so everything the start allocates (tmpfs and
 	 * overlay pages included) is charged to the container. */
-	if (join_cgroup(init, err) < 0 || set_oom_score_adj(init, err) < 0)
+	if (join_cgroup(init, err) < 0 || set_oom_score_adj(init, err) < 0 ||
+	    enter_user_namespace(init, err) < 0)
 		return -1;
 	if (init->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);

@@ -56,6 +56,7 @@ RUN_OPTIONS = _options(
     ("--tmpfs", "tmpfs", LIST),
     ("-v --volume", "volumes", LIST),
     ("--init", "init", FLAG),
+    ("--userns", "userns", VALUE),
     ("--trace", "trace", FLAG),
     ("--help", "help", FLAG),
 )
@@ -126,6 +127,7 @@ run options:
   --tmpfs PATH[:OPTS]   mount a tmpfs (e.g. with --read-only)
   -v, --volume SRC:DST[:ro]  bind a host path, or a named volume, into the container
   --init                run a tiny init as PID 1 (signals forwarded, zombies reaped)
+  --userns auto         a user namespace: container root is an unprivileged host uid
   --trace               print the time of each start phase to stderr
 """
 
@@ -209,7 +211,7 @@ def cmd_run(root, args):
         sysctls=opts.get("sysctls"), oom_score_adj=opts.get("oom_score_adj"),
         devices=opts.get("devices"), tmpfs=opts.get("tmpfs"), restart=opts.get("restart"),
         log_opts=opts.get("log_opts"), volumes=opts.get("volumes"), init=opts.get("init", False),
-        tty=opts.get("tty", False), root=root, trace=trace)
+        tty=opts.get("tty", False), userns=opts.get("userns"), root=root, trace=trace)
     if opts.get("tty") and not opts.get("detach"):
         return _start_attached(ctr, send_input=opts.get("interactive", False))
     if opts.get("detach"):

@@ -249,10 +249,11 @@ def check_can_remove(ctr, force):
 
 # -- exec ---------------------------------------------------------------------
 
-# setns order: the mount namespace last (after it, /proc is the container's
-# and our fds to the others still work); user first if there were one.
-JOIN_ORDER = (("ipc", "ipc"), ("uts", "uts"), ("net", "network"), ("cgroup", "cgroup"),
-              ("pid", "pid"), ("mnt", "mount"))
+# setns order: the user namespace first (it owns the others), the mount
+# namespace last (after it, /proc is the container's; our fds to the others
+# still work).  (/proc/PID/ns name, OCI namespace type)
+JOIN_ORDER = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"),
+              ("cgroup", "cgroup"), ("pid", "pid"), ("mnt", "mount"))
 
 
 def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,

@@ -42,7 +42,7 @@ _RESOURCES = {"memory", "cpu", "pids", "devices", "hugepageLimits", "blockIO", "
 _MEMORY = {"limit", "swap"}
 _CPU = {"quota", "period", "shares"}
 _HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
-_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
+_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
 _MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", None)
 _CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
@@ -154,8 +154,13 @@ def validate(spec):
 
 def _validate_linux(linux):
     _check_keys(linux, _LINUX, "linux")
-    if linux.get("uidMappings") or linux.get("gidMappings"):
-        _refuse("linux.uidMappings/gidMappings", "are not supported (no user namespaces in diyc)")
+    has_userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or ())
+    if bool(linux.get("uidMappings")) != has_userns or bool(linux.get("gidMappings")) != has_userns:
+        _refuse("linux.uidMappings/gidMappings", "go with a user namespace, and it needs both")
+    for m in (linux.get("uidMappings") or []) + (linux.get("gidMappings") or []):
+        if set(m) != {"containerID", "hostID", "size"} or not all(
+                isinstance(v, int) and v >= 0 for v in m.values()):
+            _refuse("linux.uidMappings/gidMappings entries", "need containerID, hostID and size")
     if not _empty(linux.get("mountLabel")):
         _refuse("linux.mountLabel", "is not supported (no SELinux support in diyc)")
     if linux.get("seccomp") is not None:
@@ -167,8 +172,6 @@ def _validate_linux(linux):
     types = []
     for ns in linux.get("namespaces") or ():
         _check_keys(ns, {"type", "path"}, "linux.namespaces[]")
-        if ns.get("type") == "user":
-            _refuse("user namespace (linux.namespaces type user)")
         if ns.get("type") not in _NAMESPACES:
             _refuse(f"namespace type {ns.get('type')!r}")
         if ns.get("path"):

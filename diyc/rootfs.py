@@ -90,6 +90,7 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
     return {
         "clone_flags": flags,
         "new_cgroupns": "cgroup" in namespaces,
+        "userns": "user" in namespaces,
         "loopback_up": "network" in namespaces,
         "rootfs": spec["root"]["path"],
         "overlay_options": overlay,

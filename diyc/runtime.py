@@ -101,7 +101,7 @@ class Container:
                pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
-               restart=None, log_opts=(), volumes=(), init=False, tty=False,
+               restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
                root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
@@ -112,6 +112,8 @@ class Container:
             netplan = networking.plan(root, network, ip=ip, publish=publish)
         elif ip is not None or publish:
             raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {network}")
+        if userns not in (None, "", "host", "auto"):
+            raise InvalidArgument(f"invalid --userns {userns!r}: expected auto or host")
         mem = config.parse_memory(memory) if memory is not None else None
         swap = config.parse_memory_swap(memory_swap, mem) if memory_swap is not None else None
         res = config.resources(
@@ -172,6 +174,17 @@ class Container:
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
             readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
         spec["process"]["terminal"] = tty
+        ids = None
+        if userns == "auto":
+            from . import userns as user_namespaces
+            ids = user_namespaces.allocate(root, cid)
+            spec["linux"]["namespaces"].append({"type": "user"})
+            spec["linux"]["uidMappings"], spec["linux"]["gidMappings"] = user_namespaces.mappings(ids)
+            if network == "host":  # a fresh sysfs needs a network namespace of our own
+                for m in spec["mounts"]:
+                    if m["type"] == "sysfs":
+                        m.update(type="bind", source="/sys",
+                                 options=["rbind", "ro", "nosuid", "noexec", "nodev"])
         spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
         if sec.seccomp_profile is not None:
             spec["linux"]["seccomp"] = sec.seccomp_profile
@@ -189,6 +202,7 @@ class Container:
             "log": log,
             "network": network,
             "network_settings": netplan,
+            "userns": ids,
             "cgroup": {"version": cgroup.version,
                        "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
             "spec": spec,
@@ -198,14 +212,19 @@ class Container:
                       "creator_start": process_start_time(os.getpid())},
         }
         if not reserve_name(root, name, cid):
+            if ids:
+                user_namespaces.release(root, cid, ids)
             raise Conflict(f"the container name {name!r} is already in use")
         try:
-            os.mkdir(cdir, 0o700)
+            # a user namespace's root must reach its merged/ and /etc files here
+            os.mkdir(cdir, 0o711 if ids else 0o700)
             if netplan:
                 networking.write_etc_files(cdir, hostname)
             write_json(f"{cdir}/container.json", record)
         except BaseException:
             release_name(root, name, cid)
+            if ids:
+                user_namespaces.release(root, cid, ids)
             remove_tree(cdir)
             raise
         trace.mark("config")
@@ -256,15 +275,22 @@ class Container:
         if (self.record.get("rootfs") or {}).get("bind"):
             return None, None  # an OCI bundle's rootfs: used as it is, no overlay
         lowers = self.record["layers"]
+        userns = self.record.get("userns")
+        if userns:
+            # the init attaches idmapped copies of the layers in its scratch tmpfs
+            lowers = [f"{self.root.scratch}/lower{i}" for i in range(len(lowers))]
         if self.record["auto_remove"]:
             scratch = self.root.scratch
             return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch
         for d in ("upper", "work", "merged"):
             try:
                 os.mkdir(f"{self.dir}/{d}", 0o755)
+                if userns and d != "merged":  # written by the container's root
+                    os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
             except FileExistsError:
                 pass  # a restart keeps the container's changes
-        return overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"), None
+        return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"),
+                self.root.scratch if userns else None)
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None):
         """Start the container's process; returns once it has exec'd.
@@ -293,6 +319,12 @@ class Container:
             overlay, scratch = self._prepare_rootfs()
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
             init["cgroup_fds"] = join_fds
+            layer_sock = None
+            if init["userns"]:
+                import socket
+                layer_sock, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                pipe_fds.append(child_end.detach())
+                init.update(layer_sock=pipe_fds[-1], n_layers=len(self.record["layers"]))
             if console_fd is not None:
                 init["console_fd"] = console_fd
             if hold_before_exec:
@@ -318,6 +350,8 @@ class Container:
                 for fd in pipe_fds:  # the container's and the supervisor's now
                     os.close(fd)
             self.pid = pid
+            if layer_sock is not None:
+                self._map_user_namespace(pid, release_fd, layer_sock)
             t.mark("clone")
             if self.record.get("network_settings"):  # the child is paused before execve
                 from . import network as networking
@@ -361,6 +395,18 @@ class Container:
         return pid
 
     # -- run-time ---------------------------------------------------------------
+
+    def _map_user_namespace(self, pid, release_fd, layer_sock):
+        """The child waits in its new user namespace: give it id maps and
+        idmapped layers, then let it go on (the first byte of two)."""
+        from . import userns
+        linux = self.record["spec"]["linux"]
+        try:
+            userns.write_maps(pid, linux["uidMappings"], linux["gidMappings"])
+            userns.send_idmapped_layers(pid, self.record["layers"], layer_sock)
+        finally:
+            layer_sock.close()
+        os.write(release_fd, b"\0")
 
     def exec_held(self):
         """Let an init held by start(hold_before_exec=True) go on to execve."""
@@ -450,6 +496,9 @@ class Container:
     def _remove_unlocked(self):
         self._release_resources()
         release_name(self.root, self.name, self.id)
+        if self.record.get("userns"):
+            from . import userns
+            userns.release(self.root, self.id, self.record["userns"])
         try:
             os.unlink(f"{self.root.path}/locks/{self.id}.lock")
         except FileNotFoundError:

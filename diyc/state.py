@@ -41,7 +41,9 @@ class Root:
             return self
         for d in (self.path, self.images, self.layers, self.containers,
                   self.names, self.tmp, self.locks, self.scratch):
-            os.makedirs(d, mode=0o700 if d == self.path else 0o755, exist_ok=True)
+            # the root is searchable, not listable: a container in a user
+            # namespace must reach its own directories below it
+            os.makedirs(d, mode=0o711 if d == self.path else 0o755, exist_ok=True)
         return self
 
     def container_dir(self, cid):

@@ -327,6 +327,28 @@ def test_linux_seccomp_profile_is_applied(runc, bundle):
     assert "Permission denied" in proc.stderr
 
 
+def test_user_namespace_with_mappings(runc, rootfs):
+    """linux.uidMappings/gidMappings: as with runc, the bundle's rootfs is
+    already owned by the mapped range; inside, it is root's."""
+    import shutil
+    base = 2000000000
+    d = tempfile.mkdtemp(prefix="diyc-oci-userns-", dir="/tmp")  # searchable by the range
+    os.chmod(d, 0o711)
+    try:
+        shutil.copytree(rootfs, f"{d}/rootfs", symlinks=True)
+        subprocess.run(["chown", "-R", "-h", f"{base}:{base}", f"{d}/rootfs"], check=True)
+        spec = default_config(f"{d}/rootfs", ["sh", "-c", "id -u; stat -c %u /bin; cat /proc/self/uid_map"])
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+        with open(f"{d}/config.json", "w") as f:
+            json.dump(spec, f)
+        out = runc("run", "--bundle", d, "us1").stdout.split()
+        assert out[:2] == ["0", "0"] and out[2:5] == ["0", str(base), "65536"]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # -- what is refused ----------------------------------------------------------------
 
 def _ns(spec, entry):
@@ -334,7 +356,7 @@ def _ns(spec, entry):
 
 
 @pytest.mark.parametrize("edit, field", [
-    (lambda s: _ns(s, {"type": "user"}), "user namespace"),
+    (lambda s: _ns(s, {"type": "user"}), "linux.uidMappings"),
     (lambda s: s["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "linux.uidMappings"),
     (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "SCMP_ACT_NOPE"),
@@ -379,7 +401,7 @@ def test_spec_and_features(runc, tmp_path):
     assert spec["ociVersion"].startswith("1.") and spec["root"] == {"path": "rootfs", "readonly": True}
     assert runc("spec", "--bundle", tmp_path, check=False).returncode == 1  # no overwrite
     features = json.loads(runc("features").stdout)
-    assert "poststop" in features["hooks"] and "user" not in features["linux"]["namespaces"]
+    assert "poststop" in features["hooks"] and "user" in features["linux"]["namespaces"]
 
 
 # -- a real client ------------------------------------------------------------------

@@ -304,6 +304,51 @@ def test_seccomp_argument_operators(run_cli, tmp_path, op, value, value_two,
     assert out == [f"{n}:denied" for n in signals_denied] + [f"{n}:sent" for n in signals_allowed]
 
 
+@pytest.fixture
+def open_root(diyc_root):
+    """A diyc root whose parents others may search (the container's root is
+    an unprivileged host uid; pytest's own temp dirs are 0700)."""
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="diyc-userns-", dir="/tmp")
+    os.chmod(path, 0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_user_namespace_auto(run_cli, diyc_root, open_root):
+    """--userns auto: container root is an unprivileged host uid; the
+    image's files (idmapped layers) still look root-owned inside."""
+    env = {"DIYC_ROOT": open_root}
+    proc = run_cli("run", "-d", "--name", "uns", "--userns", "auto", "busybox", "sh", "-c",
+                   "echo data > /f; sleep 30", check=True, env=env)
+    cid = proc.stdout.strip()
+    try:
+        out = run_cli("exec", "uns", "sh", "-c", "id -u; stat -c %u /bin/busybox; cat /f; "
+                      "mknod /tmp/null c 1 3 2>/dev/null || echo no-mknod",
+                      check=True, env=env).stdout
+        assert out.split() == ["0", "0", "data", "no-mknod"]
+        with open(f"{open_root}/containers/{cid}/container.json") as f:
+            rec = json.load(f)
+        host_uid = rec["userns"]["uid"]
+        assert host_uid >= 65536
+        with open(f"/proc/{rec['state']['pid']}/status") as f:
+            uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
+        assert uids == [str(host_uid)] * 4
+        assert os.stat(f"{open_root}/containers/{cid}/upper/f").st_uid == host_uid
+        assert os.listdir(f"{open_root}/userns") == [str(rec["userns"]["slot"])]
+    finally:
+        run_cli("rm", "-f", "uns", check=True, env=env)
+    assert os.listdir(f"{open_root}/userns") == []
+    assert_one_line_error(run_cli("run", "--rm", "--userns", "bogus", "busybox", "true"),
+                          contains="--userns")
+    # the session root lives under pytest's 0700 temp dir: refused up front
+    assert_one_line_error(run_cli("run", "--rm", "--userns", "auto", "busybox", "true"),
+                          contains="not searchable")
+
+
 def test_unsupported_security_opts_rejected(run_cli):
     assert_one_line_error(run_cli("run", "--rm", "--security-opt", "apparmor=x", "busybox", "true"),
                           contains="not supported")
