@@ -215,17 +215,21 @@ class Container:
             if ids:
                 user_namespaces.release(root, cid, ids)
             raise Conflict(f"the container name {name!r} is already in use")
+        # The directory is filled in tmp/ and renamed into place: a container
+        # dir without its record never exists, whenever diyc is killed.
+        staging = f"{root.tmp}/ctr-{os.getpid()}-{cid[:12]}"
         try:
             # a user namespace's root must reach its merged/ and /etc files here
-            os.mkdir(cdir, 0o711 if ids else 0o700)
+            os.mkdir(staging, 0o711 if ids else 0o700)
             if netplan:
-                networking.write_etc_files(cdir, hostname)
-            write_json(f"{cdir}/container.json", record)
+                networking.write_etc_files(staging, hostname)
+            write_json(f"{staging}/container.json", record)
+            os.rename(staging, cdir)
         except BaseException:
             release_name(root, name, cid)
             if ids:
                 user_namespaces.release(root, cid, ids)
-            remove_tree(cdir)
+            remove_tree(staging)
             raise
         trace.mark("config")
         return cls(root, record, trace)

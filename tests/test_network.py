@@ -16,10 +16,11 @@ import re
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import DIYC, assert_one_line_error, wait_for
+from conftest import DIYC, assert_one_line_error, container_records, wait_for
 
 SUBNET_A = "10.251.1.0/24"
 SUBNET_B = "10.251.2.0/24"
@@ -306,6 +307,30 @@ def test_killed_diyc_leaves_what_cleanup_removes(net, diyc_root):
     assert leases(diyc_root, "bridge") == []
     assert os.listdir(f"{diyc_root}/ports") == []
     assert "8181" not in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+
+
+def test_diyc_killed_at_any_point_of_the_start(net, diyc_root):
+    """SIGKILL diyc at 25 moments of a bridge start with a published port:
+    `diyc cleanup` then leaves no record, lease, port, veth or cgroup."""
+    import random
+    rng = random.Random(7)
+    for i in range(25):
+        p = net.popen("run", "--rm", "--network", "bridge", "-p", f"{8300 + i}:80",
+                      "busybox", "true")
+        time.sleep(rng.uniform(0, 0.04))
+        p.kill()
+        p.communicate()
+    # an orphaned init either ran `true` or found its sync pipe closed: both end
+    wait_for(lambda: all(not os.path.exists(f"/proc/{r['state'].get('pid')}")
+                         for r in container_records(diyc_root) if r["state"].get("pid")),
+             what="orphaned inits to end")
+    net("cleanup", check=True)
+    assert container_records(diyc_root) == []
+    assert leases(diyc_root, "bridge") == []
+    assert os.listdir(f"{diyc_root}/ports") == []
+    links = net.sh("ip", "-br", "link").stdout
+    assert "veth" not in links, links
+    assert os.listdir(f"{diyc_root}/names") == []
 
 
 # -- bad input -------------------------------------------------------------------------
