@@ -34,6 +34,7 @@ native = Extension(
         "_native/process.c",
         "_native/caps.c",
         "_native/seccomp.c",
+        "_native/devices.c",
         "_native/error.c",
     ],
     include_dirs=["_native"],

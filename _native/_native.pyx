@@ -117,6 +117,13 @@ cdef extern from "diyc.h":
     int DIYC_SECCOMP_MAX_CONDS
     struct sock_filter:
         pass
+    struct diyc_device_rule:
+        int allow
+        int type
+        long major, minor
+        int access
+    int diyc_device_filter(const diyc_device_rule *rules, int n_rules, int cgroup_fd,
+                           diyc_error *err)
     int diyc_seccomp_compile(unsigned int default_action, const diyc_seccomp_rule *rules,
                              int n_rules, sock_filter *out, int max, diyc_error *err)
     struct diyc_child:
@@ -373,6 +380,30 @@ def idmapped_tree(path, int userns_fd):
     if fd < 0:
         raise OSError(errno, strerror(errno).decode(), path)
     return fd
+
+
+def attach_device_filter(int cgroup_fd, rules):
+    """Build the cgroup v2 device filter (eBPF) for `rules` - a list of
+    (allow, type 'a'|'b'|'c', major or -1, minor or -1, access string of
+    r, w, m) - and attach it to the cgroup directory `cgroup_fd`."""
+    cdef int n = len(rules), i
+    cdef diyc_device_rule *c_rules = <diyc_device_rule *>PyMem_Calloc(n + 1, sizeof(diyc_device_rule))
+    cdef diyc_error err
+    cdef int r
+    if c_rules == NULL:
+        raise MemoryError()
+    try:
+        for i, (allow, kind, major, minor, access) in enumerate(rules):
+            c_rules[i].allow = allow
+            c_rules[i].type = ord(kind)
+            c_rules[i].major = major
+            c_rules[i].minor = minor
+            c_rules[i].access = (("m" in access) * 1) | (("r" in access) * 2) | (("w" in access) * 4)
+        r = diyc_device_filter(c_rules, n, cgroup_fd, &err)
+    finally:
+        PyMem_Free(c_rules)
+    if r < 0:
+        raise _oserror(&err)
 
 
 def setns(int fd, int nstype=0):

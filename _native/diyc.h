@@ -135,6 +135,14 @@ struct diyc_seccomp_rule {
 	struct diyc_seccomp_cond conds[DIYC_SECCOMP_MAX_CONDS];
 };
 
+/* One OCI linux.resources.devices rule, for the v2 device filter. */
+struct diyc_device_rule {
+	int allow;
+	int type;               /* 'a', 'b' or 'c' */
+	long major, minor;      /* -1: any */
+	int access;             /* BPF_DEVCG_ACC_MKNOD | _READ | _WRITE */
+};
+
 struct diyc_child {
 	pid_t pid;
 	pid_t supervisor;       /* detached containers: the supervisor's pid */
@@ -169,6 +177,10 @@ int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
 int set_rlimits(const struct diyc_init *init, struct diyc_error *err);
+
+/* devices.c */
+int diyc_device_filter(const struct diyc_device_rule *rules, int n_rules, int cgroup_fd,
+		       struct diyc_error *err);
 
 /* seccomp.c */
 int diyc_seccomp_compile(unsigned int default_action, const struct diyc_seccomp_rule *rules,

@@ -283,9 +283,24 @@ class CgroupV2:
         pids = resources.get("pids") or {}
         if pids.get("limit") is not None:
             _write(f"{p}/pids.max", pids["limit"] if pids["limit"] > 0 else "max")
-        # resources["devices"]: v2 enforces device rules with an eBPF program
-        # attached to the cgroup; diyc does not build one yet, so on a v2 host
-        # only the capability set and the minimal /dev restrict devices.
+        if resources.get("devices"):
+            self._attach_device_filter(resources["devices"])
+
+    def _attach_device_filter(self, rules):
+        """v2 has no devices.allow: the rules become an eBPF program
+        attached to the cgroup (built in _native/devices.c)."""
+        from . import _native
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _native.attach_device_filter(fd, [
+                (bool(r.get("allow")), r.get("type") or "a",
+                 -1 if r.get("major") is None else r["major"],
+                 -1 if r.get("minor") is None else r["minor"], r.get("access") or "rwm")
+                for r in rules])
+        except OSError as e:
+            raise CgroupError(f"cannot set the device rules of {self.path}: {e}") from None
+        finally:
+            os.close(fd)
 
     def add_process(self, pid):
         _write(f"{self.path}/cgroup.procs", pid)
