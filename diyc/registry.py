@@ -16,7 +16,8 @@ stored; `Bearer realm=...,service=...,scope=...` -> a token from the realm
 Redirects (blobs often live on another host) drop the Authorization header
 when the host changes.  Plain HTTP only with --insecure.
 
-http.client, ssl and threads are imported here, off the start path.
+diyc.http (not http.client: ~25 ms of imports), ssl (https only) and
+threads are imported here, off the start path.
 """
 
 import hashlib
@@ -210,18 +211,17 @@ class Client:
         self._local = threading.local()
 
     def _connection(self, scheme, host, fresh=False):
-        import http.client
+        from .http import Connection
         conns = self._local.__dict__.setdefault("conns", {})
         key = (scheme, host)
         if fresh and key in conns:
             conns.pop(key).close()
         if key not in conns:
+            context = None
             if scheme == "https":
                 import ssl
-                conns[key] = http.client.HTTPSConnection(host, timeout=self.timeout,
-                                                         context=ssl.create_default_context())
-            else:
-                conns[key] = http.client.HTTPConnection(host, timeout=self.timeout)
+                context = ssl.create_default_context()
+            conns[key] = Connection(host, timeout=self.timeout, tls_context=context)
         return conns[key]
 
     def close(self):
@@ -229,16 +229,16 @@ class Client:
             c.close()
 
     def _send(self, method, scheme, host, path, headers):
-        import http.client
+        from .http import HTTPException, RemoteDisconnected
         for attempt in (0, 1):
             conn = self._connection(scheme, host, fresh=attempt > 0)
             try:
                 conn.request(method, path, headers=headers)
                 return conn.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if attempt:  # a stale keep-alive connection gets one retry
                     raise RegistryError(f"registry {host} closed the connection") from None
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, HTTPException) as e:
                 conn.close()
                 self._local.conns.pop((scheme, host), None)
                 reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
@@ -526,7 +526,7 @@ def pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4
 
 def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):
     """Pull `ref` into `store`; returns the image record."""
-    import http.client
+    from .http import HTTPException
     r = parse_reference(ref) if isinstance(ref, str) else ref
     plat = parse_platform(platform)
     progress = progress or Progress()
@@ -593,8 +593,8 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
             try:
                 _, _, new = store.add_layer_blob(reader, desc["digest"], diff_id,
                                                  media_type=desc.get("mediaType"), size=size)
-            except http.client.HTTPException as e:
-                raise RegistryError(f"download of {desc['digest']} failed: {e!r}") from None
+            except HTTPException as e:
+                raise RegistryError(f"download of {desc['digest']} failed: {e}") from None
             finally:
                 resp.close()
             if new:
