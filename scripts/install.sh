@@ -11,7 +11,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev \
     busybox-static iproute2 iptables nftables \
-    runc crun docker-registry skopeo umoci apache2-utils >/dev/null
+    runc crun containerd podman netavark docker-registry skopeo umoci apache2-utils >/dev/null
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check \
