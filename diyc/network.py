@@ -354,30 +354,22 @@ def joined_mounts(root, network):
 
 
 def spawn_joined(ctr, init):
-    """_native.spawn() for --network container:NAME: the child is cloned
-    without a network namespace of its own, from this thread while it is
-    inside NAME's, so it starts there."""
-    from . import _native
-    from .netlink import CLONE_NEWNET
+    """_native.spawn() for --network container:NAME: cloned inside NAME's
+    network namespace instead of a new one."""
+    from .rootfs import spawn_in
     from .state import pid_alive
     target = _joined_container(ctr.root, ctr.record["network"])
     state = target.record["state"]
-    fd = os.open(f"/proc/{state['pid']}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if not pid_alive(state["pid"], state.get("pid_start")):  # its pid was reused meanwhile
-            raise Conflict(f"cannot join the network of container {target.name}: it is not running")
-        init = dict(init, clone_flags=init["clone_flags"] & ~CLONE_NEWNET, loopback_up=False)
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _native.setns(fd, CLONE_NEWNET)
-            try:
-                return _native.spawn(init)
-            finally:
-                _native.setns(own, CLONE_NEWNET)
-        finally:
-            os.close(own)
-    finally:
-        os.close(fd)
+    if not pid_alive(state["pid"], state.get("pid_start")):
+        raise Conflict(f"cannot join the network of container {target.name}: it is not running")
+    join = dict(init.get("join_paths") or {}, network=f"/proc/{state['pid']}/ns/net")
+    return spawn_in(dict(init, clone_flags=init["clone_flags"] & ~_native_flag("network"),
+                         loopback_up=False, join_paths=join))
+
+
+def _native_flag(kind):
+    from . import _native
+    return _native.NS_FLAGS[kind]
 
 
 def _check_ip_in(rec, ip):

@@ -175,8 +175,11 @@ def _validate_linux(linux):
         if ns.get("type") not in _NAMESPACES:
             _refuse(f"namespace type {ns.get('type')!r}")
         if ns.get("path"):
-            _refuse(f"linux.namespaces[{ns['type']}].path", "is not supported (joining an "
-                    "existing namespace)")
+            if ns["type"] in ("mount", "user"):
+                _refuse(f"linux.namespaces[{ns['type']}].path", "is not supported (joining an "
+                        "existing mount or user namespace)")
+            if not os.path.exists(ns["path"]):
+                _refuse(f"linux.namespaces[{ns['type']}].path {ns['path']!r}", "does not exist")
         if ns["type"] in types:
             _refuse(f"namespace type {ns['type']!r}", "is listed twice")
         types.append(ns["type"])

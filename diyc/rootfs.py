@@ -79,8 +79,10 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
     `scratch` a directory where a private tmpfs holds upper/work."""
     process = spec["process"]
     linux = spec.get("linux", {})
-    namespaces = {ns["type"] for ns in linux.get("namespaces", ())}
-    unknown = namespaces - set(_native.NS_FLAGS)
+    # namespaces with a path are joined (spawn_in), the others created by clone
+    namespaces = {ns["type"] for ns in linux.get("namespaces", ()) if not ns.get("path")}
+    join_paths = {ns["type"]: ns["path"] for ns in linux.get("namespaces", ()) if ns.get("path")}
+    unknown = (namespaces | set(join_paths)) - set(_native.NS_FLAGS)
     if unknown:
         raise InvalidArgument(f"unknown namespace type(s): {', '.join(sorted(unknown))}")
     flags = 0
@@ -89,6 +91,7 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
     user = process.get("user", {})
     return {
         "clone_flags": flags,
+        "join_paths": join_paths,
         "new_cgroupns": "cgroup" in namespaces,
         "userns": "user" in namespaces,
         "loopback_up": "network" in namespaces,
@@ -148,3 +151,47 @@ def _privileges(process):
         out["capabilities"] = capability_masks(process["capabilities"])
         out["last_cap"] = last_cap()
     return out
+
+
+# setns() affects the calling thread for these (pid: its future children),
+# so a child cloned from this thread meanwhile starts inside them.  A mount
+# or user namespace cannot be joined by one thread of a threaded process.
+_THREAD_JOINABLE = ("network", "ipc", "uts", "pid", "cgroup")
+
+
+def spawn_in(init):
+    """_native.spawn(), with the namespaces of init["join_paths"] joined
+    instead of created: the calling thread enters them around the clone."""
+    join = init.get("join_paths")
+    if not join:
+        return _native.spawn(init)
+    for kind in join:
+        if kind not in _THREAD_JOINABLE:
+            raise InvalidArgument(f"joining an existing {kind} namespace is not supported")
+    entered = []
+    try:
+        for kind, path in join.items():
+            flag = _native.NS_FLAGS[kind]
+            own = os.open(f"/proc/thread-self/ns/{_PROC_NS[kind]}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                os.close(own)
+                raise InvalidArgument(f"cannot join the {kind} namespace {path}: {e.strerror}") from None
+            try:
+                _native.setns(target, flag)
+            except OSError:
+                os.close(own)
+                raise
+            finally:
+                os.close(target)
+            entered.append((own, flag))
+        return _native.spawn(init)
+    finally:
+        for own, flag in reversed(entered):
+            _native.setns(own, flag)
+            os.close(own)
+
+
+_PROC_NS = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid_for_children",
+            "cgroup": "cgroup"}

@@ -21,7 +21,7 @@ import time
 from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
 from .images import ImageStore
-from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options
+from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, spawn_in
 from .state import Root, pid_alive, process_start_time, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
@@ -347,7 +347,7 @@ class Container:
                     from . import network as networking
                     pid, release_fd, error_fd, supervisor = networking.spawn_joined(self, init)
                 else:
-                    pid, release_fd, error_fd, supervisor = _native.spawn(init)
+                    pid, release_fd, error_fd, supervisor = spawn_in(init)
             except OSError as e:
                 raise init_error(getattr(e, "step", "clone"), e.errno) from None
             finally:

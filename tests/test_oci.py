@@ -327,6 +327,25 @@ def test_linux_seccomp_profile_is_applied(runc, bundle):
     assert "Permission denied" in proc.stderr
 
 
+def test_join_a_network_namespace_by_path(runc, bundle):
+    """linux.namespaces[network].path: the container joins an existing netns
+    (here one the test makes, with a dummy link to recognise it)."""
+    name = f"diyc-oci-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "marker0", "type", "veth", "peer",
+                        "name", "marker1"], check=True)
+
+        def join(spec):
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = f"/run/netns/{name}"
+        out = runc("run", "--bundle", bundle(["ls", "/sys/class/net"], join), "nj1").stdout
+        assert "marker0" in out.split()
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
 def test_user_namespace_with_mappings(runc, rootfs):
     """linux.uidMappings/gidMappings: as with runc, the bundle's rootfs is
     already owned by the mapped range; inside, it is root's."""
@@ -360,8 +379,10 @@ def _ns(spec, entry):
     (lambda s: s["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "linux.uidMappings"),
     (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "SCMP_ACT_NOPE"),
-    (lambda s: s["linux"]["namespaces"].__setitem__(1, {"type": "network", "path": "/proc/1/ns/net"}),
-     "linux.namespaces[network].path"),
+    (lambda s: [ns.update(path="/proc/self/ns/mnt") for ns in s["linux"]["namespaces"]
+                if ns["type"] == "mount"], "linux.namespaces[mount].path"),
+    (lambda s: [ns.update(path="/nonexistent/ns") for ns in s["linux"]["namespaces"]
+                if ns["type"] == "network"], "does not exist"),
     (lambda s: s.update(hooks={"createContainer": [{"path": "/bin/true"}]}), "hooks.createContainer"),
     (lambda s: s["process"].update(apparmorProfile="docker-default"), "process.apparmorProfile"),
     (lambda s: s["linux"]["resources"].update(hugepageLimits=[{"pageSize": "2MB", "limit": 1}]),
