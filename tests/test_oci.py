@@ -468,8 +468,33 @@ def podman(tmp_path, rootfs):
 
 
 def test_podman_run_rm_exit_code_network_none(podman):
-    proc = podman("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined",
+    # podman sends its own seccomp profile (linux.seccomp): diyc compiles it
+    proc = podman("run", "--rm", "--network", "none",
                   "localhost/bbox", "sh", "-c", "echo hi from podman; hostname; exit 3")
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.splitlines()[0] == "hi from podman"
     assert podman("ps", "-aq").stdout == ""
+
+
+def test_podman_detached_exec_stop_rm_memory(podman):
+    proc = podman("run", "-d", "--name", "p1", "--network", "none", "--memory", "64m",
+                  "localhost/bbox", "sleep", "60")
+    assert proc.returncode == 0, proc.stderr
+    try:
+        proc = podman("exec", "p1", "sh", "-c", "echo in-exec; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                      "2>/dev/null; exit 4")
+        assert proc.returncode == 4 and proc.stdout.startswith("in-exec"), proc.stderr
+        assert podman("inspect", "-f", "{{.State.Status}}", "p1").stdout.strip() == "running"
+        assert podman("stop", "-t", "2", "p1").returncode == 0
+        assert podman("inspect", "-f", "{{.State.Status}}", "p1").stdout.strip() == "exited"
+    finally:
+        assert podman("rm", "-f", "p1").returncode == 0
+    assert podman("ps", "-aq").stdout == ""
+
+
+def test_podman_tty(podman):
+    """podman -t: the pty comes back over --console-socket."""
+    proc = podman("run", "--rm", "-t", "--network", "none", "localhost/bbox", "sh", "-c",
+                  "tty; exit 5", stdin=subprocess.DEVNULL)
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stdout.strip() == "/dev/pts/0"
