@@ -280,11 +280,13 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
     return exec_process(ctr, process, stdio, on_started=on_started)[1]
 
 
-def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False):
+def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None):
     """Run an OCI `process` in the running container `ctr`: the namespaces
     it has joined with setns (pid too: the process is forked after it), its
     cgroup, and the process's identity, capabilities, rlimits and the
-    container's seccomp filter.  -> (pid, exit code; None when detached)."""
+    container's seccomp filter.  A terminal's master goes to `console_fd`
+    if given (an OCI console socket), else to on_started(pid, master).
+    -> (pid, exit code; None when detached)."""
     from . import _native
     from .errors import init_error
     from .rootfs import init_config
@@ -314,7 +316,9 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         init = init_config(exec_spec, stdio=stdio)
         init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
                     devices=[], symlinks=[])
-        if process.get("terminal"):
+        if process.get("terminal") and console_fd is not None:
+            init["console_fd"] = console_fd
+        elif process.get("terminal"):
             import socket
             console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             fds.append(child_end.detach())

@@ -459,16 +459,17 @@ def run_hooks(ctr, kind, oci_state, fatal=True):
 
 # -- exec ---------------------------------------------------------------------
 
-def exec_process(ctr, process, stdio=(0, 1, 2), detach=False):
+def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
     """Run an OCI `process` in the running container `ctr` (the engine's
-    exec, after checking the process).  -> (pid, exit code or None)."""
+    exec, after checking the process).  With process.terminal, the pty
+    master goes to `console_fd`.  -> (pid, exit code or None)."""
     from . import lifecycle
     _check_keys(process, _PROCESS, "process")
     if not process.get("args"):
         _refuse("process.args", "must be a non-empty list of strings")
-    if process.get("terminal"):
-        _refuse("exec with process.terminal", "is not supported yet")
+    if process.get("terminal") and console_fd is None:
+        _refuse("exec with process.terminal", "needs --console-socket")
     if status(ctr) != "running":
         raise Conflict(f"container {ctr.name} is not running")
     return lifecycle.exec_process(ctr, dict(process, cwd=process.get("cwd") or "/"), stdio,
-                                  detach=detach)
+                                  detach=detach, console_fd=console_fd)

@@ -261,8 +261,6 @@ def cmd_exec(root, args):
     from . import _json, oci
     opts, pos = parse(args, EXEC_OPTIONS)
     _check_common(opts)
-    if opts.get("tty") or opts.get("console_socket"):
-        raise InvalidArgument("exec --tty/--console-socket is not supported yet")
     if not pos:
         raise InvalidArgument('"exec" requires a container id')
     ctr = oci.load(root, oci.check_id(pos[0]))
@@ -292,7 +290,15 @@ def cmd_exec(root, args):
                 raise InvalidArgument("exec --user takes UID[:GID] numbers") from None
         if opts.get("no_new_privs"):
             process["noNewPrivileges"] = True
-    pid, code = oci.exec_process(ctr, process, detach=opts.get("detach", False))
+    if opts.get("tty"):
+        process["terminal"] = True
+    console = _console_socket(opts.get("console_socket")) if process.get("terminal") else None
+    try:
+        pid, code = oci.exec_process(ctr, process, detach=opts.get("detach", False),
+                                     console_fd=None if console is None else console.fileno())
+    finally:
+        if console is not None:
+            console.close()
     _write_pid_file(opts.get("pid_file"), pid)
     return 0 if code is None else code
 

@@ -498,3 +498,12 @@ def test_podman_tty(podman):
                   "tty; exit 5", stdin=subprocess.DEVNULL)
     assert proc.returncode == 5, proc.stderr
     assert proc.stdout.strip() == "/dev/pts/0"
+    # exec -t: diyc-runc exec --tty --console-socket
+    assert podman("run", "-d", "--name", "pt", "--network", "none", "localhost/bbox",
+                  "sleep", "60").returncode == 0
+    try:
+        proc = podman("exec", "-t", "pt", "sh", "-c", "tty; exit 6", stdin=subprocess.DEVNULL)
+        assert proc.returncode == 6, proc.stderr
+        assert proc.stdout.strip().startswith("/dev/pts/")
+    finally:
+        podman("rm", "-f", "-t", "0", "pt")
