@@ -35,6 +35,7 @@ native = Extension(
         "_native/caps.c",
         "_native/seccomp.c",
         "_native/devices.c",
+        "_native/hooks.c",
         "_native/error.c",
     ],
     include_dirs=["_native"],

@@ -97,11 +97,21 @@ cdef extern from "diyc.h":
         int n_join_ns
         int pid_fd
         const char *start_fifo
+        diyc_hook *create_hooks
+        int n_create_hooks
+        diyc_hook *start_hooks
+        int n_start_hooks
+        const char *hook_state[3]
         int userns
         int layer_sock
         int n_layers
         int console_fd
         int console_recv_fd
+    struct diyc_hook:
+        const char *path
+        char *const *argv
+        char *const *envp
+        int timeout
     struct diyc_rlimit:
         int resource
         unsigned long long soft, hard
@@ -167,6 +177,16 @@ cdef class _Arena:
             raise MemoryError()
         self.blocks.append(<size_t>p)
         return p
+
+    cdef int hooks(self, hooks, diyc_hook **out) except -1:
+        cdef diyc_hook *h = <diyc_hook *>self.alloc(len(hooks), sizeof(diyc_hook))
+        for i, (path, args, env, timeout) in enumerate(hooks):
+            h[i].path = self.str(path)
+            h[i].argv = self.strv(args)
+            h[i].envp = self.strv(env)
+            h[i].timeout = timeout or 0
+        out[0] = h
+        return len(hooks)
 
     cdef const void *bytes_ptr(self, bytes b):
         self.keep.append(b)
@@ -297,6 +317,11 @@ def spawn(dict init):
     c.join_ns_fds = join_fds
     c.pid_fd = init.get("pid_fd", -1)
     c.start_fifo = arena.str(init.get("start_fifo"))
+    c.n_create_hooks = arena.hooks(init.get("create_hooks", ()), &c.create_hooks)
+    c.n_start_hooks = arena.hooks(init.get("start_hooks", ()), &c.start_hooks)
+    state = init.get("hook_state") or ("", "", "")
+    for i in range(3):
+        c.hook_state[i] = arena.str(state[i])
     c.userns = init.get("userns", False)
     c.layer_sock = init.get("layer_sock", -1)
     c.n_layers = init.get("n_layers", 0)

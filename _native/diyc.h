@@ -42,6 +42,13 @@ struct diyc_symlink {
 	const char *linkpath;
 };
 
+struct diyc_hook {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	int timeout;            /* seconds, 0: none */
+};
+
 struct diyc_rlimit {
 	int resource;
 	unsigned long long soft, hard;
@@ -97,6 +104,11 @@ struct diyc_init {
 	int n_join_ns;
 	int pid_fd;             /* exec: where the command's pid is written */
 	const char *start_fifo; /* create/start split: block on this FIFO before exec */
+	struct diyc_hook *create_hooks;  /* OCI createContainer */
+	int n_create_hooks;
+	struct diyc_hook *start_hooks;   /* OCI startContainer */
+	int n_start_hooks;
+	const char *hook_state[3];       /* state JSON around "status" and "pid" */
 	int userns;             /* CLONE_NEWUSER: wait for the id maps, then become root in it */
 	int layer_sock;         /* user namespace: idmapped layers arrive here as fds ... */
 	int n_layers;           /* ... this many, attached at <scratch>/lower<i> */
@@ -177,6 +189,11 @@ int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_caps(const struct diyc_init *init, struct diyc_error *err);
 int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
 int set_rlimits(const struct diyc_init *init, struct diyc_error *err);
+
+/* hooks.c */
+void remember_host_pid(void);
+int run_hooks(const struct diyc_init *init, const struct diyc_hook *hooks, int n,
+	      const char *kind, const char *status, struct diyc_error *err);
 
 /* devices.c */
 int diyc_device_filter(const struct diyc_device_rule *rules, int n_rules, int cgroup_fd,

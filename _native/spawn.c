@@ -113,7 +113,9 @@ static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
 	sigset_t none;
 
-	if (wait_for_release(init, err) < 0 || wait_for_start(init, err) < 0)
+	if (wait_for_release(init, err) < 0 || wait_for_start(init, err) < 0 ||
+	    run_hooks(init, init->start_hooks, init->n_start_hooks, "startContainer hook",
+		      "running", err) < 0)
 		return -1;
 	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
 	 * no_new_privs); the calls after it are all allowed by the filter. */
@@ -144,12 +146,15 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	if (init->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
 
+	remember_host_pid();
 	if (setup_stdio(init, err) < 0 ||
 	    open_start_fifo(init, err) < 0 ||
 	    make_root_private(err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||
 	    mount_all(init, err) < 0 ||
 	    create_devices(init, err) < 0 ||
+	    run_hooks(init, init->create_hooks, init->n_create_hooks, "createContainer hook",
+		      "created", err) < 0 ||
 	    pivot_into_rootfs(init->rootfs, err) < 0 ||
 	    setup_console(init, err) < 0 ||
 	    write_proc_settings(init, err) < 0 ||

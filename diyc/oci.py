@@ -137,11 +137,7 @@ def validate(spec):
     _validate_linux(spec.get("linux") or {})
     hooks = spec.get("hooks") or {}
     _check_keys(hooks, set(_HOOKS) | {"createContainer", "startContainer"}, "hooks")
-    for kind in ("createContainer", "startContainer"):
-        if hooks.get(kind):
-            _refuse(f"hooks.{kind}", "is not supported (diyc cannot run a hook inside the "
-                    "container's namespaces before it starts)")
-    for kind in _HOOKS:
+    for kind in _HOOKS + ("createContainer", "startContainer"):
         for h in hooks.get(kind) or ():
             _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]")
             if not str(h.get("path", "")).startswith("/"):

@@ -118,8 +118,25 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "sysctls": [(f"/proc/sys/{k.replace('.', '/')}", str(v)) for k, v in linux.get("sysctl", {}).items()],
         "oom_score_adj": process.get("oomScoreAdj"),
         "seccomp_filter": _seccomp_filter(spec),
+        "create_hooks": _hooks(spec, "createContainer"),
+        "start_hooks": _hooks(spec, "startContainer"),
         **_privileges(process),
     }
+
+
+def _hooks(spec, kind):
+    """OCI hooks the init runs itself: (path, args, env, timeout)."""
+    return [(h["path"], h.get("args") or [h["path"]], h.get("env") or [], h.get("timeout") or 0)
+            for h in (spec.get("hooks") or {}).get(kind) or ()]
+
+
+def hook_state(oci_version, cid, bundle, annotations):
+    """The state JSON of in-container hooks, cut where the init puts the
+    status and its own pid (which only it knows)."""
+    from . import _json
+    return (f'{{"ociVersion": {_json.dumps(oci_version)}, "id": {_json.dumps(cid)}, "status": ',
+            ', "pid": ',
+            f', "bundle": {_json.dumps(bundle)}, "annotations": {_json.dumps(annotations)}}}')
 
 
 def _seccomp_filter(spec):

@@ -323,6 +323,11 @@ class Container:
             overlay, scratch = self._prepare_rootfs()
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
             init["cgroup_fds"] = join_fds
+            if init["create_hooks"] or init["start_hooks"]:
+                from .rootfs import hook_state
+                oci = self.record.get("oci") or {}
+                init["hook_state"] = hook_state(spec.get("ociVersion", ""), self.name,
+                                                oci.get("bundle", ""), oci.get("annotations") or {})
             layer_sock = None
             if init["userns"]:
                 import socket

@@ -307,6 +307,34 @@ def test_hooks_get_the_state_on_stdin(runc, bundle, tmp_path):
     assert kinds == ["prestart", "createRuntime", "poststart", "poststop"]
 
 
+def test_hooks_in_the_container_namespaces(runc, bundle, tmp_path):
+    """createContainer runs after the mounts, before pivot_root (the host's
+    paths, the container's namespaces); startContainer inside the container
+    just before the process.  Both get the state on stdin."""
+    out = tmp_path / "create-state.json"
+
+    def hooks(spec):
+        spec["hooks"] = {
+            "createContainer": [{"path": "/bin/sh", "args": [
+                "sh", "-c", f"cat > {out}; readlink /proc/self/ns/mnt >> {out}"]}],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /dev/shm/start.json"]}],
+        }
+    proc = runc("run", "--bundle", bundle(["cat", "/dev/shm/start.json"], hooks), "hk1")
+    start = json.loads(proc.stdout)
+    assert start["id"] == "hk1" and start["status"] == "running" and start["pid"] > 1
+    state_line, mnt_ns = out.read_text().rsplit("}", 1)
+    created = json.loads(state_line + "}")
+    assert created["status"] == "created" and created["pid"] == start["pid"]
+    assert mnt_ns.strip() != os.readlink("/proc/self/ns/mnt")  # the container's mounts
+
+
+def test_a_failing_start_hook_fails_the_start(runc, bundle):
+    b = bundle(["true"], lambda s: s.update(hooks={"startContainer": [{"path": "/bin/false"}]}))
+    proc = runc("run", "--bundle", b, "hk2", check=False)
+    assert proc.returncode != 0
+    assert "startContainer hook" in proc.stderr and "/bin/false exited with 1" in proc.stderr
+
+
 def test_a_failing_create_hook_fails_create_and_leaves_nothing(runc, bundle):
     b = bundle(["true"], lambda s: s.update(hooks={"prestart": [{"path": "/bin/false"}]}))
     proc = runc("create", "--bundle", b, "h2", check=False)
@@ -383,7 +411,7 @@ def _ns(spec, entry):
                 if ns["type"] == "mount"], "linux.namespaces[mount].path"),
     (lambda s: [ns.update(path="/nonexistent/ns") for ns in s["linux"]["namespaces"]
                 if ns["type"] == "network"], "does not exist"),
-    (lambda s: s.update(hooks={"createContainer": [{"path": "/bin/true"}]}), "hooks.createContainer"),
+    (lambda s: s.update(hooks={"createContainer": [{"path": "true"}]}), "hooks.createContainer[].path"),
     (lambda s: s["process"].update(apparmorProfile="docker-default"), "process.apparmorProfile"),
     (lambda s: s["linux"]["resources"].update(hugepageLimits=[{"pageSize": "2MB", "limit": 1}]),
      "linux.resources.hugepageLimits"),
