@@ -80,6 +80,7 @@ cdef extern from "diyc.h":
         const gid_t *groups
         int n_groups
         int stdio[3]
+        int preserve_fds
         int set_caps
         int last_cap
         unsigned long long cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient
@@ -278,6 +279,7 @@ def spawn(dict init):
     for i, g in enumerate(groups):
         gids[i] = g
     c.groups = gids
+    c.preserve_fds = init.get("preserve_fds", 0)
     stdio = init.get("stdio", (-1, -1, -1))
     for i in range(3):
         c.stdio[i] = stdio[i] if stdio[i] is not None else -1

@@ -91,6 +91,7 @@ struct diyc_init {
 	const gid_t *groups;
 	int n_groups;
 	int stdio[3];           /* fds to become 0, 1, 2; -1 keeps the inherited one */
+	int preserve_fds;       /* pass fds 3 .. 3+N-1 on to the process */
 
 	/* privileges */
 	int set_caps;           /* 0: keep every capability (privileged) */
@@ -214,7 +215,7 @@ int bring_loopback_up(struct diyc_error *err);
 int setup_stdio(const struct diyc_init *init, struct diyc_error *err);
 int setup_console(const struct diyc_init *init, struct diyc_error *err);
 int set_identity(const struct diyc_init *init, struct diyc_error *err);
-int close_inherited_fds(int keep_fd, struct diyc_error *err);
+int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);
 int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
 int exec_command(const struct diyc_init *init, struct diyc_error *err);

@@ -212,13 +212,17 @@ int set_identity(const struct diyc_init *init, struct diyc_error *err)
 }
 
 /* Nothing of diyc's (or of the Python process that embeds it) may leak into
- * the container: mark every fd above stdio close-on-exec.  keep_fd (the
- * error pipe) is close-on-exec already, so it vanishes exactly when execve
- * succeeds. */
-int close_inherited_fds(int keep_fd, struct diyc_error *err)
+ * the container: every fd above stdio - and above the ones the caller asked
+ * to pass on (OCI --preserve-fds) - becomes close-on-exec.  The error pipe
+ * is among them, so it vanishes exactly when execve succeeds. */
+int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err)
 {
-	(void)keep_fd;
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+	unsigned int first = 3 + (init->preserve_fds > 0 ? init->preserve_fds : 0);
+
+	for (unsigned int fd = 3; fd < first; fd++)
+		if (fcntl(fd, F_SETFD, 0) < 0)
+			return diyc_fail(err, "preserve_fds", errno, NULL);
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
 		return 0;
 	if (errno != ENOSYS && errno != EINVAL)
 		return diyc_fail(err, "close_fds", errno, NULL);
@@ -226,7 +230,7 @@ int close_inherited_fds(int keep_fd, struct diyc_error *err)
 	/* Kernels before 5.11: walk the whole table. */
 	struct rlimit rl;
 	int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
-	for (int fd = 3; fd < max; fd++)
+	for (int fd = first; fd < max; fd++)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return 0;
 }

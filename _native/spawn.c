@@ -126,7 +126,7 @@ static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 	    set_caps(init, err) < 0 ||
 	    set_no_new_privs(init, err) < 0 ||
 	    enter_workdir(init, err) < 0 ||
-	    close_inherited_fds(init->error_fd, err) < 0)
+	    close_inherited_fds(init, err) < 0)
 		return -1;
 
 	sigemptyset(&none);

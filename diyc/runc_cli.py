@@ -91,8 +91,9 @@ def _write_pid_file(path, pid):
 
 
 def _check_common(opts):
-    if opts.get("preserve_fds") not in (None, "0"):
-        raise InvalidArgument("--preserve-fds is not supported")
+    n = opts.get("preserve_fds")
+    if n is not None and not (n.isdigit() and int(n) < 1024):
+        raise InvalidArgument(f"invalid --preserve-fds {n!r}: expected a small number")
 
 
 def _load_bundle(opts):
@@ -115,7 +116,7 @@ def _discard(ctr):
         pass
 
 
-def _start_for_caller(ctr):
+def _start_for_caller(ctr, preserve_fds=0):
     """As runc does: no supervisor.  The init is our child until we exit,
     then the caller's subreaper's (conmon, containerd-shim), which reaps it
     and reads its exit status; `state` reads liveness from the pid."""
@@ -123,7 +124,7 @@ def _start_for_caller(ctr):
     if ctr.record["spec"]["process"].get("terminal"):
         console = _console_socket(ctr.console_socket)
     try:
-        return ctr.start(stdio=(0, 1, 2), hold_before_exec=True,
+        return ctr.start(stdio=(0, 1, 2), hold_before_exec=True, preserve_fds=preserve_fds,
                          console_fd=None if console is None else console.fileno())
     finally:
         if console is not None:
@@ -152,7 +153,7 @@ def cmd_create(root, args):
     ctr = oci.create(root, cid, bundle, spec)
     ctr.console_socket = opts.get("console_socket")
     try:
-        pid = _start_for_caller(ctr)
+        pid = _start_for_caller(ctr, int(opts.get("preserve_fds") or 0))
         state = oci.state(ctr)
         oci.run_hooks(ctr, "prestart", state)
         oci.run_hooks(ctr, "createRuntime", state)
@@ -206,7 +207,7 @@ def cmd_run(root, args):
         ctr = oci.create(root, cid, bundle, spec)
         ctr.console_socket = opts.get("console_socket")
         try:
-            pid = _start_for_caller(ctr)
+            pid = _start_for_caller(ctr, int(opts.get("preserve_fds") or 0))
             state = oci.state(ctr)
             oci.run_hooks(ctr, "prestart", state)
             oci.run_hooks(ctr, "createRuntime", state)
@@ -225,7 +226,8 @@ def cmd_run(root, args):
     hold = bool(hooks.get("prestart") or hooks.get("createRuntime"))
     ctr = oci.create(root, cid, bundle, spec, auto_remove=not opts.get("keep"))
     try:
-        pid = ctr.start(stdio=(0, 1, 2), hold_before_exec=hold)
+        pid = ctr.start(stdio=(0, 1, 2), hold_before_exec=hold,
+                        preserve_fds=int(opts.get("preserve_fds") or 0))
         if hold:
             state = oci.state(ctr)
             oci.run_hooks(ctr, "prestart", state)

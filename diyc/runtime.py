@@ -296,14 +296,16 @@ class Container:
         return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"),
                 self.root.scratch if userns else None)
 
-    def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None):
+    def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
+              preserve_fds=0):
         """Start the container's process; returns once it has exec'd.
         detach: a supervisor (diyc-shim) becomes the container's parent,
         keeps its output in a log and records its end; we may exit.
         hold_before_exec: the OCI create/start split - return once the init
         is ready and blocked just before execve; exec_held() lets it go.
         console_fd: a unix socket; the init gets a terminal made in the
-        container's devpts and sends its master there (OCI console socket)."""
+        container's devpts and sends its master there (OCI console socket).
+        preserve_fds: our fds 3 .. 3+N-1 stay open in the container."""
         if self.record["state"]["status"] == "running" and self.status == "running":
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
@@ -336,6 +338,7 @@ class Container:
                 init.update(layer_sock=pipe_fds[-1], n_layers=len(self.record["layers"]))
             if console_fd is not None:
                 init["console_fd"] = console_fd
+            init["preserve_fds"] = preserve_fds
             if hold_before_exec:
                 fifo = f"{self.dir}/start.fifo"
                 if os.path.exists(fifo):

@@ -328,6 +328,17 @@ def test_hooks_in_the_container_namespaces(runc, bundle, tmp_path):
     assert mnt_ns.strip() != os.readlink("/proc/self/ns/mnt")  # the container's mounts
 
 
+def test_preserve_fds(runc, bundle, tmp_path):
+    """--preserve-fds 1: our fd 3 is the container's fd 3; fd 4 is not passed."""
+    (tmp_path / "passed").write_text("through fd 3\n")
+    b = bundle(["sh", "-c", "cat <&3; [ -e /proc/$$/fd/4 ] && echo fd4-leaked; true"])
+    script = (f'exec 3<{tmp_path}/passed 4<{tmp_path}/passed; '
+              f'exec {RUNC} --root {runc.root} run --preserve-fds 1 --bundle {b} pf1')
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "through fd 3\n"
+
+
 def test_a_failing_start_hook_fails_the_start(runc, bundle):
     b = bundle(["true"], lambda s: s.update(hooks={"startContainer": [{"path": "/bin/false"}]}))
     proc = runc("run", "--bundle", b, "hk2", check=False)
