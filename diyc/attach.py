@@ -112,12 +112,16 @@ class _Detector:
         return bytes(out), False
 
 
-def attach(sock, stdin=0, stdout=1, send_input=True):
-    """Relay between the local terminal and an attach socket.  Returns the
-    container's exit code, or None when the user detached."""
-    detector = _Detector()
+_GO_ON = object()
+
+
+def _relay(remote, stdin, send_input, resize, receive, send):
+    """The terminal loop of attach and exec -it: our terminal raw, its size
+    passed on at start and on SIGWINCH (resize(rows, cols)); what `remote`
+    has is handled by receive(), which returns _GO_ON or the value to end
+    with; what we type goes to send(), which returns True to end (detach)."""
     poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
+    poller.register(remote, select.POLLIN)
     if send_input:
         poller.register(stdin, select.POLLIN)
     with RawTerminal(stdin), _Winch() as winch:
@@ -126,30 +130,48 @@ def attach(sock, stdin=0, stdout=1, send_input=True):
                 winch.changed = False
                 size = _winsize(stdin)
                 if size:
-                    sock.send(b"w" + struct.pack("HH", *size))
+                    resize(*size)
             try:
                 events = poller.poll()
             except InterruptedError:
                 continue
-            for fd, ev in events:
-                if fd == sock.fileno():
-                    msg = sock.recv(1 << 16)
-                    if not msg:  # the supervisor let us go (another client attached)
-                        return None
-                    if msg[:1] == b"d":
-                        os.write(stdout, msg[1:])
-                    elif msg[:1] == b"x":
-                        return struct.unpack("i", msg[1:5])[0]
-                else:
-                    data = os.read(stdin, 4096)
-                    if not data:
-                        poller.unregister(stdin)
-                        continue
-                    data, detached = detector.feed(data)
-                    if data:
-                        sock.send(b"d" + data)
-                    if detached:
-                        return None
+            for fd, _ in events:
+                if fd == remote:
+                    result = receive()
+                    if result is not _GO_ON:
+                        return result
+                    continue
+                data = os.read(stdin, 4096)
+                if not data:
+                    poller.unregister(stdin)
+                elif send(data):
+                    return None
+
+
+def attach(sock, stdin=0, stdout=1, send_input=True):
+    """Relay between the local terminal and an attach socket.  Returns the
+    container's exit code, or None when the user detached."""
+    detector = _Detector()
+
+    def receive():
+        msg = sock.recv(1 << 16)
+        if not msg:  # the supervisor let us go (another client attached)
+            return None
+        if msg[:1] == b"x":
+            return struct.unpack("i", msg[1:5])[0]
+        if msg[:1] == b"d":
+            os.write(stdout, msg[1:])
+        return _GO_ON
+
+    def send(data):
+        data, detached = detector.feed(data)
+        if data:
+            sock.send(b"d" + data)
+        return detached
+
+    return _relay(sock.fileno(), stdin, send_input,
+                  lambda rows, cols: sock.send(b"w" + struct.pack("HH", rows, cols)),
+                  receive, send)
 
 
 def relay_pty(master, pid, stdin=0, stdout=1, send_input=True):
@@ -157,33 +179,22 @@ def relay_pty(master, pid, stdin=0, stdout=1, send_input=True):
     process has closed the terminal."""
     import fcntl
     import termios
-    poller = select.poll()
-    poller.register(master, select.POLLIN)
-    if send_input:
-        poller.register(stdin, select.POLLIN)
-    with RawTerminal(stdin), _Winch() as winch:
-        while True:
-            if winch.changed:
-                winch.changed = False
-                size = _winsize(stdin)
-                if size:
-                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            for fd, ev in events:
-                if fd == master:
-                    try:
-                        data = os.read(master, 65536)
-                    except OSError:  # EIO: the last slave is closed
-                        data = b""
-                    if not data:
-                        return
-                    os.write(stdout, data)
-                else:
-                    data = os.read(stdin, 4096)
-                    if not data:
-                        poller.unregister(stdin)
-                        continue
-                    os.write(master, data)
+
+    def receive():
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the last slave is closed
+            data = b""
+        if not data:
+            return None
+        os.write(stdout, data)
+        return _GO_ON
+
+    def send(data):
+        os.write(master, data)
+        return False
+
+    _relay(master, stdin, send_input,
+           lambda rows, cols: fcntl.ioctl(master, termios.TIOCSWINSZ,
+                                          struct.pack("HHHH", rows, cols, 0, 0)),
+           receive, send)

@@ -122,6 +122,14 @@ def _rmdir_when_empty(path, procs_file, kill_file=None, timeout=2.0):
         time.sleep(0.002)
 
 
+def _pids(path):
+    """The processes in a cgroup (those of its own, not of children)."""
+    try:
+        return [int(p) for p in _read(f"{path}/cgroup.procs").split()]
+    except FileNotFoundError:
+        return []
+
+
 def device_rule_line(rule):
     """An OCI device rule as a v1 devices.allow/deny line: "c 1:3 rwm"."""
     kind = rule.get("type") or "a"
@@ -213,10 +221,7 @@ class CgroupV1:
             return False
 
     def pids(self):
-        try:
-            return [int(p) for p in _read(f"{self.path}/cgroup.procs").split()]
-        except FileNotFoundError:
-            return []
+        return _pids(self.path)
 
     def remove(self):
         for path in reversed(self.created):
@@ -315,10 +320,7 @@ class CgroupV2:
             return False
 
     def pids(self):
-        try:
-            return [int(p) for p in _read(f"{self.path}/cgroup.procs").split()]
-        except FileNotFoundError:
-            return []
+        return _pids(self.path)
 
     def remove(self):
         if self.created:

@@ -149,13 +149,7 @@ class ImageStore:
         import hashlib
         config_bytes = _json.dumps(config).encode()
         image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-        record = {
-            "id": image_id,
-            "config": config,
-            "layers": list(layers),
-            "size": size,
-            "created": config.get("created") or _now(),
-        }
+        record = _image_record(image_id, config, layers, size)
         with self.root.ensure().lock("images"):
             write_json(self._record_path(image_id), record)
             if ref:
@@ -379,13 +373,7 @@ class ImageStore:
             raise InvalidArgument("image config's rootfs.diff_ids do not match its layers")
         import hashlib
         image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-        record = {
-            "id": image_id,
-            "config": config,
-            "layers": list(diff_ids),
-            "size": size,
-            "created": config.get("created") or _now(),
-        }
+        record = _image_record(image_id, config, diff_ids, size)
         with self.root.ensure().lock("images"):
             missing = [d for d in diff_ids if not self.has_layer(d)]
             if missing:
@@ -490,6 +478,11 @@ class _TeeReader:
         if h.startswith(b"BZh"):
             return "application/x-bzip2"
         return "application/vnd.oci.image.layer.v1.tar"
+
+
+def _image_record(image_id, config, layers, size):
+    return {"id": image_id, "config": config, "layers": list(layers), "size": size,
+            "created": config.get("created") or _now()}
 
 
 def _looks_like_id(ref):
