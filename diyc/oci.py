@@ -396,28 +396,14 @@ def kill(ctr, sig, all_processes=False):
 def delete(ctr, force=False):
     """Remove a stopped container (force: kill it first); a created one is
     killed and removed, as runc does.  Then the poststop hooks."""
-    from .lifecycle import _wait_for_supervisor
-    from .runtime import _wait_gone
     st = status(ctr)
     if st == "running" and not force:
         raise Conflict(f"container {ctr.name} is running: stop it first or use --force")
-    if st in ("created", "running"):
-        if st == "running":
-            from .lifecycle import container_lock
-            with container_lock(ctr):
-                ctr.reload()
-                ctr.record["state"]["removing"] = True
-                ctr._save()
-        ctr.kill(9)
-        _wait_gone(ctr.record["state"]["pid"], ctr.record["state"].get("pid_start"))
-        _wait_for_supervisor(ctr)
-    from .lifecycle import container_lock
-    with container_lock(ctr):
-        try:
-            ctr.reload()
-        except FileNotFoundError:
-            return
-        ctr._remove_unlocked()
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        return
+    ctr.remove(force=True)
     run_hooks(ctr, "poststop", state(ctr) | {"status": "stopped", "pid": 0}, fatal=False)
 
 

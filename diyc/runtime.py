@@ -491,8 +491,9 @@ class Container:
         """Remove the container (force: kill it first if it runs)."""
         from .lifecycle import _wait_for_supervisor, container_lock
         state = self.record["state"]
-        if self.status == "running":
-            if not force:
+        # running, or created and held before execve (the OCI split)
+        if self.status in ("running", "created") and state.get("pid"):
+            if not force and self.status == "running":
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
                 with container_lock(self):
