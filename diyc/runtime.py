@@ -310,7 +310,7 @@ class Container:
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
         spec = self.record["spec"]
-        pid = supervisor = None
+        pid = supervisor = layer_sock = None
         join_fds = []
         pipe_fds = []
         release_fd = error_fd = -1
@@ -330,7 +330,6 @@ class Container:
                 oci = self.record.get("oci") or {}
                 init["hook_state"] = hook_state(spec.get("ociVersion", ""), self.name,
                                                 oci.get("bundle", ""), oci.get("annotations") or {})
-            layer_sock = None
             if init["userns"]:
                 import socket
                 layer_sock, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -383,6 +382,8 @@ class Container:
             for fd in (release_fd, error_fd):
                 if fd >= 0:
                     os.close(fd)
+            if layer_sock is not None:
+                layer_sock.close()
             if pid:
                 if supervisor:  # it reaps the child, then records the end
                     os.kill(pid, 9)
