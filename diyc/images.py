@@ -358,13 +358,16 @@ class ImageStore:
 
     def tag_pulled(self, image_id, tag_ref, repo_digest=None):
         with self.root.ensure().lock("images"):
-            repos = self._read_repositories()
-            if tag_ref:
-                name, tag = parse_reference(tag_ref)
-                repos[f"{name}:{tag}"] = image_id
-            if repo_digest:
-                repos[_normalize_digest_ref(repo_digest)] = image_id
-            write_json(self._repositories, repos)
+            self._tag_pulled_locked(image_id, tag_ref, repo_digest)
+
+    def _tag_pulled_locked(self, image_id, tag_ref, repo_digest):
+        repos = self._read_repositories()
+        if tag_ref:
+            name, tag = parse_reference(tag_ref)
+            repos[f"{name}:{tag}"] = image_id
+        if repo_digest:
+            repos[_normalize_digest_ref(repo_digest)] = image_id
+        write_json(self._repositories, repos)
 
     def add_pulled_image(self, config_bytes, config, diff_ids, tag_ref=None, repo_digest=None, size=0):
         """Record an image whose id is the digest of its config as received
@@ -381,13 +384,7 @@ class ImageStore:
                                       "added (removed concurrently?): try again")
             self.add_blob(config_bytes, image_id)
             write_json(self._record_path(image_id), record)
-            repos = self._read_repositories()
-            if tag_ref:
-                name, tag = parse_reference(tag_ref)
-                repos[f"{name}:{tag}"] = image_id
-            if repo_digest:
-                repos[_normalize_digest_ref(repo_digest)] = image_id
-            write_json(self._repositories, repos)
+            self._tag_pulled_locked(image_id, tag_ref, repo_digest)
         return record
 
     def discard_layers(self, diff_ids):

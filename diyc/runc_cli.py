@@ -146,9 +146,10 @@ def _console_socket(path):
     return s
 
 
-def cmd_create(root, args):
-    opts, pos = parse(args, CREATE_OPTIONS)
-    cid = _one_id(pos, "create")
+def _create(root, cid, opts, start=False):
+    """`create`: the init set up and held before execve, the prestart and
+    createRuntime hooks run; with start, released too (`run --detach`).
+    Anything failing removes the container again."""
     oci, bundle, spec = _load_bundle(opts)
     ctr = oci.create(root, cid, bundle, spec)
     ctr.console_socket = opts.get("console_socket")
@@ -157,10 +158,18 @@ def cmd_create(root, args):
         state = oci.state(ctr)
         oci.run_hooks(ctr, "prestart", state)
         oci.run_hooks(ctr, "createRuntime", state)
+        if start:
+            oci.start_held(ctr)
         _write_pid_file(opts.get("pid_file"), pid)
     except BaseException:
         _discard(ctr)
         raise
+    return oci, ctr
+
+
+def cmd_create(root, args):
+    opts, pos = parse(args, CREATE_OPTIONS)
+    _create(root, _one_id(pos, "create"), opts)
     return 0
 
 
@@ -202,22 +211,11 @@ _FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
 def cmd_run(root, args):
     opts, pos = parse(args, RUN_OPTIONS)
     cid = _one_id(pos, "run")
-    oci, bundle, spec = _load_bundle(opts)
     if opts.get("detach"):
-        ctr = oci.create(root, cid, bundle, spec)
-        ctr.console_socket = opts.get("console_socket")
-        try:
-            pid = _start_for_caller(ctr, int(opts.get("preserve_fds") or 0))
-            state = oci.state(ctr)
-            oci.run_hooks(ctr, "prestart", state)
-            oci.run_hooks(ctr, "createRuntime", state)
-            oci.start_held(ctr)
-            _write_pid_file(opts.get("pid_file"), pid)
-        except BaseException:
-            _discard(ctr)
-            raise
+        oci, ctr = _create(root, cid, opts, start=True)
         oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
         return 0
+    oci, bundle, spec = _load_bundle(opts)
     if spec["process"].get("terminal"):
         raise InvalidArgument("process.terminal is true: use run --detach with --console-socket")
     # The foreground: we are the init's parent, no supervisor; the container
