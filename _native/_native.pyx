@@ -59,6 +59,7 @@ cdef extern from "diyc.h":
         const char *overlay_options
         const char *scratch
         int readonly_root
+        unsigned long rootfs_propagation
         diyc_mount *mounts
         int n_mounts
         diyc_device *devices
@@ -230,6 +231,7 @@ def spawn(dict init):
     c.overlay_options = arena.str(init.get("overlay_options"))
     c.scratch = arena.str(init.get("scratch"))
     c.readonly_root = init.get("readonly_root", False)
+    c.rootfs_propagation = init.get("rootfs_propagation", 0)
 
     mounts = init.get("mounts", ())
     c.n_mounts = len(mounts)

@@ -66,6 +66,7 @@ struct diyc_init {
 	const char *overlay_options; /* mount an overlay at rootfs, or NULL to bind rootfs */
 	const char *scratch;         /* if set: a tmpfs here holds upper/ and work/ */
 	int readonly_root;
+	unsigned long rootfs_propagation;  /* MS_SHARED/SLAVE/PRIVATE/UNBINDABLE [| MS_REC], 0: private */
 
 	struct diyc_mount *mounts;
 	int n_mounts;
@@ -175,7 +176,8 @@ size_t diyc_strlcpy(char *dst, const char *src, size_t size);
 int diyc_path_join(char *dst, size_t size, const char *root, const char *path);
 
 /* mounts.c: the filesystem steps of container init */
-int make_root_private(struct diyc_error *err);
+int make_root_private(const struct diyc_init *init, struct diyc_error *err);
+int set_rootfs_propagation(const struct diyc_init *init, struct diyc_error *err);
 int mount_rootfs(const struct diyc_init *init, struct diyc_error *err);
 int mount_all(const struct diyc_init *init, struct diyc_error *err);
 int create_devices(const struct diyc_init *init, struct diyc_error *err);

@@ -24,11 +24,30 @@
 
 #define PATH_BUF 4096
 
-int make_root_private(struct diyc_error *err)
+/*
+ * Cut the container's mounts off from the host's before making any: private
+ * by default, so nothing propagates either way.  With a shared or slave
+ * rootfsPropagation the copy becomes the host's slave instead: mount events
+ * of the host still arrive (through shared mounts), none of ours go back.
+ */
+int make_root_private(const struct diyc_init *init, struct diyc_error *err)
 {
-	/* Without this our mounts would propagate back to the host's namespace. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	unsigned long flag = init->rootfs_propagation & (MS_SHARED | MS_SLAVE) ? MS_SLAVE : MS_PRIVATE;
+
+	if (mount(NULL, "/", NULL, MS_REC | flag, NULL) < 0)
 		return diyc_fail(err, "make_root_private", errno, NULL);
+	return 0;
+}
+
+/* After pivot_root: the propagation the spec asks for on the new root. */
+int set_rootfs_propagation(const struct diyc_init *init, struct diyc_error *err)
+{
+	unsigned long p = init->rootfs_propagation;
+
+	if (!p || (p & MS_SLAVE))
+		return 0;  /* private or slave already, from make_root_private */
+	if (mount(NULL, "/", NULL, p, NULL) < 0)
+		return diyc_fail(err, "rootfs_propagation", errno, NULL);
 	return 0;
 }
 

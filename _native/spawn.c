@@ -149,13 +149,14 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	remember_host_pid();
 	if (setup_stdio(init, err) < 0 ||
 	    open_start_fifo(init, err) < 0 ||
-	    make_root_private(err) < 0 ||
+	    make_root_private(init, err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||
 	    mount_all(init, err) < 0 ||
 	    create_devices(init, err) < 0 ||
 	    run_hooks(init, init->create_hooks, init->n_create_hooks, "createContainer hook",
 		      "created", err) < 0 ||
 	    pivot_into_rootfs(init->rootfs, err) < 0 ||
+	    set_rootfs_propagation(init, err) < 0 ||
 	    setup_console(init, err) < 0 ||
 	    write_proc_settings(init, err) < 0 ||
 	    mask_paths(init, err) < 0 ||

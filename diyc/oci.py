@@ -162,9 +162,9 @@ def _validate_linux(linux):
     if linux.get("seccomp") is not None:
         from .seccomp import resolve
         resolve(linux["seccomp"], frozenset())  # refuses unknown actions and operators
-    if linux.get("rootfsPropagation") not in (None, "", "private", "rprivate"):
-        _refuse(f"linux.rootfsPropagation {linux['rootfsPropagation']!r}",
-                "is not supported (only private)")
+    if linux.get("rootfsPropagation") not in (None, "", "private", "rprivate", "slave", "rslave",
+                                              "shared", "rshared", "unbindable", "runbindable"):
+        _refuse(f"linux.rootfsPropagation {linux['rootfsPropagation']!r}", "is not a propagation")
     types = []
     for ns in linux.get("namespaces") or ():
         _check_keys(ns, {"type", "path"}, "linux.namespaces[]")

@@ -99,6 +99,7 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "overlay_options": overlay,
         "scratch": scratch,
         "readonly_root": spec["root"].get("readonly", False),
+        "rootfs_propagation": _native.PROPAGATION_FLAGS.get(linux.get("rootfsPropagation") or "", 0),
         "mounts": native_mounts(spec.get("mounts", ())),
         "devices": [(path, mode, os.makedev(major, minor)) for path, mode, major, minor in DEFAULT_DEVICES]
                    + [_native_device(d) for d in linux.get("devices", ())],

@@ -385,6 +385,38 @@ def test_join_a_network_namespace_by_path(runc, bundle):
         subprocess.run(["ip", "netns", "del", name], check=True)
 
 
+def test_rootfs_propagation_rslave(runc, bundle, tmp_path):
+    """rootfsPropagation rslave: a mount the host makes later, below a shared
+    mount the container binds, shows up inside (and default private: not)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", shared], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", shared], check=True)
+
+        def binds(propagation):
+            def edit(spec):
+                spec["mounts"].append({"destination": "/home", "type": "bind", "source": str(shared),
+                                       "options": ["rbind"] + ([propagation] if propagation else [])})
+                if propagation:
+                    spec["linux"]["rootfsPropagation"] = propagation
+            return edit
+        runc("run", "-d", "--bundle", bundle(["sleep", "60"], binds("rslave")), "rp1")
+        runc("run", "-d", "--bundle", bundle(["sleep", "60"], binds(None)), "rp2")
+        (shared / "later").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", shared / "later"], check=True)
+        try:
+            seen = [runc("exec", c, "sh", "-c", "grep -c ' /home/later ' /proc/mounts; true").stdout.strip()
+                    for c in ("rp1", "rp2")]
+        finally:
+            subprocess.run(["umount", shared / "later"], check=True)
+            runc("delete", "--force", "rp1")
+            runc("delete", "--force", "rp2")
+        assert seen == ["1", "0"]
+    finally:
+        subprocess.run(["umount", "-l", shared], check=True)
+
+
 def test_user_namespace_with_mappings(runc, rootfs):
     """linux.uidMappings/gidMappings: as with runc, the bundle's rootfs is
     already owned by the mapped range; inside, it is root's."""
