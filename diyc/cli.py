@@ -73,7 +73,7 @@ Commands:
   kill [-s SIGNAL] CONTAINER...      send a signal (default KILL)
   wait CONTAINER...                  wait for the end, print the exit codes
   logs [-f] [--tail N] [-t] CONTAINER  a container's output
-  exec [-it] [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...  run a command in a container
+  exec [-itd] [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...  run a command in a container
   attach CONTAINER                   attach to a running container's terminal
   container prune                    remove every stopped container
   stats [--no-stream] [CONTAINER...] CPU, memory, pids and network use
@@ -705,11 +705,13 @@ def cmd_exec(root, args):
     opts, pos = parse(args, EXEC_OPTIONS)
     if len(pos) < 2:
         raise InvalidArgument('"diyc exec" requires a container and a command')
-    if opts.get("detach"):
-        raise InvalidArgument("diyc exec -d is not supported yet")
     from .lifecycle import exec_in
     from .runtime import Container
     ctr = Container.load(pos[0], root)
+    if opts.get("detach"):
+        exec_in(ctr, pos[1:], env=opts.get("env"), workdir=opts.get("workdir"),
+                user=opts.get("user"), detach=True)
+        return 0
     if not opts.get("tty"):
         return exec_in(ctr, pos[1:], env=opts.get("env"), workdir=opts.get("workdir"),
                        user=opts.get("user"))

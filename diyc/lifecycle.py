@@ -257,12 +257,13 @@ JOIN_ORDER = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network
 
 
 def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
-            on_started=None):
+            on_started=None, detach=False):
     """`diyc exec`: run a command in a running container, with its
     environment (plus `env`), working directory and user unless given.
     With terminal=True the command gets a pty made inside the container;
     on_started(pid, master) then runs once it has exec'd (to relay the
-    terminal).  Returns the command's exit code."""
+    terminal).  Returns the command's exit code (None when detached: it
+    runs on, its output discarded, as with docker exec -d)."""
     from . import config
     if not args:
         raise InvalidArgument('"diyc exec" requires a command')
@@ -277,6 +278,12 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
         if "capabilities" in process:
             from .security import process_capabilities
             process["capabilities"] = process_capabilities(process["capabilities"]["bounding"], uid)
+    if detach:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            return exec_process(ctr, process, (null, null, null), detach=True)[1]
+        finally:
+            os.close(null)
     return exec_process(ctr, process, stdio, on_started=on_started)[1]
 
 

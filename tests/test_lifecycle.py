@@ -158,6 +158,15 @@ def test_exec_sees_the_container(run_cli):
     run_cli("rm", "-f", "ex", check=True)
 
 
+def test_exec_detached(run_cli):
+    run_d(run_cli, "--name", "exd", "busybox", "sleep", "30")
+    proc = run_cli("exec", "-d", "exd", "sh", "-c", "sleep 0.2; echo later > /tmp/mark")
+    assert proc.returncode == 0 and proc.stdout == ""
+    wait_for(lambda: run_cli("exec", "exd", "cat", "/tmp/mark").stdout == "later\n",
+             what="the detached exec to finish")
+    run_cli("rm", "-f", "exd", check=True)
+
+
 def test_exec_into_stopped_container_is_an_error(run_cli):
     run_d(run_cli, "--name", "done", "busybox", "true")
     run_cli("wait", "done", check=True)
