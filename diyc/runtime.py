@@ -159,7 +159,8 @@ class Container:
             env.append(f"HOME={home}")
 
         cid = os.urandom(32).hex()
-        name = name or f"diyc-{cid[:12]}"
+        generated = name is None
+        name = name or _generated_name(root, cid)
         hostname = hostname or cid[:12]
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(0, f"HOSTNAME={hostname}")
@@ -211,10 +212,12 @@ class Container:
             "state": {"status": "created", "creator": os.getpid(),
                       "creator_start": process_start_time(os.getpid())},
         }
-        if not reserve_name(root, name, cid):
+        if not reserve_name(root, name, cid) and not (
+                generated and reserve_name(root, name := f"{name}_{cid[:6]}", cid)):
             if ids:
                 user_namespaces.release(root, cid, ids)
             raise Conflict(f"the container name {name!r} is already in use")
+        record["name"] = name  # (a generated name may have needed its suffix)
         # The directory is filled in tmp/ and renamed into place: a container
         # dir without its record never exists, whenever diyc is killed.
         staging = f"{root.tmp}/ctr-{os.getpid()}-{cid[:12]}"
@@ -561,6 +564,21 @@ def cleanup(root=None):
     from . import network as networking
     out += networking.cleanup(root)  # leases and ports of containers that are gone
     return out
+
+
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid",
+               "merry", "nimble", "proud", "quiet", "sharp", "swift", "tidy", "vivid", "witty")
+_NAMES = ("babbage", "curie", "dijkstra", "hopper", "knuth", "lamport", "liskov", "lovelace",
+          "noether", "pike", "ritchie", "shannon", "thompson", "torvalds", "turing", "wirth")
+
+
+def _generated_name(root, cid):
+    """A docker-style name (`swift_hopper`), made unique with the id when taken."""
+    n = int(cid[:8], 16)
+    name = f"{_ADJECTIVES[n % len(_ADJECTIVES)]}_{_NAMES[(n >> 8) % len(_NAMES)]}"
+    if os.path.lexists(f"{root.names}/{name}"):
+        name = f"{name}_{cid[:6]}"
+    return name
 
 
 def _tmpfs_mount(value):
