@@ -190,6 +190,12 @@ cdef class _Arena:
         out[0] = h
         return len(hooks)
 
+    cdef int *ints(self, items) except NULL:
+        cdef int *v = <int *>self.alloc(len(items), sizeof(int))
+        for i, x in enumerate(items):
+            v[i] = x
+        return v
+
     cdef const void *bytes_ptr(self, bytes b):
         self.keep.append(b)
         return <const char *>b
@@ -223,10 +229,7 @@ def spawn(dict init):
     c.loopback_up = init.get("loopback_up", False)
     cgroup_fds = init.get("cgroup_fds", ())
     c.n_cgroup_fds = len(cgroup_fds)
-    cdef int *cg_fds = <int *>arena.alloc(c.n_cgroup_fds, sizeof(int))
-    for i, fd in enumerate(cgroup_fds):
-        cg_fds[i] = fd
-    c.cgroup_fds = cg_fds
+    c.cgroup_fds = arena.ints(cgroup_fds)
     c.rootfs = arena.str(init["rootfs"])
     c.overlay_options = arena.str(init.get("overlay_options"))
     c.scratch = arena.str(init.get("scratch"))
@@ -277,7 +280,7 @@ def spawn(dict init):
     c.gid = init.get("gid", 0)
     groups = init.get("groups", ())
     c.n_groups = len(groups)
-    cdef gid_t *gids = <gid_t *>arena.alloc(c.n_groups, sizeof(gid_t))
+    cdef gid_t *gids = <gid_t *>arena.alloc(c.n_groups, sizeof(gid_t))  # unsigned: not ints()
     for i, g in enumerate(groups):
         gids[i] = g
     c.groups = gids
@@ -315,10 +318,7 @@ def spawn(dict init):
 
     join = init.get("join_ns_fds", ())
     c.n_join_ns = len(join)
-    cdef int *join_fds = <int *>arena.alloc(c.n_join_ns, sizeof(int))
-    for i, fd in enumerate(join):
-        join_fds[i] = fd
-    c.join_ns_fds = join_fds
+    c.join_ns_fds = arena.ints(join)
     c.pid_fd = init.get("pid_fd", -1)
     c.start_fifo = arena.str(init.get("start_fifo"))
     c.n_create_hooks = arena.hooks(init.get("create_hooks", ()), &c.create_hooks)
