@@ -91,6 +91,9 @@ Commands:
   tag IMAGE NAME[:TAG]               add a name to an image
   inspect CONTAINER|IMAGE            show the record as JSON
   cleanup                            remove what crashed runs left behind
+  build [-t NAME:TAG] [-f FILE] [--build-arg K=V] [--target STAGE] [--no-cache]
+        [--network MODE] [--progress plain|tty] CONTEXT|-   build an image from a Dockerfile
+  history IMAGE                      the steps an image was built with
   network create|ls|rm|prune|inspect manage networks (create NAME [--subnet CIDR])
 
 run options:
@@ -790,6 +793,63 @@ def cmd_finish(root, args):
     return 0
 
 
+BUILD_OPTIONS = _options(
+    ("-t --tag", "tags", LIST), ("-f --file", "file", VALUE), ("--build-arg", "build_args", LIST),
+    ("--target", "target", VALUE), ("--no-cache", "no_cache", FLAG), ("--network", "network", VALUE),
+    ("--progress", "progress", VALUE), ("-q --quiet", "quiet", FLAG))
+
+
+def cmd_build(root, args):
+    opts, pos = parse(args, BUILD_OPTIONS, stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc build" requires exactly one argument: diyc build [OPTIONS] CONTEXT|-')
+    build_args = {}
+    for item in opts.get("build_args", []):
+        k, eq, v = item.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid --build-arg {item!r}: expected KEY=VALUE")
+        if eq:
+            build_args[k] = v
+        elif k in os.environ:  # a bare KEY takes the value from our environment, as docker
+            build_args[k] = os.environ[k]
+    mode = opts.get("progress", "auto")
+    if mode not in ("auto", "plain", "tty", "quiet"):
+        raise InvalidArgument(f"invalid --progress {mode!r}: expected plain, tty or auto")
+    from .build import build, stdin_context
+    from .build_progress import Printer
+    printer = Printer(sys.stderr, quiet=opts.get("quiet") or mode == "quiet",
+                      tty=mode == "tty" or (mode == "auto" and sys.stderr.isatty()))
+    context = pos[0]
+    dockerfile = opts.get("file")
+    if context == "-":
+        context, dockerfile = stdin_context(sys.stdin.buffer, dockerfile)
+    elif not os.path.isdir(context):
+        raise InvalidArgument(f"unable to prepare context: {context} is not a directory")
+    if dockerfile == "-":
+        dockerfile = sys.stdin.buffer.read()
+    image_id = build(context, tags=opts.get("tags", []), dockerfile=dockerfile, build_args=build_args,
+                     target=opts.get("target"), no_cache=opts.get("no_cache", False),
+                     network=opts.get("network", "none"), progress=printer, root=root)
+    print(image_id)
+    return 0
+
+
+def cmd_history(root, args):
+    opts, pos = parse(args, _options(("-q --quiet", "quiet", FLAG), ("--no-trunc", "no_trunc", FLAG)),
+                      stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc history" requires one image')
+    from .build_progress import history_rows
+    from .images import ImageStore
+    rows = history_rows(ImageStore(root), pos[0], no_trunc=opts.get("no_trunc", False))
+    if opts.get("quiet"):
+        for r in rows:
+            print(r[0])
+        return 0
+    _table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
+    return 0
+
+
 def cmd_container(root, args):
     if args[:1] == ["prune"]:
         from .runtime import Container
@@ -812,6 +872,7 @@ COMMANDS = {
     "container": cmd_container,
 }
 COMMANDS["network"] = cmd_network
+COMMANDS.update(build=cmd_build, history=cmd_history)
 COMMANDS.update(pull=cmd_pull, login=cmd_login, logout=cmd_logout, load=cmd_load, save=cmd_save,
                 image=cmd_image)
 

@@ -145,7 +145,10 @@ class Container:
         log = parse_log_opts(log_opts)
 
         store = ImageStore(root.ensure())
-        image_record = store.get(image)
+        # `image`: a reference, or an image record (a build step's layers and
+        # config, which need no name in the store)
+        image_record = image if isinstance(image, dict) else store.get(image)
+        image = image_record["id"] if isinstance(image, dict) else image
         image_config = image_record["config"].get("config") or {}
         layer_dirs = store.layer_dirs(image_record)
 

@@ -1,0 +1,1348 @@
+"""`diyc build`: a Dockerfile to an image, on the same engine, with a cache.
+
+Each stage starts from an image's layers and config; each instruction
+either changes the config only (ENV, CMD, ...) or adds one layer:
+
+    RUN          a diyc container on the current layers; after it exits its
+                 overlay upper dir becomes the layer (deleted files as
+                 whiteouts, opaque dirs as `.wh..wh..opq`), then the
+                 container is removed
+    COPY / ADD   the files are written straight into a layer tar (from the
+                 context, another stage or an image); nothing is copied
+                 onto the host and no container is needed
+    WORKDIR      a layer holding the directory, when it does not exist yet
+
+Layers go into the store content-addressed like pulled ones
+(ImageStore.add_layer_blob); the whole build holds the store's "adding"
+lock so garbage collection never takes a layer the build is using.
+
+The cache: each step has a key, the sha256 of its parent's key and layer
+chain, its instruction text, the values it expands or the build args a RUN
+sees, and the checksums (with modes and owners) of the files it copies.
+build-cache/<key>.json holds what the step made (a layer's diff-id or
+none, and when); an entry whose layer is gone is a miss.  A rebuild where
+every step hits creates no container and gives the same image id.
+
+The context and the Dockerfile are untrusted: every path in the context
+or in an image is resolved inside its own root (a symlink is followed
+only within it), every file is opened relative to a directory fd with
+O_NOFOLLOW, so nothing outside is ever read.
+"""
+
+import hashlib
+import os
+import stat
+import time
+
+from . import _json, dockerfile as df
+from .errors import DiycError, InvalidArgument, NotFound
+from .images import DEFAULT_PATH_ENV, ImageStore
+from .layers import OPAQUE_MARKER, WHITEOUT_PREFIX
+from .state import Root, read_json, remove_tree, write_json
+
+PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
+              "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy")
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+MAX_SYMLINKS = 40
+
+
+class BuildError(DiycError):
+    """A build step failed; `exit_code` is a failing RUN's own."""
+
+    def __init__(self, message, exit_code=125):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def platform_args():
+    from .registry import host_platform
+    os_, arch, variant = host_platform()
+    plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
+    out = {}
+    for prefix in ("TARGET", "BUILD"):
+        out.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": os_, f"{prefix}ARCH": arch,
+                    f"{prefix}VARIANT": variant or ""})
+    return out
+
+
+# -- paths inside a root, symlinks followed only within it ------------------
+
+def _split(path):
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def resolve_in_root(lstat, readlink, path, follow_final=True):
+    """`path` with every symlink resolved as if the root were `/` (an
+    absolute target restarts at the root, `..` stops there).  `lstat(parts)`
+    returns a stat or None; `readlink(parts)` the link's target."""
+    pending = _split(path)
+    resolved = []
+    hops = 0
+    while pending:
+        name = pending.pop(0)
+        if name == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = resolved + [name]
+        st = lstat(candidate)
+        if st is not None and stat.S_ISLNK(st.st_mode) and (pending or follow_final):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise InvalidArgument(f"too many levels of symbolic links: {path}")
+            target = readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            pending = _split(target) + pending
+            continue
+        resolved.append(name)
+    return resolved
+
+
+class ContextDir:
+    """The build context: a directory read through fds, never following a
+    symlink out of it.  `.dockerignore` decides what is visible."""
+
+    def __init__(self, path):
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise InvalidArgument(f"unable to prepare context: {path}: {e.strerror}") from None
+        self.path = path
+        from .dockerignore import Matcher, load
+        data = self.read_file(".dockerignore", missing_ok=True)
+        self.ignore = load(data.decode(errors="replace")) if data is not None else Matcher(())
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _dir_fd(self, parts):
+        """An fd of the directory `parts` (no symlinks on the way)."""
+        fd = os.dup(self.fd)
+        try:
+            for p in parts:
+                nfd = os.open(p, O_DIR, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def lstat(self, parts):
+        if not parts:
+            return os.fstat(self.fd)
+        try:
+            fd = self._dir_fd(parts[:-1])
+        except OSError:
+            return None
+        try:
+            return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def readlink(self, parts):
+        fd = self._dir_fd(parts[:-1])
+        try:
+            return os.readlink(parts[-1], dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def resolve(self, path, follow_final=True):
+        return resolve_in_root(self.lstat, self.readlink, path, follow_final)
+
+    def open(self, parts):
+        fd = self._dir_fd(parts[:-1])
+        try:
+            return os.open(parts[-1], O_FILE, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def read_file(self, path, missing_ok=False, limit=16 << 20):
+        parts = self.resolve(path)
+        try:
+            fd = self.open(parts)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise NotFound(f"{path}: no such file in the build context") from None
+        except OSError as e:
+            raise InvalidArgument(f"cannot read {path} in the build context: {e.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InvalidArgument(f"{path} in the build context is not a regular file")
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise InvalidArgument(f"{path} in the build context is too large")
+        return data
+
+    def listdir(self, parts):
+        fd = self._dir_fd(parts)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    def excluded(self, parts):
+        return bool(parts) and self.ignore.excluded("/".join(parts))
+
+
+class RootfsView:
+    """The merged view of a stack of unpacked layers (top first), as the
+    overlay would show it, read without mounting: whiteouts hide, an opaque
+    directory hides what is below it, a non-directory hides lower ones."""
+
+    def __init__(self, layer_dirs):
+        self.dirs = layer_dirs
+
+    def _layers_for(self, parts):
+        """[(host path, stat)] of the visible entry `parts`: one for a
+        non-directory, every contributing layer for a directory."""
+        out = []
+        last = len(parts) - 1
+        for d in self.dirs:
+            path, found, opaque = d, True, False
+            try:
+                st = os.lstat(d)
+            except OSError:
+                continue
+            for k, name in enumerate(parts):
+                path = f"{path}/{name}"
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    found = False
+                    break
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    return out  # whiteout
+                if not stat.S_ISDIR(st.st_mode):
+                    if k < last:
+                        return out
+                    break
+                if _opaque(path):
+                    opaque = True
+            if found:
+                if not stat.S_ISDIR(st.st_mode):
+                    return out or [(path, st)]
+                out.append((path, st))
+            if opaque:
+                return out
+        return out
+
+    def lstat(self, parts):
+        layers = self._layers_for(parts)
+        return layers[0][1] if layers else None
+
+    def host_path(self, parts):
+        layers = self._layers_for(parts)
+        return layers[0][0] if layers else None
+
+    def readlink(self, parts):
+        return os.readlink(self.host_path(parts))
+
+    def resolve(self, path, follow_final=True):
+        return resolve_in_root(self.lstat, self.readlink, path, follow_final)
+
+    def listdir(self, parts):
+        names = {}
+        for path, st in self._layers_for(parts):
+            if not stat.S_ISDIR(st.st_mode):
+                break
+            for name in os.listdir(path):
+                if name not in names:
+                    names[name] = True
+        return sorted(n for n in names if self.lstat(parts + [n]) is not None)
+
+    def open(self, parts):
+        return os.open(self.host_path(parts), O_FILE)
+
+    def read_text(self, path):
+        parts = self.resolve(path)
+        st = self.lstat(parts)
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size > 16 << 20:
+            return ""
+        fd = self.open(parts)
+        with os.fdopen(fd, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+def _opaque(path):
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+# -- layer tars ---------------------------------------------------------------
+
+class LayerTar:
+    """A layer tar written to a temp file, then added to the store."""
+
+    def __init__(self, tmpdir):
+        import tarfile
+        self.tarfile = tarfile
+        self.path = f"{tmpdir}/buildlayer-{os.getpid()}-{os.urandom(4).hex()}"
+        self.file = open(self.path, "wb")
+        self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)
+        self.names = set()
+        self.entries = 0
+
+    def add(self, name, kind, mode, uid=0, gid=0, mtime=0, fileobj=None, size=0, linkname="",
+            device=(0, 0), xattrs=None):
+        t = self.tarfile
+        info = t.TarInfo(name)
+        info.type = {"dir": t.DIRTYPE, "file": t.REGTYPE, "symlink": t.SYMTYPE, "hardlink": t.LNKTYPE,
+                     "char": t.CHRTYPE, "block": t.BLKTYPE, "fifo": t.FIFOTYPE}[kind]
+        info.mode, info.uid, info.gid, info.mtime = mode & 0o7777, uid, gid, int(mtime)
+        info.linkname = linkname
+        info.devmajor, info.devminor = device
+        if xattrs:
+            info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape")
+                                for k, v in xattrs.items()}
+        if kind == "file":
+            info.size = size
+        self.tar.addfile(info, fileobj if kind == "file" else None)
+        self.names.add(name.rstrip("/"))
+        self.entries += 1
+
+    def store(self, store):
+        """-> diff-id of the layer, now in the store."""
+        self.tar.close()
+        self.file.close()
+        try:
+            with open(self.path, "rb") as f:
+                diff_id, _, _ = store.add_layer_blob(f)
+            return diff_id
+        finally:
+            self.discard()
+
+    def discard(self):
+        if not self.file.closed:
+            self.file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _xattrs(fd):
+    out = {}
+    try:
+        for name in os.listxattr(fd):
+            if not name.startswith("trusted.overlay."):
+                out[name] = os.getxattr(fd, name)
+    except OSError:
+        pass
+    return out
+
+
+def upper_to_layer(layer, upper, skip=()):
+    """Write a container's overlay upper dir into `layer`: whiteouts (char
+    device 0:0) as `.wh.NAME`, opaque dirs with `.wh..wh..opq`.  Walked
+    through dir fds, never following a symlink.  `skip`: paths (relative)
+    of empty mount points the runtime made, not the command."""
+    fd = os.open(upper, O_DIR)
+    try:
+        _walk_upper(layer, fd, "", set(skip), {})
+    finally:
+        os.close(fd)
+
+
+def _walk_upper(layer, dfd, prefix, skip, inodes):
+    if prefix and _has_opaque(dfd):
+        layer.add(f"{prefix}{OPAQUE_MARKER}", "file", 0)
+    for name in sorted(os.listdir(dfd)):
+        rel = f"{prefix}{name}"
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISCHR(mode) and st.st_rdev == 0:
+            layer.add(f"{prefix}{WHITEOUT_PREFIX}{name}", "file", 0)
+            continue
+        if rel in skip and _empty(dfd, name, st):
+            continue
+        common = dict(mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=st.st_mtime)
+        if stat.S_ISDIR(mode):
+            cfd = os.open(name, O_DIR, dir_fd=dfd)
+            try:
+                layer.add(rel, "dir", xattrs=_xattrs(cfd), **common)
+                _walk_upper(layer, cfd, f"{rel}/", skip, inodes)
+            finally:
+                os.close(cfd)
+        elif stat.S_ISREG(mode):
+            if st.st_nlink > 1 and (st.st_dev, st.st_ino) in inodes:
+                layer.add(rel, "hardlink", linkname=inodes[(st.st_dev, st.st_ino)], **common)
+                continue
+            fd = os.open(name, O_FILE, dir_fd=dfd)
+            with os.fdopen(fd, "rb") as f:
+                layer.add(rel, "file", fileobj=f, size=st.st_size, xattrs=_xattrs(fd), **common)
+            if st.st_nlink > 1:
+                inodes[(st.st_dev, st.st_ino)] = rel
+        elif stat.S_ISLNK(mode):
+            layer.add(rel, "symlink", linkname=os.readlink(name, dir_fd=dfd), **common)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            layer.add(rel, "char" if stat.S_ISCHR(mode) else "block",
+                      device=(os.major(st.st_rdev), os.minor(st.st_rdev)), **common)
+        elif stat.S_ISFIFO(mode):
+            layer.add(rel, "fifo", **common)
+        # sockets are not part of an image
+
+
+def _empty(dfd, name, st):
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size == 0
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, O_DIR, dir_fd=dfd)
+        try:
+            return not os.listdir(fd)
+        finally:
+            os.close(fd)
+    return False
+
+
+def _has_opaque(fd):
+    try:
+        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
+    except OSError:
+        return False
+
+
+# -- the cache ------------------------------------------------------------------
+
+class Cache:
+    def __init__(self, root, store, enabled=True):
+        self.dir = f"{root.path}/build-cache"
+        self.store, self.enabled = store, enabled
+
+    def get(self, key):
+        if not self.enabled:
+            return None
+        try:
+            entry = read_json(f"{self.dir}/{key}.json")
+        except (FileNotFoundError, ValueError):
+            return None
+        layer = entry.get("layer")
+        if layer and not self.store.has_layer(layer):
+            return None  # collected since: build it again
+        return entry
+
+    def put(self, key, entry):
+        os.makedirs(self.dir, 0o700, exist_ok=True)
+        write_json(f"{self.dir}/{key}.json", entry)
+
+
+def _digest(obj):
+    return hashlib.sha256(_json.dumps(obj).encode()).hexdigest()
+
+
+def _now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+# -- stages ------------------------------------------------------------------
+
+class Stage:
+    def __init__(self, index, base, name, from_ins):
+        self.index, self.base, self.name, self.from_ins = index, base, name, from_ins
+        self.instructions = []
+        self.platform = from_ins.flags.get("platform")
+        self.base_stage = None   # index of the stage it builds on, if any
+        self.result = None       # State once built
+
+
+class State:
+    """Where a stage is: its layers, image config, history, cache key, ARGs."""
+
+    def __init__(self, layers, config, key):
+        self.layers = list(layers)
+        self.config = config
+        self.key = key
+        self.args = {}  # ARGs declared in this stage, with their values
+        self.cmd_set = False  # a CMD of this stage (an ENTRYPOINT keeps it)
+
+    @property
+    def cfg(self):
+        return self.config.setdefault("config", {})
+
+    def env_dict(self):
+        env = {}
+        for item in self.cfg.get("Env") or ():
+            k, _, v = item.partition("=")
+            env[k] = v
+        return env
+
+    def expand_env(self):
+        """Variables for substitution: the stage's ARGs, then ENV over them."""
+        out = dict(self.args)
+        out.update(self.env_dict())
+        return out
+
+    def view(self, store):
+        return RootfsView(store.layer_dirs({"layers": self.layers}))
+
+
+def _base_history(record_config, layers):
+    """The history of a base image, one entry per layer at least (an image
+    without it breaks other tools' COPY onto it)."""
+    history = list(record_config.get("history") or [])
+    if sum(1 for h in history if not h.get("empty_layer")) != len(layers):
+        created = record_config.get("created") or "1970-01-01T00:00:00Z"
+        history = [{"created": created, "created_by": "diyc import (a flat rootfs tarball)"}
+                   for _ in layers]
+    return history
+
+
+# -- the builder ---------------------------------------------------------------
+
+class Builder:
+    def __init__(self, root, context, dockerfile_text, dockerfile_name="Dockerfile", tags=(),
+                 build_args=None, target=None, no_cache=False, network="none", progress=None):
+        self.root = root
+        self.store = ImageStore(root)
+        self.context = context
+        self.tags = list(tags)
+        for t in self.tags:
+            from .images import parse_reference
+            parse_reference(t)
+        self.build_args = dict(build_args or {})
+        self.used_args = set()
+        self.target = target
+        self.network = network
+        self.cache = Cache(root, self.store, enabled=not no_cache)
+        self.progress = progress or (lambda event: None)
+        self.parsed = df.parse(dockerfile_text, dockerfile_name)
+        self.escape = self.parsed.escape
+        self.step = 0
+        self.total = 0
+        self.ran_containers = 0
+
+    def emit(self, **event):
+        self.progress(event)
+
+    # -- plan ---------------------------------------------------------------
+
+    def _global_args(self):
+        args = {}
+        for ins in self.meta_args:
+            for key, value in self._arg_pairs(ins, args):
+                args[key] = value
+        args.update({k: v for k, v in platform_args().items() if k not in args})
+        return args
+
+    def _arg_pairs(self, ins, env):
+        """ARG NAME[=default] ... -> [(name, value or None)], build args win."""
+        pairs = []
+        for word in df.raw_words(ins.args, self.escape):
+            name, eq, default = word.partition("=")
+            name = df.expand(name, env, self.escape)
+            if not name or not all(c.isalnum() or c == "_" for c in name):
+                raise ins.error(f"invalid ARG name {name!r}")
+            value = df.expand(default, env, self.escape) if eq else None
+            if name in self.build_args:
+                value = self.build_args[name]
+                self.used_args.add(name)
+            pairs.append((name, value))
+        return pairs
+
+    def plan(self):
+        """Split into stages; -> the stages the target needs, in order."""
+        instructions = self.parsed.instructions
+        self.meta_args = []
+        stages = []
+        for ins in instructions:
+            if ins.cmd == "FROM":
+                break
+            self.meta_args.append(ins)
+        self.global_args = self._global_args()
+        for ins in instructions[len(self.meta_args):]:
+            if ins.cmd == "FROM":
+                words = df.expand_words(ins.args, self.global_args, self.escape)
+                if len(words) == 3 and words[1].lower() == "as":
+                    base, name = words[0], words[2].lower()
+                elif len(words) == 1:
+                    base, name = words[0], None
+                else:
+                    raise ins.error("FROM requires one image (FROM IMAGE [AS NAME])")
+                if not base:
+                    raise ins.error("FROM: the image name is empty after substitution")
+                st = Stage(len(stages), base, name, ins)
+                for s in stages:
+                    if s.name and s.name == base.lower():
+                        st.base_stage = s.index
+                stages.append(st)
+            else:
+                if ins.cmd == "MAINTAINER":
+                    pass
+                stages[-1].instructions.append(ins)
+        self.stages = stages
+        if self.target is None:
+            target = stages[-1]
+        else:
+            found = [s for s in stages if s.name == self.target.lower()]
+            if not found:
+                raise InvalidArgument(f"target stage {self.target!r} could not be found")
+            target = found[0]
+        needed = set()
+
+        def need(stage):
+            if stage.index in needed:
+                return
+            needed.add(stage.index)
+            if stage.base_stage is not None:
+                need(stages[stage.base_stage])
+            for ins in stage.instructions:
+                src = ins.flags.get("from") if ins.cmd == "COPY" else None
+                if src is not None:
+                    ref = self._stage_ref(df.expand(src, self.global_args, self.escape), stage)
+                    if ref is not None:
+                        need(stages[ref])
+        need(target)
+        self.target_stage = target
+        plan = [s for s in stages if s.index in needed]
+        self.total = sum(1 + len(s.instructions) for s in plan)
+        return plan
+
+    def _stage_ref(self, ref, current):
+        """The index of the stage `ref` names (name or number), or None."""
+        if ref.isdigit():
+            i = int(ref)
+            if i >= current.index:
+                raise current.from_ins.error(f"COPY --from={ref}: stage {i} is not an earlier stage")
+            return i
+        for s in self.stages[:current.index]:
+            if s.name == ref.lower():
+                return s.index
+        return None
+
+    # -- run ------------------------------------------------------------------
+
+    def build(self):
+        plan = self.plan()
+        for stage in plan:
+            stage.result = self._build_stage(stage)
+        state = self.target_stage.result
+        unused = sorted(set(self.build_args) - self.used_args - set(PROXY_ARGS)
+                        - set(platform_args()))
+        if unused:
+            self.emit(event="warning", message=f"one or more build args were not consumed: {', '.join(unused)}")
+        config = state.config
+        history = config.get("history") or []
+        config["created"] = history[-1]["created"] if history else _now()
+        size = sum(self.store.layer_size(d) for d in state.layers)
+        record = self.store.add_image(config, state.layers, self.tags[0] if self.tags else None, size)
+        for t in self.tags[1:]:
+            self.store.tag(record["id"], t)
+        self.emit(event="image", id=record["id"], tags=self.tags)
+        return record["id"]
+
+    def _begin(self, text, stage):
+        self.step += 1
+        self.emit(event="step", step=self.step, total=self.total, instruction=text,
+                  stage=stage.name or str(stage.index))
+        return time.monotonic()
+
+    def _build_stage(self, stage):
+        ins = stage.from_ins
+        t0 = self._begin(ins.original, stage)
+        if stage.base_stage is not None:
+            base = self.stages[stage.base_stage].result
+            config = _json.loads(_json.dumps(base.config))
+            state = State(base.layers, config, _digest(["stage", base.key, base.layers]))
+        elif stage.base.lower() == "scratch":
+            state = State([], {"architecture": platform_args()["TARGETARCH"], "os": "linux",
+                               "config": {}, "history": []}, _digest(["scratch"]))
+        else:
+            self._check_platform(stage)
+            record = self.store.get(stage.base)
+            config = _json.loads(_json.dumps(record["config"]))
+            config.pop("rootfs", None)
+            config["history"] = _base_history(config, record["layers"])
+            state = State(record["layers"], config, _digest(["image", record["id"]]))
+        state.cfg.setdefault("Env", [DEFAULT_PATH_ENV] if stage.base.lower() == "scratch" else [])
+        if not state.cfg.get("Env"):
+            state.cfg["Env"] = [DEFAULT_PATH_ENV]
+        triggers = state.cfg.pop("OnBuild", None) or []
+        self.emit(event="done", step=self.step, cached=False, seconds=time.monotonic() - t0)
+        for trigger in triggers:
+            parsed = df.parse(f"FROM scratch\n{trigger}\n", "ONBUILD trigger")
+            self._step(stage, state, parsed.instructions[1], onbuild=True)
+        for ins in stage.instructions:
+            self._step(stage, state, ins)
+        return state
+
+    def _check_platform(self, stage):
+        if stage.platform is None:
+            return
+        plat = df.expand(stage.platform, self.global_args, self.escape)
+        if plat not in (platform_args()["TARGETPLATFORM"], "$BUILDPLATFORM", "$TARGETPLATFORM"):
+            raise stage.from_ins.error(f"FROM --platform={plat}: only the host's platform "
+                                       f"({platform_args()['TARGETPLATFORM']}) can be built here")
+
+    def _step(self, stage, state, ins, onbuild=False):
+        text = ("ONBUILD " if onbuild else "") + ins.original
+        if onbuild:
+            self.total += 1
+        t0 = self._begin(text, stage)
+        handler = getattr(self, f"_do_{ins.cmd.lower()}")
+        try:
+            detail, produce = handler(stage, state, ins)
+        except df.DockerfileError as e:
+            if str(e).startswith(ins.filename):
+                raise
+            raise ins.error(str(e)) from None
+        key = _digest([state.key, state.layers, ins.cmd, ins.original, ins.flags,
+                       [h[1] for h in ins.heredocs], detail])
+        entry = self.cache.get(key)
+        cached = entry is not None
+        if entry is None:
+            layer = produce() if produce else None
+            entry = {"layer": layer, "created": _now()}
+            self.cache.put(key, entry)
+        layer = entry["layer"]
+        if layer:
+            state.layers.append(layer)
+        history = {"created": entry["created"], "created_by": text + (" # buildkit" if produce else ""),
+                   "comment": "buildkit.dockerfile.v0"}
+        if not layer:
+            history["empty_layer"] = True
+        state.config.setdefault("history", []).append(history)
+        state.key = key
+        self.emit(event="done", step=self.step, cached=cached, seconds=time.monotonic() - t0)
+
+    # -- metadata instructions: applied to the config, no layer ----------------
+
+    def _env(self, state):
+        return state.expand_env()
+
+    def _do_env(self, stage, state, ins):
+        pairs = df.key_values(ins, self._env(state), self.escape)
+        env = state.env_dict()
+        for k, v in pairs:
+            env[k] = v
+        state.cfg["Env"] = [f"{k}={v}" for k, v in env.items()]
+        return pairs, None
+
+    def _do_label(self, stage, state, ins):
+        pairs = df.key_values(ins, self._env(state), self.escape)
+        labels = state.cfg.get("Labels") or {}
+        labels.update(dict(pairs))
+        state.cfg["Labels"] = labels
+        return pairs, None
+
+    def _do_maintainer(self, stage, state, ins):
+        state.config["author"] = ins.args
+        return ins.args, None
+
+    def _do_arg(self, stage, state, ins):
+        pairs = []
+        for name, value in self._arg_pairs(ins, self._env(state)):
+            if value is None:
+                value = self.global_args.get(name)
+                if value is None and name in platform_args():
+                    value = platform_args()[name]
+            state.args[name] = value
+            pairs.append((name, value))
+        return pairs, None
+
+    def _do_workdir(self, stage, state, ins):
+        path = df.expand(ins.args, self._env(state), self.escape)
+        if not path.startswith("/"):
+            path = (state.cfg.get("WorkingDir") or "/").rstrip("/") + "/" + path
+        path = "/" + "/".join(_clean_parts(path))
+        state.cfg["WorkingDir"] = path
+        view = state.view(self.store)
+        parts = view.resolve(path)
+        st = view.lstat(parts)
+        if st is not None:
+            if not stat.S_ISDIR(st.st_mode):
+                raise ins.error(f"WORKDIR {path}: exists and is not a directory")
+            return path, None
+
+        def produce():
+            layer = LayerTar(self.root.tmp)
+            try:
+                self._add_parents(layer, view, parts + ["x"], time.time())
+                return layer.store(self.store)
+            except BaseException:
+                layer.discard()
+                raise
+        return path, produce
+
+    def _do_user(self, stage, state, ins):
+        user = df.expand(ins.args, self._env(state), self.escape).strip()
+        state.cfg["User"] = user
+        return user, None
+
+    def _do_expose(self, stage, state, ins):
+        ports = state.cfg.get("ExposedPorts") or {}
+        for p in df.expand_words(ins.args, self._env(state), self.escape):
+            port, _, proto = p.partition("/")
+            if not port.replace("-", "").isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+                raise ins.error(f"invalid port {p!r}")
+            ports[f"{port}/{proto or 'tcp'}"] = {}
+        state.cfg["ExposedPorts"] = ports
+        return sorted(ports), None
+
+    def _do_volume(self, stage, state, ins):
+        paths = ins.json if ins.json is not None else df.expand_words(ins.args, self._env(state), self.escape)
+        if ins.json is not None:
+            paths = [df.expand(p, self._env(state), self.escape) for p in paths]
+        volumes = state.cfg.get("Volumes") or {}
+        for p in paths:
+            if not p:
+                raise ins.error("VOLUME specified can not be an empty string")
+            volumes[p] = {}
+        state.cfg["Volumes"] = volumes
+        return paths, None
+
+    def _do_stopsignal(self, stage, state, ins):
+        sig = df.expand(ins.args, self._env(state), self.escape).strip()
+        state.cfg["StopSignal"] = sig
+        return sig, None
+
+    def _do_shell(self, stage, state, ins):
+        if ins.json is None or not ins.json:
+            raise ins.error("SHELL requires the arguments to be in JSON form")
+        state.cfg["Shell"] = list(ins.json)
+        return ins.json, None
+
+    def _command_form(self, state, ins):
+        if ins.json is not None:
+            return list(ins.json)
+        return list(state.cfg.get("Shell") or DEFAULT_SHELL) + [ins.args]
+
+    def _do_cmd(self, stage, state, ins):
+        state.cfg["Cmd"] = self._command_form(state, ins) if ins.args else []
+        state.cmd_set = True
+        return state.cfg["Cmd"], None
+
+    def _do_entrypoint(self, stage, state, ins):
+        state.cfg["Entrypoint"] = self._command_form(state, ins) if ins.args else []
+        # docker: an ENTRYPOINT resets a CMD inherited from the base image
+        if not state.cmd_set:
+            state.cfg["Cmd"] = None
+        return state.cfg["Entrypoint"], None
+
+    def _do_healthcheck(self, stage, state, ins):
+        words = ins.args.split(None, 1)
+        kind = words[0].upper() if words else ""
+        if kind == "NONE":
+            if len(words) > 1 or ins.flags:
+                raise ins.error("HEALTHCHECK NONE takes no other arguments")
+            state.cfg["Healthcheck"] = {"Test": ["NONE"]}
+            return "NONE", None
+        if kind != "CMD" or len(words) < 2:
+            raise ins.error("HEALTHCHECK requires CMD COMMAND or NONE")
+        rest = words[1]
+        exec_form = df.exec_form(rest)
+        test = ["CMD"] + exec_form if isinstance(exec_form, list) else ["CMD-SHELL", rest]
+        hc = {"Test": test}
+        for flag, field in (("interval", "Interval"), ("timeout", "Timeout"),
+                            ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):
+            if flag in ins.flags:
+                hc[field] = df.parse_duration(ins.flags[flag])
+        if "retries" in ins.flags:
+            if not ins.flags["retries"].isdigit():
+                raise ins.error(f"invalid --retries {ins.flags['retries']!r}")
+            hc["Retries"] = int(ins.flags["retries"])
+        state.cfg["Healthcheck"] = hc
+        return hc, None
+
+    def _do_onbuild(self, stage, state, ins):
+        triggers = state.cfg.get("OnBuild") or []
+        triggers.append(ins.args)
+        state.cfg["OnBuild"] = triggers
+        return ins.args, None
+
+    def _do_from(self, stage, state, ins):
+        raise ins.error("FROM inside a stage")
+
+    # -- RUN ----------------------------------------------------------------
+
+    def _do_run(self, stage, state, ins):
+        if ins.flags.get("mount"):
+            raise ins.error("RUN --mount is not supported by diyc build")
+        network = ins.flags.get("network", self.network)
+        if network == "default":
+            network = self.network
+        if ins.heredocs and ins.args.strip().startswith("<<") and len(ins.heredocs) == 1 \
+                and ins.args.strip().lstrip("<-").strip("'\"") == ins.heredocs[0][0]:
+            argv = list(state.cfg.get("Shell") or DEFAULT_SHELL) + [ins.heredocs[0][1]]
+        elif ins.heredocs:
+            script = ins.args + "\n" + "".join(f"{body}{name}\n" for name, body, _ in ins.heredocs)
+            argv = list(state.cfg.get("Shell") or DEFAULT_SHELL) + [script]
+        else:
+            argv = self._command_form(state, ins)
+        if not argv or argv == list(state.cfg.get("Shell") or DEFAULT_SHELL) + [""]:
+            raise ins.error("RUN requires a command")
+        env = state.env_dict()
+        run_env = {k: v for k, v in state.args.items() if v is not None and k not in env}
+        for k in PROXY_ARGS:
+            if k in self.build_args and k not in env:
+                run_env[k] = self.build_args[k]
+        # the RUN sees every ARG in scope: they are part of its key
+        detail = [argv, sorted(run_env.items())]
+        return detail, lambda: self._run(state, argv, run_env, network, ins)
+
+    def _run(self, state, argv, run_env, network, ins):
+        from .runtime import Container
+        record = {"id": f"sha256:{state.key}", "config": state.config, "layers": list(state.layers)}
+        cfg = state.cfg
+        ctr = Container.create(record, argv, env=[f"{k}={v}" for k, v in run_env.items()],
+                               workdir=cfg.get("WorkingDir") or None, user=cfg.get("User") or None,
+                               entrypoint="", network=network, root=self.root)
+        self.ran_containers += 1
+        r = w = null = -1
+        try:
+            r, w = os.pipe()
+            null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                ctr.start((null, w, w))
+            finally:
+                os.close(w)
+                os.close(null)
+            tail = self._relay_output(r)
+            result = ctr.wait()
+            if result.exit_code != 0:
+                shown = " ".join(argv[len(DEFAULT_SHELL):] if argv[:2] == DEFAULT_SHELL else argv)
+                last = f" (last output: {tail.strip().splitlines()[-1][:200]})" if tail.strip() else ""
+                raise BuildError(f"{ins.filename}:{ins.line}: RUN {shown!r} failed with exit code "
+                                 f"{result.exit_code}{last}", result.exit_code or 125)
+            skip = [m["destination"].lstrip("/") for m in ctr.record["spec"].get("mounts", ())]
+            layer = LayerTar(self.root.tmp)
+            try:
+                upper_to_layer(layer, f"{ctr.dir}/upper", skip)
+                return layer.store(self.store)
+            except BaseException:
+                layer.discard()
+                raise
+        finally:
+            if r >= 0:
+                os.close(r)
+            if ctr.pid:
+                try:
+                    os.kill(ctr.pid, 9)
+                except ProcessLookupError:
+                    pass
+                try:
+                    os.waitpid(ctr.pid, 0)
+                except ChildProcessError:
+                    pass
+                ctr.pid = None
+            ctr.remove(force=True)
+
+    def _relay_output(self, fd):
+        """Emit the container's output line by line; -> its last bytes."""
+        buf = b""
+        tail = b""
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            tail = (tail + chunk)[-4096:]
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                self.emit(event="output", step=self.step, line=line.decode(errors="replace"))
+        if buf:
+            self.emit(event="output", step=self.step, line=buf.decode(errors="replace"))
+        return tail.decode(errors="replace")
+
+    # -- COPY / ADD -------------------------------------------------------------
+
+    def _do_copy(self, stage, state, ins):
+        return self._copy(stage, state, ins, add=False)
+
+    def _do_add(self, stage, state, ins):
+        return self._copy(stage, state, ins, add=True)
+
+    def _copy(self, stage, state, ins, add):
+        env = self._env(state)
+        if ins.json is not None:
+            words = [df.expand(w, env, self.escape) for w in ins.json]
+        else:
+            words = df.expand_words(ins.args, env, self.escape)
+        if len(words) < 2:
+            raise ins.error(f"{ins.cmd} requires at least two arguments: SOURCE... DEST")
+        sources, dest = words[:-1], words[-1]
+        view = state.view(self.store)
+        uid, gid = self._chown(ins, env, view)
+        chmod = None
+        if "chmod" in ins.flags:
+            try:
+                chmod = int(ins.flags["chmod"], 8)
+            except ValueError:
+                raise ins.error(f"invalid --chmod {ins.flags['chmod']!r}: expected an octal mode") from None
+        source_root, source_desc = self._source_root(stage, ins, env)
+        heredocs = {name: (body, expand) for name, body, expand in ins.heredocs}
+        items = []  # (source kind, ...) resolved below
+        for src in sources:
+            if src.startswith("<<") and src.lstrip("<-").strip("'\"") in heredocs:
+                name = src.lstrip("<-").strip("'\"")
+                body, expand = heredocs[name]
+                if expand:
+                    body = df.expand_vars(body, env, self.escape)
+                items.append(("heredoc", name, body.encode()))
+                continue
+            if "://" in src or src.startswith("git@"):
+                raise ins.error(f"{ins.cmd} from a URL is not supported by diyc build: {src}")
+            for parts in self._glob(source_root, src, ins, source_desc):
+                items.append(("path", parts, None))
+        # where it goes
+        if not dest.startswith("/"):
+            dest = (state.cfg.get("WorkingDir") or "/").rstrip("/") + "/" + dest
+        dest_is_dir = dest.endswith("/") or dest.endswith("/.") or len(items) > 1 or \
+            any(self._is_wildcard(s) for s in sources)
+        resolved = view.resolve(dest)
+        st = view.lstat(resolved)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            dest_is_dir = True
+        if len(items) > 1 and not (dest.endswith("/") or (st is not None and stat.S_ISDIR(st.st_mode))):
+            raise ins.error(f"When using {ins.cmd} with more than one source file, "
+                            "the destination must be a directory and end with a /")
+        entries = []  # (dest parts, kind, mode, size, opener, linkname, mtime, checksum)
+        for kind, a, data in items:
+            if kind == "heredoc":
+                target = resolved + [a] if dest_is_dir else resolved
+                mode = 0o644 if chmod is None else chmod
+                entries.append((target, "file", mode, len(data), _bytes_opener(data), "", time.time(),
+                                hashlib.sha256(data).hexdigest()))
+                continue
+            parts = a
+            sst = source_root.lstat(parts)
+            if stat.S_ISDIR(sst.st_mode):
+                self._walk_source(source_root, parts, resolved, entries, chmod, include_self=st is None)
+            elif add and stat.S_ISREG(sst.st_mode) and _is_archive(source_root, parts):
+                entries.append((resolved, "archive", 0, sst.st_size, _opener(source_root, parts), "",
+                                sst.st_mtime, _checksum(source_root, parts)))
+            else:
+                target = resolved + [parts[-1]] if dest_is_dir else resolved
+                if not target:
+                    raise ins.error(f"{ins.cmd}: cannot copy a file onto /")
+                entries.append(self._entry(source_root, parts, sst, target, chmod))
+        detail = [source_desc, uid, gid, chmod,
+                  [("/".join(e[0]), e[1], e[2], e[3], e[5], e[7]) for e in entries]]
+
+        def produce():
+            layer = LayerTar(self.root.tmp)
+            try:
+                now = time.time()
+                written = set()
+                for target, kind, mode, size, opener, linkname, mtime, _ in entries:
+                    self._add_parents(layer, view, target, now, written)
+                    name = "/".join(target)
+                    if kind == "archive":
+                        with opener() as f:
+                            _unpack_archive_into(layer, f, target, written, ins)
+                        continue
+                    written.add(name)
+                    if kind == "dir":
+                        layer.add(name, "dir", mode, uid, gid, mtime)
+                    elif kind == "symlink":
+                        layer.add(name, "symlink", 0o777, uid, gid, mtime, linkname=linkname)
+                    else:
+                        with opener() as f:
+                            layer.add(name, "file", mode, uid, gid, mtime, fileobj=f, size=size)
+                return layer.store(self.store)
+            except BaseException:
+                layer.discard()
+                raise
+        return detail, produce
+
+    def _is_wildcard(self, src):
+        return any(c in src for c in "*?[")
+
+    def _source_root(self, stage, ins, env):
+        """Where COPY reads: the context, a stage's rootfs or an image's."""
+        src = ins.flags.get("from")
+        if src is None:
+            if self.context is None:
+                raise ins.error(f"{ins.cmd}: there is no build context")
+            return self.context, "context"
+        if ins.cmd != "COPY":
+            raise ins.error("--from is only valid for COPY")
+        ref_name = df.expand(src, self.global_args, self.escape)
+        ref = self._stage_ref(ref_name, stage)
+        if ref is not None:
+            other = self.stages[ref].result
+            return other.view(self.store), ["stage", other.key, other.layers]
+        record = self.store.get(ref_name)
+        return RootfsView(self.store.layer_dirs(record)), ["image", record["id"]]
+
+    def _glob(self, root, src, ins, desc):
+        """Context (or rootfs) paths a source names, resolved inside it."""
+        is_context = isinstance(root, ContextDir)
+        if not self._is_wildcard(src):
+            parts = root.resolve(src)
+            st = root.lstat(parts)
+            if st is None or (is_context and root.excluded(parts)):
+                where = "build context or excluded by .dockerignore" if is_context else "source stage or image"
+                raise ins.error(f"{ins.cmd} failed: file not found in {where}: {src}")
+            return [parts]
+        from .dockerignore import compile_component
+        matches = [[]]
+        for comp in _split(src):
+            nxt = []
+            for base in matches:
+                if comp == "..":
+                    nxt.append(base[:-1])
+                    continue
+                if not self._is_wildcard(comp):
+                    nxt.append(base + [comp])
+                    continue
+                regex = compile_component(comp)
+                try:
+                    names = root.listdir(root.resolve("/".join(base)))
+                except OSError:
+                    continue
+                nxt += [base + [n] for n in names if regex.match(n)]
+            matches = nxt
+        out = []
+        for m in matches:
+            parts = root.resolve("/".join(m))
+            if root.lstat(parts) is not None and not (is_context and root.excluded(parts)):
+                out.append(parts)
+        if not out:
+            raise ins.error(f"{ins.cmd} failed: no source files were specified by {src!r}")
+        return out
+
+    def _entry(self, root, parts, st, target, chmod):
+        mode = st.st_mode
+        if stat.S_ISLNK(mode):
+            return (target, "symlink", 0o777, 0, None, root.readlink(parts), st.st_mtime, None)
+        if stat.S_ISREG(mode):
+            m = chmod if chmod is not None else stat.S_IMODE(mode)
+            return (target, "file", m, st.st_size, _opener(root, parts), "", st.st_mtime,
+                    _checksum(root, parts))
+        raise InvalidArgument(f"cannot copy {'/'.join(parts)}: not a regular file, directory or symlink")
+
+    def _walk_source(self, root, parts, target, entries, chmod, include_self=True):
+        """A directory's contents under target (and the directory itself,
+        unless the target exists already)."""
+        is_context = isinstance(root, ContextDir)
+        st = root.lstat(parts)
+        if target and include_self:
+            entries.append((target, "dir", chmod if chmod is not None else stat.S_IMODE(st.st_mode),
+                            0, None, "", st.st_mtime, None))
+        for name in sorted(root.listdir(parts)):
+            child = parts + [name]
+            if is_context and root.excluded(child):
+                if not root.ignore.has_exceptions:
+                    continue
+                cst = root.lstat(child)
+                if cst is None or not stat.S_ISDIR(cst.st_mode):
+                    continue
+            cst = root.lstat(child)
+            if cst is None:
+                continue
+            if stat.S_ISDIR(cst.st_mode):
+                before = len(entries)
+                self._walk_source(root, child, target + [name], entries, chmod)
+                if is_context and root.excluded(child) and len(entries) == before + 1:
+                    entries.pop()  # an excluded dir kept only for its exceptions: none matched
+            elif stat.S_ISREG(cst.st_mode) or stat.S_ISLNK(cst.st_mode):
+                entries.append(self._entry(root, child, cst, target + [name], chmod))
+            # devices, fifos and sockets of a context are not copied
+
+    def _add_parents(self, layer, view, target, now, written=None):
+        """Directory entries for the missing parents of `target`."""
+        for k in range(1, len(target)):
+            parent = target[:k]
+            name = "/".join(parent)
+            if written is not None and name in written:
+                continue
+            if view.lstat(parent) is None:
+                layer.add(name, "dir", 0o755, 0, 0, now)
+            if written is not None:
+                written.add(name)
+
+    def _chown(self, ins, env, view):
+        spec = ins.flags.get("chown")
+        if spec is None:
+            return 0, 0
+        spec = df.expand(spec, env, self.escape)
+        user, _, group = spec.partition(":")
+
+        def lookup(name, path, what):
+            if name.isdigit():
+                return int(name)
+            for line in view.read_text(path).splitlines():
+                fields = line.split(":")
+                if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+                    return int(fields[2])
+            raise ins.error(f"--chown={spec}: no {what} {name!r} in the image's {path}")
+        uid = lookup(user, "/etc/passwd", "user")
+        gid = lookup(group, "/etc/group", "group") if group else uid
+        if not group and not user.isdigit():
+            for line in view.read_text("/etc/passwd").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
+                    gid = int(fields[3])
+        return uid, gid
+
+
+def _clean_parts(path):
+    out = []
+    for p in _split(path):
+        if p == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(p)
+    return out
+
+
+class _FdFile:
+    def __init__(self, fd):
+        self.f = os.fdopen(fd, "rb")
+
+    def __enter__(self):
+        return self.f
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def _opener(root, parts):
+    def open_():
+        fd = root.open(parts)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidArgument(f"{'/'.join(parts)} changed while it was being copied")
+        return _FdFile(fd)
+    return open_
+
+
+def _bytes_opener(data):
+    import io
+
+    class _B:
+        def __enter__(self):
+            self.f = io.BytesIO(data)
+            return self.f
+
+        def __exit__(self, *exc):
+            pass
+    return lambda: _B()
+
+
+def _checksum(root, parts):
+    with _opener(root, parts)() as f:
+        h = hashlib.sha256()
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_archive(root, parts):
+    with _opener(root, parts)() as f:
+        head = f.read(262)
+    return (head.startswith(b"\x1f\x8b") or head.startswith(b"BZh") or head.startswith(b"\xfd7zXZ")
+            or head[257:262] == b"ustar")
+
+
+def _unpack_archive_into(layer, fileobj, target, written, ins):
+    """ADD of a local tar: its entries, names checked, under `target`."""
+    import tarfile
+    from .layers import LayerError, clean_name, decompressed
+    prefix = "/".join(target)
+    try:
+        tar = tarfile.open(fileobj=decompressed(fileobj), mode="r|")
+        for m in tar:
+            try:
+                rel = clean_name(m.name)
+            except LayerError as e:
+                raise ins.error(f"ADD: unsafe entry in archive: {e}") from None
+            if not rel or rel.rsplit("/", 1)[-1].startswith(WHITEOUT_PREFIX):
+                continue
+            name = f"{prefix}/{rel}" if prefix else rel
+            common = dict(mode=m.mode, uid=m.uid, gid=m.gid, mtime=m.mtime)
+            if m.isdir():
+                layer.add(name, "dir", **common)
+            elif m.isreg():
+                layer.add(name, "file", fileobj=tar.extractfile(m), size=m.size, **common)
+            elif m.issym():
+                layer.add(name, "symlink", linkname=m.linkname, **common)
+            elif m.islnk():
+                try:
+                    link = clean_name(m.linkname)
+                except LayerError as e:
+                    raise ins.error(f"ADD: unsafe hard link in archive: {e}") from None
+                layer.add(name, "hardlink", linkname=f"{prefix}/{link}" if prefix else link, **common)
+            elif m.ischr() or m.isblk():
+                layer.add(name, "char" if m.ischr() else "block", device=(m.devmajor, m.devminor), **common)
+            elif m.isfifo():
+                layer.add(name, "fifo", **common)
+            written.add(name)
+    except (tarfile.TarError, EOFError) as e:
+        raise ins.error(f"ADD: malformed archive: {e}") from None
+
+
+# -- the entry point ---------------------------------------------------------
+
+def build(context, tags=(), dockerfile=None, build_args=None, target=None, no_cache=False,
+          network="none", progress=None, root=None):
+    """Build an image from a Dockerfile; returns its id.
+
+    context: a directory, or a binary file object of a tar of one.
+    dockerfile: a path inside the context (default `Dockerfile`), or the
+    Dockerfile's text as bytes.  progress: called with each event dict
+    (`step`, `output`, `done`, `warning`, `image`)."""
+    root = root if isinstance(root, Root) else Root(root)
+    store = ImageStore(root.ensure())
+    staging = None
+    ctx = None
+    try:
+        if context is not None and not isinstance(context, (str, os.PathLike)):
+            staging = f"{root.tmp}/buildctx-{os.getpid()}-{os.urandom(4).hex()}"
+            os.mkdir(staging, 0o700)
+            from .layers import unpack_layer
+            unpack_layer(context, staging)
+            context = staging
+        if context is not None:
+            ctx = ContextDir(os.fspath(context))
+        if isinstance(dockerfile, bytes):
+            text, name = dockerfile, "Dockerfile"
+        else:
+            name = dockerfile or "Dockerfile"
+            if ctx is None:
+                raise InvalidArgument("no build context and no Dockerfile")
+            if os.path.isabs(name) or name.startswith("../"):
+                try:
+                    with open(name, "rb") as f:
+                        text = f.read(16 << 20)
+                except OSError as e:
+                    raise InvalidArgument(f"cannot read Dockerfile {name}: {e.strerror}") from None
+            else:
+                try:
+                    text = ctx.read_file(name)
+                except NotFound:
+                    raise InvalidArgument(f"cannot read {name}: no such file in the build context") from None
+            name = os.path.basename(name)
+        builder = Builder(root, ctx, text, name, tags, build_args, target, no_cache, network, progress)
+        with store.adding():
+            return builder.build()
+    finally:
+        if ctx is not None:
+            ctx.close()
+        if staging:
+            remove_tree(staging)
+
+
+def stdin_context(fileobj, dockerfile=None):
+    """`diyc build -`: stdin is a tar of the context, or a Dockerfile alone
+    (then there is no context).  -> (context, dockerfile) for build()."""
+    import io
+    data = fileobj.read()
+    head = data[:262]
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or head[257:262] == b"ustar":
+        return io.BytesIO(data), dockerfile
+    if dockerfile is not None:
+        raise InvalidArgument("diyc build -: stdin is not a tar archive, and -f names a file in it")
+    return None, data
