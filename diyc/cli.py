@@ -815,10 +815,12 @@ def cmd_build(root, args):
     mode = opts.get("progress", "auto")
     if mode not in ("auto", "plain", "tty", "quiet"):
         raise InvalidArgument(f"invalid --progress {mode!r}: expected plain, tty or auto")
-    from .build import build, stdin_context
+    from .builder import build, stdin_context
     from .build_progress import Printer
-    printer = Printer(sys.stderr, quiet=opts.get("quiet") or mode == "quiet",
-                      tty=mode == "tty" or (mode == "auto" and sys.stderr.isatty()))
+    # progress on stdout, as docker's classic builder and podman; the last
+    # line is the image id (the only one with -q); errors are one line on stderr
+    printer = Printer(sys.stdout, quiet=opts.get("quiet") or mode == "quiet",
+                      tty=mode == "tty" or (mode == "auto" and sys.stdout.isatty()))
     context = pos[0]
     dockerfile = opts.get("file")
     if context == "-":

@@ -7,7 +7,7 @@ instructions keep their raw arguments; substitution (`expand`, `expand_words`,
 are one line naming the file and line: `Dockerfile:7: unknown instruction: FOO`.
 """
 
-import json
+from . import _json
 
 from .errors import InvalidArgument
 
@@ -57,7 +57,7 @@ def exec_form(text):
     if not text.startswith("["):
         return None
     try:
-        value = json.loads(text)
+        value = _json.loads(text)
     except ValueError:
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -159,14 +159,14 @@ def parse(text, filename="Dockerfile"):
             raise DockerfileError(f"{filename}:{line_no}: {cmd} requires at least one argument")
         original = f"{cmd} {logical.strip()[len(keyword):].strip()}".strip()
         instructions.append(Instruction(cmd, rest, line_no, flags, heredocs, original, filename))
-    if not any(ins.cmd == "FROM" for ins in instructions):
-        raise DockerfileError(f"{filename}: no FROM instruction")
     for ins in instructions:
         if ins.cmd == "FROM":
             break
         if ins.cmd != "ARG":
             raise DockerfileError(f"{filename}:{ins.line}: {ins.cmd} before the first FROM "
                                   "(only ARG may come first)")
+    if not any(ins.cmd == "FROM" for ins in instructions):
+        raise DockerfileError(f"{filename}: no FROM instruction")
     return Dockerfile(directives, instructions, escape)
 
 

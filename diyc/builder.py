@@ -37,7 +37,6 @@ import time
 from . import _json, dockerfile as df
 from .errors import DiycError, InvalidArgument, NotFound
 from .images import DEFAULT_PATH_ENV, ImageStore
-from .layers import OPAQUE_MARKER, WHITEOUT_PREFIX
 from .state import Root, read_json, remove_tree, write_json
 
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
@@ -46,6 +45,12 @@ DEFAULT_SHELL = ["/bin/sh", "-c"]
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 MAX_SYMLINKS = 40
+# the OCI whiteout names (as diyc.layers reads them; not imported from
+# there: it imports tarfile, ~10 ms a fully cached build does not need)
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
+         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
 class BuildError(DiycError):
@@ -57,8 +62,9 @@ class BuildError(DiycError):
 
 
 def platform_args():
-    from .registry import host_platform
-    os_, arch, variant = host_platform()
+    machine = os.uname().machine
+    os_, arch = "linux", _ARCH.get(machine, machine)
+    variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine)
     plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
     out = {}
     for prefix in ("TARGET", "BUILD"):
