@@ -117,58 +117,54 @@ class ContextDir:
         except OSError as e:
             raise InvalidArgument(f"unable to prepare context: {path}: {e.strerror}") from None
         self.path = path
+        from collections import OrderedDict
+        self._fds = OrderedDict()  # a few open directory fds, by path
         from .dockerignore import Matcher, load
         data = self.read_file(".dockerignore", missing_ok=True)
         self.ignore = load(data.decode(errors="replace")) if data is not None else Matcher(())
 
     def close(self):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
     def _dir_fd(self, parts):
-        """An fd of the directory `parts` (no symlinks on the way)."""
-        fd = os.dup(self.fd)
-        try:
-            for p in parts:
-                nfd = os.open(p, O_DIR, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
+        """An fd of the directory `parts`, opened one component at a time
+        with O_NOFOLLOW.  Kept open (the last 32) for the next lookups in
+        the same directory; callers do not close it."""
+        key = "/".join(parts)
+        fd = self._fds.get(key)
+        if fd is not None:
+            self._fds.move_to_end(key)
             return fd
-        except BaseException:
-            os.close(fd)
-            raise
+        if not parts:
+            return self.fd
+        parent = self._dir_fd(parts[:-1])
+        fd = os.open(parts[-1], O_DIR, dir_fd=parent)
+        self._fds[key] = fd
+        if len(self._fds) > 32:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
 
     def lstat(self, parts):
         if not parts:
             return os.fstat(self.fd)
         try:
-            fd = self._dir_fd(parts[:-1])
+            return os.stat(parts[-1], dir_fd=self._dir_fd(parts[:-1]), follow_symlinks=False)
         except OSError:
             return None
-        try:
-            return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
 
     def readlink(self, parts):
-        fd = self._dir_fd(parts[:-1])
-        try:
-            return os.readlink(parts[-1], dir_fd=fd)
-        finally:
-            os.close(fd)
+        return os.readlink(parts[-1], dir_fd=self._dir_fd(parts[:-1]))
 
     def resolve(self, path, follow_final=True):
         return resolve_in_root(self.lstat, self.readlink, path, follow_final)
 
     def open(self, parts):
-        fd = self._dir_fd(parts[:-1])
-        try:
-            return os.open(parts[-1], O_FILE, dir_fd=fd)
-        finally:
-            os.close(fd)
+        return os.open(parts[-1], O_FILE, dir_fd=self._dir_fd(parts[:-1]))
 
     def read_file(self, path, missing_ok=False, limit=16 << 20):
         parts = self.resolve(path)
@@ -189,11 +185,7 @@ class ContextDir:
         return data
 
     def listdir(self, parts):
-        fd = self._dir_fd(parts)
-        try:
-            return os.listdir(fd)
-        finally:
-            os.close(fd)
+        return os.listdir(self._dir_fd(parts))
 
     def excluded(self, parts):
         return bool(parts) and self.ignore.excluded("/".join(parts))
@@ -640,12 +632,31 @@ class Builder:
         config = state.config
         history = config.get("history") or []
         config["created"] = history[-1]["created"] if history else _now()
-        size = sum(self.store.layer_size(d) for d in state.layers)
-        record = self.store.add_image(config, state.layers, self.tags[0] if self.tags else None, size)
-        for t in self.tags[1:]:
-            self.store.tag(record["id"], t)
+        record = self._unchanged_image(config, state.layers)
+        if record is None:
+            size = sum(self.store.layer_size(d) for d in state.layers)
+            record = self.store.add_image(config, state.layers, self.tags[0] if self.tags else None, size)
+            for t in self.tags[1:]:
+                self.store.tag(record["id"], t)
         self.emit(event="image", id=record["id"], tags=self.tags)
         return record["id"]
+
+    def _unchanged_image(self, config, layers):
+        """The record the tags already name, if it is exactly this image (a
+        fully cached rebuild then writes nothing)."""
+        if not self.tags:
+            return None
+        from .errors import ImageNotFound
+        try:
+            records = [self.store.resolve(t) for t in self.tags]
+        except (ImageNotFound, InvalidArgument):
+            return None
+        wanted = dict(config, rootfs={"type": "layers", "diff_ids": list(layers)})
+        first = records[0]
+        if all(r["id"] == first["id"] for r in records) and first["config"] == wanted \
+                and all(self.store.has_layer(d) for d in layers):
+            return first
+        return None
 
     def _begin(self, text, stage):
         self.step += 1
@@ -1239,10 +1250,13 @@ def _bytes_opener(data):
 
 
 def _checksum(root, parts):
-    with _opener(root, parts)() as f:
+    fd = root.open(parts)
+    try:
         h = hashlib.sha256()
-        while chunk := f.read(1 << 20):
+        while chunk := os.read(fd, 1 << 20):
             h.update(chunk)
+    finally:
+        os.close(fd)
     return h.hexdigest()
 
 
