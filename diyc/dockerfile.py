@@ -252,6 +252,21 @@ class _Lexer:
                     cur, have = [], False
                 self.i += 1
                 continue
+            if c == "$":
+                value = self.variable()
+                if not split:
+                    cur.append(value)
+                    have = True
+                    continue
+                for ch in value:  # an unquoted expansion splits into words
+                    if ch in " \t\n":
+                        if have:
+                            words.append("".join(cur))
+                            cur, have = [], False
+                    else:
+                        cur.append(ch)
+                        have = True
+                continue
             have = True
             if c == self.escape:
                 self.i += 1
@@ -271,9 +286,6 @@ class _Lexer:
             if c == '"' and self.quotes:
                 self.i += 1
                 cur.append(self.double_quoted())
-                continue
-            if c == "$":
-                cur.append(self.variable())
                 continue
             cur.append(c)
             self.i += 1
