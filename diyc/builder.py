@@ -35,7 +35,7 @@ import stat
 import time
 
 from . import _json, dockerfile as df
-from .errors import DiycError, InvalidArgument, NotFound
+from .errors import DiycError, ImageNotFound, InvalidArgument, NotFound
 from .images import DEFAULT_PATH_ENV, ImageStore
 from .state import Root, read_json, remove_tree, write_json
 
@@ -646,7 +646,6 @@ class Builder:
         fully cached rebuild then writes nothing)."""
         if not self.tags:
             return None
-        from .errors import ImageNotFound
         try:
             records = [self.store.resolve(t) for t in self.tags]
         except (ImageNotFound, InvalidArgument):
@@ -713,12 +712,17 @@ class Builder:
             if str(e).startswith(ins.filename):
                 raise
             raise ins.error(str(e)) from None
+        except OSError as e:
+            raise ins.error(f"{ins.cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
         key = _digest([state.key, state.layers, ins.cmd, ins.original, ins.flags,
                        [h[1] for h in ins.heredocs], detail])
         entry = self.cache.get(key)
         cached = entry is not None
         if entry is None:
-            layer = produce() if produce else None
+            try:
+                layer = produce() if produce else None
+            except OSError as e:
+                raise ins.error(f"{ins.cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
             entry = {"layer": layer, "created": _now()}
             self.cache.put(key, entry)
         layer = entry["layer"]
@@ -1252,6 +1256,8 @@ def _bytes_opener(data):
 def _checksum(root, parts):
     fd = root.open(parts)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidArgument(f"{'/'.join(parts)} is not a regular file")
         h = hashlib.sha256()
         while chunk := os.read(fd, 1 << 20):
             h.update(chunk)

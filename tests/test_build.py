@@ -355,6 +355,12 @@ VOLUME /data
     assert proc.returncode == 0, proc.stderr
     assert "triggered" in proc.stdout
     assert "OnBuild" not in image_config(broot, "child")["config"]
+    # docker: an ENTRYPOINT resets the CMD the base image had, unless the stage sets one
+    (ctx / "Dockerfile").write_text('FROM busybox\nENTRYPOINT ["echo"]\n')
+    assert cli("build", "-t", "entry", ctx).returncode == 0
+    c = image_config(broot, "entry")["config"]
+    assert c["Entrypoint"] == ["echo"] and not c.get("Cmd")
+    assert cli("run", "--rm", "entry", "only", "args").stdout == "only args\n"
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
     assert cli("build", "-t", "scratchy", ctx).returncode == 0
     assert len(image_config(broot, "scratchy")["rootfs"]["diff_ids"]) == 1
