@@ -2,7 +2,8 @@
 
 Plain output: one line per step when it ends (`[2/6] RUN make  1.52s` or
 `CACHED`); a step's output is shown as it comes, under a header line.  On a
-terminal the running step's line is redrawn in place with its elapsed time.
+terminal the running step's line is redrawn in place with its elapsed time
+(the builder sends a `tick` event while a RUN is silent).
 """
 
 import time
@@ -40,6 +41,11 @@ class Printer:
             self.started = time.monotonic()
             if self.tty:
                 self._write(f"{self.current[:200]} ...")
+                self.pending_line = True
+        elif kind == "tick":
+            if self.tty and not self.header_shown:
+                self._clear()
+                self._write(f"{self.current[:200]}  {event['seconds']:.1f}s")
                 self.pending_line = True
         elif kind == "output":
             self._clear()

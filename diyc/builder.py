@@ -959,10 +959,19 @@ class Builder:
             ctr.remove(force=True)
 
     def _relay_output(self, fd):
-        """Emit the container's output line by line; -> its last bytes."""
+        """Emit the container's output line by line, and a `tick` every
+        0.2 s of silence (a terminal display redraws its clock); -> the
+        output's last bytes."""
+        import select
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        started = time.monotonic()
         buf = b""
         tail = b""
         while True:
+            if not poller.poll(200):
+                self.emit(event="tick", step=self.step, seconds=time.monotonic() - started)
+                continue
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
