@@ -29,7 +29,6 @@ only within it), every file is opened relative to a directory fd with
 O_NOFOLLOW, so nothing outside is ever read.
 """
 
-import hashlib
 import os
 import stat
 import time
@@ -45,6 +44,12 @@ DEFAULT_SHELL = ["/bin/sh", "-c"]
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 MAX_SYMLINKS = 40
+try:
+    # CPython's own sha256: importing hashlib loads OpenSSL (5-15 ms), more
+    # than a fully cached build of small files spends hashing them
+    from _sha256 import sha256 as _small_sha256
+except ImportError:  # pragma: no cover - other Pythons
+    from hashlib import sha256 as _small_sha256
 # the OCI whiteout names (as diyc.layers reads them; not imported from
 # there: it imports tarfile, ~10 ms a fully cached build does not need)
 WHITEOUT_PREFIX = ".wh."
@@ -435,7 +440,15 @@ class Cache:
 
 
 def _digest(obj):
-    return hashlib.sha256(_json.dumps(obj).encode()).hexdigest()
+    return _small_sha256(_json.dumps(obj).encode()).hexdigest()
+
+
+def _sha256_for(size):
+    """OpenSSL's sha256 (fast on big inputs) only when it pays for its import."""
+    if size < 1 << 20:
+        return _small_sha256()
+    import hashlib
+    return hashlib.sha256()
 
 
 def _now():
@@ -1042,7 +1055,7 @@ class Builder:
                 target = resolved + [a] if dest_is_dir else resolved
                 mode = 0o644 if chmod is None else chmod
                 entries.append((target, "file", mode, len(data), _bytes_opener(data), "", time.time(),
-                                hashlib.sha256(data).hexdigest()))
+                                _small_sha256(data).hexdigest()))
                 continue
             parts = a
             sst = source_root.lstat(parts)
@@ -1265,9 +1278,10 @@ def _bytes_opener(data):
 def _checksum(root, parts):
     fd = root.open(parts)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise InvalidArgument(f"{'/'.join(parts)} is not a regular file")
-        h = hashlib.sha256()
+        h = _sha256_for(st.st_size)
         while chunk := os.read(fd, 1 << 20):
             h.update(chunk)
     finally:
