@@ -335,13 +335,24 @@ class LayerTar:
 
 
 def _xattrs(fd):
+    """An upper dir entry's xattrs for the layer, without overlay's own.  A
+    redirect or metacopy entry has its data in a lower layer: the layer
+    would be wrong, so the build stops (diyc mounts with both off, the
+    kernel's default; a host that turns them on by default is refused)."""
     out = {}
     try:
-        for name in os.listxattr(fd):
-            if not name.startswith("trusted.overlay."):
-                out[name] = os.getxattr(fd, name)
+        names = os.listxattr(fd)
     except OSError:
-        pass
+        return out
+    for name in names:
+        if name in ("trusted.overlay.redirect", "trusted.overlay.metacopy"):
+            raise BuildError(f"the overlay's {name.rpartition('.')[2]} feature is on (overlay module "
+                             "parameters): a RUN layer cannot be read from its upper dir")
+        if not name.startswith("trusted.overlay."):
+            try:
+                out[name] = os.getxattr(fd, name)
+            except OSError:
+                pass
     return out
 
 

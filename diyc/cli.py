@@ -827,6 +827,8 @@ def cmd_build(root, args):
         context, dockerfile = stdin_context(sys.stdin.buffer, dockerfile)
     elif not os.path.isdir(context):
         raise InvalidArgument(f"unable to prepare context: {context} is not a directory")
+    elif dockerfile not in (None, "-"):
+        dockerfile = os.path.abspath(dockerfile)  # -f is relative to here, as docker's
     if dockerfile == "-":
         dockerfile = sys.stdin.buffer.read()
     image_id = build(context, tags=opts.get("tags", []), dockerfile=dockerfile, build_args=build_args,

@@ -94,8 +94,15 @@ EXPOSE 8080 53/udp
 ENTRYPOINT ["sh", "bin/app.sh"]
 CMD ["arg1"]
 """, {"app.sh": 'echo "user=$(id -un) pwd=$(pwd) msg=$MESSAGE args=$*"; cat greeting.txt\n'})
-    proc = cli("build", "-t", "demo:1", "--build-arg", "GREETING=hi", "--progress", "plain", ctx)
+    # -f is relative to the current directory, as docker's
+    (tmp_path / "elsewhere.Dockerfile").write_text((ctx / "Dockerfile").read_text())
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 1\n")
+    proc = subprocess.run(cli_argv(broot, "build", "-t", "demo:1", "--build-arg", "GREETING=hi",
+                                   "--build-arg", "NOT_DECLARED=1", "--progress", "plain",
+                                   "-f", "elsewhere.Dockerfile", ctx),
+                          capture_output=True, text=True, cwd=tmp_path, env=Cli(broot).env())
     assert proc.returncode == 0, proc.stderr
+    assert "WARNING: one or more build args were not consumed: NOT_DECLARED" in proc.stdout
     image_id = proc.stdout.splitlines()[-1]
     assert image_id.startswith("sha256:")
     assert "[11/11] CMD" in proc.stdout
@@ -197,6 +204,7 @@ RUN test -f /out/artifact
 FROM busybox
 COPY --from=builder /out/ /opt/
 COPY --from=0 /out/artifact /opt/again
+COPY --from=busybox /etc/group /opt/group-from-an-image
 CMD ["cat", "/opt/artifact", "/opt/again"]
 """)
     image_id, events = build_lib(broot, ctx, tags=["multi"])
@@ -204,9 +212,10 @@ CMD ["cat", "/opt/artifact", "/opt/again"]
     assert not any("this stage must not run" in s for s in steps)
     assert not any("test -f" in s for s in steps)
     assert cli("run", "--rm", "multi").stdout == "built\nbuilt\n"
-    assert cli("run", "--rm", "multi", "ls", "/opt").stdout.split() == ["again", "artifact"]
+    assert cli("run", "--rm", "multi", "ls", "/opt").stdout.split() == \
+        ["again", "artifact", "group-from-an-image"]
     # only the final stage's layers are in the image
-    assert len(image_config(broot, "multi")["rootfs"]["diff_ids"]) == 3
+    assert len(image_config(broot, "multi")["rootfs"]["diff_ids"]) == 4
 
     proc = cli("build", "--target", "tester", "-t", "tester", ctx)
     assert proc.returncode == 0, proc.stderr
@@ -239,6 +248,8 @@ def test_failing_run_leaves_nothing(cli, broot, tmp_path):
     ("FROM busybox\nCOPY --bogus=1 a /b\n", "Dockerfile:2: unknown flag for COPY: --bogus"),
     ("FROM busybox\nRUN <<EOF\necho never ends\n", "Dockerfile:2: unterminated heredoc"),
     ("FROM busybox\nENV\n", "Dockerfile:2: ENV requires at least one argument"),
+    ("FROM --platform=linux/s390x busybox\n", "Dockerfile:1: FROM --platform=linux/s390x: only"),
+    ("FROM busybox\nCOPY --from=nosuchimage /x /y\n", "image not found: nosuchimage"),
     ("FROM busybox\nRUN true\nCOPY missing /x\n", "Dockerfile:3: COPY failed: file not found"),
     ("FROM busybox\nENV A=${B:?required}\n", "Dockerfile:2: B: required"),
 ])
