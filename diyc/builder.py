@@ -34,6 +34,9 @@ import stat
 import time
 
 from . import _json, dockerfile as df
+from .buildfs import (ContextDir, RootfsView, bytes_opener, checksum, clean_parts, is_archive, opener,
+                      small_sha256, split_path)
+from .buildlayer import LayerTar, unpack_archive_into, upper_to_layer
 from .errors import DiycError, ImageNotFound, InvalidArgument, NotFound
 from .images import DEFAULT_PATH_ENV, ImageStore
 from .state import Root, read_json, remove_tree, write_json
@@ -41,19 +44,6 @@ from .state import Root, read_json, remove_tree, write_json
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
               "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy")
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-MAX_SYMLINKS = 40
-try:
-    # CPython's own sha256: importing hashlib loads OpenSSL (5-15 ms), more
-    # than a fully cached build of small files spends hashing them
-    from _sha256 import sha256 as _small_sha256
-except ImportError:  # pragma: no cover - other Pythons
-    from hashlib import sha256 as _small_sha256
-# the OCI whiteout names (as diyc.layers reads them; not imported from
-# there: it imports tarfile, ~10 ms a fully cached build does not need)
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
          "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
@@ -78,352 +68,28 @@ def platform_args():
     return out
 
 
-# -- paths inside a root, symlinks followed only within it ------------------
-
-def _split(path):
-    return [p for p in path.split("/") if p not in ("", ".")]
 
 
-def resolve_in_root(lstat, readlink, path, follow_final=True):
-    """`path` with every symlink resolved as if the root were `/` (an
-    absolute target restarts at the root, `..` stops there).  `lstat(parts)`
-    returns a stat or None; `readlink(parts)` the link's target."""
-    pending = _split(path)
-    resolved = []
-    hops = 0
-    while pending:
-        name = pending.pop(0)
-        if name == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = resolved + [name]
-        st = lstat(candidate)
-        if st is not None and stat.S_ISLNK(st.st_mode) and (pending or follow_final):
-            hops += 1
-            if hops > MAX_SYMLINKS:
-                raise InvalidArgument(f"too many levels of symbolic links: {path}")
-            target = readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            pending = _split(target) + pending
-            continue
-        resolved.append(name)
-    return resolved
 
 
-class ContextDir:
-    """The build context: a directory read through fds, never following a
-    symlink out of it.  `.dockerignore` decides what is visible."""
-
-    def __init__(self, path):
-        try:
-            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise InvalidArgument(f"unable to prepare context: {path}: {e.strerror}") from None
-        self.path = path
-        from collections import OrderedDict
-        self._fds = OrderedDict()  # a few open directory fds, by path
-        from .dockerignore import Matcher, load
-        data = self.read_file(".dockerignore", missing_ok=True)
-        self.ignore = load(data.decode(errors="replace")) if data is not None else Matcher(())
-
-    def close(self):
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def _dir_fd(self, parts):
-        """An fd of the directory `parts`, opened one component at a time
-        with O_NOFOLLOW.  Kept open (the last 32) for the next lookups in
-        the same directory; callers do not close it."""
-        key = "/".join(parts)
-        fd = self._fds.get(key)
-        if fd is not None:
-            self._fds.move_to_end(key)
-            return fd
-        if not parts:
-            return self.fd
-        parent = self._dir_fd(parts[:-1])
-        fd = os.open(parts[-1], O_DIR, dir_fd=parent)
-        self._fds[key] = fd
-        if len(self._fds) > 32:
-            os.close(self._fds.popitem(last=False)[1])
-        return fd
-
-    def lstat(self, parts):
-        if not parts:
-            return os.fstat(self.fd)
-        try:
-            return os.stat(parts[-1], dir_fd=self._dir_fd(parts[:-1]), follow_symlinks=False)
-        except OSError:
-            return None
-
-    def readlink(self, parts):
-        return os.readlink(parts[-1], dir_fd=self._dir_fd(parts[:-1]))
-
-    def resolve(self, path, follow_final=True):
-        return resolve_in_root(self.lstat, self.readlink, path, follow_final)
-
-    def open(self, parts):
-        return os.open(parts[-1], O_FILE, dir_fd=self._dir_fd(parts[:-1]))
-
-    def read_file(self, path, missing_ok=False, limit=16 << 20):
-        parts = self.resolve(path)
-        try:
-            fd = self.open(parts)
-        except FileNotFoundError:
-            if missing_ok:
-                return None
-            raise NotFound(f"{path}: no such file in the build context") from None
-        except OSError as e:
-            raise InvalidArgument(f"cannot read {path} in the build context: {e.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise InvalidArgument(f"{path} in the build context is not a regular file")
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise InvalidArgument(f"{path} in the build context is too large")
-        return data
-
-    def listdir(self, parts):
-        return os.listdir(self._dir_fd(parts))
-
-    def excluded(self, parts):
-        return bool(parts) and self.ignore.excluded("/".join(parts))
 
 
-class RootfsView:
-    """The merged view of a stack of unpacked layers (top first), as the
-    overlay would show it, read without mounting: whiteouts hide, an opaque
-    directory hides what is below it, a non-directory hides lower ones."""
-
-    def __init__(self, layer_dirs):
-        self.dirs = layer_dirs
-
-    def _layers_for(self, parts):
-        """[(host path, stat)] of the visible entry `parts`: one for a
-        non-directory, every contributing layer for a directory."""
-        out = []
-        last = len(parts) - 1
-        for d in self.dirs:
-            path, found, opaque = d, True, False
-            try:
-                st = os.lstat(d)
-            except OSError:
-                continue
-            for k, name in enumerate(parts):
-                path = f"{path}/{name}"
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    found = False
-                    break
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    return out  # whiteout
-                if not stat.S_ISDIR(st.st_mode):
-                    if k < last:
-                        return out
-                    break
-                if _opaque(path):
-                    opaque = True
-            if found:
-                if not stat.S_ISDIR(st.st_mode):
-                    return out or [(path, st)]
-                out.append((path, st))
-            if opaque:
-                return out
-        return out
-
-    def lstat(self, parts):
-        layers = self._layers_for(parts)
-        return layers[0][1] if layers else None
-
-    def host_path(self, parts):
-        layers = self._layers_for(parts)
-        return layers[0][0] if layers else None
-
-    def readlink(self, parts):
-        return os.readlink(self.host_path(parts))
-
-    def resolve(self, path, follow_final=True):
-        return resolve_in_root(self.lstat, self.readlink, path, follow_final)
-
-    def listdir(self, parts):
-        names = {}
-        for path, st in self._layers_for(parts):
-            if not stat.S_ISDIR(st.st_mode):
-                break
-            for name in os.listdir(path):
-                if name not in names:
-                    names[name] = True
-        return sorted(n for n in names if self.lstat(parts + [n]) is not None)
-
-    def open(self, parts):
-        return os.open(self.host_path(parts), O_FILE)
-
-    def read_text(self, path):
-        parts = self.resolve(path)
-        st = self.lstat(parts)
-        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size > 16 << 20:
-            return ""
-        fd = self.open(parts)
-        with os.fdopen(fd, "rb") as f:
-            return f.read().decode(errors="replace")
 
 
-def _opaque(path):
-    try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
-# -- layer tars ---------------------------------------------------------------
-
-class LayerTar:
-    """A layer tar written to a temp file, then added to the store."""
-
-    def __init__(self, tmpdir):
-        import tarfile
-        self.tarfile = tarfile
-        self.path = f"{tmpdir}/buildlayer-{os.getpid()}-{os.urandom(4).hex()}"
-        self.file = open(self.path, "wb")
-        self.tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)
-        self.names = set()
-        self.entries = 0
-
-    def add(self, name, kind, mode, uid=0, gid=0, mtime=0, fileobj=None, size=0, linkname="",
-            device=(0, 0), xattrs=None):
-        t = self.tarfile
-        info = t.TarInfo(name)
-        info.type = {"dir": t.DIRTYPE, "file": t.REGTYPE, "symlink": t.SYMTYPE, "hardlink": t.LNKTYPE,
-                     "char": t.CHRTYPE, "block": t.BLKTYPE, "fifo": t.FIFOTYPE}[kind]
-        info.mode, info.uid, info.gid, info.mtime = mode & 0o7777, uid, gid, int(mtime)
-        info.linkname = linkname
-        info.devmajor, info.devminor = device
-        if xattrs:
-            info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape")
-                                for k, v in xattrs.items()}
-        if kind == "file":
-            info.size = size
-        self.tar.addfile(info, fileobj if kind == "file" else None)
-        self.names.add(name.rstrip("/"))
-        self.entries += 1
-
-    def store(self, store):
-        """-> diff-id of the layer, now in the store."""
-        self.tar.close()
-        self.file.close()
-        try:
-            with open(self.path, "rb") as f:
-                diff_id, _, _ = store.add_layer_blob(f)
-            return diff_id
-        finally:
-            self.discard()
-
-    def discard(self):
-        if not self.file.closed:
-            self.file.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
-def _xattrs(fd):
-    """An upper dir entry's xattrs for the layer, without overlay's own.  A
-    redirect or metacopy entry has its data in a lower layer: the layer
-    would be wrong, so the build stops (diyc mounts with both off, the
-    kernel's default; a host that turns them on by default is refused)."""
-    out = {}
-    try:
-        names = os.listxattr(fd)
-    except OSError:
-        return out
-    for name in names:
-        if name in ("trusted.overlay.redirect", "trusted.overlay.metacopy"):
-            raise BuildError(f"the overlay's {name.rpartition('.')[2]} feature is on (overlay module "
-                             "parameters): a RUN layer cannot be read from its upper dir")
-        if not name.startswith("trusted.overlay."):
-            try:
-                out[name] = os.getxattr(fd, name)
-            except OSError:
-                pass
-    return out
 
 
-def upper_to_layer(layer, upper, skip=()):
-    """Write a container's overlay upper dir into `layer`: whiteouts (char
-    device 0:0) as `.wh.NAME`, opaque dirs with `.wh..wh..opq`.  Walked
-    through dir fds, never following a symlink.  `skip`: paths (relative)
-    of empty mount points the runtime made, not the command."""
-    fd = os.open(upper, O_DIR)
-    try:
-        _walk_upper(layer, fd, "", set(skip), {})
-    finally:
-        os.close(fd)
 
 
-def _walk_upper(layer, dfd, prefix, skip, inodes):
-    if prefix and _has_opaque(dfd):
-        layer.add(f"{prefix}{OPAQUE_MARKER}", "file", 0)
-    for name in sorted(os.listdir(dfd)):
-        rel = f"{prefix}{name}"
-        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        mode = st.st_mode
-        if stat.S_ISCHR(mode) and st.st_rdev == 0:
-            layer.add(f"{prefix}{WHITEOUT_PREFIX}{name}", "file", 0)
-            continue
-        if rel in skip and _empty(dfd, name, st):
-            continue
-        common = dict(mode=mode, uid=st.st_uid, gid=st.st_gid, mtime=st.st_mtime)
-        if stat.S_ISDIR(mode):
-            cfd = os.open(name, O_DIR, dir_fd=dfd)
-            try:
-                layer.add(rel, "dir", xattrs=_xattrs(cfd), **common)
-                _walk_upper(layer, cfd, f"{rel}/", skip, inodes)
-            finally:
-                os.close(cfd)
-        elif stat.S_ISREG(mode):
-            if st.st_nlink > 1 and (st.st_dev, st.st_ino) in inodes:
-                layer.add(rel, "hardlink", linkname=inodes[(st.st_dev, st.st_ino)], **common)
-                continue
-            fd = os.open(name, O_FILE, dir_fd=dfd)
-            with os.fdopen(fd, "rb") as f:
-                layer.add(rel, "file", fileobj=f, size=st.st_size, xattrs=_xattrs(fd), **common)
-            if st.st_nlink > 1:
-                inodes[(st.st_dev, st.st_ino)] = rel
-        elif stat.S_ISLNK(mode):
-            layer.add(rel, "symlink", linkname=os.readlink(name, dir_fd=dfd), **common)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            layer.add(rel, "char" if stat.S_ISCHR(mode) else "block",
-                      device=(os.major(st.st_rdev), os.minor(st.st_rdev)), **common)
-        elif stat.S_ISFIFO(mode):
-            layer.add(rel, "fifo", **common)
-        # sockets are not part of an image
 
 
-def _empty(dfd, name, st):
-    if stat.S_ISREG(st.st_mode):
-        return st.st_size == 0
-    if stat.S_ISDIR(st.st_mode):
-        fd = os.open(name, O_DIR, dir_fd=dfd)
-        try:
-            return not os.listdir(fd)
-        finally:
-            os.close(fd)
-    return False
 
 
-def _has_opaque(fd):
-    try:
-        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
-    except OSError:
-        return False
+
+
 
 
 # -- the cache ------------------------------------------------------------------
@@ -451,15 +117,9 @@ class Cache:
 
 
 def _digest(obj):
-    return _small_sha256(_json.dumps(obj).encode()).hexdigest()
+    return small_sha256(_json.dumps(obj).encode()).hexdigest()
 
 
-def _sha256_for(size):
-    """OpenSSL's sha256 (fast on big inputs) only when it pays for its import."""
-    if size < 1 << 20:
-        return _small_sha256()
-    import hashlib
-    return hashlib.sha256()
 
 
 def _now():
@@ -747,6 +407,12 @@ class Builder:
                 layer = produce() if produce else None
             except OSError as e:
                 raise ins.error(f"{ins.cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
+            except BuildError:
+                raise
+            except DiycError as e:
+                if str(e).startswith(ins.filename):
+                    raise
+                raise ins.error(str(e)) from None
             entry = {"layer": layer, "created": _now()}
             self.cache.put(key, entry)
         layer = entry["layer"]
@@ -799,7 +465,7 @@ class Builder:
         path = df.expand(ins.args, self._env(state), self.escape)
         if not path.startswith("/"):
             path = (state.cfg.get("WorkingDir") or "/").rstrip("/") + "/" + path
-        path = "/" + "/".join(_clean_parts(path))
+        path = "/" + "/".join(clean_parts(path))
         state.cfg["WorkingDir"] = path
         view = state.view(self.store)
         parts = view.resolve(path)
@@ -1065,16 +731,16 @@ class Builder:
             if kind == "heredoc":
                 target = resolved + [a] if dest_is_dir else resolved
                 mode = 0o644 if chmod is None else chmod
-                entries.append((target, "file", mode, len(data), _bytes_opener(data), "", time.time(),
-                                _small_sha256(data).hexdigest()))
+                entries.append((target, "file", mode, len(data), bytes_opener(data), "", time.time(),
+                                small_sha256(data).hexdigest()))
                 continue
             parts = a
             sst = source_root.lstat(parts)
             if stat.S_ISDIR(sst.st_mode):
                 self._walk_source(source_root, parts, resolved, entries, chmod, include_self=st is None)
-            elif add and stat.S_ISREG(sst.st_mode) and _is_archive(source_root, parts):
-                entries.append((resolved, "archive", 0, sst.st_size, _opener(source_root, parts), "",
-                                sst.st_mtime, _checksum(source_root, parts)))
+            elif add and stat.S_ISREG(sst.st_mode) and is_archive(source_root, parts):
+                entries.append((resolved, "archive", 0, sst.st_size, opener(source_root, parts), "",
+                                sst.st_mtime, checksum(source_root, parts)))
             else:
                 target = resolved + [parts[-1]] if dest_is_dir else resolved
                 if not target:
@@ -1093,7 +759,7 @@ class Builder:
                     name = "/".join(target)
                     if kind == "archive":
                         with opener() as f:
-                            _unpack_archive_into(layer, f, target, written, ins)
+                            unpack_archive_into(layer, f, target, written)
                         continue
                     written.add(name)
                     if kind == "dir":
@@ -1141,7 +807,7 @@ class Builder:
             return [parts]
         from .dockerignore import compile_component
         matches = [[]]
-        for comp in _split(src):
+        for comp in split_path(src):
             nxt = []
             for base in matches:
                 if comp == "..":
@@ -1172,8 +838,8 @@ class Builder:
             return (target, "symlink", 0o777, 0, None, root.readlink(parts), st.st_mtime, None)
         if stat.S_ISREG(mode):
             m = chmod if chmod is not None else stat.S_IMODE(mode)
-            return (target, "file", m, st.st_size, _opener(root, parts), "", st.st_mtime,
-                    _checksum(root, parts))
+            return (target, "file", m, st.st_size, opener(root, parts), "", st.st_mtime,
+                    checksum(root, parts))
         raise InvalidArgument(f"cannot copy {'/'.join(parts)}: not a regular file, directory or symlink")
 
     def _walk_source(self, root, parts, target, entries, chmod, include_self=True):
@@ -1241,107 +907,18 @@ class Builder:
         return uid, gid
 
 
-def _clean_parts(path):
-    out = []
-    for p in _split(path):
-        if p == "..":
-            if out:
-                out.pop()
-        else:
-            out.append(p)
-    return out
 
 
-class _FdFile:
-    def __init__(self, fd):
-        self.f = os.fdopen(fd, "rb")
-
-    def __enter__(self):
-        return self.f
-
-    def __exit__(self, *exc):
-        self.f.close()
 
 
-def _opener(root, parts):
-    def open_():
-        fd = root.open(parts)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise InvalidArgument(f"{'/'.join(parts)} changed while it was being copied")
-        return _FdFile(fd)
-    return open_
 
 
-def _bytes_opener(data):
-    import io
-
-    class _B:
-        def __enter__(self):
-            self.f = io.BytesIO(data)
-            return self.f
-
-        def __exit__(self, *exc):
-            pass
-    return lambda: _B()
 
 
-def _checksum(root, parts):
-    fd = root.open(parts)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidArgument(f"{'/'.join(parts)} is not a regular file")
-        h = _sha256_for(st.st_size)
-        while chunk := os.read(fd, 1 << 20):
-            h.update(chunk)
-    finally:
-        os.close(fd)
-    return h.hexdigest()
 
 
-def _is_archive(root, parts):
-    with _opener(root, parts)() as f:
-        head = f.read(262)
-    return (head.startswith(b"\x1f\x8b") or head.startswith(b"BZh") or head.startswith(b"\xfd7zXZ")
-            or head[257:262] == b"ustar")
 
 
-def _unpack_archive_into(layer, fileobj, target, written, ins):
-    """ADD of a local tar: its entries, names checked, under `target`."""
-    import tarfile
-    from .layers import LayerError, clean_name, decompressed
-    prefix = "/".join(target)
-    try:
-        tar = tarfile.open(fileobj=decompressed(fileobj), mode="r|")
-        for m in tar:
-            try:
-                rel = clean_name(m.name)
-            except LayerError as e:
-                raise ins.error(f"ADD: unsafe entry in archive: {e}") from None
-            if not rel or rel.rsplit("/", 1)[-1].startswith(WHITEOUT_PREFIX):
-                continue
-            name = f"{prefix}/{rel}" if prefix else rel
-            common = dict(mode=m.mode, uid=m.uid, gid=m.gid, mtime=m.mtime)
-            if m.isdir():
-                layer.add(name, "dir", **common)
-            elif m.isreg():
-                layer.add(name, "file", fileobj=tar.extractfile(m), size=m.size, **common)
-            elif m.issym():
-                layer.add(name, "symlink", linkname=m.linkname, **common)
-            elif m.islnk():
-                try:
-                    link = clean_name(m.linkname)
-                except LayerError as e:
-                    raise ins.error(f"ADD: unsafe hard link in archive: {e}") from None
-                layer.add(name, "hardlink", linkname=f"{prefix}/{link}" if prefix else link, **common)
-            elif m.ischr() or m.isblk():
-                layer.add(name, "char" if m.ischr() else "block", device=(m.devmajor, m.devminor), **common)
-            elif m.isfifo():
-                layer.add(name, "fifo", **common)
-            written.add(name)
-    except (tarfile.TarError, EOFError) as e:
-        raise ins.error(f"ADD: malformed archive: {e}") from None
 
 
 # -- the entry point ---------------------------------------------------------
