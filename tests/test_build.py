@@ -434,3 +434,29 @@ CMD ["cat", "/made-by"]
     assert run.stdout == "note\nextra\n", run.stderr
     env = json.loads(podman("image", "inspect", "localhost/onpodman").stdout)[0]["Config"]["Env"]
     assert "STAGE=diyc" in env
+
+
+def test_arg_scopes_and_predefined_args(cli, broot, tmp_path):
+    ctx = context(tmp_path, """\
+ARG V=global
+ARG BASE=busybox
+FROM $BASE
+RUN test -z "$V" && echo "outside: unset"
+ARG V
+ARG TARGETARCH
+ARG LOCAL=dflt
+RUN echo "redeclared: $V $LOCAL arch=$TARGETARCH proxy=$HTTP_PROXY"
+ENV FROM_ARG=$LOCAL
+""")
+    proc = cli("build", "-t", "args", "--progress", "plain", "--build-arg", "LOCAL=given",
+               "--build-arg", "HTTP_PROXY=http://127.0.0.1:9", ctx)
+    assert proc.returncode == 0, proc.stderr
+    assert "outside: unset" in proc.stdout
+    import platform
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    assert f"redeclared: global given arch={arch} proxy=http://127.0.0.1:9" in proc.stdout
+    env = image_config(broot, "args")["config"]["Env"]
+    assert "FROM_ARG=given" in env
+    assert not any(e.startswith(("V=", "LOCAL=", "HTTP_PROXY=")) for e in env)
+    assert not any("127.0.0.1:9" in h["created_by"]  # proxies stay out of the image
+                   for h in image_config(broot, "args")["history"])
