@@ -196,6 +196,7 @@ class Builder:
         self.used_args = set()
         self.target = target
         self.network = network
+        _check_network(root, network)
         self.cache = Cache(root, self.store, enabled=not no_cache)
         self.progress = progress or (lambda event: None)
         self.parsed = df.parse(dockerfile_text, dockerfile_name)
@@ -919,6 +920,17 @@ class Builder:
 
 
 
+
+
+def _check_network(root, network):
+    """Refuse a bad --network before any step runs (not at the first RUN)."""
+    if network in ("none", "host", "bridge"):
+        return
+    if network.startswith("container:"):
+        raise InvalidArgument("--network container:NAME cannot be used for a build")
+    from . import network as networking
+    if networking.load(root, network) is None:
+        raise NotFound(f"network {network} not found (see diyc network ls)")
 
 
 # -- the entry point ---------------------------------------------------------

@@ -222,6 +222,7 @@ CMD ["cat", "/opt/artifact", "/opt/again"]
     assert "exit 9" not in proc.stdout
     assert cli("run", "--rm", "tester", "cat", "/out/artifact").stdout == "built\n"
     assert_one_line_error(cli("build", "--target", "nope", ctx), contains="nope")
+    assert_one_line_error(cli("build", "--network", "nosuchnet", ctx), contains="network nosuchnet not found")
 
 
 def test_failing_run_leaves_nothing(cli, broot, tmp_path):
