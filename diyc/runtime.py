@@ -104,6 +104,13 @@ class Container:
                restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
                root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
+        config.check_run_arguments({
+            "image": image, "command": command, "name": name, "hostname": hostname, "env": env,
+            "workdir": workdir, "user": user, "entrypoint": entrypoint, "network": network,
+            "ip": ip, "publish": publish, "cgroup_parent": cgroup_parent, "cap_add": cap_add,
+            "cap_drop": cap_drop, "security_opt": security_opt, "ulimits": ulimits,
+            "sysctls": sysctls, "devices": devices, "tmpfs": tmpfs, "restart": restart,
+            "log_opts": log_opts, "volumes": volumes, "userns": userns})
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
         netplan = None
@@ -130,7 +137,7 @@ class Container:
         sec = security.SecurityOptions(privileged, cap_add, cap_drop, security_opt, ulimits,
                                        sysctls, oom_score_adj, devices, network)
         res["devices"] = sec.device_rules
-        mounts = [_tmpfs_mount(t) for t in tmpfs or ()]
+        mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
         if volumes:
             from .volumes import parse_volume
             mounts += [parse_volume(root, v) for v in volumes]
@@ -146,15 +153,15 @@ class Container:
 
         store = ImageStore(root.ensure())
         image_record = store.get(image)
-        image_config = image_record["config"].get("config") or {}
+        image_config = config.image_run_config(image_record["config"])
         layer_dirs = store.layer_dirs(image_record)
 
         args = _command(image_config, command, entrypoint)
         if init:
             args = ["/dev/init", "--"] + args
         from .users import resolve_user
-        uid, gid, groups, home = resolve_user(user or image_config.get("User") or "0", layer_dirs)
-        env = config.merge_env(image_config.get("Env"), env, os.environ)
+        uid, gid, groups, home = resolve_user(user or image_config["User"] or "0", layer_dirs)
+        env = config.merge_env(image_config["Env"], env, os.environ)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={home}")
 
@@ -171,7 +178,7 @@ class Container:
         elif network.startswith("container:"):
             mounts += networking.joined_mounts(root, network)
         spec = config.make_spec(
-            args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
+            args, env=env, cwd=workdir or image_config["WorkingDir"] or "/",
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
             readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
         spec["process"]["terminal"] = tty
@@ -581,20 +588,12 @@ def _generated_name(root, cid):
     return name
 
 
-def _tmpfs_mount(value):
-    """--tmpfs PATH[:OPTIONS] -> an OCI tmpfs mount."""
-    path, _, options = value.partition(":")
-    if not path.startswith("/") or ".." in path.split("/"):
-        raise InvalidArgument(f"invalid --tmpfs path {path!r}: must be absolute")
-    opts = ["nosuid", "nodev"] + [o for o in options.split(",") if o]
-    return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": opts}
-
-
 def _command(image_config, command, entrypoint):
-    entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config.get("Entrypoint") or [])
+    """image_config: as config.image_run_config() returns it."""
+    entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config["Entrypoint"] or [])
     if entrypoint == "":
         entry = []
-    cmd = list(command) if command else list(image_config.get("Cmd") or []) if entrypoint is None else []
+    cmd = list(command) if command else list(image_config["Cmd"] or []) if entrypoint is None else []
     args = entry + cmd
     if not args:
         raise InvalidArgument("no command given and the image has neither Cmd nor Entrypoint")
