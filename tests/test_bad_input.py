@@ -430,3 +430,22 @@ def test_oci_spec_nul_bytes_and_wrong_types_refused(change, field):
     with pytest.raises(InvalidArgument) as info:
         validate(spec)
     assert field in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--preserve-fds", "５", "--bundle", "/nonexistent", "x"],
+    ["run", "--preserve-fds", "²", "--bundle", "/nonexistent", "x"],
+    ["run", "--preserve-fds", "1024", "--bundle", "/nonexistent", "x"],
+], ids=["fullwidth", "superscript", "too-many"])
+def test_diyc_runc_numbers_are_strict(tmp_path, args):
+    """diyc-runc (runc's command line) takes its numbers through the same parser."""
+    import subprocess
+    runc = [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from diyc.runc_cli import main; sys.exit(main())", str(Path(__file__).resolve().parent.parent)]
+    if os.environ.get("DIYC_PKG_DIR"):
+        runc[-1] = os.environ["DIYC_PKG_DIR"]
+    proc = subprocess.run(runc + ["--root", str(tmp_path), *args], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("diyc-runc: invalid --preserve-fds"), line
