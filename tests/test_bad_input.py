@@ -194,9 +194,9 @@ ROWS.update({
     "image-inspect-none": ["image", "inspect"],
     "image-inspect-nosuch": ["image", "inspect", "nosuchimage"],
 })
-for cmd in ("stop", "restart"):
-    ROWS.update({f"{cmd}-t={v!r}": [cmd, "-t", v, "nosuchcontainer"]
-                 for v in BAD_NUMBERS + ["-1", "1e400", "-0.5", str(400 * 86400)]})
+ROWS.update({f"stop-t={v!r}": ["stop", "-t", v, "nosuchcontainer"]
+             for v in BAD_NUMBERS + ["-1", "1e400", "-0.5", str(400 * 86400)]})
+ROWS.update({f"restart-t={v!r}": ["restart", "-t", v, "nosuchcontainer"] for v in ["nan", "1e400", "５"]})
 ROWS.update({f"kill-s={v!r}": ["kill", "-s", v, "nosuchcontainer"]
              for v in ["99999", "65", "0", "-1", "", "SIG_DFL", "_IGN", "SIG_BLOCK", "５", "1_0", "NOPE",
                        HUGE, VERY_LONG, " 9", "SIGRTMIN+1"]})
@@ -256,6 +256,7 @@ GOOD_CONFIGS = {
                                   "Env": ["PATH=/bin"]},
     "null-fields": {"Entrypoint": None, "Cmd": ["echo", "nulls"], "Env": None, "User": None,
                     "WorkingDir": None, "Labels": None, "ExposedPorts": None, "Volumes": None},
+    "string-entrypoint-with-space": {"Entrypoint": "/bin/echo hello"},
     "maps": {"Cmd": ["echo", "maps"], "Labels": {"a": "b"}, "ExposedPorts": {"80/tcp": {}},
              "Volumes": {"/data": {}}, "StopSignal": "SIGTERM"},
 }
@@ -325,6 +326,9 @@ def test_image_config_strings_taken_as_docker_takes_them(run_cli, config_images)
     for case, word in (("null-fields", "nulls"), ("maps", "maps")):
         proc = run_cli("run", "--rm", _tag(case))
         assert (proc.returncode, proc.stdout) == (0, f"{word}\n"), proc.stderr
+    # one path with a space, as docker runs it (it used to run "/", the first letter)
+    proc = run_cli("run", "--rm", _tag("string-entrypoint-with-space"))
+    assert_one_line_error(proc, 127, contains="/bin/echo hello")
 
 
 # -- stop -t: a timeout that is not finite never sent SIGKILL ---------------------------
@@ -404,6 +408,15 @@ def test_library_refuses_wrong_types_and_nul_bytes(diyc_root, command, options, 
         diyc.run("busybox", command, root=diyc_root, **options)
     assert word in str(info.value), str(info.value)
     assert container_records(diyc_root) == []
+
+
+def test_library_takes_numbers_as_numbers(diyc_root):
+    import diyc
+    r = diyc.run("busybox", ("sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null; ulimit -n"),
+                 memory=64 << 20, memory_swap=-1, cpus=0.5, pids_limit=64, oom_score_adj=0,
+                 ulimits=["nofile=1000"], root=diyc_root, capture_output=True)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split()[-1] == b"1000"
 
 
 @pytest.mark.parametrize("change, field", [
