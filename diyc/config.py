@@ -3,8 +3,9 @@
 linux.resources, maskedPaths, readonlyPaths.  `diyc run` turns its flags
 into such a spec; an OCI-bundle front end can hand one in directly.
 
-Also the parsing of user input (sizes, cpus, users) - all validated before
-anything is created."""
+Also the checks of user input (sizes, cpus, strings without NUL bytes) and
+of the image's config, untrusted JSON, where it becomes the container's -
+all before anything is created."""
 
 from . import numbers
 from .errors import InvalidArgument
@@ -194,7 +195,7 @@ def parse_tmpfs(value):
         if key == "size" and sep:
             opt = f"size={parse_size(val, '--tmpfs size')}"
         elif key == "mode" and sep:
-            if not (val.isascii() and val and all(c in "01234567" for c in val) and len(val) <= 4):
+            if not val or len(val) > 4 or not all(c in "01234567" for c in val):
                 raise InvalidArgument(f"invalid --tmpfs mode {val!r}: expected octal such as 1777")
         elif key in ("nr_inodes", "nr_blocks") and sep:
             opt = f"{key}={numbers.size(val, f'--tmpfs {key}')}"

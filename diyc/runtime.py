@@ -138,13 +138,6 @@ class Container:
                                        sysctls, oom_score_adj, devices, network)
         res["devices"] = sec.device_rules
         mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
-        if volumes:
-            from .volumes import parse_volume
-            mounts += [parse_volume(root, v) for v in volumes]
-        if init:
-            from .lifecycle import INIT_BINARY
-            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
-                           "options": ["bind", "ro"]})
         from .lifecycle import parse_log_opts, parse_restart_policy
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
@@ -164,6 +157,13 @@ class Container:
         env = config.merge_env(image_config["Env"], env, os.environ)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={home}")
+        if volumes:  # after the checks: this makes named volumes and missing host dirs
+            from .volumes import parse_volume
+            mounts += [parse_volume(root, v) for v in volumes]
+        if init:
+            from .lifecycle import INIT_BINARY
+            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
+                           "options": ["bind", "ro"]})
 
         cid = os.urandom(32).hex()
         generated = name is None

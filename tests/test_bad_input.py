@@ -92,6 +92,10 @@ ROWS.update({
     "run-flag-with-value": ["run", "--rm=maybe", "busybox", "true"],
     "run-bad-image-reference": ["run", "--rm", "Bad:Name", "true"],
     "run-empty-image": ["run", "--rm", "", "true"],
+    # a named volume is only made once everything else was checked
+    "run-volume-then-missing-image": ["run", "--rm", "-v", "badrowvol:/x", "nosuchimage", "true"],
+    "run-volume-then-unknown-user": ["run", "--rm", "-v", "badrowvol:/x", "-u", "nosuch", "busybox",
+                                     "true"],
 })
 # the other commands: missing, extra or malformed arguments
 ROWS.update({
@@ -314,8 +318,8 @@ def test_image_config_with_wrong_types_is_refused(run_cli, diyc_root, config_ima
         (field,) = BAD_CONFIGS[case]
         assert field in line, line
     assert store_state(diyc_root) == before
-    # and kept containers are not created either
-    proc = run_cli("run", _tag(case), "true")
+    # and kept containers are not created either, nor the volume they name
+    proc = run_cli("run", "-v", "badcfgvol:/x", _tag(case), "true")
     assert_one_line_error(proc, 125, contains="image config")
     assert store_state(diyc_root) == before
 
