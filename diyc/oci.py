@@ -460,8 +460,14 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
     master goes to `console_fd`.  -> (pid, exit code or None)."""
     from . import lifecycle
     _check_keys(process, _PROCESS, "process")
+    from .config import check_text_list, nul_field
+    where = nul_field(process, "process")
+    if where:
+        _refuse(where, "contains a NUL byte")
     if not process.get("args"):
         _refuse("process.args", "must be a non-empty list of strings")
+    check_text_list(process["args"], "process.args")
+    check_text_list(process.get("env") or [], "process.env")
     if process.get("terminal") and console_fd is None:
         _refuse("exec with process.terminal", "needs --console-socket")
     if status(ctr) != "running":

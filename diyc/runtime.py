@@ -455,6 +455,8 @@ class Container:
         return self
 
     def kill(self, sig=15):
+        from .numbers import integer
+        sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
         pid = self.pid or state.get("pid")
         if pid and pid_alive(pid, state.get("pid_start")):

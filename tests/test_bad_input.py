@@ -466,3 +466,27 @@ def test_diyc_runc_numbers_are_strict(tmp_path, args):
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stderr.splitlines()
     assert line.startswith("diyc-runc: invalid --preserve-fds"), line
+
+
+def test_oci_exec_process_file_nul_and_types_refused():
+    """`diyc-runc exec --process FILE`: the process is checked before the
+    container is even looked at."""
+    from diyc import InvalidArgument
+    from diyc.oci import exec_process
+    for process, field in (({"args": ["sh", "a\0"], "cwd": "/"}, "process.args[1]"),
+                           ({"args": "sh", "cwd": "/"}, "process.args"),
+                           ({"args": ["sh"], "env": "A=1"}, "process.env")):
+        with pytest.raises(InvalidArgument) as info:
+            exec_process(None, process)
+        assert field in str(info.value), str(info.value)
+
+
+def test_library_kill_refuses_bad_signals(diyc_root):
+    import diyc
+    c = diyc.Container.create("busybox", ["sleep", "60"], root=diyc_root)
+    try:
+        for bad in (99999, -1, "９", 1.5, True):
+            with pytest.raises(diyc.InvalidArgument):
+                c.kill(bad)
+    finally:
+        c.remove(force=True)
