@@ -187,6 +187,11 @@ def parse(args, table, stop_at_positional=True):
     return opts, positional
 
 
+def _no_arguments(command, positional):
+    if positional:
+        raise InvalidArgument(f'"diyc {command}" accepts no arguments (got {positional[0]!r})')
+
+
 # -- commands ---------------------------------------------------------------
 
 def cmd_run(root, args):
@@ -299,6 +304,7 @@ def cmd_ps(root, args):
     opts, pos = parse(args, _options(("-a --all", "all", FLAG), ("-q --quiet", "quiet", FLAG),
                                      ("--no-trunc", "no_trunc", FLAG), ("--format", "format", VALUE)),
                       stop_at_positional=False)
+    _no_arguments("ps", pos)
     if opts.get("format") not in (None, "json", "table"):
         raise InvalidArgument(f"invalid --format {opts['format']!r}: json or table")
     from .runtime import Container
@@ -373,6 +379,7 @@ def cmd_import(root, args):
 
 def cmd_images(root, args):
     opts, pos = parse(args, _options(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
+    _no_arguments("images", pos)
     from .images import ImageStore
     rows = []
     for img in ImageStore(root).list():
@@ -432,7 +439,7 @@ def cmd_inspect(root, args):
 
 
 def cmd_cleanup(root, args):
-    parse(args, {}, stop_at_positional=False)
+    _no_arguments("cleanup", parse(args, {}, stop_at_positional=False)[1])
     from .runtime import cleanup
     for line in cleanup(root):
         print(line)
@@ -470,7 +477,7 @@ def cmd_login(root, args):
         import getpass
         password = getpass.getpass("Password: ")
     if not user or not password:
-        raise InvalidArgument("diyc login: a username and a password are required")
+        raise InvalidArgument('"diyc login" requires a username and a password')
     login(root, pos[0], user, password, insecure=opts.get("insecure", False))
     print("Login Succeeded")
     return 0
@@ -520,10 +527,15 @@ def cmd_save(root, args):
     out = opts.get("output")
     if out is None or out == "-":
         if sys.stdout.isatty():
-            raise InvalidArgument("diyc save: refusing to write an archive to a terminal; use -o FILE")
+            raise InvalidArgument('"diyc save" refuses to write an archive to a terminal: use -o FILE')
         save(ImageStore(root), pos, sys.stdout.buffer)
     else:
-        save(ImageStore(root), pos, out)
+        try:
+            save(ImageStore(root), pos, out)
+        except OSError as e:  # the output's directory is missing, not writable, full
+            if not str(e.filename or "").startswith(out):
+                raise
+            raise InvalidArgument(f"cannot write {out}: {e.strerror}") from None
     return 0
 
 
@@ -553,6 +565,7 @@ def cmd_network(root, args):
         print(networking.create(root, pos[0], subnet=opts.get("subnet"))["id"])
     elif sub in ("ls", "list"):
         opts, pos = parse(rest, _options(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
+        _no_arguments("network ls", pos)
         nets = networking.list_networks(root)
         if opts.get("quiet"):
             for n in nets:
@@ -568,11 +581,13 @@ def cmd_network(root, args):
             networking.remove(root, name)
             print(name)
     elif sub == "prune":
-        parse(rest, {}, stop_at_positional=False)
+        _no_arguments("network prune", parse(rest, {}, stop_at_positional=False)[1])
         for line in networking.prune(root):
             print(line)
     elif sub == "inspect":
         opts, pos = parse(rest, {}, stop_at_positional=False)
+        if not pos:
+            raise InvalidArgument('"diyc network inspect" requires at least one network')
         import json
         from .errors import NotFound
         out = []
@@ -632,10 +647,8 @@ def cmd_start(root, args):
 
 def cmd_stop(root, args, restart=False):
     opts, pos = parse(args, _options(("-t --time", "time", VALUE)), stop_at_positional=False)
-    try:
-        timeout = float(opts.get("time", 10))
-    except ValueError:
-        raise InvalidArgument(f"invalid -t value {opts['time']!r}: expected seconds") from None
+    from .numbers import decimal
+    timeout = decimal(opts.get("time", "10"), "-t (seconds)", 0, MAX_STOP_TIMEOUT)
     from .lifecycle import stop
 
     def stop_one(ctr):
@@ -646,6 +659,9 @@ def cmd_stop(root, args, restart=False):
             ctr.start(detach=True)
         print(ctr.name)
     return _each_container(root, pos, stop_one)
+
+
+MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
 
 
 def cmd_kill(root, args):
@@ -661,12 +677,15 @@ def cmd_kill(root, args):
 
 
 def _signal_number(name):
+    """A signal by number (1 to SIGRTMAX) or name (KILL, SIGHUP, hup)."""
     import _signal
-    if name.isdigit():
-        return int(name)
+    from .numbers import is_digits, integer
+    if is_digits(name):
+        return integer(name, "signal", 1, _signal.SIGRTMAX)
     n = name.upper()
     n = n if n.startswith("SIG") else f"SIG{n}"
-    num = getattr(_signal, n, None)
+    # (not SIG_DFL, SIG_IGN, SIG_BLOCK...: handler and mask constants, 0-2)
+    num = getattr(_signal, n, None) if n[3:].isalnum() and n.isascii() else None
     if not isinstance(num, int):
         raise InvalidArgument(f"invalid signal: {name}")
     return num
@@ -685,12 +704,13 @@ def cmd_logs(root, args):
     tail = opts.get("tail")
     if tail in (None, "all"):
         tail = None
-    elif not tail.isdigit():
-        raise InvalidArgument(f"invalid --tail value {tail!r}")
+    else:
+        from .numbers import INT64_MAX, integer
+        tail = integer(tail, "--tail value", 0, INT64_MAX)
     from .lifecycle import print_logs
     from .runtime import Container
     print_logs(Container.load(pos[0], root), follow=opts.get("follow", False),
-               tail=None if tail is None else int(tail), timestamps=opts.get("timestamps", False))
+               tail=tail, timestamps=opts.get("timestamps", False))
     return 0
 
 
@@ -732,7 +752,7 @@ def cmd_volume(root, args):
     if sub == "create" and len(pos) == 1:
         volumes.create_volume(root.ensure(), pos[0])
         print(pos[0])
-    elif sub == "ls":
+    elif sub == "ls" and not pos:
         print("VOLUME NAME")
         for name in volumes.list_volumes(root):
             print(name)
@@ -856,6 +876,7 @@ def cmd_history(root, args):
 
 def cmd_container(root, args):
     if args[:1] == ["prune"]:
+        _no_arguments("container prune", parse(args[1:], {}, stop_at_positional=False)[1])
         from .runtime import Container
         for c in Container.list(root):
             if c.status in ("exited", "created", "dead"):
@@ -934,10 +955,10 @@ def main(argv=None):
             if opt in ("-h", "--help"):
                 print(USAGE)
                 return 0
-            if opt == "--root" and argv:
-                root = argv.pop(0)
-            elif opt.startswith("--root="):
-                root = opt.partition("=")[2]
+            if opt == "--root" or opt.startswith("--root="):
+                root = opt.partition("=")[2] if "=" in opt else argv.pop(0) if argv else ""
+                if not root:  # (Root("") would be the default root: not what was meant)
+                    raise InvalidArgument("--root needs a directory")
             else:
                 raise InvalidArgument(f"unknown flag: {opt}")
         if not argv:
@@ -949,7 +970,8 @@ def main(argv=None):
         from .state import Root
         return cmd(Root(root), argv[1:])
     except DiycError as e:
-        print(f"diyc: {e}", file=sys.stderr)
+        # one line, whatever the message quotes (a library's multi-line text)
+        print("diyc: " + " ".join(str(e).split("\n")), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130

@@ -3,9 +3,11 @@
 linux.resources, maskedPaths, readonlyPaths.  `diyc run` turns its flags
 into such a spec; an OCI-bundle front end can hand one in directly.
 
-Also the parsing of user input (sizes, cpus, users) - all validated before
-anything is created."""
+Also the checks of user input (sizes, cpus, strings without NUL bytes) and
+of the image's config, untrusted JSON, where it becomes the container's -
+all before anything is created."""
 
+from . import numbers
 from .errors import InvalidArgument
 
 OCI_VERSION = "1.0.2"
@@ -13,23 +15,9 @@ DEFAULT_ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CPU_PERIOD = 100000
 PID_MAX_LIMIT = 4194304  # the kernel's ceiling for pid numbers, and so for pids.max
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 def parse_size(value, what="size"):
     """'64m', '1g', '512k', '1048576' -> bytes (docker's binary units)."""
-    s = str(value).strip().lower()
-    if s.endswith("b") and len(s) > 1 and s[-2] in "kmgt":
-        s = s[:-1]
-    unit = s[-1:] if s[-1:] in "kmgtb" else ""
-    number = s[: len(s) - len(unit)]
-    try:
-        n = float(number)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what}: {value!r} (expected a number with an optional unit b, k, m, g)") from None
-    if n != n or n < 0 or n == float("inf") or n * _UNITS[unit] >= 1 << 63:
-        raise InvalidArgument(f"invalid {what}: {value!r}")
-    return int(n * _UNITS[unit])
+    return numbers.size(value, what)
 
 
 def parse_memory(value):
@@ -41,7 +29,7 @@ def parse_memory(value):
 
 def parse_memory_swap(value, memory):
     """docker's --memory-swap: memory+swap in total, -1 for unlimited swap."""
-    if str(value).strip() == "-1":
+    if value in ("-1", -1):
         return -1
     if memory is None:
         raise InvalidArgument("--memory-swap needs --memory as well")
@@ -52,25 +40,167 @@ def parse_memory_swap(value, memory):
 
 
 def parse_cpus(value):
-    try:
-        n = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"invalid --cpus value {value!r}: expected a number such as 0.5") from None
     # the kernel's smallest CFS quota is 1 ms per 100 ms period: 0.01 CPUs
-    if not 0.01 <= n <= 1024:
-        raise InvalidArgument(f"invalid --cpus value {value!r}: must be between 0.01 and 1024")
-    return n
+    return numbers.decimal(value, "--cpus value", 0.01, 1024)
 
 
 def parse_pids_limit(value):
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"invalid --pids-limit value {value!r}: expected an integer") from None
-    if n == 0 or n < -1 or n > PID_MAX_LIMIT:
+    n = numbers.integer(value, "--pids-limit value", -1, PID_MAX_LIMIT)
+    if n == 0:
         raise InvalidArgument(f"invalid --pids-limit value {value!r}: use 1 to {PID_MAX_LIMIT}, "
                               "or -1 for unlimited")
     return n
+
+
+# -- strings from untrusted or library input -----------------------------------
+# The kernel takes C strings: a NUL byte would silently cut an argument, an
+# environment entry or a path short.  JSON and Python strings can hold one.
+
+def check_text(value, what):
+    """A str without NUL bytes."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string, not {type(value).__name__}")
+    if "\0" in value:
+        raise InvalidArgument(f"{what} contains a NUL byte")
+    return value
+
+
+def check_text_list(value, what):
+    """A list (or tuple) of str without NUL bytes -> list."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{what} must be a list of strings")
+    for i, v in enumerate(value):
+        if "\0" in v:
+            raise InvalidArgument(f"{what}[{i}] contains a NUL byte")
+    return list(value)
+
+
+def nul_field(obj, where=""):
+    """The JSON path of the first string (key or value) in `obj` holding a
+    NUL byte, or None: for whole documents such as an OCI spec."""
+    if isinstance(obj, str):
+        return where or "value" if "\0" in obj else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{where}.{k}" if where else str(k)
+            if isinstance(k, str) and "\0" in k:
+                return path
+            found = nul_field(v, path)
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = nul_field(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+# What Container.create takes from a library caller (the CLI only ever
+# passes str): each must be a str (or None), or a list of str.
+_TEXT_ARGUMENTS = ("image", "name", "hostname", "workdir", "user", "network", "ip",
+                   "cgroup_parent", "restart", "userns")
+_LIST_ARGUMENTS = ("command", "env", "publish", "cap_add", "cap_drop", "security_opt", "ulimits",
+                   "sysctls", "devices", "tmpfs", "log_opts", "volumes")
+
+
+def check_run_arguments(arguments):
+    """Type and NUL checks of Container.create's arguments ({name: value}),
+    so a wrong type is an InvalidArgument naming it, not a TypeError from
+    deep inside (or a str command taken letter by letter)."""
+    for name in _TEXT_ARGUMENTS:
+        if arguments.get(name) is not None:
+            check_text(arguments[name], name)
+    for name in _LIST_ARGUMENTS:
+        if arguments.get(name) is not None:
+            check_text_list(arguments[name], name)
+    entrypoint = arguments.get("entrypoint")
+    if isinstance(entrypoint, str):
+        check_text(entrypoint, "entrypoint")
+    elif entrypoint is not None:
+        check_text_list(entrypoint, "entrypoint")
+
+
+# -- the image's config ------------------------------------------------------------
+
+def _str_slice(value, field):
+    """Cmd, Entrypoint: a list of strings, or one string taken as a list of
+    one (as moby's StrSlice reads them: no splitting at spaces)."""
+    if value is None:
+        return None
+    return check_text_list([value] if isinstance(value, str) else value, f"image config: {field}")
+
+
+def _optional_text(value, field):
+    return None if value is None else check_text(value, f"image config: {field}")
+
+
+def _string_map(value, field, values_are_objects=False):
+    """Labels ({str: str}), ExposedPorts and Volumes ({str: {}})."""
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and all(
+        isinstance(k, str) and "\0" not in k and (
+            (v is None or isinstance(v, dict)) if values_are_objects else isinstance(v, str))
+        for k, v in value.items())
+    if not ok:
+        kind = "objects" if values_are_objects else "strings"
+        raise InvalidArgument(f"image config: {field} must be an object of {kind}")
+    return value
+
+
+def image_run_config(image_config):
+    """The part of an image's config (untrusted JSON from a registry or an
+    archive) that a run uses, validated once here, where it becomes the
+    container's: {"Entrypoint", "Cmd": list or None, "Env": list,
+    "User", "WorkingDir", "StopSignal": str or None}.  Wrong types are
+    refused naming the field rather than taken apart (a string Env read
+    letter by letter)."""
+    if not isinstance(image_config, dict):
+        raise InvalidArgument("image config: must be a JSON object")
+    cfg = image_config.get("config")
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        raise InvalidArgument("image config: config must be a JSON object")
+    env = cfg.get("Env")
+    out = {
+        "Entrypoint": _str_slice(cfg.get("Entrypoint"), "Entrypoint"),
+        "Cmd": _str_slice(cfg.get("Cmd"), "Cmd"),
+        "Env": [] if env is None else check_text_list(env, "image config: Env"),
+        "User": _optional_text(cfg.get("User"), "User"),
+        "WorkingDir": _optional_text(cfg.get("WorkingDir"), "WorkingDir"),
+        "StopSignal": _optional_text(cfg.get("StopSignal"), "StopSignal"),
+    }
+    _string_map(cfg.get("Labels"), "Labels")
+    _string_map(cfg.get("ExposedPorts"), "ExposedPorts", values_are_objects=True)
+    _string_map(cfg.get("Volumes"), "Volumes", values_are_objects=True)
+    for field in ("Shell", "OnBuild"):
+        if cfg.get(field) is not None:
+            check_text_list(cfg[field], f"image config: {field}")
+    return out
+
+
+def parse_tmpfs(value):
+    """--tmpfs PATH[:OPTIONS] -> an OCI tmpfs mount.  size= and mode= are
+    checked here (docker's grammar), not left to the kernel's EINVAL."""
+    path, _, options = value.partition(":")
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise InvalidArgument(f"invalid --tmpfs path {path!r}: must be absolute")
+    opts = ["nosuid", "nodev"]
+    for opt in options.split(","):
+        if not opt:
+            continue
+        key, sep, val = opt.partition("=")
+        if key == "size" and sep:
+            opt = f"size={parse_size(val, '--tmpfs size')}"
+        elif key == "mode" and sep:
+            if not val or len(val) > 4 or not all(c in "01234567" for c in val):
+                raise InvalidArgument(f"invalid --tmpfs mode {val!r}: expected octal such as 1777")
+        elif key in ("nr_inodes", "nr_blocks") and sep:
+            opt = f"{key}={numbers.size(val, f'--tmpfs {key}')}"
+        opts.append(opt)
+    return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": opts}
 
 
 def resources(memory=None, memory_swap=None, cpus=None, pids_limit=None):
@@ -94,7 +224,8 @@ def check_name(name):
 
 
 def check_hostname(hostname):
-    if not hostname or len(hostname) > 64 or not all(c.isalnum() or c in "-." for c in hostname):
+    if not hostname or len(hostname) > 64 or not hostname.isascii() or \
+            not all(c.isalnum() or c in "-." for c in hostname):
         raise InvalidArgument(f"invalid hostname {hostname!r}")
     return hostname
 

@@ -34,12 +34,8 @@ def parse_restart_policy(value):
     if name not in ("on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
         raise InvalidArgument(f"invalid --restart {value!r}: expected no, on-failure[:N], always "
                               "or unless-stopped")
-    try:
-        retries = int(count) if count else 0
-    except ValueError:
-        raise InvalidArgument(f"invalid --restart {value!r}: N must be an integer") from None
-    if retries < 0:
-        raise InvalidArgument(f"invalid --restart {value!r}: N must not be negative")
+    from .numbers import INT64_MAX, integer, shown
+    retries = integer(count, f"--restart {shown(value)}: N", 0, INT64_MAX) if count else 0
     return {"name": name, "max_retries": retries}
 
 
@@ -265,6 +261,11 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
     terminal).  Returns the command's exit code (None when detached: it
     runs on, its output discarded, as with docker exec -d)."""
     from . import config
+    args = config.check_text_list(args, "command")
+    env = config.check_text_list(env or [], "env")
+    for value, what in ((workdir, "workdir"), (user, "user")):
+        if value is not None:
+            config.check_text(value, what)
     if not args:
         raise InvalidArgument('"diyc exec" requires a command')
     spec = ctr.record["spec"]

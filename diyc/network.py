@@ -46,6 +46,7 @@ import errno
 import os
 
 from .errors import Conflict, DiycError, InvalidArgument, NotFound
+from .numbers import is_digits
 from .state import read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
@@ -66,7 +67,7 @@ class NetworkError(DiycError):
 
 def ip_to_int(text, what="IP address"):
     parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+    if len(parts) != 4 or not all(is_digits(p) and len(p) <= 3 and int(p) < 256 for p in parts):
         raise InvalidArgument(f"invalid {what} {text!r}: expected a dotted IPv4 address such as 10.1.2.3")
     a, b, c, d = (int(p) for p in parts)
     return a << 24 | b << 16 | c << 8 | d
@@ -79,7 +80,7 @@ def int_to_ip(n):
 def parse_subnet(text):
     """'10.1.0.0/16' -> (network as int, prefix length)."""
     addr, slash, plen = str(text).partition("/")
-    if not slash or not plen.isdigit():
+    if not slash or not is_digits(plen) or len(plen) > 3:
         raise InvalidArgument(f"invalid subnet {text!r}: expected CIDR notation such as 10.89.0.0/16")
     prefixlen = int(plen)
     if not 8 <= prefixlen <= 29:
@@ -117,7 +118,7 @@ def parse_publish(spec):
     ip_to_int(host_ip, f"host IP in -p {spec!r}")
     ports = []
     for p in (host_port, ctr_port):
-        if not p.isdigit() or not 1 <= int(p) <= 65535:
+        if not is_digits(p) or len(p) > 5 or not 1 <= int(p) <= 65535:
             raise InvalidArgument(f"invalid -p value {spec!r}: {p!r} is not a port number (1-65535)")
         ports.append(int(p))
     return {"proto": proto, "host_ip": host_ip, "host_port": ports[0], "container_port": ports[1]}
@@ -306,6 +307,9 @@ def plan(root, network, ip=None, publish=()):
                                   "(the network belongs to that container)")
         _joined_container(root, network)
         return None
+    ports = [parse_publish(p) for p in publish or ()]  # before the default network is defined
+    if ip is not None:
+        ip_to_int(ip, "--ip address")
     rec = load(root, network)
     if rec is None:
         if network != DEFAULT_NETWORK:
@@ -322,7 +326,6 @@ def plan(root, network, ip=None, publish=()):
             raise Conflict(f"address {ip} is already in use on network {network}")
         except FileNotFoundError:
             pass
-    ports = [parse_publish(p) for p in publish or ()]
     seen = set()
     for p in ports:
         key = (p["proto"], p["host_port"])

@@ -92,6 +92,10 @@ def load_bundle(bundle):
 def validate(spec):
     """Refuse, naming the field, whatever diyc would not honour."""
     _check_keys(spec, _TOP, "")
+    from .config import check_text, check_text_list, nul_field
+    where = nul_field(spec)
+    if where:
+        _refuse(where, "contains a NUL byte")
     version = spec.get("ociVersion")
     if not isinstance(version, str) or not version.startswith("1."):
         _refuse(f"ociVersion {version!r}", "is not a runtime-spec 1.x version")
@@ -102,7 +106,11 @@ def validate(spec):
     args = process.get("args")
     if not args or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         _refuse("process.args", "must be a non-empty list of strings")
-    if not str(process.get("cwd", "/")).startswith("/"):
+    check_text_list(process.get("env") or [], "config.json: process.env")
+    for value, field in ((process.get("cwd", "/"), "process.cwd"), (spec.get("hostname"), "hostname")):
+        if value is not None:
+            check_text(value, f"config.json: {field}")
+    if not process.get("cwd", "/").startswith("/"):
         _refuse("process.cwd", "must be an absolute path")
     for field in ("apparmorProfile", "selinuxLabel"):
         if not _empty(process.get(field)):
@@ -122,6 +130,11 @@ def validate(spec):
     for r in process.get("rlimits") or ():
         if r.get("type", "").removeprefix("RLIMIT_").lower() not in RLIMITS:
             _refuse(f"process.rlimits type {r.get('type')!r}", "is not a Linux rlimit")
+        from .numbers import UINT64_MAX, integer
+        for key in ("soft", "hard"):
+            if not isinstance(r.get(key), int):
+                _refuse(f"process.rlimits[{r['type']}].{key}", "must be an integer")
+            integer(r[key], f"config.json: process.rlimits[{r['type']}].{key}", 0, UINT64_MAX)
     if not isinstance(spec.get("root"), dict) or not isinstance(spec["root"].get("path"), str):
         _refuse("root.path", "is required")
     _check_keys(spec["root"], {"path", "readonly"}, "root")
@@ -447,8 +460,14 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
     master goes to `console_fd`.  -> (pid, exit code or None)."""
     from . import lifecycle
     _check_keys(process, _PROCESS, "process")
+    from .config import check_text_list, nul_field
+    where = nul_field(process, "process")
+    if where:
+        _refuse(where, "contains a NUL byte")
     if not process.get("args"):
         _refuse("process.args", "must be a non-empty list of strings")
+    check_text_list(process["args"], "process.args")
+    check_text_list(process.get("env") or [], "process.env")
     if process.get("terminal") and console_fd is None:
         _refuse("exec with process.terminal", "needs --console-socket")
     if status(ctr) != "running":

@@ -92,8 +92,9 @@ def _write_pid_file(path, pid):
 
 def _check_common(opts):
     n = opts.get("preserve_fds")
-    if n is not None and not (n.isdigit() and int(n) < 1024):
-        raise InvalidArgument(f"invalid --preserve-fds {n!r}: expected a small number")
+    if n is not None:
+        from .numbers import integer
+        integer(n, "--preserve-fds", 0, 1023)
 
 
 def _load_bundle(opts):
@@ -282,12 +283,11 @@ def cmd_exec(root, args):
         if opts.get("cwd"):
             process["cwd"] = opts["cwd"]
         if opts.get("user") or opts.get("groups"):
+            from .numbers import integer
             uid, _, gid = (opts.get("user") or "0").partition(":")
-            try:
-                process["user"] = {"uid": int(uid), "gid": int(gid or 0),
-                                   "additionalGids": [int(g) for g in opts.get("groups") or ()]}
-            except ValueError:
-                raise InvalidArgument("exec --user takes UID[:GID] numbers") from None
+            ids = [integer(i, "exec --user/--additional-gids id", 0, 0xFFFFFFFE)
+                   for i in [uid, gid or "0"] + list(opts.get("groups") or ())]
+            process["user"] = {"uid": ids[0], "gid": ids[1], "additionalGids": ids[2:]}
         if opts.get("no_new_privs"):
             process["noNewPrivileges"] = True
     if opts.get("tty"):

@@ -104,6 +104,13 @@ class Container:
                restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
                root=None, trace=None):
         """Validate everything, then record a container in state `created`."""
+        config.check_run_arguments({
+            "image": None if isinstance(image, dict) else image, "command": command, "name": name, "hostname": hostname, "env": env,
+            "workdir": workdir, "user": user, "entrypoint": entrypoint, "network": network,
+            "ip": ip, "publish": publish, "cgroup_parent": cgroup_parent, "cap_add": cap_add,
+            "cap_drop": cap_drop, "security_opt": security_opt, "ulimits": ulimits,
+            "sysctls": sysctls, "devices": devices, "tmpfs": tmpfs, "restart": restart,
+            "log_opts": log_opts, "volumes": volumes, "userns": userns})
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
         netplan = None
@@ -130,14 +137,7 @@ class Container:
         sec = security.SecurityOptions(privileged, cap_add, cap_drop, security_opt, ulimits,
                                        sysctls, oom_score_adj, devices, network)
         res["devices"] = sec.device_rules
-        mounts = [_tmpfs_mount(t) for t in tmpfs or ()]
-        if volumes:
-            from .volumes import parse_volume
-            mounts += [parse_volume(root, v) for v in volumes]
-        if init:
-            from .lifecycle import INIT_BINARY
-            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
-                           "options": ["bind", "ro"]})
+        mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
         from .lifecycle import parse_log_opts, parse_restart_policy
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
@@ -149,17 +149,24 @@ class Container:
         # config, which need no name in the store)
         image_record = image if isinstance(image, dict) else store.get(image)
         image = image_record["id"] if isinstance(image, dict) else image
-        image_config = image_record["config"].get("config") or {}
+        image_config = config.image_run_config(image_record["config"])
         layer_dirs = store.layer_dirs(image_record)
 
         args = _command(image_config, command, entrypoint)
         if init:
             args = ["/dev/init", "--"] + args
         from .users import resolve_user
-        uid, gid, groups, home = resolve_user(user or image_config.get("User") or "0", layer_dirs)
-        env = config.merge_env(image_config.get("Env"), env, os.environ)
+        uid, gid, groups, home = resolve_user(user or image_config["User"] or "0", layer_dirs)
+        env = config.merge_env(image_config["Env"], env, os.environ)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={home}")
+        if volumes:  # after the checks: this makes named volumes and missing host dirs
+            from .volumes import parse_volume
+            mounts += [parse_volume(root, v) for v in volumes]
+        if init:
+            from .lifecycle import INIT_BINARY
+            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
+                           "options": ["bind", "ro"]})
 
         cid = os.urandom(32).hex()
         generated = name is None
@@ -174,7 +181,7 @@ class Container:
         elif network.startswith("container:"):
             mounts += networking.joined_mounts(root, network)
         spec = config.make_spec(
-            args, env=env, cwd=workdir or image_config.get("WorkingDir") or "/",
+            args, env=env, cwd=workdir or image_config["WorkingDir"] or "/",
             uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
             readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
         spec["process"]["terminal"] = tty
@@ -451,6 +458,8 @@ class Container:
         return self
 
     def kill(self, sig=15):
+        from .numbers import integer
+        sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
         pid = self.pid or state.get("pid")
         if pid and pid_alive(pid, state.get("pid_start")):
@@ -584,20 +593,12 @@ def _generated_name(root, cid):
     return name
 
 
-def _tmpfs_mount(value):
-    """--tmpfs PATH[:OPTIONS] -> an OCI tmpfs mount."""
-    path, _, options = value.partition(":")
-    if not path.startswith("/") or ".." in path.split("/"):
-        raise InvalidArgument(f"invalid --tmpfs path {path!r}: must be absolute")
-    opts = ["nosuid", "nodev"] + [o for o in options.split(",") if o]
-    return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": opts}
-
-
 def _command(image_config, command, entrypoint):
-    entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config.get("Entrypoint") or [])
+    """image_config: as config.image_run_config() returns it."""
+    entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config["Entrypoint"] or [])
     if entrypoint == "":
         entry = []
-    cmd = list(command) if command else list(image_config.get("Cmd") or []) if entrypoint is None else []
+    cmd = list(command) if command else list(image_config["Cmd"] or []) if entrypoint is None else []
     args = entry + cmd
     if not args:
         raise InvalidArgument("no command given and the image has neither Cmd nor Entrypoint")

@@ -1,6 +1,7 @@
 """Security defaults, docker's: 14 capabilities, masked and read-only /proc
 and /sys paths, opt-outs (--privileged, --cap-add, --security-opt) explicit."""
 
+from . import numbers
 from .errors import InvalidArgument
 
 # Index = capability number (linux/capability.h).
@@ -112,15 +113,18 @@ def parse_ulimit(value):
     if not sep or name not in RLIMITS:
         raise InvalidArgument(f"invalid --ulimit {value!r}: expected NAME=SOFT[:HARD], "
                               f"NAME one of {', '.join(RLIMITS)}")
-    soft, _, hard = limits.partition(":")
-    try:
-        soft_n = (1 << 64) - 1 if soft == "-1" else int(soft)
-        hard_n = soft_n if not hard else (1 << 64) - 1 if hard == "-1" else int(hard)
-    except ValueError:
-        raise InvalidArgument(f"invalid --ulimit {value!r}: limits must be integers") from None
-    if soft_n < 0 or hard_n < 0 or soft_n > hard_n:
+    soft, sep, hard = limits.partition(":")
+    soft_n = _rlimit_value(soft, value)
+    hard_n = _rlimit_value(hard, value) if sep else soft_n
+    if soft_n > hard_n:
         raise InvalidArgument(f"invalid --ulimit {value!r}: soft limit above hard limit")
     return {"type": f"RLIMIT_{name.upper()}", "soft": soft_n, "hard": hard_n}
+
+
+def _rlimit_value(text, value):
+    """docker's int64 limits; -1 is RLIM_INFINITY."""
+    n = numbers.integer(text, f"--ulimit {numbers.shown(value)}: limit", -1, numbers.INT64_MAX)
+    return numbers.UINT64_MAX if n == -1 else n
 
 
 def native_rlimits(rlimits):
@@ -224,10 +228,4 @@ class SecurityOptions:
 def _parse_oom_score_adj(value):
     if value is None:
         return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = None
-    if n is None or not -1000 <= n <= 1000:
-        raise InvalidArgument("invalid --oom-score-adj: expected an integer in [-1000, 1000]")
-    return n
+    return numbers.integer(value, "--oom-score-adj", -1000, 1000)
