@@ -890,3 +890,10 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as e:
+        from .errors import environment_error
+        error = environment_error(e)  # a full disk, say: one line, not a traceback
+        if error is None:
+            raise
+        print(f"diyc: {error}", file=sys.stderr)
+        return error.exit_code

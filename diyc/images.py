@@ -23,7 +23,7 @@ import os
 import time
 
 from . import _json
-from .errors import Conflict, ImageNotFound, InvalidArgument
+from .errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
 from .state import Root, read_json, remove_tree, write_json
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -339,7 +339,7 @@ class ImageStore:
             return got_diff, usize, True
         finally:
             if tee is not None:
-                tee.close()
+                tee.discard()
             _unlink(blob_tmp)
             if os.path.isdir(staging) and not os.path.islink(staging):
                 remove_tree(staging)
@@ -441,6 +441,7 @@ class _TeeReader:
         self.hash = hashlib.sha256()
         self.size = 0
         self.head = b""
+        self.path = path
         self.out = open(path, "wb")
 
     def read(self, n=-1):
@@ -458,8 +459,22 @@ class _TeeReader:
             pass
 
     def close(self):
-        if not self.out.closed:
+        """Flushed and fsync()ed: the blob is renamed into the store next."""
+        if self.out.closed:
+            return
+        try:
+            self.out.flush()
+            os.fsync(self.out.fileno())
+        except OSError as e:
+            raise StateWriteError(self.path, e) from None
+        finally:
+            self.discard()
+
+    def discard(self):
+        try:
             self.out.close()
+        except OSError:
+            pass  # a flush that failed again: the file is removed anyway
 
     def digest(self):
         return "sha256:" + self.hash.hexdigest()

@@ -91,7 +91,8 @@ class Container:
         return state["status"]
 
     def _save(self):
-        write_json(f"{self.dir}/container.json", self.record)
+        # a --rm container's record dies with it: no fsync on its start path
+        write_json(f"{self.dir}/container.json", self.record, durable=not self.record["auto_remove"])
 
     # -- create -------------------------------------------------------------
 
@@ -545,10 +546,21 @@ def cleanup(root=None):
             out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
     for cid in _listdir(root.containers):
         d = root.container_dir(cid)
-        if not os.path.exists(f"{d}/container.json") and \
-                time.time() - os.stat(d).st_mtime > 60:  # not one being created now
-            remove_tree(d)
-            out.append(f"removed incomplete container dir {cid[:12]}")
+        if time.time() - os.stat(d).st_mtime <= 60:
+            continue  # maybe one being created now
+        try:
+            read_json(f"{d}/container.json")
+            continue
+        except FileNotFoundError:
+            pass
+        except ValueError:
+            # a --rm container's record (written without fsync) that a power
+            # cut left empty; a directory with changes in it stays
+            if os.path.isdir(f"{d}/upper"):
+                out.append(f"kept container dir {cid[:12]}: its record is corrupt, and upper/ holds its changes")
+                continue
+        remove_tree(d)
+        out.append(f"removed incomplete container dir {cid[:12]}")
     for name in _listdir(root.names):
         target = os.readlink(f"{root.names}/{name}")
         if not os.path.exists(root.container_dir(target)):
