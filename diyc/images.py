@@ -251,8 +251,8 @@ class ImageStore:
     def _ensure_store(self):
         self.root.ensure()
         if not os.path.isdir(self.layerdb):
-            os.makedirs(self.blobs, 0o755, exist_ok=True)
-            os.makedirs(self.layerdb, 0o755, exist_ok=True)
+            os.makedirs(self.blobs, 0o700, exist_ok=True)
+            os.makedirs(self.layerdb, 0o700, exist_ok=True)
         return self.root
 
     def has_layer(self, diff_id):

@@ -223,11 +223,13 @@ class Container:
         # dir without its record never exists, whenever diyc is killed.
         staging = f"{root.tmp}/ctr-{os.getpid()}-{cid[:12]}"
         try:
-            # a user namespace's root must reach its merged/ and /etc files here
-            os.mkdir(staging, 0o711 if ids else 0o700)
+            os.mkdir(staging, 0o700)
+            if ids:  # searched by its root's gid, through an fd (userns.ContainerPaths)
+                os.chown(staging, -1, ids["gid"])
+                os.chmod(staging, 0o710)
             if netplan:
                 networking.write_etc_files(staging, hostname)
-            write_json(f"{staging}/container.json", record)
+            write_json(f"{staging}/container.json", record, durable=not auto_remove)
             os.rename(staging, cdir)
         except BaseException:
             release_name(root, name, cid)
@@ -278,27 +280,39 @@ class Container:
                 else cgroups.CgroupV2(cg["paths"][""])
         return self.cgroup
 
-    def _prepare_rootfs(self):
-        """-> (overlay options, scratch dir or None)."""
+    def _prepare_rootfs(self, place=None):
+        """-> (overlay options, scratch dir or None, root path or None).
+        place(path): the path the init resolves for a host path (a user
+        namespace's: see userns.ContainerPaths)."""
         if (self.record.get("rootfs") or {}).get("bind"):
-            return None, None  # an OCI bundle's rootfs: used as it is, no overlay
+            return None, None, None  # an OCI bundle's rootfs: used as it is, no overlay
+        place = place or (lambda path: path)
         lowers = self.record["layers"]
         userns = self.record.get("userns")
+        scratch = self.root.scratch
         if userns:
-            # the init attaches idmapped copies of the layers in its scratch tmpfs
-            lowers = [f"{self.root.scratch}/lower{i}" for i in range(len(lowers))]
-        if self.record["auto_remove"]:
-            scratch = self.root.scratch
-            return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch
-        for d in ("upper", "work", "merged"):
+            # the init attaches idmapped copies of the layers in a scratch
+            # tmpfs, mounted on a directory of its own
+            scratch = f"{self.dir}/scratch"
             try:
-                os.mkdir(f"{self.dir}/{d}", 0o755)
-                if userns and d != "merged":  # written by the container's root
-                    os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
+                os.mkdir(scratch, 0o755)
             except FileExistsError:
-                pass  # a restart keeps the container's changes
-        return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"),
-                self.root.scratch if userns else None)
+                pass
+            lowers = [place(f"{scratch}/lower{i}") for i in range(len(lowers))]
+        if self.record["auto_remove"]:
+            top = scratch
+        else:
+            top = self.dir
+            for d in ("upper", "work", "merged"):
+                try:
+                    os.mkdir(f"{self.dir}/{d}", 0o755)
+                    if userns and d != "merged":  # written by the container's root
+                        os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
+                except FileExistsError:
+                    pass  # a restart keeps the container's changes
+        return (overlay_options(lowers, place(f"{top}/upper"), place(f"{top}/work")),
+                place(scratch) if userns or self.record["auto_remove"] else None,
+                place(f"{top}/merged"))
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
               preserve_fds=0):
@@ -314,7 +328,7 @@ class Container:
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
         spec = self.record["spec"]
-        pid = supervisor = layer_sock = None
+        pid = supervisor = layer_sock = place = None
         join_fds = []
         pipe_fds = []
         release_fd = error_fd = -1
@@ -326,8 +340,16 @@ class Container:
             join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
             t.mark("cgroup")
 
-            overlay, scratch = self._prepare_rootfs()
+            if self.record.get("userns"):  # its uid may not search the diyc root
+                from .userns import ContainerPaths
+                place = ContainerPaths(self.root.path, self.dir)
+            overlay, scratch, rootfs = self._prepare_rootfs(place)
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
+            if rootfs:
+                init["rootfs"] = rootfs
+            if place:
+                init["mounts"] = [(place(m[0]),) + m[1:] for m in init["mounts"]]
+                init["reopen"] = place.reopen
             init["cgroup_fds"] = join_fds
             if init["create_hooks"] or init["start_hooks"]:
                 from .rootfs import hook_state
@@ -347,7 +369,9 @@ class Container:
                 if os.path.exists(fifo):
                     os.unlink(fifo)
                 os.mkfifo(fifo, 0o600)
-                init["start_fifo"] = fifo
+                if place:  # opened by the container's root
+                    os.chown(fifo, self.record["userns"]["uid"], self.record["userns"]["gid"])
+                init["start_fifo"] = place(fifo) if place else fifo
             if detach:
                 from .lifecycle import supervisor_setup
                 supervisor_setup(self, init, pipe_fds)
@@ -400,6 +424,8 @@ class Container:
         finally:
             for fd in join_fds:
                 os.close(fd)
+            if place:
+                place.close()
         state = self.record["state"]
         self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": pid,
                                 "pid_start": process_start_time(pid), "started": _now(),

@@ -10,9 +10,14 @@
     tmp/            staging; anything here is garbage after a crash
     scratch/        an empty mount point for the tmpfs of --rm containers
 
-Writes go to a temp file and are renamed into place, so a crash leaves
-either the old or the new file, never half of one.  Shared resources are
-guarded by flock()s on files in the root.
+The root is private (0700): image layers hold setuid binaries and device
+nodes, which no host user may reach.  (A container in a user namespace,
+whose root is an unprivileged host uid, reaches its own directory through
+file descriptors instead: see userns.ContainerPaths.)
+
+Writes go to a temp file, fsync()ed, and are renamed into place, so a crash
+or a full disk leaves either the old or the new file, never half of one.
+Shared resources are guarded by flock()s on files in the root.
 """
 
 import errno
@@ -37,21 +42,54 @@ class Root:
         self.locks = f"{self.path}/locks"
 
     def ensure(self):
-        """Create the layout (cheap when it exists: one stat)."""
-        if os.path.isdir(self.scratch):
-            return self
-        for d in (self.path, self.images, self.layers, self.containers,
-                  self.names, self.tmp, self.locks, self.scratch):
-            # the root is searchable, not listable: a container in a user
-            # namespace must reach its own directories below it
-            os.makedirs(d, mode=0o711 if d == self.path else 0o755, exist_ok=True)
+        """Create the layout, private from the first mkdir, or make private a
+        root an older diyc left searchable (0711, its directories 0755).
+        Cheap when done: one stat() of the root, reached through scratch/..
+        so that it fails while scratch/ (made last) is missing."""
+        try:
+            if os.stat(f"{self.scratch}/..").st_mode & 0o7777 == 0o700:
+                return self
+        except FileNotFoundError:
+            pass
+        self._make_private()
         return self
+
+    def _make_private(self):
+        """Idempotent, so a crash half-way is finished by the next ensure().
+        mkdir() with 0700 is never more open than that, whatever the umask."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)  # /var/lib and such
+        try:
+            os.mkdir(self.path, 0o700)
+        except FileExistsError:
+            pass
+        # The root first: it alone makes everything below unreachable.
+        os.chmod(self.path, 0o700)
+        for d in (self.images, self.layers, self.containers, self.names, self.tmp, self.locks):
+            _private_dir(d)
+        with os.scandir(self.path) as entries:  # what an older diyc made 0755
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and \
+                        entry.stat(follow_symlinks=False).st_mode & 0o7777 != 0o700:
+                    os.chmod(entry.path, 0o700)
+        _private_dir(self.scratch)  # last: its presence says the layout is complete
 
     def container_dir(self, cid):
         return f"{self.containers}/{cid}"
 
     def lock(self, name, shared=False):
         return FileLock(f"{self.path}/{name}.lock", shared)
+
+
+def _private_dir(path):
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not (st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.geteuid()):
+        raise DiycError(f"{path}: not a directory of ours: refusing to use it as diyc state")
+    if st.st_mode & 0o7777 != 0o700:
+        os.chmod(path, 0o700)
 
 
 class FileLock:
