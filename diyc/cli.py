@@ -390,10 +390,8 @@ def cmd_rmi(root, args):
     if not pos:
         raise InvalidArgument('"diyc rmi" requires at least one image')
     from .images import ImageStore
-    from .runtime import Container
-    used = {c.record["image_id"] for c in Container.list(root)}
     for ref in pos:
-        for line in ImageStore(root).remove(ref, users=used):
+        for line in ImageStore(root).remove(ref):
             print(line)
     return 0
 

@@ -97,14 +97,22 @@ class Container:
     # -- create -------------------------------------------------------------
 
     @classmethod
-    def create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
+    def create(cls, image, command=None, *, root=None, **options):
+        """Validate everything, then record a container in state `created`.
+        From resolving the image until the record exists, the image is held
+        in use: `rmi` waits, then sees the record and refuses."""
+        root = root if isinstance(root, Root) else Root(root)
+        with ImageStore(root).using():
+            return cls._create(image, command, root=root, **options)
+
+    @classmethod
+    def _create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
                pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
                restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
                root=None, trace=None):
-        """Validate everything, then record a container in state `created`."""
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
         netplan = None
