@@ -107,6 +107,9 @@ cdef extern from "diyc.h":
         int userns
         int layer_sock
         int n_layers
+        const char **reopen_paths
+        const int *reopen_fds
+        int n_reopen
         int console_fd
         int console_recv_fd
     struct diyc_hook:
@@ -329,6 +332,10 @@ def spawn(dict init):
     c.userns = init.get("userns", False)
     c.layer_sock = init.get("layer_sock", -1)
     c.n_layers = init.get("n_layers", 0)
+    reopen = init.get("reopen", ())
+    c.n_reopen = len(reopen)
+    c.reopen_paths = <const char **>arena.strv([p for p, _ in reopen])
+    c.reopen_fds = arena.ints([fd for _, fd in reopen])
     c.console_fd = init.get("console_fd", -1)
     c.console_recv_fd = init.get("console_recv_fd", -1)
     supervisor = init.get("supervisor_argv")

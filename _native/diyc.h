@@ -114,6 +114,9 @@ struct diyc_init {
 	int userns;             /* CLONE_NEWUSER: wait for the id maps, then become root in it */
 	int layer_sock;         /* user namespace: idmapped layers arrive here as fds ... */
 	int n_layers;           /* ... this many, attached at <scratch>/lower<i> */
+	const char **reopen_paths; /* user namespace: paths its ids may not search, opened ... */
+	const int *reopen_fds;  /* ... in our mount namespace onto these fds, before taking them */
+	int n_reopen;
 	int console_fd;         /* terminal: send the pty master over this socket, or -1 */
 	int console_recv_fd;    /* detached terminal: the supervisor receives it here */
 	struct diyc_rlimit *rlimits;

@@ -75,6 +75,10 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
  * A new user namespace has no id maps until the parent writes them; wait
  * for that (one byte on the sync pipe), then take the namespace's root as
  * our ids, which makes us the owner of every namespace created with it.
+ *
+ * Those ids may not search the (private) diyc root, where our overlay dirs
+ * are: open them first, while we are still its owner, in our own mount
+ * namespace, onto the fds the parent's paths name (/proc/self/fd/N/...).
  */
 int enter_user_namespace(const struct diyc_init *init, struct diyc_error *err)
 {
@@ -88,6 +92,13 @@ int enter_user_namespace(const struct diyc_init *init, struct diyc_error *err)
 	while (r < 0 && errno == EINTR);
 	if (r != 1)
 		_exit(125);  /* the parent gave up */
+	for (int i = 0; i < init->n_reopen; i++) {
+		int fd = open(init->reopen_paths[i], O_PATH | O_CLOEXEC);
+
+		if (fd < 0 || dup3(fd, init->reopen_fds[i], O_CLOEXEC) < 0)
+			return diyc_fail(err, "open_state_dir", errno, init->reopen_paths[i]);
+		close(fd);
+	}
 	if (syscall(SYS_setresgid, 0, 0, 0) < 0)
 		return diyc_fail(err, "userns_setgid", errno, NULL);
 	if (syscall(SYS_setresuid, 0, 0, 0) < 0)

@@ -400,10 +400,8 @@ def cmd_rmi(root, args):
     if not pos:
         raise InvalidArgument('"diyc rmi" requires at least one image')
     from .images import ImageStore
-    from .runtime import Container
-    used = {c.record["image_id"] for c in Container.list(root)}
     for ref in pos:
-        for line in ImageStore(root).remove(ref, users=used):
+        for line in ImageStore(root).remove(ref):
             print(line)
     return 0
 
@@ -977,3 +975,10 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as e:
+        from .errors import environment_error
+        error = environment_error(e)  # a full disk, say: one line, not a traceback
+        if error is None:
+            raise
+        print(f"diyc: {error}", file=sys.stderr)
+        return error.exit_code

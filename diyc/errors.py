@@ -2,6 +2,7 @@
 docker: 125 when diyc fails or rejects its input, 126 when the command
 cannot be executed, 127 when it is not found."""
 
+import errno
 import os
 
 
@@ -28,6 +29,38 @@ class ContainerNotFound(NotFound):
 
 class Conflict(DiycError):
     """A name in use, an image in use, a container in the wrong state."""
+
+
+class StateWriteError(DiycError):
+    """A state file could not be written (full disk, quota, I/O error...);
+    the file is as it was."""
+
+    def __init__(self, path, os_error):
+        self.path, self.errno = path, os_error.errno
+        super().__init__(f"{path}: cannot write: {os_error.strerror or os_error}")
+
+
+class CorruptStateFile(DiycError, ValueError):
+    """A state file that does not hold what diyc writes.  Also a ValueError,
+    as the JSON parser's own errors are, for callers that skip unreadable
+    records."""
+
+    def __init__(self, path, detail):
+        self.path = path
+        super().__init__(f"{path}: corrupt state file ({detail}): restore it or remove it")
+
+
+# errno values that say the machine, not diyc or its input, is at fault
+ENVIRONMENT_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS))
+
+
+def environment_error(os_error):
+    """The one-line DiycError for an OSError the machine caused (a full
+    disk, a quota, an I/O error, a read-only file system), else None."""
+    if os_error.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f"{os_error.filename}: " if os_error.filename else ""
+    return DiycError(f"{where}{os_error.strerror}")
 
 
 class InitError(DiycError):

@@ -23,7 +23,7 @@ import os
 import time
 
 from . import _json
-from .errors import Conflict, ImageNotFound, InvalidArgument
+from .errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
 from .state import Root, read_json, remove_tree, write_json
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -85,7 +85,7 @@ class ImageStore:
             image_id = repos.get(_normalize_digest_ref(ref))
             if image_id:
                 return read_json(self._record_path(image_id))
-            raise ImageNotFound(f"image not found: {ref}")
+            raise ImageNotFound(f"No such image: {ref}")
         if ":" in ref or not _looks_like_id(ref):
             name, tag = parse_reference(ref)
             image_id = repos.get(f"{name}:{tag}")
@@ -99,7 +99,7 @@ class ImageStore:
                 return read_json(f"{self.root.images}/{matches[0]}")
             if len(matches) > 1:
                 raise InvalidArgument(f"image id prefix {ref!r} is ambiguous")
-        raise ImageNotFound(f"image not found: {ref}")
+        raise ImageNotFound(f"No such image: {ref}")
 
     def get(self, ref):
         """resolve(), creating the built-in busybox image on first use."""
@@ -167,12 +167,14 @@ class ImageStore:
         with self.root.lock("images"):
             self._tag_locked(record["id"], ref)
 
-    def remove(self, ref, users=()):
+    def remove(self, ref):
         """Untag `ref`; when no tag is left, delete the image and every layer
-        no other image uses.  `users`: ids of images containers run on."""
-        record = self.resolve(ref)
-        image_id = record["id"]
+        no other image uses.  Refused while a container uses the image: one
+        recorded, or one being created (it holds using() from resolving the
+        image until its record exists, and we wait for it)."""
         with self.root.lock("layers-gc"), self.root.lock("images"):
+            record = self.resolve(ref)
+            image_id = record["id"]
             repos = self._read_repositories()
             names = [r for r, i in repos.items() if i == image_id and "@" not in r]
             digests = [r for r, i in repos.items() if i == image_id and "@" in r]
@@ -183,8 +185,12 @@ class ImageStore:
                 del repos[by_name]
                 write_json(self._repositories, repos)
                 return [f"Untagged: {by_name}"]
-            if image_id in users:
-                raise Conflict(f"image {ref} is in use by a container; remove the container first")
+            user = self._container_using(image_id)
+            if user:
+                cid, status = user
+                kind = status if status in ("running", "created") else "stopped"
+                raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
+                               f"being used by {kind} container {cid[:12]}: remove the container first")
             for name in names + digests:
                 del repos[name]
             write_json(self._repositories, repos)
@@ -192,6 +198,26 @@ class ImageStore:
             out = [f"Untagged: {n}" for n in names] + [f"Deleted: {image_id}"]
             out += self._collect_layers()
         return out
+
+    def using(self):
+        """Held (shared) by a container's creation from resolving its image
+        until its record exists: remove() waits for it, then sees the record.
+        One flock(), no walk: the start path stays cheap."""
+        return self.root.ensure().lock("layers-gc", shared=True)
+
+    def _container_using(self, image_id):
+        """(container id, recorded status) of a container whose record names
+        `image_id`, or None."""
+        for cid in _listdir(self.root.containers):
+            try:
+                record = read_json(f"{self.root.container_dir(cid)}/container.json")
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # being removed
+            except ValueError:
+                continue  # unreadable: says nothing about images
+            if record.get("image_id") == image_id:
+                return cid, (record.get("state") or {}).get("status")
+        return None
 
     def _collect_layers(self):
         """Delete layers no image references, and blobs nothing references
@@ -251,8 +277,8 @@ class ImageStore:
     def _ensure_store(self):
         self.root.ensure()
         if not os.path.isdir(self.layerdb):
-            os.makedirs(self.blobs, 0o755, exist_ok=True)
-            os.makedirs(self.layerdb, 0o755, exist_ok=True)
+            os.makedirs(self.blobs, 0o700, exist_ok=True)
+            os.makedirs(self.layerdb, 0o700, exist_ok=True)
         return self.root
 
     def has_layer(self, diff_id):
@@ -339,7 +365,7 @@ class ImageStore:
             return got_diff, usize, True
         finally:
             if tee is not None:
-                tee.close()
+                tee.discard()
             _unlink(blob_tmp)
             if os.path.isdir(staging) and not os.path.islink(staging):
                 remove_tree(staging)
@@ -432,6 +458,13 @@ def _unlink(path):
         pass
 
 
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
 class _TeeReader:
     """Reads `f`, hashing every byte and copying it to the file `path`."""
 
@@ -441,6 +474,7 @@ class _TeeReader:
         self.hash = hashlib.sha256()
         self.size = 0
         self.head = b""
+        self.path = path
         self.out = open(path, "wb")
 
     def read(self, n=-1):
@@ -458,8 +492,22 @@ class _TeeReader:
             pass
 
     def close(self):
-        if not self.out.closed:
+        """Flushed and fsync()ed: the blob is renamed into the store next."""
+        if self.out.closed:
+            return
+        try:
+            self.out.flush()
+            os.fsync(self.out.fileno())
+        except OSError as e:
+            raise StateWriteError(self.path, e) from None
+        finally:
+            self.discard()
+
+    def discard(self):
+        try:
             self.out.close()
+        except OSError:
+            pass  # a flush that failed again: the file is removed anyway
 
     def digest(self):
         return "sha256:" + self.hash.hexdigest()

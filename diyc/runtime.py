@@ -91,19 +91,28 @@ class Container:
         return state["status"]
 
     def _save(self):
-        write_json(f"{self.dir}/container.json", self.record)
+        # a --rm container's record dies with it: no fsync on its start path
+        write_json(f"{self.dir}/container.json", self.record, durable=not self.record["auto_remove"])
 
     # -- create -------------------------------------------------------------
 
     @classmethod
-    def create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
+    def create(cls, image, command=None, *, root=None, **options):
+        """Validate everything, then record a container in state `created`.
+        From resolving the image until the record exists, the image is held
+        in use: `rmi` waits, then sees the record and refuses."""
+        root = root if isinstance(root, Root) else Root(root)
+        with ImageStore(root).using():
+            return cls._create(image, command, root=root, **options)
+
+    @classmethod
+    def _create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
                pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
                restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
                root=None, trace=None):
-        """Validate everything, then record a container in state `created`."""
         config.check_run_arguments({
             "image": None if isinstance(image, dict) else image, "command": command, "name": name, "hostname": hostname, "env": env,
             "workdir": workdir, "user": user, "entrypoint": entrypoint, "network": network,
@@ -232,11 +241,13 @@ class Container:
         # dir without its record never exists, whenever diyc is killed.
         staging = f"{root.tmp}/ctr-{os.getpid()}-{cid[:12]}"
         try:
-            # a user namespace's root must reach its merged/ and /etc files here
-            os.mkdir(staging, 0o711 if ids else 0o700)
+            os.mkdir(staging, 0o700)
+            if ids:  # searched by its root's gid, through an fd (userns.ContainerPaths)
+                os.chown(staging, -1, ids["gid"])
+                os.chmod(staging, 0o710)
             if netplan:
                 networking.write_etc_files(staging, hostname)
-            write_json(f"{staging}/container.json", record)
+            write_json(f"{staging}/container.json", record, durable=not auto_remove)
             os.rename(staging, cdir)
         except BaseException:
             release_name(root, name, cid)
@@ -287,27 +298,39 @@ class Container:
                 else cgroups.CgroupV2(cg["paths"][""])
         return self.cgroup
 
-    def _prepare_rootfs(self):
-        """-> (overlay options, scratch dir or None)."""
+    def _prepare_rootfs(self, place=None):
+        """-> (overlay options, scratch dir or None, root path or None).
+        place(path): the path the init resolves for a host path (a user
+        namespace's: see userns.ContainerPaths)."""
         if (self.record.get("rootfs") or {}).get("bind"):
-            return None, None  # an OCI bundle's rootfs: used as it is, no overlay
+            return None, None, None  # an OCI bundle's rootfs: used as it is, no overlay
+        place = place or (lambda path: path)
         lowers = self.record["layers"]
         userns = self.record.get("userns")
+        scratch = self.root.scratch
         if userns:
-            # the init attaches idmapped copies of the layers in its scratch tmpfs
-            lowers = [f"{self.root.scratch}/lower{i}" for i in range(len(lowers))]
-        if self.record["auto_remove"]:
-            scratch = self.root.scratch
-            return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch
-        for d in ("upper", "work", "merged"):
+            # the init attaches idmapped copies of the layers in a scratch
+            # tmpfs, mounted on a directory of its own
+            scratch = f"{self.dir}/scratch"
             try:
-                os.mkdir(f"{self.dir}/{d}", 0o755)
-                if userns and d != "merged":  # written by the container's root
-                    os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
+                os.mkdir(scratch, 0o755)
             except FileExistsError:
-                pass  # a restart keeps the container's changes
-        return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"),
-                self.root.scratch if userns else None)
+                pass
+            lowers = [place(f"{scratch}/lower{i}") for i in range(len(lowers))]
+        if self.record["auto_remove"]:
+            top = scratch
+        else:
+            top = self.dir
+            for d in ("upper", "work", "merged"):
+                try:
+                    os.mkdir(f"{self.dir}/{d}", 0o755)
+                    if userns and d != "merged":  # written by the container's root
+                        os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
+                except FileExistsError:
+                    pass  # a restart keeps the container's changes
+        return (overlay_options(lowers, place(f"{top}/upper"), place(f"{top}/work")),
+                place(scratch) if userns or self.record["auto_remove"] else None,
+                place(f"{top}/merged"))
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
               preserve_fds=0):
@@ -323,7 +346,7 @@ class Container:
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
         spec = self.record["spec"]
-        pid = supervisor = layer_sock = None
+        pid = supervisor = layer_sock = place = None
         join_fds = []
         pipe_fds = []
         release_fd = error_fd = -1
@@ -335,8 +358,16 @@ class Container:
             join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
             t.mark("cgroup")
 
-            overlay, scratch = self._prepare_rootfs()
+            if self.record.get("userns"):  # its uid may not search the diyc root
+                from .userns import ContainerPaths
+                place = ContainerPaths(self.root.path, self.dir)
+            overlay, scratch, rootfs = self._prepare_rootfs(place)
             init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
+            if rootfs:
+                init["rootfs"] = rootfs
+            if place:
+                init["mounts"] = [(place(m[0]),) + m[1:] for m in init["mounts"]]
+                init["reopen"] = place.reopen
             init["cgroup_fds"] = join_fds
             if init["create_hooks"] or init["start_hooks"]:
                 from .rootfs import hook_state
@@ -356,7 +387,9 @@ class Container:
                 if os.path.exists(fifo):
                     os.unlink(fifo)
                 os.mkfifo(fifo, 0o600)
-                init["start_fifo"] = fifo
+                if place:  # opened by the container's root
+                    os.chown(fifo, self.record["userns"]["uid"], self.record["userns"]["gid"])
+                init["start_fifo"] = place(fifo) if place else fifo
             if detach:
                 from .lifecycle import supervisor_setup
                 supervisor_setup(self, init, pipe_fds)
@@ -409,6 +442,8 @@ class Container:
         finally:
             for fd in join_fds:
                 os.close(fd)
+            if place:
+                place.close()
         state = self.record["state"]
         self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": pid,
                                 "pid_start": process_start_time(pid), "started": _now(),
@@ -557,10 +592,21 @@ def cleanup(root=None):
             out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
     for cid in _listdir(root.containers):
         d = root.container_dir(cid)
-        if not os.path.exists(f"{d}/container.json") and \
-                time.time() - os.stat(d).st_mtime > 60:  # not one being created now
-            remove_tree(d)
-            out.append(f"removed incomplete container dir {cid[:12]}")
+        if time.time() - os.stat(d).st_mtime <= 60:
+            continue  # maybe one being created now
+        try:
+            read_json(f"{d}/container.json")
+            continue
+        except FileNotFoundError:
+            pass
+        except ValueError:
+            # a --rm container's record (written without fsync) that a power
+            # cut left empty; a directory with changes in it stays
+            if os.path.isdir(f"{d}/upper"):
+                out.append(f"kept container dir {cid[:12]}: its record is corrupt, and upper/ holds its changes")
+                continue
+        remove_tree(d)
+        out.append(f"removed incomplete container dir {cid[:12]}")
     for name in _listdir(root.names):
         target = os.readlink(f"{root.names}/{name}")
         if not os.path.exists(root.container_dir(target)):

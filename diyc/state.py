@@ -10,9 +10,14 @@
     tmp/            staging; anything here is garbage after a crash
     scratch/        an empty mount point for the tmpfs of --rm containers
 
-Writes go to a temp file and are renamed into place, so a crash leaves
-either the old or the new file, never half of one.  Shared resources are
-guarded by flock()s on files in the root.
+The root is private (0700): image layers hold setuid binaries and device
+nodes, which no host user may reach.  (A container in a user namespace,
+whose root is an unprivileged host uid, reaches its own directory through
+file descriptors instead: see userns.ContainerPaths.)
+
+Writes go to a temp file, fsync()ed, and are renamed into place, so a crash
+or a full disk leaves either the old or the new file, never half of one.
+Shared resources are guarded by flock()s on files in the root.
 """
 
 import errno
@@ -20,6 +25,7 @@ import fcntl
 import os
 
 from . import _json
+from .errors import CorruptStateFile, DiycError, StateWriteError
 
 DEFAULT_ROOT = "/var/lib/diyc"
 
@@ -36,21 +42,54 @@ class Root:
         self.locks = f"{self.path}/locks"
 
     def ensure(self):
-        """Create the layout (cheap when it exists: one stat)."""
-        if os.path.isdir(self.scratch):
-            return self
-        for d in (self.path, self.images, self.layers, self.containers,
-                  self.names, self.tmp, self.locks, self.scratch):
-            # the root is searchable, not listable: a container in a user
-            # namespace must reach its own directories below it
-            os.makedirs(d, mode=0o711 if d == self.path else 0o755, exist_ok=True)
+        """Create the layout, private from the first mkdir, or make private a
+        root an older diyc left searchable (0711, its directories 0755).
+        Cheap when done: one stat() of the root, reached through scratch/..
+        so that it fails while scratch/ (made last) is missing."""
+        try:
+            if os.stat(f"{self.scratch}/..").st_mode & 0o7777 == 0o700:
+                return self
+        except FileNotFoundError:
+            pass
+        self._make_private()
         return self
+
+    def _make_private(self):
+        """Idempotent, so a crash half-way is finished by the next ensure().
+        mkdir() with 0700 is never more open than that, whatever the umask."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)  # /var/lib and such
+        try:
+            os.mkdir(self.path, 0o700)
+        except FileExistsError:
+            pass
+        # The root first: it alone makes everything below unreachable.
+        os.chmod(self.path, 0o700)
+        for d in (self.images, self.layers, self.containers, self.names, self.tmp, self.locks):
+            _private_dir(d)
+        with os.scandir(self.path) as entries:  # what an older diyc made 0755
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and \
+                        entry.stat(follow_symlinks=False).st_mode & 0o7777 != 0o700:
+                    os.chmod(entry.path, 0o700)
+        _private_dir(self.scratch)  # last: its presence says the layout is complete
 
     def container_dir(self, cid):
         return f"{self.containers}/{cid}"
 
     def lock(self, name, shared=False):
         return FileLock(f"{self.path}/{name}.lock", shared)
+
+
+def _private_dir(path):
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not (st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.geteuid()):
+        raise DiycError(f"{path}: not a directory of ours: refusing to use it as diyc state")
+    if st.st_mode & 0o7777 != 0o700:
+        os.chmod(path, 0o700)
 
 
 class FileLock:
@@ -77,25 +116,66 @@ class FileLock:
         self.fd = -1
 
 
-def atomic_write(path, data, mode=0o644):
-    """Write `data` (str or bytes) to `path` via a temp file and rename()."""
+def atomic_write(path, data, mode=0o644, durable=True):
+    """Write `data` (str or bytes) to `path`: every byte to a temp file,
+    fsync() it, rename() it over `path`, fsync() the directory (the rename
+    itself is durable only then).  A crash or a full disk leaves the old
+    file or the new one, complete.  On failure the temp file is removed and
+    StateWriteError names `path` and the reason.
+
+    durable=False skips the two fsync()s (each a journal commit, ~5-15 ms
+    here): for files that die with their process anyway, the record of a
+    --rm container.  A full disk is still caught (by write()), and only a
+    power cut can leave such a file empty: `diyc cleanup` removes it."""
     if isinstance(data, str):
         data = data.encode()
     tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        try:
+            rest = memoryview(data)
+            while rest:  # a full disk shows up as a short write first
+                rest = rest[os.write(fd, rest):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise StateWriteError(path, e) from None
+        raise
+    if not durable:
+        return
+    try:
+        dirfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+    except OSError as e:
+        raise StateWriteError(path, e) from None
 
 
-def write_json(path, obj):
-    atomic_write(path, _json.dumps(obj) + "\n")
+def write_json(path, obj, durable=True):
+    atomic_write(path, _json.dumps(obj) + "\n", durable=durable)
 
 
 def read_json(path):
-    return _json.load_file(path)
+    """A JSON object diyc wrote (state files are all objects).  A file that
+    is not one raises CorruptStateFile (a DiycError and a ValueError) naming
+    it; a missing one FileNotFoundError."""
+    try:
+        obj = _json.load_file(path)
+    except ValueError as e:  # UnicodeDecodeError included
+        raise CorruptStateFile(path, str(e)) from None
+    if not isinstance(obj, dict):
+        raise CorruptStateFile(path, f"a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 def remove_tree(path):

@@ -2,7 +2,12 @@
 its own, so its root is nobody on the host.  The ids come from the `diyc`
 entry of /etc/subuid and /etc/subgid when there is one, else from a range
 far above ordinary users (1073741824 + 65536 * slot).  A slot is claimed
-with one atomic symlink in <root>/userns/, like a container name."""
+with one atomic symlink in <root>/userns/, like a container name.
+
+That uid may not search the diyc root (0700: it holds every image's setuid
+binaries).  The container's init, which mounts its root file system as that
+uid, reaches what it needs there through file descriptors we open for it
+(ContainerPaths): no path from / has to be open to it."""
 
 import os
 
@@ -34,27 +39,13 @@ def ranges():
     return DEFAULT_BASE, DEFAULT_BASE, DEFAULT_SLOTS
 
 
-def check_reachable(path):
-    """The container's root (an unprivileged uid on the host) must be able
-    to walk down to the diyc root: refuse clearly rather than fail mid-start."""
-    p = os.path.dirname(os.path.abspath(path))
-    while p != "/":
-        if not os.stat(p).st_mode & 0o001:
-            raise InvalidArgument(f"--userns auto: {p} is not searchable by other users "
-                                  f"(mode {oct(os.stat(p).st_mode & 0o777)}); use a diyc root "
-                                  "whose parent directories are (like /var/lib)")
-        p = os.path.dirname(p)
-
-
 def allocate(root, cid):
     """Claim a free slot for container `cid` -> {"uid", "gid", "size", "slot"}."""
-    check_reachable(root.path)
     uid_base, gid_base, slots = ranges()
     if slots < 1:
         raise InvalidArgument("the diyc entries of /etc/subuid and /etc/subgid hold fewer than 65536 ids")
     d = f"{root.path}/userns"
-    os.makedirs(d, exist_ok=True)
-    os.chmod(root.path, 0o711)  # searchable by the container's root (a root made before)
+    os.makedirs(d, 0o700, exist_ok=True)
     for slot in range(slots):
         try:
             os.symlink(cid, f"{d}/{slot}")
@@ -106,3 +97,38 @@ def send_idmapped_layers(pid, layer_dirs, sock):
         for fd in fds:
             os.close(fd)
         os.close(userns_fd)
+
+
+class ContainerPaths:
+    """Paths under the diyc root that the init of a user-namespaced container
+    can resolve after it has taken the namespace's ids: /proc/self/fd/N/...
+    We open each directory or file it needs (O_PATH) to reserve the number
+    N; the init, still the root's owner then, opens the same path in its own
+    mount namespace onto N (init["reopen"]), and N closes at its execve.
+    Its own directory (0710, group: its root's gid) is searched from there;
+    anything else under the root (a named volume, a joined container's
+    /etc/hosts) is opened itself."""
+
+    def __init__(self, state_root, container_dir):
+        self.state_root, self.container_dir = state_root, container_dir
+        self.reopen = []
+        self.dir = self._open(container_dir)
+
+    def _open(self, path):
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        self.reopen.append((path, fd))
+        return f"/proc/self/fd/{fd}"
+
+    def __call__(self, path):
+        """The path the init resolves for host path `path`."""
+        if not isinstance(path, str) or not path.startswith(self.state_root + "/"):
+            return path
+        if path.startswith(self.container_dir + "/"):
+            return self.dir + path[len(self.container_dir):]
+        return self._open(path)
+
+    def close(self):
+        """Ours, once the init has been cloned with a copy."""
+        for _, fd in self.reopen:
+            os.close(fd)
+        self.reopen = []

@@ -169,7 +169,7 @@ def test_rmi_refused_while_a_container_uses_it(run_cli, tmp_path, diyc_root):
         try:
             state = store_state(diyc_root)
             proc = run_cli("rmi", "usedimg")
-            assert_one_line_error(proc, 125, contains="in use")
+            assert_one_line_error(proc, 125, contains="being used by stopped container")
             assert store_state(diyc_root) == state
             assert run_cli("run", "--rm", "usedimg", "true").returncode == 0
         finally:
