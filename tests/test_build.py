@@ -250,7 +250,7 @@ def test_failing_run_leaves_nothing(cli, broot, tmp_path):
     ("FROM busybox\nRUN <<EOF\necho never ends\n", "Dockerfile:2: unterminated heredoc"),
     ("FROM busybox\nENV\n", "Dockerfile:2: ENV requires at least one argument"),
     ("FROM --platform=linux/s390x busybox\n", "Dockerfile:1: FROM --platform=linux/s390x: only"),
-    ("FROM busybox\nCOPY --from=nosuchimage /x /y\n", "image not found: nosuchimage"),
+    ("FROM busybox\nCOPY --from=nosuchimage /x /y\n", "No such image: nosuchimage"),
     ("FROM busybox\nRUN true\nCOPY missing /x\n", "Dockerfile:3: COPY failed: file not found"),
     ("FROM busybox\nENV A=${B:?required}\n", "Dockerfile:2: B: required"),
 ])
