@@ -689,7 +689,8 @@ table ip {NFT_TABLE} {{
 # -- end of a container -------------------------------------------------------------
 
 def release(ctr):
-    """Undo connect(): lease, peers' hosts lines, ports.  Idempotent, and
+    """Undo connect(): lease, peers' hosts lines, ports.  Idempotent (each
+    step checks that what it removes is still there and still ours), and
     safe on a half-done connect (crash or failure at any step)."""
     path = f"{ctr.dir}/network.json"
     try:
@@ -697,7 +698,10 @@ def release(ctr):
     except FileNotFoundError:
         return
     _release(ctr.root, ctr.id, settings)
-    os.unlink(path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass  # a second releaser (not under the container's lock) was quicker
     if ctr.record.get("auto_remove"):
         # about to be removed: an empty dir is one rmdir(), not a tree walk
         for f in ("hostname", "hosts", "resolv.conf"):
@@ -745,7 +749,10 @@ def _drop_hosts_lines(path, prefix):
         return
     kept = "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
     if kept != text:
-        _write(path, kept, flags=os.O_TRUNC)
+        try:
+            _write(path, kept, flags=os.O_TRUNC)
+        except FileNotFoundError:
+            pass  # that peer is being removed
 
 
 def _reclaim_orphans(root, name):
