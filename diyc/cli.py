@@ -111,7 +111,8 @@ run options:
   --cpus N              CPU quota in CPUs (e.g. 0.5)
   --pids-limit N        maximum number of processes (-1: unlimited)
   --network MODE        none (default: loopback only), host, bridge (the
-                        default network, bridge diyc0) or a network's name
+                        default network: bridge diyc0, diyc0-<id> for a root
+                        other than /var/lib/diyc) or a network's name
   -p, --publish [IP:]HOSTPORT:PORT[/tcp|udp]   publish a port (repeatable)
   --ip ADDR             the container's address on its network
   --cgroup-parent PATH  parent cgroup (default: diyc's own cgroup)

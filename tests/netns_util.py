@@ -9,12 +9,13 @@ left there (bridges, nftables tables) with it.
 """
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import threading
 
-from conftest import DIYC
+from conftest import DIYC, wait_for
 
 CLONE_NEWNET = 0x40000000
 
@@ -67,6 +68,51 @@ class NsCli:
         from diyc.network import firewall_table
         from diyc.state import Root
         return firewall_table(Root(self.root))
+
+
+# (busybox 1.35's `wget -T` crashes: timeouts come from `timeout`)
+class Server:
+    """A container in the background running busybox httpd on port 80 that
+    serves /i containing its name; ended with SIGTERM (diyc forwards it)."""
+
+    def __init__(self, cli, name, *run_options):
+        self.cli, self.name = cli, name
+        script = f"echo {name} > /tmp/i; trap 'exit 0' TERM; httpd -f -p 80 -h /tmp & wait"
+        self.proc = cli.popen("run", "--rm", "--name", name, *run_options, "busybox", "sh", "-c", script)
+        self.ip = wait_for(self._ip, timeout=30, what=f"container {name} to get an address")
+        wait_for(self._serving, timeout=30, what=f"httpd of {name} to answer")
+
+    def _serving(self):
+        try:
+            return self.name in host_get(self.cli.ns, self.ip, 80, timeout=1)
+        except OSError:
+            return False
+
+    def _ip(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server {self.name} exited: {self.proc.communicate()}")
+        proc = self.cli("inspect", self.name)
+        if proc.returncode:
+            return None
+        rec = json.loads(proc.stdout)[0]
+        if rec["state"]["status"] != "running":
+            return None
+        return rec["network_settings"]["ip"]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        assert self.proc.returncode == 0, (self.proc.returncode, out, err)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 def host_get(ns, address, port, path="/i", timeout=5.0):

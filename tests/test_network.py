@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import assert_one_line_error, container_records, wait_for
-from netns_util import NsCli, host_get, netns, try_get
+from netns_util import NsCli, Server, host_get, netns, try_get
 
 SUBNET_A = "10.251.1.0/24"
 SUBNET_B = "10.251.2.0/24"
@@ -56,51 +56,6 @@ def network_ab(net):
     yield names
     for n in names:
         net("network", "rm", n, check=True)
-
-
-# (busybox 1.35's `wget -T` crashes: timeouts come from `timeout`)
-class Server:
-    """A container in the background running busybox httpd on port 80 that
-    serves /i containing its name; ended with SIGTERM (diyc forwards it)."""
-
-    def __init__(self, cli, name, *run_options):
-        self.cli, self.name = cli, name
-        script = f"echo {name} > /tmp/i; trap 'exit 0' TERM; httpd -f -p 80 -h /tmp & wait"
-        self.proc = cli.popen("run", "--rm", "--name", name, *run_options, "busybox", "sh", "-c", script)
-        self.ip = wait_for(self._ip, timeout=10, what=f"container {name} to get an address")
-        wait_for(self._serving, timeout=10, what=f"httpd of {name} to answer")
-
-    def _serving(self):
-        try:
-            return self.name in host_get(self.cli.ns, self.ip, 80, timeout=1)
-        except OSError:
-            return False
-
-    def _ip(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"server {self.name} exited: {self.proc.communicate()}")
-        proc = self.cli("inspect", self.name)
-        if proc.returncode:
-            return None
-        rec = json.loads(proc.stdout)[0]
-        if rec["state"]["status"] != "running":
-            return None
-        return rec["network_settings"]["ip"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        assert self.proc.returncode == 0, (self.proc.returncode, out, err)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def leases(root, network):
