@@ -331,13 +331,11 @@ def _unregister_root(root):
                 pass
 
 
-def _other_roots_subnets(rid):
-    """[((net, plen), description)] of every other registered root's
-    networks.  Entries of roots that are gone (or whose id changed) are
-    dropped.  The caller holds the host lock."""
-    from .state import Root
+def _other_roots(rid):
+    """(id, path) of every other registered root.  Entries of roots that
+    are gone (or whose id changed) are dropped.  The caller holds the host
+    lock."""
     d = f"{HOST_STATE}/roots"
-    out = []
     for other in _listdir(d):
         if other == rid:
             continue
@@ -346,18 +344,62 @@ def _other_roots_subnets(rid):
             alive = os.readlink(f"{path}/networks/root-id") == other
         except OSError:
             alive = False
-        if not alive:
-            try:
-                os.unlink(f"{d}/{other}")
-            except FileNotFoundError:
-                pass
+        if alive:
+            yield other, path
             continue
+        try:
+            os.unlink(f"{d}/{other}")
+        except FileNotFoundError:
+            pass
+
+
+def _other_roots_subnets(rid):
+    """[((net, plen), description)] of every other registered root's
+    networks (the caller holds the host lock)."""
+    from .state import Root
+    out = []
+    for _, path in _other_roots(rid):
         for rec in list_networks(Root(path)):
             try:
                 out.append((parse_subnet(rec["subnet"]), f"network {rec['name']!r} of the diyc root {path}"))
             except (KeyError, DiycError):
                 continue
     return out
+
+
+def _published_here_by_other_roots(rid, ports):
+    """The first of `ports` another root publishes in this namespace ->
+    (port, description), else None.  Each root keeps its own reservations
+    and nftables table, so without this two roots could DNAT one port.
+    Another root's reservation counts when its container's bridge is here
+    (a root serving another namespace does not clash).  Host lock held."""
+    with _netlink() as nl:
+        here = set(nl.links())
+    for _, path in _other_roots(rid):
+        pdir = f"{path}/ports"
+        entries = _listdir(pdir)
+        for p in ports:
+            for entry in entries:
+                if not _same_host_port(entry, p):
+                    continue
+                try:
+                    cid = os.readlink(f"{pdir}/{entry}").split(" ")[0]
+                    bridge = read_json(f"{path}/containers/{cid}/network.json").get("bridge")
+                except (OSError, ValueError):
+                    continue  # being released
+                if bridge in here:
+                    return p, f"container {cid[:12]} of the diyc root {path}"
+    return None
+
+
+def _same_host_port(entry, p):
+    """Whether reservation `entry` (<proto>-<port>-<host ip>) takes the
+    host port of `p`: same protocol and port, same address or a wildcard."""
+    prefix = f"{p['proto']}-{p['host_port']}-"
+    if not entry.startswith(prefix):
+        return False
+    other_ip = entry[len(prefix):]
+    return "0.0.0.0" in (other_ip, p["host_ip"]) or other_ip == p["host_ip"]
 
 
 def _diyc_bridges(nl):
@@ -736,17 +778,19 @@ def _publish(root, cid, ip, ports):
     with root.lock("ports"):
         existing = _listdir(pdir)
         for p in ports:
-            prefix = f"{p['proto']}-{p['host_port']}-"
             for entry in existing:
-                if entry.startswith(prefix):
-                    other_ip = entry[len(prefix):]
-                    if "0.0.0.0" in (other_ip, p["host_ip"]) or other_ip == p["host_ip"]:
-                        owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
-                        raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
-                                       f"published by container {owner[:12]}")
+                if _same_host_port(entry, p):
+                    owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
+                    raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
+                                   f"published by container {owner[:12]}")
             _check_port_free(p)
-        for p in ports:
-            os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
+        with _host_lock():  # checked and claimed as one step against other roots too
+            clash = _published_here_by_other_roots(root_id(root), ports)
+            if clash:
+                p, what = clash
+                raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
+            for p in ports:
+                os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
         table = firewall_table(root)
         script = "".join(f"add element ip {table} {_map_and_key(p)} : {ip} . {p['container_port']} }}\n"
                          for p in ports)

@@ -97,6 +97,7 @@ class Server:
         rec = json.loads(proc.stdout)[0]
         if rec["state"]["status"] != "running":
             return None
+        self.id = rec["id"]
         return rec["network_settings"]["ip"]
 
     def stop(self):

@@ -79,6 +79,12 @@ def test_two_roots_share_a_namespace_without_touching_each_other(two_roots):
         for port, srv in ((8601, a_def), (8602, b_def), (8603, a_usr), (8604, b_usr)):
             assert srv.name in host_get(a.ns, "127.0.0.1", port)
         assert "web" in host_get(a.ns, b_def.ip, 80) and "web" in host_get(a.ns, a_def.ip, 80)
+        # a host port the other root publishes here is refused (two tables
+        # would both DNAT it), with nothing left of the refused container
+        proc = b("run", "--rm", "--network", "usr", "-p", "8601:80", "busybox", "true")
+        assert_one_line_error(proc, contains=f"8601/tcp is already published by container {a_def.id[:12]}")
+        assert sorted(r["name"] for r in container_records(b.root)) == ["web", "web-usr"]
+        assert "tcp . 8601" not in b.sh("nft", "list", "map", "ip", b.table(), "ports_any").stdout
         # a subnet routed here by the other root's bridge is refused
         assert_one_line_error(b("network", "create", "clash", "--subnet", a_bridge["subnet"]),
                               contains=f"overlaps the route via {a_bridge['bridge']}")
