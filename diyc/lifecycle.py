@@ -325,7 +325,10 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     from .errors import init_error
     from .rootfs import init_config
     from .runtime import _waitpid
-    ctr.reload()
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
     if ctr.status != "running":
         raise Conflict(f"container {ctr.name} is not running")
     spec = ctr.record["spec"]
