@@ -35,7 +35,7 @@ def _address(cli, name):
         return None
     rec = json.loads(proc.stdout)[0]
     ip = (rec.get("network_settings") or {}).get("ip")
-    return (rec["id"], ip) if rec["state"]["status"] == "running" and ip else None
+    return rec if rec["state"]["status"] == "running" and ip else None
 
 
 def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
@@ -51,8 +51,11 @@ def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
                         "-p", f"127.0.0.1:{8700 + i}:80", "busybox", "httpd", "-f", "-p", "80")
         s2 = racy.popen("run", "--rm", "--name", "s2", "--network", racy.network, "busybox", "sleep", "60")
         try:
-            ids = [wait_for(lambda n=n: _address(racy, n), timeout=30, what=f"{n} to run")[0]
-                   for n in ("s1", "s2")]
+            recs = [wait_for(lambda n=n: _address(racy, n), timeout=30, what=f"{n} to run")
+                    for n in ("s1", "s2")]
+            ids = [r["id"] for r in recs]
+            cgroups = [p for r in recs for p in r["cgroup"]["paths"].values()]
+            assert all(os.path.isdir(p) for p in cgroups)
             order = ["s1", "s2"] if i % 2 == 0 else ["s2", "s1"]
             rm = racy("rm", "-f", *order)
             assert rm.returncode == 0, rm.stderr
@@ -68,8 +71,13 @@ def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
         assert os.listdir(f"{diyc_root}/networks/{racy.network}/leases") == []
         assert os.listdir(f"{diyc_root}/ports") == []
         assert not [f for f in os.listdir(locks) if f.split(".")[0] in ids]
-        assert "veth" not in racy.sh("ip", "-br", "link").stdout
-        # (cgroups and mounts: the autouse fixture checks them after the test)
+        # the kernel deletes the host end with the container's network
+        # namespace, asynchronously (diyc does not wait for it, by design)
+        wait_for(lambda: "veth" not in racy.sh("ip", "-br", "link").stdout, timeout=10,
+                 what="the veth pairs to go with the containers' namespaces")
+        assert not [p for p in cgroups if os.path.exists(p)]
+        # (mounts: a --rm container has none on the host; the autouse
+        # fixture checks the root for them after the test)
 
 
 def test_rm_of_several_goes_on_after_a_failure(run_cli, diyc_root):
