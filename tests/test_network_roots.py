@@ -8,6 +8,7 @@ netns_util), which is deleted at the end.
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -148,3 +149,19 @@ def test_same_explicit_subnet_in_two_roots_is_refused_at_the_second_bridge(two_r
     assert "diyc" not in links(a)
     assert tables(a) == []
     assert forward(a) == "0"
+
+
+def test_a_deleted_root_no_longer_claims_subnets(two_roots, tmp_path):
+    a, b = two_roots
+    a("network", "create", "first", check=True)
+    taken = inspect_network(a, "first")["subnet"]
+    gone = root_id(a.root)
+    assert os.path.lexists(f"/run/diyc/roots/{gone}")
+    shutil.rmtree(a.root)  # (no bridge was made: nothing of it is in the namespace)
+    # root B drops the stale entry and picks that subnet (the first free
+    # one again, as it was for root A)
+    b("network", "create", "second", check=True)
+    assert not os.path.lexists(f"/run/diyc/roots/{gone}")
+    assert inspect_network(b, "second")["subnet"] == taken
+    b("network", "rm", "second", check=True)
+    assert not os.path.lexists(f"/run/diyc/roots/{root_id(b.root)}")
