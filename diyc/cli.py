@@ -114,7 +114,8 @@ run options:
   --cpus N              CPU quota in CPUs (e.g. 0.5)
   --pids-limit N        maximum number of processes (-1: unlimited)
   --network MODE        none (default: loopback only), host, bridge (the
-                        default network, bridge diyc0) or a network's name
+                        default network: bridge diyc0, diyc0-<id> for a root
+                        other than /var/lib/diyc) or a network's name
   -p, --publish [IP:]HOSTPORT:PORT[/tcp|udp]   publish a port (repeatable)
   --ip ADDR             the container's address on its network
   --cgroup-parent PATH  parent cgroup (default: diyc's own cgroup)
@@ -344,18 +345,8 @@ def _ports_text(c):
 
 def cmd_rm(root, args):
     opts, pos = parse(args, _options(("-f --force", "force", FLAG)), stop_at_positional=False)
-    if not pos:
-        raise InvalidArgument('"diyc rm" requires at least one container')
-    from .runtime import Container
-    code = 0
-    for ref in pos:
-        try:
-            Container.load(ref, root).remove(force=opts.get("force", False))
-            print(ref)
-        except DiycError as e:
-            print(f"diyc: {e}", file=sys.stderr)
-            code = 1
-    return code
+    return _each_container(root, pos, lambda ctr: ctr.remove(force=opts.get("force", False)), "rm",
+                           echo_ref=True)
 
 
 def cmd_import(root, args):
@@ -600,19 +591,31 @@ def cmd_network(root, args):
     return 0
 
 
-def _each_container(root, refs, action):
-    """Apply action(container) to each ref; errors are reported, not fatal."""
+def _each_container(root, refs, action, verb, echo_ref=False):
+    """Apply action(container) to each ref, as docker does: a failure is
+    reported (one line, `diyc: VERB REF: reason`) and the others are still
+    done; the exit code is 1 if any failed.  echo_ref: print each ref
+    done (as `docker rm` does)."""
     from .runtime import Container
     if not refs:
-        raise InvalidArgument("requires at least one container")
+        raise InvalidArgument(f'"diyc {verb}" requires at least one container')
     code = 0
     for ref in refs:
         try:
             action(Container.load(ref, root))
-        except DiycError as e:
-            print(f"diyc: {e}", file=sys.stderr)
+            if echo_ref:
+                print(ref)
+        except (DiycError, OSError) as e:
+            print(f"diyc: {verb} {ref}: {_reason(e)}", file=sys.stderr)
             code = 1
     return code
+
+
+def _reason(e):
+    """An exception as the end of a one-line message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return str(e)
 
 
 def cmd_start(root, args):
@@ -634,7 +637,7 @@ def cmd_start(root, args):
             print_logs(ctr, follow=True)
         else:
             print(ctr.name)
-    code = _each_container(root, pos, start)
+    code = _each_container(root, pos, start, "start")
     if exit_codes:
         return exit_codes[0]
     if opts.get("attach") and len(pos) == 1 and code == 0:
@@ -656,7 +659,7 @@ def cmd_stop(root, args, restart=False):
             ctr.record["state"].pop("stopped_by_user", None)
             ctr.start(detach=True)
         print(ctr.name)
-    return _each_container(root, pos, stop_one)
+    return _each_container(root, pos, stop_one, "restart" if restart else "stop")
 
 
 MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
@@ -671,7 +674,7 @@ def cmd_kill(root, args):
             raise DiycError(f"container {ctr.name} is not running")
         ctr.kill(sig)
         print(ctr.name)
-    return _each_container(root, pos, kill)
+    return _each_container(root, pos, kill, "kill")
 
 
 def _signal_number(name):
@@ -691,7 +694,7 @@ def _signal_number(name):
 
 def cmd_wait(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
-    return _each_container(root, pos, lambda ctr: print(ctr.wait().exit_code))
+    return _each_container(root, pos, lambda ctr: print(ctr.wait().exit_code), "wait")
 
 
 def cmd_logs(root, args):

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from .errors import Conflict, InvalidArgument
+from .errors import Conflict, ContainerNotFound, InvalidArgument
 from .state import FileLock, pid_alive, read_json
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
@@ -22,8 +22,27 @@ DEFAULT_LOG_MAX_SIZE = 10 << 20
 
 
 def container_lock(ctr):
-    """Serialises commands on one container (stop, rm, _finish, start)."""
+    """Serialises commands on one container (stop, rm, _finish, the end of
+    a foreground run).  Whoever takes it second re-reads the record with
+    reload_if_present(): the one before may have removed the container."""
     return FileLock(f"{ctr.root.path}/locks/{ctr.id}.lock")
+
+
+def reload_if_present(ctr):
+    """Under container_lock(ctr): re-read the record -> True; or False when
+    the container was removed meanwhile (`rm -f` racing the end of a run):
+    whoever held the lock before us did all the work, nothing is left to
+    release.  The lock file our open() re-created is removed again (nobody
+    needs it any more: every later holder finds the record gone too)."""
+    try:
+        ctr.reload()
+        return True
+    except FileNotFoundError:
+        try:
+            os.unlink(f"{ctr.root.path}/locks/{ctr.id}.lock")
+        except FileNotFoundError:
+            pass
+        return False
 
 
 def parse_restart_policy(value):
@@ -98,7 +117,8 @@ def finish(ctr):
     """`diyc _finish ID`, run by the shim once the container has exited."""
     from .runtime import _now
     with container_lock(ctr):
-        ctr.reload()
+        if not reload_if_present(ctr):
+            return  # removed (rm -f) while we were on the way
         state = ctr.record["state"]
         if state.get("status") != "running":
             return  # a start that failed: whoever started it cleans up
@@ -137,10 +157,14 @@ def _should_restart(ctr, code):
 
 
 def wait_until_exited(ctr, timeout=None):
-    """Poll the record until the container is not running.  -> status."""
+    """Poll the record until the container is not running.  -> status
+    ("removed" when its record went away: a --rm container, or rm -f)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        ctr.reload()
+        try:
+            ctr.reload()
+        except FileNotFoundError:
+            return "removed"
         status = ctr.status
         if status != "running":
             return status
@@ -152,7 +176,8 @@ def wait_until_exited(ctr, timeout=None):
 def stop(ctr, timeout=10, sig=15):
     """SIGTERM (or `sig`), then SIGKILL after `timeout` seconds."""
     with container_lock(ctr):
-        ctr.reload()
+        if not reload_if_present(ctr):
+            raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
         if ctr.status != "running":
             return False
         ctr.record["state"]["stopped_by_user"] = True
@@ -226,8 +251,10 @@ def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=Non
     emit(records[shown:])
     shown = len(records)
     while follow:
-        ctr.reload()
-        running = ctr.status == "running"
+        try:
+            running = ctr.reload().status == "running"
+        except FileNotFoundError:  # a --rm container, ended and removed
+            running = False
         records = read_log(path)
         if len(records) < shown:   # rotated: start over in the new file
             shown = 0
@@ -299,7 +326,10 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     from .errors import init_error
     from .rootfs import init_config
     from .runtime import _waitpid
-    ctr.reload()
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
     if ctr.status != "running":
         raise Conflict(f"container {ctr.name} is not running")
     spec = ctr.record["spec"]

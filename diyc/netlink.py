@@ -214,15 +214,16 @@ class Netlink:
                      flags=NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
     def ipv4_routes(self):
-        """[(destination, prefixlen)] of every IPv4 route in every table
-        (the default route is ("0.0.0.0", 0))."""
+        """[(destination, prefixlen, output link index or 0)] of every IPv4
+        route in every table (the default route is ("0.0.0.0", 0, ...))."""
         out = []
         for _, payload in self.request(RTM_GETROUTE, _RTMSG.pack(_socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0),
                                        flags=NLM_F_DUMP):
             dst_len = payload[1]
             attrs = parse_attrs(payload, _RTMSG.size)
             dst = _socket.inet_ntoa(attrs[RTA_DST]) if RTA_DST in attrs else "0.0.0.0"
-            out.append((dst, dst_len))
+            oif = struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
+            out.append((dst, dst_len, oif))
         return out
 
     def ipv4_addresses(self):

@@ -2,8 +2,9 @@
 published ports.
 
 A network is a Linux bridge with a gateway address on a private subnet.
-The default one, `bridge`, is bridge `diyc0`; `diyc network create NAME`
-adds others (bridge `diyc-<id>`).  Per container start, in runtime order:
+The default one, `bridge`, is bridge `diyc0` (`diyc0-<root id>` for a root
+other than /var/lib/diyc); `diyc network create NAME` adds others (bridge
+`diyc-<id>`).  Per container start, in runtime order:
 
     create    the network exists (the default one is defined on first use),
               --ip and -p are valid; /etc/hostname, /etc/resolv.conf and an
@@ -23,6 +24,7 @@ adds others (bridge `diyc-<id>`).  Per container start, in runtime order:
 
 State under the diyc root, shared by every diyc process:
 
+    networks/root-id              symlink -> this root's short id (see "several roots")
     networks/<name>.json          the network: subnet, gateway, bridge
     networks/<name>/leases/<ip>   symlink -> "<container id> <name> <hostname>":
                                   one atomic symlink() claims the address
@@ -30,8 +32,11 @@ State under the diyc root, shared by every diyc process:
     containers/<id>/network.json  what connect() set up, for release()
     containers/<id>/{hosts,hostname,resolv.conf}   the bind-mounted files
 
-The host side (bridge, ip_forward, nftables table `ip diyc`) is created on
-first use in a network namespace and removed by `diyc network prune`.
+The host side (bridge, ip_forward, nftables table `ip diyc`, or
+`ip diyc-<root id>`) is created on first use in a network namespace and
+removed by `diyc network prune`.  Several roots share a host without
+touching each other's: see "several roots on one host" below, and
+/run/diyc/ for the little state they share.
 
 Everything on the start path speaks netlink through diyc.netlink (raw
 sockets: `import pyroute2` alone costs ~250 ms).  The firewall is the one
@@ -47,13 +52,16 @@ import os
 
 from .errors import Conflict, DiycError, InvalidArgument, NotFound
 from .numbers import is_digits
-from .state import read_json, write_json
+from .state import DEFAULT_ROOT, FileLock, atomic_write, read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
-DEFAULT_BRIDGE = "diyc0"
+DEFAULT_BRIDGE = "diyc0"   # the default root's; other roots' are diyc0-<root id>
 BUILTIN = ("none", "host", DEFAULT_NETWORK)
-BRIDGE_PATTERN = "diyc*"   # every diyc bridge, for the firewall's wildcards
-NFT_TABLE = "diyc"
+BRIDGE_PATTERN = "diyc*"   # every diyc bridge of every root, for the firewall's wildcards
+NFT_TABLE = "diyc"         # the default root's; other roots' are diyc-<root id>
+# Host-wide state shared by every diyc root on this machine (a tmpfs: it
+# lives as long as the network namespaces and sysctls it describes)
+HOST_STATE = "/run/diyc"
 # Default subnets to try, first free one wins (checked against the host's routes)
 DEFAULT_SUBNETS = [f"172.{n}.0.0/16" for n in range(30, 15, -1)] + \
     [f"10.{n}.0.0/16" for n in range(200, 255)]
@@ -174,54 +182,269 @@ def create(root, name, subnet=None):
         raise InvalidArgument(f"network name {name!r} is reserved")
     root.ensure()
     os.makedirs(_networks_dir(root), exist_ok=True)
-    with root.lock("networks"):
+    rid = root_id(root)
+    # lock order, here and everywhere: this root's locks, then the host's
+    with root.lock("networks"), _host_lock():
         if load(root, name):
             raise Conflict(f"network {name!r} already exists")
-        taken = [(parse_subnet(n["subnet"]), n["name"]) for n in list_networks(root)]
-        host_routes = _host_routes()
+        own = list_networks(root)
+        taken = [(parse_subnet(n["subnet"]), f"network {n['name']!r}") for n in own]
+        with _netlink() as nl:
+            host_routes = _host_routes(nl, {n["bridge"] for n in own})
+            links = set(nl.links())
         if subnet is not None:
+            # only this root's networks and this namespace's routes: another
+            # root's network may live in another network namespace, and if
+            # it is here its bridge is a route (checked again at set-up)
             net, plen = parse_subnet(subnet)
-            for (other, olen), other_name in taken:
+            for (other, olen), what in taken + host_routes:
                 if _overlaps(net, plen, other, olen):
-                    raise Conflict(f"subnet {subnet} overlaps network {other_name!r} ({int_to_ip(other)}/{olen})")
-            for dst, dlen in host_routes:
-                if _overlaps(net, plen, dst, dlen):
-                    raise Conflict(f"subnet {subnet} overlaps the host route {int_to_ip(dst)}/{dlen}")
+                    raise Conflict(f"subnet {subnet} overlaps {what} ({int_to_ip(other)}/{olen})")
         else:
+            # automatic: also clear of every other root's networks, made on
+            # this host but perhaps without a bridge (hence a route) yet
+            taken += _other_roots_subnets(rid)
             for candidate in DEFAULT_SUBNETS:
                 net, plen = parse_subnet(candidate)
-                if not any(_overlaps(net, plen, o, ol) for (o, ol), _ in taken) and \
-                        not any(_overlaps(net, plen, d, dl) for d, dl in host_routes):
+                if not any(_overlaps(net, plen, o, ol) for (o, ol), _ in taken + host_routes):
                     break
             else:
                 raise Conflict("no free default subnet left: pass --subnet")
         nid = os.urandom(16).hex()
+        while f"diyc-{nid[:8]}" in links:  # another root's network, here
+            nid = os.urandom(16).hex()
         record = {
             "name": name, "id": nid,
-            "bridge": DEFAULT_BRIDGE if name == DEFAULT_NETWORK else f"diyc-{nid[:8]}",
+            "bridge": _default_bridge(root, rid) if name == DEFAULT_NETWORK else f"diyc-{nid[:8]}",
             "subnet": f"{int_to_ip(net)}/{plen}", "gateway": int_to_ip(net + 1),
         }
         os.makedirs(_leases_dir(root, name), exist_ok=True)
         write_json(_record_path(root, name), record)
+        _register_root(root, rid)
     return record
 
 
-def _host_routes():
-    """IPv4 routes of this namespace except default routes and diyc's own
-    bridges: what a new subnet must not overlap."""
+def _netlink():
     from .netlink import Netlink
-    with Netlink() as nl:
-        ours = {index for name, (index, _, kind) in nl.links().items()
-                if kind == "bridge" and name.startswith("diyc")}
-        own_addrs = {(a, p) for a, p, index in nl.ipv4_addresses() if index in ours}
-        routes = []
-        for dst, plen in nl.ipv4_routes():
-            if plen == 0 or dst.startswith("127.") or (plen == 32 and (dst, plen) in own_addrs):
-                continue
-            if any(_overlaps(ip_to_int(dst), plen, ip_to_int(a), p) for a, p in own_addrs):
-                continue  # a route of one of our own bridges
-            routes.append((ip_to_int(dst), plen))
+    return Netlink()
+
+
+def _host_routes(nl, own_bridges):
+    """[((dst, plen), description)] of this namespace's IPv4 routes except
+    default and loopback routes and those of this root's own bridges
+    (`own_bridges`; their networks are checked as networks): what a new
+    subnet must not overlap.  Other roots' bridges count like any route."""
+    links = nl.links()
+    names = {index: name for name, (index, _, _) in links.items()}
+    ours = {links[b][0] for b in own_bridges if b in links}
+    routes = []
+    for dst, plen, oif in nl.ipv4_routes():
+        if plen == 0 or dst.startswith("127.") or oif in ours:
+            continue
+        routes.append(((ip_to_int(dst), plen), f"the route via {names.get(oif, '?')}"))
     return routes
+
+
+# -- several roots on one host ------------------------------------------------------
+#
+# Each diyc root (--root, DIYC_ROOT) has its own networks, leases and port
+# reservations, but bridges, routes, nftables tables and ip_forward belong
+# to the network namespace, which several roots may share.  So:
+#
+#   names     keyed per root by a short random id, made once and kept in
+#             networks/root-id (a random id, not a hash of the path: it
+#             survives the root being moved or reached through another
+#             path).  The default network's bridge is diyc0-<id>, the
+#             firewall table `ip diyc-<id>`; user networks' bridges carry a
+#             random id of their own (diyc-<8 hex>, unique among the links
+#             here).  The default root (/var/lib/diyc) keeps `diyc0` and
+#             `ip diyc`: it is the one root of most hosts, its records and
+#             any host firewall rules written against them already say so,
+#             and no other root ever takes those names.
+#   subnets   a new network's subnet must not overlap a route of this
+#             namespace (every root's bridges are routes) and, when diyc
+#             picks it, nor any other root's networks (listed through
+#             /run/diyc/roots/<id> -> root path); a bridge is only set up
+#             if its subnet is still free here.
+#   forward   net.ipv4.ip_forward is counted across roots by the kernel's
+#             own state: it is needed while any diyc bridge (of any root)
+#             exists here.  The first bridge of a namespace records the
+#             value found in /run/diyc/ip_forward-<netns inode>; whoever
+#             deletes the last one restores it.  Both happen under the
+#             host-wide lock /run/diyc/host.lock, together with the bridge
+#             creation or deletion, so no root sees a half-done change.
+#
+# A root only ever deletes bridges and the table named in its own records:
+# one root's prune or cleanup never touches another's.
+
+def root_id(root):
+    """The root's short id (8 hex digits), made on first use: one atomic
+    symlink() claims it, a concurrent maker reads the winner's."""
+    path = f"{_networks_dir(root)}/root-id"
+    try:
+        return os.readlink(path)
+    except FileNotFoundError:
+        pass
+    os.makedirs(_networks_dir(root), exist_ok=True)
+    try:
+        os.symlink(os.urandom(4).hex(), path)
+    except FileExistsError:
+        pass
+    return os.readlink(path)
+
+
+def _is_default_root(root):
+    return os.path.realpath(root.path) == os.path.realpath(DEFAULT_ROOT)
+
+
+def _default_bridge(root, rid):
+    return DEFAULT_BRIDGE if _is_default_root(root) else f"{DEFAULT_BRIDGE}-{rid}"
+
+
+def firewall_table(root):
+    """The name of this root's nftables table (family ip)."""
+    return NFT_TABLE if _is_default_root(root) else f"{NFT_TABLE}-{root_id(root)}"
+
+
+def _host_lock():
+    os.makedirs(HOST_STATE, mode=0o755, exist_ok=True)
+    return FileLock(f"{HOST_STATE}/host.lock")
+
+
+def _register_root(root, rid):
+    """List this root in /run/diyc/roots, for other roots' subnet choices
+    (the caller holds the host lock)."""
+    d = f"{HOST_STATE}/roots"
+    os.makedirs(d, exist_ok=True)
+    try:
+        os.symlink(os.path.realpath(root.path), f"{d}/{rid}")
+    except FileExistsError:
+        pass
+
+
+def _unregister_root(root):
+    """A root without networks no longer claims subnets."""
+    with _host_lock():
+        if not list_networks(root):
+            try:
+                os.unlink(f"{HOST_STATE}/roots/{root_id(root)}")
+            except FileNotFoundError:
+                pass
+
+
+def _other_roots(rid):
+    """(id, path) of every other registered root.  Entries of roots that
+    are gone (or whose id changed) are dropped.  The caller holds the host
+    lock."""
+    d = f"{HOST_STATE}/roots"
+    for other in _listdir(d):
+        if other == rid:
+            continue
+        try:
+            path = os.readlink(f"{d}/{other}")
+            alive = os.readlink(f"{path}/networks/root-id") == other
+        except OSError:
+            alive = False
+        if alive:
+            yield other, path
+            continue
+        try:
+            os.unlink(f"{d}/{other}")
+        except FileNotFoundError:
+            pass
+
+
+def _other_roots_subnets(rid):
+    """[((net, plen), description)] of every other registered root's
+    networks (the caller holds the host lock)."""
+    from .state import Root
+    out = []
+    for _, path in _other_roots(rid):
+        for rec in list_networks(Root(path)):
+            try:
+                out.append((parse_subnet(rec["subnet"]), f"network {rec['name']!r} of the diyc root {path}"))
+            except (KeyError, DiycError):
+                continue
+    return out
+
+
+def _published_here_by_other_roots(rid, ports):
+    """The first of `ports` another root publishes in this namespace ->
+    (port, description), else None.  Each root keeps its own reservations
+    and nftables table, so without this two roots could DNAT one port.
+    Another root's reservation counts when its container's bridge is here
+    (a root serving another namespace does not clash).  Host lock held."""
+    with _netlink() as nl:
+        here = set(nl.links())
+    for _, path in _other_roots(rid):
+        pdir = f"{path}/ports"
+        entries = _listdir(pdir)
+        for p in ports:
+            for entry in entries:
+                if not _same_host_port(entry, p):
+                    continue
+                try:
+                    cid = os.readlink(f"{pdir}/{entry}").split(" ")[0]
+                    bridge = read_json(f"{path}/containers/{cid}/network.json").get("bridge")
+                except (OSError, ValueError):
+                    continue  # being released
+                if bridge in here:
+                    return p, f"container {cid[:12]} of the diyc root {path}"
+    return None
+
+
+def _same_host_port(entry, p):
+    """Whether reservation `entry` (<proto>-<port>-<host ip>) takes the
+    host port of `p`: same protocol and port, same address or a wildcard."""
+    prefix = f"{p['proto']}-{p['host_port']}-"
+    if not entry.startswith(prefix):
+        return False
+    other_ip = entry[len(prefix):]
+    return "0.0.0.0" in (other_ip, p["host_ip"]) or other_ip == p["host_ip"]
+
+
+def _diyc_bridges(nl):
+    return [name for name, (_, _, kind) in nl.links().items()
+            if kind == "bridge" and name.startswith("diyc")]
+
+
+def _forward_state_path():
+    # per network namespace: roots may serve several (tests, nested hosts)
+    ino = os.stat("/proc/thread-self/ns/net").st_ino
+    return f"{HOST_STATE}/ip_forward-{ino}"
+
+
+def _delete_bridge(bridge):
+    """Delete one of this root's bridges (if there) -> (deleted, the
+    ip_forward value restored or None): with the last diyc bridge of this
+    namespace goes the forwarding diyc turned on."""
+    with _host_lock(), _netlink() as nl:
+        try:
+            nl.del_link(bridge)
+            deleted = True
+        except OSError as e:
+            if e.errno != errno.ENODEV:
+                raise
+            deleted = False
+        return deleted, _restore_forwarding(nl)
+
+
+def _restore_forwarding(nl):
+    """(Host lock held.)  No diyc bridge left here: ip_forward back to the
+    value the first one found -> that value, or None if nothing to do."""
+    if _diyc_bridges(nl):
+        return None
+    path = _forward_state_path()
+    try:
+        with open(path) as f:
+            original = f.read().strip()
+    except FileNotFoundError:
+        return None
+    changed = _read_sysctl("net/ipv4/ip_forward") != original
+    if changed:
+        _write_sysctl("net/ipv4/ip_forward", original)
+    os.unlink(path)
+    return original if changed else None
 
 
 def remove(root, name):
@@ -241,22 +464,15 @@ def remove(root, name):
         remove_tree(f"{_networks_dir(root)}/{name}")
     with root.lock("ports"):
         _apply_firewall(root, only_if_present=True)
-
-
-def _delete_bridge(bridge):
-    from .netlink import Netlink
-    with Netlink() as nl:
-        try:
-            nl.del_link(bridge)
-        except OSError as e:
-            if e.errno != errno.ENODEV:
-                raise
+    _unregister_root(root)
 
 
 def prune(root):
-    """Remove the host side of every network no container uses (bridge),
-    user-defined networks without containers, and once no container uses
-    any network, the firewall table and the ip_forward setting diyc made."""
+    """Remove the host side of every network of this root no container
+    uses (bridge), its user-defined networks without containers, and once
+    no container of this root uses any network, its firewall table.  The
+    last diyc bridge of this namespace (of any root) takes the ip_forward
+    setting with it.  Other roots' bridges and tables are never touched."""
     out = []
     in_use = False
     for rec in list_networks(root):
@@ -266,33 +482,20 @@ def prune(root):
             if _leases(root, name):
                 in_use = True
                 continue
-            from .netlink import Netlink
-            with Netlink() as nl:
-                try:
-                    nl.del_link(rec["bridge"])
-                    out.append(f"removed bridge {rec['bridge']} of network {name}")
-                except OSError as e:
-                    if e.errno != errno.ENODEV:
-                        raise
+            deleted, restored = _delete_bridge(rec["bridge"])
+            if deleted:
+                out.append(f"removed bridge {rec['bridge']} of network {name}")
+            if restored is not None:
+                out.append(f"restored net.ipv4.ip_forward={restored}")
         if name != DEFAULT_NETWORK:
             remove(root, name)
             out.append(f"removed network {name}")
+    table = firewall_table(root)
     with root.lock("ports"):
         if in_use:
             _apply_firewall(root, only_if_present=True)
-        elif _nft(f"delete table ip {NFT_TABLE}\n", check=False) == 0:
-            out.append(f"removed nftables table ip {NFT_TABLE}")
-        if not in_use:
-            saved = _forward_state_path(root)
-            try:
-                with open(saved) as f:
-                    original = f.read().strip()
-            except FileNotFoundError:
-                original = None
-            if original is not None:
-                _write_sysctl("net/ipv4/ip_forward", original)
-                os.unlink(saved)
-                out.append(f"restored net.ipv4.ip_forward={original}")
+        elif _nft(f"delete table ip {table}\n", check=False) == 0:
+            out.append(f"removed nftables table ip {table}")
     return out
 
 
@@ -528,33 +731,32 @@ def _leases(root, name, leases=None):
 def _setup_bridge(root, rec, nl):
     """First container on this network in this network namespace: the
     bridge, its gateway address, forwarding and the firewall.  -> ifindex."""
-    with root.lock(f"network-{rec['name']}"):
+    with root.lock(f"network-{rec['name']}"), _host_lock():
         try:
             return nl.link_index(rec["bridge"])
         except OSError as e:
             if e.errno != errno.ENODEV:
                 raise
+        net, plen = parse_subnet(rec["subnet"])
+        for (dst, dlen), what in _host_routes(nl, ()):
+            if _overlaps(net, plen, dst, dlen):
+                raise NetworkError(f"network {rec['name']}: its subnet {rec['subnet']} overlaps {what} "
+                                   f"({int_to_ip(dst)}/{dlen}) in this network namespace")
+        if not _diyc_bridges(nl):
+            # the first diyc bridge here (of any root): remember ip_forward
+            # as it is, for whoever deletes the last one (a file left by a
+            # namespace that had the same inode, or a crash, is stale now)
+            atomic_write(_forward_state_path(), _read_sysctl("net/ipv4/ip_forward") + "\n")
         nl.add_bridge(rec["bridge"])
         index = nl.link_index(rec["bridge"])
-        net, plen = parse_subnet(rec["subnet"])
         nl.add_address(index, rec["gateway"], plen)
-    # published ports on 127.0.0.1: DNAT to the container makes the packet
-    # leave through the bridge with a loopback source, dropped unless allowed
-    _write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
-    saved = _forward_state_path(root)
+        # published ports on 127.0.0.1: DNAT to the container makes the packet
+        # leave through the bridge with a loopback source, dropped unless allowed
+        _write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
+        _write_sysctl("net/ipv4/ip_forward", "1")
     with root.lock("ports"):
-        if _read_sysctl("net/ipv4/ip_forward") != "1":
-            if not os.path.exists(saved):
-                _write(saved, "0\n")
-            _write_sysctl("net/ipv4/ip_forward", "1")
         _apply_firewall(root)
     return index
-
-
-def _forward_state_path(root):
-    # per network namespace: a root may serve several (tests, nested hosts)
-    ino = os.stat("/proc/thread-self/ns/net").st_ino
-    return f"{_networks_dir(root)}/ip_forward-before-diyc-{ino}"
 
 
 def _read_sysctl(name):
@@ -579,18 +781,21 @@ def _publish(root, cid, ip, ports):
     with root.lock("ports"):
         existing = _listdir(pdir)
         for p in ports:
-            prefix = f"{p['proto']}-{p['host_port']}-"
             for entry in existing:
-                if entry.startswith(prefix):
-                    other_ip = entry[len(prefix):]
-                    if "0.0.0.0" in (other_ip, p["host_ip"]) or other_ip == p["host_ip"]:
-                        owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
-                        raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
-                                       f"published by container {owner[:12]}")
+                if _same_host_port(entry, p):
+                    owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
+                    raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
+                                   f"published by container {owner[:12]}")
             _check_port_free(p)
-        for p in ports:
-            os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
-        script = "".join(f"add element ip {NFT_TABLE} {_map_and_key(p)} : {ip} . {p['container_port']} }}\n"
+        with _host_lock():  # checked and claimed as one step against other roots too
+            clash = _published_here_by_other_roots(root_id(root), ports)
+            if clash:
+                p, what = clash
+                raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
+            for p in ports:
+                os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
+        table = firewall_table(root)
+        script = "".join(f"add element ip {table} {_map_and_key(p)} : {ip} . {p['container_port']} }}\n"
                          for p in ports)
         if _nft(script, check=False) != 0:
             _apply_firewall(root)  # the table is gone (pruned?): rebuild it, ports included
@@ -633,9 +838,13 @@ def _nft(script, check=True):
 
 
 def _apply_firewall(root, only_if_present=False):
-    """(Re)write table `ip diyc` from the network records and the port
-    reservations, in one nft transaction.  The caller holds lock "ports"."""
-    if only_if_present and _nft(f"list table ip {NFT_TABLE}\n", check=False) != 0:
+    """(Re)write this root's table (`ip diyc`, `ip diyc-<root id>`) from
+    its network records and port reservations, in one nft transaction.  The
+    caller holds lock "ports".  Other roots' tables are theirs: the
+    wildcards below match their bridges too (isolation between roots, no
+    masquerading into them), but only their own tables name their ports."""
+    table = firewall_table(root)
+    if only_if_present and _nft(f"list table ip {table}\n", check=False) != 0:
         return
     nets = list_networks(root)
     post, fwd = [], []
@@ -665,9 +874,9 @@ def _apply_firewall(root, only_if_present=False):
     def elems(name):
         return f" elements = {{ {', '.join(elements[name])} }};" if elements[name] else ""
     nl = "\n    "
-    script = f"""table ip {NFT_TABLE}
-delete table ip {NFT_TABLE}
-table ip {NFT_TABLE} {{
+    script = f"""table ip {table}
+delete table ip {table}
+table ip {table} {{
   map ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{elems("ports_any")} }}
   map ports_addr {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{elems("ports_addr")} }}
   chain ports {{
@@ -692,7 +901,8 @@ table ip {NFT_TABLE} {{
 # -- end of a container -------------------------------------------------------------
 
 def release(ctr):
-    """Undo connect(): lease, peers' hosts lines, ports.  Idempotent, and
+    """Undo connect(): lease, peers' hosts lines, ports.  Idempotent (each
+    step checks that what it removes is still there and still ours), and
     safe on a half-done connect (crash or failure at any step)."""
     path = f"{ctr.dir}/network.json"
     try:
@@ -700,7 +910,10 @@ def release(ctr):
     except FileNotFoundError:
         return
     _release(ctr.root, ctr.id, settings)
-    os.unlink(path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass  # a second releaser (not under the container's lock) was quicker
     if ctr.record.get("auto_remove"):
         # about to be removed: an empty dir is one rmdir(), not a tree walk
         for f in ("hostname", "hosts", "resolv.conf"):
@@ -714,6 +927,7 @@ def _release(root, cid, settings):
     name, ip = settings["network"], settings.get("ip")
     if settings.get("ports"):
         pdir = _ports_dir(root)
+        table = firewall_table(root)
         with root.lock("ports"):
             script = ""
             for p in settings["ports"]:
@@ -724,7 +938,7 @@ def _release(root, cid, settings):
                     os.unlink(path)
                 except FileNotFoundError:
                     continue
-                script += f"delete element ip {NFT_TABLE} {_map_and_key(p)} }}\n"
+                script += f"delete element ip {table} {_map_and_key(p)} }}\n"
             if script:
                 _nft(script, check=False)
     if ip:
@@ -748,7 +962,10 @@ def _drop_hosts_lines(path, prefix):
         return
     kept = "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
     if kept != text:
-        _write(path, kept, flags=os.O_TRUNC)
+        try:
+            _write(path, kept, flags=os.O_TRUNC)
+        except FileNotFoundError:
+            pass  # that peer is being removed
 
 
 def _reclaim_orphans(root, name):

@@ -504,9 +504,10 @@ class Container:
         """Wait for the container to end and return a Result.  If we started
         it in the foreground we are its parent: reap it and record the end;
         a detached one's supervisor does that, we watch the record."""
+        from .lifecycle import container_lock, reload_if_present, wait_until_exited
         if not self.pid:
-            from .lifecycle import wait_until_exited
-            wait_until_exited(self)
+            if wait_until_exited(self) == "removed":
+                raise ContainerNotFound(f"container {self.name} was removed before its end was read")
             state = self.record["state"]
             return Result(state.get("exit_code"), oom_killed=state.get("oom_killed", False),
                           container_id=self.id)
@@ -515,19 +516,25 @@ class Container:
         exit_code = 128 - code if code < 0 else code
         oom = self._cgroup().oom_killed()
         self.pid = None
-        self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
-                                    finished=_now())
-        self._release_resources()
-        if self.record["auto_remove"]:
-            self.remove()
-        else:
-            self._save()
+        # Under the container's lock, like `rm -f`, which may be tearing the
+        # same container down right now: whoever comes second finds it done.
+        with container_lock(self):
+            if reload_if_present(self):
+                self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
+                                            finished=_now())
+                self._release_resources()
+                if self.record["auto_remove"]:
+                    self._remove_unlocked()
+                else:
+                    self._save()
         return Result(exit_code, oom_killed=oom, container_id=self.id)
 
     # -- teardown -------------------------------------------------------------
 
     def _release_resources(self):
-        """What a stopped container no longer needs: its cgroup, its address."""
+        """What a stopped container no longer needs: its cgroup, its address.
+        Each step is idempotent (a second call finds the work done); callers
+        hold the container's lock, except a start undoing its own steps."""
         if self.record.get("network_settings"):
             from . import network as networking
             networking.release(self)
@@ -539,8 +546,10 @@ class Container:
         cgroup.remove()
 
     def remove(self, force=False):
-        """Remove the container (force: kill it first if it runs)."""
-        from .lifecycle import _wait_for_supervisor, container_lock
+        """Remove the container (force: kill it first if it runs).  Racing
+        another remover (the end of its own `run --rm`, its supervisor,
+        another `rm`) is fine: the second one finds it gone and returns."""
+        from .lifecycle import _wait_for_supervisor, container_lock, reload_if_present
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
         if self.status in ("running", "created") and state.get("pid"):
@@ -548,16 +557,20 @@ class Container:
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
                 with container_lock(self):
-                    self.reload()
+                    if not reload_if_present(self):
+                        return
                     self.record["state"]["removing"] = True
                     self._save()
             self.kill(9)
             _wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
             _wait_for_supervisor(self)
         with container_lock(self):
-            self._remove_unlocked()
+            if reload_if_present(self):
+                self._remove_unlocked()
 
     def _remove_unlocked(self):
+        """Every step idempotent: a remove interrupted half-way (or raced)
+        is finished by the next one."""
         self._release_resources()
         release_name(self.root, self.name, self.id)
         if self.record.get("userns"):
@@ -579,17 +592,21 @@ def cleanup(root=None):
     cgroups of dead containers, staging dirs, dangling names.  Lines out."""
     root = root if isinstance(root, Root) else Root(root)
     out = []
+    from .lifecycle import container_lock, reload_if_present
     for c in Container.list(root):
         if c.status != "dead":
             continue
         if c.record["auto_remove"]:
             c.remove(force=True)
             out.append(f"removed dead container {c.id[:12]} ({c.name})")
-        else:
+            continue
+        with container_lock(c):
+            if not reload_if_present(c) or c.status != "dead":
+                continue  # removed or restarted meanwhile
             c._release_resources()
             c.record["state"].update(status="exited", exit_code=255, finished=_now())
             c._save()
-            out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
+        out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
     for cid in _listdir(root.containers):
         d = root.container_dir(cid)
         if time.time() - os.stat(d).st_mtime <= 60:

@@ -13,61 +13,22 @@ checked before that.
 import json
 import os
 import re
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import DIYC, assert_one_line_error, container_records, wait_for
+from conftest import assert_one_line_error, container_records, wait_for
+from netns_util import NsCli, Server, host_get, netns, try_get
 
 SUBNET_A = "10.251.1.0/24"
 SUBNET_B = "10.251.2.0/24"
-CLONE_NEWNET = 0x40000000
 
 
 @pytest.fixture(scope="module")
 def host_ns(diyc_root):
-    name = f"diyctest-{os.getpid()}-{os.urandom(3).hex()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "ip", "link", "set", "lo", "up"], check=True)
+    with netns() as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
-
-
-class NsCli:
-    """The diyc command, run inside the test's "host" namespace."""
-
-    def __init__(self, ns, root):
-        self.ns, self.root = ns, str(root)
-
-    def argv(self, *args):
-        return ["nsenter", f"--net=/run/netns/{self.ns}"] + DIYC + [str(a) for a in args]
-
-    def env(self):
-        env = dict(os.environ, DIYC_ROOT=self.root)
-        env.pop("DIYC_TRACE", None)
-        return env
-
-    def __call__(self, *args, check=False, timeout=60):
-        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env(),
-                              timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"diyc {' '.join(map(str, args))} exited {proc.returncode}\n"
-                                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-        return proc
-
-    def popen(self, *args):
-        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=self.env())
-
-    def sh(self, *cmd):
-        """A command of the host namespace itself (nft, ip, cat /proc/...)."""
-        return subprocess.run(["nsenter", f"--net=/run/netns/{self.ns}", *cmd],
-                              capture_output=True, text=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +36,10 @@ def net(host_ns, diyc_root):
     cli = NsCli(host_ns, diyc_root)
     yield cli
     # What `prune` must remove: the bridges, the firewall table, ip_forward.
+    table = cli.table()
     out = cli("network", "prune", check=True).stdout
-    assert "removed nftables table ip diyc" in out
-    assert cli.sh("nft", "list", "table", "ip", "diyc").returncode != 0
+    assert f"removed nftables table ip {table}" in out
+    assert cli.sh("nft", "list", "table", "ip", table).returncode != 0
     assert "diyc" not in cli.sh("ip", "-br", "link").stdout
     assert cli.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
     # the default network's definition was made for this namespace's routes
@@ -94,83 +56,6 @@ def network_ab(net):
     yield names
     for n in names:
         net("network", "rm", n, check=True)
-
-
-# (busybox 1.35's `wget -T` crashes: timeouts come from `timeout`)
-class Server:
-    """A container in the background running busybox httpd on port 80 that
-    serves /i containing its name; ended with SIGTERM (diyc forwards it)."""
-
-    def __init__(self, cli, name, *run_options):
-        self.cli, self.name = cli, name
-        script = f"echo {name} > /tmp/i; trap 'exit 0' TERM; httpd -f -p 80 -h /tmp & wait"
-        self.proc = cli.popen("run", "--rm", "--name", name, *run_options, "busybox", "sh", "-c", script)
-        self.ip = wait_for(self._ip, timeout=10, what=f"container {name} to get an address")
-        wait_for(self._serving, timeout=10, what=f"httpd of {name} to answer")
-
-    def _serving(self):
-        try:
-            return self.name in host_get(self.cli.ns, self.ip, 80, timeout=1)
-        except OSError:
-            return False
-
-    def _ip(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"server {self.name} exited: {self.proc.communicate()}")
-        proc = self.cli("inspect", self.name)
-        if proc.returncode:
-            return None
-        rec = json.loads(proc.stdout)[0]
-        if rec["state"]["status"] != "running":
-            return None
-        return rec["network_settings"]["ip"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        assert self.proc.returncode == 0, (self.proc.returncode, out, err)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def host_get(ns, address, port, path="/i", timeout=5.0):
-    """HTTP GET from the test's host namespace, in this process: a thread
-    enters the namespace, makes the socket (which stays bound to it), leaves."""
-    from diyc import _native
-    result = {}
-
-    def make():
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            _native.setns(target, CLONE_NEWNET)
-            result["sock"] = socket.create_connection((address, port), timeout=timeout)
-        except OSError as e:
-            result["error"] = e
-        finally:
-            _native.setns(own, CLONE_NEWNET)
-            os.close(own)
-            os.close(target)
-
-    t = threading.Thread(target=make)
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]
-    with result["sock"] as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-    return data.decode(errors="replace")
 
 
 def leases(root, network):
@@ -196,7 +81,8 @@ def test_bridge_network_is_ready_at_the_first_instruction(net, diyc_root, busybo
     assert "nameserver 127." not in files
     assert "gateway-reachable" in proc.stdout
     # The bridge exists with the gateway address; the container's lease is gone.
-    assert f"inet {gateway}/16" in net.sh("ip", "-4", "addr", "show", "diyc0").stdout
+    bridge = json.loads(net("network", "inspect", "bridge", check=True).stdout)[0]["bridge"]
+    assert f"inet {gateway}/16" in net.sh("ip", "-4", "addr", "show", bridge).stdout
     assert leases(diyc_root, "bridge") == []
     # The files were bind-mounted: nothing written into the image.
     assert not (busybox_layer / "etc" / "hosts").exists()
@@ -205,7 +91,7 @@ def test_bridge_network_is_ready_at_the_first_instruction(net, diyc_root, busybo
 
 def test_outbound_nat_and_forwarding_installed(net):
     net("run", "--rm", "--network", "bridge", "busybox", "true", check=True)
-    rules = net.sh("nft", "list", "table", "ip", "diyc").stdout
+    rules = net.sh("nft", "list", "table", "ip", net.table()).stdout
     subnet = net("network", "inspect", "bridge", check=True).stdout
     subnet = re.search(r'"subnet": "([^"]+)"', subnet).group(1)
     assert f"ip saddr {subnet} oifname != \"diyc*\" masquerade" in rules
@@ -262,9 +148,9 @@ def test_published_port(net, diyc_root):
         assert other.stdout.strip() == "pub", other.stderr
         conflict = net("run", "--rm", "--network", "bridge", "-p", "8080:81", "busybox", "true")
         assert_one_line_error(conflict, contains="8080/tcp is already published")
-        assert "tcp . 8080" in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+        assert "tcp . 8080" in net.sh("nft", "list", "map", "ip", net.table(), "ports_any").stdout
     # removed with the container
-    assert "8080" not in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+    assert "8080" not in net.sh("nft", "list", "map", "ip", net.table(), "ports_any").stdout
     assert os.listdir(f"{diyc_root}/ports") == []
     with pytest.raises(OSError):
         host_get(net.ns, "127.0.0.1", 8080, timeout=1)
@@ -279,10 +165,18 @@ def test_publish_on_a_host_address_and_udp(net, diyc_root):
 
 # -- allocation ----------------------------------------------------------------------
 
-def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root):
+def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root, tmp_path):
     a, _ = network_ab
-    procs = [net.popen("run", "--rm", "--network", a, "busybox", "sh", "-c",
-                       "ip -4 -o addr show eth0; sleep 0.3") for _ in range(20)]
+    # every container holds its address until all 20 have one (a barrier
+    # file, not a sleep: under load a sleep ends before the last start)
+    procs = [net.popen("run", "--rm", "--network", a, "-v", f"{tmp_path}:/b", "busybox", "sh", "-c",
+                       "ip -4 -o addr show eth0; touch /b/$(hostname); "
+                       "while [ ! -e /b/go ]; do sleep 0.02; done") for _ in range(20)]
+    try:
+        wait_for(lambda: len(os.listdir(tmp_path)) >= 20 or any(p.poll() is not None for p in procs),
+                 timeout=60, what="20 containers to start")
+    finally:
+        (tmp_path / "go").touch()
     addresses = []
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -306,7 +200,7 @@ def test_killed_diyc_leaves_what_cleanup_removes(net, diyc_root):
     assert "victim" in out
     assert leases(diyc_root, "bridge") == []
     assert os.listdir(f"{diyc_root}/ports") == []
-    assert "8181" not in net.sh("nft", "list", "map", "ip", "diyc", "ports_any").stdout
+    assert "8181" not in net.sh("nft", "list", "map", "ip", net.table(), "ports_any").stdout
 
 
 def test_diyc_killed_at_any_point_of_the_start(net, diyc_root):
@@ -401,7 +295,7 @@ def test_detached_container_releases_its_network_when_it_ends(net, network_ab, d
         "echo det1 > /tmp/i; httpd -f -p 80 -h /tmp", check=True)
     net("run", "-d", "--name", "det2", "--network", a, "busybox", "sleep", "0.2", check=True)
     try:
-        assert wait_for(lambda: _try_get(net.ns, "127.0.0.1", 8282), what="det1 to answer").strip() \
+        assert wait_for(lambda: try_get(net.ns, "127.0.0.1", 8282), what="det1 to answer").strip() \
             .endswith("det1")
         # det2 ended by itself: its supervisor released its address and its
         # line in det1's /etc/hosts
@@ -414,9 +308,3 @@ def test_detached_container_releases_its_network_when_it_ends(net, network_ab, d
     assert leases(diyc_root, a) == []
     assert os.listdir(f"{diyc_root}/ports") == []
 
-
-def _try_get(ns, address, port):
-    try:
-        return host_get(ns, address, port, timeout=1)
-    except OSError:
-        return None
