@@ -161,6 +161,11 @@ CASES = [
      "schemaVersion is 3, expected 2", None),
     ("manifest-mediaType-number", lambda s: image(manifest=edit(lambda m: m.update(mediaType=5))),
      "mediaType is 5", None),
+    ("manifest-mediaType-unknown", lambda s: image(manifest=edit(
+        lambda m: m.update(mediaType="application/vnd.evil+json"))),
+     "unsupported manifest type 'application/vnd.evil+json'", None),
+    ("config-without-digest", lambda s: image(manifest=edit(lambda m: m["config"].pop("digest"))),
+     "config has an invalid digest None", None),
     ("layers-not-a-list", lambda s: image(manifest=edit(lambda m: m.update(layers={"a": 1}))),
      "layers is not a list: {'a': 1}", None),
     ("layers-missing", lambda s: image(manifest=edit(lambda m: m.pop("layers"))),
