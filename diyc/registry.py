@@ -495,15 +495,17 @@ class Client:
             raise RegistryError(f"malformed manifest for {where}: {str(e)[:120]}") from None
         if not isinstance(doc, dict):
             raise RegistryError(f"malformed manifest for {where}: not a JSON object")
-        ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
-        media = doc.get("mediaType") or ctype
-        if not isinstance(media, str):
+        media = doc.get("mediaType")
+        if media is not None and not isinstance(media, str):
             raise RegistryError(f"malformed manifest for {where}: mediaType is {shown(media)}")
-        if doc.get("schemaVersion") == 1 or "schema1" in media or "prettyjws" in media:
+        ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
+        if doc.get("schemaVersion") == 1 or "schema1" in (media or ctype) or "prettyjws" in (media or ctype):
             raise RegistryError(f"{where}: Docker schema1 manifests are not supported")
-        if media not in MANIFEST_TYPES + INDEX_TYPES:
-            # no mediaType and a generic Content-Type: tell them apart by shape
-            media = MT_OCI_INDEX if "manifests" in doc else MT_OCI_MANIFEST if "config" in doc else media
+        if not media:
+            media = ctype
+            if media not in MANIFEST_TYPES + INDEX_TYPES:
+                # no mediaType and a generic Content-Type: tell them apart by shape
+                media = MT_OCI_INDEX if "manifests" in doc else MT_OCI_MANIFEST if "config" in doc else media
         if media not in MANIFEST_TYPES + INDEX_TYPES:
             raise RegistryError(f"{where}: unsupported manifest type {shown(media)}")
         if doc.get("schemaVersion") != 2:
