@@ -4,9 +4,23 @@ Content-Length and chunked bodies, streamed reads, TLS when asked.
 http.client imports the email package, ssl and socket (itself enum):
 ~25 ms, more than all the rest of a `diyc pull` of an image whose layers
 are present.  This uses _socket directly; ssl is imported only for https.
+
+The server is not trusted: what it sends before the body is capped (the
+limits of http.client: a line, the number and total size of header
+fields), the framing of the body is parsed strictly (a Content-Length is
+digits, one value; chunk sizes are hex and bounded) and a body that ends
+before its framing says it does raises BodyIncomplete.  Reads are only as
+large as the caller asks: bounding a body is the caller's business.
 """
 
 import _socket
+
+MAX_LINE = 65536            # a status line or one header field
+MAX_HEADERS = 100           # header fields in one response (or its trailers)
+MAX_HEADER_BYTES = 65536    # all of them together
+MAX_CHUNK_LINE = 4096       # a chunk-size line, extensions included
+MAX_CHUNK_SIZE = 1 << 30    # one chunk of a chunked body
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class HTTPException(Exception):
@@ -15,6 +29,22 @@ class HTTPException(Exception):
 
 class RemoteDisconnected(ConnectionResetError, HTTPException):
     pass
+
+
+class BodyIncomplete(HTTPException):
+    """The connection ended before the body its framing announced."""
+
+
+def content_length(value):
+    """A Content-Length header -> int.  Digits only; a list of equal values
+    (a repeated header) counts once, different ones are an error."""
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1:
+        raise HTTPException(f"bad Content-Length {value[:40]!r}: different values")
+    number = values.pop()
+    if not (number.isascii() and number.isdigit() and len(number) <= 18):
+        raise HTTPException(f"bad Content-Length {value[:40]!r}")
+    return int(number)
 
 
 class Connection:
@@ -32,9 +62,14 @@ class Connection:
         if not name or not port.isdigit():
             name, port = self.host, "443" if self.tls_context else "80"
         name = name.strip("[]")
+        if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise OSError(f"bad port in {self.host[:80]!r}")
+        try:
+            addresses = _socket.getaddrinfo(name, int(port), 0, _socket.SOCK_STREAM)
+        except (ValueError, OverflowError):  # a NUL, a name IDNA cannot encode
+            raise OSError(f"bad host name {name[:80]!r}") from None
         error = None
-        for family, kind, proto, _, addr in _socket.getaddrinfo(name, int(port), 0,
-                                                                  _socket.SOCK_STREAM):
+        for family, kind, proto, _, addr in addresses:
             sock = _socket.socket(family, kind, proto)
             sock.settimeout(self.timeout)
             try:
@@ -66,22 +101,50 @@ class Connection:
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
     def getresponse(self):
-        line = self._readline()
-        if not line:
+        """The status line and headers of the next response; the body is
+        read through the Response.  Any error closes the connection (what
+        is left on it cannot be trusted to be where a response starts)."""
+        try:
+            line = self._readline(MAX_LINE, "status line")
+            if not line:
+                raise RemoteDisconnected("the server closed the connection")
+            parts = line.decode("latin-1").split(None, 2)
+            if (len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3
+                    or not (parts[1].isascii() and parts[1].isdigit())):
+                raise HTTPException(f"bad status line {line[:80]!r}")
+            headers = self.read_fields("header")
+            return Response(self, parts[0], int(parts[1]), headers)
+        except BaseException:
             self.close()
-            raise RemoteDisconnected("the server closed the connection")
-        parts = line.decode("latin-1").split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            self.close()
-            raise HTTPException(f"bad status line {line[:80]!r}")
-        headers = {}
+            raise
+
+    def read_fields(self, what):
+        """Header (or trailer) fields up to the empty line -> {lowercase
+        name: value}; a repeated field's values are joined with ", "."""
+        fields, count, total, last = {}, 0, 0, None
         while True:
-            h = self._readline()
-            if h in (b"\r\n", b"\n", b""):
-                break
-            key, _, value = h.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
-        return Response(self, int(parts[1]), headers)
+            line = self._readline(MAX_LINE, f"{what} line")
+            if line in (b"\r\n", b"\n"):
+                return fields
+            if not line.endswith(b"\n"):
+                raise BodyIncomplete(f"the server closed the connection in the {what}s")
+            count += 1
+            total += len(line)
+            if count > MAX_HEADERS:
+                raise HTTPException(f"more than {MAX_HEADERS} {what} fields")
+            if total > MAX_HEADER_BYTES:
+                raise HTTPException(f"{what}s larger than {MAX_HEADER_BYTES} bytes")
+            text = line.decode("latin-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and last is not None:
+                fields[last] += " " + text.strip()  # obsolete line folding
+                continue
+            name, colon, value = text.partition(":")
+            name = name.strip().lower()
+            if not colon or not name:
+                raise HTTPException(f"malformed {what} line {line[:40]!r}")
+            value = value.strip()
+            fields[name] = f"{fields[name]}, {value}" if name in fields else value
+            last = name
 
     # -- buffered reads ----------------------------------------------------------
 
@@ -90,19 +153,27 @@ class Connection:
         self.buffer += data
         return bool(data)
 
-    def _readline(self, limit=65536):
+    def _readline(self, limit, what):
+        """One line, its newline included; at the end of the stream what is
+        left (maybe b"").  A line longer than `limit` is an error."""
+        searched = 0
         while True:
-            i = self.buffer.find(b"\n")
+            i = self.buffer.find(b"\n", searched)
             if i >= 0:
+                if i >= limit:
+                    break
                 line = bytes(self.buffer[:i + 1])
                 del self.buffer[:i + 1]
                 return line
-            if len(self.buffer) > limit:
-                raise HTTPException("header line too long")
+            if len(self.buffer) >= limit:
+                break
+            searched = len(self.buffer)
             if not self._fill():
                 line = bytes(self.buffer)
                 self.buffer.clear()
                 return line
+        self.close()
+        raise HTTPException(f"{what} longer than {limit} bytes")
 
     def _read(self, n):
         """Up to n bytes (fewer only at end of stream)."""
@@ -115,79 +186,134 @@ class Connection:
 
 
 class Response:
-    def __init__(self, conn, status, headers):
+    """A response's status and headers; its body through read().
+
+    `length` is the Content-Length (None for a chunked body or one that
+    lasts until the server closes).  After a body ends, a connection the
+    server said it will close (`Connection: close`, HTTP/1.0) is closed, so
+    the next request opens a new one."""
+
+    def __init__(self, conn, version, status, headers):
         self.conn = conn
         self.status = status
         self.headers = headers
-        self.chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        self.will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
+        encoding = headers.get("transfer-encoding")
+        self.chunked = False
+        self.length = None
         if conn.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            self.remaining = 0
-        elif self.chunked:
-            self.remaining = None  # read chunk by chunk
+            self.length = 0
+        elif encoding is not None:
+            # Accept-Encoding: identity is sent; chunked is the only framing.
+            if encoding.strip().lower() != "chunked":
+                raise HTTPException(f"unsupported Transfer-Encoding {encoding[:40]!r}")
+            self.chunked = True
             self.chunk_left = 0
         elif "content-length" in headers:
-            self.remaining = int(headers["content-length"])
+            self.length = content_length(headers["content-length"])
         else:
-            self.remaining = -1    # until the server closes
-        self.done = self.remaining == 0
+            self.will_close = True  # the body lasts until the server closes
+        self.remaining = self.length
+        self.received = 0   # bytes of the body that arrived
+        self.done = False
+        if self.remaining == 0:
+            self._finished()
 
     def getheader(self, name, default=None):
         return self.headers.get(name.lower(), default)
 
+    def _finished(self):
+        self.done = True
+        if self.will_close:
+            self.conn.close()
+
     def read(self, n=-1):
+        """Up to n bytes of the body (all of it when n < 0); b"" at its end.
+        Raises BodyIncomplete if the connection ends first.  After any
+        error the connection is closed, and `received` still counts the
+        bytes of the body that did arrive."""
         if self.done:
             return b""
-        if self.chunked:
-            return self._read_chunked(n)
-        if self.remaining == -1:
-            data = self._read_until_close(n)
-        else:
-            want = self.remaining if n is None or n < 0 else min(n, self.remaining)
-            data = self.conn._read(want)
-            self.remaining -= len(data)
-            if len(data) < want:
-                self.conn.close()
-                raise HTTPException(f"body ended {self.remaining} bytes early")
-        if self.remaining == 0:
+        self._partial = b""
+        try:
+            if self.chunked:
+                data = self._read_chunked(n)
+            elif self.remaining is None:
+                data = self._read_until_close(n)
+            else:
+                data = self._read_length(n)
+        except BaseException:
+            self.received += len(self._partial) + self._buffered_body()
             self.done = True
+            self.conn.close()
+            raise
+        self.received += len(data)
+        return data
+
+    def _buffered_body(self):
+        """Bytes of the body that arrived but were not returned."""
+        buffered = len(self.conn.buffer)
+        if self.chunked:
+            return min(buffered, self.chunk_left)
+        if self.remaining is not None:
+            return min(buffered, self.remaining)
+        return buffered
+
+    def _read_length(self, n):
+        want = self.remaining if n is None or n < 0 else min(n, self.remaining)
+        data = self._partial = self.conn._read(want)
+        self.remaining -= len(data)
+        if len(data) < want:
+            raise BodyIncomplete(f"the server closed the connection with {self.remaining} of "
+                                 f"{self.length} bytes of the body not sent")
+        if self.remaining == 0:
+            self._finished()
         return data
 
     def _read_until_close(self, n):
-        out = bytearray()
+        out = self._partial = bytearray()
         while n is None or n < 0 or len(out) < n:
             chunk = self.conn._read(65536 if n is None or n < 0 else n - len(out))
             if not chunk:
-                self.done = True
-                self.conn.close()
+                self._finished()
                 break
             out += chunk
         return bytes(out)
 
     def _read_chunked(self, n):
-        out = bytearray()
+        out = self._partial = bytearray()
         while (n is None or n < 0 or len(out) < n) and not self.done:
             if self.chunk_left == 0:
-                size = self.conn._readline().split(b";")[0].strip()
-                try:
-                    self.chunk_left = int(size, 16)
-                except ValueError:
-                    self.conn.close()
-                    raise HTTPException(f"bad chunk size {size[:20]!r}") from None
+                self.chunk_left = self._chunk_size()
                 if self.chunk_left == 0:
-                    while self.conn._readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    self.done = True
+                    self.conn.read_fields("trailer")
+                    self._finished()
                     break
             want = self.chunk_left if n is None or n < 0 else min(self.chunk_left, n - len(out))
             data = self.conn._read(want)
-            if len(data) < want:
-                self.conn.close()
-                raise HTTPException("chunked body ended early")
             out += data
             self.chunk_left -= len(data)
+            if len(data) < want:
+                raise BodyIncomplete("the server closed the connection inside a chunk")
             if self.chunk_left == 0:
-                self.conn._readline()  # the CRLF after a chunk
+                end = self.conn._readline(MAX_CHUNK_LINE, "line after a chunk")
+                if end not in (b"\r\n", b"\n"):
+                    raise (BodyIncomplete("the server closed the connection after a chunk") if not end
+                           else HTTPException(f"chunk not followed by CRLF: {end[:20]!r}"))
         return bytes(out)
+
+    def _chunk_size(self):
+        line = self.conn._readline(MAX_CHUNK_LINE, "chunk-size line")
+        if not line.endswith(b"\n"):
+            raise BodyIncomplete("the server closed the connection before the end of a chunked body")
+        size = line.split(b";")[0].strip()
+        if not size or size.strip(_HEX_DIGITS) or len(size) > 16:
+            raise HTTPException(f"bad chunk size {size[:20]!r}")
+        n = int(size, 16)
+        if n > MAX_CHUNK_SIZE:
+            raise HTTPException(f"chunk of {n} bytes, more than the limit of {MAX_CHUNK_SIZE}")
+        return n
 
     def close(self):
         """Drop what is left of the body: reading on, if it is short, keeps
@@ -197,5 +323,10 @@ class Response:
         if self.remaining is not None and 0 < self.remaining <= 65536:
             self.read()
         else:
-            self.conn.close()
-            self.done = True
+            self.abort()
+
+    def abort(self):
+        """Close the connection under this response, whatever is left of
+        its body (a body not wanted, or not trusted)."""
+        self.done = True
+        self.conn.close()

@@ -16,6 +16,13 @@ stored; `Bearer realm=...,service=...,scope=...` -> a token from the realm
 Redirects (blobs often live on another host) drop the Authorization header
 when the host changes.  Plain HTTP only with --insecure.
 
+A registry is not trusted: manifests, indexes and image configs are capped
+at 4 MiB (containerd's limit) and token responses at 1 MiB before they are
+parsed, their shape is checked before it is used, and a layer blob is read
+to at most the size its manifest declares.  A registry silent for longer
+than DIYC_REGISTRY_TIMEOUT seconds (default 60) fails the pull, as does a
+connection that closes early; both are reported as what they are.
+
 diyc.http (not http.client: ~25 ms of imports), ssl (https only) and
 threads are imported here, off the start path.
 """
@@ -38,6 +45,27 @@ INDEX_TYPES = (MT_OCI_INDEX, MT_DOCKER_LIST)
 # All four: without the OCI types registry 2.8 answers 404 even by digest;
 # without any it down-converts schema2 to schema1 (another digest).
 ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
+
+CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json",
+                "application/vnd.docker.container.image.v1+json")
+LAYER_TYPES = frozenset((
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+))
+
+# Caps on what a registry sends (the http module caps the headers).
+MAX_MANIFEST_BYTES = 4 << 20   # a manifest or an index (containerd: 4 MiB)
+MAX_CONFIG_BYTES = 4 << 20     # an image config
+MAX_TOKEN_BYTES = 1 << 20      # a token server's answer
+MAX_ERROR_BYTES = 4096         # the part of an error body shown
+DEFAULT_TIMEOUT = 60           # seconds of silence; DIYC_REGISTRY_TIMEOUT
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -83,11 +111,38 @@ class Reference:
         return s
 
 
+def is_digest(value):
+    return (isinstance(value, str) and value.startswith("sha256:") and len(value) == 71
+            and set(value[7:]) <= _HEX)
+
+
 def check_digest(digest, what="digest"):
-    if not (isinstance(digest, str) and digest.startswith("sha256:") and len(digest) == 71
-            and set(digest[7:]) <= _HEX):
-        raise InvalidArgument(f"invalid {what} {digest!r}: expected sha256:<64 hex digits>")
+    if not is_digest(digest):
+        raise InvalidArgument(f"invalid {what} {shown(digest)}: expected sha256:<64 hex digits>")
     return digest
+
+
+def shown(value, limit=80):
+    """`value` as an error message quotes it: repr, cut to `limit` characters
+    (what a registry sends can be megabytes, or have newlines)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def registry_timeout():
+    """Seconds a registry may stay silent (connecting, or between two
+    reads) before a pull gives up: DIYC_REGISTRY_TIMEOUT, default 60."""
+    value = os.environ.get("DIYC_REGISTRY_TIMEOUT")
+    if not value:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds <= 86400:
+        raise InvalidArgument(f"invalid DIYC_REGISTRY_TIMEOUT {shown(value)}: "
+                              "expected seconds, more than 0 and at most 86400")
+    return seconds
 
 
 def parse_reference(ref):
@@ -199,13 +254,13 @@ class Client:
 
     MAX_REDIRECTS = 5
 
-    def __init__(self, registry, repository, insecure=False, credentials=None, timeout=60):
+    def __init__(self, registry, repository, insecure=False, credentials=None, timeout=None):
         self.registry = registry
         self.host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
         self.scheme = "http" if insecure else "https"
         self.repository = repository
         self.credentials = credentials
-        self.timeout = timeout
+        self.timeout = registry_timeout() if timeout is None else timeout
         self.authorization = None
         self._auth_lock = threading.Lock()
         self._local = threading.local()
@@ -229,20 +284,61 @@ class Client:
             c.close()
 
     def _send(self, method, scheme, host, path, headers):
+        """The response's status and headers (the body is the caller's)."""
         from .http import HTTPException, RemoteDisconnected
         for attempt in (0, 1):
             conn = self._connection(scheme, host, fresh=attempt > 0)
+            reused = conn.sock is not None
             try:
                 conn.request(method, path, headers=headers)
-                return conn.getresponse()
-            except (RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if attempt:  # a stale keep-alive connection gets one retry
-                    raise RegistryError(f"registry {host} closed the connection") from None
-            except (OSError, HTTPException) as e:
+            except OSError as e:
                 conn.close()
-                self._local.conns.pop((scheme, host), None)
-                reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-                raise RegistryError(f"cannot connect to registry {host} ({scheme}): {reason}") from None
+                if reused and not attempt and isinstance(e, (BrokenPipeError, ConnectionResetError)):
+                    continue  # a stale keep-alive connection gets one retry
+                raise RegistryError(f"cannot connect to registry {host} ({scheme}): "
+                                    f"{self.reason(e)}") from None
+            try:
+                return conn.getresponse()
+            except (RemoteDisconnected, ConnectionResetError):
+                if reused and not attempt:
+                    continue
+                raise RegistryError(f"registry {host} closed the connection without a response") from None
+            except TimeoutError:
+                raise RegistryError(f"registry {host}: no response after {self.timeout:g} s") from None
+            except (OSError, HTTPException) as e:
+                raise RegistryError(f"registry {host}: bad response: {self.reason(e)}") from None
+
+    def reason(self, e):
+        """A network error, as a message says it."""
+        if isinstance(e, TimeoutError):
+            return f"timed out after {self.timeout:g} s"
+        return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+    def read_body(self, resp, limit, what):
+        """All of a response's body, at most `limit` bytes: RegistryError
+        naming `what` when it is larger or does not arrive."""
+        from .http import HTTPException
+        if resp.length is not None and resp.length > limit:
+            resp.abort()
+            raise RegistryError(f"{what} is too large: {resp.length} bytes announced, "
+                                f"the limit is {limit}")
+        try:
+            data = resp.read(limit + 1)
+        except (OSError, HTTPException) as e:
+            resp.abort()
+            raise RegistryError(f"{what}: {self.reason(e)}") from None
+        if len(data) > limit:
+            resp.abort()
+            raise RegistryError(f"{what} is too large: more than {limit} bytes")
+        return data
+
+    def discard(self, resp):
+        """Drop a body nobody reads (a 401's, a redirect's)."""
+        from .http import HTTPException
+        try:
+            resp.close()
+        except (OSError, HTTPException):
+            resp.abort()
 
     def get(self, path, accept=None):
         """GET /v2/<repository>/<path>, following the auth challenge and
@@ -260,33 +356,52 @@ class Client:
             resp = self._send("GET", scheme, host, target, headers)
             if resp.status == 401 and host == self.host and not authed_retry:
                 challenge = resp.getheader("WWW-Authenticate") or ""
-                resp.read()
+                self.discard(resp)
                 self.authenticate(challenge)
                 authed_retry = True
                 continue
             if resp.status in (301, 302, 303, 307, 308):
                 location = resp.getheader("Location")
-                resp.read()
+                self.discard(resp)
                 if not location:
                     raise RegistryError(f"registry {host}: redirect without a Location")
-                url = urlsplit(location)
+                try:
+                    url = urlsplit(location)
+                except ValueError:
+                    url = None
+                if url is None or url.scheme not in ("", "http", "https") or "@" in url.netloc:
+                    raise RegistryError(f"registry {host}: bad redirect to {shown(location)}")
+                if url.scheme == "http" and scheme == "https":
+                    raise RegistryError(f"registry {host}: refusing a redirect from https to "
+                                        f"plain HTTP ({shown(location)})")
                 if url.netloc:
                     scheme, host = url.scheme or scheme, url.netloc
                 target = (url.path or "/") + (f"?{url.query}" if url.query else "")
                 continue
             if 200 <= resp.status < 300:
                 return resp
-            body = resp.read(4096)
+            body = self.error_body(resp)
             raise self._http_error(resp.status, body, target)
         raise RegistryError(f"registry {self.host}: too many redirects")
+
+    def error_body(self, resp):
+        """The start of an error response's body (b"" if it does not come)."""
+        from .http import HTTPException
+        try:
+            body = resp.read(MAX_ERROR_BYTES)
+        except (OSError, HTTPException):
+            body = b""
+        self.discard(resp)
+        return body
 
     def _http_error(self, status, body, target):
         detail = ""
         try:
             errors = _json.loads(body).get("errors") or []
             detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors)
-        except (ValueError, AttributeError):
-            detail = body[:200].decode(errors="replace").strip()
+        except (ValueError, AttributeError, TypeError, RecursionError):
+            detail = body[:200].decode(errors="replace")
+        detail = " ".join(detail.split())[:300]  # one line, however the registry wrote it
         if status == 401:
             return RegistryError(f"registry {self.registry}: authentication required or refused"
                                  f" ({detail or 'unauthorized'}); try `diyc login {self.registry}`")
@@ -312,18 +427,21 @@ class Client:
                 self.authorization = "Bearer " + self._token(params, basic)
             else:
                 raise RegistryError(f"registry {self.registry}: unsupported authentication "
-                                    f"challenge {challenge!r}")
+                                    f"challenge {shown(challenge)}")
 
     def _token(self, params, basic):
         from urllib.parse import urlencode, urlsplit
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"registry {self.registry}: Bearer challenge without a realm")
-        url = urlsplit(realm)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise RegistryError(f"registry {self.registry}: bad token realm {realm!r}")
+        try:
+            url = urlsplit(realm)
+        except ValueError:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.netloc or "@" in url.netloc:
+            raise RegistryError(f"registry {self.registry}: bad token realm {shown(realm)}")
         if url.scheme == "http" and self.scheme == "https":
-            raise RegistryError(f"registry {self.registry}: refusing a plain-HTTP token realm {realm!r}")
+            raise RegistryError(f"registry {self.registry}: refusing a plain-HTTP token realm {shown(realm)}")
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         if self.repository:
             query.setdefault("scope", f"repository:{self.repository}:pull")
@@ -332,70 +450,161 @@ class Client:
         if basic:
             headers["Authorization"] = basic
         resp = self._send("GET", url.scheme, url.netloc, path, headers)
-        body = resp.read()
         if resp.status != 200:
-            raise RegistryError(f"token server {url.netloc} refused ({resp.status}): "
-                                f"{body[:200].decode(errors='replace').strip()}")
+            body = " ".join(self.error_body(resp)[:200].decode(errors="replace").split())
+            raise RegistryError(f"token server {url.netloc} refused ({resp.status}): {body}")
+        body = self.read_body(resp, MAX_TOKEN_BYTES, f"the answer of token server {url.netloc}")
         try:
             doc = _json.loads(body)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
-        if not token:
+        # It goes into a header line: printable ASCII, no spaces.
+        if not (isinstance(token, str) and token and token.isascii() and token.isprintable()
+                and " " not in token):
             raise RegistryError(f"token server {url.netloc} sent no token")
         return token
 
     # -- the API ------------------------------------------------------------
 
     def ping(self):
-        self.get(None).read()
+        self.discard(self.get(None))
 
     def manifest(self, reference):
         """-> (media type, parsed manifest, digest, raw bytes).  The digest is
         of the exact bytes received and must match the one asked for (by
         digest) and the one the registry announces."""
+        sep = "@" if reference.startswith("sha256:") else ":"
+        where = f"{self.repository}{sep}{reference}"
         try:
             resp = self.get(f"manifests/{reference}", accept=ACCEPT)
         except NotFound:
-            raise NotFound(f"manifest unknown: {self.registry}/{self.repository}:{reference} "
-                           "not found") from None
-        body = resp.read()
+            raise NotFound(f"manifest unknown: {self.registry}/{where} not found") from None
+        body = self.read_body(resp, MAX_MANIFEST_BYTES, f"manifest {self.registry}/{where}")
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise DigestMismatch(f"manifest digest mismatch for {self.repository}@{reference}: "
                                  f"received content hashes to {digest}")
         announced = resp.getheader("Docker-Content-Digest")
         if announced and announced.startswith("sha256:") and announced != digest:
-            raise DigestMismatch(f"manifest digest mismatch for {self.repository}:{reference}: "
-                                 f"registry says {announced}, content hashes to {digest}")
+            raise DigestMismatch(f"manifest digest mismatch for {where}: "
+                                 f"registry says {shown(announced)}, content hashes to {digest}")
         try:
             doc = _json.loads(body)
-        except ValueError as e:
-            raise RegistryError(f"malformed manifest for {self.repository}:{reference}: {e}") from None
+        except (ValueError, RecursionError) as e:
+            raise RegistryError(f"malformed manifest for {where}: {str(e)[:120]}") from None
+        if not isinstance(doc, dict):
+            raise RegistryError(f"malformed manifest for {where}: not a JSON object")
+        media = doc.get("mediaType")
+        if media is not None and not isinstance(media, str):
+            raise RegistryError(f"malformed manifest for {where}: mediaType is {shown(media)}")
         ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
-        media = doc.get("mediaType") or ctype
-        if doc.get("schemaVersion") == 1 or "schema1" in media or "prettyjws" in media:
-            raise RegistryError(f"{self.repository}:{reference}: Docker schema1 manifests are not supported")
+        if doc.get("schemaVersion") == 1 or "schema1" in (media or ctype) or "prettyjws" in (media or ctype):
+            raise RegistryError(f"{where}: Docker schema1 manifests are not supported")
+        if not media:
+            media = ctype
+            if media not in MANIFEST_TYPES + INDEX_TYPES:
+                # no mediaType and a generic Content-Type: tell them apart by shape
+                media = MT_OCI_INDEX if "manifests" in doc else MT_OCI_MANIFEST if "config" in doc else media
         if media not in MANIFEST_TYPES + INDEX_TYPES:
-            # no mediaType and a generic Content-Type: tell them apart by shape
-            media = MT_OCI_INDEX if "manifests" in doc else MT_OCI_MANIFEST if "config" in doc else media
-        if media not in MANIFEST_TYPES + INDEX_TYPES:
-            raise RegistryError(f"{self.repository}:{reference}: unsupported manifest type {media!r}")
+            raise RegistryError(f"{where}: unsupported manifest type {shown(media)}")
+        if doc.get("schemaVersion") != 2:
+            raise RegistryError(f"malformed manifest for {where}: schemaVersion is "
+                                f"{shown(doc.get('schemaVersion'))}, expected 2")
+        if media in INDEX_TYPES:
+            check_index(doc, f"manifest list {where}")
+        else:
+            check_image_manifest(doc, f"manifest {where}")
         return media, doc, digest, body
 
     def blob(self, digest):
         """The response for a blob (caller reads and verifies it)."""
         return self.get(f"blobs/{check_digest(digest)}")
 
-    def blob_bytes(self, digest, limit=16 << 20):
-        resp = self.blob(digest)
-        data = resp.read(limit + 1)
-        if len(data) > limit:
-            raise RegistryError(f"blob {digest} is larger than {limit} bytes")
+    def blob_bytes(self, digest, limit=MAX_CONFIG_BYTES, what=None):
+        what = what or f"blob {digest}"
+        data = self.read_body(self.blob(digest), limit, what)
         got = "sha256:" + hashlib.sha256(data).hexdigest()
         if got != digest:
             raise DigestMismatch(f"blob digest mismatch: expected {digest}, received content hashes to {got}")
         return data
+
+
+# -- what a registry sends: its shape, checked before use ----------------------
+
+def check_descriptor(desc, what, media_types=None):
+    """A content descriptor (mediaType, digest, size) -> desc, or
+    RegistryError.  `media_types`: the ones allowed (None: any string)."""
+    if not isinstance(desc, dict):
+        raise RegistryError(f"{what} is not a JSON object: {shown(desc)}")
+    media = desc.get("mediaType")
+    if media is None and media_types is not None:
+        raise RegistryError(f"{what} has no mediaType")
+    if media is not None and (not isinstance(media, str)
+                              or (media_types is not None and media not in media_types)):
+        raise RegistryError(f"{what} has an unsupported mediaType {shown(media)}")
+    digest = desc.get("digest")
+    if not is_digest(digest):
+        raise RegistryError(f"{what} has an invalid digest {shown(digest)}: expected sha256:<64 hex digits>")
+    size = desc.get("size")
+    if type(size) is not int or size < 0:
+        raise RegistryError(f"{what} has an invalid size {shown(size)}: expected a byte count")
+    return desc
+
+
+def check_image_manifest(doc, where):
+    """An image manifest's config and layers descriptors, checked."""
+    check_descriptor(doc.get("config"), f"{where}: config", CONFIG_TYPES)
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise RegistryError(f"{where}: layers is not a list: {shown(layers)}")
+    for i, desc in enumerate(layers):
+        check_descriptor(desc, f"{where}: layer {i}", LAYER_TYPES)
+
+
+def check_index(doc, where):
+    """A manifest list / OCI index: a list of descriptors, each with an
+    optional platform object of strings."""
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, list):
+        raise RegistryError(f"{where}: manifests is not a list: {shown(manifests)}")
+    for i, desc in enumerate(manifests):
+        check_descriptor(desc, f"{where}: entry {i}")
+        platform = desc.get("platform")
+        if platform is None:
+            continue
+        if not (isinstance(platform, dict)
+                and all(isinstance(platform.get(k), (str, type(None)))
+                        for k in ("os", "architecture", "variant"))):
+            raise RegistryError(f"{where}: entry {i} has a malformed platform {shown(platform)}")
+
+
+def check_image_config(config, layer_count, where):
+    """An image config: rootfs.diff_ids names as many layers as the
+    manifest has.  -> the diff-ids."""
+    if not isinstance(config, dict):
+        raise RegistryError(f"{where} is not a JSON object")
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        raise RegistryError(f"{where}: rootfs.diff_ids is not a list: {shown(diff_ids)}")
+    if len(diff_ids) != layer_count:
+        raise RegistryError(f"{where}: the manifest lists {layer_count} layers, "
+                            f"the config {len(diff_ids)} diff-ids")
+    for d in diff_ids:
+        if not is_digest(d):
+            raise RegistryError(f"{where}: invalid diff-id {shown(d)}: expected sha256:<64 hex digits>")
+    run_config = config.get("config")
+    if not isinstance(run_config, (dict, type(None))):
+        raise RegistryError(f"{where}: config is not a JSON object: {shown(run_config)}")
+    # What a container start reads from it: the types it expects.
+    for key, kind in (("Env", list), ("Cmd", list), ("Entrypoint", list), ("WorkingDir", str), ("User", str)):
+        value = (run_config or {}).get(key)
+        if value is not None and not (isinstance(value, kind) and (
+                kind is str or all(isinstance(v, str) for v in value))):
+            expected = "a string" if kind is str else "a list of strings"
+            raise RegistryError(f"{where}: config.{key} is not {expected}: {shown(value)}")
+    return diff_ids
 
 
 # -- platforms --------------------------------------------------------------
@@ -502,17 +711,47 @@ def _mb(n):
     return f"{n / 1e6:.1f}MB"
 
 
-class _CountingReader:
-    """Reports the bytes read through it to a callback."""
+class _LayerReader:
+    """A layer blob's body as the store reads it: at most the size its
+    manifest declares, the bytes counted for the progress line.  A stall or
+    a connection that closes early is reported as such (the store would
+    see a short stream and say "digest mismatch"), and once failed it stays
+    failed, so the store's cleanup does not wait for the registry again."""
 
-    def __init__(self, f, callback):
-        self.f, self.callback, self.n = f, callback, 0
+    def __init__(self, resp, client, what, size, callback):
+        self.resp, self.client, self.what, self.size, self.callback = resp, client, what, size, callback
+        self.failure = None
 
     def read(self, n=-1):
-        data = self.f.read(n)
-        self.n += len(data)
-        self.callback(self.n)
+        from .http import BodyIncomplete, HTTPException
+        if self.failure is not None:
+            raise self.failure
+        # One byte past the declared size, to see a registry send more.
+        want = self.size - self.resp.received + 1
+        if n is not None and 0 <= n < want:
+            want = n
+        try:
+            data = self.resp.read(want)
+        except (BodyIncomplete, ConnectionError):
+            self._fail(f"connection closed after {self._got()}")
+        except (OSError, HTTPException) as e:
+            self._fail(f"{self.client.reason(e)} with {self._got()}")
+        if self.resp.received > self.size:
+            self._fail(f"the registry sends more than the {self.size} bytes its manifest declares")
+        if not data and want and self.resp.received < self.size and self.resp.length is None \
+                and not self.resp.chunked:
+            # a body framed by the end of the connection: the end came early
+            self._fail(f"connection closed after {self._got()}")
+        self.callback(self.resp.received)
         return data
+
+    def _got(self):
+        return f"{self.resp.received} of {self.size} bytes"
+
+    def _fail(self, reason):
+        self.resp.abort()
+        self.failure = RegistryError(f"{self.what}: {reason}")
+        raise self.failure
 
 
 # -- pull -------------------------------------------------------------------
@@ -526,7 +765,6 @@ def pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4
 
 def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):
     """Pull `ref` into `store`; returns the image record."""
-    from .http import HTTPException
     r = parse_reference(ref) if isinstance(ref, str) else ref
     plat = parse_platform(platform)
     progress = progress or Progress()
@@ -541,11 +779,9 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
             media, manifest, digest, _ = client.manifest(check_digest(desc["digest"]))
             if media not in MANIFEST_TYPES:
                 raise RegistryError(f"{r}: a manifest list inside a manifest list is not supported")
-        config_desc = manifest.get("config") or {}
-        config_digest = check_digest(config_desc.get("digest"), "config digest")
-        layer_descs = manifest.get("layers") or []
-        for d in layer_descs:
-            check_digest(d.get("digest"), "layer digest")
+        config_desc = manifest["config"]
+        config_digest = config_desc["digest"]
+        layer_descs = manifest["layers"]
         repo_digest = f"{r.name}@{digest}"
         tag_ref = f"{r.name}:{r.tag}" if r.tag else None
 
@@ -557,17 +793,16 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
             progress.log(f"Status: Image is up to date for {r}")
             return existing
 
-        config_bytes = client.blob_bytes(config_digest)
+        what = f"image config {config_digest}"
+        if config_desc["size"] > MAX_CONFIG_BYTES:
+            raise RegistryError(f"{what} is too large: {config_desc['size']} bytes declared, "
+                                f"the limit is {MAX_CONFIG_BYTES}")
+        config_bytes = client.blob_bytes(config_digest, MAX_CONFIG_BYTES, what)
         try:
             config = _json.loads(config_bytes)
-            diff_ids = list(config["rootfs"]["diff_ids"])
-        except (ValueError, KeyError, TypeError):
-            raise RegistryError(f"{r}: malformed image config {config_digest}") from None
-        if len(diff_ids) != len(layer_descs):
-            raise RegistryError(f"{r}: the manifest lists {len(layer_descs)} layers, "
-                                f"the config {len(diff_ids)} diff-ids")
-        for d in diff_ids:
-            check_digest(d, "diff-id")
+        except (ValueError, RecursionError):
+            raise RegistryError(f"{r}: malformed image config {config_digest}: not JSON") from None
+        diff_ids = check_image_config(config, len(layer_descs), f"{r}: image config {config_digest}")
 
         todo, seen = [], set()
         for desc, diff_id in zip(layer_descs, diff_ids):
@@ -583,25 +818,28 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
 
         def fetch(desc, diff_id):
             short = desc["digest"][7:19]
-            size = desc.get("size")
-            total = f"/{_mb(size)}" if isinstance(size, int) else ""
+            size = desc["size"]
+            what = f"pull {r}: layer {desc['digest']}"
             t0 = time.monotonic()
             progress.update(short, "downloading")
             resp = client.blob(desc["digest"])
-            reader = _CountingReader(resp, lambda n: progress.update(
-                short, f"downloading {_mb(n)}{total}", force=False))
+            if resp.length is not None and resp.length > size:
+                resp.abort()
+                raise RegistryError(f"{what}: the registry announces {resp.length} bytes, "
+                                    f"its manifest declares {size}")
+            reader = _LayerReader(resp, client, what, size, lambda n: progress.update(
+                short, f"downloading {_mb(n)}/{_mb(size)}", force=False))
             try:
                 _, _, new = store.add_layer_blob(reader, desc["digest"], diff_id,
-                                                 media_type=desc.get("mediaType"), size=size)
-            except HTTPException as e:
-                raise RegistryError(f"download of {desc['digest']} failed: {e}") from None
+                                                 media_type=desc["mediaType"], size=size)
             finally:
-                resp.close()
+                if not resp.done:  # the store gave up on it: no reading on
+                    resp.abort()
             if new:
                 with added_lock:
                     added.append(diff_id)
             dt = time.monotonic() - t0
-            progress.update(short, f"pull complete ({_mb(reader.n)} in {dt:.1f}s)")
+            progress.update(short, f"pull complete ({_mb(resp.received)} in {dt:.1f}s)")
 
         try:
             if len(todo) <= 1 or max_workers <= 1:
@@ -637,7 +875,7 @@ def login(root, registry, user, password, insecure=False):
         registry = DOCKER_HUB
     client = Client(registry, "", insecure=insecure, credentials=(user, password))
     try:
-        client.get(None).read()
+        client.ping()
     finally:
         client.close()
     store_credentials(root, registry, user, password)

@@ -353,3 +353,60 @@ def test_bearer_token_with_credentials(reg, root):
         ok(root, "pull", "--insecure", ref)
     finally:
         proxy.close()
+
+
+# -- sizes a registry sends are capped (issue #17, item 7) --------------------
+
+def test_config_over_4MiB_refused(reg, root):
+    """An image config of 5 MiB (a huge label), served by the real registry:
+    refused from its declared size, before it is downloaded."""
+    layers = [(ru.make_tar([("f", "file", b"big config\n", 0o644)]), None)]
+    img = reg.push_image("test/bigconfig", "latest", layers,
+                         config={"Labels": {"junk": "x" * (5 << 20)}, "Cmd": ["sh"]})
+    p = _expect_failure(root, ["pull", "--insecure", f"{reg.host}/test/bigconfig"],
+                        f"image config {img['config']} is too large")
+    assert "the limit is 4194304" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def _push_with_layer_size(reg, repo, layer_size_delta):
+    """An image whose manifest declares its layer `layer_size_delta` bytes
+    off the blob's real size (the registry does not check it)."""
+    tar = ru.make_tar([("f", "file", os.urandom(50_000), 0o644)])
+    blob_digest = reg.push_blob(repo, tar)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                      "rootfs": {"type": "layers", "diff_ids": [ru.sha256(tar)]}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": ru.MT_OCI_MANIFEST,
+                "config": {"mediaType": ru.MT_OCI_CONFIG, "digest": reg.push_blob(repo, cfg), "size": len(cfg)},
+                "layers": [{"mediaType": ru.LAYER_TYPES[(True, None)], "digest": blob_digest,
+                            "size": len(tar) + layer_size_delta}]}
+    reg.push_manifest(repo, "latest", json.dumps(manifest).encode(), ru.MT_OCI_MANIFEST)
+    return blob_digest, len(tar)
+
+
+def test_layer_larger_than_declared_refused(reg, root):
+    digest, size = _push_with_layer_size(reg, "test/understated", -100)
+    _expect_failure(root, ["pull", "--insecure", f"{reg.host}/test/understated"],
+                    f"layer {digest}: the registry announces {size} bytes, its manifest declares {size - 100}")
+
+
+def test_layer_smaller_than_declared_refused(reg, root):
+    digest, size = _push_with_layer_size(reg, "test/overstated", 100)
+    _expect_failure(root, ["pull", "--insecure", f"{reg.host}/test/overstated"],
+                    f"expected {size + 100} bytes, received {size}")
+
+
+def test_registry_timeout_setting(reg, root):
+    """DIYC_REGISTRY_TIMEOUT: a real pull works with a short one; a bad
+    value is refused before anything is fetched."""
+    env = dict(os.environ, DIYC_REGISTRY_TIMEOUT="5")
+    p = subprocess.run([sys.executable, "-m", "diyc", "--root", str(root), "pull", "--insecure",
+                        f"{reg.host}/test/layered"], capture_output=True, text=True, cwd=REPO, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    for bad in ("0", "-1", "soon", "nan", "inf"):
+        env["DIYC_REGISTRY_TIMEOUT"] = bad
+        p = subprocess.run([sys.executable, "-m", "diyc", "--root", str(root), "pull", "--insecure",
+                            f"{reg.host}/test/layered"], capture_output=True, text=True, cwd=REPO, env=env,
+                           timeout=120)
+        assert p.returncode == 125 and p.stderr.startswith("diyc: invalid DIYC_REGISTRY_TIMEOUT"), p.stderr
+        assert len(p.stderr.splitlines()) == 1
