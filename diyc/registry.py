@@ -594,16 +594,13 @@ def check_image_config(config, layer_count, where):
     for d in diff_ids:
         if not is_digest(d):
             raise RegistryError(f"{where}: invalid diff-id {shown(d)}: expected sha256:<64 hex digits>")
-    run_config = config.get("config")
-    if not isinstance(run_config, (dict, type(None))):
-        raise RegistryError(f"{where}: config is not a JSON object: {shown(run_config)}")
-    # What a container start reads from it: the types it expects.
-    for key, kind in (("Env", list), ("Cmd", list), ("Entrypoint", list), ("WorkingDir", str), ("User", str)):
-        value = (run_config or {}).get(key)
-        if value is not None and not (isinstance(value, kind) and (
-                kind is str or all(isinstance(v, str) for v in value))):
-            expected = "a string" if kind is str else "a list of strings"
-            raise RegistryError(f"{where}: config.{key} is not {expected}: {shown(value)}")
+    # What a container start reads from it, checked as `run` checks it, so
+    # an image that cannot run is refused here, before it is stored.
+    from .config import image_run_config
+    try:
+        image_run_config(config)
+    except InvalidArgument as e:
+        raise RegistryError(f"{where}: {e}") from None
     return diff_ids
 
 
