@@ -65,6 +65,7 @@ struct diyc_init {
 	const char *rootfs;          /* directory that becomes / */
 	const char *overlay_options; /* mount an overlay at rootfs, or NULL to bind rootfs */
 	const char *scratch;         /* if set: a tmpfs here holds upper/ and work/ */
+	const char *scratch_options; /* that tmpfs's mount data (mode=, size= cap) */
 	int readonly_root;
 	unsigned long rootfs_propagation;  /* MS_SHARED/SLAVE/PRIVATE/UNBINDABLE [| MS_REC], 0: private */
 

@@ -6,8 +6,8 @@ A start, top to bottom:
               reserve the name, write the record (so a crash is cleanable)
     cgroup    create the container's cgroup and set its limits; open the
               files the child writes to join it
-    rootfs    the overlay of the image's layers (upper on disk, or for --rm
-              on a tmpfs private to the container)
+    rootfs    the overlay of the image's layers (upper on disk, or with
+              --rm-tmpfs-size on a capped tmpfs private to the container)
     clone     _native.spawn: new namespaces; the child joins its cgroup and
               builds its root filesystem in C while we go on
     network   (bridge networking hooks in here, while the child mounts)
@@ -21,7 +21,7 @@ import time
 from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
 from .images import ImageStore
-from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, spawn_in
+from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_writable_layer, spawn_in
 from .state import Root, pid_alive, process_start_time, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
@@ -98,7 +98,8 @@ class Container:
     @classmethod
     def create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
-               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
+               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False,
+               rm_tmpfs_size=None, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
                restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
@@ -142,6 +143,7 @@ class Container:
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
             raise InvalidArgument("--restart and --rm cannot be combined")
+        scratch_size = _rm_tmpfs_size(rm_tmpfs_size, auto_remove)
         log = parse_log_opts(log_opts)
 
         store = ImageStore(root.ensure())
@@ -165,7 +167,9 @@ class Container:
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(0, f"HOSTNAME={hostname}")
         cdir = root.container_dir(cid)
-        rootfs = f"{root.scratch}/merged" if auto_remove else f"{cdir}/merged"
+        # the overlay's mount point: in the container's private tmpfs with
+        # --rm-tmpfs-size, else in its directory next to upper/ and work/
+        rootfs = f"{root.scratch}/merged" if scratch_size else f"{cdir}/merged"
         if netplan:
             mounts += networking.etc_mounts(cdir)
         elif network.startswith("container:"):
@@ -198,6 +202,7 @@ class Container:
             "layers": layer_dirs,
             "created": _now(),
             "auto_remove": auto_remove,
+            "rm_tmpfs_size": scratch_size,  # None: the writable layer is on disk
             "tty": tty,
             "restart": restart_policy,
             "log": log,
@@ -278,17 +283,21 @@ class Container:
         return self.cgroup
 
     def _prepare_rootfs(self):
-        """-> (overlay options, scratch dir or None)."""
+        """-> (overlay options, scratch dir or None, its size cap or None)."""
         if (self.record.get("rootfs") or {}).get("bind"):
-            return None, None  # an OCI bundle's rootfs: used as it is, no overlay
+            return None, None, None  # an OCI bundle's rootfs: used as it is, no overlay
         lowers = self.record["layers"]
         userns = self.record.get("userns")
         if userns:
             # the init attaches idmapped copies of the layers in its scratch tmpfs
             lowers = [f"{self.root.scratch}/lower{i}" for i in range(len(lowers))]
-        if self.record["auto_remove"]:
+        scratch_size = self.record.get("rm_tmpfs_size")
+        if scratch_size:  # --rm-tmpfs-size: upper and work on the capped tmpfs
             scratch = self.root.scratch
-            return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch
+            return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch, scratch_size
+        # On disk, in the container's directory (--rm too: a tmpfs would hold
+        # whatever the container writes in RAM, charged to its memory limit);
+        # removing the container removes them.
         for d in ("upper", "work", "merged"):
             try:
                 os.mkdir(f"{self.dir}/{d}", 0o755)
@@ -297,7 +306,7 @@ class Container:
             except FileExistsError:
                 pass  # a restart keeps the container's changes
         return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"),
-                self.root.scratch if userns else None)
+                self.root.scratch if userns else None, None)
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
               preserve_fds=0):
@@ -325,8 +334,9 @@ class Container:
             join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
             t.mark("cgroup")
 
-            overlay, scratch = self._prepare_rootfs()
-            init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
+            overlay, scratch, scratch_size = self._prepare_rootfs()
+            init = init_config(spec, overlay=overlay, scratch=scratch, scratch_size=scratch_size,
+                               stdio=stdio)
             init["cgroup_fds"] = join_fds
             if init["create_hooks"] or init["start_hooks"]:
                 from .rootfs import hook_state
@@ -520,6 +530,9 @@ class Container:
             os.unlink(f"{self.root.path}/locks/{self.id}.lock")
         except FileNotFoundError:
             pass
+        # the writable layer first, the record last: a diyc killed in between
+        # leaves a record `diyc cleanup` finds, and removes again
+        remove_writable_layer(self.dir)
         try:
             os.unlink(f"{self.dir}/container.json")
             os.rmdir(self.dir)
@@ -579,6 +592,18 @@ def _generated_name(root, cid):
     if os.path.lexists(f"{root.names}/{name}"):
         name = f"{name}_{cid[:6]}"
     return name
+
+
+def _rm_tmpfs_size(value, auto_remove):
+    """--rm-tmpfs-size SIZE -> bytes, or None (the default: on disk)."""
+    if value is None:
+        return None
+    if not auto_remove:
+        raise InvalidArgument("--rm-tmpfs-size needs --rm: a kept container's changes live on disk")
+    n = config.parse_size(value, "--rm-tmpfs-size")
+    if n < 1 << 20:  # (and tmpfs reads size=0 as no limit at all)
+        raise InvalidArgument(f"invalid --rm-tmpfs-size {value!r}: the minimum is 1m")
+    return n
 
 
 def _tmpfs_mount(value):
