@@ -167,9 +167,16 @@ class Container:
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(0, f"HOSTNAME={hostname}")
         cdir = root.container_dir(cid)
-        # the overlay's mount point: in the container's private tmpfs with
-        # --rm-tmpfs-size, else in its directory next to upper/ and work/
-        rootfs = f"{root.scratch}/merged" if scratch_size else f"{cdir}/merged"
+        # The overlay's mount point.  A --rm container mounts it on the
+        # scratch dir, in its own mount namespace: on the empty dir itself,
+        # or on a dir in the tmpfs it mounts there (--rm-tmpfs-size, and
+        # the idmapped layers of --userns).  A kept one has its own.
+        if not auto_remove:
+            rootfs = f"{cdir}/merged"
+        elif scratch_size or userns == "auto":
+            rootfs = f"{root.scratch}/merged"
+        else:
+            rootfs = root.scratch
         if netplan:
             mounts += networking.etc_mounts(cdir)
         elif network.startswith("container:"):
@@ -295,17 +302,19 @@ class Container:
         if scratch_size:  # --rm-tmpfs-size: upper and work on the capped tmpfs
             scratch = self.root.scratch
             return overlay_options(lowers, f"{scratch}/upper", f"{scratch}/work"), scratch, scratch_size
-        # On disk, in the container's directory (--rm too: a tmpfs would hold
-        # whatever the container writes in RAM, charged to its memory limit);
-        # removing the container removes them.
-        for d in ("upper", "work", "merged"):
+        # On disk, in the container's directory (--rm too: on a tmpfs all it
+        # writes would stay in RAM, charged to its memory limit); removing
+        # the container removes them.  A --rm container's mount point is
+        # the scratch dir (see create()), its overlay volatile: never synced.
+        for d in ("upper", "work") if self.record["auto_remove"] else ("upper", "work", "merged"):
             try:
                 os.mkdir(f"{self.dir}/{d}", 0o755)
                 if userns and d != "merged":  # written by the container's root
                     os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
             except FileExistsError:
                 pass  # a restart keeps the container's changes
-        return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work"),
+        return (overlay_options(lowers, f"{self.dir}/upper", f"{self.dir}/work",
+                                volatile=self.record["auto_remove"]),
                 self.root.scratch if userns else None, None)
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,

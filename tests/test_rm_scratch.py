@@ -216,3 +216,42 @@ def test_library_tmpfs_size(diyc_root):
     assert b"No space left on device" in r.stderr
     with pytest.raises(InvalidArgument, match="needs --rm"):
         diyc.run("busybox", ["true"], auto_remove=False, rm_tmpfs_size="4m", root=str(diyc_root))
+
+
+@pytest.fixture
+def open_root():
+    """A diyc root whose parents others may search (--userns auto: the
+    container's root is an unprivileged host uid)."""
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="diyc-rm-userns-", dir="/tmp")
+    os.chmod(path, 0o711)
+    try:
+        yield path
+    finally:
+        assert os.listdir(f"{path}/containers") == []
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("tmpfs", [(), ("--rm-tmpfs-size", "8m")], ids=["disk", "tmpfs"])
+def test_user_namespace(run_cli, open_root, tmpfs):
+    """--userns auto: the container's root writes its upper dir, on disk
+    (owned by its host uid) or on the capped tmpfs."""
+    env = {"DIYC_ROOT": open_root}
+    p = run_cli.popen("run", "--rm", "--userns", "auto", *tmpfs, "busybox", "sh", "-c",
+                      "echo data > /f && cat /f && df -k / | tail -n 1 && read x",
+                      stdin=subprocess.PIPE, env=env)
+    try:
+        assert p.stdout.readline() == "data\n"
+        size = p.stdout.readline().split()[1]
+        (rec,) = container_records(open_root)
+        upper = f"{open_root}/containers/{rec['id']}/upper"
+        if tmpfs:
+            assert size == str(8 * 1024)
+            assert not os.path.exists(upper)
+        else:
+            assert os.stat(f"{upper}/f").st_uid == rec["userns"]["uid"] >= 65536
+    finally:
+        out, err = p.communicate("\n", timeout=60)
+    assert p.returncode == 0, err
+    assert not os.path.exists(f"{open_root}/containers/{rec['id']}")
