@@ -71,7 +71,8 @@ def overlay_options(lower_dirs, upper, work, volatile=False):
     """volatile: the upper dir is thrown away with the container (--rm), so
     overlayfs may skip every sync of it - above all the syncfs() of the
     whole upper filesystem it does when it is unmounted, which the
-    container's exit waits for (~10 ms here, more when the disk is busy)."""
+    container's exit waits for: it writes back every process's dirty data
+    on that filesystem (10 ms here when idle, 100s of ms after big writes)."""
     options = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
     if volatile:
         options += ",volatile"
