@@ -72,7 +72,7 @@ def overlay_options(lower_dirs, upper, work, volatile=False):
     overlayfs may skip every sync of it - above all the syncfs() of the
     whole upper filesystem it does when it is unmounted, which the
     container's exit waits for: it writes back every process's dirty data
-    on that filesystem (10 ms here when idle, 100s of ms after big writes)."""
+    on that filesystem (~10 ms here, 100s of ms after big writes)."""
     options = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
     if volatile:
         options += ",volatile"
