@@ -58,6 +58,7 @@ cdef extern from "diyc.h":
         const char *rootfs
         const char *overlay_options
         const char *scratch
+        const char *scratch_options
         int readonly_root
         unsigned long rootfs_propagation
         diyc_mount *mounts
@@ -236,6 +237,7 @@ def spawn(dict init):
     c.rootfs = arena.str(init["rootfs"])
     c.overlay_options = arena.str(init.get("overlay_options"))
     c.scratch = arena.str(init.get("scratch"))
+    c.scratch_options = arena.str(init.get("scratch_options") or "mode=0755")
     c.readonly_root = init.get("readonly_root", False)
     c.rootfs_propagation = init.get("rootfs_propagation", 0)
 

@@ -64,7 +64,8 @@ struct diyc_init {
 	/* root filesystem */
 	const char *rootfs;          /* directory that becomes / */
 	const char *overlay_options; /* mount an overlay at rootfs, or NULL to bind rootfs */
-	const char *scratch;         /* if set: a tmpfs here holds upper/ and work/ */
+	const char *scratch;         /* if set: a private tmpfs here (idmapped layers; upper/ work/) */
+	const char *scratch_options; /* its mount data (mode=, and the size= cap) */
 	int readonly_root;
 	unsigned long rootfs_propagation;  /* MS_SHARED/SLAVE/PRIVATE/UNBINDABLE [| MS_REC], 0: private */
 

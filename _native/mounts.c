@@ -133,12 +133,16 @@ int mount_rootfs(const struct diyc_init *init, struct diyc_error *err)
 	char path[PATH_BUF];
 
 	if (init->scratch) {
-		/* Upper and work dirs of an ephemeral container live on a tmpfs that
-		 * exists only in its mount namespace: nothing to write to disk, and
-		 * nothing to clean up on the host when it dies. */
+		/* A tmpfs that exists only in the container's mount namespace: the
+		 * mount points of idmapped layers (--userns), and with
+		 * --rm-tmpfs-size the upper and work dirs of an ephemeral
+		 * container, capped by the size= of scratch_options (a tmpfs
+		 * without one could take half the host's RAM, charged to the
+		 * container's memory cgroup).  Nothing to clean up on the host
+		 * when the namespace dies. */
 		/* No nodev/nosuid: the upper layer must behave like a disk-backed
 		 * one; device access is the devices cgroup's business. */
-		if (mount("tmpfs", init->scratch, "tmpfs", 0, "mode=0755") < 0)
+		if (mount("tmpfs", init->scratch, "tmpfs", 0, init->scratch_options) < 0)
 			return diyc_fail(err, "mount_scratch", errno, init->scratch);
 		static const char *const dirs[] = { "upper", "work", "merged" };
 		for (size_t i = 0; i < 3; i++) {

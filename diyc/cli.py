@@ -25,6 +25,7 @@ def _options(*specs):
 
 RUN_OPTIONS = _options(
     ("--rm", "rm", FLAG),
+    ("--rm-tmpfs-size", "rm_tmpfs_size", VALUE),
     ("-d --detach", "detach", FLAG),
     ("-i --interactive", "interactive", FLAG),
     ("-t --tty", "tty", FLAG),
@@ -98,6 +99,8 @@ Commands:
 
 run options:
   --rm                  remove the container when it exits
+  --rm-tmpfs-size SIZE  with --rm: keep its writes on a tmpfs of at most SIZE
+                        (RAM, counted in -m; default: on disk, like without --rm)
   -d, --detach          run in the background, print the container id
   -t, --tty             give the container a terminal (Ctrl-p Ctrl-q detaches)
   -i, --interactive     with -t: send our stdin to the container
@@ -213,7 +216,8 @@ def cmd_run(root, args):
         memory_swap=opts.get("memory_swap"), cpus=opts.get("cpus"),
         pids_limit=opts.get("pids_limit"), network=opts.get("network", "none"),
         ip=opts.get("ip"), publish=opts.get("publish"),
-        auto_remove=opts.get("rm", False), cgroup_parent=opts.get("cgroup_parent"),
+        auto_remove=opts.get("rm", False), rm_tmpfs_size=opts.get("rm_tmpfs_size"),
+        cgroup_parent=opts.get("cgroup_parent"),
         read_only=opts.get("read_only", False), privileged=opts.get("privileged", False),
         cap_add=opts.get("cap_add"), cap_drop=opts.get("cap_drop"),
         security_opt=opts.get("security_opt"), ulimits=opts.get("ulimits"),

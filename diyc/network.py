@@ -180,6 +180,8 @@ def create(root, name, subnet=None):
     check_network_name(name)
     if name in ("none", "host") or name.startswith("container"):
         raise InvalidArgument(f"network name {name!r} is reserved")
+    if subnet is not None:
+        parse_subnet(subnet)  # its syntax, before anything is made
     root.ensure()
     os.makedirs(_networks_dir(root), exist_ok=True)
     rid = root_id(root)

@@ -2,6 +2,7 @@
 consumes: mount flags split out of option lists, the default devices, the
 overlay that makes an image's layers a writable root."""
 
+import errno
 import os
 import stat
 
@@ -66,17 +67,108 @@ def native_mounts(mounts):
     return out
 
 
-def overlay_options(lower_dirs, upper, work):
+def overlay_options(lower_dirs, upper, work, volatile=False):
+    """volatile: the upper dir is thrown away with the container (--rm), so
+    overlayfs may skip every sync of it - above all the syncfs() of the
+    whole upper filesystem it does when it is unmounted, which the
+    container's exit waits for: it writes back every process's dirty data
+    on that filesystem (~10 ms here, 100s of ms after big writes)."""
     options = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
+    if volatile:
+        options += ",volatile"
     if len(options) >= 4096:
         raise InvalidArgument("too many image layers for one overlay mount")
     return options
 
 
-def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
+# A container's writable layer on disk, in its directory: overlayfs's upper
+# and work dirs, and the mount point of the overlay.
+WRITABLE_LAYER = ("upper", "work", "merged")
+
+# How deep remove_tree_at() descends before it moves a subtree up: bounds
+# the directory fds it holds open, whatever depth a container built.
+_MAX_OPEN_DEPTH = 32
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_writable_layer(container_dir):
+    """Remove a container's upper, work and merged dirs (after its end).
+    A container that wrote nothing costs a few rmdir() calls: only a tree
+    with something in it is walked."""
+    try:
+        dirfd = os.open(container_dir, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    try:
+        for name in WRITABLE_LAYER:
+            remove_tree_at(dirfd, name)
+    finally:
+        os.close(dirfd)
+
+
+def remove_tree_at(dirfd, name):
+    """rm -rf of `name` in the directory `dirfd`, for trees a container
+    wrote: never follows a symlink (each step is an *at call on a directory
+    fd opened O_NOFOLLOW), tolerates a missing `name`, and recurses neither
+    in Python nor in open fds - a subdirectory deeper than _MAX_OPEN_DEPTH
+    is renamed up to the top and emptied from there."""
+    try:
+        os.rmdir(name, dir_fd=dirfd)  # the common case: an empty dir
+        return
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        os.unlink(name, dir_fd=dirfd)
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    top = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+    stack = []  # (dir fd, its entries still to remove, its name) from the top down
+    try:
+        moved = 0
+        while entries := list(os.scandir(top)):  # again if deep dirs moved up
+            stack.append((top, entries, None))
+            while stack:
+                fd, entries, dir_name = stack[-1]
+                if not entries:
+                    stack.pop()
+                    if stack:  # a subdirectory, now empty
+                        os.close(fd)
+                        os.rmdir(dir_name, dir_fd=stack[-1][0])
+                    continue
+                entry = entries.pop()
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.name, dir_fd=fd)
+                elif len(stack) < _MAX_OPEN_DEPTH:
+                    sub = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                    stack.append((sub, [], entry.name))  # (closed by `finally` if scandir fails)
+                    stack[-1] = (sub, list(os.scandir(sub)), entry.name)
+                else:
+                    # into the top dir under a name of ours (whatever had
+                    # that name is garbage too: an empty dir is replaced)
+                    while True:
+                        moved += 1
+                        try:
+                            os.rename(entry.name, f".diyc-deep-{moved}", src_dir_fd=fd, dst_dir_fd=top)
+                            break
+                        except OSError as e:
+                            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                                raise
+    finally:
+        for fd, _, _ in stack:
+            if fd != top:
+                os.close(fd)
+        os.close(top)
+    os.rmdir(name, dir_fd=dirfd)
+
+
+def init_config(spec, *, overlay=None, scratch=None, scratch_size=None, stdio=(-1, -1, -1)):
     """The dict _native.spawn() takes, from an OCI spec.  `overlay` is the
     overlayfs option string for spec.root.path (None: bind it as is);
-    `scratch` a directory where a private tmpfs holds upper/work."""
+    `scratch` a directory where a tmpfs private to the container holds the
+    mount points of idmapped layers, and upper/work when the overlay options
+    point there; `scratch_size` caps that tmpfs (bytes)."""
     process = spec["process"]
     linux = spec.get("linux", {})
     # namespaces with a path are joined (spawn_in), the others created by clone
@@ -98,6 +190,7 @@ def init_config(spec, *, overlay=None, scratch=None, stdio=(-1, -1, -1)):
         "rootfs": spec["root"]["path"],
         "overlay_options": overlay,
         "scratch": scratch,
+        "scratch_options": f"mode=0755,size={scratch_size}" if scratch_size else "mode=0755",
         "readonly_root": spec["root"].get("readonly", False),
         "rootfs_propagation": _native.PROPAGATION_FLAGS.get(linux.get("rootfsPropagation") or "", 0),
         "mounts": native_mounts(spec.get("mounts", ())),

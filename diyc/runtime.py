@@ -6,8 +6,8 @@ A start, top to bottom:
               reserve the name, write the record (so a crash is cleanable)
     cgroup    create the container's cgroup and set its limits; open the
               files the child writes to join it
-    rootfs    the overlay of the image's layers (upper on disk, or for --rm
-              on a tmpfs private to the container)
+    rootfs    the overlay of the image's layers (upper on disk, or with
+              --rm-tmpfs-size on a capped tmpfs private to the container)
     clone     _native.spawn: new namespaces; the child joins its cgroup and
               builds its root filesystem in C while we go on
     network   (bridge networking hooks in here, while the child mounts)
@@ -21,7 +21,7 @@ import time
 from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
 from .images import ImageStore
-from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, spawn_in
+from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_writable_layer, spawn_in
 from .state import Root, pid_alive, process_start_time, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
@@ -108,7 +108,8 @@ class Container:
     @classmethod
     def _create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
                user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
-               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False, cgroup_parent=None,
+               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False,
+               rm_tmpfs_size=None, cgroup_parent=None,
                read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
                ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
                restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
@@ -151,6 +152,7 @@ class Container:
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
             raise InvalidArgument("--restart and --rm cannot be combined")
+        scratch_size = _rm_tmpfs_size(rm_tmpfs_size, auto_remove)
         log = parse_log_opts(log_opts)
 
         store = ImageStore(root.ensure())
@@ -184,7 +186,19 @@ class Container:
         if not any(e.startswith("HOSTNAME=") for e in env):
             env.insert(0, f"HOSTNAME={hostname}")
         cdir = root.container_dir(cid)
-        rootfs = f"{root.scratch}/merged" if auto_remove else f"{cdir}/merged"
+        # The overlay's mount point.  A --rm container mounts it on the
+        # scratch dir, in its own mount namespace: on the empty dir itself,
+        # or on a dir in the tmpfs it mounts there (--rm-tmpfs-size; the
+        # idmapped layers of --userns have a scratch dir of their own).  A
+        # kept one has its own.  (_prepare_rootfs decides the same at start.)
+        if not auto_remove:
+            rootfs = f"{cdir}/merged"
+        elif userns == "auto":
+            rootfs = f"{cdir}/scratch/merged"
+        elif scratch_size:
+            rootfs = f"{root.scratch}/merged"
+        else:
+            rootfs = root.scratch
         if netplan:
             mounts += networking.etc_mounts(cdir)
         elif network.startswith("container:"):
@@ -217,6 +231,7 @@ class Container:
             "layers": layer_dirs,
             "created": _now(),
             "auto_remove": auto_remove,
+            "rm_tmpfs_size": scratch_size,  # None: the writable layer is on disk
             "tty": tty,
             "restart": restart_policy,
             "log": log,
@@ -299,38 +314,52 @@ class Container:
         return self.cgroup
 
     def _prepare_rootfs(self, place=None):
-        """-> (overlay options, scratch dir or None, root path or None).
-        place(path): the path the init resolves for a host path (a user
-        namespace's: see userns.ContainerPaths)."""
+        """-> (overlay options, scratch dir or None, its size cap or None,
+        root path or None).  The scratch dir gets a tmpfs of the init's own:
+        for the idmapped copies of the layers (--userns) and for upper and
+        work (--rm-tmpfs-size).  place(path): the path the init resolves for
+        a host path (a user namespace's: see userns.ContainerPaths)."""
         if (self.record.get("rootfs") or {}).get("bind"):
-            return None, None, None  # an OCI bundle's rootfs: used as it is, no overlay
+            return None, None, None, None  # an OCI bundle's rootfs: used as it is, no overlay
         place = place or (lambda path: path)
         lowers = self.record["layers"]
         userns = self.record.get("userns")
-        scratch = self.root.scratch
+        scratch_size = self.record.get("rm_tmpfs_size")
+        scratch = None
         if userns:
-            # the init attaches idmapped copies of the layers in a scratch
-            # tmpfs, mounted on a directory of its own
+            # on a directory of its own, which the container's root may reach
             scratch = f"{self.dir}/scratch"
             try:
                 os.mkdir(scratch, 0o755)
             except FileExistsError:
                 pass
             lowers = [place(f"{scratch}/lower{i}") for i in range(len(lowers))]
-        if self.record["auto_remove"]:
-            top = scratch
+        elif scratch_size:
+            scratch = self.root.scratch
+        if scratch_size:  # --rm-tmpfs-size: upper and work on the capped tmpfs
+            return (overlay_options(lowers, place(f"{scratch}/upper"), place(f"{scratch}/work")),
+                    place(scratch), scratch_size, place(f"{scratch}/merged"))
+        # On disk, in the container's directory (--rm too: on a tmpfs all it
+        # writes would stay in RAM, charged to its memory limit); removing
+        # the container removes them.  A --rm container's mount point is the
+        # empty scratch dir (or the scratch tmpfs's merged/), its overlay
+        # volatile: never synced.
+        for d in ("upper", "work") if self.record["auto_remove"] else ("upper", "work", "merged"):
+            try:
+                os.mkdir(f"{self.dir}/{d}", 0o755)
+                if userns and d != "merged":  # written by the container's root
+                    os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
+            except FileExistsError:
+                pass  # a restart keeps the container's changes
+        if not self.record["auto_remove"]:
+            rootfs = place(f"{self.dir}/merged")
+        elif scratch:
+            rootfs = place(f"{scratch}/merged")
         else:
-            top = self.dir
-            for d in ("upper", "work", "merged"):
-                try:
-                    os.mkdir(f"{self.dir}/{d}", 0o755)
-                    if userns and d != "merged":  # written by the container's root
-                        os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
-                except FileExistsError:
-                    pass  # a restart keeps the container's changes
-        return (overlay_options(lowers, place(f"{top}/upper"), place(f"{top}/work")),
-                place(scratch) if userns or self.record["auto_remove"] else None,
-                place(f"{top}/merged"))
+            rootfs = self.root.scratch
+        return (overlay_options(lowers, place(f"{self.dir}/upper"), place(f"{self.dir}/work"),
+                                volatile=self.record["auto_remove"]),
+                place(scratch) if scratch else None, None, rootfs)
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
               preserve_fds=0):
@@ -361,8 +390,9 @@ class Container:
             if self.record.get("userns"):  # its uid may not search the diyc root
                 from .userns import ContainerPaths
                 place = ContainerPaths(self.root.path, self.dir)
-            overlay, scratch, rootfs = self._prepare_rootfs(place)
-            init = init_config(spec, overlay=overlay, scratch=scratch, stdio=stdio)
+            overlay, scratch, scratch_size, rootfs = self._prepare_rootfs(place)
+            init = init_config(spec, overlay=overlay, scratch=scratch, scratch_size=scratch_size,
+                               stdio=stdio)
             if rootfs:
                 init["rootfs"] = rootfs
             if place:
@@ -580,6 +610,9 @@ class Container:
             os.unlink(f"{self.root.path}/locks/{self.id}.lock")
         except FileNotFoundError:
             pass
+        # the writable layer first, the record last: a diyc killed in between
+        # leaves a record `diyc cleanup` finds, and removes again
+        remove_writable_layer(self.dir)
         try:
             os.unlink(f"{self.dir}/container.json")
             os.rmdir(self.dir)
@@ -654,6 +687,18 @@ def _generated_name(root, cid):
     if os.path.lexists(f"{root.names}/{name}"):
         name = f"{name}_{cid[:6]}"
     return name
+
+
+def _rm_tmpfs_size(value, auto_remove):
+    """--rm-tmpfs-size SIZE -> bytes, or None (the default: on disk)."""
+    if value is None:
+        return None
+    if not auto_remove:
+        raise InvalidArgument("--rm-tmpfs-size needs --rm: a kept container's changes live on disk")
+    n = config.parse_size(value, "--rm-tmpfs-size")
+    if n < 1 << 20:  # (and tmpfs reads size=0 as no limit at all)
+        raise InvalidArgument(f"invalid --rm-tmpfs-size {value!r}: the minimum is 1m")
+    return n
 
 
 def _command(image_config, command, entrypoint):

@@ -4,11 +4,13 @@
     images/         repositories.json (name:tag -> image id), <id>.json
     layers/<hex>/   one unpacked layer, by the sha256 of its uncompressed tar
     containers/<id>/container.json   the container's record (config + state)
-                    upper/ work/ merged/   its overlay dirs (not for --rm)
+                    upper/ work/ merged/   its overlay dirs (for --rm too,
+                    unless --rm-tmpfs-size puts them on a tmpfs)
     names/<name>    symlink to the id: reserving a name is one atomic symlink()
     locks/<id>.lock serialises commands on one container
     tmp/            staging; anything here is garbage after a crash
-    scratch/        an empty mount point for the tmpfs of --rm containers
+    scratch/        an empty mount point for a tmpfs private to a container
+                    (idmapped layers; upper/work with --rm-tmpfs-size)
 
 The root is private (0700): image layers hold setuid binaries and device
 nodes, which no host user may reach.  (A container in a user namespace,

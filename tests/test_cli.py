@@ -249,7 +249,7 @@ def test_kept_container_keeps_its_changes_until_rm(run_cli, diyc_root):
 def test_rm_container_leaves_no_trace_on_disk(run_cli, diyc_root):
     run_cli("run", "--rm", "busybox", "sh", "-c", "echo data > /newfile", check=True)
     assert os.listdir(f"{diyc_root}/containers") == []
-    # --rm containers write to a tmpfs of their own: nothing under scratch
+    # the writable layer went with the container dir; scratch is only a mount point
     assert os.listdir(f"{diyc_root}/scratch") == []
 
 
