@@ -30,6 +30,8 @@ cdef extern from "syscall_table.h":
     int syscall_count "DIYC_SYSCALL_COUNT"
 
 cdef extern from "diyc.h":
+    const char *DIYC_INIT_DIED
+    const char *DIYC_INIT_COMM
     struct diyc_error:
         char step[32]
         int errnum
@@ -98,7 +100,8 @@ cdef extern from "diyc.h":
         const int *join_ns_fds
         int n_join_ns
         int pid_fd
-        const char *start_fifo
+        int start_fifo_fd
+        int report_fifo_fd
         diyc_hook *create_hooks
         int n_create_hooks
         diyc_hook *start_hooks
@@ -320,7 +323,8 @@ def spawn(dict init):
     c.n_join_ns = len(join)
     c.join_ns_fds = arena.ints(join)
     c.pid_fd = init.get("pid_fd", -1)
-    c.start_fifo = arena.str(init.get("start_fifo"))
+    c.start_fifo_fd = init.get("start_fifo_fd", -1)
+    c.report_fifo_fd = init.get("report_fifo_fd", -1)
     c.n_create_hooks = arena.hooks(init.get("create_hooks", ()), &c.create_hooks)
     c.n_start_hooks = arena.hooks(init.get("start_hooks", ()), &c.start_hooks)
     state = init.get("hook_state") or ("", "", "")
@@ -352,7 +356,8 @@ def release(int release_fd):
 
 def wait_exec(int error_fd):
     """Block until the child has called execve (returns None) or failed
-    (returns (step, errno, detail)).  Closes error_fd."""
+    (returns (step, errno, detail)); ("init_died", 0, "") when it died
+    without a word (a signal, the OOM killer).  Closes error_fd."""
     cdef diyc_child child
     cdef diyc_error err
     cdef int r
@@ -362,6 +367,10 @@ def wait_exec(int error_fd):
     if r == 0:
         return None
     return (err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
+
+
+INIT_DIED = DIYC_INIT_DIED.decode()  # wait_exec's step for an init that died without a word
+INIT_COMM = DIYC_INIT_COMM.decode()  # the init's name until execve
 
 
 def syscall_table():

@@ -254,7 +254,6 @@ int exec_command(const struct diyc_init *init, struct diyc_error *err)
 	char buf[4096];
 	int seen_eacces = 0;
 
-	umask(init->umask);
 	if (strchr(file, '/')) {
 		execve(file, init->argv, init->envp);
 		return diyc_fail(err, "exec", errno, file);

@@ -15,9 +15,10 @@ import io
 
 import pytest
 
-from conftest import REPO, wait_for, wait_pid_gone
+from conftest import REPO, assert_one_line_error, wait_for, wait_pid_gone
 
-RUNC = str(REPO / ".venv" / "bin" / "diyc-runc")
+# $DIYC_RUNC: another diyc-runc (a worktree's, through a wrapper script)
+RUNC = os.environ.get("DIYC_RUNC") or str(REPO / ".venv" / "bin" / "diyc-runc")
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +365,108 @@ def test_linux_seccomp_profile_is_applied(runc, bundle):
     assert proc.returncode == 0, proc.stderr
     assert "Seccomp:\t2" in proc.stdout and "denied" in proc.stdout
     assert "Permission denied" in proc.stderr
+
+
+# -- the init's own steps and failures ---------------------------------------------
+
+# Denies the calls of the init's own last steps (fds, rlimits, identity,
+# capabilities, workdir, umask): the profile is the program's, never the init's.
+NOT_FOR_THE_INIT = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+    {"names": ["close_range", "fcntl", "prctl", "capset", "setgroups", "setresuid", "setresgid",
+               "chdir", "prlimit64", "setrlimit", "umask"], "action": "SCMP_ACT_ERRNO"}]}
+# Kills the init at its last call: a death without a word (SIGSYS).
+KILL_AT_EXECVE = {"defaultAction": "SCMP_ACT_ALLOW",
+                  "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_KILL"}]}
+
+
+@pytest.mark.parametrize("no_new_privs", [False, True])
+def test_a_seccomp_profile_does_not_constrain_the_inits_own_steps(runc, bundle, tmp_path,
+                                                                  run_cli, no_new_privs):
+    """As in the conformance suite, whose generated allowlist has no
+    close_range: the init's fd, identity and capability work happens before
+    the filter, so only the program lives under it (with and without
+    noNewPrivileges, as root and as another user)."""
+    script = "grep -c '^Seccomp:.2' /proc/self/status; id -u"
+
+    def edit(user):
+        def apply(spec):
+            spec["linux"]["seccomp"] = NOT_FOR_THE_INIT
+            spec["process"]["noNewPrivileges"] = no_new_privs
+            spec["process"]["user"] = {"uid": user, "gid": user}
+        return apply
+    for user in (0, 1000):
+        proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit(user)), f"sp{user}",
+                    check=False)
+        assert (proc.returncode, proc.stdout.split()) == (0, ["1", str(user)]), proc.stderr
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(NOT_FOR_THE_INIT))
+    flags = ["--security-opt", "no-new-privileges"] if no_new_privs else []
+    proc = run_cli("run", "--rm", "--security-opt", f"seccomp={path}", *flags, "busybox", "sh",
+                   "-c", script)
+    assert (proc.returncode, proc.stdout.split()) == (0, ["1", "0"]), proc.stderr
+
+
+def test_an_init_killed_after_start_is_reported_by_every_front_end(runc, bundle, tmp_path,
+                                                                    run_cli, diyc_root, busybox_image):
+    """An init that dies between create and execve without a word (here a
+    seccomp KILL of its execve): start fails with why, on stderr and in
+    --log; state says stopped; diyc-runc run, diyc run and the library fail
+    the same way."""
+    from diyc.errors import InitError
+    from diyc.runtime import Container
+    import diyc
+    why = "the container's init was killed by SIGSYS before execve"
+    b = bundle(["echo", "ran"], lambda s: s["linux"].update(seccomp=KILL_AT_EXECVE))
+    log = tmp_path / "runc.log"
+    with open(tmp_path / "out", "w") as out:
+        runc("--log", log, "create", "--bundle", b, "k1", stdout=out)
+        assert runc.status("k1") == "created"
+        proc = runc("--log", log, "start", "k1", check=False, stdout=out)
+    assert proc.returncode == 1
+    assert proc.stderr == f"diyc-runc: init: {why}\n"
+    assert why in log.read_text()
+    assert runc.state("k1")["status"] == "stopped" and runc.state("k1")["pid"] == 0
+    runc("delete", "k1")
+    assert (tmp_path / "out").read_text() == ""
+
+    proc = runc("run", "--bundle", b, "k2", check=False)
+    assert proc.returncode != 0 and proc.stderr == f"diyc-runc: init: {why}\n"
+
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(KILL_AT_EXECVE))
+    assert_one_line_error(run_cli("run", "--rm", "--security-opt", f"seccomp={path}", "busybox",
+                                  "echo", "ran"), contains=why)
+    with pytest.raises(InitError, match=why):
+        diyc.run("busybox", ["echo", "ran"], security_opt=[f"seccomp={path}"], root=str(diyc_root))
+    c = Container.create("busybox", ["echo", "ran"], security_opt=[f"seccomp={path}"],
+                         root=str(diyc_root))
+    try:
+        with pytest.raises(InitError, match=why):
+            c.start()
+    finally:
+        c.remove(force=True)
+
+
+def test_a_step_failing_after_start_is_reported_with_its_errno(runc, bundle, rootfs, tmp_path):
+    """A step of the init that fails once `start` has let it go on (here
+    chdir into a directory its user may not enter) is start's error, step
+    and errno, as it would have been create's."""
+    secret = rootfs / f"secret-{os.getpid()}"
+    secret.mkdir(mode=0o700)
+    try:
+        def edit(spec):
+            spec["process"].update(cwd=f"/{secret.name}", user={"uid": 1000, "gid": 1000},
+                                   capabilities={})  # no CAP_DAC_OVERRIDE
+        log = tmp_path / "runc.log"
+        runc("--log", log, "create", "--bundle", bundle(["true"], edit), "w1")
+        proc = runc("--log", log, "start", "w1", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr == f"diyc-runc: chdir: Permission denied (/{secret.name})\n"
+        assert "chdir: Permission denied" in log.read_text()
+        assert runc.status("w1") == "stopped"
+        runc("delete", "w1")
+    finally:
+        secret.rmdir()
 
 
 def test_join_a_network_namespace_by_path(runc, bundle):
