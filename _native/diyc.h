@@ -229,6 +229,7 @@ int set_identity(const struct diyc_init *init, struct diyc_error *err);
 int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);
 int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
-int exec_command(const struct diyc_init *init, struct diyc_error *err);
+int find_command(const struct diyc_init *init, char *out, size_t size, struct diyc_error *err);
+int exec_command(const struct diyc_init *init, const char *path, struct diyc_error *err);
 
 #endif

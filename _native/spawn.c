@@ -129,11 +129,15 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
 /*
  * The common end: privileges and identity, then execve.
  *
+ * As with runc, everything that can fail happens before the create ends
+ * ("ready"), the program's look-up included; `start` only lets the init
+ * run the startContainer hooks and execve.
+ *
  * The user's seccomp profile says what the *program* may call, so our own
- * steps come before the filter: fds, umask, signal mask, rlimits, caps,
- * identity, workdir.  After it only execve remains.  Without no_new_privs
- * the filter needs CAP_SYS_ADMIN: see seccomp_extra_caps() for why holding
- * it until execve gives the program nothing.
+ * steps come before the filter: fds, rlimits, caps, identity, workdir,
+ * hooks, umask, signal mask.  After it only execve remains.  Without
+ * no_new_privs the filter needs CAP_SYS_ADMIN: see seccomp_extra_caps() for
+ * why holding it until execve gives the program nothing.
  */
 static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
@@ -141,30 +145,33 @@ static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 	/* privileged (no capability sets) as another user: the setuid drops
 	 * every capability, so the filter must go on before it */
 	int filter_first = init->seccomp_len && !init->no_new_privs && !init->set_caps && init->uid != 0;
+	static char command[4096];  /* the child's own copy of memory: no malloc */
 	sigset_t none;
 
-	if (wait_for_release(init, err) < 0 || wait_for_start(init, err) < 0 ||
-	    run_hooks(init, init->start_hooks, init->n_start_hooks, "startContainer hook",
-		      "running", err) < 0)
-		return -1;
-	if (set_rlimits(init, err) < 0 ||
+	if (wait_for_release(init, err) < 0 ||
+	    set_rlimits(init, err) < 0 ||
 	    close_inherited_fds(init, err) < 0)
 		return -1;
-	umask(init->umask);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (filter_first && install_seccomp(init, err) < 0)
 		return -1;
 	if (drop_bounding_caps(init, err) < 0 ||
 	    set_identity(init, err) < 0 ||
 	    set_caps(init, extra, err) < 0 ||
 	    enter_workdir(init, err) < 0 ||
-	    set_no_new_privs(init, err) < 0)
+	    set_no_new_privs(init, err) < 0 ||
+	    find_command(init, command, sizeof(command), err) < 0)
 		return -1;
+	if (wait_for_start(init, err) < 0 ||
+	    run_hooks(init, init->start_hooks, init->n_start_hooks, "startContainer hook",
+		      "running", err) < 0)
+		return -1;
+	umask(init->umask);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	report_exec_next(init);
 	if (!filter_first && install_seccomp(init, err) < 0)
 		return -1;
-	return exec_command(init, err);
+	return exec_command(init, command, err);
 }
 
 static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)

@@ -447,26 +447,40 @@ def test_an_init_killed_after_start_is_reported_by_every_front_end(runc, bundle,
         c.remove(force=True)
 
 
-def test_a_step_failing_after_start_is_reported_with_its_errno(runc, bundle, rootfs, tmp_path):
-    """A step of the init that fails once `start` has let it go on (here
-    chdir into a directory its user may not enter) is start's error, step
-    and errno, as it would have been create's."""
+def test_the_inits_failures_are_create_errors_or_start_errors(runc, bundle, rootfs, tmp_path):
+    """As with runc, the init's steps (the program's look-up included) run
+    before `create` returns: a failing one is create's error, step and
+    errno, on stderr and in --log.  What can only fail after `start` (here
+    execve of a file that is no program) is start's error the same way."""
     secret = rootfs / f"secret-{os.getpid()}"
+    garbage = rootfs / f"garbage-{os.getpid()}"
     secret.mkdir(mode=0o700)
+    garbage.write_text("not a program\n")
+    garbage.chmod(0o755)
+    log = tmp_path / "runc.log"
     try:
         def edit(spec):
             spec["process"].update(cwd=f"/{secret.name}", user={"uid": 1000, "gid": 1000},
                                    capabilities={})  # no CAP_DAC_OVERRIDE
-        log = tmp_path / "runc.log"
-        runc("--log", log, "create", "--bundle", bundle(["true"], edit), "w1")
-        proc = runc("--log", log, "start", "w1", check=False)
+        proc = runc("--log", log, "create", "--bundle", bundle(["true"], edit), "w1", check=False)
         assert proc.returncode == 1
         assert proc.stderr == f"diyc-runc: chdir: Permission denied (/{secret.name})\n"
         assert "chdir: Permission denied" in log.read_text()
-        assert runc.status("w1") == "stopped"
-        runc("delete", "w1")
+        proc = runc("create", "--bundle", bundle(["/nonexistent"]), "w2", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr == "diyc-runc: executable file not found: /nonexistent\n"
+        assert runc("list", "-q").stdout == ""
+
+        runc("--log", log, "create", "--bundle", bundle([f"/{garbage.name}"]), "w3")
+        proc = runc("--log", log, "start", "w3", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr == f"diyc-runc: cannot execute /{garbage.name}: Exec format error\n"
+        assert log.read_text().count("Exec format error") == 1
+        assert runc.status("w3") == "stopped"
+        runc("delete", "w3")
     finally:
         secret.rmdir()
+        garbage.unlink()
 
 
 def test_join_a_network_namespace_by_path(runc, bundle):
