@@ -11,10 +11,9 @@ the same engine as `diyc run` (diyc/runtime.py).
     exec_process    an OCI `process` run inside a running container
     run_hooks       prestart/createRuntime/poststart/poststop hooks
 
-The spec says a runtime must ignore properties it does not know; diyc's
-rule is stricter: a field of the runtime-spec it does not implement is an
-error, never a silently weaker container.  Unknown properties are refused
-the same way, so a typo cannot pass unnoticed either.
+A field of the runtime-spec that diyc does not implement is an error
+naming it, never a silently weaker container.  Properties the spec does not
+define are ignored, as the spec says a runtime must.
 """
 
 import os
@@ -28,7 +27,9 @@ from .state import Root, process_start_time, release_name, remove_tree, reserve_
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/diyc-runc"
 
-# Fields diyc honours, per object; anything else is refused by name.
+# Fields diyc honours, per object.  A field the runtime-spec defines (below)
+# that diyc does not honour is refused by name; one the spec does not define
+# is ignored, as the spec says a runtime must.
 _TOP = {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "linux",
         "annotations", "hooks"}
 _PROCESS = {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
@@ -41,6 +42,30 @@ _RESOURCES = {"memory", "cpu", "pids", "devices", "hugepageLimits", "blockIO", "
               "rdma", "unified"}
 _MEMORY = {"limit", "swap"}
 _CPU = {"quota", "period", "shares"}
+
+# What the runtime-spec (up to 1.2) defines, per object.
+_SPEC_FIELDS = {
+    "": _TOP | {"solaris", "windows", "vm", "zos"},
+    "process": _PROCESS | {"commandLine", "ioPriority", "scheduler", "execCPUAffinity"},
+    "process.user": _USER,
+    "process.capabilities": {"bounding", "effective", "permitted", "inheritable", "ambient"},
+    "root": {"path", "readonly"},
+    "mounts[]": {"destination", "type", "source", "options", "uidMappings", "gidMappings"},
+    "hooks": {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop"},
+    "hooks[]": {"path", "args", "env", "timeout"},
+    "linux": _LINUX | {"timeOffsets", "netDevices", "intelRdt", "personality", "memoryPolicy"},
+    "linux.namespaces[]": {"type", "path"},
+    "linux.devices[]": {"path", "type", "major", "minor", "fileMode", "uid", "gid"},
+    "linux.resources": _RESOURCES,
+    "linux.resources.devices[]": {"allow", "type", "major", "minor", "access"},
+    "linux.resources.memory": {"limit", "reservation", "swap", "kernel", "kernelTCP",
+                               "swappiness", "disableOOMKiller", "useHierarchy",
+                               "checkBeforeUpdate"},
+    "linux.resources.cpu": {"shares", "quota", "burst", "period", "realtimeRuntime",
+                            "realtimePeriod", "cpus", "mems", "idle"},
+    "linux.resources.pids": {"limit"},
+}
 _HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
 _NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
 _MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", None)
@@ -51,11 +76,13 @@ def _refuse(what, why="is not supported by diyc"):
     raise InvalidArgument(f"config.json: {what} {why}")
 
 
-def _check_keys(obj, allowed, where):
+def _check_keys(obj, allowed, where, spec_object=None):
+    """Refuse what the spec defines for this object and diyc does not honour."""
     if not isinstance(obj, dict):
         _refuse(where, "must be an object")
-    for key in obj:
-        if key not in allowed:
+    defined = _SPEC_FIELDS.get(where if spec_object is None else spec_object, ())
+    for key, value in obj.items():
+        if key not in allowed and key in defined and not _empty(value):
             _refuse(f"{where}.{key}" if where else key)
 
 
@@ -139,7 +166,7 @@ def validate(spec):
     _check_keys(hooks, set(_HOOKS) | {"createContainer", "startContainer"}, "hooks")
     for kind in _HOOKS + ("createContainer", "startContainer"):
         for h in hooks.get(kind) or ():
-            _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]")
+            _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]", "hooks[]")
             if not str(h.get("path", "")).startswith("/"):
                 _refuse(f"hooks.{kind}[].path {h.get('path')!r}", "must be absolute")
     annotations = spec.get("annotations") or {}
@@ -367,38 +394,76 @@ def state(ctr):
     return out
 
 
+def start(ctr):
+    """`start`: the prestart hooks (the spec's timing: once `start` is
+    called, in the runtime's namespaces), then the init held before execve
+    goes on.  A failing prestart hook stops and deletes the container, as
+    the spec's lifecycle says."""
+    _check_startable(ctr)
+    try:
+        run_hooks(ctr, "prestart", state(ctr))
+    except DiycError:
+        discard(ctr)
+        raise
+    start_held(ctr)
+
+
+def _check_startable(ctr):
+    st = status(ctr)
+    if st == "stopped":
+        raise Conflict("cannot start a container that has stopped")
+    if st != "created":
+        raise Conflict("cannot start an already running container")
+
+
 def start_held(ctr):
-    """`start`: let the init blocked before execve go on.  Under the
-    container's lock, so a supervisor that reaps a quick exit records the
-    end only after we recorded the start."""
+    """Let the init blocked before execve go on.  Under the container's
+    lock, so a supervisor that reaps a quick exit records the end only
+    after we recorded the start."""
     from .lifecycle import container_lock
     with container_lock(ctr):
         ctr.reload()
-        if status(ctr) != "created":
-            raise Conflict(f"container {ctr.name} is {status(ctr)}, not created: cannot start it")
+        _check_startable(ctr)
         ctr.exec_held()
 
 
+def discard(ctr):
+    """Undo a create, or a start whose prestart hook failed (no poststop
+    hooks: the program never ran)."""
+    from .lifecycle import container_lock
+    try:
+        ctr.kill(9)
+        with container_lock(ctr):
+            ctr._remove_unlocked()
+    except (DiycError, OSError):
+        pass
+
+
 def kill(ctr, sig, all_processes=False):
-    st = status(ctr)
-    if st == "stopped":
-        raise Conflict(f"container {ctr.name} is not running")
+    """Signal a created or running container.  runc's words for a stopped
+    one: containerd's shim takes "container not running" as already gone."""
+    if status(ctr) == "stopped":
+        raise Conflict("container not running")
     if all_processes:
         for pid in ctr._cgroup().pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-    else:
+        return
+    try:
         ctr.kill(sig)
+    except ProcessLookupError:  # it ended meanwhile
+        raise Conflict("container not running") from None
 
 
 def delete(ctr, force=False):
-    """Remove a stopped container (force: kill it first); a created one is
-    killed and removed, as runc does.  Then the poststop hooks."""
+    """Remove a stopped container; a created or running one only with
+    force, which kills it first (the spec: deleting a container that is not
+    stopped is an error).  Then the poststop hooks."""
     st = status(ctr)
-    if st == "running" and not force:
-        raise Conflict(f"container {ctr.name} is running: stop it first or use --force")
+    if st != "stopped" and not force:
+        raise Conflict(f"cannot delete container {ctr.name} that is not stopped: {st}")
     try:
         ctr.reload()
     except FileNotFoundError:

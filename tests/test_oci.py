@@ -142,7 +142,8 @@ def test_kill_a_created_container_and_signal_names(runc, bundle, tmp_path):
     runc("kill", "c3", "9")
     wait_pid_gone(pid)
     assert runc.status("c3") == "stopped"
-    assert runc("kill", "c3", "TERM", check=False).returncode == 1  # nothing to signal
+    proc = runc("kill", "c3", "TERM", check=False)  # nothing to signal: runc's words,
+    assert (proc.returncode, proc.stderr) == (1, "diyc-runc: container not running\n")  # for containerd
     runc("delete", "c3")
 
     out = tmp_path / "trap"
@@ -187,7 +188,10 @@ def test_ids_are_unique_and_checked(runc, bundle):
     proc = runc("create", "--bundle", b, "same", check=False)
     assert proc.returncode == 1 and "already exists" in proc.stderr
     assert runc("create", "--bundle", b, "../evil", check=False).returncode == 1
-    runc("delete", "same")  # a created container may be deleted without --force
+    proc = runc("delete", "same", check=False)  # the spec: only a stopped one, unless forced
+    assert proc.returncode == 1 and "that is not stopped: created" in proc.stderr
+    assert runc.status("same") == "created"
+    runc("delete", "--force", "same")
 
 
 def test_run_foreground_exit_code_and_stdio(runc, bundle):
@@ -298,14 +302,30 @@ def test_hooks_get_the_state_on_stdin(runc, bundle, tmp_path):
                          for k in ("prestart", "createRuntime", "poststart", "poststop")}
     runc("create", "--bundle", bundle(["true"], edit), "h1")
     kinds = [line.split(" ", 1)[0] for line in log.read_text().splitlines()]
-    assert kinds == ["prestart", "createRuntime"]
+    assert kinds == ["createRuntime"]   # prestart: once start is called (the spec)
     first = json.loads(log.read_text().splitlines()[0].split(" ", 1)[1])
     assert first["id"] == "h1" and first["status"] == "created" and first["pid"] > 0
     runc("start", "h1")
     wait_for(lambda: runc.status("h1") == "stopped", what="stopped")
     runc("delete", "h1")
-    kinds = [line.split(" ", 1)[0] for line in log.read_text().splitlines()]
-    assert kinds == ["prestart", "createRuntime", "poststart", "poststop"]
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["createRuntime", "prestart", "poststart",
+                                                         "poststop"]
+    prestart = json.loads(lines[1].split(" ", 1)[1])
+    assert prestart["status"] == "created" and prestart["pid"] == first["pid"]
+
+
+def test_a_failing_prestart_hook_fails_start_and_deletes_the_container(runc, bundle, tmp_path):
+    """The spec's lifecycle: an error, the program never runs, the container is gone."""
+    b = bundle(["sh", "-c", f"touch {tmp_path}/ran"],
+               lambda s: s.update(hooks={"prestart": [{"path": "/bin/false"}]}))
+    runc("create", "--bundle", b, "h3")
+    pid = runc.state("h3")["pid"]
+    proc = runc("start", "h3", check=False)
+    assert proc.returncode == 1 and "prestart hook /bin/false exited with 1" in proc.stderr
+    wait_pid_gone(pid)
+    assert runc("state", "h3", check=False).returncode == 1
+    assert not (tmp_path / "ran").exists()
 
 
 def test_hooks_in_the_container_namespaces(runc, bundle, tmp_path):
@@ -348,9 +368,9 @@ def test_a_failing_start_hook_fails_the_start(runc, bundle):
 
 
 def test_a_failing_create_hook_fails_create_and_leaves_nothing(runc, bundle):
-    b = bundle(["true"], lambda s: s.update(hooks={"prestart": [{"path": "/bin/false"}]}))
+    b = bundle(["true"], lambda s: s.update(hooks={"createRuntime": [{"path": "/bin/false"}]}))
     proc = runc("create", "--bundle", b, "h2", check=False)
-    assert proc.returncode == 1 and "prestart hook /bin/false exited with 1" in proc.stderr
+    assert proc.returncode == 1 and "createRuntime hook /bin/false exited with 1" in proc.stderr
     assert runc("list", "-q").stdout == ""
 
 
