@@ -254,9 +254,11 @@ def _engine_spec(spec, cgroup):
             mounts.append(m)
     spec["mounts"] = mounts
     res = linux.setdefault("resources", {})
+    # (a FIFO is no device to the devices cgroup: no rule for it)
     res["devices"] = list(res.get("devices") or ()) + _DEFAULT_DEVICE_RULES + [
-        {"allow": True, "type": d["type"], "major": d.get("major"), "minor": d.get("minor"),
-         "access": "rwm"} for d in linux.get("devices") or ()]
+        {"allow": True, "type": "c" if d["type"] == "u" else d["type"], "major": d.get("major"),
+         "minor": d.get("minor"), "access": "rwm"}
+        for d in linux.get("devices") or () if d.get("type") in ("c", "u", "b")]
     caps = spec["process"].get("capabilities")
     if caps and caps.get("ambient"):
         # The kernel raises an ambient capability only if it is permitted and
