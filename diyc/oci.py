@@ -40,8 +40,10 @@ _LINUX = {"namespaces", "resources", "cgroupsPath", "devices", "sysctl", "masked
           "gidMappings"}
 _RESOURCES = {"memory", "cpu", "pids", "devices", "hugepageLimits", "blockIO", "network",
               "rdma", "unified"}
-_MEMORY = {"limit", "swap"}
-_CPU = {"quota", "period", "shares"}
+_MEMORY = {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+           "disableOOMKiller", "useHierarchy"}
+_CPU = {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+        "idle"}
 
 # What the runtime-spec (up to 1.2) defines, per object.
 _SPEC_FIELDS = {
@@ -210,9 +212,10 @@ def _validate_linux(linux):
         _refuse("a container without a mount namespace")
     res = linux.get("resources") or {}
     _check_keys(res, _RESOURCES, "linux.resources")
-    for field in ("hugepageLimits", "blockIO", "network", "rdma", "unified"):
-        if not _empty(res.get(field)):
-            _refuse(f"linux.resources.{field}")
+    # what the host's cgroups cannot apply is refused when they are set up
+    # (diyc/cgroups.py), naming the field and the reason
+    if not _empty(res.get("rdma")):
+        _refuse("linux.resources.rdma")
     _check_keys(res.get("memory") or {}, _MEMORY, "linux.resources.memory")
     _check_keys(res.get("cpu") or {}, _CPU, "linux.resources.cpu")
     _check_keys(res.get("pids") or {}, {"limit"}, "linux.resources.pids")
@@ -291,16 +294,19 @@ def _cgroup_mounts(m, cgroup):
 
 def _open_cgroup(cid, linux):
     path = linux.get("cgroupsPath")
+    every = cgroups.V1_ALL_CONTROLLERS
     if not path:
-        return cgroups.open_cgroup(f"diyc-{cid}")
+        return cgroups.open_cgroup(f"diyc-{cid}", controllers=every)
     if ":" in path:  # systemd's slice:prefix:name; cgroupfs is used (--systemd-cgroup)
         slice_, prefix, name = (path.split(":") + ["", ""])[:3]
         parent = "/" + "/".join(_slice_dirs(slice_ or "system.slice"))
-        return cgroups.open_cgroup(f"{prefix}-{name}.scope" if prefix else name, parent)
+        return cgroups.open_cgroup(f"{prefix}-{name}.scope" if prefix else name, parent,
+                                   controllers=every)
     parent, _, name = path.rstrip("/").rpartition("/")
     if not name or ".." in path.split("/"):
         raise InvalidArgument(f"config.json: invalid linux.cgroupsPath {path!r}")
-    return cgroups.open_cgroup(name, parent or ("/" if path.startswith("/") else None))
+    return cgroups.open_cgroup(name, parent or ("/" if path.startswith("/") else None),
+                               controllers=every)
 
 
 def _slice_dirs(slice_):
@@ -347,9 +353,7 @@ def create(root, cid, bundle, spec, *, auto_remove=False):
         "state": {"status": "created", "creator": os.getpid(),
                   "creator_start": process_start_time(os.getpid())},
     }
-    if cgroup.version == 1:  # a cgroupsPath may name parents nobody made yet
-        for path in cgroup.paths.values():
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+    cgroup.make_parents()  # a cgroupsPath may name parents nobody made yet
     cdir = root.container_dir(key)
     if not reserve_name(root, cid, key):
         raise Conflict(f"container {cid} already exists")

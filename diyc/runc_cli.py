@@ -145,6 +145,8 @@ def _create(root, cid, opts, start=False):
     ctr.console_socket = opts.get("console_socket")
     try:
         pid = _start_for_caller(ctr, int(opts.get("preserve_fds") or 0))
+        for warning in ctr.limit_warnings:
+            print(f"diyc-runc: warning: {warning}", file=sys.stderr)
         oci.run_hooks(ctr, "createRuntime", oci.state(ctr))
         if start:
             oci.start(ctr)

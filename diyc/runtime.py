@@ -56,6 +56,7 @@ class Container:
         self.trace = trace or Trace()
         self.pid = None  # set only while we are the parent of its init
         self.cgroup = None
+        self.limit_warnings = []  # limits the kernel took but does not enforce
 
     # -- identity -------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class Container:
             cgroup = self._cgroup()
             resources = spec["linux"]["resources"]
             cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
-            cgroup.set_limits(resources)
+            self.limit_warnings = cgroup.set_limits(resources) or []
             join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
             t.mark("cgroup")
 
