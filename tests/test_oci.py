@@ -278,6 +278,44 @@ def test_resources_memory_and_pids(runc, bundle):
     assert proc.stdout.splitlines() == [str(64 << 20), "42", "cg-ro"], proc.stderr
 
 
+def test_resources_cpu_cpuset_and_memory_v1(runc, bundle):
+    """The rest of linux.resources on a v1 host, read back by the container
+    from its own cgroups (bound at /sys/fs/cgroup/<controller>)."""
+    if not os.path.isdir("/sys/fs/cgroup/cpuset"):
+        pytest.skip("not a cgroup v1 host with cpuset")
+
+    def edit(spec):
+        spec["linux"]["resources"].update(
+            cpu={"shares": 2048, "period": 200000, "quota": 50000, "cpus": "0", "mems": "0"},
+            memory={"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10,
+                    "kernelTCP": 16 << 20, "disableOOMKiller": True})
+    files = ["cpu/cpu.shares", "cpu/cpu.cfs_period_us", "cpu/cpu.cfs_quota_us",
+             "cpuset/cpuset.cpus", "cpuset/cpuset.mems", "memory/memory.soft_limit_in_bytes",
+             "memory/memory.swappiness", "memory/memory.kmem.tcp.limit_in_bytes"]
+    script = "cd /sys/fs/cgroup; cat " + " ".join(files) + "; grep oom_kill_disable memory/memory.oom_control"
+    proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit), "cg1", check=False)
+    assert proc.stdout.split() == ["2048", "200000", "50000", "0", "0", str(32 << 20), "10",
+                                   str(16 << 20), "oom_kill_disable", "1"], proc.stderr
+
+
+def test_resources_the_host_cannot_apply_are_one_line(runc, bundle):
+    """No blkio leaf weights without CFQ, no net_cls here, no swappiness 1000:
+    refused naming the field and why, never a bare errno; nothing left."""
+    cases = []
+    if not os.path.exists("/sys/fs/cgroup/blkio/blkio.leaf_weight"):  # BFQ has none
+        cases.append(({"blockIO": {"leafWeight": 300}}, "linux.resources.blockIO"))
+    if not os.path.isdir("/sys/fs/cgroup/net_cls"):
+        cases.append(({"network": {"classID": 1}}, "linux.resources.network.classID"))
+    cases.append(({"memory": {"swappiness": 1000}}, "linux.resources.memory.swappiness"))
+    for resources, field in cases:
+        b = bundle(["true"], lambda s: s["linux"]["resources"].update(resources))
+        proc = runc("create", "--bundle", b, "cg2", check=False)
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and field in lines[0], proc.stderr
+        assert "Errno" not in lines[0]
+        assert runc("list", "-q").stdout == ""
+
+
 def test_devices_cgroup_denies_what_the_spec_denies(runc, bundle, rootfs):
     def edit(spec):
         spec["linux"]["devices"] = [{"path": "/dev/loop-test", "type": "b", "major": 7, "minor": 0,
