@@ -100,6 +100,7 @@ cdef extern from "diyc.h":
         const int *join_ns_fds
         int n_join_ns
         int pid_fd
+        int join_mnt_fd
         int start_fifo_fd
         int report_fifo_fd
         diyc_hook *create_hooks
@@ -323,6 +324,7 @@ def spawn(dict init):
     c.n_join_ns = len(join)
     c.join_ns_fds = arena.ints(join)
     c.pid_fd = init.get("pid_fd", -1)
+    c.join_mnt_fd = init.get("join_mnt_fd", -1)
     c.start_fifo_fd = init.get("start_fifo_fd", -1)
     c.report_fifo_fd = init.get("report_fifo_fd", -1)
     c.n_create_hooks = arena.hooks(init.get("create_hooks", ()), &c.create_hooks)

@@ -112,6 +112,7 @@ struct diyc_init {
 	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
 	int n_join_ns;
 	int pid_fd;             /* exec: where the command's pid is written */
+	int join_mnt_fd;        /* the init enters this mount namespace, or -1 */
 	int start_fifo_fd;      /* create/start split: block on this FIFO before exec, */
 	int report_fifo_fd;     /* report to this one once started (both O_RDWR), or -1 */
 	struct diyc_hook *create_hooks;  /* OCI createContainer */

@@ -187,6 +187,10 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
 
 	remember_host_pid();
+	/* linux.namespaces[mount].path: the rootfs is set up in that namespace
+	 * (our own fs_struct, unlike a thread of the runtime, may enter it) */
+	if (init->join_mnt_fd >= 0 && setns(init->join_mnt_fd, CLONE_NEWNS) < 0)
+		return diyc_fail(err, "setns_mount", errno, NULL);
 	if (setup_stdio(init, err) < 0 ||
 	    make_root_private(init, err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||

@@ -179,7 +179,8 @@ def validate(spec):
 
 def _validate_linux(linux):
     _check_keys(linux, _LINUX, "linux")
-    has_userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or ())
+    has_userns = any(ns.get("type") == "user" and not ns.get("path")
+                     for ns in linux.get("namespaces") or ())
     if bool(linux.get("uidMappings")) != has_userns or bool(linux.get("gidMappings")) != has_userns:
         _refuse("linux.uidMappings/gidMappings", "go with a user namespace, and it needs both")
     for m in (linux.get("uidMappings") or []) + (linux.get("gidMappings") or []):
@@ -200,9 +201,9 @@ def _validate_linux(linux):
         if ns.get("type") not in _NAMESPACES:
             _refuse(f"namespace type {ns.get('type')!r}")
         if ns.get("path"):
-            if ns["type"] in ("mount", "user"):
+            if ns["type"] == "user":
                 _refuse(f"linux.namespaces[{ns['type']}].path", "is not supported (joining an "
-                        "existing mount or user namespace)")
+                        "existing user namespace)")
             if not os.path.exists(ns["path"]):
                 _refuse(f"linux.namespaces[{ns['type']}].path {ns['path']!r}", "does not exist")
         if ns["type"] in types:

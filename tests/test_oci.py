@@ -560,6 +560,25 @@ def test_join_a_network_namespace_by_path(runc, bundle):
         subprocess.run(["ip", "netns", "del", name], check=True)
 
 
+def test_join_a_mount_namespace_by_path(runc, bundle):
+    """linux.namespaces[mount].path: the init enters it (and sets the
+    rootfs up there); here a namespace a helper process holds."""
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+    try:
+        path = f"/proc/{holder.pid}/ns/mnt"
+        wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/mnt"), what="unshare")
+
+        def join(spec):
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "mount":
+                    ns["path"] = path
+        out = runc("run", "--bundle", bundle(["readlink", "/proc/self/ns/mnt"], join), "mj1").stdout
+        assert out.strip() == os.readlink(path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_rootfs_propagation_rslave(runc, bundle, tmp_path):
     """rootfsPropagation rslave: a mount the host makes later, below a shared
     mount the container binds, shows up inside (and default private: not)."""
@@ -625,8 +644,8 @@ def _ns(spec, entry):
     (lambda s: s["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "linux.uidMappings"),
     (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "SCMP_ACT_NOPE"),
-    (lambda s: [ns.update(path="/proc/self/ns/mnt") for ns in s["linux"]["namespaces"]
-                if ns["type"] == "mount"], "linux.namespaces[mount].path"),
+    (lambda s: s["linux"]["namespaces"].append({"type": "user", "path": "/proc/self/ns/user"}),
+     "linux.namespaces[user].path"),
     (lambda s: [ns.update(path="/nonexistent/ns") for ns in s["linux"]["namespaces"]
                 if ns["type"] == "network"], "does not exist"),
     (lambda s: s.update(hooks={"createContainer": [{"path": "true"}]}), "hooks.createContainer[].path"),
