@@ -18,6 +18,9 @@ cdef extern from "<sched.h>":
         CLONE_NEWCGROUP, CLONE_NEWUSER
 
 cdef extern from "<sys/mount.h>":
+    int c_umount2 "umount2"(const char *target, int flags) nogil
+    enum:
+        MNT_DETACH
     enum:
         MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT,
         MS_MANDLOCK, MS_DIRSYNC, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE,
@@ -449,6 +452,12 @@ def attach_device_filter(int cgroup_fd, rules):
 def setns(int fd, int nstype=0):
     if c_setns(fd, nstype) < 0:
         raise OSError(errno, strerror(errno).decode())
+
+
+def umount_detach(path):
+    """umount2(path, MNT_DETACH): the mount and everything below it."""
+    if c_umount2(path.encode(), MNT_DETACH) < 0:
+        raise OSError(errno, strerror(errno).decode(), path)
 
 
 def unshare(int flags):

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -174,6 +175,8 @@ static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 	return exec_command(init, command, err);
 }
 
+static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err);
+
 static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 {
 	if (start_clean(init, err) < 0)
@@ -191,6 +194,8 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	 * (our own fs_struct, unlike a thread of the runtime, may enter it) */
 	if (init->join_mnt_fd >= 0 && setns(init->join_mnt_fd, CLONE_NEWNS) < 0)
 		return diyc_fail(err, "setns_mount", errno, NULL);
+	if (!(init->clone_flags & CLONE_NEWNS) && init->join_mnt_fd < 0)
+		return host_mount_steps(init, err);
 	if (setup_stdio(init, err) < 0 ||
 	    make_root_private(init, err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||
@@ -201,6 +206,39 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	    pivot_into_rootfs(init->rootfs, err) < 0 ||
 	    set_rootfs_propagation(init, err) < 0 ||
 	    setup_console(init, err) < 0 ||
+	    write_proc_settings(init, err) < 0 ||
+	    mask_paths(init, err) < 0 ||
+	    make_workdir(init, err) < 0 ||
+	    remount_root_readonly(init, err) < 0 ||
+	    set_hostname(init, err) < 0)
+		return -1;
+	if (init->loopback_up && bring_loopback_up(err) < 0)
+		return -1;
+	return finish_and_exec(init, err);
+}
+
+/*
+ * An OCI container without a mount namespace (it shares the runtime's):
+ * its mounts are made in the host's namespace, under the rootfs bound onto
+ * itself and made private (so none propagates anywhere), and the root is
+ * entered with chroot - pivot_root would move the host's own root.  The
+ * runtime detaches the rootfs mount, and everything under it, on delete.
+ */
+static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (setup_stdio(init, err) < 0 ||
+	    mount_rootfs(init, err) < 0)
+		return -1;
+	if (mount(NULL, init->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+		return diyc_fail(err, "make_rootfs_private", errno, init->rootfs);
+	if (mount_all(init, err) < 0 ||
+	    create_devices(init, err) < 0 ||
+	    run_hooks(init, init->create_hooks, init->n_create_hooks, "createContainer hook",
+		      "created", err) < 0)
+		return -1;
+	if (chdir(init->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return diyc_fail(err, "chroot", errno, init->rootfs);
+	if (setup_console(init, err) < 0 ||
 	    write_proc_settings(init, err) < 0 ||
 	    mask_paths(init, err) < 0 ||
 	    make_workdir(init, err) < 0 ||

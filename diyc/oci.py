@@ -16,6 +16,7 @@ naming it, never a silently weaker container.  Properties the spec does not
 define are ignored, as the spec says a runtime must.
 """
 
+import errno
 import os
 
 from . import _json, cgroups
@@ -88,6 +89,26 @@ def _check_keys(obj, allowed, where, spec_object=None):
             _refuse(f"{where}.{key}" if where else key)
 
 
+def _has_mount_namespace(spec):
+    return any(ns.get("type") == "mount"
+               for ns in (spec.get("linux") or {}).get("namespaces") or ())
+
+
+def release_host_mounts(ctr):
+    """A container without a mount namespace made its mounts in ours, all
+    below its rootfs bound onto itself (see host_mount_steps in
+    _native/spawn.c): detach that mount and everything under it.  Called
+    once, when the container is deleted."""
+    if _has_mount_namespace(ctr.record["spec"]):
+        return
+    from . import _native
+    try:
+        _native.umount_detach(ctr.record["spec"]["root"]["path"])
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted: never started
+            raise
+
+
 def _empty(value):
     return value in (None, "", [], {}, 0, False)
 
@@ -114,6 +135,9 @@ def load_bundle(bundle):
     root = os.path.normpath(root if root.startswith("/") else f"{bundle}/{root}")
     if not os.path.isdir(root):
         raise InvalidArgument(f"config.json: root.path {root} is not a directory")
+    if root == "/" and not _has_mount_namespace(spec):
+        _refuse("root.path /", "needs a mount namespace (the container's mounts would cover "
+                "the host's)")
     spec["root"]["path"] = root
     return bundle, spec
 
@@ -209,8 +233,6 @@ def _validate_linux(linux):
         if ns["type"] in types:
             _refuse(f"namespace type {ns['type']!r}", "is listed twice")
         types.append(ns["type"])
-    if "mount" not in types:
-        _refuse("a container without a mount namespace")
     res = linux.get("resources") or {}
     _check_keys(res, _RESOURCES, "linux.resources")
     # what the host's cgroups cannot apply is refused when they are set up
@@ -442,6 +464,7 @@ def discard(ctr):
         ctr.kill(9)
         with container_lock(ctr):
             ctr._remove_unlocked()
+        release_host_mounts(ctr)
     except (DiycError, OSError):
         pass
 
@@ -476,6 +499,7 @@ def delete(ctr, force=False):
     except FileNotFoundError:
         return
     ctr.remove(force=True)
+    release_host_mounts(ctr)
     run_hooks(ctr, "poststop", state(ctr) | {"status": "stopped", "pid": 0}, fatal=False)
 
 

@@ -233,6 +233,8 @@ def cmd_run(root, args):
         for sig in _FORWARDED:
             _signal.signal(sig, forward)
         result = ctr.wait()
+        if not opts.get("keep"):
+            oci.release_host_mounts(ctr)
     except BaseException:
         if ctr.pid:
             from .runtime import _kill_and_reap

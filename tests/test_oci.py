@@ -579,6 +579,34 @@ def test_join_a_mount_namespace_by_path(runc, bundle):
         holder.wait()
 
 
+def test_no_mount_namespace_mounts_below_the_rootfs_until_delete(runc, bundle, rootfs, tmp_path):
+    """Without a mount namespace (the spec's "inherit"), the container's
+    mounts are made in ours, all below its rootfs, entered with chroot;
+    delete detaches them all."""
+    own = tmp_path / "own-rootfs"
+    shutil.copytree(rootfs, own, symlinks=True)
+
+    def no_mntns(spec):
+        spec["root"]["path"] = str(own)
+        spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
+                                       if ns["type"] != "mount"]
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        runc("run", "-d", "--bundle", bundle(["sh", "-c", "readlink /proc/1/ns/mnt; sleep 60"],
+                                               no_mntns), "nm1", stdout=f)
+    wait_for(lambda: out.read_text().strip(), what="the container's output")
+    assert out.read_text().strip() == os.readlink("/proc/self/ns/mnt")  # ours, inherited
+    below = {m for m in mounts_here() if m == str(own) or m.startswith(f"{own}/")}
+    assert {str(own), f"{own}/proc", f"{own}/dev"} <= below
+    runc("delete", "--force", "nm1")
+    assert not {m for m in mounts_here() if m == str(own) or m.startswith(f"{own}/")}
+
+
+def mounts_here():
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
 def test_rootfs_propagation_rslave(runc, bundle, tmp_path):
     """rootfsPropagation rslave: a mount the host makes later, below a shared
     mount the container binds, shows up inside (and default private: not)."""
