@@ -661,6 +661,32 @@ def test_user_namespace_with_mappings(runc, rootfs):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_user_namespace_create_start_with_a_root_owned_bundle(runc, rootfs, tmp_path):
+    """The create/start split in a user namespace whose root is mapped to
+    an unprivileged host uid, the bundle and its rootfs root's (readable by
+    all): the mapped root still gets its start and report FIFOs (opened for
+    it by the runtime) and runs its program once started."""
+    base = 2100000000
+    d = tempfile.mkdtemp(prefix="diyc-oci-userns-", dir="/tmp")
+    os.chmod(d, 0o755)
+    try:
+        shutil.copytree(rootfs, f"{d}/rootfs", symlinks=True)
+        spec = default_config(f"{d}/rootfs", ["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": base, "size": 1000}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": base, "size": 1000}]
+        with open(f"{d}/config.json", "w") as f:
+            json.dump(spec, f)
+        with open(tmp_path / "out", "w") as out:
+            runc("create", "--bundle", d, "us2", stdout=out)
+            runc("start", "us2")
+        wait_for(lambda: runc.status("us2") == "stopped", what="stopped")
+        assert (tmp_path / "out").read_text().split()[:3] == ["0", "0", str(base)]
+        runc("delete", "us2")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # -- what is refused ----------------------------------------------------------------
 
 def _ns(spec, entry):
