@@ -423,6 +423,12 @@ def state(ctr):
     return out
 
 
+def started_state(ctr):
+    """The state the poststart hooks get: the container as `start` left it,
+    running with its pid, even if its program has ended already."""
+    return state(ctr) | {"status": "running", "pid": ctr.record["state"].get("pid") or 0}
+
+
 def start(ctr):
     """`start`: the prestart hooks (the spec's timing: once `start` is
     called, in the runtime's namespaces), then the init held before execve

@@ -168,7 +168,7 @@ def cmd_start(root, args):
     opts, pos = parse(args, {})
     ctr = oci.load(root, _one_id(pos, "start"))
     oci.start(ctr)
-    oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
+    oci.run_hooks(ctr, "poststart", oci.started_state(ctr), fatal=False)
     return 0
 
 
@@ -203,7 +203,7 @@ def cmd_run(root, args):
     cid = _one_id(pos, "run")
     if opts.get("detach"):
         oci, ctr = _create(root, cid, opts, start=True)
-        oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
+        oci.run_hooks(ctr, "poststart", oci.started_state(ctr), fatal=False)
         return 0
     oci, bundle, spec = _load_bundle(opts)
     if spec["process"].get("terminal"):
@@ -222,7 +222,7 @@ def cmd_run(root, args):
             ctr.exec_held()
         _write_pid_file(opts.get("pid_file"), pid)
         if hooks.get("poststart"):
-            oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
+            oci.run_hooks(ctr, "poststart", oci.started_state(ctr), fatal=False)
         import _signal
 
         def forward(signum, frame):
