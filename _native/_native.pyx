@@ -18,6 +18,9 @@ cdef extern from "<sched.h>":
         CLONE_NEWCGROUP, CLONE_NEWUSER
 
 cdef extern from "<sys/mount.h>":
+    int c_umount2 "umount2"(const char *target, int flags) nogil
+    enum:
+        MNT_DETACH
     enum:
         MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT,
         MS_MANDLOCK, MS_DIRSYNC, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE,
@@ -30,6 +33,8 @@ cdef extern from "syscall_table.h":
     int syscall_count "DIYC_SYSCALL_COUNT"
 
 cdef extern from "diyc.h":
+    const char *DIYC_INIT_DIED
+    const char *DIYC_INIT_COMM
     struct diyc_error:
         char step[32]
         int errnum
@@ -99,7 +104,9 @@ cdef extern from "diyc.h":
         const int *join_ns_fds
         int n_join_ns
         int pid_fd
-        const char *start_fifo
+        int join_mnt_fd
+        int start_fifo_fd
+        int report_fifo_fd
         diyc_hook *create_hooks
         int n_create_hooks
         diyc_hook *start_hooks
@@ -325,7 +332,9 @@ def spawn(dict init):
     c.n_join_ns = len(join)
     c.join_ns_fds = arena.ints(join)
     c.pid_fd = init.get("pid_fd", -1)
-    c.start_fifo = arena.str(init.get("start_fifo"))
+    c.join_mnt_fd = init.get("join_mnt_fd", -1)
+    c.start_fifo_fd = init.get("start_fifo_fd", -1)
+    c.report_fifo_fd = init.get("report_fifo_fd", -1)
     c.n_create_hooks = arena.hooks(init.get("create_hooks", ()), &c.create_hooks)
     c.n_start_hooks = arena.hooks(init.get("start_hooks", ()), &c.start_hooks)
     state = init.get("hook_state") or ("", "", "")
@@ -361,7 +370,8 @@ def release(int release_fd):
 
 def wait_exec(int error_fd):
     """Block until the child has called execve (returns None) or failed
-    (returns (step, errno, detail)).  Closes error_fd."""
+    (returns (step, errno, detail)); ("init_died", 0, "") when it died
+    without a word (a signal, the OOM killer).  Closes error_fd."""
     cdef diyc_child child
     cdef diyc_error err
     cdef int r
@@ -371,6 +381,10 @@ def wait_exec(int error_fd):
     if r == 0:
         return None
     return (err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
+
+
+INIT_DIED = DIYC_INIT_DIED.decode()  # wait_exec's step for an init that died without a word
+INIT_COMM = DIYC_INIT_COMM.decode()  # the init's name until execve
 
 
 def syscall_table():
@@ -447,6 +461,12 @@ def attach_device_filter(int cgroup_fd, rules):
 def setns(int fd, int nstype=0):
     if c_setns(fd, nstype) < 0:
         raise OSError(errno, strerror(errno).decode())
+
+
+def umount_detach(path):
+    """umount2(path, MNT_DETACH): the mount and everything below it."""
+    if c_umount2(path.encode(), MNT_DETACH) < 0:
+        raise OSError(errno, strerror(errno).decode(), path)
 
 
 def unshare(int flags):

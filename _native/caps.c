@@ -36,19 +36,43 @@ int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
-int set_caps(const struct diyc_init *init, struct diyc_error *err)
+static int capset_sets(uint64_t effective, uint64_t permitted, uint64_t inheritable)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2];
 
+	for (int i = 0; i < 2; i++) {
+		data[i].effective = (uint32_t)(effective >> (32 * i));
+		data[i].permitted = (uint32_t)(permitted >> (32 * i));
+		data[i].inheritable = (uint32_t)(inheritable >> (32 * i));
+	}
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/*
+ * The capability seccomp needs without no_new_privs, when the sets asked
+ * for lack it: it stays effective and permitted until execve, which drops
+ * it.  The kernel computes the program's sets from the inheritable,
+ * ambient and bounding sets (and the file's), never from the permitted and
+ * effective sets before execve, and the ambient set never gets it (it is
+ * not inheritable).  So the filter goes on last, with nothing of ours after.
+ */
+uint64_t seccomp_extra_caps(const struct diyc_init *init)
+{
+	uint64_t admin = 1ULL << CAP_SYS_ADMIN;
+
+	if (!init->set_caps || !init->seccomp_len || init->no_new_privs)
+		return 0;
+	return (init->cap_effective & init->cap_permitted & admin) ? 0 : admin;
+}
+
+/* `extra` is effective and permitted on top of the sets asked for. */
+int set_caps(const struct diyc_init *init, uint64_t extra, struct diyc_error *err)
+{
 	if (!init->set_caps)
 		return 0;
-	for (int i = 0; i < 2; i++) {
-		data[i].effective = (uint32_t)(init->cap_effective >> (32 * i));
-		data[i].permitted = (uint32_t)(init->cap_permitted >> (32 * i));
-		data[i].inheritable = (uint32_t)(init->cap_inheritable >> (32 * i));
-	}
-	if (syscall(SYS_capset, &hdr, data) < 0)
+	if (capset_sets(init->cap_effective | extra, init->cap_permitted | extra,
+			init->cap_inheritable) < 0)
 		return diyc_fail(err, "capset", errno, NULL);
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return diyc_fail(err, "ambient_caps", errno, NULL);

@@ -19,6 +19,13 @@ struct diyc_error {
 	char detail[224];
 };
 
+/* Reports that are not failures: the init is about to call execve (EOF
+ * without it means the init died), and the name wait_exec gives a death. */
+#define DIYC_EXEC_NEXT "exec_next"
+#define DIYC_INIT_DIED "init_died"
+/* The init's name (comm) until execve. */
+#define DIYC_INIT_COMM "diyc:init"
+
 /* One entry of the OCI `mounts` list, with the options already split by
  * Python into mount(2) flags, propagation flags and filesystem data. */
 struct diyc_mount {
@@ -106,7 +113,9 @@ struct diyc_init {
 	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
 	int n_join_ns;
 	int pid_fd;             /* exec: where the command's pid is written */
-	const char *start_fifo; /* create/start split: block on this FIFO before exec */
+	int join_mnt_fd;        /* the init enters this mount namespace, or -1 */
+	int start_fifo_fd;      /* create/start split: block on this FIFO before exec, */
+	int report_fifo_fd;     /* report to this one once started (both O_RDWR), or -1 */
 	struct diyc_hook *create_hooks;  /* OCI createContainer */
 	int n_create_hooks;
 	struct diyc_hook *start_hooks;   /* OCI startContainer */
@@ -193,7 +202,8 @@ int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
 
 /* caps.c: the privilege steps of container init */
 int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err);
-int set_caps(const struct diyc_init *init, struct diyc_error *err);
+uint64_t seccomp_extra_caps(const struct diyc_init *init);
+int set_caps(const struct diyc_init *init, uint64_t extra, struct diyc_error *err);
 int set_no_new_privs(const struct diyc_init *init, struct diyc_error *err);
 int set_rlimits(const struct diyc_init *init, struct diyc_error *err);
 
@@ -224,6 +234,7 @@ int set_identity(const struct diyc_init *init, struct diyc_error *err);
 int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);
 int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
-int exec_command(const struct diyc_init *init, struct diyc_error *err);
+int find_command(const struct diyc_init *init, char *out, size_t size, struct diyc_error *err);
+int exec_command(const struct diyc_init *init, const char *path, struct diyc_error *err);
 
 #endif

@@ -256,19 +256,37 @@ static const char *env_lookup(char *const *envp, const char *name)
 	return NULL;
 }
 
-/* execvpe() would search the PATH of *this* process, which is the host's:
- * search the container's PATH ourselves, like a shell inside it would. */
-int exec_command(const struct diyc_init *init, struct diyc_error *err)
+/* An executable regular file, for the calling user (AT_EACCESS): 0, or
+ * the errno execve would most likely give. */
+static int executable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return errno;
+	if (!S_ISREG(st.st_mode))
+		return EACCES;
+	return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0 ? errno : 0;
+}
+
+/*
+ * The program, found before the create ends (as runc does), so a missing
+ * or non-executable one is create's error rather than a dead container
+ * after start.  execvpe() would search the PATH of *this* process, which is
+ * the host's: the container's PATH is searched, like a shell inside it
+ * would.  `out` gets the path execve is given.
+ */
+int find_command(const struct diyc_init *init, char *out, size_t size, struct diyc_error *err)
 {
 	const char *file = init->argv[0];
 	const char *path, *p;
-	char buf[4096];
-	int seen_eacces = 0;
+	int seen_eacces = 0, e;
 
-	umask(init->umask);
 	if (strchr(file, '/')) {
-		execve(file, init->argv, init->envp);
-		return diyc_fail(err, "exec", errno, file);
+		if (diyc_strlcpy(out, file, size) >= size)
+			return diyc_fail(err, "exec", ENAMETOOLONG, file);
+		e = executable(file);
+		return e ? diyc_fail(err, "exec", e, file) : 0;
 	}
 	path = env_lookup(init->envp, "PATH");
 	if (!path)
@@ -277,25 +295,33 @@ int exec_command(const struct diyc_init *init, struct diyc_error *err)
 		const char *end = strchrnul(p, ':');
 		size_t dl = end - p, fl = strlen(file);
 
-		if (dl + 1 + fl + 1 <= sizeof(buf)) {
+		if (dl + 1 + fl + 1 <= size) {
 			if (dl == 0) {
-				memcpy(buf, file, fl + 1);
+				memcpy(out, file, fl + 1);
 			} else {
-				memcpy(buf, p, dl);
-				buf[dl] = '/';
-				memcpy(buf + dl + 1, file, fl + 1);
+				memcpy(out, p, dl);
+				out[dl] = '/';
+				memcpy(out + dl + 1, file, fl + 1);
 			}
-			execve(buf, init->argv, init->envp);
-			if (errno == EACCES)
+			e = executable(out);
+			if (e == 0)
+				return 0;
+			if (e == EACCES)
 				seen_eacces = 1;
-			else if (errno != ENOENT && errno != ENOTDIR)
-				return diyc_fail(err, "exec", errno, file);
+			else if (e != ENOENT && e != ENOTDIR)
+				return diyc_fail(err, "exec", e, file);
 		}
 		if (*end == '\0')
 			break;
 		p = end;
 	}
 	return diyc_fail(err, "exec", seen_eacces ? EACCES : ENOENT, file);
+}
+
+int exec_command(const struct diyc_init *init, const char *path, struct diyc_error *err)
+{
+	execve(path, init->argv, init->envp);
+	return diyc_fail(err, "exec", errno, init->argv[0]);
 }
 
 /* Like docker, a missing working directory is created (as root, before the

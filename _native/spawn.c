@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -70,23 +71,39 @@ static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 	 * execve of the container's binary makes the process dumpable again. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return diyc_fail(err, "set_dumpable", errno, NULL);
+	/* A name only we use until execve replaces it: a process found dead
+	 * under this name died before its program ran (init_died_before_exec). */
+	prctl(PR_SET_NAME, DIYC_INIT_COMM, 0, 0, 0);
 	return 0;
 }
 
 /* create/start split (the OCI `create` then `start`): after the release the
  * child says "ready" on the error pipe and blocks on a FIFO until `start`
  * writes to it.  Opened O_RDWR so that read() blocks instead of seeing EOF
- * while no writer has the FIFO open.  Child memory only: no locking. */
-static int start_fifo = -1;
+ * while no writer has the FIFO open.  Child memory only: no locking.
+ *
+ * `create` has gone by then, and with it the reader of the error pipe: from
+ * the start on, the init reports to a second FIFO that `start` reads
+ * (report_fd).  We hold it O_RDWR too, so a report is never EPIPE/SIGPIPE,
+ * and `start` sees EOF when our last fd on it closes: at execve or death.
+ * The parent opened both for us (a mapped root could not open them). */
+static int report_fd = -1;
 
-static int open_start_fifo(const struct diyc_init *init, struct diyc_error *err)
+static int reporting_fd(const struct diyc_init *init)
 {
-	if (!init->start_fifo)
-		return 0;
-	start_fifo = open(init->start_fifo, O_RDWR | O_CLOEXEC);
-	if (start_fifo < 0)
-		return diyc_fail(err, "open_start_fifo", errno, init->start_fifo);
-	return 0;
+	return report_fd >= 0 ? report_fd : init->error_fd;
+}
+
+/* The last report before the program: everything of ours is done.  The
+ * parent reads EOF without it as "the init died" (a signal, the OOM killer),
+ * never as a successful execve. */
+static void report_exec_next(const struct diyc_init *init)
+{
+	struct diyc_error next;
+
+	memset(&next, 0, sizeof(next));
+	diyc_fail(&next, DIYC_EXEC_NEXT, 0, NULL);
+	diyc_report(reporting_fd(init), &next);
 }
 
 static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
@@ -95,44 +112,70 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
 	char go;
 	ssize_t r;
 
-	if (start_fifo < 0)
+	if (init->start_fifo_fd < 0)
 		return 0;
 	diyc_fail(&ready, "ready", 0, NULL);
 	diyc_report(init->error_fd, &ready);
 	do
-		r = read(start_fifo, &go, 1);
+		r = read(init->start_fifo_fd, &go, 1);
 	while (r < 0 && errno == EINTR);
 	if (r != 1)
 		return diyc_fail(err, "wait_for_start", r < 0 ? errno : EPIPE, NULL);
-	close(start_fifo);
+	close(init->start_fifo_fd);
+	close(init->error_fd);  /* its reader, `create`, is gone */
+	report_fd = init->report_fifo_fd;
 	return 0;
 }
 
-/* The common end: privileges and identity, then execve. */
+/*
+ * The common end: privileges and identity, then execve.
+ *
+ * As with runc, everything that can fail happens before the create ends
+ * ("ready"), the program's look-up included; `start` only lets the init
+ * run the startContainer hooks and execve.
+ *
+ * The user's seccomp profile says what the *program* may call, so our own
+ * steps come before the filter: fds, rlimits, caps, identity, workdir,
+ * hooks, umask, signal mask.  After it only execve remains.  Without
+ * no_new_privs the filter needs CAP_SYS_ADMIN: see seccomp_extra_caps() for
+ * why holding it until execve gives the program nothing.
+ */
 static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
+	uint64_t extra = seccomp_extra_caps(init);
+	/* privileged (no capability sets) as another user: the setuid drops
+	 * every capability, so the filter must go on before it */
+	int filter_first = init->seccomp_len && !init->no_new_privs && !init->set_caps && init->uid != 0;
+	static char command[4096];  /* the child's own copy of memory: no malloc */
 	sigset_t none;
 
-	if (wait_for_release(init, err) < 0 || wait_for_start(init, err) < 0 ||
+	if (wait_for_release(init, err) < 0 ||
+	    set_rlimits(init, err) < 0 ||
+	    close_inherited_fds(init, err) < 0)
+		return -1;
+	if (filter_first && install_seccomp(init, err) < 0)
+		return -1;
+	if (drop_bounding_caps(init, err) < 0 ||
+	    set_identity(init, err) < 0 ||
+	    set_caps(init, extra, err) < 0 ||
+	    enter_workdir(init, err) < 0 ||
+	    set_no_new_privs(init, err) < 0 ||
+	    find_command(init, command, sizeof(command), err) < 0)
+		return -1;
+	if (wait_for_start(init, err) < 0 ||
 	    run_hooks(init, init->start_hooks, init->n_start_hooks, "startContainer hook",
 		      "running", err) < 0)
 		return -1;
-	/* seccomp goes on while we still hold CAP_SYS_ADMIN (needed without
-	 * no_new_privs); the calls after it are all allowed by the filter. */
-	if (set_rlimits(init, err) < 0 ||
-	    install_seccomp(init, err) < 0 ||
-	    drop_bounding_caps(init, err) < 0 ||
-	    set_identity(init, err) < 0 ||
-	    set_caps(init, err) < 0 ||
-	    set_no_new_privs(init, err) < 0 ||
-	    enter_workdir(init, err) < 0 ||
-	    close_inherited_fds(init, err) < 0)
-		return -1;
-
+	umask(init->umask);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	return exec_command(init, err);
+	report_exec_next(init);
+	if (!filter_first && install_seccomp(init, err) < 0)
+		return -1;
+	return exec_command(init, command, err);
 }
+
+static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err);
 
 static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 {
@@ -147,8 +190,13 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
 
 	remember_host_pid();
+	/* linux.namespaces[mount].path: the rootfs is set up in that namespace
+	 * (our own fs_struct, unlike a thread of the runtime, may enter it) */
+	if (init->join_mnt_fd >= 0 && setns(init->join_mnt_fd, CLONE_NEWNS) < 0)
+		return diyc_fail(err, "setns_mount", errno, NULL);
+	if (!(init->clone_flags & CLONE_NEWNS) && init->join_mnt_fd < 0)
+		return host_mount_steps(init, err);
 	if (setup_stdio(init, err) < 0 ||
-	    open_start_fifo(init, err) < 0 ||
 	    make_root_private(init, err) < 0 ||
 	    mount_rootfs(init, err) < 0 ||
 	    mount_all(init, err) < 0 ||
@@ -169,9 +217,42 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	return finish_and_exec(init, err);
 }
 
+/*
+ * An OCI container without a mount namespace (it shares the runtime's):
+ * its mounts are made in the host's namespace, under the rootfs bound onto
+ * itself and made private (so none propagates anywhere), and the root is
+ * entered with chroot - pivot_root would move the host's own root.  The
+ * runtime detaches the rootfs mount, and everything under it, on delete.
+ */
+static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (setup_stdio(init, err) < 0 ||
+	    mount_rootfs(init, err) < 0)
+		return -1;
+	if (mount(NULL, init->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+		return diyc_fail(err, "make_rootfs_private", errno, init->rootfs);
+	if (mount_all(init, err) < 0 ||
+	    create_devices(init, err) < 0 ||
+	    run_hooks(init, init->create_hooks, init->n_create_hooks, "createContainer hook",
+		      "created", err) < 0)
+		return -1;
+	if (chdir(init->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return diyc_fail(err, "chroot", errno, init->rootfs);
+	if (setup_console(init, err) < 0 ||
+	    write_proc_settings(init, err) < 0 ||
+	    mask_paths(init, err) < 0 ||
+	    make_workdir(init, err) < 0 ||
+	    remount_root_readonly(init, err) < 0 ||
+	    set_hostname(init, err) < 0)
+		return -1;
+	if (init->loopback_up && bring_loopback_up(err) < 0)
+		return -1;
+	return finish_and_exec(init, err);
+}
+
 static _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
 {
-	diyc_report(init->error_fd, err);
+	diyc_report(reporting_fd(init), err);
 	if (strcmp(err->step, "exec") == 0)
 		_exit(err->errnum == ENOENT ? 127 : 126);
 	_exit(125);
@@ -429,20 +510,30 @@ int diyc_release(struct diyc_child *child, struct diyc_error *err)
 
 int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
 {
+	int exec_next = 0;
 	ssize_t r;
 
-	do
-		r = read(child->error_fd, err, sizeof(*err));
-	while (r < 0 && errno == EINTR);
+	for (;;) {
+		do
+			r = read(child->error_fd, err, sizeof(*err));
+		while (r < 0 && errno == EINTR);
+		if (r <= 0 || r != sizeof(*err))
+			break;
+		err->step[sizeof(err->step) - 1] = '\0';
+		err->detail[sizeof(err->detail) - 1] = '\0';
+		if (strcmp(err->step, DIYC_EXEC_NEXT) != 0)
+			break;  /* a failure, or "ready" */
+		exec_next = 1;
+	}
 	close(child->error_fd);
 	child->error_fd = -1;
-	if (r == 0)
+	if (r == 0 && exec_next)
 		return 0;
+	if (r == 0)
+		return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
 	if (r < 0)
 		return diyc_fail(err, "wait_exec", errno, NULL);
 	if (r != sizeof(*err))
 		return diyc_fail(err, "wait_exec", EPROTO, "short error report");
-	err->step[sizeof(err->step) - 1] = '\0';
-	err->detail[sizeof(err->detail) - 1] = '\0';
 	return -1;
 }

@@ -8,8 +8,9 @@ A container's cgroup nests under the cgroup of the calling process, per
 controller, so diyc never moves anything out of the subtree it was started
 in (`cgroup_parent` overrides: absolute = from the hierarchy root, relative
 = under the caller's cgroup).  Limits follow the OCI `linux.resources`
-schema: {"memory": {"limit", "swap"}, "cpu": {"quota", "period", "shares"},
-"pids": {"limit"}}, where memory.swap is memory+swap, as in docker.
+schema (memory, cpu, pids, blockIO, hugepageLimits, network, devices and
+v2's unified), where memory.swap is memory+swap, as in docker.  A limit the
+host cannot apply is a CgroupError naming the field and the reason.
 """
 
 import errno
@@ -20,6 +21,10 @@ from .errors import DiycError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
+# An OCI container joins every hierarchy, as with runc (clients read its
+# cgroups from /proc/PID/cgroup); the mounted ones of these.
+V1_ALL_CONTROLLERS = V1_CONTROLLERS + ("cpuset", "blkio", "freezer", "hugetlb", "net_cls",
+                                       "net_prio", "perf_event")
 
 
 class CgroupError(DiycError):
@@ -80,13 +85,15 @@ def is_v2(root=CGROUP_ROOT):
     return os.path.exists(f"{root}/cgroup.controllers")
 
 
-def open_cgroup(name, parent=None, root=CGROUP_ROOT, proc_file="/proc/self/cgroup"):
-    """The cgroup a container named `name` will get (not created yet)."""
+def open_cgroup(name, parent=None, root=CGROUP_ROOT, proc_file="/proc/self/cgroup",
+                controllers=V1_CONTROLLERS):
+    """The cgroup a container named `name` will get (not created yet);
+    `controllers`: the v1 hierarchies it joins, of those mounted."""
     own = self_cgroups(proc_file)
     if is_v2(root):
         return CgroupV2(root + _child_path(own.get("", "/"), parent, name))
     paths = {}
-    for controller in V1_CONTROLLERS:
+    for controller in controllers:
         mount = f"{root}/{controller}"
         if os.path.isdir(mount):
             paths[controller] = mount + _child_path(own.get(controller, "/"), parent, name)
@@ -120,6 +127,34 @@ def _rmdir_when_empty(path, procs_file, kill_file=None, timeout=2.0):
             except FileNotFoundError:
                 return
         time.sleep(0.002)
+
+
+def _set(directory, file, value, field):
+    """Write one limit; a failure names the OCI field and the reason.  (A
+    file the kernel does not offer cannot be created: O_CREAT is only for
+    the plain directories of the fake-v2 tests.)"""
+    try:
+        _write(f"{directory}/{file}", value)
+    except OSError as e:
+        missing = e.errno == errno.ENOENT or not os.path.exists(f"{directory}/{file}")
+        why = "this host's kernel does not offer it" if missing else e.strerror
+        raise CgroupError(f"linux.resources.{field}: cannot write {value!r} to {file}: {why}") from None
+
+
+def _read_int(path):
+    try:
+        return int(_read(path).split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _inherit_cpuset(path):
+    """A new v1 cpuset starts empty (cgroup.clone_children is 0) and takes
+    no task until it has cpus and mems: its parent's."""
+    parent = os.path.dirname(path)
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        if not _read(f"{path}/{f}").strip():
+            _write(f"{path}/{f}", _read(f"{parent}/{f}").strip())
 
 
 def _pids(path):
@@ -161,35 +196,149 @@ class CgroupV1:
                 self.remove()
                 raise CgroupError(f"cannot create cgroup {path}: {e.strerror}") from None
             self.created.append(path)
+            if path == self.paths.get("cpuset"):
+                _inherit_cpuset(path)
         return self
 
+    def make_parents(self):
+        """Create missing ancestors (a cgroupsPath may name parents nobody
+        made yet); a new cpuset gets its parent's cpus and mems, without
+        which nothing can join it."""
+        for controller, path in self.paths.items():
+            mount = f"{CGROUP_ROOT}/{controller}"
+            if not path.startswith(mount + "/"):
+                continue
+            parts = path[len(mount):].strip("/").split("/")[:-1]
+            current = mount
+            for part in parts:
+                current = f"{current}/{part}"
+                try:
+                    os.mkdir(current, 0o755)
+                except FileExistsError:
+                    continue
+                if controller == "cpuset":
+                    _inherit_cpuset(current)
+
     def set_limits(self, resources):
+        """Write the limits; -> warnings: what the kernel accepted but does
+        not enforce."""
+        warnings = []
         memory = resources.get("memory") or {}
-        if "memory" in self.paths:
-            m = self.paths["memory"]
-            if memory.get("limit") is not None:
-                _write(f"{m}/memory.limit_in_bytes", memory["limit"])
-            if memory.get("swap") is not None:
-                # memsw exists only with swap accounting: then swap is limited too.
-                _write_optional(f"{m}/memory.memsw.limit_in_bytes", memory["swap"])
-        elif memory:
+        if memory and "memory" not in self.paths:
             raise CgroupError("memory limit requested, but the memory controller is not mounted")
+        m = self.paths.get("memory")
+        if memory.get("limit") is not None:
+            _set(m, "memory.limit_in_bytes", memory["limit"], "memory.limit")
+        if memory.get("swap") is not None:
+            # memsw exists only with swap accounting: then swap is limited too.
+            if os.path.exists(f"{m}/memory.memsw.limit_in_bytes"):
+                _set(m, "memory.memsw.limit_in_bytes", memory["swap"], "memory.swap")
+        if memory.get("reservation") is not None:
+            _set(m, "memory.soft_limit_in_bytes", memory["reservation"], "memory.reservation")
+        if memory.get("kernel") is not None:
+            _set(m, "memory.kmem.limit_in_bytes", memory["kernel"], "memory.kernel")
+            if _read_int(f"{m}/memory.kmem.limit_in_bytes") != memory["kernel"]:
+                warnings.append("linux.resources.memory.kernel: this kernel does not enforce "
+                                "kernel memory limits (deprecated in cgroup v1)")
+        if memory.get("kernelTCP") is not None:
+            _set(m, "memory.kmem.tcp.limit_in_bytes", memory["kernelTCP"], "memory.kernelTCP")
+        if memory.get("swappiness") is not None:
+            _set(m, "memory.swappiness", memory["swappiness"], "memory.swappiness")
+        if memory.get("disableOOMKiller"):
+            _set(m, "memory.oom_control", 1, "memory.disableOOMKiller")
+        if memory.get("useHierarchy") is not None:
+            _set(m, "memory.use_hierarchy", int(bool(memory["useHierarchy"])), "memory.useHierarchy")
         cpu = resources.get("cpu") or {}
-        if cpu and "cpu" not in self.paths:
+        if any(cpu.get(k) is not None for k in ("shares", "quota", "period", "burst", "idle",
+                                                  "realtimeRuntime", "realtimePeriod")) \
+                and "cpu" not in self.paths:
             raise CgroupError("cpu limit requested, but the cpu controller is not mounted")
+        c = self.paths.get("cpu")
         if cpu.get("period") is not None:
-            _write(f"{self.paths['cpu']}/cpu.cfs_period_us", cpu["period"])
+            _set(c, "cpu.cfs_period_us", cpu["period"], "cpu.period")
         if cpu.get("quota") is not None:
-            _write(f"{self.paths['cpu']}/cpu.cfs_quota_us", cpu["quota"])
+            _set(c, "cpu.cfs_quota_us", cpu["quota"], "cpu.quota")
+        if cpu.get("burst") is not None:
+            _set(c, "cpu.cfs_burst_us", cpu["burst"], "cpu.burst")
         if cpu.get("shares") is not None:
-            _write(f"{self.paths['cpu']}/cpu.shares", cpu["shares"])
+            _set(c, "cpu.shares", cpu["shares"], "cpu.shares")
+        if cpu.get("idle") is not None:
+            _set(c, "cpu.idle", cpu["idle"], "cpu.idle")
+        # period before runtime: the runtime must fit in the period
+        if cpu.get("realtimePeriod") is not None:
+            _set(c, "cpu.rt_period_us", cpu["realtimePeriod"], "cpu.realtimePeriod")
+        if cpu.get("realtimeRuntime") is not None:
+            _set(c, "cpu.rt_runtime_us", cpu["realtimeRuntime"], "cpu.realtimeRuntime")
+        for key, file in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
+            if cpu.get(key):
+                if "cpuset" not in self.paths:
+                    raise CgroupError(f"linux.resources.cpu.{key}: the cpuset controller is not "
+                                      "mounted")
+                _set(self.paths["cpuset"], file, cpu[key], f"cpu.{key}")
         if resources.get("devices") and "devices" in self.paths:
             self._set_device_rules(resources["devices"])
         pids = resources.get("pids") or {}
         if pids.get("limit") is not None:
             if "pids" not in self.paths:
                 raise CgroupError("pids limit requested, but the pids controller is not mounted")
-            _write(f"{self.paths['pids']}/pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+            _set(self.paths["pids"], "pids.max", pids["limit"] if pids["limit"] > 0 else "max",
+                 "pids.limit")
+        self._set_block_io(resources.get("blockIO") or {})
+        for limit in resources.get("hugepageLimits") or ():
+            if "hugetlb" not in self.paths:
+                raise CgroupError("linux.resources.hugepageLimits: the hugetlb controller is not "
+                                  "mounted as a cgroup v1 hierarchy on this host")
+            _set(self.paths["hugetlb"], f"hugetlb.{limit['pageSize']}.limit_in_bytes",
+                 limit["limit"], "hugepageLimits")
+        network = resources.get("network") or {}
+        if network.get("classID") is not None:
+            if "net_cls" not in self.paths:
+                raise CgroupError("linux.resources.network.classID: the net_cls controller is "
+                                  "not mounted on this host")
+            _set(self.paths["net_cls"], "net_cls.classid", network["classID"], "network.classID")
+        for prio in network.get("priorities") or ():
+            if "net_prio" not in self.paths:
+                raise CgroupError("linux.resources.network.priorities: the net_prio controller "
+                                  "is not mounted on this host")
+            _set(self.paths["net_prio"], "net_prio.ifpriomap",
+                 f"{prio['name']} {prio['priority']}", "network.priorities")
+        if resources.get("unified"):
+            raise CgroupError("linux.resources.unified: this host's cgroups are v1, not the "
+                              "unified hierarchy")
+        return warnings
+
+    def _set_block_io(self, bio):
+        if not bio:
+            return
+        if "blkio" not in self.paths:
+            raise CgroupError("linux.resources.blockIO: the blkio controller is not mounted")
+        d = self.paths["blkio"]
+
+        def weight_file(name):
+            # CFQ's blkio.weight, or BFQ's; neither when no scheduler offers weights
+            for f in (f"blkio.{name}", f"blkio.bfq.{name}"):
+                if os.path.exists(f"{d}/{f}"):
+                    return f
+            raise CgroupError(f"linux.resources.blockIO: this host's block devices have no "
+                              f"I/O scheduler with weights (no blkio.{name} file)")
+        if bio.get("weight") is not None:
+            _set(d, weight_file("weight"), bio["weight"], "blockIO.weight")
+        if bio.get("leafWeight") is not None:
+            _set(d, weight_file("leaf_weight"), bio["leafWeight"], "blockIO.leafWeight")
+        for dev in bio.get("weightDevice") or ():
+            if dev.get("weight") is not None:
+                _set(d, weight_file("weight_device"), f"{dev['major']}:{dev['minor']} {dev['weight']}",
+                     "blockIO.weightDevice")
+            if dev.get("leafWeight") is not None:
+                _set(d, weight_file("leaf_weight_device"),
+                     f"{dev['major']}:{dev['minor']} {dev['leafWeight']}", "blockIO.weightDevice")
+        for key, file in (("throttleReadBpsDevice", "read_bps_device"),
+                          ("throttleWriteBpsDevice", "write_bps_device"),
+                          ("throttleReadIOPSDevice", "read_iops_device"),
+                          ("throttleWriteIOPSDevice", "write_iops_device")):
+            for dev in bio.get(key) or ():
+                _set(d, f"blkio.throttle.{file}", f"{dev['major']}:{dev['minor']} {dev['rate']}",
+                     f"blockIO.{key}")
 
     def _set_device_rules(self, rules):
         """In order (a deny-all comes before the allows); the kernel takes one
@@ -257,6 +406,13 @@ class CgroupV2:
 
     def create(self, resources=None):
         wanted = [c for c in ("memory", "cpu", "pids") if (resources or {}).get(c)]
+        cpu = (resources or {}).get("cpu") or {}
+        if cpu.get("cpus") or cpu.get("mems"):
+            wanted.append("cpuset")
+        if (resources or {}).get("blockIO"):
+            wanted.append("io")
+        if (resources or {}).get("hugepageLimits"):
+            wanted.append("hugetlb")
         if wanted:
             self._enable_controllers(wanted)
         try:
@@ -268,28 +424,91 @@ class CgroupV2:
         self.created = True
         return self
 
+    def make_parents(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+
     def set_limits(self, resources):
+        """Write the limits (the OCI v1-shaped ones converted as runc and
+        crun do); -> warnings, none on v2."""
         p = self.path
         memory = resources.get("memory") or {}
         if memory.get("limit") is not None:
-            _write(f"{p}/memory.max", memory["limit"] if memory["limit"] > 0 else "max")
+            _set(p, "memory.max", memory["limit"] if memory["limit"] > 0 else "max", "memory.limit")
             if memory.get("swap") is not None:
                 swap = memory["swap"]
                 # OCI/docker count memory+swap; v2 limits swap alone.
                 _write_optional(f"{p}/memory.swap.max",
                                 "max" if swap < 0 else max(swap - memory["limit"], 0))
+        if memory.get("reservation") is not None:
+            _set(p, "memory.low", memory["reservation"] if memory["reservation"] >= 0 else 0,
+                 "memory.reservation")
+        for key, why in (("kernel", "kernel memory is not limited separately on cgroup v2"),
+                         ("kernelTCP", "TCP buffer memory is not limited separately on cgroup v2"),
+                         ("swappiness", "cgroup v2 has no per-cgroup swappiness")):
+            if memory.get(key) is not None:
+                raise CgroupError(f"linux.resources.memory.{key}: {why}")
+        if memory.get("disableOOMKiller"):
+            raise CgroupError("linux.resources.memory.disableOOMKiller: cgroup v2 cannot disable "
+                              "the OOM killer")
+        if memory.get("useHierarchy") is False:
+            raise CgroupError("linux.resources.memory.useHierarchy: cgroup v2 is always "
+                              "hierarchical")
         cpu = resources.get("cpu") or {}
-        if cpu.get("quota") is not None:
-            quota = cpu["quota"]
-            _write(f"{p}/cpu.max", f"{quota if quota > 0 else 'max'} {cpu.get('period') or 100000}")
+        if cpu.get("quota") is not None or cpu.get("period") is not None:
+            quota = cpu.get("quota")
+            _set(p, "cpu.max", f"{quota if quota and quota > 0 else 'max'} {cpu.get('period') or 100000}",
+                 "cpu.quota")
+        if cpu.get("burst") is not None:
+            _set(p, "cpu.max.burst", cpu["burst"], "cpu.burst")
         if cpu.get("shares") is not None:
             # the conversion runc and crun use: shares [2, 262144] -> weight [1, 10000]
-            _write(f"{p}/cpu.weight", 1 + ((cpu["shares"] - 2) * 9999) // 262142)
+            _set(p, "cpu.weight", 1 + ((cpu["shares"] - 2) * 9999) // 262142, "cpu.shares")
+        if cpu.get("idle") is not None:
+            _set(p, "cpu.idle", cpu["idle"], "cpu.idle")
+        if cpu.get("realtimeRuntime") is not None or cpu.get("realtimePeriod") is not None:
+            raise CgroupError("linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has "
+                              "no realtime CPU controller")
+        if cpu.get("cpus"):
+            _set(p, "cpuset.cpus", cpu["cpus"], "cpu.cpus")
+        if cpu.get("mems"):
+            _set(p, "cpuset.mems", cpu["mems"], "cpu.mems")
         pids = resources.get("pids") or {}
         if pids.get("limit") is not None:
-            _write(f"{p}/pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+            _set(p, "pids.max", pids["limit"] if pids["limit"] > 0 else "max", "pids.limit")
+        self._set_io(resources.get("blockIO") or {})
+        for limit in resources.get("hugepageLimits") or ():
+            _set(p, f"hugetlb.{limit['pageSize']}.max", limit["limit"], "hugepageLimits")
+        if resources.get("network"):
+            raise CgroupError("linux.resources.network: cgroup v2 has no net_cls/net_prio "
+                              "controllers")
+        for key, value in (resources.get("unified") or {}).items():
+            if "/" in key or key.startswith(".") or "." not in key:
+                raise CgroupError(f"linux.resources.unified: invalid key {key!r}")
+            _set(p, key, value, f"unified[{key}]")
         if resources.get("devices"):
             self._attach_device_filter(resources["devices"])
+        return []
+
+    def _set_io(self, bio):
+        """blockIO on v2's io controller: weights to io.weight (BFQ's
+        io.bfq.weight when that is the one offered), throttles to io.max."""
+        if not bio:
+            return
+        p = self.path
+        weight_file = "io.bfq.weight" if os.path.exists(f"{p}/io.bfq.weight") else "io.weight"
+        if bio.get("leafWeight") is not None:
+            raise CgroupError("linux.resources.blockIO.leafWeight: cgroup v2 has no leaf weights")
+        if bio.get("weight") is not None:
+            _set(p, weight_file, bio["weight"], "blockIO.weight")
+        for dev in bio.get("weightDevice") or ():
+            if dev.get("weight") is not None:
+                _set(p, weight_file, f"{dev['major']}:{dev['minor']} {dev['weight']}",
+                     "blockIO.weightDevice")
+        for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                          ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+            for dev in bio.get(key) or ():
+                _set(p, "io.max", f"{dev['major']}:{dev['minor']} {name}={dev['rate']}",
+                     f"blockIO.{key}")
 
     def _attach_device_filter(self, rules):
         """v2 has no devices.allow: the rules become an eBPF program

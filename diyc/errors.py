@@ -69,9 +69,11 @@ class InitError(DiycError):
 
     def __init__(self, step, errnum, detail=""):
         self.step, self.errno, self.detail = step, errnum, detail
-        reason = os.strerror(errnum) if errnum else "failed"
-        where = f" ({detail})" if detail else ""
-        super().__init__(f"{step}: {reason}{where}")
+        if errnum or not detail:
+            reason = os.strerror(errnum) if errnum else "failed"
+            super().__init__(f"{step}: {reason}" + (f" ({detail})" if detail else ""))
+        else:  # no errno: the detail says it all ("killed by SIGSYS before execve")
+            super().__init__(f"{step}: {detail}")
 
 
 class CommandNotFound(InitError):

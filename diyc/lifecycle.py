@@ -325,7 +325,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     from . import _native
     from .errors import init_error
     from .rootfs import init_config
-    from .runtime import _waitpid
+    from .runtime import _waitpid, init_failure
     try:
         ctr.reload()
     except FileNotFoundError:
@@ -375,11 +375,11 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             _, got, _, _ = socket.recv_fds(console, 1, 1)
             master = got[0] if got else None
         _native.release(release_fd)
-        failure = _native.wait_exec(error_fd)
-        if failure:
+        error = init_failure(_native.wait_exec(error_fd), pid, reap=pid > 0)
+        if error:
             if pid > 0:
                 _waitpid(pid)
-            raise init_error(*failure)
+            raise error
         if detach:
             return pid, None
         if on_started:

@@ -11,12 +11,12 @@ the same engine as `diyc run` (diyc/runtime.py).
     exec_process    an OCI `process` run inside a running container
     run_hooks       prestart/createRuntime/poststart/poststop hooks
 
-The spec says a runtime must ignore properties it does not know; diyc's
-rule is stricter: a field of the runtime-spec it does not implement is an
-error, never a silently weaker container.  Unknown properties are refused
-the same way, so a typo cannot pass unnoticed either.
+A field of the runtime-spec that diyc does not implement is an error
+naming it, never a silently weaker container.  Properties the spec does not
+define are ignored, as the spec says a runtime must.
 """
 
+import errno
 import os
 
 from . import _json, cgroups
@@ -28,7 +28,9 @@ from .state import Root, process_start_time, release_name, remove_tree, reserve_
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/diyc-runc"
 
-# Fields diyc honours, per object; anything else is refused by name.
+# Fields diyc honours, per object.  A field the runtime-spec defines (below)
+# that diyc does not honour is refused by name; one the spec does not define
+# is ignored, as the spec says a runtime must.
 _TOP = {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "linux",
         "annotations", "hooks"}
 _PROCESS = {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
@@ -39,8 +41,34 @@ _LINUX = {"namespaces", "resources", "cgroupsPath", "devices", "sysctl", "masked
           "gidMappings"}
 _RESOURCES = {"memory", "cpu", "pids", "devices", "hugepageLimits", "blockIO", "network",
               "rdma", "unified"}
-_MEMORY = {"limit", "swap"}
-_CPU = {"quota", "period", "shares"}
+_MEMORY = {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+           "disableOOMKiller", "useHierarchy"}
+_CPU = {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+        "idle"}
+
+# What the runtime-spec (up to 1.2) defines, per object.
+_SPEC_FIELDS = {
+    "": _TOP | {"solaris", "windows", "vm", "zos"},
+    "process": _PROCESS | {"commandLine", "ioPriority", "scheduler", "execCPUAffinity"},
+    "process.user": _USER,
+    "process.capabilities": {"bounding", "effective", "permitted", "inheritable", "ambient"},
+    "root": {"path", "readonly"},
+    "mounts[]": {"destination", "type", "source", "options", "uidMappings", "gidMappings"},
+    "hooks": {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop"},
+    "hooks[]": {"path", "args", "env", "timeout"},
+    "linux": _LINUX | {"timeOffsets", "netDevices", "intelRdt", "personality", "memoryPolicy"},
+    "linux.namespaces[]": {"type", "path"},
+    "linux.devices[]": {"path", "type", "major", "minor", "fileMode", "uid", "gid"},
+    "linux.resources": _RESOURCES,
+    "linux.resources.devices[]": {"allow", "type", "major", "minor", "access"},
+    "linux.resources.memory": {"limit", "reservation", "swap", "kernel", "kernelTCP",
+                               "swappiness", "disableOOMKiller", "useHierarchy",
+                               "checkBeforeUpdate"},
+    "linux.resources.cpu": {"shares", "quota", "burst", "period", "realtimeRuntime",
+                            "realtimePeriod", "cpus", "mems", "idle"},
+    "linux.resources.pids": {"limit"},
+}
 _HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
 _NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
 _MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", None)
@@ -51,12 +79,34 @@ def _refuse(what, why="is not supported by diyc"):
     raise InvalidArgument(f"config.json: {what} {why}")
 
 
-def _check_keys(obj, allowed, where):
+def _check_keys(obj, allowed, where, spec_object=None):
+    """Refuse what the spec defines for this object and diyc does not honour."""
     if not isinstance(obj, dict):
         _refuse(where, "must be an object")
-    for key in obj:
-        if key not in allowed:
+    defined = _SPEC_FIELDS.get(where if spec_object is None else spec_object, ())
+    for key, value in obj.items():
+        if key not in allowed and key in defined and not _empty(value):
             _refuse(f"{where}.{key}" if where else key)
+
+
+def _has_mount_namespace(spec):
+    return any(ns.get("type") == "mount"
+               for ns in (spec.get("linux") or {}).get("namespaces") or ())
+
+
+def release_host_mounts(ctr):
+    """A container without a mount namespace made its mounts in ours, all
+    below its rootfs bound onto itself (see host_mount_steps in
+    _native/spawn.c): detach that mount and everything under it.  Called
+    once, when the container is deleted."""
+    if _has_mount_namespace(ctr.record["spec"]):
+        return
+    from . import _native
+    try:
+        _native.umount_detach(ctr.record["spec"]["root"]["path"])
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted: never started
+            raise
 
 
 def _empty(value):
@@ -85,6 +135,9 @@ def load_bundle(bundle):
     root = os.path.normpath(root if root.startswith("/") else f"{bundle}/{root}")
     if not os.path.isdir(root):
         raise InvalidArgument(f"config.json: root.path {root} is not a directory")
+    if root == "/" and not _has_mount_namespace(spec):
+        _refuse("root.path /", "needs a mount namespace (the container's mounts would cover "
+                "the host's)")
     spec["root"]["path"] = root
     return bundle, spec
 
@@ -152,7 +205,7 @@ def validate(spec):
     _check_keys(hooks, set(_HOOKS) | {"createContainer", "startContainer"}, "hooks")
     for kind in _HOOKS + ("createContainer", "startContainer"):
         for h in hooks.get(kind) or ():
-            _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]")
+            _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]", "hooks[]")
             if not str(h.get("path", "")).startswith("/"):
                 _refuse(f"hooks.{kind}[].path {h.get('path')!r}", "must be absolute")
     annotations = spec.get("annotations") or {}
@@ -163,7 +216,8 @@ def validate(spec):
 
 def _validate_linux(linux):
     _check_keys(linux, _LINUX, "linux")
-    has_userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or ())
+    has_userns = any(ns.get("type") == "user" and not ns.get("path")
+                     for ns in linux.get("namespaces") or ())
     if bool(linux.get("uidMappings")) != has_userns or bool(linux.get("gidMappings")) != has_userns:
         _refuse("linux.uidMappings/gidMappings", "go with a user namespace, and it needs both")
     for m in (linux.get("uidMappings") or []) + (linux.get("gidMappings") or []):
@@ -184,21 +238,20 @@ def _validate_linux(linux):
         if ns.get("type") not in _NAMESPACES:
             _refuse(f"namespace type {ns.get('type')!r}")
         if ns.get("path"):
-            if ns["type"] in ("mount", "user"):
+            if ns["type"] == "user":
                 _refuse(f"linux.namespaces[{ns['type']}].path", "is not supported (joining an "
-                        "existing mount or user namespace)")
+                        "existing user namespace)")
             if not os.path.exists(ns["path"]):
                 _refuse(f"linux.namespaces[{ns['type']}].path {ns['path']!r}", "does not exist")
         if ns["type"] in types:
             _refuse(f"namespace type {ns['type']!r}", "is listed twice")
         types.append(ns["type"])
-    if "mount" not in types:
-        _refuse("a container without a mount namespace")
     res = linux.get("resources") or {}
     _check_keys(res, _RESOURCES, "linux.resources")
-    for field in ("hugepageLimits", "blockIO", "network", "rdma", "unified"):
-        if not _empty(res.get(field)):
-            _refuse(f"linux.resources.{field}")
+    # what the host's cgroups cannot apply is refused when they are set up
+    # (diyc/cgroups.py), naming the field and the reason
+    if not _empty(res.get("rdma")):
+        _refuse("linux.resources.rdma")
     _check_keys(res.get("memory") or {}, _MEMORY, "linux.resources.memory")
     _check_keys(res.get("cpu") or {}, _CPU, "linux.resources.cpu")
     _check_keys(res.get("pids") or {}, {"limit"}, "linux.resources.pids")
@@ -240,9 +293,11 @@ def _engine_spec(spec, cgroup):
             mounts.append(m)
     spec["mounts"] = mounts
     res = linux.setdefault("resources", {})
+    # (a FIFO is no device to the devices cgroup: no rule for it)
     res["devices"] = list(res.get("devices") or ()) + _DEFAULT_DEVICE_RULES + [
-        {"allow": True, "type": d["type"], "major": d.get("major"), "minor": d.get("minor"),
-         "access": "rwm"} for d in linux.get("devices") or ()]
+        {"allow": True, "type": "c" if d["type"] == "u" else d["type"], "major": d.get("major"),
+         "minor": d.get("minor"), "access": "rwm"}
+        for d in linux.get("devices") or () if d.get("type") in ("c", "u", "b")]
     caps = spec["process"].get("capabilities")
     if caps and caps.get("ambient"):
         # The kernel raises an ambient capability only if it is permitted and
@@ -275,16 +330,19 @@ def _cgroup_mounts(m, cgroup):
 
 def _open_cgroup(cid, linux):
     path = linux.get("cgroupsPath")
+    every = cgroups.V1_ALL_CONTROLLERS
     if not path:
-        return cgroups.open_cgroup(f"diyc-{cid}")
+        return cgroups.open_cgroup(f"diyc-{cid}", controllers=every)
     if ":" in path:  # systemd's slice:prefix:name; cgroupfs is used (--systemd-cgroup)
         slice_, prefix, name = (path.split(":") + ["", ""])[:3]
         parent = "/" + "/".join(_slice_dirs(slice_ or "system.slice"))
-        return cgroups.open_cgroup(f"{prefix}-{name}.scope" if prefix else name, parent)
+        return cgroups.open_cgroup(f"{prefix}-{name}.scope" if prefix else name, parent,
+                                   controllers=every)
     parent, _, name = path.rstrip("/").rpartition("/")
     if not name or ".." in path.split("/"):
         raise InvalidArgument(f"config.json: invalid linux.cgroupsPath {path!r}")
-    return cgroups.open_cgroup(name, parent or ("/" if path.startswith("/") else None))
+    return cgroups.open_cgroup(name, parent or ("/" if path.startswith("/") else None),
+                               controllers=every)
 
 
 def _slice_dirs(slice_):
@@ -331,9 +389,7 @@ def create(root, cid, bundle, spec, *, auto_remove=False):
         "state": {"status": "created", "creator": os.getpid(),
                   "creator_start": process_start_time(os.getpid())},
     }
-    if cgroup.version == 1:  # a cgroupsPath may name parents nobody made yet
-        for path in cgroup.paths.values():
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+    cgroup.make_parents()  # a cgroupsPath may name parents nobody made yet
     cdir = root.container_dir(key)
     if not reserve_name(root, cid, key):
         raise Conflict(f"container {cid} already exists")
@@ -380,43 +436,89 @@ def state(ctr):
     return out
 
 
+def started_state(ctr):
+    """The state the poststart hooks get: the container as `start` left it,
+    running with its pid, even if its program has ended already."""
+    return state(ctr) | {"status": "running", "pid": ctr.record["state"].get("pid") or 0}
+
+
+def start(ctr):
+    """`start`: the prestart hooks (the spec's timing: once `start` is
+    called, in the runtime's namespaces), then the init held before execve
+    goes on.  A failing prestart hook stops and deletes the container, as
+    the spec's lifecycle says."""
+    _check_startable(ctr)
+    try:
+        run_hooks(ctr, "prestart", state(ctr))
+    except DiycError:
+        discard(ctr)
+        raise
+    start_held(ctr)
+
+
+def _check_startable(ctr):
+    st = status(ctr)
+    if st == "stopped":
+        raise Conflict("cannot start a container that has stopped")
+    if st != "created":
+        raise Conflict("cannot start an already running container")
+
+
 def start_held(ctr):
-    """`start`: let the init blocked before execve go on.  Under the
-    container's lock, so a supervisor that reaps a quick exit records the
-    end only after we recorded the start."""
+    """Let the init blocked before execve go on.  Under the container's
+    lock, so a supervisor that reaps a quick exit records the end only
+    after we recorded the start."""
     from .lifecycle import container_lock
     with container_lock(ctr):
         ctr.reload()
-        if status(ctr) != "created":
-            raise Conflict(f"container {ctr.name} is {status(ctr)}, not created: cannot start it")
+        _check_startable(ctr)
         ctr.exec_held()
 
 
+def discard(ctr):
+    """Undo a create, or a start whose prestart hook failed (no poststop
+    hooks: the program never ran)."""
+    from .lifecycle import container_lock
+    try:
+        ctr.kill(9)
+        with container_lock(ctr):
+            ctr._remove_unlocked()
+        release_host_mounts(ctr)
+    except (DiycError, OSError):
+        pass
+
+
 def kill(ctr, sig, all_processes=False):
-    st = status(ctr)
-    if st == "stopped":
-        raise Conflict(f"container {ctr.name} is not running")
+    """Signal a created or running container.  runc's words for a stopped
+    one: containerd's shim takes "container not running" as already gone."""
+    if status(ctr) == "stopped":
+        raise Conflict("container not running")
     if all_processes:
         for pid in ctr._cgroup().pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-    else:
+        return
+    try:
         ctr.kill(sig)
+    except ProcessLookupError:  # it ended meanwhile
+        raise Conflict("container not running") from None
 
 
 def delete(ctr, force=False):
-    """Remove a stopped container (force: kill it first); a created one is
-    killed and removed, as runc does.  Then the poststop hooks."""
+    """Remove a stopped container; a created or running one only with
+    force, which kills it first (the spec: deleting a container that is not
+    stopped is an error).  Then the poststop hooks."""
     st = status(ctr)
-    if st == "running" and not force:
-        raise Conflict(f"container {ctr.name} is running: stop it first or use --force")
+    if st != "stopped" and not force:
+        raise Conflict(f"cannot delete container {ctr.name} that is not stopped: {st}")
     try:
         ctr.reload()
     except FileNotFoundError:
         return
     ctr.remove(force=True)
+    release_host_mounts(ctr)
     run_hooks(ctr, "poststop", state(ctr) | {"status": "stopped", "pid": 0}, fatal=False)
 
 

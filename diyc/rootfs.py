@@ -273,7 +273,17 @@ _THREAD_JOINABLE = ("network", "ipc", "uts", "pid", "cgroup")
 def spawn_in(init):
     """_native.spawn(), with the namespaces of init["join_paths"] joined
     instead of created: the calling thread enters them around the clone."""
-    join = init.get("join_paths")
+    join = dict(init.get("join_paths") or {})
+    mount = join.pop("mount", None)
+    if mount:  # entered by the init itself
+        try:
+            fd = os.open(mount, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise InvalidArgument(f"cannot join the mount namespace {mount}: {e.strerror}") from None
+        try:
+            return spawn_in(dict(init, join_paths=join, join_mnt_fd=fd))
+        finally:
+            os.close(fd)
     if not join:
         return _native.spawn(init)
     for kind in join:

@@ -106,17 +106,6 @@ def _load_bundle(opts):
     return oci, bundle, spec
 
 
-def _discard(ctr):
-    """Undo a create that failed half-way (no poststop hooks: it never ran)."""
-    from .lifecycle import container_lock
-    try:
-        ctr.kill(9)
-        with container_lock(ctr):
-            ctr._remove_unlocked()
-    except (DiycError, OSError):
-        pass
-
-
 def _start_for_caller(ctr, preserve_fds=0):
     """As runc does: no supervisor.  The init is our child until we exit,
     then the caller's subreaper's (conmon, containerd-shim), which reaps it
@@ -148,22 +137,23 @@ def _console_socket(path):
 
 
 def _create(root, cid, opts, start=False):
-    """`create`: the init set up and held before execve, the prestart and
-    createRuntime hooks run; with start, released too (`run --detach`).
+    """`create`: the init set up and held before execve, the createRuntime
+    hooks run; with start, the prestart hooks and the release too
+    (`run --detach`).
     Anything failing removes the container again."""
     oci, bundle, spec = _load_bundle(opts)
     ctr = oci.create(root, cid, bundle, spec)
     ctr.console_socket = opts.get("console_socket")
     try:
         pid = _start_for_caller(ctr, int(opts.get("preserve_fds") or 0))
-        state = oci.state(ctr)
-        oci.run_hooks(ctr, "prestart", state)
-        oci.run_hooks(ctr, "createRuntime", state)
+        for warning in ctr.limit_warnings:
+            print(f"diyc-runc: warning: {warning}", file=sys.stderr)
+        oci.run_hooks(ctr, "createRuntime", oci.state(ctr))
         if start:
-            oci.start_held(ctr)
+            oci.start(ctr)
         _write_pid_file(opts.get("pid_file"), pid)
     except BaseException:
-        _discard(ctr)
+        oci.discard(ctr)
         raise
     return oci, ctr
 
@@ -178,8 +168,8 @@ def cmd_start(root, args):
     from . import oci
     opts, pos = parse(args, {})
     ctr = oci.load(root, _one_id(pos, "start"))
-    oci.start_held(ctr)
-    oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
+    oci.start(ctr)
+    oci.run_hooks(ctr, "poststart", oci.started_state(ctr), fatal=False)
     return 0
 
 
@@ -214,7 +204,7 @@ def cmd_run(root, args):
     cid = _one_id(pos, "run")
     if opts.get("detach"):
         oci, ctr = _create(root, cid, opts, start=True)
-        oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
+        oci.run_hooks(ctr, "poststart", oci.started_state(ctr), fatal=False)
         return 0
     oci, bundle, spec = _load_bundle(opts)
     if spec["process"].get("terminal"):
@@ -228,13 +218,12 @@ def cmd_run(root, args):
         pid = ctr.start(stdio=(0, 1, 2), hold_before_exec=hold,
                         preserve_fds=int(opts.get("preserve_fds") or 0))
         if hold:
-            state = oci.state(ctr)
-            oci.run_hooks(ctr, "prestart", state)
-            oci.run_hooks(ctr, "createRuntime", state)
+            oci.run_hooks(ctr, "createRuntime", oci.state(ctr))
+            oci.run_hooks(ctr, "prestart", oci.state(ctr))
             ctr.exec_held()
         _write_pid_file(opts.get("pid_file"), pid)
         if hooks.get("poststart"):
-            oci.run_hooks(ctr, "poststart", oci.state(ctr), fatal=False)
+            oci.run_hooks(ctr, "poststart", oci.started_state(ctr), fatal=False)
         import _signal
 
         def forward(signum, frame):
@@ -245,12 +234,14 @@ def cmd_run(root, args):
         for sig in _FORWARDED:
             _signal.signal(sig, forward)
         result = ctr.wait()
+        if not opts.get("keep"):
+            oci.release_host_mounts(ctr)
     except BaseException:
         if ctr.pid:
             from .runtime import _kill_and_reap
             _kill_and_reap(ctr.pid)
             ctr.pid = None
-        _discard(ctr)
+        oci.discard(ctr)
         raise
     if hooks.get("poststop"):
         oci.run_hooks(ctr, "poststop", oci.state(ctr) | {"status": "stopped", "pid": 0},

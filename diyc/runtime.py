@@ -22,7 +22,7 @@ from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
 from .images import ImageStore
 from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_writable_layer, spawn_in
-from .state import Root, pid_alive, process_start_time, read_json, release_name, remove_tree, reserve_name, write_json
+from .state import Root, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
 
@@ -56,6 +56,7 @@ class Container:
         self.trace = trace or Trace()
         self.pid = None  # set only while we are the parent of its init
         self.cgroup = None
+        self.limit_warnings = []  # limits the kernel took but does not enforce
 
     # -- identity -------------------------------------------------------------
 
@@ -383,7 +384,7 @@ class Container:
             cgroup = self._cgroup()
             resources = spec["linux"]["resources"]
             cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
-            cgroup.set_limits(resources)
+            self.limit_warnings = cgroup.set_limits(resources) or []
             join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
             t.mark("cgroup")
 
@@ -413,13 +414,14 @@ class Container:
                 init["console_fd"] = console_fd
             init["preserve_fds"] = preserve_fds
             if hold_before_exec:
-                fifo = f"{self.dir}/start.fifo"
-                if os.path.exists(fifo):
-                    os.unlink(fifo)
-                os.mkfifo(fifo, 0o600)
-                if place:  # opened by the container's root
-                    os.chown(fifo, self.record["userns"]["uid"], self.record["userns"]["gid"])
-                init["start_fifo"] = place(fifo) if place else fifo
+                # opened here, O_RDWR, for the init: a mapped root could not
+                for name in ("start", "report"):
+                    fifo = f"{self.dir}/{name}.fifo"
+                    if os.path.lexists(fifo):
+                        os.unlink(fifo)
+                    os.mkfifo(fifo, 0o600)
+                    pipe_fds.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
+                    init[f"{name}_fifo_fd"] = pipe_fds[-1]
             if detach:
                 from .lifecycle import supervisor_setup
                 supervisor_setup(self, init, pipe_fds)
@@ -451,8 +453,10 @@ class Container:
             finally:
                 fd, error_fd = error_fd, -1
                 failure = _native.wait_exec(fd)
-            if failure and not (hold_before_exec and failure[0] == "ready"):
-                raise init_error(*failure)
+            if not (hold_before_exec and failure and failure[0] == "ready"):
+                error = init_failure(failure, pid, reap=not supervisor)
+                if error:
+                    raise error
             t.mark("exec")
         except BaseException:
             for fd in (release_fd, error_fd):
@@ -505,15 +509,32 @@ class Container:
         if state["status"] != "created" or not state.get("pid"):
             raise Conflict(f"container {self.name} is not created and waiting to start")
         fifo = f"{self.dir}/start.fifo"
+        # what the init says from now on (a failed step, or its death: EOF
+        # before "exec_next"), read until its last fd on the FIFO closes
+        report = os.open(f"{self.dir}/report.fifo", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:  # ENXIO: nobody reads it any more, the init is gone
-            raise Conflict(f"container {self.name} cannot be started: {e.strerror}") from None
-        try:
-            os.write(fd, b"\0")
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as e:  # ENXIO: nobody reads it any more, the init is gone
+                raise Conflict(f"container {self.name} cannot be started: {e.strerror}") from None
+            try:
+                os.write(fd, b"\0")
+            finally:
+                os.close(fd)
+            os.unlink(fifo)
+            os.set_blocking(report, True)
+            fd, report = report, -1
+            error = init_failure(_native.wait_exec(fd), state["pid"], reap=self.pid == state["pid"])
         finally:
-            os.close(fd)
-        os.unlink(fifo)
+            if report >= 0:
+                os.close(report)
+        os.unlink(f"{self.dir}/report.fifo")
+        if error:
+            # the state tells the truth: it never ran
+            _wait_gone(state["pid"], state.get("pid_start"))
+            state.update(status="exited", exit_code=125, error=str(error), finished=_now())
+            self._save()
+            raise error
         state["status"] = "running"
         state["started"] = _now()
         self._save()
@@ -736,6 +757,47 @@ def _kill_and_reap(pid):
     except ProcessLookupError:
         pass
     _waitpid(pid)
+
+
+def init_failure(failure, pid, reap):
+    """The exception for what _native.wait_exec() said of init `pid`, or
+    None when it reached its program.  An init that died without a word (a
+    signal, the OOM killer) shows as such; one that dies after its last
+    report (a seccomp KILL of execve itself) as a zombie still named
+    INIT_COMM: execve renames it.  Its fds close a moment before either, so
+    we look until one shows.  reap: we are its parent, its wait status
+    says how it ended."""
+    if failure is None:
+        deadline = time.monotonic() + 1.0
+        while True:
+            st = process_status(pid)
+            if not st or st[0] != _native.INIT_COMM:
+                return None  # exec'd (or gone already: nothing tells)
+            if st[1] in ("Z", "X"):
+                failure = (_native.INIT_DIED, 0, "")
+                break
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.0001)
+    if failure[0] != _native.INIT_DIED:
+        return init_error(*failure)
+    if reap:
+        status = _waitpid(pid)[1]
+    else:
+        st = process_status(pid)
+        status = st[2] if st else None
+    if status is None:
+        how = "died"
+    elif os.WIFSIGNALED(status):
+        import signal
+        sig = os.WTERMSIG(status)
+        try:
+            how = f"was killed by {signal.Signals(sig).name}"
+        except ValueError:
+            how = f"was killed by signal {sig}"
+    else:
+        how = f"exited with {os.waitstatus_to_exitcode(status)}"
+    return init_error("init", 0, f"the container's init {how} before execve")
 
 
 def _wait_gone(pid, start_time, timeout=10.0):

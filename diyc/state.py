@@ -207,6 +207,22 @@ def _stat_fields(pid):
     return stat[stat.rindex(b")") + 2:].split()
 
 
+def process_status(pid):
+    """(comm, state letter, exit wait status or None) of `pid`, or None if
+    it is gone.  A zombie still shows its name and how it ended."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    comm = stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")
+    fields = stat[stat.rindex(b")") + 2:].split()
+    state = fields[0].decode()
+    # field 52, exit_code: the wait status, once the process has exited
+    status = int(fields[49]) if state in ("Z", "X") and len(fields) > 49 else None
+    return comm, state, status
+
+
 def process_start_time(pid):
     """The start time of `pid` (clock ticks since boot), or None if it is
     gone.  Recorded with each pid so a recycled pid is never mistaken for

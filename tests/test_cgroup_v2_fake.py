@@ -131,7 +131,7 @@ def test_existing_cgroup_is_an_error(tmp_path):
 
 
 def limits_of(tmp_path, resources):
-    root, parent, proc = make_fake_v2(tmp_path)
+    root, parent, proc = make_fake_v2(tmp_path, controllers="cpuset cpu io memory pids hugetlb")
     cg = open_cgroup("diyc-abc", None, root=str(root), proc_file=str(proc))
     cg.create(resources)
     cg.set_limits(resources)
@@ -184,3 +184,42 @@ def test_oom_killed_reads_memory_events(tmp_path):
 def test_the_real_driver_is_chosen_by_cgroup_root():
     """Not fake: this host's /sys/fs/cgroup is not a cgroup2 root."""
     assert cgroups.is_v2() is False
+
+
+def test_set_limits_the_rest_of_the_oci_resources(tmp_path):
+    """cpuset, memory.low, burst, io weights and throttles, hugetlb and
+    unified keys: the files runc and crun write on v2."""
+    files = limits_of(tmp_path, {
+        "cpu": {"cpus": "0-1", "mems": "0", "burst": 1000, "idle": 1},
+        "memory": {"reservation": 32 * MIB, "useHierarchy": True},
+        "blockIO": {"weight": 500, "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 300}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MIB}],
+        "unified": {"memory.high": "50000000"}})
+    assert files == {"cpuset.cpus": "0-1", "cpuset.mems": "0", "cpu.max.burst": "1000",
+                     "cpu.idle": "1", "memory.low": str(32 * MIB), "io.weight": "500",
+                     "io.max": "8:0 wiops=300", "hugetlb.2MB.max": str(4 * MIB),
+                     "memory.high": "50000000"}
+
+
+def test_create_enables_the_controllers_of_the_other_resources(tmp_path):
+    root, parent, proc = make_fake_v2(tmp_path, controllers="cpuset cpu io memory pids hugetlb")
+    cg = open_cgroup("diyc-abc", None, root=str(root), proc_file=str(proc))
+    cg.create({"cpu": {"cpus": "0"}, "blockIO": {"weight": 10},
+               "hugepageLimits": [{"pageSize": "2MB", "limit": 0}]})
+    assert sorted((parent / "cgroup.subtree_control").read_text().split()) == [
+        "+cpu", "+cpuset", "+hugetlb", "+io"]
+
+
+@pytest.mark.parametrize("resources, field", [
+    ({"memory": {"swappiness": 10}}, "memory.swappiness"),
+    ({"memory": {"kernelTCP": MIB}}, "memory.kernelTCP"),
+    ({"memory": {"disableOOMKiller": True}}, "memory.disableOOMKiller"),
+    ({"cpu": {"realtimeRuntime": 1000}}, "cpu.realtimeRuntime"),
+    ({"blockIO": {"leafWeight": 10}}, "blockIO.leafWeight"),
+    ({"network": {"classID": 1}}, "linux.resources.network"),
+    ({"unified": {"../escape": "1"}}, "linux.resources.unified"),
+])
+def test_what_v2_cannot_do_is_refused_by_field(tmp_path, resources, field):
+    with pytest.raises(CgroupError, match=field.replace(".", r"\.")) as e:
+        limits_of(tmp_path, resources)
+    assert "\n" not in str(e.value)

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO, wait_for
 
-DIYC_RUNC = str(REPO / ".venv" / "bin" / "diyc-runc")
+DIYC_RUNC = os.environ.get("DIYC_RUNC") or str(REPO / ".venv" / "bin" / "diyc-runc")
 
 
 @pytest.fixture(scope="module")

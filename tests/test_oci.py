@@ -15,9 +15,10 @@ import io
 
 import pytest
 
-from conftest import REPO, wait_for, wait_pid_gone
+from conftest import REPO, assert_one_line_error, wait_for, wait_pid_gone
 
-RUNC = str(REPO / ".venv" / "bin" / "diyc-runc")
+# $DIYC_RUNC: another diyc-runc (a worktree's, through a wrapper script)
+RUNC = os.environ.get("DIYC_RUNC") or str(REPO / ".venv" / "bin" / "diyc-runc")
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,8 @@ def test_kill_a_created_container_and_signal_names(runc, bundle, tmp_path):
     runc("kill", "c3", "9")
     wait_pid_gone(pid)
     assert runc.status("c3") == "stopped"
-    assert runc("kill", "c3", "TERM", check=False).returncode == 1  # nothing to signal
+    proc = runc("kill", "c3", "TERM", check=False)  # nothing to signal: runc's words,
+    assert (proc.returncode, proc.stderr) == (1, "diyc-runc: container not running\n")  # for containerd
     runc("delete", "c3")
 
     out = tmp_path / "trap"
@@ -186,7 +188,10 @@ def test_ids_are_unique_and_checked(runc, bundle):
     proc = runc("create", "--bundle", b, "same", check=False)
     assert proc.returncode == 1 and "already exists" in proc.stderr
     assert runc("create", "--bundle", b, "../evil", check=False).returncode == 1
-    runc("delete", "same")  # a created container may be deleted without --force
+    proc = runc("delete", "same", check=False)  # the spec: only a stopped one, unless forced
+    assert proc.returncode == 1 and "that is not stopped: created" in proc.stderr
+    assert runc.status("same") == "created"
+    runc("delete", "--force", "same")
 
 
 def test_run_foreground_exit_code_and_stdio(runc, bundle):
@@ -273,6 +278,44 @@ def test_resources_memory_and_pids(runc, bundle):
     assert proc.stdout.splitlines() == [str(64 << 20), "42", "cg-ro"], proc.stderr
 
 
+def test_resources_cpu_cpuset_and_memory_v1(runc, bundle):
+    """The rest of linux.resources on a v1 host, read back by the container
+    from its own cgroups (bound at /sys/fs/cgroup/<controller>)."""
+    if not os.path.isdir("/sys/fs/cgroup/cpuset"):
+        pytest.skip("not a cgroup v1 host with cpuset")
+
+    def edit(spec):
+        spec["linux"]["resources"].update(
+            cpu={"shares": 2048, "period": 200000, "quota": 50000, "cpus": "0", "mems": "0"},
+            memory={"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10,
+                    "kernelTCP": 16 << 20, "disableOOMKiller": True})
+    files = ["cpu/cpu.shares", "cpu/cpu.cfs_period_us", "cpu/cpu.cfs_quota_us",
+             "cpuset/cpuset.cpus", "cpuset/cpuset.mems", "memory/memory.soft_limit_in_bytes",
+             "memory/memory.swappiness", "memory/memory.kmem.tcp.limit_in_bytes"]
+    script = "cd /sys/fs/cgroup; cat " + " ".join(files) + "; grep oom_kill_disable memory/memory.oom_control"
+    proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit), "cg1", check=False)
+    assert proc.stdout.split() == ["2048", "200000", "50000", "0", "0", str(32 << 20), "10",
+                                   str(16 << 20), "oom_kill_disable", "1"], proc.stderr
+
+
+def test_resources_the_host_cannot_apply_are_one_line(runc, bundle):
+    """No blkio leaf weights without CFQ, no net_cls here, no swappiness 1000:
+    refused naming the field and why, never a bare errno; nothing left."""
+    cases = []
+    if not os.path.exists("/sys/fs/cgroup/blkio/blkio.leaf_weight"):  # BFQ has none
+        cases.append(({"blockIO": {"leafWeight": 300}}, "linux.resources.blockIO"))
+    if not os.path.isdir("/sys/fs/cgroup/net_cls"):
+        cases.append(({"network": {"classID": 1}}, "linux.resources.network.classID"))
+    cases.append(({"memory": {"swappiness": 1000}}, "linux.resources.memory.swappiness"))
+    for resources, field in cases:
+        b = bundle(["true"], lambda s: s["linux"]["resources"].update(resources))
+        proc = runc("create", "--bundle", b, "cg2", check=False)
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and field in lines[0], proc.stderr
+        assert "Errno" not in lines[0]
+        assert runc("list", "-q").stdout == ""
+
+
 def test_devices_cgroup_denies_what_the_spec_denies(runc, bundle, rootfs):
     def edit(spec):
         spec["linux"]["devices"] = [{"path": "/dev/loop-test", "type": "b", "major": 7, "minor": 0,
@@ -297,14 +340,30 @@ def test_hooks_get_the_state_on_stdin(runc, bundle, tmp_path):
                          for k in ("prestart", "createRuntime", "poststart", "poststop")}
     runc("create", "--bundle", bundle(["true"], edit), "h1")
     kinds = [line.split(" ", 1)[0] for line in log.read_text().splitlines()]
-    assert kinds == ["prestart", "createRuntime"]
+    assert kinds == ["createRuntime"]   # prestart: once start is called (the spec)
     first = json.loads(log.read_text().splitlines()[0].split(" ", 1)[1])
     assert first["id"] == "h1" and first["status"] == "created" and first["pid"] > 0
     runc("start", "h1")
     wait_for(lambda: runc.status("h1") == "stopped", what="stopped")
     runc("delete", "h1")
-    kinds = [line.split(" ", 1)[0] for line in log.read_text().splitlines()]
-    assert kinds == ["prestart", "createRuntime", "poststart", "poststop"]
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["createRuntime", "prestart", "poststart",
+                                                         "poststop"]
+    prestart = json.loads(lines[1].split(" ", 1)[1])
+    assert prestart["status"] == "created" and prestart["pid"] == first["pid"]
+
+
+def test_a_failing_prestart_hook_fails_start_and_deletes_the_container(runc, bundle, tmp_path):
+    """The spec's lifecycle: an error, the program never runs, the container is gone."""
+    b = bundle(["sh", "-c", f"touch {tmp_path}/ran"],
+               lambda s: s.update(hooks={"prestart": [{"path": "/bin/false"}]}))
+    runc("create", "--bundle", b, "h3")
+    pid = runc.state("h3")["pid"]
+    proc = runc("start", "h3", check=False)
+    assert proc.returncode == 1 and "prestart hook /bin/false exited with 1" in proc.stderr
+    wait_pid_gone(pid)
+    assert runc("state", "h3", check=False).returncode == 1
+    assert not (tmp_path / "ran").exists()
 
 
 def test_hooks_in_the_container_namespaces(runc, bundle, tmp_path):
@@ -347,9 +406,9 @@ def test_a_failing_start_hook_fails_the_start(runc, bundle):
 
 
 def test_a_failing_create_hook_fails_create_and_leaves_nothing(runc, bundle):
-    b = bundle(["true"], lambda s: s.update(hooks={"prestart": [{"path": "/bin/false"}]}))
+    b = bundle(["true"], lambda s: s.update(hooks={"createRuntime": [{"path": "/bin/false"}]}))
     proc = runc("create", "--bundle", b, "h2", check=False)
-    assert proc.returncode == 1 and "prestart hook /bin/false exited with 1" in proc.stderr
+    assert proc.returncode == 1 and "createRuntime hook /bin/false exited with 1" in proc.stderr
     assert runc("list", "-q").stdout == ""
 
 
@@ -364,6 +423,122 @@ def test_linux_seccomp_profile_is_applied(runc, bundle):
     assert proc.returncode == 0, proc.stderr
     assert "Seccomp:\t2" in proc.stdout and "denied" in proc.stdout
     assert "Permission denied" in proc.stderr
+
+
+# -- the init's own steps and failures ---------------------------------------------
+
+# Denies the calls of the init's own last steps (fds, rlimits, identity,
+# capabilities, workdir, umask): the profile is the program's, never the init's.
+NOT_FOR_THE_INIT = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+    {"names": ["close_range", "fcntl", "prctl", "capset", "setgroups", "setresuid", "setresgid",
+               "chdir", "prlimit64", "setrlimit", "umask"], "action": "SCMP_ACT_ERRNO"}]}
+# Kills the init at its last call: a death without a word (SIGSYS).
+KILL_AT_EXECVE = {"defaultAction": "SCMP_ACT_ALLOW",
+                  "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_KILL"}]}
+
+
+@pytest.mark.parametrize("no_new_privs", [False, True])
+def test_a_seccomp_profile_does_not_constrain_the_inits_own_steps(runc, bundle, tmp_path,
+                                                                  run_cli, no_new_privs):
+    """As in the conformance suite, whose generated allowlist has no
+    close_range: the init's fd, identity and capability work happens before
+    the filter, so only the program lives under it (with and without
+    noNewPrivileges, as root and as another user)."""
+    script = "grep -c '^Seccomp:.2' /proc/self/status; id -u"
+
+    def edit(user):
+        def apply(spec):
+            spec["linux"]["seccomp"] = NOT_FOR_THE_INIT
+            spec["process"]["noNewPrivileges"] = no_new_privs
+            spec["process"]["user"] = {"uid": user, "gid": user}
+        return apply
+    for user in (0, 1000):
+        proc = runc("run", "--bundle", bundle(["sh", "-c", script], edit(user)), f"sp{user}",
+                    check=False)
+        assert (proc.returncode, proc.stdout.split()) == (0, ["1", str(user)]), proc.stderr
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(NOT_FOR_THE_INIT))
+    flags = ["--security-opt", "no-new-privileges"] if no_new_privs else []
+    proc = run_cli("run", "--rm", "--security-opt", f"seccomp={path}", *flags, "busybox", "sh",
+                   "-c", script)
+    assert (proc.returncode, proc.stdout.split()) == (0, ["1", "0"]), proc.stderr
+
+
+def test_an_init_killed_after_start_is_reported_by_every_front_end(runc, bundle, tmp_path,
+                                                                    run_cli, diyc_root, busybox_image):
+    """An init that dies between create and execve without a word (here a
+    seccomp KILL of its execve): start fails with why, on stderr and in
+    --log; state says stopped; diyc-runc run, diyc run and the library fail
+    the same way."""
+    from diyc.errors import InitError
+    from diyc.runtime import Container
+    import diyc
+    why = "the container's init was killed by SIGSYS before execve"
+    b = bundle(["echo", "ran"], lambda s: s["linux"].update(seccomp=KILL_AT_EXECVE))
+    log = tmp_path / "runc.log"
+    with open(tmp_path / "out", "w") as out:
+        runc("--log", log, "create", "--bundle", b, "k1", stdout=out)
+        assert runc.status("k1") == "created"
+        proc = runc("--log", log, "start", "k1", check=False, stdout=out)
+    assert proc.returncode == 1
+    assert proc.stderr == f"diyc-runc: init: {why}\n"
+    assert why in log.read_text()
+    assert runc.state("k1")["status"] == "stopped" and runc.state("k1")["pid"] == 0
+    runc("delete", "k1")
+    assert (tmp_path / "out").read_text() == ""
+
+    proc = runc("run", "--bundle", b, "k2", check=False)
+    assert proc.returncode != 0 and proc.stderr == f"diyc-runc: init: {why}\n"
+
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(KILL_AT_EXECVE))
+    assert_one_line_error(run_cli("run", "--rm", "--security-opt", f"seccomp={path}", "busybox",
+                                  "echo", "ran"), contains=why)
+    with pytest.raises(InitError, match=why):
+        diyc.run("busybox", ["echo", "ran"], security_opt=[f"seccomp={path}"], root=str(diyc_root))
+    c = Container.create("busybox", ["echo", "ran"], security_opt=[f"seccomp={path}"],
+                         root=str(diyc_root))
+    try:
+        with pytest.raises(InitError, match=why):
+            c.start()
+    finally:
+        c.remove(force=True)
+
+
+def test_the_inits_failures_are_create_errors_or_start_errors(runc, bundle, rootfs, tmp_path):
+    """As with runc, the init's steps (the program's look-up included) run
+    before `create` returns: a failing one is create's error, step and
+    errno, on stderr and in --log.  What can only fail after `start` (here
+    execve of a file that is no program) is start's error the same way."""
+    secret = rootfs / f"secret-{os.getpid()}"
+    garbage = rootfs / f"garbage-{os.getpid()}"
+    secret.mkdir(mode=0o700)
+    garbage.write_text("not a program\n")
+    garbage.chmod(0o755)
+    log = tmp_path / "runc.log"
+    try:
+        def edit(spec):
+            spec["process"].update(cwd=f"/{secret.name}", user={"uid": 1000, "gid": 1000},
+                                   capabilities={})  # no CAP_DAC_OVERRIDE
+        proc = runc("--log", log, "create", "--bundle", bundle(["true"], edit), "w1", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr == f"diyc-runc: chdir: Permission denied (/{secret.name})\n"
+        assert "chdir: Permission denied" in log.read_text()
+        proc = runc("create", "--bundle", bundle(["/nonexistent"]), "w2", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr == "diyc-runc: executable file not found: /nonexistent\n"
+        assert runc("list", "-q").stdout == ""
+
+        runc("--log", log, "create", "--bundle", bundle([f"/{garbage.name}"]), "w3")
+        proc = runc("--log", log, "start", "w3", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr == f"diyc-runc: cannot execute /{garbage.name}: Exec format error\n"
+        assert log.read_text().count("Exec format error") == 1
+        assert runc.status("w3") == "stopped"
+        runc("delete", "w3")
+    finally:
+        secret.rmdir()
+        garbage.unlink()
 
 
 def test_join_a_network_namespace_by_path(runc, bundle):
@@ -383,6 +558,53 @@ def test_join_a_network_namespace_by_path(runc, bundle):
         assert "marker0" in out.split()
     finally:
         subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_join_a_mount_namespace_by_path(runc, bundle):
+    """linux.namespaces[mount].path: the init enters it (and sets the
+    rootfs up there); here a namespace a helper process holds."""
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+    try:
+        path = f"/proc/{holder.pid}/ns/mnt"
+        wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/mnt"), what="unshare")
+
+        def join(spec):
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] == "mount":
+                    ns["path"] = path
+        out = runc("run", "--bundle", bundle(["readlink", "/proc/self/ns/mnt"], join), "mj1").stdout
+        assert out.strip() == os.readlink(path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_no_mount_namespace_mounts_below_the_rootfs_until_delete(runc, bundle, rootfs, tmp_path):
+    """Without a mount namespace (the spec's "inherit"), the container's
+    mounts are made in ours, all below its rootfs, entered with chroot;
+    delete detaches them all."""
+    own = tmp_path / "own-rootfs"
+    shutil.copytree(rootfs, own, symlinks=True)
+
+    def no_mntns(spec):
+        spec["root"]["path"] = str(own)
+        spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
+                                       if ns["type"] != "mount"]
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        runc("run", "-d", "--bundle", bundle(["sh", "-c", "readlink /proc/1/ns/mnt; sleep 60"],
+                                               no_mntns), "nm1", stdout=f)
+    wait_for(lambda: out.read_text().strip(), what="the container's output")
+    assert out.read_text().strip() == os.readlink("/proc/self/ns/mnt")  # ours, inherited
+    below = {m for m in mounts_here() if m == str(own) or m.startswith(f"{own}/")}
+    assert {str(own), f"{own}/proc", f"{own}/dev"} <= below
+    runc("delete", "--force", "nm1")
+    assert not {m for m in mounts_here() if m == str(own) or m.startswith(f"{own}/")}
+
+
+def mounts_here():
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
 
 
 def test_rootfs_propagation_rslave(runc, bundle, tmp_path):
@@ -439,6 +661,32 @@ def test_user_namespace_with_mappings(runc, rootfs):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_user_namespace_create_start_with_a_root_owned_bundle(runc, rootfs, tmp_path):
+    """The create/start split in a user namespace whose root is mapped to
+    an unprivileged host uid, the bundle and its rootfs root's (readable by
+    all): the mapped root still gets its start and report FIFOs (opened for
+    it by the runtime) and runs its program once started."""
+    base = 2100000000
+    d = tempfile.mkdtemp(prefix="diyc-oci-userns-", dir="/tmp")
+    os.chmod(d, 0o755)
+    try:
+        shutil.copytree(rootfs, f"{d}/rootfs", symlinks=True)
+        spec = default_config(f"{d}/rootfs", ["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": base, "size": 1000}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": base, "size": 1000}]
+        with open(f"{d}/config.json", "w") as f:
+            json.dump(spec, f)
+        with open(tmp_path / "out", "w") as out:
+            runc("create", "--bundle", d, "us2", stdout=out)
+            runc("start", "us2")
+        wait_for(lambda: runc.status("us2") == "stopped", what="stopped")
+        assert (tmp_path / "out").read_text().split()[:3] == ["0", "0", str(base)]
+        runc("delete", "us2")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # -- what is refused ----------------------------------------------------------------
 
 def _ns(spec, entry):
@@ -450,8 +698,8 @@ def _ns(spec, entry):
     (lambda s: s["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "linux.uidMappings"),
     (lambda s: s["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "SCMP_ACT_NOPE"),
-    (lambda s: [ns.update(path="/proc/self/ns/mnt") for ns in s["linux"]["namespaces"]
-                if ns["type"] == "mount"], "linux.namespaces[mount].path"),
+    (lambda s: s["linux"]["namespaces"].append({"type": "user", "path": "/proc/self/ns/user"}),
+     "linux.namespaces[user].path"),
     (lambda s: [ns.update(path="/nonexistent/ns") for ns in s["linux"]["namespaces"]
                 if ns["type"] == "network"], "does not exist"),
     (lambda s: s.update(hooks={"createContainer": [{"path": "true"}]}), "hooks.createContainer[].path"),
