@@ -46,6 +46,12 @@ def loads(s):
         obj, end = _scanner(s, _whitespace_end(s, 0))
     except StopIteration:
         raise ValueError("invalid JSON: empty or truncated") from None
+    except SystemError:
+        # _json raises json.decoder.JSONDecodeError only when json.decoder
+        # is imported already (else "returned NULL without setting an
+        # exception"): a malformed document is rare, parse it again with it.
+        import json
+        return json.loads(s)
     finally:
         _ScanContext.memo.clear()
     if _whitespace_end(s, end) != len(s):
