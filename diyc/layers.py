@@ -161,10 +161,7 @@ class Unpacker:
         if len(self.open_dirs) > _MAX_OPEN_DIRS:
             self.forget_dirs()
         if not rel:
-            if member.isdir():
-                self.set_owner_xattrs(self.root_fd, member)
-                self.remember_dir("", self.root_fd, member)
-            return
+            return  # the layer's own root: see finish()
         parent, _, base = rel.rpartition("/")
         parent_fd = self.open_dir(parent, member.name)
 
@@ -253,7 +250,7 @@ class Unpacker:
         self.forget_dirs()
         for rel, (member, dev, ino) in sorted(self.dirs.items(), key=lambda d: -d[0].count("/")):
             try:
-                fd = os.open(rel, _DIR_FLAGS, dir_fd=self.root_fd) if rel else os.dup(self.root_fd)
+                fd = os.open(rel, _DIR_FLAGS, dir_fd=self.root_fd)
             except OSError as e:
                 if e.errno in _HOST_ERRNOS:
                     raise
@@ -265,6 +262,13 @@ class Unpacker:
                     os.utime(fd, (member.mtime, member.mtime))
             finally:
                 os.close(fd)
+        # The layer's root is the boundary between the host and the layer:
+        # root's alone, whatever a "./" entry says, so no user of the host
+        # reaches the layer's setuid-root programs or device nodes (nor owns
+        # the directory).  Containers never see it: the root of their
+        # overlay is the upper directory.
+        os.chown(self.root_fd, 0, 0)
+        os.chmod(self.root_fd, 0o700)
 
 
 def layer_xattrs(member):

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -419,3 +420,56 @@ def test_run_user_never_reads_host_files_through_the_image(root, tmp_path, link)
     line = assert_one_line_error(proc, 125)
     assert "evil" in line or "passwd" in line, line
     assert str(EVIL_UID) not in proc.stdout
+
+
+# -- the unpacked layer, as the host's other users see it ---------------------------
+
+@pytest.fixture
+def open_root():
+    """A diyc root every user of the host can walk to (pytest's tmp dirs
+    are root's alone), as /var/lib/diyc is."""
+    import shutil
+    import tempfile
+    top = tempfile.mkdtemp(prefix="diyc-test-open-", dir="/tmp")
+    os.chmod(top, 0o755)
+    yield Path(top) / "root"
+    shutil.rmtree(top)
+
+
+def as_nobody(command):
+    import subprocess
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "/bin/sh", "-c", command], capture_output=True, text=True)
+
+
+def test_host_users_cannot_reach_a_layers_setuid_programs(open_root, tmp_path):
+    """A setuid-root program of an image ran as root for any user of the
+    host, straight from layers/<id>/ (the diyc root is searchable by all,
+    for --userns).  The layer's root directory is root's, 0700, whatever
+    the tar's "./" entry says; containers (as any user) are unaffected."""
+    from conftest import BUSYBOX
+    root = open_root
+    with open("/usr/bin/id", "rb") as f:
+        id_binary = f.read()
+    with open(BUSYBOX, "rb") as f:
+        busybox = f.read()
+    layer = layer_tar([entry(".", "dir", 0o755, uid=1000, gid=1000),
+                       entry("suid-id", data=id_binary, mode=0o4755),
+                       entry("hello", data=b"hello from the layer\n", mode=0o644),
+                       entry("bin", "dir", 0o755), entry("bin/busybox", data=busybox, mode=0o755),
+                       entry("bin/cat", "symlink", link="busybox")])
+    cli = Cli(root)
+    p = tmp_path / "suid.tar"
+    p.write_bytes(layer)
+    cli("import", p, "suid/img:1", check=True)
+    st = os.lstat(the_layer(root))
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o700, 0, 0)
+    suid = the_layer(root) / "suid-id"
+    assert os.lstat(suid).st_mode & stat.S_ISUID  # kept, for the containers
+    reach = as_nobody(f"ls {root}/layers")  # the way there is open ...
+    assert reach.returncode == 0 and the_layer(root).name in reach.stdout, reach.stderr
+    out = as_nobody(f"exec {suid} -u")     # ... the layer is not
+    assert out.returncode != 0 and "Permission denied" in out.stderr, (out.stdout, out.stderr)
+    run = cli("run", "--rm", "--user", "65534", "suid/img:1", "cat", "/hello", timeout=30)
+    assert (run.returncode, run.stdout) == (0, "hello from the layer\n"), run.stderr
+    cli("rmi", "suid/img:1", check=True)
