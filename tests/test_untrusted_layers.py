@@ -473,3 +473,27 @@ def test_host_users_cannot_reach_a_layers_setuid_programs(open_root, tmp_path):
     run = cli("run", "--rm", "--user", "65534", "suid/img:1", "cat", "/hello", timeout=30)
     assert (run.returncode, run.stdout) == (0, "hello from the layer\n"), run.stderr
     cli("rmi", "suid/img:1", check=True)
+
+
+def test_devices_fifos_and_symlinks_keep_their_metadata(tmp_path):
+    """Set by name in the parent's fd, without following (no fd of their own)."""
+    from diyc.layers import unpack_layer
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, type_, mode, uid in (("null", tarfile.CHRTYPE, 0o620, 5), ("loop", tarfile.BLKTYPE, 0o600, 6),
+                                       ("fifo", tarfile.FIFOTYPE, 0o640, 7), ("link", tarfile.SYMTYPE, 0o777, 8)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.uid, info.gid, info.mtime = type_, mode, uid, uid + 100, MTIME
+            info.devmajor, info.devminor = (1, 3) if name == "null" else (7, 0)
+            info.linkname = "null" if name == "link" else ""
+            tar.addfile(info)
+    dest = tmp_path / "layer"
+    dest.mkdir()
+    unpack_layer(io.BytesIO(buf.getvalue()), str(dest))
+    for name, kind, mode, uid in (("null", stat.S_IFCHR, 0o620, 5), ("loop", stat.S_IFBLK, 0o600, 6),
+                                  ("fifo", stat.S_IFIFO, 0o640, 7), ("link", stat.S_IFLNK, 0o777, 8)):
+        st = os.lstat(dest / name)
+        assert (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime) == \
+            (kind, mode, uid, uid + 100, MTIME), name
+    assert os.lstat(dest / "null").st_rdev == os.makedev(1, 3)
+    assert (stat.S_IMODE(os.lstat(dest).st_mode), os.lstat(dest).st_uid) == (0o700, 0)
