@@ -321,7 +321,8 @@ def write_sparse(fd, chunk, offset):
     i, n = 0, len(chunk)
     while i < n:
         j = min(n, i + _BLOCK - (offset + i) % _BLOCK)  # the end of this file block
-        zero = view[i:j] == (_ZERO_BLOCK if j - i == _BLOCK else bytes(j - i))
+        # (a bytes slice: memcmp; comparing memoryviews goes item by item)
+        zero = chunk[i:j] == (_ZERO_BLOCK if j - i == _BLOCK else bytes(j - i))
         if zero and data_start is not None:
             pwrite_all(fd, view[data_start:i], offset + data_start)
             data_start = None
