@@ -44,19 +44,26 @@ def loads(s):
         return json.loads(s)
     try:
         obj, end = _scanner(s, _whitespace_end(s, 0))
-    except StopIteration:
-        raise ValueError("invalid JSON: empty or truncated") from None
-    except SystemError:
-        # _json raises json.decoder.JSONDecodeError only when json.decoder
-        # is imported already (else "returned NULL without setting an
-        # exception"): a malformed document is rare, parse it again with it.
-        import json
-        return json.loads(s)
+    except Exception:
+        # StopIteration at the start; for an error further in, the C scanner
+        # raises json.decoder's JSONDecodeError - or, that module not being
+        # imported (we avoid it), a bare SystemError.  Any of them: the input
+        # is malformed, and the json module (off the hot path) says where.
+        raise ValueError(f"invalid JSON: {_error_detail(s)}") from None
     finally:
         _ScanContext.memo.clear()
     if _whitespace_end(s, end) != len(s):
         raise ValueError("invalid JSON: extra data")
     return obj
+
+
+def _error_detail(s):
+    import json
+    try:
+        json.loads(s)
+    except ValueError as e:
+        return str(e)
+    return "unreadable"  # pragma: no cover - both parsers read the same format
 
 
 def dumps(obj):

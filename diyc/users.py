@@ -1,12 +1,7 @@
 """`--user NAME|UID[:GROUP|GID]`, resolved against the image's own
 /etc/passwd and /etc/group (never the host's)."""
 
-import os
-import stat
-
 from .errors import InvalidArgument
-
-MAX_FILE_SIZE = 4 << 20
 
 
 def _read_image_file(layer_dirs, path):
@@ -15,7 +10,9 @@ def _read_image_file(layer_dirs, path):
     in them resolve inside the layer, never to the host's /etc/shadow or
     /dev/zero; the file is looked at through an O_PATH fd (so a device or
     fifo is never opened) and read only when it is a regular file, at most
-    MAX_FILE_SIZE bytes of it."""
+    4 MiB of it."""
+    import os
+    import stat
     from . import _native
     resolve = _native.RESOLVE["in_root"] | _native.RESOLVE["no_magiclinks"] | _native.RESOLVE["no_xdev"]
     for d in layer_dirs:
@@ -38,7 +35,7 @@ def _read_image_file(layer_dirs, path):
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidArgument(f"/{path} of the image is not a regular file")
             with open(f"/proc/self/fd/{fd}", "rb") as f:
-                return f.read(MAX_FILE_SIZE).decode(errors="replace")
+                return f.read(4 << 20).decode(errors="replace")
         finally:
             os.close(fd)
     return ""

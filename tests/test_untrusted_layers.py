@@ -436,9 +436,10 @@ def as_nobody(command):
 
 def test_host_users_cannot_reach_a_layers_setuid_programs(open_root, tmp_path):
     """A setuid-root program of an image ran as root for any user of the
-    host, straight from layers/<id>/ (the diyc root is searchable by all,
-    for --userns).  The layer's root directory is root's, 0700, whatever
-    the tar's "./" entry says; containers (as any user) are unaffected."""
+    host, straight from layers/<id>/ of a diyc root searchable by all (as
+    roots were, for --userns).  Whatever guards the way there, the layer's
+    own root directory is root's and 0700, whatever the tar's "./" entry
+    says; containers (as any user) are unaffected."""
     from conftest import BUSYBOX
     root = open_root
     with open("/usr/bin/id", "rb") as f:
@@ -458,7 +459,9 @@ def test_host_users_cannot_reach_a_layers_setuid_programs(open_root, tmp_path):
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o700, 0, 0)
     suid = the_layer(root) / "suid-id"
     assert os.lstat(suid).st_mode & stat.S_ISUID  # kept, for the containers
-    reach = as_nobody(f"ls {root}/layers")  # the way there is open ...
+    os.chmod(root, 0o711)             # the way there open, as a root made
+    os.chmod(root / "layers", 0o755)  # by an older diyc had it ...
+    reach = as_nobody(f"ls {root}/layers")
     assert reach.returncode == 0 and the_layer(root).name in reach.stdout, reach.stderr
     out = as_nobody(f"exec {suid} -u")     # ... the layer is not
     assert out.returncode != 0 and "Permission denied" in out.stderr, (out.stdout, out.stderr)
