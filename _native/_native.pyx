@@ -27,6 +27,22 @@ cdef extern from "<sys/mount.h>":
         MS_REC, MS_SILENT, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED,
         MS_RELATIME, MS_STRICTATIME, MS_LAZYTIME
 
+cdef extern from "<linux/openat2.h>":
+    struct open_how:
+        unsigned long long flags
+        unsigned long long mode
+        unsigned long long resolve
+    enum:
+        RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH,
+        RESOLVE_IN_ROOT
+
+cdef extern from "<sys/syscall.h>":
+    enum:
+        SYS_openat2
+
+cdef extern from "<unistd.h>":
+    long c_syscall "syscall"(long number, ...) nogil
+
 cdef extern from "syscall_table.h":
     const char *syscall_name "DIYC_SYSCALL_NAME"(int i)
     int syscall_nr "DIYC_SYSCALL_NR"(int i)
@@ -472,6 +488,27 @@ def umount_detach(path):
 def unshare(int flags):
     if c_unshare(flags) < 0:
         raise OSError(errno, strerror(errno).decode())
+
+
+def openat2(int dirfd, path, int flags, unsigned long long resolve, int mode=0):
+    """openat2(2): open `path` relative to `dirfd` with the RESOLVE_* limits
+    `resolve` (O_CLOEXEC is added) -> fd."""
+    b = os.fsencode(path)
+    cdef const char *c_path = b
+    cdef open_how how
+    how.flags = <unsigned int>(flags | os.O_CLOEXEC)
+    how.mode = mode
+    how.resolve = resolve
+    cdef long fd = c_syscall(SYS_openat2, dirfd, c_path, &how, sizeof(how))
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode(), path)
+    return fd
+
+
+RESOLVE = {
+    "no_xdev": RESOLVE_NO_XDEV, "no_magiclinks": RESOLVE_NO_MAGICLINKS,
+    "no_symlinks": RESOLVE_NO_SYMLINKS, "beneath": RESOLVE_BENEATH, "in_root": RESOLVE_IN_ROOT,
+}
 
 
 NS_FLAGS = {

@@ -23,7 +23,7 @@ import tarfile
 
 from . import _json
 from .errors import InvalidArgument, NotFound
-from .layers import LayerError, clean_name
+from .layers import LayerError, StorageError, clean_name
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -47,6 +47,9 @@ class ArchiveError(InvalidArgument):
 
 # -- load -------------------------------------------------------------------
 
+_MAX_LINK_HOPS = 16
+
+
 class _Archive:
     def __init__(self, path):
         try:
@@ -63,27 +66,49 @@ class _Archive:
             except LayerError as e:
                 raise ArchiveError(f"unsafe entry in image archive: {e}") from None
             if m.issym() or m.islnk():
-                # resolved by tarfile inside the archive; refuse ones that leave it
-                base = name.rpartition("/")[0] if m.issym() else ""
-                target = m.linkname if m.islnk() or m.linkname.startswith("/") else f"{base}/{m.linkname}"
-                try:
-                    clean_name(_normpath(target))
-                except LayerError:
-                    raise ArchiveError(f"unsafe link in image archive: {m.name} -> {m.linkname}") from None
+                self._link_target(name, m)  # refuse links that leave the archive now
             self.members[name] = m
+
+    @staticmethod
+    def _link_target(name, m):
+        """The archive name a link entry points to.  A symlink is relative to
+        its directory (absolute: to the archive's top), a hard link names
+        another entry of the archive, never an absolute path."""
+        if m.islnk():
+            target = "../" if m.linkname.startswith("/") else m.linkname
+        elif m.linkname.startswith("/"):
+            target = m.linkname
+        else:
+            target = f"{name.rpartition('/')[0]}/{m.linkname}"
+        try:
+            return clean_name(_normpath(target))
+        except LayerError:
+            raise ArchiveError(f"unsafe link in image archive: {m.name} -> {m.linkname}") from None
 
     def has(self, name):
         return clean_name(name) in self.members
 
-    def open(self, name):
+    def member(self, name):
+        """The regular file entry `name` stands for, its links resolved here
+        (not by tarfile: a symlink loop would recurse without end)."""
         try:
-            m = self.members[clean_name(name)]
-        except (KeyError, LayerError):
+            key = clean_name(name)
+        except LayerError:
             raise ArchiveError(f"image archive lacks {name}") from None
-        f = self.tar.extractfile(m)
-        if f is None:
-            raise ArchiveError(f"image archive entry {name} is not a file")
-        return f
+        for _ in range(_MAX_LINK_HOPS):
+            m = self.members.get(key)
+            if m is None:
+                raise ArchiveError(f"image archive lacks {name}" if key == clean_name(name) else
+                                   f"image archive entry {name} is a link to a missing entry")
+            if not (m.issym() or m.islnk()):
+                if not m.isreg():
+                    raise ArchiveError(f"image archive entry {name} is not a file")
+                return m
+            key = self._link_target(key, m)
+        raise ArchiveError(f"image archive entry {name}: too many levels of links")
+
+    def open(self, name):
+        return self.tar.extractfile(self.member(name))
 
     def read(self, name, limit=64 << 20):
         data = self.open(name).read(limit + 1)
@@ -91,11 +116,8 @@ class _Archive:
             raise ArchiveError(f"image archive entry {name} is too large")
         return data
 
-    def json(self, name):
-        try:
-            return _json.loads(self.read(name))
-        except ValueError as e:
-            raise ArchiveError(f"malformed {name} in image archive: {e}") from None
+    def json(self, name, kind=dict):
+        return _parse_json(self.read(name), name, kind)
 
     def blob(self, digest, limit=64 << 20):
         from .registry import check_digest
@@ -105,6 +127,31 @@ class _Archive:
         if got != digest:
             raise ArchiveError(f"blob digest mismatch in image archive: expected {digest}, got {got}")
         return data
+
+
+def _parse_json(data, what, kind=dict):
+    try:
+        value = _json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise ArchiveError(f"malformed {what} in image archive: {e}") from None
+    return _expect(value, kind, what)
+
+
+_KIND_NAMES = {dict: "an object", list: "a list", str: "a string"}
+
+
+def _expect(value, kind, what, optional=False):
+    """`value` if it is of JSON type `kind` (None too when optional), else
+    ArchiveError naming `what`."""
+    if (optional and value is None) or isinstance(value, kind):
+        return value
+    raise ArchiveError(f"malformed image archive: {what} is not {_KIND_NAMES[kind]}")
+
+
+def _expect_list_of(value, kind, what, optional=False):
+    for i, item in enumerate(_expect(value, list, what, optional) or ()):
+        _expect(item, kind, f"{what}[{i}]")
+    return value or []
 
 
 def _normpath(path):
@@ -121,37 +168,62 @@ def _normpath(path):
     return "/".join(parts)
 
 
+class _Image:
+    """One image of an archive, every field checked, nothing stored yet."""
+
+    def __init__(self, config_bytes, layers, tags):
+        self.config_bytes = config_bytes
+        self.config = _parse_json(config_bytes, "image config")
+        rootfs = _expect(self.config.get("rootfs"), dict, "the image config's rootfs")
+        self.diff_ids = _expect_list_of(rootfs.get("diff_ids"), str, "the image config's rootfs.diff_ids")
+        from .registry import check_digest
+        for d in self.diff_ids:
+            check_digest(d, "diff-id")
+        self.layers = layers      # [(archive name, expected blob digest or None, media type)]
+        if len(layers) != len(self.diff_ids):
+            raise ArchiveError(f"the image lists {len(layers)} layers but its config "
+                               f"{len(self.diff_ids)} diff-ids")
+        self.tags = tags
+
+
 def load(store, path, log=print):
     """Load an archive into `store` (see _load), safe from concurrent GC."""
-    with store.adding():
-        return _load(store, path, log)
+    try:
+        with store.adding():
+            return _load(store, path, log)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        # the host's fault (a full disk, say): say so, not "digest mismatch"
+        raise StorageError(f"cannot load {path}: {e.strerror or e}") from None
 
 
 def _load(store, path, log=print):
-    """Load every image of a docker-save or OCI archive; -> list of records."""
+    """Load every image of a docker-save or OCI archive; -> list of records.
+    Every image's metadata is checked before anything is stored; a failure
+    undoes the layers the load added."""
     archive = _Archive(path)
     added = []
     try:
         if archive.has("manifest.json"):
-            records = _load_docker(store, archive, added, log)
+            images = _docker_images(archive)
         elif archive.has("index.json"):
-            records = _load_oci(store, archive, added, log)
+            images = _oci_images(archive)
         else:
             raise ArchiveError(f"{path}: neither a docker save archive (manifest.json) "
                                "nor an OCI image layout (index.json)")
+        for image in images:
+            _add_layers(store, archive, image, added, log)
+        return [_finish(store, image, log) for image in images]
     except BaseException:
         store.discard_layers(added)
         raise
     finally:
         archive.tar.close()
-    return records
 
 
-def _add_layers(store, archive, layers, diff_ids, added, log):
-    """layers: [(archive path, expected blob digest or None, media type)]."""
-    if len(layers) != len(diff_ids):
-        raise ArchiveError(f"the image lists {len(layers)} layers but its config {len(diff_ids)} diff-ids")
-    for (name, digest, media), diff_id in zip(layers, diff_ids):
+def _add_layers(store, archive, image, added, log):
+    for (name, digest, media), diff_id in zip(image.layers, image.diff_ids):
         if store.has_layer(diff_id):
             log(f"{diff_id[7:19]}: already exists")
             continue
@@ -161,54 +233,42 @@ def _add_layers(store, archive, layers, diff_ids, added, log):
         log(f"{diff_id[7:19]}: loaded")
 
 
-def _finish(store, config_bytes, diff_ids, tags, log):
-    try:
-        config = _json.loads(config_bytes)
-    except ValueError as e:
-        raise ArchiveError(f"malformed image config in archive: {e}") from None
-    size = sum(store.layer_size(d) for d in diff_ids)
-    record = store.add_pulled_image(config_bytes, config, diff_ids, size=size)
-    for tag in tags:
+def _finish(store, image, log):
+    size = sum(store.layer_size(d) for d in image.diff_ids)
+    record = store.add_pulled_image(image.config_bytes, image.config, image.diff_ids, size=size)
+    for tag in image.tags:
         store.tag(record["id"], tag)
         log(f"Loaded image: {tag}")
-    if not tags:
+    if not image.tags:
         log(f"Loaded image ID: {record['id']}")
     return record
 
 
-def _diff_ids(config_bytes):
-    from .registry import check_digest
-    try:
-        ids = list(_json.loads(config_bytes)["rootfs"]["diff_ids"])
-    except (ValueError, KeyError, TypeError):
-        raise ArchiveError("image config in archive has no rootfs.diff_ids") from None
-    for d in ids:
-        check_digest(d, "diff-id")
-    return ids
-
-
-def _load_docker(store, archive, added, log):
-    manifest = archive.json("manifest.json")
-    if not isinstance(manifest, list):
-        raise ArchiveError("malformed manifest.json in image archive: expected a list")
-    records = []
-    for entry in manifest:
-        config_name = entry.get("Config") or ""
+def _docker_images(archive):
+    from .images import parse_reference
+    manifest = archive.json("manifest.json", list)
+    if not manifest:
+        raise ArchiveError("manifest.json in image archive lists no image")
+    images = []
+    for i, entry in enumerate(manifest):
+        what = f"manifest.json[{i}]"
+        _expect(entry, dict, what)
+        config_name = _expect(entry.get("Config"), str, f"{what}.Config")
         config_bytes = archive.read(config_name)
         expected = _digest_of_name(config_name)
         got = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         if expected and expected != got:
             raise ArchiveError(f"image config {config_name} hashes to {got}")
-        diff_ids = _diff_ids(config_bytes)
+        names = _expect_list_of(entry.get("Layers"), str, f"{what}.Layers", optional=True)
+        for name in names:
+            archive.member(name)  # present (and a file) before any layer is stored
         layers = [(name, _digest_of_name(name) if name.startswith("blobs/") else None, None)
-                  for name in entry.get("Layers") or []]
-        tags = list(entry.get("RepoTags") or [])
+                  for name in names]
+        tags = _expect_list_of(entry.get("RepoTags"), str, f"{what}.RepoTags", optional=True)
         for t in tags:
-            from .images import parse_reference
             parse_reference(t)
-        _add_layers(store, archive, layers, diff_ids, added, log)
-        records.append(_finish(store, config_bytes, diff_ids, tags, log))
-    return records
+        images.append(_Image(config_bytes, layers, list(tags)))
+    return images
 
 
 def _digest_of_name(name):
@@ -219,40 +279,48 @@ def _digest_of_name(name):
     return None
 
 
-def _load_oci(store, archive, added, log):
-    from .registry import choose_manifest, host_platform
+def _oci_images(archive):
+    from .registry import check_digest, choose_manifest, host_platform
     index = archive.json("index.json")
-    records = []
-    for desc in index.get("manifests") or []:
-        media = desc.get("mediaType")
-        data = archive.blob(desc.get("digest"))
-        doc = _json.loads(data)
+    descs = _expect_list_of(index.get("manifests"), dict, "index.json's manifests", optional=True)
+    images = []
+    for i, desc in enumerate(descs):
+        what = f"index.json's manifests[{i}]"
+        media = _expect(desc.get("mediaType"), str, f"{what}.mediaType", optional=True)
+        doc = _parse_json(archive.blob(desc.get("digest")), f"manifest {desc.get('digest')}")
         media = media or doc.get("mediaType") or (MT_OCI_INDEX if "manifests" in doc else MT_OCI_MANIFEST)
         if media in (MT_OCI_INDEX, MT_DOCKER_LIST):
-            inner = choose_manifest(doc, host_platform())
-            doc = _json.loads(archive.blob(inner["digest"]))
+            inner = _expect_list_of(doc.get("manifests"), dict, f"index {desc['digest']}'s manifests")
+            for d in inner:
+                _expect(d.get("platform"), dict, f"a platform in index {desc['digest']}", optional=True)
+            chosen = choose_manifest(doc, host_platform())
+            doc = _parse_json(archive.blob(chosen.get("digest")), f"manifest {chosen.get('digest')}")
         elif media not in (MT_OCI_MANIFEST, MT_DOCKER_MANIFEST):
             continue  # attestations, artifacts
-        config_bytes = archive.blob(doc["config"]["digest"])
-        diff_ids = _diff_ids(config_bytes)
-        layers = [(f"blobs/sha256/{d['digest'][7:]}", d["digest"], _OCI_LAYER.get(d.get("mediaType")))
-                  for d in doc.get("layers") or []]
-        for _, digest, _ in layers:
-            from .registry import check_digest
-            check_digest(digest, "layer digest")
-        annotations = desc.get("annotations") or {}
+        config = _expect(doc.get("config"), dict, "the manifest's config")
+        config_bytes = archive.blob(config.get("digest"))
+        layers = []
+        for j, d in enumerate(_expect_list_of(doc.get("layers"), dict, "the manifest's layers",
+                                              optional=True)):
+            digest = check_digest(d.get("digest"), "layer digest")
+            media_type = _expect(d.get("mediaType"), str, f"the manifest's layers[{j}].mediaType", optional=True)
+            name = f"blobs/sha256/{digest[7:]}"
+            archive.member(name)
+            layers.append((name, digest, _OCI_LAYER.get(media_type)))
+        annotations = _expect(desc.get("annotations"), dict, f"{what}.annotations", optional=True) or {}
         tags = []
-        full = annotations.get("io.containerd.image.name")
-        ref_name = annotations.get("org.opencontainers.image.ref.name")
+        full = _expect(annotations.get("io.containerd.image.name"), str, "an image name annotation",
+                       optional=True)
+        ref_name = _expect(annotations.get("org.opencontainers.image.ref.name"), str,
+                           "a ref.name annotation", optional=True)
         if full:
             tags.append(_local_name(full))
         elif ref_name and ("/" in ref_name or ":" in ref_name):
             tags.append(_local_name(ref_name))
-        _add_layers(store, archive, layers, diff_ids, added, log)
-        records.append(_finish(store, config_bytes, diff_ids, tags, log))
-    if not records:
+        images.append(_Image(config_bytes, layers, tags))
+    if not images:
         raise ArchiveError("the OCI layout has no image manifest")
-    return records
+    return images
 
 
 def _local_name(ref):

@@ -2,19 +2,24 @@
 
 A layer is untrusted input.  Every entry is checked before anything is
 written: no absolute paths, no `..`, no writing through a symlink the layer
-itself planted, no hard link to something outside the layer.  OCI whiteouts
+itself planted, no hard link to something outside the layer.  Every call
+on the unpacked tree goes through directory fds opened with O_NOFOLLOW (see
+Unpacker), so no later entry can redirect an earlier one.  OCI whiteouts
 become overlayfs whiteouts, so a stack of layers can be mounted as lowerdirs
 directly.  Ownership, modes (setuid included), device nodes, hard links and
 xattrs are kept: `tarfile`'s own extraction filters either reject real
 images (absolute symlinks like bin/sh -> /bin/busybox) or strip bits.
+Sparse files stay sparse: the tar's sparse map is honoured and blocks of
+zeros are not written.
 """
 
+import errno
 import hashlib
 import os
 import stat
 import tarfile
 
-from .errors import InvalidArgument
+from .errors import DiycError, InvalidArgument
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -22,6 +27,11 @@ OPAQUE_MARKER = ".wh..wh..opq"
 
 class LayerError(InvalidArgument):
     pass
+
+
+class StorageError(DiycError):
+    """Unpacking failed for a reason of the host (a full disk, an I/O
+    error): not the layer's fault, and not to be reported as one."""
 
 
 class HashingReader:
@@ -61,111 +71,272 @@ def clean_name(name):
     return "/".join(parts)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_BLOCK = 4096                  # holes are made of whole zero blocks of this size
+_ZERO_BLOCK = bytes(_BLOCK)
+_CHUNK = 1 << 20
+_MAX_OPEN_DIRS = 128           # directory fds kept open while unpacking
+# Errors of the host, not of the layer: reported as they are, never as a
+# malformed layer (a full disk is not a digest mismatch).
+_HOST_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM,
+                          errno.EMFILE, errno.ENFILE))
+
+
 class Unpacker:
+    """Writes the entries of one layer below `dest`.
+
+    Nothing here resolves a path of the layer: each directory is opened one
+    component at a time, relative to its parent's fd, with O_NOFOLLOW, and
+    every entry is made and given its metadata relative to that fd (or
+    through the fd of the file itself).  A symlink the layer planted is
+    therefore never followed, wherever it is (last component or parent),
+    and the directory metadata applied at the end goes to the very
+    directory that was created, or nowhere when a later entry replaced it.
+    """
+
     def __init__(self, dest):
-        self.dest = dest
-        self.symlinks = set()      # paths (relative) the layer made symlinks
-        self.dir_modes = []        # applied last: a 0555 dir must still be filled
+        self.root_fd = os.open(dest, _DIR_FLAGS)
+        self.open_dirs = {"": self.root_fd}   # relative path -> fd of that directory
+        self.dirs = {}     # relative path -> (member, st_dev, st_ino): mode and mtime go last
 
-    def path(self, rel):
-        return f"{self.dest}/{rel}" if rel else self.dest
+    def close(self):
+        self.forget_dirs()
+        os.close(self.root_fd)
 
-    def check_parents(self, rel, original):
-        """Refuse entries below a symlink of this layer (the write would land
-        wherever the link points, possibly outside), create missing parents."""
-        parts = rel.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:i])
-            if prefix in self.symlinks:
-                raise LayerError(f"layer entry writes through a symlink: {original}")
-            p = self.path(prefix)
-            if not os.path.lexists(p):
-                os.mkdir(p, 0o755)
-            elif not os.path.isdir(p) or os.path.islink(p):
-                raise LayerError(f"layer entry's parent is not a directory: {original}")
+    def forget_dirs(self, removed=None):
+        """Close the cached directory fds: all, or those of the tree
+        `removed` (whose paths may name other directories from now on)."""
+        below = f"{removed}/"
+        for rel in list(self.open_dirs):
+            if rel and (removed is None or rel == removed or rel.startswith(below)):
+                os.close(self.open_dirs.pop(rel))
 
-    def remove_existing(self, rel, keep_dir):
-        p = self.path(rel)
-        if not os.path.lexists(p):
+    def open_dir(self, rel, original, create=True):
+        """The fd of directory `rel` of the layer (cached: do not close it),
+        creating missing directories when `create`; LayerError when a
+        component is a symlink or not a directory."""
+        fd = self.open_dirs.get(rel)
+        if fd is not None:
+            return fd
+        parent, _, base = rel.rpartition("/")
+        parent_fd = self.open_dir(parent, original, create)
+        try:
+            fd = os.open(base, _DIR_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create:
+                raise LayerError(f"layer entry refers to a missing directory: {original}") from None
+            os.mkdir(base, 0o755, dir_fd=parent_fd)
+            fd = os.open(base, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if stat.S_ISLNK(os.stat(base, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+                raise LayerError(f"layer entry writes through a symlink: {original}") from None
+            raise LayerError(f"layer entry's parent is not a directory: {original}") from None
+        self.open_dirs[rel] = fd
+        return fd
+
+    def remove_existing(self, parent_fd, rel, keep_dir):
+        """Make room for entry `rel` (a name in the directory `parent_fd`)."""
+        base = rel.rpartition("/")[2]
+        try:
+            st = os.stat(base, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
             return
-        if keep_dir and os.path.isdir(p) and not os.path.islink(p):
-            return
-        self.symlinks.discard(rel)
-        if os.path.isdir(p) and not os.path.islink(p):
-            from .state import remove_tree
-            remove_tree(p)
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return
+            import shutil
+            # fd-based: never follows a symlink inside the tree it removes
+            shutil.rmtree(base, dir_fd=parent_fd)
+            self.forget_dirs(removed=rel)
         else:
-            os.unlink(p)
+            os.unlink(base, dir_fd=parent_fd)
+        below = rel + "/"
+        for d in [d for d in self.dirs if d == rel or d.startswith(below)]:
+            del self.dirs[d]
 
     def add(self, tar, member):
         rel = clean_name(member.name)
+        if len(self.open_dirs) > _MAX_OPEN_DIRS:
+            self.forget_dirs()
         if not rel:
-            if member.isdir():
-                self.dir_modes.append((self.dest, member))
-            return
-        self.check_parents(rel, member.name)
-        base = rel.rsplit("/", 1)[-1]
-        parent = rel[: -len(base)].rstrip("/")
+            return  # the layer's own root: see finish()
+        parent, _, base = rel.rpartition("/")
+        parent_fd = self.open_dir(parent, member.name)
 
         if base == OPAQUE_MARKER:
-            os.setxattr(self.path(parent), "trusted.overlay.opaque", b"y")
+            os.setxattr(parent_fd, "trusted.overlay.opaque", b"y")
             return
         if base.startswith(WHITEOUT_PREFIX):
             hidden = base[len(WHITEOUT_PREFIX):]
             if hidden in ("", ".", ".."):
                 raise LayerError(f"invalid whiteout entry: {member.name}")
-            target = f"{parent}/{hidden}".lstrip("/")
-            self.remove_existing(target, keep_dir=False)
-            os.mknod(self.path(target), stat.S_IFCHR | 0o000, os.makedev(0, 0))
+            self.remove_existing(parent_fd, f"{parent}/{hidden}".lstrip("/"), keep_dir=False)
+            os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent_fd)
             return
 
-        self.remove_existing(rel, keep_dir=member.isdir())
-        p = self.path(rel)
-        if member.isdir():
-            if not os.path.isdir(p):
-                os.mkdir(p, 0o755)
-            self.dir_modes.append((p, member))
-        elif member.isreg():
-            src = tar.extractfile(member)
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-        elif member.issym():
-            os.symlink(member.linkname, p)
-            self.symlinks.add(rel)
-        elif member.islnk():
+        if member.islnk():
+            # check the target first: a link to itself must not remove it
             target = clean_name(member.linkname)
-            self.check_parents(target, member.linkname)
-            tp = self.path(target)
-            if target in self.symlinks or not os.path.isfile(tp) or os.path.islink(tp):
-                raise LayerError(f"hard link to a missing or non-regular file: {member.name} -> {member.linkname}")
-            os.link(tp, p, follow_symlinks=False)
+            target_parent, _, target_base = target.rpartition("/")
+            target_fd = self.open_dir(target_parent, member.linkname, create=False)
+            try:
+                target_st = os.stat(target_base, dir_fd=target_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                target_st = None
+            if target_st is None or not stat.S_ISREG(target_st.st_mode) or target == rel:
+                raise LayerError(f"hard link to a missing or non-regular file: "
+                                 f"{member.name} -> {member.linkname}")
+            self.remove_existing(parent_fd, rel, keep_dir=False)
+            # the removal closed target_fd if it was below rel
+            target_fd = self.open_dir(target_parent, member.linkname, create=False)
+            os.link(target_base, base, src_dir_fd=target_fd, dst_dir_fd=parent_fd,
+                    follow_symlinks=False)
             return  # a hard link shares the target's inode, owner and mode
-        elif member.ischr() or member.isblk() or member.isfifo():
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
-            os.mknod(p, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+
+        self.remove_existing(parent_fd, rel, keep_dir=member.isdir())
+        if member.isdir():
+            try:
+                os.mkdir(base, 0o755, dir_fd=parent_fd)
+            except FileExistsError:
+                pass  # kept by remove_existing: a directory already
+            fd = self.open_dir(rel, member.name)
+            self.set_owner_xattrs(fd, member)
+            self.remember_dir(rel, fd, member)
+        elif member.isreg():
+            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=parent_fd)
+            try:
+                write_file_data(tar, member, fd)
+                self.set_owner_xattrs(fd, member)
+                # after chown, which clears setuid bits
+                os.chmod(fd, member.mode & 0o7777)
+                os.utime(fd, (member.mtime, member.mtime))
+            finally:
+                os.close(fd)
+        elif member.issym() or member.ischr() or member.isblk() or member.isfifo():
+            if member.issym():
+                os.symlink(member.linkname, base, dir_fd=parent_fd)
+            else:
+                kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
+                os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent_fd)
+            # no fd for these (opening a fifo blocks, a device is a device):
+            # everything by name in the parent's fd, without following
+            os.chown(base, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
+            for name, value in layer_xattrs(member):  # (no lsetxattrat: the parent by its fd)
+                os.setxattr(f"/proc/self/fd/{parent_fd}/{base}", name, value, follow_symlinks=False)
+            if not member.issym():
+                os.chmod(base, member.mode & 0o7777, dir_fd=parent_fd, follow_symlinks=False)
+            os.utime(base, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
         else:
             raise LayerError(f"unsupported layer entry type {member.type!r}: {member.name}")
 
-        self.apply_metadata(p, member)
+    @staticmethod
+    def set_owner_xattrs(fd, member):
+        os.chown(fd, member.uid, member.gid)
+        for name, value in layer_xattrs(member):  # after chown, which drops security.capability
+            os.setxattr(fd, name, value)
 
-    def apply_metadata(self, p, member):
-        for key, value in (member.pax_headers or {}).items():
-            if key.startswith("SCHILY.xattr."):
-                os.setxattr(p, key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape"),
-                            follow_symlinks=False)
-        os.chown(p, member.uid, member.gid, follow_symlinks=False)
-        if not member.issym():
-            # chown clears setuid bits: the mode goes after it.
-            if not member.isdir():
-                os.chmod(p, member.mode & 0o7777)
-            os.utime(p, (member.mtime, member.mtime), follow_symlinks=False)
+    def remember_dir(self, rel, fd, member):
+        st = os.fstat(fd)
+        self.dirs[rel] = (member, st.st_dev, st.st_ino)
 
     def finish(self):
-        for p, member in reversed(self.dir_modes):
-            os.chmod(p, member.mode & 0o7777)
-            os.utime(p, (member.mtime, member.mtime))
+        """Modes and mtimes of the directories, now that they are filled (a
+        0555 directory must still be written into).  Each is reopened without
+        following symlinks and must still be the directory the layer made:
+        one a later entry replaced (by a symlink, say) is left alone."""
+        self.forget_dirs()
+        for rel, (member, dev, ino) in sorted(self.dirs.items(), key=lambda d: -d[0].count("/")):
+            try:
+                fd = os.open(rel, _DIR_FLAGS, dir_fd=self.root_fd)
+            except OSError as e:
+                if e.errno in _HOST_ERRNOS:
+                    raise
+                continue  # the path crosses a symlink or is no directory any more
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    os.chmod(fd, member.mode & 0o7777)
+                    os.utime(fd, (member.mtime, member.mtime))
+            finally:
+                os.close(fd)
+        # The layer's root is the boundary between the host and the layer:
+        # root's alone, whatever a "./" entry says, so no user of the host
+        # reaches the layer's setuid-root programs or device nodes (nor owns
+        # the directory).  Containers never see it: the root of their
+        # overlay is the upper directory.
+        os.chown(self.root_fd, 0, 0)
+        os.chmod(self.root_fd, 0o700)
+
+
+def layer_xattrs(member):
+    """(name, value) of the extended attributes a tar entry carries."""
+    for key, value in (member.pax_headers or {}).items():
+        if key.startswith("SCHILY.xattr."):
+            name = key[len("SCHILY.xattr."):]
+            if name.startswith("trusted.overlay."):
+                continue  # overlayfs's own (redirects, metacopy): not a layer's to set
+            yield name, value.encode("utf-8", "surrogateescape")
+
+
+def write_file_data(tar, member, fd):
+    """The content of a regular file entry, with holes: the data regions of
+    a GNU/PAX sparse entry only, and within them no block that is all zeros
+    (a 1 GiB file of zeros in a 1 MB layer stays 1 MB on disk)."""
+    if member.sparse is None:
+        src = tar.extractfile(member)
+        offset = 0
+        while chunk := src.read(_CHUNK):
+            write_sparse(fd, chunk, offset)
+            offset += len(chunk)
+    else:
+        # The data regions follow each other in the archive, in map order.
+        # tarfile's own reader would hand out the holes as zeros to skip
+        # again: a hostile 1 PiB hole would keep us busy for days.
+        stream = tar.fileobj
+        stream.seek(member.offset_data)
+        for offset, length in member.sparse:
+            if offset < 0 or length < 0 or offset + length > member.size:
+                raise LayerError(f"malformed sparse map in layer entry: {member.name}")
+            end = offset + length
+            while offset < end:
+                chunk = stream.read(min(_CHUNK, end - offset))
+                if not chunk:
+                    raise LayerError(f"malformed layer tarball: unexpected end of data in {member.name}")
+                write_sparse(fd, chunk, offset)
+                offset += len(chunk)
+    os.ftruncate(fd, member.size)  # the size, including a hole at the end
+
+
+def write_sparse(fd, chunk, offset):
+    """pwrite `chunk` at `offset`, skipping the file blocks it would fill
+    with zeros only (the file is new: skipped blocks read as zeros)."""
+    if _ZERO_BLOCK not in chunk:  # the common case, found at memchr speed
+        pwrite_all(fd, memoryview(chunk), offset)
+        return
+    view = memoryview(chunk)
+    data_start = None  # where the pending run of non-zero blocks began
+    i, n = 0, len(chunk)
+    while i < n:
+        j = min(n, i + _BLOCK - (offset + i) % _BLOCK)  # the end of this file block
+        # (a bytes slice: memcmp; comparing memoryviews goes item by item)
+        zero = chunk[i:j] == (_ZERO_BLOCK if j - i == _BLOCK else bytes(j - i))
+        if zero and data_start is not None:
+            pwrite_all(fd, view[data_start:i], offset + data_start)
+            data_start = None
+        elif not zero and data_start is None:
+            data_start = i
+        i = j
+    if data_start is not None:
+        pwrite_all(fd, view[data_start:], offset + data_start)
+
+
+def pwrite_all(fd, view, offset):
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 class _Prefixed:
@@ -211,7 +382,7 @@ def decompressed(fileobj):
 def unpack_layer(fileobj, dest):
     """Unpack a tar stream (plain, gzip, xz, bzip2 or zstd) into the existing,
     empty directory `dest`.  Returns (diff_id, uncompressed size)."""
-    reader = None
+    unpacker = None
     try:
         reader = HashingReader(decompressed(fileobj))
         tar = tarfile.open(fileobj=reader, mode="r|")
@@ -225,7 +396,15 @@ def unpack_layer(fileobj, dest):
     except (tarfile.TarError, EOFError, zlib_error()) as e:
         raise LayerError(f"malformed layer tarball: {e or 'unexpected end of data'}") from None
     except OSError as e:
+        if e.errno in _HOST_ERRNOS:
+            raise StorageError(f"cannot unpack layer: {e.strerror}") from None
         raise LayerError(f"cannot unpack layer: {e}") from None
+    except (ValueError, OverflowError) as e:
+        # a NUL in a name, an mtime or id out of range
+        raise LayerError(f"malformed layer tarball: {e}") from None
+    finally:
+        if unpacker is not None:
+            unpacker.close()
     return "sha256:" + reader.hexdigest(), reader.size
 
 

@@ -195,3 +195,202 @@ def test_load_rejects_bad_blob_and_bad_diff_id(tmp_path, root, layers):
     write_tar(tmp_path / "bad2.tar", files)
     _expect_failure(root, ["load", "-i", str(tmp_path / "bad2.tar")], "diff-id mismatch")
     _expect_failure(root, ["load", "-i", str(tmp_path / "missing.tar")], "cannot read")
+
+
+# -- rejected archives (#17 items 8 and 10): one line, exit 125, store unchanged --
+
+SMALL_LAYER = ru.make_tar([("hello", "file", b"hello\n", 0o644)])
+SMALL_CONFIG = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                "rootfs": {"type": "layers", "diff_ids": [ru.sha256(SMALL_LAYER)]}}
+
+
+def write_archive(path, files):
+    """files: [(name, bytes | ("symlink"|"hardlink", target) | ("dir",))]."""
+    kinds = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "dir": tarfile.DIRTYPE}
+    with tarfile.open(path, "w") as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            if isinstance(data, tuple):
+                info.type = kinds[data[0]]
+                info.linkname = data[1] if len(data) > 1 else ""
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _j(value):
+    return value if isinstance(value, bytes) else json.dumps(value).encode()
+
+
+def docker_save(manifest=None, config=SMALL_CONFIG, extra=()):
+    """A docker-save archive of SMALL_LAYER, with `manifest` or `config` replaced."""
+    if manifest is None:
+        manifest = [{"Config": "config.json", "RepoTags": ["bad/img:1"], "Layers": ["l/layer.tar"]}]
+    return [("config.json", _j(config)), ("l/layer.tar", SMALL_LAYER), *extra,
+            ("manifest.json", _j(manifest))]
+
+
+def oci_layout(index=None, manifest=None, config=SMALL_CONFIG, annotations=None):
+    """An OCI layout archive of SMALL_LAYER, with parts replaced."""
+    config_bytes = _j(config)
+    files = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+             (f"blobs/sha256/{ru.sha256(SMALL_LAYER)[7:]}", SMALL_LAYER),
+             (f"blobs/sha256/{ru.sha256(config_bytes)[7:]}", config_bytes)]
+    if manifest is None:
+        manifest = {"schemaVersion": 2, "mediaType": ru.MT_OCI_MANIFEST,
+                    "config": {"mediaType": ru.MT_OCI_CONFIG, "digest": ru.sha256(config_bytes),
+                               "size": len(config_bytes)},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                "digest": ru.sha256(SMALL_LAYER), "size": len(SMALL_LAYER)}]}
+    manifest_bytes = _j(manifest)
+    files.append((f"blobs/sha256/{ru.sha256(manifest_bytes)[7:]}", manifest_bytes))
+    if index is None:
+        desc = {"mediaType": ru.MT_OCI_MANIFEST, "digest": ru.sha256(manifest_bytes),
+                "size": len(manifest_bytes),
+                "annotations": {"io.containerd.image.name": "bad/oci:1"} if annotations is None else annotations}
+        index = {"schemaVersion": 2, "manifests": [desc]}
+    files.append(("index.json", _j(index)))
+    return files
+
+
+def _nested_index(manifests):
+    """An OCI layout whose index points at an index with `manifests`."""
+    inner = _j({"schemaVersion": 2, "mediaType": ru.MT_OCI_INDEX, "manifests": manifests})
+    files = oci_layout(index={"schemaVersion": 2, "manifests": [
+        {"mediaType": ru.MT_OCI_INDEX, "digest": ru.sha256(inner), "size": len(inner)}]})
+    return files + [(f"blobs/sha256/{ru.sha256(inner)[7:]}", inner)]
+
+
+_GOOD_LAYERS = ["l/layer.tar"]
+BAD_ARCHIVES = {
+    # docker save: manifest.json
+    "manifest-garbage": lambda: docker_save(manifest=b"\x00\xffnot json{"),
+    "manifest-object": lambda: docker_save(manifest={"Config": "config.json"}),
+    "manifest-empty": lambda: docker_save(manifest=[]),
+    "manifest-entry-number": lambda: docker_save(manifest=[1]),
+    "manifest-deeply-nested": lambda: docker_save(manifest=b"[" * 200000),
+    "manifest-without-config": lambda: docker_save(manifest=[{"Layers": _GOOD_LAYERS}]),
+    "manifest-config-number": lambda: docker_save(manifest=[{"Config": 5, "Layers": _GOOD_LAYERS}]),
+    "manifest-config-absent": lambda: docker_save(manifest=[{"Config": "nope.json", "Layers": _GOOD_LAYERS}]),
+    "manifest-config-absolute": lambda: docker_save(manifest=[{"Config": "/etc/passwd", "Layers": _GOOD_LAYERS}]),
+    "manifest-layers-string": lambda: docker_save(manifest=[{"Config": "config.json", "Layers": "l/layer.tar"}]),
+    "manifest-layers-numbers": lambda: docker_save(manifest=[{"Config": "config.json", "Layers": [1]}]),
+    "manifest-layer-absent": lambda: docker_save(manifest=[{"Config": "config.json", "Layers": ["x.tar"]}]),
+    "manifest-layer-is-dir": lambda: docker_save(manifest=[{"Config": "config.json", "Layers": ["d"]}],
+                                                 extra=[("d", ("dir",))]),
+    "manifest-repotags-string": lambda: docker_save(
+        manifest=[{"Config": "config.json", "RepoTags": "a:1", "Layers": _GOOD_LAYERS}]),
+    "manifest-repotag-invalid": lambda: docker_save(
+        manifest=[{"Config": "config.json", "RepoTags": ["UPPER/Case:1"], "Layers": _GOOD_LAYERS}]),
+    "second-image-broken": lambda: docker_save(manifest=[
+        {"Config": "config.json", "RepoTags": ["bad/img:1"], "Layers": _GOOD_LAYERS},
+        {"Config": "nope.json", "RepoTags": ["bad/img:2"], "Layers": _GOOD_LAYERS}]),
+    # docker save: the image config
+    "config-garbage": lambda: docker_save(config=b"{{{"),
+    "config-list": lambda: docker_save(config=[1, 2]),
+    "config-without-rootfs": lambda: docker_save(config={"architecture": "amd64"}),
+    "config-rootfs-string": lambda: docker_save(config={"rootfs": "layers"}),
+    "config-diff-ids-string": lambda: docker_save(config={"rootfs": {"diff_ids": "sha256:x"}}),
+    "config-diff-ids-numbers": lambda: docker_save(config={"rootfs": {"diff_ids": [1]}}),
+    # links inside the archive
+    "hardlink-absolute": lambda: docker_save()[:-1] + [("manifest.json", ("hardlink", "/etc/passwd"))],
+    "hardlink-missing": lambda: docker_save()[:-1] + [("manifest.json", ("hardlink", "nothere.json"))],
+    "symlink-loop": lambda: docker_save()[:-1] + [("a", ("symlink", "manifest.json")),
+                                                  ("manifest.json", ("symlink", "a"))],
+    "symlink-to-dir": lambda: docker_save(extra=[("d", ("dir",)), ("cfg", ("symlink", "d"))],
+                                          manifest=[{"Config": "cfg", "Layers": _GOOD_LAYERS}]),
+    # OCI layout
+    "index-list": lambda: oci_layout(index=[{"digest": "sha256:" + "0" * 64}]),
+    "index-garbage": lambda: oci_layout(index=b"\x00"),
+    "index-manifests-string": lambda: oci_layout(index={"manifests": "x"}),
+    "index-manifest-number": lambda: oci_layout(index={"manifests": [1]}),
+    "index-descriptor-without-digest": lambda: oci_layout(index={"manifests": [{"mediaType": ru.MT_OCI_MANIFEST}]}),
+    "index-descriptor-media-type-number": lambda: oci_layout(index={"manifests": [{"mediaType": 5}]}),
+    "index-descriptor-absent-blob": lambda: oci_layout(index={"manifests": [
+        {"mediaType": ru.MT_OCI_MANIFEST, "digest": "sha256:" + "1" * 64}]}),
+    "index-no-image": lambda: oci_layout(index={"manifests": []}),
+    "manifest-not-json": lambda: oci_layout(manifest=b"not json"),
+    "manifest-list": lambda: oci_layout(manifest=[1]),
+    "oci-manifest-without-config": lambda: oci_layout(manifest={"schemaVersion": 2, "layers": []}),
+    "oci-manifest-config-string": lambda: oci_layout(manifest={"config": "sha256:abc", "layers": []}),
+    "oci-manifest-config-without-digest": lambda: oci_layout(manifest={"config": {}, "layers": []}),
+    "oci-manifest-layers-object": lambda: oci_layout(manifest={"config": {"digest": ru.sha256(_j(SMALL_CONFIG))},
+                                                               "layers": {}}),
+    "oci-manifest-layer-without-digest": lambda: oci_layout(
+        manifest={"config": {"digest": ru.sha256(_j(SMALL_CONFIG))}, "layers": [{"size": 3}]}),
+    "oci-manifest-layer-absent": lambda: oci_layout(
+        manifest={"config": {"digest": ru.sha256(_j(SMALL_CONFIG))}, "layers": [{"digest": "sha256:" + "2" * 64}]}),
+    "oci-annotations-list": lambda: oci_layout(annotations=["x"]),
+    "oci-annotation-number": lambda: oci_layout(annotations={"io.containerd.image.name": 5}),
+    "nested-index-manifests-string": lambda: _nested_index("x"),
+    "nested-index-platform-string": lambda: _nested_index([{"digest": "sha256:" + "3" * 64, "platform": "linux"}]),
+    "nested-index-no-platform-match": lambda: _nested_index([{"digest": "sha256:" + "3" * 64,
+                                                              "platform": {"os": "plan9", "architecture": "mips"}}]),
+}
+
+
+def test_the_archives_the_bad_ones_are_made_from_load(tmp_path, root):
+    """The table below breaks one thing each in these: they load."""
+    ok(root, "load", "-i", str(write_archive(tmp_path / "d.tar", docker_save())))
+    ok(root, "load", "-i", str(write_archive(tmp_path / "o.tar", oci_layout())))
+    assert {"bad/img:1", "bad/oci:1"} <= {line.split()[0] + ":" + line.split()[1]
+                                          for line in ok(root, "images").stdout.splitlines()[1:]}
+
+
+def _store_files(root):
+    """Everything under images/, layers/, blobs/, layerdb/ and tmp/ (all
+    depths), with sizes: what a failed load must leave as it was (the
+    empty blobs/sha256/ of the layout aside, made on first use)."""
+    out = {}
+    for sub in ("images", "layers", "blobs", "layerdb", "tmp"):
+        for dirpath, dirnames, filenames in os.walk(root / sub):
+            for name in dirnames + filenames:
+                p = os.path.join(dirpath, name)
+                if os.path.relpath(p, root) != "blobs/sha256":
+                    out[os.path.relpath(p, root)] = os.lstat(p).st_size if name in filenames else None
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARCHIVES))
+def test_load_rejects_malformed_archive(tmp_path, root, case):
+    ok(root, "load", "-i", str(write_archive(tmp_path / "base.tar", docker_save(
+        config=dict(SMALL_CONFIG, created="2020-01-01T00:00:00Z")))))  # a store that is not empty
+    before = _store_files(root)
+    p = diyc(root, "load", "-i", str(write_archive(tmp_path / "bad.tar", BAD_ARCHIVES[case]())))
+    assert p.returncode == 125, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("diyc: "), p.stderr
+    assert _store_files(root) == before
+
+
+def test_load_onto_a_full_disk_says_so(tmp_path):
+    """A store on a full filesystem: the load fails naming ENOSPC (it used
+    to report a digest mismatch) and leaves no half-made layer or tmp file."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    try:
+        root = small / "root"
+        ok(root, "images")
+        before = _store_files(root)
+        big = ru.make_tar([("big", "file", os.urandom(3 << 20), 0o644)])
+        config = dict(SMALL_CONFIG, rootfs={"type": "layers", "diff_ids": [ru.sha256(big)]})
+        files = [("config.json", _j(config)), ("l/layer.tar", big),
+                 ("manifest.json", _j([{"Config": "config.json", "RepoTags": ["big/img:1"],
+                                        "Layers": ["l/layer.tar"]}]))]
+        for compressed in (False, True):  # the blob as given, and gzip (digest-checked: OCI)
+            if compressed:
+                files = oci_files([(big, "gzip")], _j(config), ref_name="big/img:1")[0]
+            p = diyc(root, "load", "-i", str(write_archive(tmp_path / "big.tar", files)))
+            assert p.returncode == 125, (p.stdout, p.stderr)
+            lines = p.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("diyc: "), p.stderr
+            assert "No space left on device" in lines[0], lines[0]
+            assert "digest" not in lines[0]
+            assert _store_files(root) == before
+            assert os.listdir(root / "tmp") == [] and os.listdir(root / "layers") == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
