@@ -627,11 +627,7 @@ class Container:
         if self.record.get("userns"):
             from . import userns
             userns.release(self.root, self.id, self.record["userns"])
-        try:
-            os.unlink(f"{self.root.path}/locks/{self.id}.lock")
-        except FileNotFoundError:
-            pass
-        # the writable layer first, the record last: a diyc killed in between
+        # the writable layer first, the record next: a diyc killed in between
         # leaves a record `diyc cleanup` finds, and removes again
         remove_writable_layer(self.dir)
         try:
@@ -639,6 +635,13 @@ class Container:
             os.rmdir(self.dir)
         except OSError:
             remove_tree(self.dir)
+        # The lock file last: once it is unlinked, a newcomer's open()
+        # makes a new one that our flock does not exclude, so it must
+        # find the record gone already.
+        try:
+            os.unlink(f"{self.root.path}/locks/{self.id}.lock")
+        except FileNotFoundError:
+            pass
 
 
 def cleanup(root=None):

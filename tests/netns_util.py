@@ -27,6 +27,10 @@ def netns(prefix="diyctest"):
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["nsenter", f"--net=/run/netns/{name}", "ip", "link", "set", "lo", "up"], check=True)
+        # A new namespace inherits the host's ip_forward (devconf_inherit_init_net=0):
+        # start from 0, so what diyc turns on and restores is its own doing.
+        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-c",
+                        "echo 0 > /proc/sys/net/ipv4/ip_forward"], check=True)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=True)
