@@ -380,17 +380,21 @@ def start_held(ctr):
 
 
 def kill(ctr, sig, all_processes=False):
-    st = status(ctr)
-    if st == "stopped":
-        raise Conflict(f"container {ctr.name} is not running")
+    """Signal a created or running container.  runc's words for a stopped
+    one: containerd's shim takes "container not running" as already gone."""
+    if status(ctr) == "stopped":
+        raise Conflict("container not running")
     if all_processes:
         for pid in ctr._cgroup().pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-    else:
+        return
+    try:
         ctr.kill(sig)
+    except ProcessLookupError:  # it ended meanwhile
+        raise Conflict("container not running") from None
 
 
 def delete(ctr, force=False):
