@@ -91,6 +91,12 @@ def busybox_tree(d):
     for applet in _run("/bin/busybox", "--list").split():
         if applet != "busybox":
             os.symlink("busybox", f"{d}/bin/{applet}")
+    if not os.path.lexists(f"{d}/bin/pgrep"):  # Debian's busybox-static has no pgrep applet
+        with open(f"{d}/bin/pgrep", "w") as f:
+            f.write("#!/bin/sh\n# pgrep NAME: the pids of the processes called NAME\n"
+                    "ps -o pid,comm | awk -v name=\"$1\" "
+                    "'NR > 1 && $2 == name { print $1; found = 1 } END { exit !found }'\n")
+        os.chmod(f"{d}/bin/pgrep", 0o755)
     for sub in ("etc", "tmp", "proc", "sys", "dev", "var/www", "root"):
         os.makedirs(f"{d}/{sub}", exist_ok=True)
     with open(f"{d}/etc/passwd", "w") as f:
