@@ -10,6 +10,7 @@ of the portmap plugin) and restores net.ipv4.ip_forward."""
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -207,12 +208,14 @@ class Containerd:
         self.registry = registry
         os.makedirs(f"{self.d}/cni", exist_ok=True)
         self.diyc_runc = diyc_runc_wrapper(f"{self.d}/diyc-runc")
-
-    def start(self):
+        # what was there before: stop() removes only what came after
         self.netns_before = _netns_names()
         self.chains_before = _nat_chains()
+        self.cgroup_parents_before = _k8s_cgroup_parents()
         with open("/proc/sys/net/ipv4/ip_forward") as f:
             self.ip_forward = f.read().strip()
+
+    def start(self):
         conf = dict(CNI_CONF)
         conf["plugins"] = [dict(p) for p in CNI_CONF["plugins"]]
         conf["plugins"][0]["ipam"] = dict(conf["plugins"][0]["ipam"], dataDir=f"{self.d}/cni-ipam")
@@ -311,7 +314,7 @@ class Containerd:
                 subprocess.run(["iptables", "-w", "-t", "nat", "-X", chain], capture_output=True)
         with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
             f.write(self.ip_forward)
-        _remove_cgroups(self.d)
+        _remove_cgroups(self.cgroup_parents_before)
         shutil.rmtree(self.d, ignore_errors=True)
 
     def _kill_shims(self):
@@ -332,23 +335,42 @@ class Containerd:
                     pass
 
 
+def leftovers(ctd):
+    """What a stopped Containerd left of its own outside its directory."""
+    left = [f"netns {n}" for n in _netns_names() - ctd.netns_before if n.startswith("cni-")]
+    left += [f"iptables nat chain {c}" for c in _nat_chains() - ctd.chains_before
+             if c.startswith("CNI-")]
+    left += [f"cgroup {h}/k8s.io" for h in _k8s_cgroup_parents() - ctd.cgroup_parents_before]
+    if os.path.exists(f"/sys/class/net/{BRIDGE}"):
+        left.append(f"bridge {BRIDGE}")
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        if f.read().strip() != ctd.ip_forward:
+            left.append("net.ipv4.ip_forward changed")
+    if os.path.exists(ctd.d):
+        left.append(ctd.d)
+    return left
+
+
 def _rules_jumping_to(chain):
     proc = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True)
     out = []
     for line in proc.stdout.splitlines():
-        parts = line.split()
+        parts = shlex.split(line)  # comments are quoted
         if parts[:1] == ["-A"] and "-j" in parts and parts[parts.index("-j") + 1] == chain:
             out.append(["-D"] + parts[1:])
     return out
 
 
-def _remove_cgroups(d):
+def _k8s_cgroup_parents():
+    return {h for h in os.listdir("/sys/fs/cgroup") if os.path.isdir(f"/sys/fs/cgroup/{h}/k8s.io")}
+
+
+def _remove_cgroups(parents_before):
     """containerd's CRI puts pods under /k8s.io/<id> in each v1 hierarchy (empty
-    once the pods are gone); nothing of ours may stay."""
-    for hierarchy in os.listdir("/sys/fs/cgroup"):
+    once the pods are gone); nothing of ours may stay, k8s.io itself included
+    when we made it."""
+    for hierarchy in _k8s_cgroup_parents():
         base = f"/sys/fs/cgroup/{hierarchy}/k8s.io"
-        if not os.path.isdir(base):
-            continue
         for sub in os.listdir(base):
             p = f"{base}/{sub}"
             if os.path.isdir(p):
@@ -356,6 +378,11 @@ def _remove_cgroups(d):
                     os.rmdir(p)
                 except OSError:
                     pass
+        if hierarchy not in parents_before:
+            try:
+                os.rmdir(base)
+            except OSError:
+                pass
 
 
 def cgroups_of_pods():

@@ -39,6 +39,7 @@ def cri():
         shutil.rmtree(d, ignore_errors=True)
     assert cri_util.cgroups_of_pods() == []
     assert not os.path.exists(f"/sys/class/net/{cri_util.BRIDGE}")
+    assert cri_util.leftovers(ctd) == []
 
 
 class Pod:
@@ -76,6 +77,19 @@ class Pod:
             self.cri.crictl("rmp", "-f", self.id, check=False)
 
 
+def runtime(cri, handler, *args):
+    """The handler's binary on the state root the shim gives it."""
+    binary = {"runc": "runc", "diyc": cri.diyc_runc}[handler]
+    return subprocess.run([binary, "--root", f"{cri.d}/{handler}-root/k8s.io", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def runtime_state(cri, handler, cid):
+    proc = runtime(cri, handler, "state", cid)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def _pod_cgroups(pod_id):
     return [p for p in cri_util.cgroups_of_pods() if os.path.basename(p) == pod_id]
 
@@ -98,10 +112,20 @@ def test_pod_lifecycle(cri, handler):
         out = cri.crictl("exec", cid, "ip", "-4", "-o", "addr", "show", "eth0")
         assert f"inet {ip}/24" in out.stdout
         wait_for(lambda: "started" in cri.crictl("logs", cid).stdout, what="the log line")
+        # the init is the shim's child (a subreaper's): the shim reaps it
+        pid = json.loads(cri.crictl("inspect", cid).stdout)["info"]["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            ppid = next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[0].endswith(b"containerd-shim-runc-v2")
+        assert runtime_state(cri, handler, cid)["status"] == "running"
         cri.crictl("stop", "--timeout", "20", cid)
         status = pod.inspect(cid)
         assert status["state"] == "CONTAINER_EXITED"
         assert status["exitCode"] == 7
+        # containerd saw the exit and had the runtime delete the container
+        gone = runtime(cri, handler, "state", cid)
+        assert gone.returncode != 0 and "does not exist" in gone.stderr
         assert cri.crictl("logs", cid).stdout == "started\nbye\n"
         pod.remove()
     assert cri.crictl("inspectp", pod.id, check=False).returncode != 0
@@ -247,3 +271,8 @@ def test_update_resources_and_stats(cri):
         assert int(stats[0]["memory"]["workingSetBytes"]["value"]) > 0
         task_pids = cri.ctr("task", "ps", cid).stdout
         assert str(pid) in task_pids.split()
+        events = runtime(cri, "diyc", "events", "--stats", cid)
+        stats = json.loads(events.stdout)
+        assert stats["type"] == "stats" and stats["id"] == cid
+        assert stats["data"]["memory"]["usage"]["limit"] == 96 << 20
+        assert stats["data"]["pids"]["current"] >= 1
