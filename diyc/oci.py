@@ -416,14 +416,14 @@ def update(ctr, resources):
     running container, written to its cgroup and kept in its record."""
     from .lifecycle import container_lock
     if not isinstance(resources, dict):
-        _refuse("update: resources", "must be an object")
+        raise InvalidArgument("update: the resources must be a JSON object")
     resources = {field: {k: v for k, v in values.items() if not _empty(v)}
                  if isinstance(values, dict) else values for field, values in resources.items()}
     for field, allowed in (("memory", _MEMORY), ("cpu", _CPU), ("pids", {"limit"})):
         _check_keys(resources.get(field) or {}, allowed, f"linux.resources.{field}")
     for field in resources:  # devices are not updated (as with runc): clients send them all
         if field not in ("memory", "cpu", "pids", "devices") and not _empty(resources[field]):
-            _refuse(f"update: linux.resources.{field}")
+            raise InvalidArgument(f"update: linux.resources.{field} is not supported by diyc")
     with container_lock(ctr):
         ctr.reload()
         if status(ctr) == "stopped":
