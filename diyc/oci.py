@@ -443,7 +443,7 @@ def update(ctr, resources):
                 # swap first, a lowered one the limit first (set_limits' order)
                 try:
                     cgroup.set_limits({"memory": {"swap": swap}})
-                except OSError:
+                except (OSError, DiycError):  # lowered: below the current limit
                     pass
             cgroup.set_limits(changed)
         except OSError as e:
