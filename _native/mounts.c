@@ -25,18 +25,60 @@
 #define PATH_BUF 4096
 
 /*
+ * pivot_root refuses a new root whose parent mount is shared.  With a
+ * shared rootfsPropagation, make just the mount that holds the rootfs (the
+ * rootfs itself when it is a mount point, as containerd's is, else the
+ * nearest mount above it; our own namespace's copy) private, as runc does:
+ * mount(2) with MS_PRIVATE succeeds only on a mount point, so walk up until
+ * one takes it.  The rootfs' bind onto itself then is private too.
+ */
+static int make_rootfs_parent_private(const char *rootfs, struct diyc_error *err)
+{
+	char dir[PATH_BUF];
+	char *slash;
+
+	if (strlen(rootfs) >= sizeof(dir))
+		return diyc_fail(err, "make_root_private", ENAMETOOLONG, rootfs);
+	strcpy(dir, rootfs);
+	for (;;) {
+		if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) == 0)
+			return 0;
+		if (errno != EINVAL || strcmp(dir, "/") == 0)
+			return diyc_fail(err, "make_root_private", errno, dir);
+		slash = strrchr(dir, '/');
+		if (!slash)
+			return diyc_fail(err, "make_root_private", EINVAL, rootfs);
+		if (slash == dir)
+			slash[1] = '\0';  /* the root itself */
+		else
+			*slash = '\0';
+	}
+}
+
+/*
  * Cut the container's mounts off from the host's before making any: private
- * by default, so nothing propagates either way.  With a shared or slave
- * rootfsPropagation the copy becomes the host's slave instead: mount events
- * of the host still arrive (through shared mounts), none of ours go back.
+ * by default, so nothing propagates either way.  With a slave
+ * rootfsPropagation the copy becomes the host's slave: mount events of the
+ * host still arrive (through shared mounts), none of ours go back.  A shared
+ * one keeps the copy in the host's peer groups, as runc does: that is what
+ * a bidirectional volume (Kubernetes' mountPropagation) asks for, a mount
+ * made in it inside the container appears on the host too.
  */
 int make_root_private(const struct diyc_init *init, struct diyc_error *err)
 {
-	unsigned long flag = init->rootfs_propagation & (MS_SHARED | MS_SLAVE) ? MS_SLAVE : MS_PRIVATE;
+	unsigned long p = init->rootfs_propagation;
+	unsigned long flag = p & MS_SHARED ? MS_SHARED : p & MS_SLAVE ? MS_SLAVE : MS_PRIVATE;
 
 	if (mount(NULL, "/", NULL, MS_REC | flag, NULL) < 0)
 		return diyc_fail(err, "make_root_private", errno, NULL);
-	return 0;
+	if (flag != MS_SHARED)
+		return 0;
+	/* pivot_root refuses a shared current root (and shared parent or new
+	 * root: see mount_rootfs): those single mounts go private, the ones
+	 * below them stay in their peer groups */
+	if (mount(NULL, "/", NULL, MS_PRIVATE, NULL) < 0)
+		return diyc_fail(err, "make_root_private", errno, NULL);
+	return make_rootfs_parent_private(init->rootfs, err);
 }
 
 /* After pivot_root: the propagation the spec asks for on the new root. */
@@ -161,6 +203,9 @@ int mount_rootfs(const struct diyc_init *init, struct diyc_error *err)
 		if (mount(init->rootfs, init->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return diyc_fail(err, "bind_rootfs", errno, init->rootfs);
 	}
+	if ((init->rootfs_propagation & MS_SHARED) &&
+	    mount(NULL, init->rootfs, NULL, MS_PRIVATE, NULL) < 0)
+		return diyc_fail(err, "bind_rootfs", errno, init->rootfs);
 	return 0;
 }
 
@@ -370,11 +415,23 @@ int pivot_into_rootfs(const char *rootfs, struct diyc_error *err)
 {
 	/* pivot_root(".", ".") stacks the old root on top of the new one; the
 	 * lazy unmount then drops it.  No put_old directory is needed in the
-	 * image, so a read-only image works too. */
-	if (chdir(rootfs) < 0)
-		return diyc_fail(err, "pivot_root", errno, rootfs);
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		return diyc_fail(err, "pivot_root", errno, NULL);
+	 * image, so a read-only image works too.  The old root is reached
+	 * through a descriptor opened before: "." names the new root's mount. */
+	int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+
+	if (oldroot < 0)
+		return diyc_fail(err, "pivot_root", errno, "/");
+	if (chdir(rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || fchdir(oldroot) < 0) {
+		int saved = errno;
+
+		close(oldroot);
+		return diyc_fail(err, "pivot_root", saved, rootfs);
+	}
+	close(oldroot);
+	/* the old root's mounts may be the host's peers (a shared
+	 * rootfsPropagation): slaves first, so our unmount stays ours */
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		return diyc_fail(err, "umount_old_root", errno, NULL);
 	if (umount2(".", MNT_DETACH) < 0)
 		return diyc_fail(err, "umount_old_root", errno, NULL);
 	if (chdir("/") < 0)

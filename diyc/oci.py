@@ -522,6 +522,46 @@ def delete(ctr, force=False):
     run_hooks(ctr, "poststop", state(ctr) | {"status": "stopped", "pid": 0}, fatal=False)
 
 
+def update(ctr, resources):
+    """`update`: new linux.resources (memory, cpu, pids) for a created or
+    running container, written to its cgroup and kept in its record."""
+    from .lifecycle import container_lock
+    if not isinstance(resources, dict):
+        raise InvalidArgument("update: the resources must be a JSON object")
+    resources = {field: {k: v for k, v in values.items() if not _empty(v)}
+                 if isinstance(values, dict) else values for field, values in resources.items()}
+    for field, allowed in (("memory", _MEMORY), ("cpu", _CPU), ("pids", {"limit"})):
+        _check_keys(resources.get(field) or {}, allowed, f"linux.resources.{field}")
+    for field in resources:  # devices are not updated (as with runc): clients send them all
+        if field not in ("memory", "cpu", "pids", "devices") and not _empty(resources[field]):
+            raise InvalidArgument(f"update: linux.resources.{field} is not supported by diyc")
+    with container_lock(ctr):
+        ctr.reload()
+        if status(ctr) == "stopped":
+            raise Conflict("container not running")
+        kept = ctr.record["spec"]["linux"].setdefault("resources", {})
+        changed = {}
+        for field in ("memory", "cpu", "pids"):
+            values = resources.get(field)
+            if values:
+                changed[field] = values
+                kept[field] = dict(kept.get(field) or {}, **values)
+        cgroup = ctr._cgroup()
+        try:
+            swap = (changed.get("memory") or {}).get("swap")
+            if swap is not None and cgroup.version == 1:
+                # v1 keeps memory+swap >= memory: a raised pair needs the
+                # swap first, a lowered one the limit first (set_limits' order)
+                try:
+                    cgroup.set_limits({"memory": {"swap": swap}})
+                except (OSError, DiycError):  # lowered: below the current limit
+                    pass
+            cgroup.set_limits(changed)
+        except OSError as e:
+            raise DiycError(f"update: {e.strerror}") from None
+        ctr._save()
+
+
 # -- hooks --------------------------------------------------------------------
 
 def run_hooks(ctr, kind, oci_state, fatal=True):

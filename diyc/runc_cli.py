@@ -14,7 +14,7 @@ import os
 import sys
 
 from .cli import FLAG, LIST, VALUE, _options, _signal_number, parse
-from .errors import DiycError, InvalidArgument
+from .errors import Conflict, DiycError, InvalidArgument
 
 VERSION = "0.1.0"
 
@@ -31,6 +31,9 @@ Commands:
   exec [--process F | -e K=V --cwd D -u UID[:GID] ID CMD...] [-d] [--pid-file F] ID
   list [--format table|json] [-q] containers of this root
   ps [--format table|json] ID     the container's processes
+  update [-r FILE|-] [--memory N --cpu-share N --cpu-quota N --cpu-period N --pids-limit N] ID
+                                  change a running container's resources
+  events [--stats] [--interval 5s] ID   its cgroup stats as JSON (one with --stats)
   features                        what this runtime supports, as JSON
   spec [-b BUNDLE]                write a default config.json
 
@@ -357,6 +360,73 @@ def cmd_ps(root, args):
     return 0
 
 
+UPDATE_OPTIONS = _options(
+    ("-r --resources", "resources", VALUE),
+    ("--memory", "memory", VALUE),
+    ("--memory-swap", "memory_swap", VALUE),
+    ("--cpu-share", "cpu_share", VALUE),
+    ("--cpu-quota", "cpu_quota", VALUE),
+    ("--cpu-period", "cpu_period", VALUE),
+    ("--pids-limit", "pids_limit", VALUE),
+)
+_UPDATE_FIELDS = {"memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
+                  "cpu_share": ("cpu", "shares"), "cpu_quota": ("cpu", "quota"),
+                  "cpu_period": ("cpu", "period"), "pids_limit": ("pids", "limit")}
+
+
+def cmd_update(root, args):
+    """`update [-r FILE|-] [--memory N ...] ID`: a running container's
+    resources (what containerd's UpdateContainerResources sends on stdin)."""
+    from . import _json, oci
+    opts, pos = parse(args, UPDATE_OPTIONS)
+    ctr = oci.load(root, _one_id(pos, "update"))
+    resources = {}
+    if opts.get("resources"):
+        path = opts["resources"]
+        try:
+            data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+            resources = _json.loads(data)
+        except ValueError as e:
+            raise InvalidArgument(f"--resources {path}: {e}") from None
+    for key, (field, name) in _UPDATE_FIELDS.items():
+        if opts.get(key) is not None:
+            value = opts[key]
+            if key in ("memory", "memory_swap"):
+                from .config import parse_size
+                number = -1 if value == "-1" else parse_size(value, f"--{key.replace('_', '-')}")
+            else:
+                try:
+                    number = int(value)
+                except ValueError:
+                    raise InvalidArgument(f"invalid --{key.replace('_', '-')} {value!r}") from None
+            resources.setdefault(field, {})[name] = number
+    oci.update(ctr, resources)
+    return 0
+
+
+def cmd_events(root, args):
+    """`events [--stats] [--interval S] ID`: the container's cgroup stats as
+    runc's JSON events; --stats prints one, else one per interval until it stops."""
+    from . import _json, oci
+    from .stats import oci_stats
+    opts, pos = parse(args, _options(("--stats", "stats", FLAG), ("--interval", "interval", VALUE)))
+    ctr = oci.load(root, _one_id(pos, "events"))
+    interval = opts.get("interval") or "5s"
+    try:
+        seconds = float(interval.removesuffix("s"))
+    except ValueError:
+        raise InvalidArgument(f"invalid --interval {interval!r}: seconds, like 5s") from None
+    import time
+    while True:
+        if oci.status(ctr) == "stopped":
+            raise Conflict("container not running")
+        print(_json.dumps({"type": "stats", "id": ctr.name, "data": oci_stats(ctr._cgroup())}))
+        sys.stdout.flush()
+        if opts.get("stats"):
+            return 0
+        time.sleep(seconds)
+
+
 def features():
     from . import _native
     from .oci import _HOOKS, _NAMESPACES, OCI_VERSION
@@ -374,8 +444,13 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
         },
-        "annotations": {"org.diyc.seccomp": "default or unconfined: diyc's built-in filter"},
+        "annotations": {"org.diyc.seccomp": "default or unconfined: diyc's built-in filter",
+                        "org.diyc.checkpoint": "not supported: no checkpoint/restore (CRIU)"},
     }
+
+
+def cmd_checkpoint(root, args):
+    raise InvalidArgument("checkpoint is not supported: diyc has no checkpoint/restore (CRIU)")
 
 
 def cmd_features(root, args):
@@ -419,7 +494,8 @@ def cmd_spec(root, args):
 COMMANDS = {
     "create": cmd_create, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
     "delete": cmd_delete, "run": cmd_run, "exec": cmd_exec, "list": cmd_list, "ps": cmd_ps,
-    "features": cmd_features, "spec": cmd_spec,
+    "features": cmd_features, "spec": cmd_spec, "update": cmd_update, "events": cmd_events,
+    "checkpoint": cmd_checkpoint, "restore": cmd_checkpoint,
 }
 
 

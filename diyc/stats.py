@@ -70,3 +70,11 @@ def sample(containers, interval=0.5):
                     "memory": used, "memory_limit": min(limit, host_mem) if limit else host_mem,
                     "pids": _pids(g), "net_rx": rx, "net_tx": tx})
     return out
+
+
+def oci_stats(cg):
+    """runc's `events --stats` data for one cgroup (the fields its clients read)."""
+    used, limit = _memory(cg)
+    return {"cpu": {"usage": {"total": _cpu_ns(cg)}},
+            "memory": {"usage": {"usage": used, "limit": limit}},
+            "pids": {"current": _pids(cg)}}

@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # busybox-static: the built-in default image; the rest: build tools, and the
-# peers and fixtures the tests and benchmarks use (runc, crun, a registry).
+# peers and fixtures the tests and benchmarks use (runc, crun, a registry,
+# containerd and the CNI plugins for the Kubernetes (CRI) tests).
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev \
     busybox-static iproute2 iptables nftables \
-    runc crun containerd podman netavark docker-registry skopeo umoci apache2-utils >/dev/null
+    runc crun containerd containernetworking-plugins podman netavark docker-registry \
+    skopeo umoci apache2-utils >/dev/null
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check \
