@@ -27,4 +27,11 @@ apt-get install -y -qq --no-install-recommends \
 # Start `diyc` with -IS: no `site` (~2.5 ms of a ~10 ms start), no PYTHON*
 # variables; bin/diyc then finds the venv's site-packages itself.
 sed -i '1s|^#!\(.*python[0-9.]*\)$|#!\1 -IS|' .venv/bin/diyc .venv/bin/diyc-runc
+# crictl and critest for the Kubernetes (CRI) tests, built offline from the
+# conformance tarball beside this checkout when it is there (the CRI tests
+# skip, saying so, without them).
+CRI_TARBALL=../shared/conformance/cri-tools-v1.26.1.tar.gz
+if [ -f "$CRI_TARBALL" ] && ! { [ -x /var/tmp/diyc-cri-tools/crictl ] && [ -x /var/tmp/diyc-cri-tools/critest ]; }; then
+    ./scripts/build-cri-tools.sh >/dev/null
+fi
 echo "diyc installed: $(pwd)/.venv/bin/diyc"

@@ -234,9 +234,7 @@ def test_oom_reported_to_cri(cri):
 
 @pytest.mark.parametrize("handler", [
     "runc",
-    # diyc-runc reports the init's failures at create/start on branch wt-oci
-    # (d12a9d8, bbc4d1c): passes once that is merged; then drop this mark
-    pytest.param("diyc", marks=pytest.mark.xfail(reason="needs wt-oci's init failure reports")),
+    "diyc",
 ])
 def test_init_that_cannot_exec_fails_at_create(cri, handler):
     """A program that does not exist: the runtime's `create` (which CRI runs
