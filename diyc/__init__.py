@@ -3,24 +3,48 @@ kernel up.
 
     import diyc
     r = diyc.run("busybox", ["echo", "hi"], memory="64m", capture_output=True)
-    r.exit_code, r.stdout
+    r.returncode, r.stdout                      # 0, b'hi\\n'
 
+    with diyc.Container.create("busybox", "sleep 60") as c:
+        c.start()
+        c.exec_run("ps").stdout                 # removed at the end of the block
+
+    result = await diyc.arun("busybox", "true")  # asyncio (diyc.aio)
+
+help(diyc.run) documents every option; docs/library.md has examples.
 Attributes are imported lazily, so `import diyc` costs next to nothing."""
 
-from .errors import (CommandNotExecutable, CommandNotFound, Conflict, ContainerNotFound,
-                     DiycError, ImageNotFound, InitError, InvalidArgument, NotFound)
+from .errors import (ArgumentTypeError, CommandNotExecutable, CommandNotFound, Conflict,
+                     ContainerNotFound, DiycError, ImageNotFound, InitError, InvalidArgument,
+                     NotFound)
 
 __version__ = "0.1.0"
 
+# name -> the module defining it, imported on first use
 _LAZY = {
-    "run": "runtime", "Container": "runtime", "Result": "runtime",
+    "run": "api", "Container": "runtime", "Result": "runtime",
+    "ContainerError": "process_errors", "ContainerTimeout": "process_errors",
+    "PIPE": "stdio", "STDOUT": "stdio", "DEVNULL": "stdio",
+    "arun": "aio", "AsyncContainer": "aio",
     "ImageStore": "images", "Root": "state", "build": "builder",
 }
+_SUBMODULES = ("images", "aio")
+
+__all__ = sorted([
+    "ArgumentTypeError", "CommandNotExecutable", "CommandNotFound", "Conflict",
+    "ContainerNotFound", "DiycError", "ImageNotFound", "InitError", "InvalidArgument", "NotFound",
+    *_LAZY, *_SUBMODULES, "__version__"])
 
 
 def __getattr__(name):
+    import importlib
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'diyc' has no attribute {name!r}")
-    import importlib
     return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__():
+    return sorted(set(__all__) | {n for n in globals() if n.startswith("__")})

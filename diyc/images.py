@@ -590,3 +590,12 @@ def build_busybox_image(store):
         "config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]},
     }
     return store.import_tarball(io.BytesIO(busybox_rootfs_tar()), BUILTIN_IMAGE, config)
+
+
+def __getattr__(name):
+    """diyc.images.list / pull / remove: the library's image functions
+    (diyc.image_api), reached here so that `diyc.images` offers them."""
+    if name in ("list", "pull", "remove"):
+        from .image_api import FUNCTIONS
+        return FUNCTIONS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
