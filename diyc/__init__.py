@@ -37,13 +37,12 @@ __all__ = sorted([
 
 
 def __getattr__(name):
-    import importlib
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    module = _LAZY.get(name)
-    if module is None:
+    module = name if name in _SUBMODULES else _LAZY.get(name)
+    if module is None:  # (before any import: `from . import x` asks here first)
         raise AttributeError(f"module 'diyc' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    import importlib
+    loaded = importlib.import_module(f".{module}", __name__)
+    return loaded if name in _SUBMODULES else getattr(loaded, name)
 
 
 def __dir__():

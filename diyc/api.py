@@ -19,11 +19,10 @@ if TYPE_CHECKING:
 
     from .state import Root
 
-    File = int | IO | None
-
 
 def run(image: str, command: str | Sequence[str] | None = None, *,
-        stdin: File = None, stdout: File = None, stderr: File = None,
+        stdin: int | IO | None = None, stdout: int | IO | None = None,
+        stderr: int | IO | None = None,
         capture_output: bool = False, input: bytes | str | None = None, text: bool = False,
         encoding: str | None = None, errors: str | None = None, check: bool = False,
         timeout: float | None = None,

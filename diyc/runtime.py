@@ -15,8 +15,6 @@ A start, top to bottom:
     exec      wait until execve succeeded, or raise the child's error
 """
 
-from __future__ import annotations  # (type hints as text: nothing imported for them)
-
 import os
 import time
 
@@ -27,6 +25,7 @@ from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_wri
 from .state import Root, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
+# Type hints are strings: nothing is imported or evaluated for them at run time.
 TYPE_CHECKING = False  # (typing's costs an import; type checkers know this name)
 if TYPE_CHECKING:
     import builtins
@@ -67,7 +66,10 @@ class Result:
             raise ContainerError(self.exit_code, self.args, self.stdout, self.stderr, self.id)
 
     def __repr__(self):
-        return f"Result(exit_code={self.exit_code}, oom_killed={self.oom_killed})"
+        shown = [f"args={self.args!r}", f"returncode={self.exit_code!r}"]
+        shown += [f"{k}={v!r}" for k, v in (("stdout", self.stdout), ("stderr", self.stderr))
+                  if v is not None]
+        return f"Result({', '.join(shown)}, oom_killed={self.oom_killed})"
 
 
 class Container:
@@ -124,30 +126,30 @@ class Container:
     # -- create -------------------------------------------------------------
 
     @classmethod
-    def create(cls, image: str, command: str | Sequence[str] | None = None, *,
-               name: str | None = None, hostname: str | None = None,
-               env: Mapping[str, str | int | None] | Sequence[str] | None = None,
-               workdir: str | None = None, user: str | None = None,
-               entrypoint: str | Sequence[str] | None = None,
-               memory: int | str | None = None, memory_swap: int | str | None = None,
-               cpus: float | str | None = None, pids_limit: int | str | None = None,
-               network: str = "none", ip: str | None = None,
-               publish: Mapping[str, object] | Sequence[str] | None = None,
-               auto_remove: bool = False, rm_tmpfs_size: int | str | None = None,
-               cgroup_parent: str | None = None, read_only: bool = False,
-               privileged: bool = False, cap_add: Sequence[str] | None = None,
-               cap_drop: Sequence[str] | None = None, security_opt: Sequence[str] | None = None,
-               ulimits: Sequence[str | Mapping[str, object]] | None = None,
-               sysctls: Mapping[str, str | int] | Sequence[str] | None = None,
-               oom_score_adj: int | str | None = None,
-               devices: Sequence[str | Mapping[str, str]] | None = None,
-               tmpfs: Mapping[str, str] | Sequence[str] | None = None,
-               restart: str | Mapping[str, object] | None = None,
-               log_opts: Mapping[str, str] | Sequence[str] | None = None,
-               volumes: Mapping[str, object] | Sequence[str] | None = None,
-               init: bool = False, tty: bool = False, userns: str | None = None,
-               root: str | os.PathLike | Root | None = None, trace: Trace | None = None,
-               ) -> Container:
+    def create(cls, image: "str", command: "str | Sequence[str] | None" = None, *,
+               name: "str | None" = None, hostname: "str | None" = None,
+               env: "Mapping[str, str | int | None] | Sequence[str] | None" = None,
+               workdir: "str | None" = None, user: "str | None" = None,
+               entrypoint: "str | Sequence[str] | None" = None,
+               memory: "int | str | None" = None, memory_swap: "int | str | None" = None,
+               cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
+               network: "str" = "none", ip: "str | None" = None,
+               publish: "Mapping[str, object] | Sequence[str] | None" = None,
+               auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
+               cgroup_parent: "str | None" = None, read_only: "bool" = False,
+               privileged: "bool" = False, cap_add: "Sequence[str] | None" = None,
+               cap_drop: "Sequence[str] | None" = None, security_opt: "Sequence[str] | None" = None,
+               ulimits: "Sequence[str | Mapping[str, object]] | None" = None,
+               sysctls: "Mapping[str, str | int] | Sequence[str] | None" = None,
+               oom_score_adj: "int | str | None" = None,
+               devices: "Sequence[str | Mapping[str, str]] | None" = None,
+               tmpfs: "Mapping[str, str] | Sequence[str] | None" = None,
+               restart: "str | Mapping[str, object] | None" = None,
+               log_opts: "Mapping[str, str] | Sequence[str] | None" = None,
+               volumes: "Mapping[str, object] | Sequence[str] | None" = None,
+               init: "bool" = False, tty: "bool" = False, userns: "str | None" = None,
+               root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
+               ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
         create`/`diyc run` do: every input is checked first, so a refused
         one (ArgumentTypeError for a wrong type - also a TypeError -,
@@ -219,9 +221,10 @@ class Container:
                        ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
                        devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
                        volumes=volumes, init=init, tty=tty, userns=userns, trace=trace)
-        from .arguments import command as split_command, normalize
-        normalize(options)
-        command = split_command(command)
+        if isinstance(command, str) or _library_shapes(options):  # (the CLI passes neither)
+            from .arguments import command as split_command, normalize
+            normalize(options)
+            command = split_command(command)
         root = root if isinstance(root, Root) else Root(root)
         with ImageStore(root).using():
             return cls._create(image, command, root=root, **options)
@@ -415,8 +418,8 @@ class Container:
         raise ContainerNotFound(f"no such container: {ref}")
 
     @classmethod
-    def list(cls, root: str | os.PathLike | Root | None = None, *, all: bool = False,
-             filters: Mapping[str, str | Sequence[str]] | None = None) -> builtins.list[Container]:
+    def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
+             filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
         "id": PREFIX, "ancestor": IMAGE, "exited": CODE}, each a value or a
@@ -679,7 +682,7 @@ class Container:
         if pid and pid_alive(pid, state.get("pid_start")):
             os.kill(pid, sig)
 
-    def wait(self, timeout: float | None = None) -> Result:
+    def wait(self, timeout: "float | None" = None) -> "Result":
         """Wait for the container to end and return a Result.  If we started
         it in the foreground we are its parent: reap it and record the end;
         a detached one's supervisor does that, we watch the record.
@@ -788,9 +791,17 @@ class Container:
         remove_at_exit(self)
         return False
 
-    def logs(self, *, stdout: bool = True, stderr: bool = True, stream: bool = False,
-             follow: bool = False, since: float | None = None, tail: int | None = None,
-             timestamps: bool = False):
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        from .aio import remove_at_exit
+        await remove_at_exit(self)
+        return False
+
+    def logs(self, *, stdout: "bool" = True, stderr: "bool" = True, stream: "bool" = False,
+             follow: "bool" = False, since: "float | None" = None, tail: "int | None" = None,
+             timestamps: "bool" = False):
         """The output a detached container logged (`diyc logs`): bytes, or
         with stream=True an iterator of lines (bytes, each ending in \\n).
         follow: until the container ends (with stream=False: all of it,
@@ -802,7 +813,7 @@ class Container:
                      timestamps=timestamps)
         return lines if stream else b"".join(lines)
 
-    def attach(self, *, stdout: bool = True, stderr: bool = True, logs: bool = False):
+    def attach(self, *, stdout: "bool" = True, stderr: "bool" = True, logs: "bool" = False):
         """Stream a detached container's output from now on (with logs=True
         from its start): an iterator of lines (bytes) that ends when the
         container does."""
@@ -810,13 +821,13 @@ class Container:
         return log_lines(self, stdout=stdout, stderr=stderr, follow=True,
                          tail=None if logs else 0)
 
-    def exec_run(self, cmd: str | Sequence[str], *,
-                 env: Mapping[str, str | int | None] | Sequence[str] | None = None,
-                 workdir: str | None = None, user: str | None = None, stdin=None,
-                 stdout=None, stderr=None, capture_output: bool = True,
-                 input: bytes | str | None = None, text: bool = False,
-                 encoding: str | None = None, errors: str | None = None, check: bool = False,
-                 timeout: float | None = None, detach: bool = False) -> Result:
+    def exec_run(self, cmd: "str | Sequence[str]", *,
+                 env: "Mapping[str, str | int | None] | Sequence[str] | None" = None,
+                 workdir: "str | None" = None, user: "str | None" = None, stdin=None,
+                 stdout=None, stderr=None, capture_output: "bool" = True,
+                 input: "bytes | str | None" = None, text: "bool" = False,
+                 encoding: "str | None" = None, errors: "str | None" = None, check: "bool" = False,
+                 timeout: "float | None" = None, detach: "bool" = False) -> "Result":
         """Run a command in this running container (`diyc exec`) and return
         a Result.  Output is captured unless capture_output=False or
         stdout/stderr say otherwise (the conventions of diyc.run, which are
@@ -828,19 +839,19 @@ class Container:
                         text=text, encoding=encoding, errors=errors, check=check,
                         timeout=timeout, detach=detach)
 
-    def stop(self, timeout: float = 10) -> bool:
+    def stop(self, timeout: "float" = 10) -> "bool":
         """As `diyc stop`: SIGTERM, then SIGKILL after `timeout` seconds.  -> False if it was not running."""
         from .lifecycle import stop
         return stop(self, timeout)
 
-    def stats(self, interval: float = 0.5) -> dict:
+    def stats(self, interval: "float" = 0.5) -> "dict":
         """One sample of its resource use, as `diyc stats --no-stream`:
         {"cpu_percent" (over `interval` seconds; 100 = one CPU), "memory",
         "memory_limit" (bytes), "pids", "net_rx", "net_tx" (bytes)}."""
         from .stats import sample
         return dict(sample([self], interval)[0], id=self.id, name=self.name)
 
-    def top(self) -> dict:
+    def top(self) -> "dict":
         """Its processes: {"Titles": ["PID", "PPID", "UID", "STAT", "CMD"],
         "Processes": [[...], ...]} (host pids), as docker-py's top()."""
         from .container_api import top
@@ -914,6 +925,16 @@ def _generated_name(root, cid):
     if os.path.lexists(f"{root.names}/{name}"):
         name = f"{name}_{cid[:6]}"
     return name
+
+
+def _library_shapes(options):
+    """Any option in a shape only a library caller gives (a mapping, a list
+    of other than str), for diyc.arguments to turn into the CLI's."""
+    for value in options.values():
+        if hasattr(value, "items") or (isinstance(value, (list, tuple)) and
+                                       not all(isinstance(v, str) for v in value)):
+            return True
+    return False
 
 
 def _rm_tmpfs_size(value, auto_remove):
