@@ -205,6 +205,7 @@ class AsyncContainer:
 
     @classmethod
     async def load(cls, ref, root=None):
+        """Container.load in a worker thread."""
         return cls(await _in_thread(Container.load, ref, root))
 
     @property
@@ -247,18 +248,23 @@ class AsyncContainer:
         return out if isinstance(out, bytes) else await _in_thread(list, out)
 
     async def kill(self, sig=15):
+        """Container.kill."""
         return await _in_thread(self.container.kill, sig)
 
     async def stop(self, timeout=10):
+        """Container.stop (SIGTERM, SIGKILL after `timeout`)."""
         return await _in_thread(self.container.stop, timeout)
 
     async def remove(self, force=False):
+        """Container.remove."""
         return await _in_thread(self.container.remove, force)
 
     async def stats(self, interval=0.5):
+        """Container.stats (one sample over `interval` seconds)."""
         return await _in_thread(self.container.stats, interval)
 
     async def top(self):
+        """Container.top."""
         return await _in_thread(self.container.top)
 
     async def __aenter__(self):

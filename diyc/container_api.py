@@ -54,6 +54,19 @@ def wait_for_end(ctr, timeout):
         raise _timeout_error(ctr, timeout)
 
 
+def reap_supervisor(ctr):
+    """A container this Container object started detached has a supervisor
+    (diyc-shim, then the `diyc _finish` it becomes) whose parent we are:
+    once the container has ended, reap it (waiting for it to finish
+    recording the end)."""
+    if ctr.supervisor:
+        try:
+            os.waitpid(ctr.supervisor, 0)
+        except ChildProcessError:
+            pass
+        ctr.supervisor = None
+
+
 def remove_at_exit(ctr):
     """The end of `with Container...`: kill it if it runs, record its end
     if it is our child, remove it; quiet if it is gone already."""
@@ -135,7 +148,11 @@ def logs(ctr, stdout=True, stderr=True, follow=False, since=None, tail=None, tim
 
     records = read_log(path)
     shown = len(records)
-    yield from lines(records if tail is None else records[max(0, len(records) - tail):])
+    if tail is None:
+        yield from lines(records)
+    else:  # the last `tail` of the lines asked for
+        wanted = list(lines(records))
+        yield from wanted[max(0, len(wanted) - tail):]
     while follow:
         try:
             running = ctr.reload().status == "running"

@@ -83,6 +83,7 @@ class Container:
         self.record = record
         self.trace = trace or Trace()
         self.pid = None  # set only while we are the parent of its init
+        self.supervisor = None  # set while we are the parent of its supervisor (detached)
         self.cgroup = None
         self.limit_warnings = []  # limits the kernel took but does not enforce
 
@@ -615,6 +616,7 @@ class Container:
                                 "restart_count": state.get("restart_count", 0)}
         if supervisor:
             self.pid = None  # the supervisor is its parent, not us
+            self.supervisor = supervisor  # and ours: reaped by wait/remove/stop
             self.record["state"].update(supervisor=supervisor,
                                         supervisor_start=process_start_time(supervisor))
         self._save()
@@ -671,10 +673,13 @@ class Container:
         self._save()
 
     def reload(self):
+        """Re-read the container's record (FileNotFoundError once removed)."""
         self.record = read_json(f"{self.dir}/container.json")
         return self
 
-    def kill(self, sig=15):
+    def kill(self, sig: int = 15) -> None:
+        """Send signal `sig` (a number; default SIGTERM) to its process 1,
+        if it runs."""
         from .numbers import integer
         sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
@@ -693,7 +698,11 @@ class Container:
             from .container_api import wait_for_end
             wait_for_end(self, timeout)
         if not self.pid:
-            if wait_until_exited(self) == "removed":
+            ended = wait_until_exited(self)
+            if self.supervisor:  # started detached by this object: ours to reap
+                from .container_api import reap_supervisor
+                reap_supervisor(self)
+            if ended == "removed":
                 raise ContainerNotFound(f"container {self.name} was removed before its end was read")
             state = self.record["state"]
             return Result(state.get("exit_code"), oom_killed=state.get("oom_killed", False),
@@ -755,6 +764,9 @@ class Container:
         with container_lock(self):
             if reload_if_present(self):
                 self._remove_unlocked()
+        if self.supervisor:  # started detached by this object: ours to reap
+            from .container_api import reap_supervisor
+            reap_supervisor(self)
 
     def _remove_unlocked(self):
         """Every step idempotent: a remove interrupted half-way (or raced)
@@ -841,8 +853,11 @@ class Container:
 
     def stop(self, timeout: "float" = 10) -> "bool":
         """As `diyc stop`: SIGTERM, then SIGKILL after `timeout` seconds.  -> False if it was not running."""
+        from .container_api import reap_supervisor
         from .lifecycle import stop
-        return stop(self, timeout)
+        stopped = stop(self, timeout)
+        reap_supervisor(self)
+        return stopped
 
     def stats(self, interval: "float" = 0.5) -> "dict":
         """One sample of its resource use, as `diyc stats --no-stream`:
