@@ -396,6 +396,19 @@ def test_arun_many_at_once(root):
     assert gone(root)
 
 
+def test_arun_many_at_once_in_a_fresh_root(tmp_path):
+    """Every run at once makes the built-in image the first time: threads
+    of one process writing the same state files (their temp names differ)."""
+    root = str(tmp_path / "fresh")
+
+    async def main():
+        return await asyncio.gather(*(diyc.arun("busybox", ["echo", str(i)], capture_output=True,
+                                                root=root) for i in range(6)))
+    results = asyncio.run(main())
+    assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(6)]
+    assert gone(root)
+
+
 def test_arun_conventions_timeout_and_cancel(root):
     async def main():
         r = await diyc.arun("busybox", ["cat"], input="x", text=True, capture_output=True, root=root)
