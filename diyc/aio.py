@@ -27,6 +27,7 @@ from .runtime import Container
 from .stdio import Plumbing
 from .trace import Trace
 
+_RUN_KEYWORDS = frozenset(inspect.signature(run).parameters) - {"image", "command"}
 _MAX_THREADS = 32  # create/start/teardown at once; running containers hold none
 _executor = None
 
@@ -60,10 +61,11 @@ async def _exited(pid):
         os.close(fd)
 
 
-async def _communicate(plumbing):
-    """Plumbing.communicate on the event loop: -> (stdout, stderr)."""
+async def _communicate(plumbing, chunks):
+    """Plumbing.communicate on the event loop: -> (stdout, stderr).  What
+    came is in `chunks` ({"out": [bytes...], "err": [...]}) as it comes."""
     loop = asyncio.get_running_loop()
-    chunks = {p[0]: [] for p in plumbing.pipes if p[0] != "in"}
+    chunks.update({p[0]: [] for p in plumbing.pipes if p[0] != "in"})
     if not plumbing.pipes:
         return None, None
     done = loop.create_future()
@@ -110,6 +112,10 @@ async def _communicate(plumbing):
     finally:
         for pipe in list(open_pipes):  # cancelled or timed out: stop watching
             (loop.remove_writer if pipe[0] == "in" else loop.remove_reader)(pipe[1])
+    return _output(plumbing, chunks)
+
+
+def _output(plumbing, chunks):
     out = b"".join(chunks["out"]) if "out" in chunks else None
     err = b"".join(chunks["err"]) if "err" in chunks else None
     return plumbing.decode(out), plumbing.decode(err)
@@ -133,6 +139,9 @@ def _kill_and_remove(ctr):
 async def arun(image, command=None, *, stdin=None, stdout=None, stderr=None,
                capture_output=False, input=None, text=False, encoding=None, errors=None,
                check=False, timeout=None, trace=False, **options):
+    unknown = set(options) - _RUN_KEYWORDS
+    if unknown:  # as Python's own message, naming this function
+        raise TypeError(f"diyc.arun() got an unexpected keyword argument {min(unknown)!r}")
     tr = trace if isinstance(trace, Trace) else Trace(enabled=bool(trace))
     if timeout is not None:
         from .numbers import decimal
@@ -149,8 +158,10 @@ async def arun(image, command=None, *, stdin=None, stdout=None, stderr=None,
         finally:
             plumbing.started()
 
+        chunks = {}
+
         async def to_the_end():
-            got = await _communicate(plumbing)
+            got = await _communicate(plumbing, chunks)
             await _exited(ctr.pid)
             return got
 
@@ -160,7 +171,7 @@ async def arun(image, command=None, *, stdin=None, stdout=None, stderr=None,
             await asyncio.shield(_in_thread(_kill_and_remove, ctr))
             from .process_errors import ContainerTimeout
             raise ContainerTimeout(ctr.record["spec"]["process"]["args"], timeout,
-                                   container_id=ctr.id) from None
+                                   *_output(plumbing, chunks), ctr.id) from None
         except BaseException:  # cancelled
             await asyncio.shield(_in_thread(_kill_and_remove, ctr))
             raise

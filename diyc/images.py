@@ -107,7 +107,13 @@ class ImageStore:
             return self.resolve(ref)
         except ImageNotFound:
             if ref in ("busybox", BUILTIN_IMAGE) and os.path.exists(BUSYBOX_BINARY):
-                return build_busybox_image(self)
+                # one maker at a time (processes, or a library's threads):
+                # the others wait, then find it made
+                with self.root.ensure().lock("builtin-image"):
+                    try:
+                        return self.resolve(ref)
+                    except ImageNotFound:
+                        return build_busybox_image(self)
             raise
 
     def list(self):

@@ -415,16 +415,19 @@ def test_arun_conventions_timeout_and_cancel(root):
         assert r.stdout == "x"
         with pytest.raises(diyc.ContainerError):
             await diyc.arun("busybox", ["false"], check=True, root=root)
-        with pytest.raises(subprocess.TimeoutExpired):
-            await diyc.arun("busybox", ["sleep", "60"], timeout=0.3, root=root)
+        with pytest.raises(subprocess.TimeoutExpired) as info:
+            await diyc.arun("busybox", ["sh", "-c", "echo started; exec sleep 60"], timeout=0.3,
+                            capture_output=True, root=root)
+        assert info.value.stdout == b"started\n"
         task = asyncio.ensure_future(diyc.arun("busybox", ["sleep", "60"], root=root))
         while not container_records(root):
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError) as info:
             await diyc.arun("busybox", ["true"], bogus=1, root=root)
+        assert "diyc.arun()" in str(info.value)
     asyncio.run(main())
     assert gone(root)
     assert child_pids() == []
