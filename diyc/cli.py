@@ -315,7 +315,7 @@ def cmd_ps(root, args):
     from .runtime import Container
     rows = []
     listed = []
-    for c in Container.list(root):
+    for c in Container.list(root, all=True):
         status = c.status
         if status != "running" and not opts.get("all"):
             continue
@@ -763,7 +763,7 @@ def cmd_volume(root, args):
             print(name)
     elif sub == "rm" and pos:
         from .runtime import Container
-        used = {m.get("volume") for c in Container.list(root) for m in c.record["spec"]["mounts"]}
+        used = {m.get("volume") for c in Container.list(root, all=True) for m in c.record["spec"]["mounts"]}
         for name in pos:
             volumes.remove_volume(root, name, used)
             print(name)
@@ -777,7 +777,7 @@ def cmd_stats(root, args):
     from .runtime import Container
     from .stats import sample
     containers = [Container.load(r, root) for r in pos] if pos else \
-        [c for c in Container.list(root) if c.status == "running"]
+        [c for c in Container.list(root, all=True) if c.status == "running"]
     while True:
         rows = []
         for c, s in zip(containers, sample(containers)):
@@ -883,7 +883,7 @@ def cmd_container(root, args):
     if args[:1] == ["prune"]:
         _no_arguments("container prune", parse(args[1:], {}, stop_at_positional=False)[1])
         from .runtime import Container
-        for c in Container.list(root):
+        for c in Container.list(root, all=True):
             if c.status in ("exited", "created", "dead"):
                 c.remove(force=True)
                 print(c.id)

@@ -8,7 +8,7 @@ of the image's config, untrusted JSON, where it becomes the container's -
 all before anything is created."""
 
 from . import numbers
-from .errors import InvalidArgument
+from .errors import ArgumentTypeError, InvalidArgument
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,7 +59,7 @@ def parse_pids_limit(value):
 def check_text(value, what):
     """A str without NUL bytes."""
     if not isinstance(value, str):
-        raise InvalidArgument(f"{what} must be a string, not {type(value).__name__}")
+        raise ArgumentTypeError(f"{what} must be a string, not {type(value).__name__}")
     if "\0" in value:
         raise InvalidArgument(f"{what} contains a NUL byte")
     return value
@@ -68,7 +68,7 @@ def check_text(value, what):
 def check_text_list(value, what):
     """A list (or tuple) of str without NUL bytes -> list."""
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument(f"{what} must be a list of strings")
+        raise ArgumentTypeError(f"{what} must be a list of strings")
     for i, v in enumerate(value):
         if "\0" in v:
             raise InvalidArgument(f"{what}[{i}] contains a NUL byte")
@@ -106,8 +106,9 @@ _LIST_ARGUMENTS = ("command", "env", "publish", "cap_add", "cap_drop", "security
 
 def check_run_arguments(arguments):
     """Type and NUL checks of Container.create's arguments ({name: value}),
-    so a wrong type is an InvalidArgument naming it, not a TypeError from
-    deep inside (or a str command taken letter by letter)."""
+    so a wrong type is an ArgumentTypeError naming it (a TypeError and an
+    InvalidArgument), not a TypeError from deep inside (or a str taken
+    letter by letter)."""
     for name in _TEXT_ARGUMENTS:
         if arguments.get(name) is not None:
             check_text(arguments[name], name)

@@ -12,7 +12,14 @@ class DiycError(Exception):
 
 
 class InvalidArgument(DiycError):
-    pass
+    """A value diyc cannot take: a bad size, name, path, option."""
+
+
+class ArgumentTypeError(InvalidArgument, TypeError):
+    """An argument of the wrong type (a str where a list is wanted, a number
+    where a str is).  A TypeError, as Python's own for a wrong type, and an
+    InvalidArgument, so the CLI and `except DiycError` treat it as any other
+    refused input."""
 
 
 class NotFound(DiycError):

@@ -107,7 +107,13 @@ class ImageStore:
             return self.resolve(ref)
         except ImageNotFound:
             if ref in ("busybox", BUILTIN_IMAGE) and os.path.exists(BUSYBOX_BINARY):
-                return build_busybox_image(self)
+                # one maker at a time (processes, or a library's threads):
+                # the others wait, then find it made
+                with self.root.ensure().lock("builtin-image"):
+                    try:
+                        return self.resolve(ref)
+                    except ImageNotFound:
+                        return build_busybox_image(self)
             raise
 
     def list(self):
@@ -590,3 +596,12 @@ def build_busybox_image(store):
         "config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]},
     }
     return store.import_tarball(io.BytesIO(busybox_rootfs_tar()), BUILTIN_IMAGE, config)
+
+
+def __getattr__(name):
+    """diyc.images.list / pull / remove: the library's image functions
+    (diyc.image_api), reached here so that `diyc.images` offers them."""
+    if name in ("list", "pull", "remove"):
+        from .image_api import FUNCTIONS
+        return FUNCTIONS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

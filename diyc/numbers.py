@@ -6,9 +6,10 @@ exponent, nan or inf.  Python's int() and float() take '５' (full-width),
 through here instead, so none of those slips through anywhere.
 
 Library callers may pass int (and float, where fractions make sense)
-values; bools and other types are refused."""
+values; bools and other types are refused (ArgumentTypeError: a
+TypeError as well as an InvalidArgument)."""
 
-from .errors import InvalidArgument
+from .errors import ArgumentTypeError, InvalidArgument
 
 _MAX_DIGITS = 40  # more is out of every range here (and int() of >4300 digits raises)
 INT64_MAX = (1 << 63) - 1
@@ -47,7 +48,7 @@ def integer(value, what, minimum=None, maximum=None):
     if isinstance(value, int) and not isinstance(value, bool):
         return _check_range(value, what, value, minimum, maximum)
     if not isinstance(value, str):
-        raise InvalidArgument(f"invalid {what} {shown(value)}: expected an integer")
+        raise ArgumentTypeError(f"invalid {what} {shown(value)}: expected an integer")
     digits = value[1:] if value.startswith("-") else value
     if not is_digits(digits):
         raise InvalidArgument(f"invalid {what} {shown(value)}: expected an integer")
@@ -72,8 +73,10 @@ def decimal(value, what, minimum=None, maximum=None):
         n = float(value)
         if n != n or n in (float("inf"), float("-inf")):
             raise InvalidArgument(f"invalid {what} {shown(value)}: expected a finite number")
+    elif not isinstance(value, str):
+        raise ArgumentTypeError(f"invalid {what} {shown(value)}: expected a number such as 1.5")
     else:
-        n = _decimal_text(value) if isinstance(value, str) else None
+        n = _decimal_text(value)
         if n is None:
             raise InvalidArgument(f"invalid {what} {shown(value)}: expected a number such as 1.5")
         if n == float("inf"):  # hundreds of digits
@@ -90,7 +93,7 @@ def size(value, what="size", maximum=INT64_MAX):
     if isinstance(value, int) and not isinstance(value, bool):
         return _check_range(value, what, value, 0, maximum)
     if not isinstance(value, str):
-        raise InvalidArgument(f"invalid {what} {shown(value)}: expected a size such as 64m")
+        raise ArgumentTypeError(f"invalid {what} {shown(value)}: expected a size such as 64m")
     text = value.lower()
     number = text.rstrip("kmgtpib")
     suffix = text[len(number):]

@@ -25,36 +25,65 @@ from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_wri
 from .state import Root, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
 
+# Type hints are strings: nothing is imported or evaluated for them at run time.
+TYPE_CHECKING = False  # (typing's costs an import; type checkers know this name)
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Mapping, Sequence
+
 
 def _now():
     return time.time()
 
 
 class Result:
-    """What a finished container leaves: exit code, output if captured."""
+    """What a finished container (or exec_run) leaves, shaped like
+    subprocess.CompletedProcess: args, returncode (also exit_code), stdout
+    and stderr (bytes, or str with text=True; None when not captured),
+    check_returncode(); and diyc's own: oom_killed, id (the container's),
+    timings (ms per start phase)."""
 
-    def __init__(self, exit_code, stdout=None, stderr=None, oom_killed=False, container_id=None, timings=None):
+    def __init__(self, exit_code, stdout=None, stderr=None, oom_killed=False, container_id=None,
+                 timings=None, args=None):
         self.exit_code = exit_code
         self.stdout = stdout
         self.stderr = stderr
         self.oom_killed = oom_killed
         self.id = container_id
         self.timings = timings or {}
+        self.args = args
 
     @property
     def returncode(self):
+        """The exit code: the program's, or 128+N when signal N killed it."""
         return self.exit_code
 
+    def check_returncode(self):
+        """Raise diyc.ContainerError (a subprocess.CalledProcessError) if
+        the exit code is not 0."""
+        if self.exit_code:
+            from .process_errors import ContainerError
+            raise ContainerError(self.exit_code, self.args, self.stdout, self.stderr, self.id)
+
     def __repr__(self):
-        return f"Result(exit_code={self.exit_code}, oom_killed={self.oom_killed})"
+        shown = [f"args={self.args!r}", f"returncode={self.exit_code!r}"]
+        shown += [f"{k}={v!r}" for k, v in (("stdout", self.stdout), ("stderr", self.stderr))
+                  if v is not None]
+        return f"Result({', '.join(shown)}, oom_killed={self.oom_killed})"
 
 
 class Container:
+    """A container in a diyc root: create() or load() one, then start(),
+    wait(), logs(), exec_run(), kill(), remove().  A context manager:
+    `with Container.create(...) as c:` removes it at the end of the block,
+    stopping it first if needed, also when the block raises."""
+
     def __init__(self, root, record, trace=None):
         self.root = root
         self.record = record
         self.trace = trace or Trace()
         self.pid = None  # set only while we are the parent of its init
+        self.supervisor = None  # set while we are the parent of its supervisor (detached)
         self.cgroup = None
         self.limit_warnings = []  # limits the kernel took but does not enforce
 
@@ -98,10 +127,105 @@ class Container:
     # -- create -------------------------------------------------------------
 
     @classmethod
-    def create(cls, image, command=None, *, root=None, **options):
-        """Validate everything, then record a container in state `created`.
-        From resolving the image until the record exists, the image is held
-        in use: `rmi` waits, then sees the record and refuses."""
+    def create(cls, image: "str", command: "str | Sequence[str] | None" = None, *,
+               name: "str | None" = None, hostname: "str | None" = None,
+               env: "Mapping[str, str | int | None] | Sequence[str] | None" = None,
+               workdir: "str | None" = None, user: "str | None" = None,
+               entrypoint: "str | Sequence[str] | None" = None,
+               memory: "int | str | None" = None, memory_swap: "int | str | None" = None,
+               cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
+               network: "str" = "none", ip: "str | None" = None,
+               publish: "Mapping[str, object] | Sequence[str] | None" = None,
+               auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
+               cgroup_parent: "str | None" = None, read_only: "bool" = False,
+               privileged: "bool" = False, cap_add: "Sequence[str] | None" = None,
+               cap_drop: "Sequence[str] | None" = None, security_opt: "Sequence[str] | None" = None,
+               ulimits: "Sequence[str | Mapping[str, object]] | None" = None,
+               sysctls: "Mapping[str, str | int] | Sequence[str] | None" = None,
+               oom_score_adj: "int | str | None" = None,
+               devices: "Sequence[str | Mapping[str, str]] | None" = None,
+               tmpfs: "Mapping[str, str] | Sequence[str] | None" = None,
+               restart: "str | Mapping[str, object] | None" = None,
+               log_opts: "Mapping[str, str] | Sequence[str] | None" = None,
+               volumes: "Mapping[str, object] | Sequence[str] | None" = None,
+               init: "bool" = False, tty: "bool" = False, userns: "str | None" = None,
+               root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
+               ) -> "Container":
+        """Create a container (state `created`; start() runs it), as `diyc
+        create`/`diyc run` do: every input is checked first, so a refused
+        one (ArgumentTypeError for a wrong type - also a TypeError -,
+        InvalidArgument for a bad value, ImageNotFound, Conflict) leaves
+        nothing behind.  From resolving the image until the record exists,
+        the image is held in use: `rmi` waits, then sees the record and
+        refuses.  A Container is a context manager: leaving the `with`
+        block removes it (killing it if it still runs).
+
+        image: an image name or id in the store ("busybox", "app:1").
+        command: the program and its arguments (["sh", "-c", "echo hi"]), or
+            one str split as a shell splits words ("sh -c 'echo hi'");
+            None: the image's Cmd.
+
+        Options (keyword-only; each is a `diyc run` flag):
+          name: the container's name (--name); default: a generated one.
+          hostname: its hostname (-h); default: the id's first 12 digits.
+          env: environment, {"K": "V"} or ["K=V"]; a None value or a bare
+              "K" copies K from our environment (-e).
+          workdir: the working directory, absolute (-w).
+          user: "name", "uid", "uid:gid" or "name:group" (-u).
+          entrypoint: overrides the image's Entrypoint: one program (str) or
+              a list; "" clears it (--entrypoint).
+          memory: the memory limit, bytes (int) or "64m" (-m).
+          memory_swap: memory+swap, or -1 for unlimited swap (--memory-swap).
+          cpus: a CPU quota in CPUs, 0.5 or "0.5" (--cpus).
+          pids_limit: the most processes at once; -1 unlimited (--pids-limit).
+          network: "none" (default: loopback only), "host", "bridge", a
+              network's name or "container:NAME" (--network).
+          ip: its address on a bridge network (--ip).
+          publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
+              ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).
+          auto_remove: remove the container when it ends (--rm).
+          rm_tmpfs_size: with auto_remove, its writes on a tmpfs of at most
+              this size, in RAM counted in `memory` (--rm-tmpfs-size).
+          cgroup_parent: the parent cgroup (--cgroup-parent).
+          read_only: the root filesystem read-only (--read-only).
+          privileged: every capability, no masked paths (--privileged).
+          cap_add, cap_drop: capabilities, ["NET_ADMIN"], "ALL" (--cap-add/drop).
+          security_opt: ["no-new-privileges", "seccomp=unconfined" or
+              "seccomp=PROFILE.json"] (--security-opt).
+          ulimits: ["nofile=1024:2048"] or docker-py's
+              [{"name": "nofile", "soft": 1024, "hard": 2048}] (--ulimit).
+          sysctls: {"net.core.somaxconn": 1024} or ["K=V"] (--sysctl).
+          oom_score_adj: the OOM score adjustment, -1000..1000 (--oom-score-adj).
+          devices: ["/dev/fuse[:/dev/fuse][:rwm]"] or [{"PathOnHost": ...,
+              "PathInContainer": ..., "CgroupPermissions": "rwm"}] (--device).
+          tmpfs: {"/run": "size=1m"} or ["/run:size=1m"] (--tmpfs).
+          restart: "no", "on-failure[:N]", "always", "unless-stopped" or
+              {"Name": "on-failure", "MaximumRetryCount": 3}; for containers
+              started detached (--restart).
+          log_opts: {"max-size": "1m"} or ["max-size=1m"] (--log-opt).
+          volumes: ["SRC:DST[:ro]"] or {"SRC": {"bind": DST, "mode": "ro"}}
+              or {"SRC": DST}; SRC a host path or a volume name (-v).
+          init: a tiny init as PID 1: signals forwarded, zombies reaped (--init).
+          tty: give it a terminal (-t).
+          userns: "auto": a user namespace, its root an unprivileged host
+              uid (--userns).
+          root: the diyc state directory (--root); default $DIYC_ROOT or
+              /var/lib/diyc.
+          trace: a diyc.trace.Trace collecting the time of each phase.
+        """
+        options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
+                       entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
+                       pids_limit=pids_limit, network=network, ip=ip, publish=publish,
+                       auto_remove=auto_remove, rm_tmpfs_size=rm_tmpfs_size,
+                       cgroup_parent=cgroup_parent, read_only=read_only, privileged=privileged,
+                       cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
+                       ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
+                       devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
+                       volumes=volumes, init=init, tty=tty, userns=userns, trace=trace)
+        if isinstance(command, str) or _library_shapes(options):  # (the CLI passes neither)
+            from .arguments import command as split_command, normalize
+            normalize(options)
+            command = split_command(command)
         root = root if isinstance(root, Root) else Root(root)
         with ImageStore(root).using():
             return cls._create(image, command, root=root, **options)
@@ -295,8 +419,16 @@ class Container:
         raise ContainerNotFound(f"no such container: {ref}")
 
     @classmethod
-    def list(cls, root=None):
+    def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
+             filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
+        """Containers, newest first, as `diyc ps`: the running ones, every
+        one with all=True.  filters: {"status": "exited", "name": "web",
+        "id": PREFIX, "ancestor": IMAGE, "exited": CODE}, each a value or a
+        list of values (any of which matches), as docker's."""
         root = root if isinstance(root, Root) else Root(root)
+        if not all or filters:
+            from .container_api import matches
+            return [c for c in cls.list(root, all=True) if matches(c, all, filters)]
         out = []
         for cid in _listdir(root.containers):
             try:
@@ -484,6 +616,7 @@ class Container:
                                 "restart_count": state.get("restart_count", 0)}
         if supervisor:
             self.pid = None  # the supervisor is its parent, not us
+            self.supervisor = supervisor  # and ours: reaped by wait/remove/stop
             self.record["state"].update(supervisor=supervisor,
                                         supervisor_start=process_start_time(supervisor))
         self._save()
@@ -540,10 +673,13 @@ class Container:
         self._save()
 
     def reload(self):
+        """Re-read the container's record (FileNotFoundError once removed)."""
         self.record = read_json(f"{self.dir}/container.json")
         return self
 
-    def kill(self, sig=15):
+    def kill(self, sig: int = 15) -> None:
+        """Send signal `sig` (a number; default SIGTERM) to its process 1,
+        if it runs."""
         from .numbers import integer
         sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
@@ -551,17 +687,26 @@ class Container:
         if pid and pid_alive(pid, state.get("pid_start")):
             os.kill(pid, sig)
 
-    def wait(self):
+    def wait(self, timeout: "float | None" = None) -> "Result":
         """Wait for the container to end and return a Result.  If we started
         it in the foreground we are its parent: reap it and record the end;
-        a detached one's supervisor does that, we watch the record."""
+        a detached one's supervisor does that, we watch the record.
+        timeout: seconds, then diyc.ContainerTimeout (a
+        subprocess.TimeoutExpired); the container runs on."""
         from .lifecycle import container_lock, reload_if_present, wait_until_exited
+        if timeout is not None:
+            from .container_api import wait_for_end
+            wait_for_end(self, timeout)
         if not self.pid:
-            if wait_until_exited(self) == "removed":
+            ended = wait_until_exited(self)
+            if self.supervisor:  # started detached by this object: ours to reap
+                from .container_api import reap_supervisor
+                reap_supervisor(self)
+            if ended == "removed":
                 raise ContainerNotFound(f"container {self.name} was removed before its end was read")
             state = self.record["state"]
             return Result(state.get("exit_code"), oom_killed=state.get("oom_killed", False),
-                          container_id=self.id)
+                          container_id=self.id, args=self.record["spec"]["process"]["args"])
         _, status = _waitpid(self.pid)
         code = os.waitstatus_to_exitcode(status)
         exit_code = 128 - code if code < 0 else code
@@ -578,7 +723,8 @@ class Container:
                     self._remove_unlocked()
                 else:
                     self._save()
-        return Result(exit_code, oom_killed=oom, container_id=self.id)
+        return Result(exit_code, oom_killed=oom, container_id=self.id,
+                      args=self.record["spec"]["process"]["args"])
 
     # -- teardown -------------------------------------------------------------
 
@@ -618,6 +764,9 @@ class Container:
         with container_lock(self):
             if reload_if_present(self):
                 self._remove_unlocked()
+        if self.supervisor:  # started detached by this object: ours to reap
+            from .container_api import reap_supervisor
+            reap_supervisor(self)
 
     def _remove_unlocked(self):
         """Every step idempotent: a remove interrupted half-way (or raced)
@@ -644,13 +793,93 @@ class Container:
             pass
 
 
+    # -- the library's conveniences (diyc.container_api does the work) ------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        from .container_api import remove_at_exit
+        remove_at_exit(self)
+        return False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        from .aio import remove_at_exit
+        await remove_at_exit(self)
+        return False
+
+    def logs(self, *, stdout: "bool" = True, stderr: "bool" = True, stream: "bool" = False,
+             follow: "bool" = False, since: "float | None" = None, tail: "int | None" = None,
+             timestamps: "bool" = False):
+        """The output a detached container logged (`diyc logs`): bytes, or
+        with stream=True an iterator of lines (bytes, each ending in \\n).
+        follow: until the container ends (with stream=False: all of it,
+        once it has ended).  since: a Unix time (float) or datetime; only
+        later lines.  tail: only the last N lines.  timestamps: each line
+        starts with its RFC 3339 time."""
+        from .container_api import logs
+        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, tail=tail,
+                     timestamps=timestamps)
+        return lines if stream else b"".join(lines)
+
+    def attach(self, *, stdout: "bool" = True, stderr: "bool" = True, logs: "bool" = False):
+        """Stream a detached container's output from now on (with logs=True
+        from its start): an iterator of lines (bytes) that ends when the
+        container does."""
+        from .container_api import logs as log_lines
+        return log_lines(self, stdout=stdout, stderr=stderr, follow=True,
+                         tail=None if logs else 0)
+
+    def exec_run(self, cmd: "str | Sequence[str]", *,
+                 env: "Mapping[str, str | int | None] | Sequence[str] | None" = None,
+                 workdir: "str | None" = None, user: "str | None" = None, stdin=None,
+                 stdout=None, stderr=None, capture_output: "bool" = True,
+                 input: "bytes | str | None" = None, text: "bool" = False,
+                 encoding: "str | None" = None, errors: "str | None" = None, check: "bool" = False,
+                 timeout: "float | None" = None, detach: "bool" = False) -> "Result":
+        """Run a command in this running container (`diyc exec`) and return
+        a Result.  Output is captured unless capture_output=False or
+        stdout/stderr say otherwise (the conventions of diyc.run, which are
+        subprocess's).  timeout: the command is killed, then
+        diyc.ContainerTimeout.  detach: do not wait (Result.returncode None)."""
+        from .container_api import exec_run
+        return exec_run(self, cmd, env=env, workdir=workdir, user=user, stdin=stdin,
+                        stdout=stdout, stderr=stderr, capture_output=capture_output, input=input,
+                        text=text, encoding=encoding, errors=errors, check=check,
+                        timeout=timeout, detach=detach)
+
+    def stop(self, timeout: "float" = 10) -> "bool":
+        """As `diyc stop`: SIGTERM, then SIGKILL after `timeout` seconds.  -> False if it was not running."""
+        from .container_api import reap_supervisor
+        from .lifecycle import stop
+        stopped = stop(self, timeout)
+        reap_supervisor(self)
+        return stopped
+
+    def stats(self, interval: "float" = 0.5) -> "dict":
+        """One sample of its resource use, as `diyc stats --no-stream`:
+        {"cpu_percent" (over `interval` seconds; 100 = one CPU), "memory",
+        "memory_limit" (bytes), "pids", "net_rx", "net_tx" (bytes)}."""
+        from .stats import sample
+        return dict(sample([self], interval)[0], id=self.id, name=self.name)
+
+    def top(self) -> "dict":
+        """Its processes: {"Titles": ["PID", "PPID", "UID", "STAT", "CMD"],
+        "Processes": [[...], ...]} (host pids), as docker-py's top()."""
+        from .container_api import top
+        return top(self)
+
+
 def cleanup(root=None):
     """Remove what crashed runs left: records of dead --rm containers, the
     cgroups of dead containers, staging dirs, dangling names.  Lines out."""
     root = root if isinstance(root, Root) else Root(root)
     out = []
     from .lifecycle import container_lock, reload_if_present
-    for c in Container.list(root):
+    for c in Container.list(root, all=True):
         if c.status != "dead":
             continue
         if c.record["auto_remove"]:
@@ -711,6 +940,16 @@ def _generated_name(root, cid):
     if os.path.lexists(f"{root.names}/{name}"):
         name = f"{name}_{cid[:6]}"
     return name
+
+
+def _library_shapes(options):
+    """Any option in a shape only a library caller gives (a mapping, a list
+    of other than str), for diyc.arguments to turn into the CLI's."""
+    for value in options.values():
+        if hasattr(value, "items") or (isinstance(value, (list, tuple)) and
+                                       not all(isinstance(v, str) for v in value)):
+            return True
+    return False
 
 
 def _rm_tmpfs_size(value, auto_remove):
@@ -813,91 +1052,3 @@ def _wait_gone(pid, start_time, timeout=10.0):
         except ChildProcessError:
             pass
         time.sleep(0.005)
-
-
-def run(image, command=None, *, capture_output=False, stdin=None, stdout=None, stderr=None,
-        input=None, root=None, trace=False, **options):
-    """Run a container to completion, like `diyc run --rm`, and return a
-    Result (exit code, output if captured, OOM flag, phase timings).
-
-        diyc.run("busybox", ["echo", "hi"], memory="64m", capture_output=True)
-    """
-    options.setdefault("auto_remove", True)
-    tr = trace if isinstance(trace, Trace) else Trace(enabled=bool(trace))
-    ctr = Container.create(image, command, root=root, trace=tr, **options)
-    pipes = []
-    try:
-        stdio = [-1, -1, -1]
-        if input is not None:
-            r, w = os.pipe()
-            stdio[0] = r
-            pipes.append(["in", w, r])
-        elif stdin is not None:
-            stdio[0] = stdin if isinstance(stdin, int) else stdin.fileno()
-        for i, (want, given) in enumerate(((capture_output, stdout), (capture_output, stderr)), 1):
-            if want:
-                r, w = os.pipe()
-                stdio[i] = w
-                pipes.append(["out" if i == 1 else "err", r, w])
-            elif given is not None:
-                stdio[i] = given if isinstance(given, int) else given.fileno()
-        try:
-            ctr.start(tuple(stdio))
-        finally:
-            for _, _, child_end in pipes:
-                os.close(child_end)
-        out = _communicate(pipes, input)
-        result = ctr.wait()
-    except BaseException:
-        if ctr.pid:
-            _kill_and_reap(ctr.pid)
-            ctr.pid = None
-        try:
-            ctr.remove(force=True)
-        except DiycError:
-            pass
-        raise
-    finally:
-        for _, fd, _ in pipes:
-            if fd >= 0:
-                os.close(fd)
-    result.stdout, result.stderr = out.get("out"), out.get("err")
-    tr.mark("wait")
-    result.timings = tr.as_dict()
-    return result
-
-
-def _communicate(pipes, input):
-    """Feed stdin and collect stdout/stderr until the container closes them."""
-    if not pipes:
-        return {}
-    import select
-    chunks = {kind: [] for kind, _, _ in pipes if kind != "in"}
-    fds = {p[1]: p for p in pipes}
-    pending = memoryview(input or b"")
-    poller = select.poll()
-    for fd, pipe in fds.items():
-        poller.register(fd, select.POLLOUT if pipe[0] == "in" else select.POLLIN)
-    while fds:
-        for fd, _ in poller.poll():
-            pipe = fds[fd]
-            kind = pipe[0]
-            if kind == "in":
-                try:
-                    n = os.write(fd, pending[:65536]) if pending else 0
-                except BrokenPipeError:
-                    n, pending = 0, pending[:0]
-                pending = pending[n:]
-                if not pending:
-                    poller.unregister(fd)
-                    os.close(fd)  # EOF for the container's stdin
-                    pipe[1] = -1
-                    del fds[fd]
-                continue
-            data = os.read(fd, 65536)
-            if data:
-                chunks[kind].append(data)
-            else:
-                poller.unregister(fd)
-                del fds[fd]
-    return {kind: b"".join(c) for kind, c in chunks.items()}

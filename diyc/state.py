@@ -22,6 +22,7 @@ or a full disk leaves either the old or the new file, never half of one.
 Shared resources are guarded by flock()s on files in the root.
 """
 
+import _thread
 import errno
 import fcntl
 import os
@@ -131,7 +132,9 @@ def atomic_write(path, data, mode=0o644, durable=True):
     power cut can leave such a file empty: `diyc cleanup` removes it."""
     if isinstance(data, str):
         data = data.encode()
-    tmp = f"{path}.tmp{os.getpid()}"
+    # unique per thread too: the library's threads (diyc.arun's workers)
+    # may write the same file at once, e.g. a fresh root's built-in image
+    tmp = f"{path}.tmp{os.getpid()}-{_thread.get_ident()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         try:

@@ -380,10 +380,10 @@ def test_good_numbers_still_accepted(run_cli, flags):
 # -- the library ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command, options, word", [
-    ("echo hi", {}, "command"),
+    ("echo 'unclosed", {}, "command"),
     (["echo", "a\0b"], {}, "command[1]"),
     (["echo", 5], {}, "command"),
-    (["true"], {"env": {"A": "1"}}, "env"),
+    (["true"], {"env": {"A": ["1"]}}, "env"),
     (["true"], {"env": ["A=\0"]}, "env[0]"),
     (["true"], {"env": "A=1"}, "env"),
     (["true"], {"hostname": 5}, "hostname"),

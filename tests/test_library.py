@@ -102,7 +102,7 @@ def test_container_lifecycle(root):
         again = Container.load("libcycle", root)
         assert again.status == "exited"
         assert again.record["state"]["exit_code"] == 4
-        assert [x.id for x in Container.list(root)] == [c.id]
+        assert [x.id for x in Container.list(root, all=True)] == [c.id]
     finally:
         c.remove()
     assert container_records(root) == []

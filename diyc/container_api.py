@@ -1,0 +1,238 @@
+"""What a Container offers a Python caller besides create, start, wait and
+remove: waiting with a timeout, removal at the end of a `with` block,
+list filters, logs as bytes or lines, exec_run with subprocess's
+conventions, top.  The Container methods are thin; the work is here."""
+
+import os
+import time
+
+from .errors import InvalidArgument
+
+
+def _timeout_error(ctr, timeout, stdout=None, stderr=None, args=None):
+    from .process_errors import ContainerTimeout
+    return ContainerTimeout(args if args is not None else ctr.record["spec"]["process"]["args"],
+                            timeout, stdout, stderr, ctr.id)
+
+
+def _seconds(timeout):
+    from .numbers import decimal
+    return decimal(timeout, "timeout (seconds)")
+
+
+def pid_exits_within(pid, timeout):
+    """True once process `pid` has ended (a zombie counts), False if it
+    still runs after `timeout` seconds.  A pidfd: no polling, no signal."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        import select
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            if poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+    finally:
+        os.close(fd)
+
+
+def wait_for_end(ctr, timeout):
+    """Until the container is not running, at most `timeout` seconds, then
+    ContainerTimeout (it runs on)."""
+    timeout = _seconds(timeout)
+    if ctr.pid:  # our child: its pidfd says when
+        if not pid_exits_within(ctr.pid, timeout):
+            raise _timeout_error(ctr, timeout)
+        return
+    from .lifecycle import wait_until_exited
+    if wait_until_exited(ctr, timeout) == "running":
+        raise _timeout_error(ctr, timeout)
+
+
+def reap_supervisor(ctr):
+    """A container this Container object started detached has a supervisor
+    (diyc-shim, then the `diyc _finish` it becomes) whose parent we are:
+    once the container has ended, reap it (waiting for it to finish
+    recording the end)."""
+    if ctr.supervisor:
+        try:
+            os.waitpid(ctr.supervisor, 0)
+        except ChildProcessError:
+            pass
+        ctr.supervisor = None
+
+
+def remove_at_exit(ctr):
+    """The end of `with Container...`: kill it if it runs, record its end
+    if it is our child, remove it; quiet if it is gone already."""
+    if ctr.pid:
+        ctr.kill(9)
+        ctr.wait()  # reaps it, records the end (and removes an auto_remove one)
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        return
+    ctr.remove(force=True)
+
+
+# -- Container.list's filters ------------------------------------------------------
+
+_FILTERS = ("status", "name", "id", "ancestor", "exited")
+
+
+def matches(ctr, all, filters):
+    """docker's filters: each key's values (a str or a list) any of which
+    matches; every key must match.  status= and exited= imply all."""
+    filters = dict(filters or {})
+    for key in filters:
+        if key not in _FILTERS:
+            raise InvalidArgument(f"invalid filter {key!r}: use one of {', '.join(_FILTERS)}")
+    status = ctr.status
+    if not all and status != "running" and not ({"status", "exited"} & filters.keys()):
+        return False
+    for key, wanted in filters.items():
+        values = [wanted] if isinstance(wanted, (str, int)) else list(wanted)
+        values = [str(v) for v in values]
+        if key == "status":
+            ok = status in values
+        elif key == "name":
+            ok = any(v in ctr.name for v in values)
+        elif key == "id":
+            ok = any(ctr.id.startswith(v) for v in values)
+        elif key == "ancestor":
+            image = ctr.record.get("image")
+            ok = any(v in (image, ctr.record.get("image_id")) or
+                     (":" not in v and image == f"{v}:latest") for v in values)
+        else:  # exited
+            ok = status == "exited" and str(ctr.record["state"].get("exit_code")) in values
+        if not ok:
+            return False
+    return True
+
+
+# -- logs ---------------------------------------------------------------------------
+
+def _log_time(since):
+    """A Unix time (int, float) or an aware/naive-UTC datetime -> the log's
+    timestamp format (RFC 3339, UTC, 9 digits), which sorts as text."""
+    if hasattr(since, "timestamp"):
+        since = since.timestamp()
+    if isinstance(since, bool) or not isinstance(since, (int, float)):
+        from .errors import ArgumentTypeError
+        raise ArgumentTypeError(f"since must be a Unix time or a datetime, not {type(since).__name__}")
+    secs = int(since // 1)
+    nanos = int(round((since - secs) * 1e9))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+def logs(ctr, stdout=True, stderr=True, follow=False, since=None, tail=None, timestamps=False):
+    """Lines (bytes, each ending in a newline) of a detached container's
+    log; with follow, more as they come until the container ends."""
+    from .lifecycle import read_log
+    if tail is not None:
+        from .numbers import INT64_MAX, integer
+        tail = integer(tail, "tail", 0, INT64_MAX)
+    after = None if since is None else _log_time(since)
+    streams = {s for s, wanted in (("stdout", stdout), ("stderr", stderr)) if wanted}
+    path = f"{ctr.dir}/container.log"
+
+    def lines(records):
+        for ts, stream, text in records:
+            if stream in streams and (after is None or ts >= after):
+                yield (ts.encode() + b" " if timestamps else b"") + text + b"\n"
+
+    records = read_log(path)
+    shown = len(records)
+    if tail is None:
+        yield from lines(records)
+    else:  # the last `tail` of the lines asked for
+        wanted = list(lines(records))
+        yield from wanted[max(0, len(wanted) - tail):]
+    while follow:
+        try:
+            running = ctr.reload().status == "running"
+        except FileNotFoundError:  # an auto_remove container, ended and removed
+            running = False
+        records = read_log(path)
+        if len(records) < shown:  # rotated: start over in the new file
+            shown = 0
+        yield from lines(records[shown:])
+        shown = len(records)
+        if not running:
+            return
+        time.sleep(0.05)
+
+
+# -- exec_run ---------------------------------------------------------------------------
+
+def exec_run(ctr, cmd, env=None, workdir=None, user=None, stdin=None, stdout=None, stderr=None,
+             capture_output=True, input=None, text=False, encoding=None, errors=None, check=False,
+             timeout=None, detach=False):
+    """Container.exec_run: `diyc exec` with diyc.run's conventions."""
+    from . import arguments
+    from .lifecycle import exec_in
+    from .runtime import Result
+    from .stdio import Plumbing
+    args = arguments.command(cmd)
+    env = arguments.env(env) if env is not None else None
+    if timeout is not None:
+        timeout = _seconds(timeout)
+    if detach:
+        exec_in(ctr, args, env=env, workdir=workdir, user=user, detach=True)
+        return Result(None, container_id=ctr.id, args=args)
+    if capture_output and (stdout is not None or stderr is not None):
+        capture_output = False  # explicit streams win over the default capture
+    plumbing = Plumbing(stdin, stdout, stderr, capture_output, input, text, encoding, errors)
+    got = {}
+
+    def started(pid):
+        plumbing.started()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        got["out"], got["err"], timed_out = plumbing.communicate(deadline)
+        if not timed_out and deadline is not None:
+            timed_out = not pid_exits_within(pid, max(0.0, deadline - time.monotonic()))
+        if timed_out:
+            got["timed_out"] = True
+            os.kill(pid, 9)  # not reaped yet: still ours, the pid cannot be reused
+
+    try:
+        code = exec_in(ctr, args, env=env, workdir=workdir, user=user,
+                       stdio=plumbing.child_stdio(), on_started=started)
+    finally:
+        plumbing.close()
+    if got.get("timed_out"):
+        raise _timeout_error(ctr, timeout, got["out"], got["err"], args)
+    result = Result(code, got.get("out"), got.get("err"), container_id=ctr.id, args=args)
+    if check:
+        result.check_returncode()
+    return result
+
+
+# -- top ----------------------------------------------------------------------------------
+
+TOP_TITLES = ["PID", "PPID", "UID", "STAT", "CMD"]
+
+
+def top(ctr):
+    """Its processes (those in its cgroup), from /proc: host pids."""
+    rows = []
+    for pid in sorted(ctr._cgroup().pids()):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/status", "rb") as f:
+                uid = next((line.split()[1] for line in f if line.startswith(b"Uid:")), b"?")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+        fields = stat[stat.rindex(b")") + 2:].split()  # (the name may hold spaces and parens)
+        comm = stat[stat.index(b"(") + 1:stat.rindex(b")")]
+        rows.append([str(pid), fields[1].decode(), uid.decode(), fields[0].decode(),
+                     (cmdline or b"[" + comm + b"]").decode(errors="replace")])
+    return {"Titles": list(TOP_TITLES), "Processes": rows}

@@ -1,0 +1,54 @@
+"""diyc.images.list / pull / remove: the image commands of the CLI (`diyc
+images`, `diyc pull`, `diyc rmi`) for a Python caller, on the same store.
+(diyc.images reaches these through its module __getattr__: a function
+named `list` in the store's own module would hide the builtin there.)"""
+
+from __future__ import annotations  # (type hints as text: nothing imported for them)
+
+TYPE_CHECKING = False  # (typing's costs an import; type checkers know this name)
+if TYPE_CHECKING:
+    import os
+
+    from .state import Root
+
+
+def _store(root):
+    from .images import ImageStore
+    from .state import Root
+    return ImageStore(root if isinstance(root, Root) else Root(root))
+
+
+def list_images(*, root: str | os.PathLike | Root | None = None) -> list[dict]:
+    """The images in the store, as `diyc images`: one record (a dict) each,
+    with "id" (sha256:...), "repo_tags" (["busybox:latest"]), "created",
+    "size" and the image "config"."""
+    return _store(root).list()
+
+
+def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
+         progress=None, root: str | os.PathLike | Root | None = None) -> dict:
+    """Pull an image from a registry (v2 API), as `diyc pull`, and return
+    its record.  reference: [REGISTRY/]NAME[:TAG|@sha256:DIGEST].
+    platform: "linux/amd64" (default: this machine's).  insecure: plain
+    HTTP (or unverified TLS).  progress: a diyc.registry.Progress (default:
+    silent).  A registry's answers are checked and capped as the CLI's."""
+    from .config import check_text
+    from .registry import Progress, parse_reference, pull as pull_reference
+    check_text(reference, "reference")
+    store = _store(root)
+    ref = parse_reference(reference)
+    return pull_reference(store, ref, platform=platform, insecure=insecure,
+                          progress=progress or Progress(quiet=True))
+
+
+def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> list[str]:
+    """Remove an image (or one of its tags), as `diyc rmi`: -> the lines
+    the CLI prints ("Untagged: NAME", "Deleted: sha256:...").  Conflict if
+    a container uses it."""
+    from .config import check_text
+    check_text(reference, "reference")
+    return _store(root).remove(reference)
+
+
+# diyc.images.<name> -> the function here
+FUNCTIONS = {"list": list_images, "pull": pull, "remove": remove}
