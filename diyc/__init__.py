@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "run": "runtime", "Container": "runtime", "Result": "runtime",
-    "ImageStore": "images", "Root": "state", "build": "builder",
+    "ImageStore": "images.store", "Root": "state", "build": "builder",
 }
 
 

@@ -38,7 +38,7 @@ from .buildfs import (ContextDir, RootfsView, bytes_opener, checksum, clean_part
                       small_sha256, split_path)
 from .buildlayer import LayerTar, unpack_archive_into, upper_to_layer
 from .errors import DiycError, ImageNotFound, InvalidArgument, NotFound
-from .images import DEFAULT_PATH_ENV, ImageStore
+from .images.store import DEFAULT_PATH_ENV, ImageStore
 from .state import Root, read_json, remove_tree, write_json
 
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
@@ -190,7 +190,7 @@ class Builder:
         self.context = context
         self.tags = list(tags)
         for t in self.tags:
-            from .images import parse_reference
+            from .images.store import parse_reference
             parse_reference(t)
         self.build_args = dict(build_args or {})
         self.used_args = set()
@@ -928,7 +928,7 @@ def _check_network(root, network):
         return
     if network.startswith("container:"):
         raise InvalidArgument("--network container:NAME cannot be used for a build")
-    from . import network as networking
+    from .net import network as networking
     if networking.load(root, network) is None:
         raise NotFound(f"network {network} not found (see diyc network ls)")
 
@@ -951,7 +951,7 @@ def build(context, tags=(), dockerfile=None, build_args=None, target=None, no_ca
         if context is not None and not isinstance(context, (str, os.PathLike)):
             staging = f"{root.tmp}/buildctx-{os.getpid()}-{os.urandom(4).hex()}"
             os.mkdir(staging, 0o700)
-            from .layers import unpack_layer
+            from .images.layers import unpack_layer
             unpack_layer(context, staging)
             context = staging
         if context is not None:

@@ -357,7 +357,7 @@ def cmd_import(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if len(pos) != 2:
         raise InvalidArgument('"diyc import" requires TARBALL and NAME[:TAG]')
-    from .images import ImageStore
+    from .images.store import ImageStore
     store = ImageStore(root)
     if pos[0] == "-":
         record = store.import_tarball(sys.stdin.buffer, pos[1])
@@ -375,7 +375,7 @@ def cmd_import(root, args):
 def cmd_images(root, args):
     opts, pos = parse(args, _options(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
     _no_arguments("images", pos)
-    from .images import ImageStore
+    from .images.store import ImageStore
     rows = []
     for img in ImageStore(root).list():
         short = img["id"].removeprefix("sha256:")[:12]
@@ -394,7 +394,7 @@ def cmd_rmi(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if not pos:
         raise InvalidArgument('"diyc rmi" requires at least one image')
-    from .images import ImageStore
+    from .images.store import ImageStore
     for ref in pos:
         for line in ImageStore(root).remove(ref):
             print(line)
@@ -405,7 +405,7 @@ def cmd_tag(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if len(pos) != 2:
         raise InvalidArgument('"diyc tag" requires SOURCE and TARGET')
-    from .images import ImageStore
+    from .images.store import ImageStore
     ImageStore(root).tag(pos[0], pos[1])
     return 0
 
@@ -416,7 +416,7 @@ def cmd_inspect(root, args):
         raise InvalidArgument('"diyc inspect" requires a container or image')
     import json
     from .errors import NotFound
-    from .images import ImageStore
+    from .images.store import ImageStore
     from .runtime import Container
     out = []
     for ref in pos:
@@ -444,8 +444,8 @@ def cmd_pull(root, args):
                                      ("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
-    from .images import ImageStore
-    from .registry import Progress, parse_reference, pull
+    from .images.store import ImageStore
+    from .images.registry import Progress, parse_reference, pull
     ref = parse_reference(pos[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
          progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
@@ -459,7 +459,7 @@ def cmd_login(root, args):
                                      ("--insecure", "insecure", FLAG)), stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc login" requires a registry: diyc login [-u USER] REGISTRY')
-    from .registry import login
+    from .images.registry import login
     user = opts.get("user")
     if user is None:
         user = input("Username: ")
@@ -480,7 +480,7 @@ def cmd_logout(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc logout" requires a registry')
-    from .registry import remove_credentials
+    from .images.registry import remove_credentials
     print(f"Removed login credentials for {pos[0]}" if remove_credentials(root, pos[0])
           else f"Not logged in to {pos[0]}")
     return 0
@@ -491,8 +491,8 @@ def cmd_load(root, args):
                       stop_at_positional=False)
     if pos:
         raise InvalidArgument('"diyc load" takes no arguments: diyc load -i FILE')
-    from .archive import load
-    from .images import ImageStore
+    from .images.archive import load
+    from .images.store import ImageStore
     store = ImageStore(root)
     log = (lambda line: None) if opts.get("quiet") else print
     path = opts.get("input", "-")
@@ -515,8 +515,8 @@ def cmd_save(root, args):
     opts, pos = parse(args, _options(("-o --output", "output", VALUE)), stop_at_positional=False)
     if not pos:
         raise InvalidArgument('"diyc save" requires at least one image: diyc save -o FILE IMAGE...')
-    from .archive import save
-    from .images import ImageStore
+    from .images.archive import save
+    from .images.store import ImageStore
     out = opts.get("output")
     if out is None or out == "-":
         if sys.stdout.isatty():
@@ -539,7 +539,7 @@ def cmd_image(root, args):
     if not pos:
         raise InvalidArgument('"diyc image inspect" requires at least one image')
     import json
-    from .images import ImageStore
+    from .images.store import ImageStore
     store = ImageStore(root)
     print(json.dumps([store.resolve(ref) for ref in pos], indent=2))
     return 0
@@ -547,7 +547,7 @@ def cmd_image(root, args):
 
 def cmd_network(root, args):
     sub, rest = (args[0], args[1:]) if args else ("", [])
-    from . import network as networking
+    from .net import network as networking
     if sub == "create":
         opts, pos = parse(rest, _options(("--subnet", "subnet", VALUE), ("-d --driver", "driver", VALUE)),
                           stop_at_positional=False)
@@ -624,7 +624,7 @@ def _reason(e):
 
 def cmd_start(root, args):
     opts, pos = parse(args, _options(("-a --attach", "attach", FLAG)), stop_at_positional=False)
-    from .lifecycle import print_logs
+    from .supervisor import print_logs
     exit_codes = []
 
     def start(ctr):
@@ -654,7 +654,7 @@ def cmd_stop(root, args, restart=False):
     opts, pos = parse(args, _options(("-t --time", "time", VALUE)), stop_at_positional=False)
     from .numbers import decimal
     timeout = decimal(opts.get("time", "10"), "-t (seconds)", 0, MAX_STOP_TIMEOUT)
-    from .lifecycle import stop
+    from .supervisor import stop
 
     def stop_one(ctr):
         stop(ctr, timeout)
@@ -712,7 +712,7 @@ def cmd_logs(root, args):
     else:
         from .numbers import INT64_MAX, integer
         tail = integer(tail, "--tail value", 0, INT64_MAX)
-    from .lifecycle import print_logs
+    from .supervisor import print_logs
     from .runtime import Container
     print_logs(Container.load(pos[0], root), follow=opts.get("follow", False),
                tail=tail, timestamps=opts.get("timestamps", False))
@@ -733,7 +733,7 @@ def cmd_exec(root, args):
     opts, pos = parse(args, EXEC_OPTIONS)
     if len(pos) < 2:
         raise InvalidArgument('"diyc exec" requires a container and a command')
-    from .lifecycle import exec_in
+    from .supervisor import exec_in
     from .runtime import Container
     ctr = Container.load(pos[0], root)
     if opts.get("detach"):
@@ -798,7 +798,7 @@ def cmd_attach(root, args):
     if ctr.status != "running":
         raise DiycError(f"container {ctr.name} is not running")
     if not ctr.record.get("tty"):
-        from .lifecycle import print_logs
+        from .supervisor import print_logs
         print_logs(ctr, follow=True, tail=0)
         return ctr.reload().record["state"].get("exit_code") or 0
     from .attach import attach, connect
@@ -812,7 +812,7 @@ def cmd_attach(root, args):
 
 def cmd_finish(root, args):
     """Internal: the supervisor of a detached container calls this at its end."""
-    from .lifecycle import finish
+    from .supervisor import finish
     from .runtime import Container
     finish(Container.load(args[0], root))
     return 0
@@ -869,7 +869,7 @@ def cmd_history(root, args):
     if len(pos) != 1:
         raise InvalidArgument('"diyc history" requires one image')
     from .build_progress import history_rows
-    from .images import ImageStore
+    from .images.store import ImageStore
     rows = history_rows(ImageStore(root), pos[0], no_trunc=opts.get("no_trunc", False))
     if opts.get("quiet"):
         for r in rows:

@@ -20,7 +20,7 @@ import time
 
 from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
-from .images import ImageStore
+from .images.store import ImageStore
 from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_writable_layer, spawn_in
 from .state import Root, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree, reserve_name, write_json
 from .trace import Trace
@@ -126,7 +126,7 @@ class Container:
         root = root if isinstance(root, Root) else Root(root)
         netplan = None
         if network not in ("none", "host"):
-            from . import network as networking
+            from .net import network as networking
             netplan = networking.plan(root, network, ip=ip, publish=publish)
         elif ip is not None or publish:
             raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {network}")
@@ -149,7 +149,7 @@ class Container:
                                        sysctls, oom_score_adj, devices, network)
         res["devices"] = sec.device_rules
         mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
-        from .lifecycle import parse_log_opts, parse_restart_policy
+        from .supervisor import parse_log_opts, parse_restart_policy
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
             raise InvalidArgument("--restart and --rm cannot be combined")
@@ -176,7 +176,7 @@ class Container:
             from .volumes import parse_volume
             mounts += [parse_volume(root, v) for v in volumes]
         if init:
-            from .lifecycle import INIT_BINARY
+            from .supervisor import INIT_BINARY
             mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
                            "options": ["bind", "ro"]})
 
@@ -423,13 +423,13 @@ class Container:
                     pipe_fds.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
                     init[f"{name}_fifo_fd"] = pipe_fds[-1]
             if detach:
-                from .lifecycle import supervisor_setup
+                from .supervisor import supervisor_setup
                 supervisor_setup(self, init, pipe_fds)
             t.mark("rootfs")
 
             try:
                 if self.record.get("network", "").startswith("container:"):  # clone inside its netns
-                    from . import network as networking
+                    from .net import network as networking
                     pid, release_fd, error_fd, supervisor = networking.spawn_joined(self, init)
                 else:
                     pid, release_fd, error_fd, supervisor = spawn_in(init)
@@ -443,7 +443,7 @@ class Container:
                 self._map_user_namespace(pid, release_fd, layer_sock)
             t.mark("clone")
             if self.record.get("network_settings"):  # the child is paused before execve
-                from . import network as networking
+                from .net import network as networking
                 networking.connect(self, pid)
                 t.mark("network")
             fd, release_fd = release_fd, -1
@@ -555,7 +555,7 @@ class Container:
         """Wait for the container to end and return a Result.  If we started
         it in the foreground we are its parent: reap it and record the end;
         a detached one's supervisor does that, we watch the record."""
-        from .lifecycle import container_lock, reload_if_present, wait_until_exited
+        from .supervisor import container_lock, reload_if_present, wait_until_exited
         if not self.pid:
             if wait_until_exited(self) == "removed":
                 raise ContainerNotFound(f"container {self.name} was removed before its end was read")
@@ -587,7 +587,7 @@ class Container:
         Each step is idempotent (a second call finds the work done); callers
         hold the container's lock, except a start undoing its own steps."""
         if self.record.get("network_settings"):
-            from . import network as networking
+            from .net import network as networking
             networking.release(self)
         cgroup = self._cgroup()
         if cgroup.version == 1:
@@ -600,7 +600,7 @@ class Container:
         """Remove the container (force: kill it first if it runs).  Racing
         another remover (the end of its own `run --rm`, its supervisor,
         another `rm`) is fine: the second one finds it gone and returns."""
-        from .lifecycle import _wait_for_supervisor, container_lock, reload_if_present
+        from .supervisor import _wait_for_supervisor, container_lock, reload_if_present
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
         if self.status in ("running", "created") and state.get("pid"):
@@ -649,7 +649,7 @@ def cleanup(root=None):
     cgroups of dead containers, staging dirs, dangling names.  Lines out."""
     root = root if isinstance(root, Root) else Root(root)
     out = []
-    from .lifecycle import container_lock, reload_if_present
+    from .supervisor import container_lock, reload_if_present
     for c in Container.list(root):
         if c.status != "dead":
             continue
@@ -693,7 +693,7 @@ def cleanup(root=None):
             continue
         remove_tree(f"{root.tmp}/{entry}")
         out.append(f"removed staging {entry}")
-    from . import network as networking
+    from .net import network as networking
     out += networking.cleanup(root)  # leases and ports of containers that are gone
     return out
 

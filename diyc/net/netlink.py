@@ -16,7 +16,7 @@ import struct
 
 import _socket
 
-from . import _native
+from .. import _native
 
 NETLINK_ROUTE = 0
 CLONE_NEWNET = 0x40000000

@@ -50,9 +50,9 @@ start path with no -p never runs it.
 import errno
 import os
 
-from .errors import Conflict, DiycError, InvalidArgument, NotFound
-from .numbers import is_digits
-from .state import DEFAULT_ROOT, FileLock, atomic_write, read_json, write_json
+from ..errors import Conflict, DiycError, InvalidArgument, NotFound
+from ..numbers import is_digits
+from ..state import DEFAULT_ROOT, FileLock, atomic_write, read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "diyc0"   # the default root's; other roots' are diyc0-<root id>
@@ -359,7 +359,7 @@ def _other_roots(rid):
 def _other_roots_subnets(rid):
     """[((net, plen), description)] of every other registered root's
     networks (the caller holds the host lock)."""
-    from .state import Root
+    from ..state import Root
     out = []
     for _, path in _other_roots(rid):
         for rec in list_networks(Root(path)):
@@ -462,7 +462,7 @@ def remove(root, name):
             raise Conflict(f"network {name} is in use by container(s): {names}")
         _delete_bridge(rec["bridge"])
         os.unlink(_record_path(root, name))
-        from .state import remove_tree
+        from ..state import remove_tree
         remove_tree(f"{_networks_dir(root)}/{name}")
     with root.lock("ports"):
         _apply_firewall(root, only_if_present=True)
@@ -542,7 +542,7 @@ def plan(root, network, ip=None, publish=()):
 
 def _joined_container(root, network):
     """The running container whose network namespace `container:NAME` names."""
-    from .runtime import Container
+    from ..runtime import Container
     ref = network.partition(":")[2]
     if not ref:
         raise InvalidArgument("--network container: needs a container name or id")
@@ -564,8 +564,8 @@ def joined_mounts(root, network):
 def spawn_joined(ctr, init):
     """_native.spawn() for --network container:NAME: cloned inside NAME's
     network namespace instead of a new one."""
-    from .rootfs import spawn_in
-    from .state import pid_alive
+    from ..rootfs import spawn_in
+    from ..state import pid_alive
     target = _joined_container(ctr.root, ctr.record["network"])
     state = target.record["state"]
     if not pid_alive(state["pid"], state.get("pid_start")):
@@ -576,7 +576,7 @@ def spawn_joined(ctr, init):
 
 
 def _native_flag(kind):
-    from . import _native
+    from .. import _native
     return _native.NS_FLAGS[kind]
 
 
@@ -973,7 +973,7 @@ def _drop_hosts_lines(path, prefix):
 def _reclaim_orphans(root, name):
     """Release the leases of containers that are gone or no longer running
     (their diyc was killed).  The caller holds the network's lock."""
-    from .runtime import Container
+    from ..runtime import Container
     out = []
     for ip, (cid, cname, _) in _leases(root, name).items():
         try:

@@ -33,8 +33,8 @@ import sys
 import threading
 import time
 
-from . import _json
-from .errors import DiycError, InvalidArgument, NotFound
+from .. import _json
+from ..errors import DiycError, InvalidArgument, NotFound
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -150,7 +150,7 @@ def parse_reference(ref):
     the first component is a registry when it has a `.` or `:` or is
     `localhost`; otherwise the registry is docker.io and a one-component
     name lives under `library/`."""
-    from .images import parse_reference as parse_name
+    from .store import parse_reference as parse_name
     name, at, digest = ref.partition("@")
     if at:
         check_digest(digest)
@@ -193,7 +193,7 @@ def load_credentials(root, registry):
 
 def store_credentials(root, registry, user, password):
     import base64
-    from .state import atomic_write
+    from ..state import atomic_write
     root.ensure()
     try:
         data = _json.load_file(_auth_file(root))
@@ -206,7 +206,7 @@ def store_credentials(root, registry, user, password):
 
 
 def remove_credentials(root, registry):
-    from .state import atomic_write
+    from ..state import atomic_write
     try:
         data = _json.load_file(_auth_file(root))
     except FileNotFoundError:
@@ -266,7 +266,7 @@ class Client:
         self._local = threading.local()
 
     def _connection(self, scheme, host, fresh=False):
-        from .http import Connection
+        from ..http import Connection
         conns = self._local.__dict__.setdefault("conns", {})
         key = (scheme, host)
         if fresh and key in conns:
@@ -285,7 +285,7 @@ class Client:
 
     def _send(self, method, scheme, host, path, headers):
         """The response's status and headers (the body is the caller's)."""
-        from .http import HTTPException, RemoteDisconnected
+        from ..http import HTTPException, RemoteDisconnected
         for attempt in (0, 1):
             conn = self._connection(scheme, host, fresh=attempt > 0)
             reused = conn.sock is not None
@@ -317,7 +317,7 @@ class Client:
     def read_body(self, resp, limit, what):
         """All of a response's body, at most `limit` bytes: RegistryError
         naming `what` when it is larger or does not arrive."""
-        from .http import HTTPException
+        from ..http import HTTPException
         if resp.length is not None and resp.length > limit:
             resp.abort()
             raise RegistryError(f"{what} is too large: {resp.length} bytes announced, "
@@ -334,7 +334,7 @@ class Client:
 
     def discard(self, resp):
         """Drop a body nobody reads (a 401's, a redirect's)."""
-        from .http import HTTPException
+        from ..http import HTTPException
         try:
             resp.close()
         except (OSError, HTTPException):
@@ -386,7 +386,7 @@ class Client:
 
     def error_body(self, resp):
         """The start of an error response's body (b"" if it does not come)."""
-        from .http import HTTPException
+        from ..http import HTTPException
         try:
             body = resp.read(MAX_ERROR_BYTES)
         except (OSError, HTTPException):
@@ -596,7 +596,7 @@ def check_image_config(config, layer_count, where):
             raise RegistryError(f"{where}: invalid diff-id {shown(d)}: expected sha256:<64 hex digits>")
     # What a container start reads from it, checked as `run` checks it, so
     # an image that cannot run is refused here, before it is stored.
-    from .config import image_run_config
+    from ..config import image_run_config
     try:
         image_run_config(config)
     except InvalidArgument as e:
@@ -720,7 +720,7 @@ class _LayerReader:
         self.failure = None
 
     def read(self, n=-1):
-        from .http import BodyIncomplete, HTTPException
+        from ..http import BodyIncomplete, HTTPException
         if self.failure is not None:
             raise self.failure
         # One byte past the declared size, to see a registry send more.

@@ -21,8 +21,8 @@ import io
 import os
 import tarfile
 
-from . import _json
-from .errors import InvalidArgument, NotFound
+from .. import _json
+from ..errors import InvalidArgument, NotFound
 from .layers import LayerError, StorageError, clean_name
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
@@ -245,7 +245,7 @@ def _finish(store, image, log):
 
 
 def _docker_images(archive):
-    from .images import parse_reference
+    from .store import parse_reference
     manifest = archive.json("manifest.json", list)
     if not manifest:
         raise ArchiveError("manifest.json in image archive lists no image")
@@ -334,7 +334,7 @@ def _local_name(ref):
 def save(store, refs, out_path):
     """Write the images `refs` to `out_path` (or a binary file object) as an
     OCI layout archive with a docker manifest.json."""
-    from .images import _looks_like_id
+    from .store import _looks_like_id
     images = []
     for ref in refs:
         record = store.resolve(ref)
@@ -358,7 +358,7 @@ def save(store, refs, out_path):
 
 
 def _write(store, images, fileobj):
-    from .images import parse_reference
+    from .store import parse_reference
     written = set()
     index = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": []}
     docker_manifest = []

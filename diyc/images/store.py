@@ -22,9 +22,9 @@ its blob and layerdb entry are in place and every digest has been checked.
 import os
 import time
 
-from . import _json
-from .errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
-from .state import Root, read_json, remove_tree, write_json
+from .. import _json
+from ..errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
+from ..state import Root, read_json, remove_tree, write_json
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILTIN_IMAGE = "busybox:latest"
@@ -306,7 +306,7 @@ class ImageStore:
         self._ensure_store()
         path = self.blob_path(got)
         if not os.path.exists(path):
-            from .state import atomic_write
+            from ..state import atomic_write
             atomic_write(path, data)
         return got
 

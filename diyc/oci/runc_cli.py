@@ -13,8 +13,8 @@ Like `diyc`, this runs once per container: no json, argparse or re here."""
 import os
 import sys
 
-from .cli import FLAG, LIST, VALUE, _options, _signal_number, parse
-from .errors import DiycError, InvalidArgument
+from ..cli import FLAG, LIST, VALUE, _options, _signal_number, parse
+from ..errors import DiycError, InvalidArgument
 
 VERSION = "0.1.0"
 
@@ -80,25 +80,25 @@ EXEC_OPTIONS = _options(
 def _one_id(pos, command, extra=0):
     if not pos or len(pos) > 1 + extra:
         raise InvalidArgument(f'"{command}" requires a container id')
-    from .oci import check_id
+    from .spec import check_id
     return check_id(pos[0])
 
 
 def _write_pid_file(path, pid):
     if path:
-        from .state import atomic_write
+        from ..state import atomic_write
         atomic_write(os.path.abspath(path), str(pid))
 
 
 def _check_common(opts):
     n = opts.get("preserve_fds")
     if n is not None:
-        from .numbers import integer
+        from ..numbers import integer
         integer(n, "--preserve-fds", 0, 1023)
 
 
 def _load_bundle(opts):
-    from . import oci
+    from . import spec as oci
     _check_common(opts)
     bundle, spec = oci.load_bundle(opts.get("bundle"))
     if spec["process"].get("terminal") and not opts.get("console_socket"):
@@ -165,7 +165,7 @@ def cmd_create(root, args):
 
 
 def cmd_start(root, args):
-    from . import oci
+    from . import spec as oci
     opts, pos = parse(args, {})
     ctr = oci.load(root, _one_id(pos, "start"))
     oci.start(ctr)
@@ -174,14 +174,14 @@ def cmd_start(root, args):
 
 
 def cmd_state(root, args):
-    from . import _json, oci
+    from .. import _json; from . import spec as oci
     opts, pos = parse(args, {})
     print(_json.dumps(oci.state(oci.load(root, _one_id(pos, "state")))))
     return 0
 
 
 def cmd_kill(root, args):
-    from . import oci
+    from . import spec as oci
     opts, pos = parse(args, _options(("-a --all", "all", FLAG)))
     cid = _one_id(pos, "kill", extra=1)
     sig = _signal_number(pos[1] if len(pos) > 1 else "TERM")
@@ -190,7 +190,7 @@ def cmd_kill(root, args):
 
 
 def cmd_delete(root, args):
-    from . import oci
+    from . import spec as oci
     opts, pos = parse(args, _options(("-f --force", "force", FLAG)))
     oci.delete(oci.load(root, _one_id(pos, "delete")), opts.get("force", False))
     return 0
@@ -238,7 +238,7 @@ def cmd_run(root, args):
             oci.release_host_mounts(ctr)
     except BaseException:
         if ctr.pid:
-            from .runtime import _kill_and_reap
+            from ..runtime import _kill_and_reap
             _kill_and_reap(ctr.pid)
             ctr.pid = None
         oci.discard(ctr)
@@ -250,7 +250,7 @@ def cmd_run(root, args):
 
 
 def cmd_exec(root, args):
-    from . import _json, oci
+    from .. import _json; from . import spec as oci
     opts, pos = parse(args, EXEC_OPTIONS)
     _check_common(opts)
     if not pos:
@@ -274,7 +274,7 @@ def cmd_exec(root, args):
         if opts.get("cwd"):
             process["cwd"] = opts["cwd"]
         if opts.get("user") or opts.get("groups"):
-            from .numbers import integer
+            from ..numbers import integer
             uid, _, gid = (opts.get("user") or "0").partition(":")
             ids = [integer(i, "exec --user/--additional-gids id", 0, 0xFFFFFFFE)
                    for i in [uid, gid or "0"] + list(opts.get("groups") or ())]
@@ -295,7 +295,7 @@ def cmd_exec(root, args):
 
 
 def cmd_list(root, args):
-    from . import _json, oci
+    from .. import _json; from . import spec as oci
     opts, pos = parse(args, _options(("-f --format", "format", VALUE), ("-q --quiet", "quiet", FLAG)))
     rows = []
     for cid in oci.list_ids(root):
@@ -314,7 +314,7 @@ def cmd_list(root, args):
                             "bundle": r["bundle"], "annotations": r["annotations"],
                             "created": _rfc3339(r["created"]), "owner": "root"} for r in rows]))
     elif opts.get("format", "table") == "table":
-        from .cli import _table
+        from ..cli import _table
         _table(("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"),
                [(r["id"], r["pid"], r["status"], r["bundle"], _rfc3339(r["created"]), "root")
                 for r in rows])
@@ -329,7 +329,7 @@ def _rfc3339(t):
 
 
 def cmd_ps(root, args):
-    from . import _json, oci
+    from .. import _json; from . import spec as oci
     opts, pos = parse(args, _options(("-f --format", "format", VALUE)))
     if not pos:
         raise InvalidArgument('"ps" requires a container id')
@@ -358,9 +358,9 @@ def cmd_ps(root, args):
 
 
 def features():
-    from . import _native
-    from .oci import _HOOKS, _NAMESPACES, OCI_VERSION
-    from .security import CAPABILITIES
+    from .. import _native
+    from .spec import _HOOKS, _NAMESPACES, OCI_VERSION
+    from ..security import CAPABILITIES
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -379,7 +379,7 @@ def features():
 
 
 def cmd_features(root, args):
-    from . import _json
+    from .. import _json
     parse(args, {})
     print(_json.dumps(features()))
     return 0
@@ -388,7 +388,7 @@ def cmd_features(root, args):
 def default_spec():
     """`runc spec`'s shape, with diyc's defaults: no terminal (pass-through
     stdio), docker's capability set, masked paths, a read-only root."""
-    from . import config, security
+    from .. import config, security
     caps = [f"CAP_{c}" for c in security.DEFAULT_CAPS]
     spec = config.make_spec(
         ["sh"], env=[f"PATH={config.DEFAULT_ENV_PATH}", "TERM=xterm"], rootfs="rootfs",
@@ -404,7 +404,7 @@ def default_spec():
 
 
 def cmd_spec(root, args):
-    from . import _json
+    from .. import _json
     opts, pos = parse(args, _options(("-b --bundle", "bundle", VALUE), ("--rootless", "rootless", FLAG)))
     if opts.get("rootless"):
         raise InvalidArgument("spec --rootless is not supported (no user namespaces in diyc)")
@@ -430,7 +430,7 @@ def _log_error(opts, message):
     import time
     now = _rfc3339(time.time())
     if opts.get("log_format") == "json":
-        from . import _json
+        from .. import _json
         line = _json.dumps({"level": "error", "msg": message, "time": now})
     else:
         line = f'time="{now}" level=error msg="{message}"'
@@ -450,7 +450,7 @@ def main(argv=None):
             print(USAGE)
             return 0
         if opts.get("version"):
-            from .oci import OCI_VERSION
+            from .spec import OCI_VERSION
             print(f"diyc-runc version {VERSION}\nspec: {OCI_VERSION}")
             return 0
         if opts.get("log_format") not in (None, "text", "json"):
@@ -463,8 +463,8 @@ def main(argv=None):
         cmd = COMMANDS.get(rest[0])
         if cmd is None:
             raise InvalidArgument(f"unknown command: {rest[0]}")
-        from .oci import DEFAULT_ROOT
-        from .state import Root
+        from .spec import DEFAULT_ROOT
+        from ..state import Root
         code = cmd(Root(opts.get("root") or DEFAULT_ROOT), rest[1:])
         sys.stdout.flush()
         return code

@@ -19,11 +19,11 @@ define are ignored, as the spec says a runtime must.
 import errno
 import os
 
-from . import _json, cgroups
-from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument
-from .rootfs import SECCOMP_ANNOTATION
-from .runtime import Container, _now
-from .state import Root, process_start_time, release_name, remove_tree, reserve_name, write_json
+from .. import _json, cgroups
+from ..errors import Conflict, ContainerNotFound, DiycError, InvalidArgument
+from ..rootfs import SECCOMP_ANNOTATION
+from ..runtime import Container, _now
+from ..state import Root, process_start_time, release_name, remove_tree, reserve_name, write_json
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/diyc-runc"
@@ -101,7 +101,7 @@ def release_host_mounts(ctr):
     once, when the container is deleted."""
     if _has_mount_namespace(ctr.record["spec"]):
         return
-    from . import _native
+    from .. import _native
     try:
         _native.umount_detach(ctr.record["spec"]["root"]["path"])
     except OSError as e:
@@ -145,7 +145,7 @@ def load_bundle(bundle):
 def validate(spec):
     """Refuse, naming the field, whatever diyc would not honour."""
     _check_keys(spec, _TOP, "")
-    from .config import check_text, check_text_list, nul_field
+    from ..config import check_text, check_text_list, nul_field
     where = nul_field(spec)
     if where:
         _refuse(where, "contains a NUL byte")
@@ -177,13 +177,13 @@ def validate(spec):
     caps = process.get("capabilities")
     if caps is not None:
         _check_keys(caps, set(_CAPABILITY_SETS), "process.capabilities")
-        from .security import capability_masks
+        from ..security import capability_masks
         capability_masks(caps)  # unknown names fail here, before anything exists
-    from .security import RLIMITS
+    from ..security import RLIMITS
     for r in process.get("rlimits") or ():
         if r.get("type", "").removeprefix("RLIMIT_").lower() not in RLIMITS:
             _refuse(f"process.rlimits type {r.get('type')!r}", "is not a Linux rlimit")
-        from .numbers import UINT64_MAX, integer
+        from ..numbers import UINT64_MAX, integer
         for key in ("soft", "hard"):
             if not isinstance(r.get(key), int):
                 _refuse(f"process.rlimits[{r['type']}].{key}", "must be an integer")
@@ -227,7 +227,7 @@ def _validate_linux(linux):
     if not _empty(linux.get("mountLabel")):
         _refuse("linux.mountLabel", "is not supported (no SELinux support in diyc)")
     if linux.get("seccomp") is not None:
-        from .seccomp import resolve
+        from ..seccomp import resolve
         resolve(linux["seccomp"], frozenset())  # refuses unknown actions and operators
     if linux.get("rootfsPropagation") not in (None, "", "private", "rprivate", "slave", "rslave",
                                               "shared", "rshared", "unbindable", "runbindable"):
@@ -261,7 +261,7 @@ def _validate_linux(linux):
         _check_keys(d, {"path", "type", "major", "minor", "fileMode", "uid", "gid"}, "linux.devices[]")
         if d.get("uid") or d.get("gid"):
             _refuse(f"linux.devices[{d.get('path')}].uid/gid", "other than 0 are not supported")
-    from .security import parse_sysctl
+    from ..security import parse_sysctl
     network = "none" if "network" in types else "host"
     for key, value in (linux.get("sysctl") or {}).items():
         parse_sysctl(f"{key}={value}", network)
@@ -468,7 +468,7 @@ def start_held(ctr):
     """Let the init blocked before execve go on.  Under the container's
     lock, so a supervisor that reaps a quick exit records the end only
     after we recorded the start."""
-    from .lifecycle import container_lock
+    from ..supervisor import container_lock
     with container_lock(ctr):
         ctr.reload()
         _check_startable(ctr)
@@ -478,7 +478,7 @@ def start_held(ctr):
 def discard(ctr):
     """Undo a create, or a start whose prestart hook failed (no poststop
     hooks: the program never ran)."""
-    from .lifecycle import container_lock
+    from ..supervisor import container_lock
     try:
         ctr.kill(9)
         with container_lock(ctr):
@@ -560,9 +560,9 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
     """Run an OCI `process` in the running container `ctr` (the engine's
     exec, after checking the process).  With process.terminal, the pty
     master goes to `console_fd`.  -> (pid, exit code or None)."""
-    from . import lifecycle
+    from .. import supervisor as lifecycle
     _check_keys(process, _PROCESS, "process")
-    from .config import check_text_list, nul_field
+    from ..config import check_text_list, nul_field
     where = nul_field(process, "process")
     if where:
         _refuse(where, "contains a NUL byte")

@@ -1,0 +1,1 @@
+"""Images: the store, layers, docker/OCI archives and registries."""
