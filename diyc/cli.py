@@ -624,7 +624,7 @@ def _reason(e):
 
 def cmd_start(root, args):
     opts, pos = parse(args, _options(("-a --attach", "attach", FLAG)), stop_at_positional=False)
-    from .supervisor import print_logs
+    from .logs import print_logs
     exit_codes = []
 
     def start(ctr):
@@ -712,7 +712,7 @@ def cmd_logs(root, args):
     else:
         from .numbers import INT64_MAX, integer
         tail = integer(tail, "--tail value", 0, INT64_MAX)
-    from .supervisor import print_logs
+    from .logs import print_logs
     from .runtime import Container
     print_logs(Container.load(pos[0], root), follow=opts.get("follow", False),
                tail=tail, timestamps=opts.get("timestamps", False))
@@ -733,7 +733,7 @@ def cmd_exec(root, args):
     opts, pos = parse(args, EXEC_OPTIONS)
     if len(pos) < 2:
         raise InvalidArgument('"diyc exec" requires a container and a command')
-    from .supervisor import exec_in
+    from .exec import exec_in
     from .runtime import Container
     ctr = Container.load(pos[0], root)
     if opts.get("detach"):
@@ -798,7 +798,7 @@ def cmd_attach(root, args):
     if ctr.status != "running":
         raise DiycError(f"container {ctr.name} is not running")
     if not ctr.record.get("tty"):
-        from .supervisor import print_logs
+        from .logs import print_logs
         print_logs(ctr, follow=True, tail=0)
         return ctr.reload().record["state"].get("exit_code") or 0
     from .attach import attach, connect

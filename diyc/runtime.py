@@ -149,7 +149,8 @@ class Container:
                                        sysctls, oom_score_adj, devices, network)
         res["devices"] = sec.device_rules
         mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
-        from .supervisor import parse_log_opts, parse_restart_policy
+        from .logs import parse_log_opts
+        from .supervisor import parse_restart_policy
         restart_policy = parse_restart_policy(restart)
         if auto_remove and restart_policy["name"] != "no":
             raise InvalidArgument("--restart and --rm cannot be combined")

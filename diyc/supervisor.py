@@ -1,5 +1,5 @@
 """Detached containers: the supervisor, the end of a container, stop, wait,
-restart policies, logs.
+restart policies.
 
 Daemonless, like podman: each detached container has a supervisor of its
 own, diyc-shim (C, ~1 MB resident).  It is the container's parent, copies
@@ -14,11 +14,11 @@ import sys
 import time
 
 from .errors import Conflict, ContainerNotFound, InvalidArgument
-from .state import FileLock, pid_alive, read_json
+from .logs import DEFAULT_LOG_MAX_SIZE
+from .state import FileLock, pid_alive
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
 INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-init")
-DEFAULT_LOG_MAX_SIZE = 10 << 20
 
 
 def container_lock(ctr):
@@ -56,18 +56,6 @@ def parse_restart_policy(value):
     from .numbers import INT64_MAX, integer, shown
     retries = integer(count, f"--restart {shown(value)}: N", 0, INT64_MAX) if count else 0
     return {"name": name, "max_retries": retries}
-
-
-def parse_log_opts(opts):
-    out = {"max_size": DEFAULT_LOG_MAX_SIZE}
-    for opt in opts or ():
-        key, sep, value = opt.partition("=")
-        if key == "max-size" and sep:
-            from .config import parse_size
-            out["max_size"] = parse_size(value, "log max-size")
-        else:
-            raise InvalidArgument(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
-    return out
 
 
 def _finish_command(ctr):
@@ -199,198 +187,6 @@ def _wait_for_supervisor(ctr, timeout=30):
         time.sleep(0.01)
 
 
-# -- logs ---------------------------------------------------------------------
-
-def read_log(path):
-    """Records of a CRI-format log: (timestamp, stream, text) with partial
-    lines joined."""
-    records = []
-    partial = {}
-    for p in (f"{path}.1", path):
-        try:
-            with open(p, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            continue
-        for line in data.split(b"\n"):
-            rec = _parse_log_line(line)
-            if rec is None:
-                continue
-            ts, stream, tag, text = rec
-            if tag == b"P":
-                partial[stream] = partial.get(stream, b"") + text
-                continue
-            records.append((ts, stream, partial.pop(stream, b"") + text))
-    return records
-
-
-def _parse_log_line(line):
-    parts = line.split(b" ", 3)
-    if len(parts) < 3:
-        return None
-    ts, stream, tag = parts[:3]
-    return ts.decode(), stream.decode(), tag, parts[3] if len(parts) == 4 else b""
-
-
-def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None):
-    out = out or sys.stdout.buffer
-    err = err or sys.stderr.buffer
-    path = f"{ctr.dir}/container.log"
-    shown = 0
-    records = read_log(path)
-    if tail is not None:
-        shown = max(0, len(records) - tail)
-
-    def emit(recs):
-        for ts, stream, text in recs:
-            f = err if stream == "stderr" else out
-            f.write((ts.encode() + b" " if timestamps else b"") + text + b"\n")
-        out.flush()
-        err.flush()
-
-    emit(records[shown:])
-    shown = len(records)
-    while follow:
-        try:
-            running = ctr.reload().status == "running"
-        except FileNotFoundError:  # a --rm container, ended and removed
-            running = False
-        records = read_log(path)
-        if len(records) < shown:   # rotated: start over in the new file
-            shown = 0
-        emit(records[shown:])
-        shown = len(records)
-        if not running:
-            return
-        time.sleep(0.1)
-
-
 def check_can_remove(ctr, force):
     if ctr.status == "running" and not force:
         raise Conflict(f"container {ctr.name} is running: stop it first or use -f")
-
-
-# -- exec ---------------------------------------------------------------------
-
-# setns order: the user namespace first (it owns the others), the mount
-# namespace last (after it, /proc is the container's; our fds to the others
-# still work).  (/proc/PID/ns name, OCI namespace type)
-JOIN_ORDER = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"),
-              ("cgroup", "cgroup"), ("pid", "pid"), ("mnt", "mount"))
-
-
-def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
-            on_started=None, detach=False):
-    """`diyc exec`: run a command in a running container, with its
-    environment (plus `env`), working directory and user unless given.
-    With terminal=True the command gets a pty made inside the container;
-    on_started(pid, master) then runs once it has exec'd (to relay the
-    terminal).  Returns the command's exit code (None when detached: it
-    runs on, its output discarded, as with docker exec -d)."""
-    from . import config
-    args = config.check_text_list(args, "command")
-    env = config.check_text_list(env or [], "env")
-    for value, what in ((workdir, "workdir"), (user, "user")):
-        if value is not None:
-            config.check_text(value, what)
-    if not args:
-        raise InvalidArgument('"diyc exec" requires a command')
-    spec = ctr.record["spec"]
-    process = dict(spec["process"], args=list(args), terminal=terminal,
-                   env=config.merge_env(spec["process"]["env"], env, os.environ),
-                   cwd=workdir or spec["process"]["cwd"])
-    if user is not None:
-        from .users import resolve_user
-        uid, gid, groups, _ = resolve_user(user, ctr.record["layers"])
-        process["user"] = {"uid": uid, "gid": gid, "additionalGids": groups}
-        if "capabilities" in process:
-            from .security import process_capabilities
-            process["capabilities"] = process_capabilities(process["capabilities"]["bounding"], uid)
-    if detach:
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            return exec_process(ctr, process, (null, null, null), detach=True)[1]
-        finally:
-            os.close(null)
-    return exec_process(ctr, process, stdio, on_started=on_started)[1]
-
-
-def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None):
-    """Run an OCI `process` in the running container `ctr`: the namespaces
-    it has joined with setns (pid too: the process is forked after it), its
-    cgroup, and the process's identity, capabilities, rlimits and the
-    container's seccomp filter.  A terminal's master goes to `console_fd`
-    if given (an OCI console socket), else to on_started(pid, master).
-    -> (pid, exit code; None when detached)."""
-    from . import _native
-    from .errors import init_error
-    from .rootfs import init_config
-    from .runtime import _waitpid, init_failure
-    try:
-        ctr.reload()
-    except FileNotFoundError:
-        raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
-    if ctr.status != "running":
-        raise Conflict(f"container {ctr.name} is not running")
-    spec = ctr.record["spec"]
-    state = ctr.record["state"]
-    exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
-                     linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
-                                sysctl={}, devices=[]))
-    own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
-    fds = []
-    console = None
-    try:
-        for proc_name, oci_name in JOIN_ORDER:
-            if oci_name in own:
-                fds.append(os.open(f"/proc/{state['pid']}/ns/{proc_name}", os.O_RDONLY | os.O_CLOEXEC))
-        n_ns = len(fds)
-        cg = ctr._cgroup()
-        files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
-        cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
-        fds += cg_fds
-        pid_r, pid_w = os.pipe()
-        fds += (pid_r, pid_w)
-        init = init_config(exec_spec, stdio=stdio)
-        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
-                    devices=[], symlinks=[])
-        if process.get("terminal") and console_fd is not None:
-            init["console_fd"] = console_fd
-        elif process.get("terminal"):
-            import socket
-            console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            fds.append(child_end.detach())
-            init["console_fd"] = fds[-1]
-        try:
-            first, release_fd, error_fd, _ = _native.spawn(init)
-        except OSError as e:
-            raise init_error(getattr(e, "step", "clone"), e.errno) from None
-        _waitpid(first)
-        data = os.read(pid_r, 64)
-        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
-        master = None
-        if console is not None:
-            os.close(fds.pop())  # our copy of the child's end: EOF if it dies first
-            import socket
-            _, got, _, _ = socket.recv_fds(console, 1, 1)
-            master = got[0] if got else None
-        _native.release(release_fd)
-        error = init_failure(_native.wait_exec(error_fd), pid, reap=pid > 0)
-        if error:
-            if pid > 0:
-                _waitpid(pid)
-            raise error
-        if detach:
-            return pid, None
-        if on_started:
-            on_started(pid, master) if console is not None else on_started(pid)
-        _, status = _waitpid(pid)
-        if master is not None:
-            os.close(master)
-    finally:
-        for fd in fds:
-            os.close(fd)
-        if console is not None:
-            console.close()
-    code = os.waitstatus_to_exitcode(status)
-    return pid, 128 - code if code < 0 else code

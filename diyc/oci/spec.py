@@ -560,7 +560,7 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
     """Run an OCI `process` in the running container `ctr` (the engine's
     exec, after checking the process).  With process.terminal, the pty
     master goes to `console_fd`.  -> (pid, exit code or None)."""
-    from .. import supervisor as lifecycle
+    from .. import exec as engine_exec
     _check_keys(process, _PROCESS, "process")
     from ..config import check_text_list, nul_field
     where = nul_field(process, "process")
@@ -574,5 +574,5 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
         _refuse("exec with process.terminal", "needs --console-socket")
     if status(ctr) != "running":
         raise Conflict(f"container {ctr.name} is not running")
-    return lifecycle.exec_process(ctr, dict(process, cwd=process.get("cwd") or "/"), stdio,
-                                  detach=detach, console_fd=console_fd)
+    return engine_exec.exec_process(ctr, dict(process, cwd=process.get("cwd") or "/"), stdio,
+                                    detach=detach, console_fd=console_fd)
