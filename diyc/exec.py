@@ -60,7 +60,8 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     from . import _native
     from .errors import init_error
     from .rootfs import init_config
-    from .runtime import _waitpid, init_failure
+    from .record import exit_code_of, waitpid
+    from .runtime import init_failure
     try:
         ctr.reload()
     except FileNotFoundError:
@@ -80,7 +81,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             if oci_name in own:
                 fds.append(os.open(f"/proc/{state['pid']}/ns/{proc_name}", os.O_RDONLY | os.O_CLOEXEC))
         n_ns = len(fds)
-        cg = ctr._cgroup()
+        cg = ctr.control_group()
         files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
         cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
         fds += cg_fds
@@ -100,7 +101,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             first, release_fd, error_fd, _ = _native.spawn(init)
         except OSError as e:
             raise init_error(getattr(e, "step", "clone"), e.errno) from None
-        _waitpid(first)
+        waitpid(first)
         data = os.read(pid_r, 64)
         pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
         master = None
@@ -113,13 +114,13 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         error = init_failure(_native.wait_exec(error_fd), pid, reap=pid > 0)
         if error:
             if pid > 0:
-                _waitpid(pid)
+                waitpid(pid)
             raise error
         if detach:
             return pid, None
         if on_started:
             on_started(pid, master) if console is not None else on_started(pid)
-        _, status = _waitpid(pid)
+        _, status = waitpid(pid)
         if master is not None:
             os.close(master)
     finally:
@@ -127,5 +128,4 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             os.close(fd)
         if console is not None:
             console.close()
-    code = os.waitstatus_to_exitcode(status)
-    return pid, 128 - code if code < 0 else code
+    return pid, exit_code_of(status)

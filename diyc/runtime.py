@@ -22,12 +22,10 @@ from . import _native, cgroups, config
 from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
 from .images.store import ImageStore
 from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_writable_layer, spawn_in
-from .state import Root, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree, reserve_name, write_json
+from .record import (ContainerRecord, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
+                     now, wait_gone, waitpid, write_new)
+from .state import Root, listdir, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree
 from .trace import Trace
-
-
-def _now():
-    return time.time()
 
 
 class Result:
@@ -49,51 +47,15 @@ class Result:
         return f"Result(exit_code={self.exit_code}, oom_killed={self.oom_killed})"
 
 
-class Container:
+class Container(ContainerRecord):
+    """A container to create, start, wait for and remove.  Its record (name,
+    status, lock, cgroup) is a record.ContainerRecord's."""
+
     def __init__(self, root, record, trace=None):
-        self.root = root
-        self.record = record
+        super().__init__(root, record)
         self.trace = trace or Trace()
         self.pid = None  # set only while we are the parent of its init
-        self.cgroup = None
         self.limit_warnings = []  # limits the kernel took but does not enforce
-
-    # -- identity -------------------------------------------------------------
-
-    @property
-    def id(self):
-        return self.record["id"]
-
-    @property
-    def name(self):
-        return self.record["name"]
-
-    @property
-    def dir(self):
-        return self.root.container_dir(self.id)
-
-    @property
-    def status(self):
-        state = self.record["state"]
-        if state["status"] == "running":
-            if state.get("supervisor"):
-                # its supervisor records the end: until it has, it is running;
-                # without it (killed), nobody keeps its logs or its end
-                alive = pid_alive(state["supervisor"], state.get("supervisor_start"))
-                return "running" if alive else "dead"
-            if not pid_alive(state["pid"], state.get("pid_start")):
-                return "dead"  # whoever ran it was killed: nobody recorded the end
-        if state["status"] == "created" and state.get("pid"):
-            # held before execve (create/start split): gone means stopped
-            return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
-        if state["status"] == "created" and self.record["auto_remove"] and \
-                not pid_alive(state.get("creator"), state.get("creator_start")):
-            return "dead"
-        return state["status"]
-
-    def _save(self):
-        # a --rm container's record dies with it: no fsync on its start path
-        write_json(f"{self.dir}/container.json", self.record, durable=not self.record["auto_remove"])
 
     # -- create -------------------------------------------------------------
 
@@ -231,7 +193,7 @@ class Container:
             "image": image,
             "image_id": image_record["id"],
             "layers": layer_dirs,
-            "created": _now(),
+            "created": now(),
             "auto_remove": auto_remove,
             "rm_tmpfs_size": scratch_size,  # None: the writable layer is on disk
             "tty": tty,
@@ -240,80 +202,23 @@ class Container:
             "network": network,
             "network_settings": netplan,
             "userns": ids,
-            "cgroup": {"version": cgroup.version,
-                       "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
+            "cgroup": cgroup_fields(cgroup),
             "spec": spec,
-            # who is creating it: a --rm container whose creator died before
-            # starting it is garbage, not a container someone will start
-            "state": {"status": "created", "creator": os.getpid(),
-                      "creator_start": process_start_time(os.getpid())},
+            "state": creator_fields(),
         }
-        if not reserve_name(root, name, cid) and not (
-                generated and reserve_name(root, name := f"{name}_{cid[:6]}", cid)):
-            if ids:
-                user_namespaces.release(root, cid, ids)
-            raise Conflict(f"the container name {name!r} is already in use")
-        record["name"] = name  # (a generated name may have needed its suffix)
-        # The directory is filled in tmp/ and renamed into place: a container
-        # dir without its record never exists, whenever diyc is killed.
-        staging = f"{root.tmp}/ctr-{os.getpid()}-{cid[:12]}"
         try:
-            os.mkdir(staging, 0o700)
-            if ids:  # searched by its root's gid, through an fd (userns.ContainerPaths)
-                os.chown(staging, -1, ids["gid"])
-                os.chmod(staging, 0o710)
-            if netplan:
-                networking.write_etc_files(staging, hostname)
-            write_json(f"{staging}/container.json", record, durable=not auto_remove)
-            os.rename(staging, cdir)
+            write_new(root, record, taken=f"the container name {name!r} is already in use",
+                      alternative_name=f"{name}_{cid[:6]}" if generated else None,
+                      group=ids["gid"] if ids else None,  # searched through an fd (userns.ContainerPaths)
+                      fill=lambda staging: networking.write_etc_files(staging, hostname) if netplan else None)
         except BaseException:
-            release_name(root, name, cid)
             if ids:
                 user_namespaces.release(root, cid, ids)
-            remove_tree(staging)
             raise
         trace.mark("config")
         return cls(root, record, trace)
 
-    @classmethod
-    def load(cls, ref, root=None):
-        """A container by name, id or unique id prefix."""
-        root = root if isinstance(root, Root) else Root(root)
-        cid = None
-        try:
-            cid = os.readlink(f"{root.names}/{ref}")
-        except OSError:
-            if len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
-                matches = [c for c in _listdir(root.containers) if c.startswith(ref)]
-                if len(matches) > 1:
-                    raise InvalidArgument(f"container id prefix {ref!r} is ambiguous") from None
-                cid = matches[0] if matches else None
-        if cid:
-            try:
-                return cls(root, read_json(f"{root.container_dir(cid)}/container.json"))
-            except FileNotFoundError:
-                pass
-        raise ContainerNotFound(f"no such container: {ref}")
-
-    @classmethod
-    def list(cls, root=None):
-        root = root if isinstance(root, Root) else Root(root)
-        out = []
-        for cid in _listdir(root.containers):
-            try:
-                out.append(cls(root, read_json(f"{root.container_dir(cid)}/container.json")))
-            except (FileNotFoundError, NotADirectoryError, ValueError):
-                continue  # being created or removed right now
-        return sorted(out, key=lambda c: c.record["created"], reverse=True)
-
     # -- start --------------------------------------------------------------
-
-    def _cgroup(self):
-        if self.cgroup is None:
-            cg = self.record["cgroup"]
-            self.cgroup = cgroups.CgroupV1(dict(cg["paths"])) if cg["version"] == 1 \
-                else cgroups.CgroupV2(cg["paths"][""])
-        return self.cgroup
 
     def _prepare_rootfs(self, place=None):
         """-> (overlay options, scratch dir or None, its size cap or None,
@@ -382,7 +287,7 @@ class Container:
         pipe_fds = []
         release_fd = error_fd = -1
         try:
-            cgroup = self._cgroup()
+            cgroup = self.control_group()
             resources = spec["linux"]["resources"]
             cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
             self.limit_warnings = cgroup.set_limits(resources) or []
@@ -468,11 +373,11 @@ class Container:
             if pid:
                 if supervisor:  # it reaps the child, then records the end
                     os.kill(pid, 9)
-                    _waitpid(supervisor)
+                    waitpid(supervisor)
                 else:
-                    _kill_and_reap(pid)
+                    kill_and_reap(pid)
             self.pid = None
-            self._release_resources()
+            self.release_resources()
             raise
         finally:
             for fd in join_fds:
@@ -481,13 +386,13 @@ class Container:
                 place.close()
         state = self.record["state"]
         self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": pid,
-                                "pid_start": process_start_time(pid), "started": _now(),
+                                "pid_start": process_start_time(pid), "started": now(),
                                 "restart_count": state.get("restart_count", 0)}
         if supervisor:
             self.pid = None  # the supervisor is its parent, not us
             self.record["state"].update(supervisor=supervisor,
                                         supervisor_start=process_start_time(supervisor))
-        self._save()
+        self.save()
         return pid
 
     # -- run-time ---------------------------------------------------------------
@@ -532,17 +437,13 @@ class Container:
         os.unlink(f"{self.dir}/report.fifo")
         if error:
             # the state tells the truth: it never ran
-            _wait_gone(state["pid"], state.get("pid_start"))
-            state.update(status="exited", exit_code=125, error=str(error), finished=_now())
-            self._save()
+            wait_gone(state["pid"], state.get("pid_start"))
+            state.update(status="exited", exit_code=125, error=str(error), finished=now())
+            self.save()
             raise error
         state["status"] = "running"
-        state["started"] = _now()
-        self._save()
-
-    def reload(self):
-        self.record = read_json(f"{self.dir}/container.json")
-        return self
+        state["started"] = now()
+        self.save()
 
     def kill(self, sig=15):
         from .numbers import integer
@@ -556,41 +457,40 @@ class Container:
         """Wait for the container to end and return a Result.  If we started
         it in the foreground we are its parent: reap it and record the end;
         a detached one's supervisor does that, we watch the record."""
-        from .supervisor import container_lock, reload_if_present, wait_until_exited
+        from .supervisor import wait_until_exited
         if not self.pid:
             if wait_until_exited(self) == "removed":
                 raise ContainerNotFound(f"container {self.name} was removed before its end was read")
             state = self.record["state"]
             return Result(state.get("exit_code"), oom_killed=state.get("oom_killed", False),
                           container_id=self.id)
-        _, status = _waitpid(self.pid)
-        code = os.waitstatus_to_exitcode(status)
-        exit_code = 128 - code if code < 0 else code
-        oom = self._cgroup().oom_killed()
+        _, status = waitpid(self.pid)
+        exit_code = exit_code_of(status)
+        oom = self.control_group().oom_killed()
         self.pid = None
         # Under the container's lock, like `rm -f`, which may be tearing the
         # same container down right now: whoever comes second finds it done.
-        with container_lock(self):
-            if reload_if_present(self):
+        with self.lock():
+            if self.reload_if_present():
                 self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
-                                            finished=_now())
-                self._release_resources()
+                                            finished=now())
+                self.release_resources()
                 if self.record["auto_remove"]:
-                    self._remove_unlocked()
+                    self.remove_under_lock()
                 else:
-                    self._save()
+                    self.save()
         return Result(exit_code, oom_killed=oom, container_id=self.id)
 
     # -- teardown -------------------------------------------------------------
 
-    def _release_resources(self):
+    def release_resources(self):
         """What a stopped container no longer needs: its cgroup, its address.
         Each step is idempotent (a second call finds the work done); callers
         hold the container's lock, except a start undoing its own steps."""
         if self.record.get("network_settings"):
             from .net import network as networking
             networking.release(self)
-        cgroup = self._cgroup()
+        cgroup = self.control_group()
         if cgroup.version == 1:
             cgroup.created = [p for p in cgroup.paths.values() if os.path.isdir(p)]
         else:
@@ -601,29 +501,29 @@ class Container:
         """Remove the container (force: kill it first if it runs).  Racing
         another remover (the end of its own `run --rm`, its supervisor,
         another `rm`) is fine: the second one finds it gone and returns."""
-        from .supervisor import _wait_for_supervisor, container_lock, reload_if_present
+        from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
         if self.status in ("running", "created") and state.get("pid"):
             if not force and self.status == "running":
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
-                with container_lock(self):
-                    if not reload_if_present(self):
+                with self.lock():
+                    if not self.reload_if_present():
                         return
                     self.record["state"]["removing"] = True
-                    self._save()
+                    self.save()
             self.kill(9)
-            _wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
-            _wait_for_supervisor(self)
-        with container_lock(self):
-            if reload_if_present(self):
-                self._remove_unlocked()
+            wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
+            wait_for_supervisor(self)
+        with self.lock():
+            if self.reload_if_present():
+                self.remove_under_lock()
 
-    def _remove_unlocked(self):
+    def remove_under_lock(self):
         """Every step idempotent: a remove interrupted half-way (or raced)
         is finished by the next one."""
-        self._release_resources()
+        self.release_resources()
         release_name(self.root, self.name, self.id)
         if self.record.get("userns"):
             from . import userns
@@ -639,10 +539,7 @@ class Container:
         # The lock file last: once it is unlinked, a newcomer's open()
         # makes a new one that our flock does not exclude, so it must
         # find the record gone already.
-        try:
-            os.unlink(f"{self.root.path}/locks/{self.id}.lock")
-        except FileNotFoundError:
-            pass
+        self.unlink_lock()
 
 
 def cleanup(root=None):
@@ -650,7 +547,6 @@ def cleanup(root=None):
     cgroups of dead containers, staging dirs, dangling names.  Lines out."""
     root = root if isinstance(root, Root) else Root(root)
     out = []
-    from .supervisor import container_lock, reload_if_present
     for c in Container.list(root):
         if c.status != "dead":
             continue
@@ -658,14 +554,14 @@ def cleanup(root=None):
             c.remove(force=True)
             out.append(f"removed dead container {c.id[:12]} ({c.name})")
             continue
-        with container_lock(c):
-            if not reload_if_present(c) or c.status != "dead":
+        with c.lock():
+            if not c.reload_if_present() or c.status != "dead":
                 continue  # removed or restarted meanwhile
-            c._release_resources()
-            c.record["state"].update(status="exited", exit_code=255, finished=_now())
-            c._save()
+            c.release_resources()
+            c.record["state"].update(status="exited", exit_code=255, finished=now())
+            c.save()
         out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
-    for cid in _listdir(root.containers):
+    for cid in listdir(root.containers):
         d = root.container_dir(cid)
         if time.time() - os.stat(d).st_mtime <= 60:
             continue  # maybe one being created now
@@ -682,12 +578,12 @@ def cleanup(root=None):
                 continue
         remove_tree(d)
         out.append(f"removed incomplete container dir {cid[:12]}")
-    for name in _listdir(root.names):
+    for name in listdir(root.names):
         target = os.readlink(f"{root.names}/{name}")
         if not os.path.exists(root.container_dir(target)):
             release_name(root, name, target)
             out.append(f"released name {name}")
-    for entry in _listdir(root.tmp):
+    for entry in listdir(root.tmp):
         # staging dirs are named <kind>-<pid>-<random>: keep live writers' ones
         parts = entry.split("-")
         if len(parts) >= 3 and parts[1].isdigit() and os.path.exists(f"/proc/{parts[1]}"):
@@ -738,31 +634,6 @@ def _command(image_config, command, entrypoint):
     return args
 
 
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
-
-
-def _waitpid(pid):
-    while True:
-        try:
-            return os.waitpid(pid, 0)
-        except ChildProcessError:
-            return pid, 255 << 8
-        except InterruptedError:
-            continue
-
-
-def _kill_and_reap(pid):
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        pass
-    _waitpid(pid)
-
-
 def init_failure(failure, pid, reap):
     """The exception for what _native.wait_exec() said of init `pid`, or
     None when it reached its program.  An init that died without a word (a
@@ -786,7 +657,7 @@ def init_failure(failure, pid, reap):
     if failure[0] != _native.INIT_DIED:
         return init_error(*failure)
     if reap:
-        status = _waitpid(pid)[1]
+        status = waitpid(pid)[1]
     else:
         st = process_status(pid)
         status = st[2] if st else None
@@ -802,18 +673,6 @@ def init_failure(failure, pid, reap):
     else:
         how = f"exited with {os.waitstatus_to_exitcode(status)}"
     return init_error("init", 0, f"the container's init {how} before execve")
-
-
-def _wait_gone(pid, start_time, timeout=10.0):
-    """Wait for a process that may not be our child to be gone (a zombie
-    counts as gone)."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid, start_time) and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.005)
 
 
 def run(image, command=None, *, capture_output=False, stdin=None, stdout=None, stderr=None,
@@ -851,7 +710,7 @@ def run(image, command=None, *, capture_output=False, stdin=None, stdout=None, s
         result = ctr.wait()
     except BaseException:
         if ctr.pid:
-            _kill_and_reap(ctr.pid)
+            kill_and_reap(ctr.pid)
             ctr.pid = None
         try:
             ctr.remove(force=True)

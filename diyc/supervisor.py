@@ -15,34 +15,11 @@ import time
 
 from .errors import Conflict, ContainerNotFound, InvalidArgument
 from .logs import DEFAULT_LOG_MAX_SIZE
-from .state import FileLock, pid_alive
+from .record import now
+from .state import pid_alive
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
 INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-init")
-
-
-def container_lock(ctr):
-    """Serialises commands on one container (stop, rm, _finish, the end of
-    a foreground run).  Whoever takes it second re-reads the record with
-    reload_if_present(): the one before may have removed the container."""
-    return FileLock(f"{ctr.root.path}/locks/{ctr.id}.lock")
-
-
-def reload_if_present(ctr):
-    """Under container_lock(ctr): re-read the record -> True; or False when
-    the container was removed meanwhile (`rm -f` racing the end of a run):
-    whoever held the lock before us did all the work, nothing is left to
-    release.  The lock file our open() re-created is removed again (nobody
-    needs it any more: every later holder finds the record gone too)."""
-    try:
-        ctr.reload()
-        return True
-    except FileNotFoundError:
-        try:
-            os.unlink(f"{ctr.root.path}/locks/{ctr.id}.lock")
-        except FileNotFoundError:
-            pass
-        return False
 
 
 def parse_restart_policy(value):
@@ -103,9 +80,8 @@ def supervisor_setup(ctr, init, opened):
 
 def finish(ctr):
     """`diyc _finish ID`, run by the shim once the container has exited."""
-    from .runtime import _now
-    with container_lock(ctr):
-        if not reload_if_present(ctr):
+    with ctr.lock():
+        if not ctr.reload_if_present():
             return  # removed (rm -f) while we were on the way
         state = ctr.record["state"]
         if state.get("status") != "running":
@@ -115,21 +91,21 @@ def finish(ctr):
                 code = int(f.read())
         except (OSError, ValueError):
             code = 255
-        oom = ctr._cgroup().oom_killed()
-        state.update(status="exited", exit_code=code, oom_killed=oom, finished=_now(),
+        oom = ctr.control_group().oom_killed()
+        state.update(status="exited", exit_code=code, oom_killed=oom, finished=now(),
                      pid=None, supervisor=None)
         ctr.pid = None
-        ctr._release_resources()
+        ctr.release_resources()
         if not state.get("removing") and _should_restart(ctr, code):
             state["restart_count"] = state.get("restart_count", 0) + 1
-            ctr._save()
+            ctr.save()
             time.sleep(0.1 * min(state["restart_count"], 10))  # a little back-off
             ctr.start(detach=True)
             return
         if ctr.record["auto_remove"] and not state.get("removing"):
-            ctr._remove_unlocked()
+            ctr.remove_under_lock()
             return
-        ctr._save()
+        ctr.save()
 
 
 def _should_restart(ctr, code):
@@ -163,22 +139,22 @@ def wait_until_exited(ctr, timeout=None):
 
 def stop(ctr, timeout=10, sig=15):
     """SIGTERM (or `sig`), then SIGKILL after `timeout` seconds."""
-    with container_lock(ctr):
-        if not reload_if_present(ctr):
+    with ctr.lock():
+        if not ctr.reload_if_present():
             raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
         if ctr.status != "running":
             return False
         ctr.record["state"]["stopped_by_user"] = True
-        ctr._save()
+        ctr.save()
     ctr.kill(sig)
     if wait_until_exited(ctr, timeout) == "running":
         ctr.kill(9)
         wait_until_exited(ctr, 30)
-    _wait_for_supervisor(ctr)
+    wait_for_supervisor(ctr)
     return True
 
 
-def _wait_for_supervisor(ctr, timeout=30):
+def wait_for_supervisor(ctr, timeout=30):
     """Until the shim (and the `_finish` it became) has gone."""
     state = ctr.record["state"]
     pid, start = state.get("supervisor"), state.get("supervisor_start")

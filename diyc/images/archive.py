@@ -334,11 +334,11 @@ def _local_name(ref):
 def save(store, refs, out_path):
     """Write the images `refs` to `out_path` (or a binary file object) as an
     OCI layout archive with a docker manifest.json."""
-    from .store import _looks_like_id
+    from .store import looks_like_id
     images = []
     for ref in refs:
         record = store.resolve(ref)
-        tags = [ref] if "@" not in ref and (":" in ref or not _looks_like_id(ref)) \
+        tags = [ref] if "@" not in ref and (":" in ref or not looks_like_id(ref)) \
             and not ref.startswith("sha256:") else []
         images.append((record, tags))
     if isinstance(out_path, str):

@@ -52,7 +52,7 @@ import os
 
 from ..errors import Conflict, DiycError, InvalidArgument, NotFound
 from ..numbers import is_digits
-from ..state import DEFAULT_ROOT, FileLock, atomic_write, read_json, write_json
+from ..state import DEFAULT_ROOT, FileLock, atomic_write, listdir, read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "diyc0"   # the default root's; other roots' are diyc0-<root id>
@@ -167,7 +167,7 @@ def load(root, name):
 
 def list_networks(root):
     out = []
-    for entry in sorted(_listdir(_networks_dir(root))):
+    for entry in sorted(listdir(_networks_dir(root))):
         if entry.endswith(".json"):
             rec = load(root, entry[:-5])
             if rec:
@@ -339,7 +339,7 @@ def _other_roots(rid):
     are gone (or whose id changed) are dropped.  The caller holds the host
     lock."""
     d = f"{HOST_STATE}/roots"
-    for other in _listdir(d):
+    for other in listdir(d):
         if other == rid:
             continue
         try:
@@ -380,7 +380,7 @@ def _published_here_by_other_roots(rid, ports):
         here = set(nl.links())
     for _, path in _other_roots(rid):
         pdir = f"{path}/ports"
-        entries = _listdir(pdir)
+        entries = listdir(pdir)
         for p in ports:
             for entry in entries:
                 if not _same_host_port(entry, p):
@@ -542,11 +542,11 @@ def plan(root, network, ip=None, publish=()):
 
 def _joined_container(root, network):
     """The running container whose network namespace `container:NAME` names."""
-    from ..runtime import Container
+    from ..record import ContainerRecord
     ref = network.partition(":")[2]
     if not ref:
         raise InvalidArgument("--network container: needs a container name or id")
-    target = Container.load(ref, root)
+    target = ContainerRecord.load(ref, root)
     if target.status != "running":
         raise Conflict(f"cannot join the network of container {target.name}: it is not running")
     return target
@@ -704,7 +704,7 @@ def _lease(root, rec, me, requested):
     net, plen = parse_subnet(rec["subnet"])
     gateway = ip_to_int(rec["gateway"])
     for attempt in (0, 1):
-        used = {ip_to_int(ip) for ip in _listdir(leases)}
+        used = {ip_to_int(ip) for ip in listdir(leases)}
         for n in range(net + 1, net + (1 << (32 - plen)) - 1):
             if n != gateway and n not in used:
                 ip = int_to_ip(n)
@@ -719,7 +719,7 @@ def _leases(root, name, leases=None):
     """{ip: (container id, name, hostname)} of the network's leases."""
     leases = leases or _leases_dir(root, name)
     out = {}
-    for ip in _listdir(leases):
+    for ip in listdir(leases):
         try:
             target = os.readlink(f"{leases}/{ip}")
         except FileNotFoundError:
@@ -781,7 +781,7 @@ def _publish(root, cid, ip, ports):
     pdir = _ports_dir(root)
     os.makedirs(pdir, exist_ok=True)
     with root.lock("ports"):
-        existing = _listdir(pdir)
+        existing = listdir(pdir)
         for p in ports:
             for entry in existing:
                 if _same_host_port(entry, p):
@@ -863,7 +863,7 @@ def _apply_firewall(root, only_if_present=False):
     post.append(f'ip saddr 127.0.0.0/8 oifname "{BRIDGE_PATTERN}" masquerade')
     elements = {"ports_any": [], "ports_addr": []}
     pdir = _ports_dir(root)
-    for entry in _listdir(pdir):
+    for entry in listdir(pdir):
         try:
             proto, port, host_ip = entry.split("-", 2)
             cip, cport = os.readlink(f"{pdir}/{entry}").split(" ")[1].split(":")
@@ -973,11 +973,11 @@ def _drop_hosts_lines(path, prefix):
 def _reclaim_orphans(root, name):
     """Release the leases of containers that are gone or no longer running
     (their diyc was killed).  The caller holds the network's lock."""
-    from ..runtime import Container
+    from ..record import ContainerRecord
     out = []
     for ip, (cid, cname, _) in _leases(root, name).items():
         try:
-            status = Container(root, read_json(f"{root.container_dir(cid)}/container.json")).status
+            status = ContainerRecord.load_id(root, cid).status
         except (FileNotFoundError, NotADirectoryError, ValueError):
             status = "gone"
         # an exited container keeps its network.json only while starting
@@ -1002,7 +1002,7 @@ def cleanup(root):
             out += _reclaim_orphans(root, rec["name"])
     pdir = _ports_dir(root)
     stale = []
-    for entry in _listdir(pdir):
+    for entry in listdir(pdir):
         try:
             cid = os.readlink(f"{pdir}/{entry}").split(" ")[0]
         except OSError:
@@ -1019,10 +1019,3 @@ def cleanup(root):
                     pass
             _apply_firewall(root, only_if_present=True)
     return out
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []

@@ -13,7 +13,7 @@ Like `diyc`, this runs once per container: no json, argparse or re here."""
 import os
 import sys
 
-from ..cli import FLAG, LIST, VALUE, _options, _signal_number, parse
+from ..cli import FLAG, LIST, VALUE, option_table, parse, signal_number
 from ..errors import DiycError, InvalidArgument
 
 VERSION = "0.1.0"
@@ -41,7 +41,7 @@ Global options:
   --systemd-cgroup    accepted: cgroupsPath slice:prefix:name is laid out on cgroupfs
 """
 
-GLOBAL_OPTIONS = _options(
+GLOBAL_OPTIONS = option_table(
     ("--root", "root", VALUE),
     ("--log", "log", VALUE),
     ("--log-format", "log_format", VALUE),
@@ -52,7 +52,7 @@ GLOBAL_OPTIONS = _options(
     ("-v --version", "version", FLAG),
 )
 
-CREATE_OPTIONS = _options(
+CREATE_OPTIONS = option_table(
     ("-b --bundle", "bundle", VALUE),
     ("--pid-file", "pid_file", VALUE),
     ("--console-socket", "console_socket", VALUE),
@@ -60,9 +60,9 @@ CREATE_OPTIONS = _options(
     ("--no-new-keyring", "no_new_keyring", FLAG),  # diyc never makes a session keyring
     ("--preserve-fds", "preserve_fds", VALUE),
 )
-RUN_OPTIONS = dict(CREATE_OPTIONS, **_options(("-d --detach", "detach", FLAG),
+RUN_OPTIONS = dict(CREATE_OPTIONS, **option_table(("-d --detach", "detach", FLAG),
                                               ("--keep", "keep", FLAG)))
-EXEC_OPTIONS = _options(
+EXEC_OPTIONS = option_table(
     ("-p --process", "process", VALUE),
     ("--pid-file", "pid_file", VALUE),
     ("-d --detach", "detach", FLAG),
@@ -182,16 +182,16 @@ def cmd_state(root, args):
 
 def cmd_kill(root, args):
     from . import spec as oci
-    opts, pos = parse(args, _options(("-a --all", "all", FLAG)))
+    opts, pos = parse(args, option_table(("-a --all", "all", FLAG)))
     cid = _one_id(pos, "kill", extra=1)
-    sig = _signal_number(pos[1] if len(pos) > 1 else "TERM")
+    sig = signal_number(pos[1] if len(pos) > 1 else "TERM")
     oci.kill(oci.load(root, cid), sig, opts.get("all", False))
     return 0
 
 
 def cmd_delete(root, args):
     from . import spec as oci
-    opts, pos = parse(args, _options(("-f --force", "force", FLAG)))
+    opts, pos = parse(args, option_table(("-f --force", "force", FLAG)))
     oci.delete(oci.load(root, _one_id(pos, "delete")), opts.get("force", False))
     return 0
 
@@ -238,8 +238,8 @@ def cmd_run(root, args):
             oci.release_host_mounts(ctr)
     except BaseException:
         if ctr.pid:
-            from ..runtime import _kill_and_reap
-            _kill_and_reap(ctr.pid)
+            from ..record import kill_and_reap
+            kill_and_reap(ctr.pid)
             ctr.pid = None
         oci.discard(ctr)
         raise
@@ -296,7 +296,7 @@ def cmd_exec(root, args):
 
 def cmd_list(root, args):
     from .. import _json; from . import spec as oci
-    opts, pos = parse(args, _options(("-f --format", "format", VALUE), ("-q --quiet", "quiet", FLAG)))
+    opts, pos = parse(args, option_table(("-f --format", "format", VALUE), ("-q --quiet", "quiet", FLAG)))
     rows = []
     for cid in oci.list_ids(root):
         try:
@@ -314,8 +314,8 @@ def cmd_list(root, args):
                             "bundle": r["bundle"], "annotations": r["annotations"],
                             "created": _rfc3339(r["created"]), "owner": "root"} for r in rows]))
     elif opts.get("format", "table") == "table":
-        from ..cli import _table
-        _table(("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"),
+        from ..cli import print_table
+        print_table(("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"),
                [(r["id"], r["pid"], r["status"], r["bundle"], _rfc3339(r["created"]), "root")
                 for r in rows])
     else:
@@ -330,13 +330,13 @@ def _rfc3339(t):
 
 def cmd_ps(root, args):
     from .. import _json; from . import spec as oci
-    opts, pos = parse(args, _options(("-f --format", "format", VALUE)))
+    opts, pos = parse(args, option_table(("-f --format", "format", VALUE)))
     if not pos:
         raise InvalidArgument('"ps" requires a container id')
     ctr = oci.load(root, oci.check_id(pos[0]))
     if oci.status(ctr) == "stopped":
         raise InvalidArgument(f"container {ctr.name} is not running")
-    pids = sorted(ctr._cgroup().pids())
+    pids = sorted(ctr.control_group().pids())
     if opts.get("format", "table") == "json":
         print(_json.dumps(pids))
         return 0
@@ -359,15 +359,15 @@ def cmd_ps(root, args):
 
 def features():
     from .. import _native
-    from .spec import _HOOKS, _NAMESPACES, OCI_VERSION
+    from .spec import HOOKS, NAMESPACES, OCI_VERSION
     from ..security import CAPABILITIES
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": list(_HOOKS),
+        "hooks": list(HOOKS),
         "mountOptions": sorted(set(_native.MOUNT_FLAGS) | set(_native.PROPAGATION_FLAGS) | {"defaults"}),
         "linux": {
-            "namespaces": list(_NAMESPACES),
+            "namespaces": list(NAMESPACES),
             "capabilities": [f"CAP_{c}" for c in CAPABILITIES],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": False},
@@ -405,7 +405,7 @@ def default_spec():
 
 def cmd_spec(root, args):
     from .. import _json
-    opts, pos = parse(args, _options(("-b --bundle", "bundle", VALUE), ("--rootless", "rootless", FLAG)))
+    opts, pos = parse(args, option_table(("-b --bundle", "bundle", VALUE), ("--rootless", "rootless", FLAG)))
     if opts.get("rootless"):
         raise InvalidArgument("spec --rootless is not supported (no user namespaces in diyc)")
     path = f"{opts.get('bundle') or '.'}/config.json"

@@ -22,8 +22,9 @@ import os
 from .. import _json, cgroups
 from ..errors import Conflict, ContainerNotFound, DiycError, InvalidArgument
 from ..rootfs import SECCOMP_ANNOTATION
-from ..runtime import Container, _now
-from ..state import Root, process_start_time, release_name, remove_tree, reserve_name, write_json
+from ..record import cgroup_fields, creator_fields, now, write_new
+from ..runtime import Container
+from ..state import Root
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/diyc-runc"
@@ -69,8 +70,8 @@ _SPEC_FIELDS = {
                             "realtimePeriod", "cpus", "mems", "idle"},
     "linux.resources.pids": {"limit"},
 }
-_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
-_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
+HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
+NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
 _MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", None)
 _CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
@@ -202,8 +203,8 @@ def validate(spec):
             _refuse(f"mount destination {m.get('destination')!r}", "must be absolute")
     _validate_linux(spec.get("linux") or {})
     hooks = spec.get("hooks") or {}
-    _check_keys(hooks, set(_HOOKS) | {"createContainer", "startContainer"}, "hooks")
-    for kind in _HOOKS + ("createContainer", "startContainer"):
+    _check_keys(hooks, set(HOOKS) | {"createContainer", "startContainer"}, "hooks")
+    for kind in HOOKS + ("createContainer", "startContainer"):
         for h in hooks.get(kind) or ():
             _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]", "hooks[]")
             if not str(h.get("path", "")).startswith("/"):
@@ -235,7 +236,7 @@ def _validate_linux(linux):
     types = []
     for ns in linux.get("namespaces") or ():
         _check_keys(ns, {"type", "path"}, "linux.namespaces[]")
-        if ns.get("type") not in _NAMESPACES:
+        if ns.get("type") not in NAMESPACES:
             _refuse(f"namespace type {ns.get('type')!r}")
         if ns.get("path"):
             if ns["type"] == "user":
@@ -375,31 +376,20 @@ def create(root, cid, bundle, spec, *, auto_remove=False):
         "image_id": None,
         "layers": [],
         "rootfs": {"bind": spec["root"]["path"]},
-        "created": _now(),
+        "created": now(),
         "auto_remove": auto_remove,
         "restart": {"name": "no", "max_retries": 0},
         "log": {"max_size": 0},
         "network": network,
         "network_settings": None,
-        "cgroup": {"version": cgroup.version,
-                   "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
+        "cgroup": cgroup_fields(cgroup),
         "spec": _engine_spec(spec, cgroup),
         "oci": {"bundle": bundle, "annotations": spec.get("annotations") or {},
                 "hooks": spec.get("hooks") or {}},
-        "state": {"status": "created", "creator": os.getpid(),
-                  "creator_start": process_start_time(os.getpid())},
+        "state": creator_fields(),
     }
     cgroup.make_parents()  # a cgroupsPath may name parents nobody made yet
-    cdir = root.container_dir(key)
-    if not reserve_name(root, cid, key):
-        raise Conflict(f"container {cid} already exists")
-    try:
-        os.mkdir(cdir, 0o700)
-        write_json(f"{cdir}/container.json", record)
-    except BaseException:
-        release_name(root, cid, key)
-        remove_tree(cdir)
-        raise
+    write_new(root, record, taken=f"container {cid} already exists")
     return OciContainer(root, record)
 
 
@@ -468,8 +458,7 @@ def start_held(ctr):
     """Let the init blocked before execve go on.  Under the container's
     lock, so a supervisor that reaps a quick exit records the end only
     after we recorded the start."""
-    from ..supervisor import container_lock
-    with container_lock(ctr):
+    with ctr.lock():
         ctr.reload()
         _check_startable(ctr)
         ctr.exec_held()
@@ -478,11 +467,10 @@ def start_held(ctr):
 def discard(ctr):
     """Undo a create, or a start whose prestart hook failed (no poststop
     hooks: the program never ran)."""
-    from ..supervisor import container_lock
     try:
         ctr.kill(9)
-        with container_lock(ctr):
-            ctr._remove_unlocked()
+        with ctr.lock():
+            ctr.remove_under_lock()
         release_host_mounts(ctr)
     except (DiycError, OSError):
         pass
@@ -494,7 +482,7 @@ def kill(ctr, sig, all_processes=False):
     if status(ctr) == "stopped":
         raise Conflict("container not running")
     if all_processes:
-        for pid in ctr._cgroup().pids():
+        for pid in ctr.control_group().pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
