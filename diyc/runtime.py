@@ -62,157 +62,53 @@ class Container(ContainerRecord):
     @classmethod
     def create(cls, image, command=None, *, root=None, **options):
         """Validate everything, then record a container in state `created`.
-        From resolving the image until the record exists, the image is held
-        in use: `rmi` waits, then sees the record and refuses."""
+        `options`: CREATE_OPTIONS (docker run's flags, by name).  From
+        resolving the image until the record exists, the image is held in
+        use: `rmi` waits, then sees the record and refuses."""
         root = root if isinstance(root, Root) else Root(root)
         with ImageStore(root).using():
             return cls._create(image, command, root=root, **options)
 
     @classmethod
-    def _create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
-               user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
-               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False,
-               rm_tmpfs_size=None, cgroup_parent=None,
-               read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
-               ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
-               restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
-               root=None, trace=None):
-        config.check_run_arguments({
-            "image": None if isinstance(image, dict) else image, "command": command, "name": name, "hostname": hostname, "env": env,
-            "workdir": workdir, "user": user, "entrypoint": entrypoint, "network": network,
-            "ip": ip, "publish": publish, "cgroup_parent": cgroup_parent, "cap_add": cap_add,
-            "cap_drop": cap_drop, "security_opt": security_opt, "ulimits": ulimits,
-            "sysctls": sysctls, "devices": devices, "tmpfs": tmpfs, "restart": restart,
-            "log_opts": log_opts, "volumes": volumes, "userns": userns})
+    def _create(cls, image, command=None, *, root=None, trace=None, **options):
+        """The `config` step of the module docstring: validate the input,
+        resolve the image, build the OCI spec, reserve the name and write
+        the record."""
+        o = CreateOptions(options)
+        config.check_run_arguments(dict(
+            {"image": None if isinstance(image, dict) else image, "command": command},
+            **{key: getattr(o, key) for key in CHECKED_OPTIONS}))
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
-        netplan = None
-        if network not in ("none", "host"):
-            from .net import network as networking
-            netplan = networking.plan(root, network, ip=ip, publish=publish)
-        elif ip is not None or publish:
-            raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {network}")
-        if userns not in (None, "", "host", "auto"):
-            raise InvalidArgument(f"invalid --userns {userns!r}: expected auto or host")
-        mem = config.parse_memory(memory) if memory is not None else None
-        swap = config.parse_memory_swap(memory_swap, mem) if memory_swap is not None else None
-        res = config.resources(
-            memory=mem, memory_swap=swap,
-            cpus=config.parse_cpus(cpus) if cpus is not None else None,
-            pids_limit=config.parse_pids_limit(pids_limit) if pids_limit is not None else None)
-        if name is not None:
-            config.check_name(name)
-        if hostname is not None:
-            config.check_hostname(hostname)
-        if workdir is not None and not workdir.startswith("/"):
-            raise InvalidArgument(f"invalid working directory {workdir!r}: must be absolute")
-        from . import security
-        sec = security.SecurityOptions(privileged, cap_add, cap_drop, security_opt, ulimits,
-                                       sysctls, oom_score_adj, devices, network)
-        res["devices"] = sec.device_rules
-        mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
-        from .logs import parse_log_opts
-        from .supervisor import parse_restart_policy
-        restart_policy = parse_restart_policy(restart)
-        if auto_remove and restart_policy["name"] != "no":
-            raise InvalidArgument("--restart and --rm cannot be combined")
-        scratch_size = _rm_tmpfs_size(rm_tmpfs_size, auto_remove)
-        log = parse_log_opts(log_opts)
-
-        store = ImageStore(root.ensure())
-        # `image`: a reference, or an image record (a build step's layers and
-        # config, which need no name in the store)
-        image_record = image if isinstance(image, dict) else store.get(image)
-        image = image_record["id"] if isinstance(image, dict) else image
-        image_config = config.image_run_config(image_record["config"])
-        layer_dirs = store.layer_dirs(image_record)
-
-        args = _command(image_config, command, entrypoint)
-        if init:
-            args = ["/dev/init", "--"] + args
-        from .users import resolve_user
-        uid, gid, groups, home = resolve_user(user or image_config["User"] or "0", layer_dirs)
-        env = config.merge_env(image_config["Env"], env, os.environ)
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
-        if volumes:  # after the checks: this makes named volumes and missing host dirs
-            from .volumes import parse_volume
-            mounts += [parse_volume(root, v) for v in volumes]
-        if init:
-            from .supervisor import INIT_BINARY
-            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
-                           "options": ["bind", "ro"]})
-
+        _validate(root, o)
+        image_record, image_config, layer_dirs = _resolve_image(root, image)
         cid = os.urandom(32).hex()
-        generated = name is None
-        name = name or _generated_name(root, cid)
-        hostname = hostname or cid[:12]
-        if not any(e.startswith("HOSTNAME=") for e in env):
-            env.insert(0, f"HOSTNAME={hostname}")
-        cdir = root.container_dir(cid)
-        # The overlay's mount point.  A --rm container mounts it on the
-        # scratch dir, in its own mount namespace: on the empty dir itself,
-        # or on a dir in the tmpfs it mounts there (--rm-tmpfs-size; the
-        # idmapped layers of --userns have a scratch dir of their own).  A
-        # kept one has its own.  (_prepare_rootfs decides the same at start.)
-        if not auto_remove:
-            rootfs = f"{cdir}/merged"
-        elif userns == "auto":
-            rootfs = f"{cdir}/scratch/merged"
-        elif scratch_size:
-            rootfs = f"{root.scratch}/merged"
-        else:
-            rootfs = root.scratch
-        if netplan:
-            mounts += networking.etc_mounts(cdir)
-        elif network.startswith("container:"):
-            mounts += networking.joined_mounts(root, network)
-        spec = config.make_spec(
-            args, env=env, cwd=workdir or image_config["WorkingDir"] or "/",
-            uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
-            readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
-        spec["process"]["terminal"] = tty
-        ids = None
-        if userns == "auto":
-            from . import userns as user_namespaces
-            ids = user_namespaces.allocate(root, cid)
-            spec["linux"]["namespaces"].append({"type": "user"})
-            spec["linux"]["uidMappings"], spec["linux"]["gidMappings"] = user_namespaces.mappings(ids)
-            if network == "host":  # a fresh sysfs needs a network namespace of our own
-                for m in spec["mounts"]:
-                    if m["type"] == "sysfs":
-                        m.update(type="bind", source="/sys",
-                                 options=["rbind", "ro", "nosuid", "noexec", "nodev"])
-        spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
-        if sec.seccomp_profile is not None:
-            spec["linux"]["seccomp"] = sec.seccomp_profile
-        cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
+        spec, ids = _build_spec(root, cid, o, command, image_config, layer_dirs)
+        cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
         record = {
             "id": cid,
-            "name": name,
-            "image": image,
+            "name": o.name,
+            "image": image_record["id"] if isinstance(image, dict) else image,
             "image_id": image_record["id"],
             "layers": layer_dirs,
             "created": now(),
-            "auto_remove": auto_remove,
-            "rm_tmpfs_size": scratch_size,  # None: the writable layer is on disk
-            "tty": tty,
-            "restart": restart_policy,
-            "log": log,
-            "network": network,
-            "network_settings": netplan,
+            "auto_remove": o.auto_remove,
+            "rm_tmpfs_size": o.scratch_size,  # None: the writable layer is on disk
+            "tty": o.tty,
+            "restart": o.restart_policy,
+            "log": o.log,
+            "network": o.network,
+            "network_settings": o.netplan,
             "userns": ids,
             "cgroup": cgroup_fields(cgroup),
             "spec": spec,
             "state": creator_fields(),
         }
         try:
-            write_new(root, record, taken=f"the container name {name!r} is already in use",
-                      alternative_name=f"{name}_{cid[:6]}" if generated else None,
-                      group=ids["gid"] if ids else None,  # searched through an fd (userns.ContainerPaths)
-                      fill=lambda staging: networking.write_etc_files(staging, hostname) if netplan else None)
+            _write_record(root, record, o)
         except BaseException:
             if ids:
+                from . import userns as user_namespaces
                 user_namespaces.release(root, cid, ids)
             raise
         trace.mark("config")
@@ -593,6 +489,168 @@ def cleanup(root=None):
     from .net import network as networking
     out += networking.cleanup(root)  # leases and ports of containers that are gone
     return out
+
+
+# Container.create's keyword options, with their defaults: docker run's
+# flags, by name (cli.RUN_OPTIONS maps the one to the other).
+CREATE_OPTIONS = {
+    "name": None, "hostname": None, "env": (), "workdir": None, "user": None,
+    "entrypoint": None, "memory": None, "memory_swap": None, "cpus": None, "pids_limit": None,
+    "network": "none", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
+    "cgroup_parent": None, "read_only": False, "privileged": False, "cap_add": (), "cap_drop": (),
+    "security_opt": (), "ulimits": (), "sysctls": (), "oom_score_adj": None, "devices": (),
+    "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
+    "userns": None,
+}
+# the options whose types and characters config.check_run_arguments checks
+CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
+                   "publish", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
+                   "sysctls", "devices", "tmpfs", "restart", "log_opts", "volumes", "userns")
+
+
+class CreateOptions:
+    """Container.create's options as attributes, defaults filled in; then
+    what _validate() derives from them (netplan, resources, security,
+    mounts, restart_policy, scratch_size, log)."""
+
+    def __init__(self, options):
+        unknown = sorted(options.keys() - CREATE_OPTIONS.keys())
+        if unknown:
+            raise TypeError(f"create() got an unexpected keyword argument {unknown[0]!r}")
+        self.__dict__.update(CREATE_OPTIONS)
+        self.__dict__.update(options)
+
+
+def _validate(root, o):
+    """Every check that needs no image, in the order the flags' errors are
+    reported; the values they yield go onto `o`."""
+    o.netplan = None
+    if o.network not in ("none", "host"):
+        from .net import network as networking
+        o.netplan = networking.plan(root, o.network, ip=o.ip, publish=o.publish)
+    elif o.ip is not None or o.publish:
+        raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {o.network}")
+    if o.userns not in (None, "", "host", "auto"):
+        raise InvalidArgument(f"invalid --userns {o.userns!r}: expected auto or host")
+    mem = config.parse_memory(o.memory) if o.memory is not None else None
+    swap = config.parse_memory_swap(o.memory_swap, mem) if o.memory_swap is not None else None
+    o.resources = config.resources(
+        memory=mem, memory_swap=swap,
+        cpus=config.parse_cpus(o.cpus) if o.cpus is not None else None,
+        pids_limit=config.parse_pids_limit(o.pids_limit) if o.pids_limit is not None else None)
+    if o.name is not None:
+        config.check_name(o.name)
+    if o.hostname is not None:
+        config.check_hostname(o.hostname)
+    if o.workdir is not None and not o.workdir.startswith("/"):
+        raise InvalidArgument(f"invalid working directory {o.workdir!r}: must be absolute")
+    from . import security
+    o.security = security.SecurityOptions(o.privileged, o.cap_add, o.cap_drop, o.security_opt,
+                                          o.ulimits, o.sysctls, o.oom_score_adj, o.devices, o.network)
+    o.resources["devices"] = o.security.device_rules
+    o.mounts = [config.parse_tmpfs(t) for t in o.tmpfs or ()]
+    from .logs import parse_log_opts
+    from .supervisor import parse_restart_policy
+    o.restart_policy = parse_restart_policy(o.restart)
+    if o.auto_remove and o.restart_policy["name"] != "no":
+        raise InvalidArgument("--restart and --rm cannot be combined")
+    o.scratch_size = _rm_tmpfs_size(o.rm_tmpfs_size, o.auto_remove)
+    o.log = parse_log_opts(o.log_opts)
+
+
+def _resolve_image(root, image):
+    """`image`: a reference, or an image record (a build step's layers and
+    config, which need no name in the store) -> (record, run config, layer
+    dirs)."""
+    store = ImageStore(root.ensure())
+    image_record = image if isinstance(image, dict) else store.get(image)
+    return image_record, config.image_run_config(image_record["config"]), store.layer_dirs(image_record)
+
+
+def _build_spec(root, cid, o, command, image_config, layer_dirs):
+    """The container's OCI spec -> (spec, its user namespace's ids or
+    None).  Names the container (o.name, o.hostname) when not named."""
+    args = _command(image_config, command, o.entrypoint)
+    if o.init:
+        args = ["/dev/init", "--"] + args
+    from .users import resolve_user
+    uid, gid, groups, home = resolve_user(o.user or image_config["User"] or "0", layer_dirs)
+    env = config.merge_env(image_config["Env"], o.env, os.environ)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    mounts = o.mounts
+    if o.volumes:  # after the checks: this makes named volumes and missing host dirs
+        from .volumes import parse_volume
+        mounts += [parse_volume(root, v) for v in o.volumes]
+    if o.init:
+        from .supervisor import INIT_BINARY
+        mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
+                       "options": ["bind", "ro"]})
+    o.generated = o.name is None
+    o.name = o.name or _generated_name(root, cid)
+    o.hostname = o.hostname or cid[:12]
+    if not any(e.startswith("HOSTNAME=") for e in env):
+        env.insert(0, f"HOSTNAME={o.hostname}")
+    cdir = root.container_dir(cid)
+    if o.netplan:
+        from .net import network as networking
+        mounts += networking.etc_mounts(cdir)
+    elif o.network.startswith("container:"):
+        from .net import network as networking
+        mounts += networking.joined_mounts(root, o.network)
+    sec = o.security
+    spec = config.make_spec(
+        args, env=env, cwd=o.workdir or image_config["WorkingDir"] or "/",
+        uid=uid, gid=gid, groups=groups, hostname=o.hostname,
+        rootfs=_rootfs_path(root, cdir, o), readonly=o.read_only, network=o.network,
+        res=o.resources, mounts=mounts, **sec.spec_fields(uid))
+    spec["process"]["terminal"] = o.tty
+    ids = None
+    if o.userns == "auto":
+        from . import userns as user_namespaces
+        ids = user_namespaces.allocate(root, cid)
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"], spec["linux"]["gidMappings"] = user_namespaces.mappings(ids)
+        if o.network == "host":  # a fresh sysfs needs a network namespace of our own
+            for m in spec["mounts"]:
+                if m["type"] == "sysfs":
+                    m.update(type="bind", source="/sys",
+                             options=["rbind", "ro", "nosuid", "noexec", "nodev"])
+    spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
+    if sec.seccomp_profile is not None:
+        spec["linux"]["seccomp"] = sec.seccomp_profile
+    return spec, ids
+
+
+def _rootfs_path(root, cdir, o):
+    """The overlay's mount point.  A --rm container mounts it on the
+    scratch dir, in its own mount namespace: on the empty dir itself, or
+    on a dir in the tmpfs it mounts there (--rm-tmpfs-size; the idmapped
+    layers of --userns have a scratch dir of their own).  A kept one has
+    its own.  (Container._prepare_rootfs decides the same at start.)"""
+    if not o.auto_remove:
+        return f"{cdir}/merged"
+    if o.userns == "auto":
+        return f"{cdir}/scratch/merged"
+    if o.scratch_size:
+        return f"{root.scratch}/merged"
+    return root.scratch
+
+
+def _write_record(root, record, o):
+    """Reserve the name and write the record (record.write_new), with the
+    network's /etc files beside it."""
+    ids = record["userns"]
+    if o.netplan:
+        from .net import network as networking
+
+    def fill(staging):
+        if o.netplan:
+            networking.write_etc_files(staging, o.hostname)
+    write_new(root, record, taken=f"the container name {o.name!r} is already in use",
+              alternative_name=f"{o.name}_{record['id'][:6]}" if o.generated else None,
+              group=ids["gid"] if ids else None,  # searched through an fd (userns.ContainerPaths)
+              fill=fill)
 
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid",
