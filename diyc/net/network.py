@@ -38,26 +38,23 @@ removed by `diyc network prune`.  Several roots share a host without
 touching each other's: see "several roots on one host" below, and
 /run/diyc/ for the little state they share.
 
-Everything on the start path speaks netlink through diyc.netlink (raw
-sockets: `import pyroute2` alone costs ~250 ms).  The firewall is the one
-exception: nftables rules are installed by running `nft`, once per network
-set-up and once per container start/end that publishes ports, because
-nf_tables' netlink protocol (expressions, sets, transactions) is far larger
-than the handful of messages a rule set this small would justify; the plain
-start path with no -p never runs it.
+Everything on the start path speaks netlink through diyc.net.netlink (raw
+sockets: `import pyroute2` alone costs ~250 ms).  The firewall (firewall.py)
+is the one exception: nftables rules, as JSON, through the `nft` command;
+the plain start path with no -p never runs it.
 """
 
 import errno
 import os
 
-from ..errors import Conflict, DiycError, InvalidArgument, NotFound
+from ..errors import Conflict, DiycError, InvalidArgument, NetworkError, NotFound
 from ..numbers import is_digits
+from . import firewall
 from ..state import DEFAULT_ROOT, FileLock, atomic_write, listdir, read_json, write_json
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "diyc0"   # the default root's; other roots' are diyc0-<root id>
 BUILTIN = ("none", "host", DEFAULT_NETWORK)
-BRIDGE_PATTERN = "diyc*"   # every diyc bridge of every root, for the firewall's wildcards
 NFT_TABLE = "diyc"         # the default root's; other roots' are diyc-<root id>
 # Host-wide state shared by every diyc root on this machine (a tmpfs: it
 # lives as long as the network namespaces and sysctls it describes)
@@ -65,10 +62,6 @@ HOST_STATE = "/run/diyc"
 # Default subnets to try, first free one wins (checked against the host's routes)
 DEFAULT_SUBNETS = [f"172.{n}.0.0/16" for n in range(30, 15, -1)] + \
     [f"10.{n}.0.0/16" for n in range(200, 255)]
-
-
-class NetworkError(DiycError):
-    """The kernel refused a network set-up step."""
 
 
 # -- addresses ----------------------------------------------------------------
@@ -496,7 +489,7 @@ def prune(root):
     with root.lock("ports"):
         if in_use:
             _apply_firewall(root, only_if_present=True)
-        elif _nft(f"delete table ip {table}\n", check=False) == 0:
+        elif firewall.delete_table(table):
             out.append(f"removed nftables table ip {table}")
     return out
 
@@ -796,10 +789,7 @@ def _publish(root, cid, ip, ports):
                 raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
             for p in ports:
                 os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
-        table = firewall_table(root)
-        script = "".join(f"add element ip {table} {_map_and_key(p)} : {ip} . {p['container_port']} }}\n"
-                         for p in ports)
-        if _nft(script, check=False) != 0:
+        if not firewall.add_ports(firewall_table(root), ip, ports):
             _apply_firewall(root)  # the table is gone (pruned?): rebuild it, ports included
 
 
@@ -821,83 +811,23 @@ def _check_port_free(p):
         s.close()
 
 
-def _map_and_key(p):
-    if p["host_ip"] == "0.0.0.0":
-        return f"ports_any {{ {p['proto']} . {p['host_port']}"
-    return f"ports_addr {{ {p['host_ip']} . {p['proto']} . {p['host_port']}"
-
-
-def _nft(script, check=True):
-    """Run `nft -f -` on `script` (a subprocess: see the module docstring)."""
-    import subprocess
-    try:
-        proc = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True)
-    except FileNotFoundError:
-        raise NetworkError("bridge networking needs the nft command (apt-get install nftables)") from None
-    if check and proc.returncode:
-        raise NetworkError(f"nft: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.returncode
-
-
 def _apply_firewall(root, only_if_present=False):
     """(Re)write this root's table (`ip diyc`, `ip diyc-<root id>`) from
-    its network records and port reservations, in one nft transaction.  The
-    caller holds lock "ports".  Other roots' tables are theirs: the
-    wildcards below match their bridges too (isolation between roots, no
-    masquerading into them), but only their own tables name their ports."""
+    its network records and port reservations, in one transaction (see
+    firewall.py).  The caller holds lock "ports"."""
     table = firewall_table(root)
-    if only_if_present and _nft(f"list table ip {table}\n", check=False) != 0:
+    if only_if_present and not firewall.table_exists(table):
         return
-    nets = list_networks(root)
-    post, fwd = [], []
-    for rec in nets:
-        subnet, br = rec["subnet"], rec["bridge"]
-        # outbound: masquerade what leaves for anywhere but a diyc bridge
-        post.append(f'ip saddr {subnet} oifname != "{BRIDGE_PATTERN}" masquerade')
-        # a published port reached from a container of the same network:
-        # the reply must come back through the host to be un-DNATed
-        post.append(f'ct status dnat ip saddr {subnet} oifname "{br}" masquerade')
-        # isolation: nothing routed from this bridge to another diyc bridge
-        fwd.append(f'iifname "{br}" oifname != "{br}" oifname "{BRIDGE_PATTERN}" drop')
-    # published ports reached on 127.0.0.1 (route_localnet is on for the bridges)
-    post.append(f'ip saddr 127.0.0.0/8 oifname "{BRIDGE_PATTERN}" masquerade')
-    elements = {"ports_any": [], "ports_addr": []}
+    published = []
     pdir = _ports_dir(root)
     for entry in listdir(pdir):
         try:
             proto, port, host_ip = entry.split("-", 2)
             cip, cport = os.readlink(f"{pdir}/{entry}").split(" ")[1].split(":")
+            published.append(({"proto": proto, "host_port": int(port), "host_ip": host_ip}, cip, int(cport)))
         except (OSError, ValueError, IndexError):
             continue
-        p = {"proto": proto, "host_port": port, "host_ip": host_ip}
-        mapname, key = _map_and_key(p).split(" { ")
-        elements[mapname].append(f"{key} : {cip} . {cport}")
-
-    def elems(name):
-        return f" elements = {{ {', '.join(elements[name])} }};" if elements[name] else ""
-    nl = "\n    "
-    script = f"""table ip {table}
-delete table ip {table}
-table ip {table} {{
-  map ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{elems("ports_any")} }}
-  map ports_addr {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{elems("ports_addr")} }}
-  chain ports {{
-    dnat ip to ip daddr . meta l4proto . th dport map @ports_addr
-    dnat ip to meta l4proto . th dport map @ports_any
-  }}
-  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
-  chain output {{ type nat hook output priority -100; policy accept; fib daddr type local jump ports; }}
-  chain postrouting {{
-    type nat hook postrouting priority srcnat; policy accept;
-    {nl.join(post)}
-  }}
-  chain forward {{
-    type filter hook forward priority filter; policy accept;
-    {nl.join(fwd)}
-  }}
-}}
-"""
-    _nft(script)
+    firewall.write_table(table, [(rec["subnet"], rec["bridge"]) for rec in list_networks(root)], published)
 
 
 # -- end of a container -------------------------------------------------------------
@@ -931,7 +861,7 @@ def _release(root, cid, settings):
         pdir = _ports_dir(root)
         table = firewall_table(root)
         with root.lock("ports"):
-            script = ""
+            released = []
             for p in settings["ports"]:
                 path = f"{pdir}/{_port_key(p)}"
                 try:
@@ -940,9 +870,8 @@ def _release(root, cid, settings):
                     os.unlink(path)
                 except FileNotFoundError:
                     continue
-                script += f"delete element ip {table} {_map_and_key(p)} }}\n"
-            if script:
-                _nft(script, check=False)
+                released.append(p)
+            firewall.delete_ports(table, released)
     if ip:
         with root.lock(f"network-{name}"):
             lease = f"{_leases_dir(root, name)}/{ip}"
