@@ -765,20 +765,12 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
     r = parse_reference(ref) if isinstance(ref, str) else ref
     plat = parse_platform(platform)
     progress = progress or Progress()
-    root = store.root
     client = Client(r.registry, r.repository, insecure=insecure,
-                    credentials=load_credentials(root, r.registry))
+                    credentials=load_credentials(store.root, r.registry))
     try:
         progress.log(f"Pulling {r}")
-        media, manifest, digest, _ = client.manifest(r.reference)
-        if media in INDEX_TYPES:
-            desc = choose_manifest(manifest, plat)
-            media, manifest, digest, _ = client.manifest(check_digest(desc["digest"]))
-            if media not in MANIFEST_TYPES:
-                raise RegistryError(f"{r}: a manifest list inside a manifest list is not supported")
-        config_desc = manifest["config"]
-        config_digest = config_desc["digest"]
-        layer_descs = manifest["layers"]
+        manifest, digest = _image_manifest(client, r, plat)
+        config_digest = manifest["config"]["digest"]
         repo_digest = f"{r.name}@{digest}"
         tag_ref = f"{r.name}:{r.tag}" if r.tag else None
 
@@ -790,70 +782,19 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
             progress.log(f"Status: Image is up to date for {r}")
             return existing
 
-        what = f"image config {config_digest}"
-        if config_desc["size"] > MAX_CONFIG_BYTES:
-            raise RegistryError(f"{what} is too large: {config_desc['size']} bytes declared, "
-                                f"the limit is {MAX_CONFIG_BYTES}")
-        config_bytes = client.blob_bytes(config_digest, MAX_CONFIG_BYTES, what)
-        try:
-            config = _json.loads(config_bytes)
-        except (ValueError, RecursionError):
-            raise RegistryError(f"{r}: malformed image config {config_digest}: not JSON") from None
-        diff_ids = check_image_config(config, len(layer_descs), f"{r}: image config {config_digest}")
-
+        config_bytes, config = _image_config(client, r, manifest["config"])
+        diff_ids = check_image_config(config, len(manifest["layers"]), f"{r}: image config {config_digest}")
         todo, seen = [], set()
-        for desc, diff_id in zip(layer_descs, diff_ids):
-            short = desc["digest"][7:19]
+        for desc, diff_id in zip(manifest["layers"], diff_ids):
             if store.has_layer(diff_id) or diff_id in seen:
-                progress.update(short, "already exists")
+                progress.update(desc["digest"][7:19], "already exists")
                 continue
             seen.add(diff_id)
             todo.append((desc, diff_id))
-
-        added = []
-        added_lock = threading.Lock()
-
-        def fetch(desc, diff_id):
-            short = desc["digest"][7:19]
-            size = desc["size"]
-            what = f"pull {r}: layer {desc['digest']}"
-            t0 = time.monotonic()
-            progress.update(short, "downloading")
-            resp = client.blob(desc["digest"])
-            if resp.length is not None and resp.length > size:
-                resp.abort()
-                raise RegistryError(f"{what}: the registry announces {resp.length} bytes, "
-                                    f"its manifest declares {size}")
-            reader = _LayerReader(resp, client, what, size, lambda n: progress.update(
-                short, f"downloading {_mb(n)}/{_mb(size)}", force=False))
-            try:
-                _, _, new = store.add_layer_blob(reader, desc["digest"], diff_id,
-                                                 media_type=desc["mediaType"], size=size)
-            finally:
-                if not resp.done:  # the store gave up on it: no reading on
-                    resp.abort()
-            if new:
-                with added_lock:
-                    added.append(diff_id)
-            dt = time.monotonic() - t0
-            progress.update(short, f"pull complete ({_mb(resp.received)} in {dt:.1f}s)")
-
+        added = []  # the layers this pull stored: discarded if it fails
         try:
-            if len(todo) <= 1 or max_workers <= 1:
-                for desc, diff_id in todo:
-                    fetch(desc, diff_id)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-                with ThreadPoolExecutor(max_workers=min(max_workers, len(todo))) as pool:
-                    futures = [pool.submit(fetch, d, i) for d, i in todo]
-                    errors = []
-                    for f in futures:
-                        try:
-                            f.result()
-                        except BaseException as e:
-                            errors.append(e)
-                    if errors:
-                        raise errors[0]
+            _fetch_layers(todo, max_workers, lambda desc, diff_id: _fetch_layer(
+                store, client, r, desc, diff_id, progress, added))
             size = sum(store.layer_size(d) for d in diff_ids)
             record = store.add_pulled_image(config_bytes, config, diff_ids, tag_ref, repo_digest, size)
         except BaseException:
@@ -864,6 +805,81 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
         return record
     finally:
         client.close()
+
+
+def _image_manifest(client, r, plat):
+    """The image manifest of `r` for platform `plat` (through its index,
+    if it names one) -> (manifest, its digest)."""
+    media, manifest, digest, _ = client.manifest(r.reference)
+    if media in INDEX_TYPES:
+        desc = choose_manifest(manifest, plat)
+        media, manifest, digest, _ = client.manifest(check_digest(desc["digest"]))
+        if media not in MANIFEST_TYPES:
+            raise RegistryError(f"{r}: a manifest list inside a manifest list is not supported")
+    return manifest, digest
+
+
+def _image_config(client, r, config_desc):
+    """The image config the manifest names -> (its bytes, parsed), capped
+    at MAX_CONFIG_BYTES."""
+    config_digest = config_desc["digest"]
+    what = f"image config {config_digest}"
+    if config_desc["size"] > MAX_CONFIG_BYTES:
+        raise RegistryError(f"{what} is too large: {config_desc['size']} bytes declared, "
+                            f"the limit is {MAX_CONFIG_BYTES}")
+    config_bytes = client.blob_bytes(config_digest, MAX_CONFIG_BYTES, what)
+    try:
+        return config_bytes, _json.loads(config_bytes)
+    except (ValueError, RecursionError):
+        raise RegistryError(f"{r}: malformed image config {config_digest}: not JSON") from None
+
+
+def _fetch_layers(todo, max_workers, fetch):
+    """fetch(desc, diff_id) for each layer of `todo`, on up to max_workers
+    threads; the first error is raised once every fetch has ended."""
+    if len(todo) <= 1 or max_workers <= 1:
+        for desc, diff_id in todo:
+            fetch(desc, diff_id)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(todo))) as pool:
+        futures = [pool.submit(fetch, d, i) for d, i in todo]
+        errors = []
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+def _fetch_layer(store, client, r, desc, diff_id, progress, added):
+    """Download one layer into the store, checked against the size its
+    manifest declares and its digests; a layer it stored goes into `added`
+    (list.append is atomic: several threads share it)."""
+    short = desc["digest"][7:19]
+    size = desc["size"]
+    what = f"pull {r}: layer {desc['digest']}"
+    t0 = time.monotonic()
+    progress.update(short, "downloading")
+    resp = client.blob(desc["digest"])
+    if resp.length is not None and resp.length > size:
+        resp.abort()
+        raise RegistryError(f"{what}: the registry announces {resp.length} bytes, "
+                            f"its manifest declares {size}")
+    reader = _LayerReader(resp, client, what, size, lambda n: progress.update(
+        short, f"downloading {_mb(n)}/{_mb(size)}", force=False))
+    try:
+        _, _, new = store.add_layer_blob(reader, desc["digest"], diff_id,
+                                         media_type=desc["mediaType"], size=size)
+    finally:
+        if not resp.done:  # the store gave up on it: no reading on
+            resp.abort()
+    if new:
+        added.append(diff_id)
+    dt = time.monotonic() - t0
+    progress.update(short, f"pull complete ({_mb(resp.received)} in {dt:.1f}s)")
 
 
 def login(root, registry, user, password, insecure=False):
