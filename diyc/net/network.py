@@ -35,7 +35,7 @@ State under the diyc root, shared by every diyc process:
 The host side (bridge, ip_forward, nftables table `ip diyc`, or
 `ip diyc-<root id>`) is created on first use in a network namespace and
 removed by `diyc network prune`.  Several roots share a host without
-touching each other's: see "several roots on one host" below, and
+touching each other's: see roots.py, and
 /run/diyc/ for the little state they share.
 
 Everything on the start path speaks netlink through diyc.net.netlink (raw
@@ -47,125 +47,30 @@ the plain start path with no -p never runs it.
 import errno
 import os
 
-from ..errors import Conflict, DiycError, InvalidArgument, NetworkError, NotFound
-from ..numbers import is_digits
+from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
+from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall
-from ..state import DEFAULT_ROOT, FileLock, atomic_write, listdir, read_json, write_json
+from .addresses import int_to_ip, ip_to_int, overlaps, parse_publish, parse_subnet
+from .roots import (default_bridge, delete_bridge, diyc_bridges, firewall_table, forward_state_path,
+                    host_lock, leases_dir, list_networks, load, netlink_socket, networks_dir,
+                    other_roots_subnets, ports_dir, published_here_by_other_roots, read_sysctl,
+                    record_path, register_root, root_id, same_host_port, unregister_root,
+                    write_sysctl)
 
 DEFAULT_NETWORK = "bridge"
-DEFAULT_BRIDGE = "diyc0"   # the default root's; other roots' are diyc0-<root id>
 BUILTIN = ("none", "host", DEFAULT_NETWORK)
-NFT_TABLE = "diyc"         # the default root's; other roots' are diyc-<root id>
-# Host-wide state shared by every diyc root on this machine (a tmpfs: it
-# lives as long as the network namespaces and sysctls it describes)
-HOST_STATE = "/run/diyc"
 # Default subnets to try, first free one wins (checked against the host's routes)
 DEFAULT_SUBNETS = [f"172.{n}.0.0/16" for n in range(30, 15, -1)] + \
     [f"10.{n}.0.0/16" for n in range(200, 255)]
 
 
-# -- addresses ----------------------------------------------------------------
-
-def ip_to_int(text, what="IP address"):
-    parts = text.split(".")
-    if len(parts) != 4 or not all(is_digits(p) and len(p) <= 3 and int(p) < 256 for p in parts):
-        raise InvalidArgument(f"invalid {what} {text!r}: expected a dotted IPv4 address such as 10.1.2.3")
-    a, b, c, d = (int(p) for p in parts)
-    return a << 24 | b << 16 | c << 8 | d
-
-
-def int_to_ip(n):
-    return f"{n >> 24 & 255}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-
-
-def parse_subnet(text):
-    """'10.1.0.0/16' -> (network as int, prefix length)."""
-    addr, slash, plen = str(text).partition("/")
-    if not slash or not is_digits(plen) or len(plen) > 3:
-        raise InvalidArgument(f"invalid subnet {text!r}: expected CIDR notation such as 10.89.0.0/16")
-    prefixlen = int(plen)
-    if not 8 <= prefixlen <= 29:
-        raise InvalidArgument(f"invalid subnet {text!r}: the prefix length must be between 8 and 29")
-    net = ip_to_int(addr, "subnet address")
-    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
-    if net & ~mask:
-        raise InvalidArgument(f"invalid subnet {text!r}: host bits are set "
-                              f"(did you mean {int_to_ip(net & mask)}/{prefixlen}?)")
-    if addr.startswith(("127.", "0.")) or net >= 0xE0000000:
-        raise InvalidArgument(f"invalid subnet {text!r}: not a unicast range")
-    return net, prefixlen
-
-
-def _overlaps(a, alen, b, blen):
-    plen = min(alen, blen)
-    mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
-    return (a & mask) == (b & mask)
-
-
-def parse_publish(spec):
-    """docker's -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] -> dict."""
-    text, _, proto = str(spec).partition("/")
-    proto = proto or "tcp"
-    if proto not in ("tcp", "udp"):
-        raise InvalidArgument(f"invalid -p value {spec!r}: the protocol must be tcp or udp")
-    parts = text.split(":")
-    if len(parts) == 2:
-        host_ip, host_port, ctr_port = "0.0.0.0", parts[0], parts[1]
-    elif len(parts) == 3:
-        host_ip, host_port, ctr_port = parts
-        host_ip = host_ip or "0.0.0.0"
-    else:
-        raise InvalidArgument(f"invalid -p value {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]")
-    ip_to_int(host_ip, f"host IP in -p {spec!r}")
-    ports = []
-    for p in (host_port, ctr_port):
-        if not is_digits(p) or len(p) > 5 or not 1 <= int(p) <= 65535:
-            raise InvalidArgument(f"invalid -p value {spec!r}: {p!r} is not a port number (1-65535)")
-        ports.append(int(p))
-    return {"proto": proto, "host_ip": host_ip, "host_port": ports[0], "container_port": ports[1]}
-
-
 # -- network definitions ----------------------------------------------------------
-
-def _networks_dir(root):
-    return f"{root.path}/networks"
-
-
-def _record_path(root, name):
-    return f"{_networks_dir(root)}/{name}.json"
-
-
-def _leases_dir(root, name):
-    return f"{_networks_dir(root)}/{name}/leases"
-
-
-def _ports_dir(root):
-    return f"{root.path}/ports"
-
 
 def check_network_name(name):
     if not name or len(name) > 64 or not name.isascii() or not name[0].isalnum() or \
             not all(c.isalnum() or c in "_.-" for c in name):
         raise InvalidArgument(f"invalid network name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return name
-
-
-def load(root, name):
-    """The record of network `name`, or None."""
-    try:
-        return read_json(_record_path(root, name))
-    except FileNotFoundError:
-        return None
-
-
-def list_networks(root):
-    out = []
-    for entry in sorted(listdir(_networks_dir(root))):
-        if entry.endswith(".json"):
-            rec = load(root, entry[:-5])
-            if rec:
-                out.append(rec)
-    return out
 
 
 def create(root, name, subnet=None):
@@ -176,15 +81,15 @@ def create(root, name, subnet=None):
     if subnet is not None:
         parse_subnet(subnet)  # its syntax, before anything is made
     root.ensure()
-    os.makedirs(_networks_dir(root), exist_ok=True)
+    os.makedirs(networks_dir(root), exist_ok=True)
     rid = root_id(root)
     # lock order, here and everywhere: this root's locks, then the host's
-    with root.lock("networks"), _host_lock():
+    with root.lock("networks"), host_lock():
         if load(root, name):
             raise Conflict(f"network {name!r} already exists")
         own = list_networks(root)
         taken = [(parse_subnet(n["subnet"]), f"network {n['name']!r}") for n in own]
-        with _netlink() as nl:
+        with netlink_socket() as nl:
             host_routes = _host_routes(nl, {n["bridge"] for n in own})
             links = set(nl.links())
         if subnet is not None:
@@ -193,15 +98,15 @@ def create(root, name, subnet=None):
             # it is here its bridge is a route (checked again at set-up)
             net, plen = parse_subnet(subnet)
             for (other, olen), what in taken + host_routes:
-                if _overlaps(net, plen, other, olen):
+                if overlaps(net, plen, other, olen):
                     raise Conflict(f"subnet {subnet} overlaps {what} ({int_to_ip(other)}/{olen})")
         else:
             # automatic: also clear of every other root's networks, made on
             # this host but perhaps without a bridge (hence a route) yet
-            taken += _other_roots_subnets(rid)
+            taken += other_roots_subnets(rid)
             for candidate in DEFAULT_SUBNETS:
                 net, plen = parse_subnet(candidate)
-                if not any(_overlaps(net, plen, o, ol) for (o, ol), _ in taken + host_routes):
+                if not any(overlaps(net, plen, o, ol) for (o, ol), _ in taken + host_routes):
                     break
             else:
                 raise Conflict("no free default subnet left: pass --subnet")
@@ -210,18 +115,13 @@ def create(root, name, subnet=None):
             nid = os.urandom(16).hex()
         record = {
             "name": name, "id": nid,
-            "bridge": _default_bridge(root, rid) if name == DEFAULT_NETWORK else f"diyc-{nid[:8]}",
+            "bridge": default_bridge(root, rid) if name == DEFAULT_NETWORK else f"diyc-{nid[:8]}",
             "subnet": f"{int_to_ip(net)}/{plen}", "gateway": int_to_ip(net + 1),
         }
-        os.makedirs(_leases_dir(root, name), exist_ok=True)
-        write_json(_record_path(root, name), record)
-        _register_root(root, rid)
+        os.makedirs(leases_dir(root, name), exist_ok=True)
+        write_json(record_path(root, name), record)
+        register_root(root, rid)
     return record
-
-
-def _netlink():
-    from .netlink import Netlink
-    return Netlink()
 
 
 def _host_routes(nl, own_bridges):
@@ -240,208 +140,6 @@ def _host_routes(nl, own_bridges):
     return routes
 
 
-# -- several roots on one host ------------------------------------------------------
-#
-# Each diyc root (--root, DIYC_ROOT) has its own networks, leases and port
-# reservations, but bridges, routes, nftables tables and ip_forward belong
-# to the network namespace, which several roots may share.  So:
-#
-#   names     keyed per root by a short random id, made once and kept in
-#             networks/root-id (a random id, not a hash of the path: it
-#             survives the root being moved or reached through another
-#             path).  The default network's bridge is diyc0-<id>, the
-#             firewall table `ip diyc-<id>`; user networks' bridges carry a
-#             random id of their own (diyc-<8 hex>, unique among the links
-#             here).  The default root (/var/lib/diyc) keeps `diyc0` and
-#             `ip diyc`: it is the one root of most hosts, its records and
-#             any host firewall rules written against them already say so,
-#             and no other root ever takes those names.
-#   subnets   a new network's subnet must not overlap a route of this
-#             namespace (every root's bridges are routes) and, when diyc
-#             picks it, nor any other root's networks (listed through
-#             /run/diyc/roots/<id> -> root path); a bridge is only set up
-#             if its subnet is still free here.
-#   forward   net.ipv4.ip_forward is counted across roots by the kernel's
-#             own state: it is needed while any diyc bridge (of any root)
-#             exists here.  The first bridge of a namespace records the
-#             value found in /run/diyc/ip_forward-<netns inode>; whoever
-#             deletes the last one restores it.  Both happen under the
-#             host-wide lock /run/diyc/host.lock, together with the bridge
-#             creation or deletion, so no root sees a half-done change.
-#
-# A root only ever deletes bridges and the table named in its own records:
-# one root's prune or cleanup never touches another's.
-
-def root_id(root):
-    """The root's short id (8 hex digits), made on first use: one atomic
-    symlink() claims it, a concurrent maker reads the winner's."""
-    path = f"{_networks_dir(root)}/root-id"
-    try:
-        return os.readlink(path)
-    except FileNotFoundError:
-        pass
-    os.makedirs(_networks_dir(root), exist_ok=True)
-    try:
-        os.symlink(os.urandom(4).hex(), path)
-    except FileExistsError:
-        pass
-    return os.readlink(path)
-
-
-def _is_default_root(root):
-    return os.path.realpath(root.path) == os.path.realpath(DEFAULT_ROOT)
-
-
-def _default_bridge(root, rid):
-    return DEFAULT_BRIDGE if _is_default_root(root) else f"{DEFAULT_BRIDGE}-{rid}"
-
-
-def firewall_table(root):
-    """The name of this root's nftables table (family ip)."""
-    return NFT_TABLE if _is_default_root(root) else f"{NFT_TABLE}-{root_id(root)}"
-
-
-def _host_lock():
-    os.makedirs(HOST_STATE, mode=0o755, exist_ok=True)
-    return FileLock(f"{HOST_STATE}/host.lock")
-
-
-def _register_root(root, rid):
-    """List this root in /run/diyc/roots, for other roots' subnet choices
-    (the caller holds the host lock)."""
-    d = f"{HOST_STATE}/roots"
-    os.makedirs(d, exist_ok=True)
-    try:
-        os.symlink(os.path.realpath(root.path), f"{d}/{rid}")
-    except FileExistsError:
-        pass
-
-
-def _unregister_root(root):
-    """A root without networks no longer claims subnets."""
-    with _host_lock():
-        if not list_networks(root):
-            try:
-                os.unlink(f"{HOST_STATE}/roots/{root_id(root)}")
-            except FileNotFoundError:
-                pass
-
-
-def _other_roots(rid):
-    """(id, path) of every other registered root.  Entries of roots that
-    are gone (or whose id changed) are dropped.  The caller holds the host
-    lock."""
-    d = f"{HOST_STATE}/roots"
-    for other in listdir(d):
-        if other == rid:
-            continue
-        try:
-            path = os.readlink(f"{d}/{other}")
-            alive = os.readlink(f"{path}/networks/root-id") == other
-        except OSError:
-            alive = False
-        if alive:
-            yield other, path
-            continue
-        try:
-            os.unlink(f"{d}/{other}")
-        except FileNotFoundError:
-            pass
-
-
-def _other_roots_subnets(rid):
-    """[((net, plen), description)] of every other registered root's
-    networks (the caller holds the host lock)."""
-    from ..state import Root
-    out = []
-    for _, path in _other_roots(rid):
-        for rec in list_networks(Root(path)):
-            try:
-                out.append((parse_subnet(rec["subnet"]), f"network {rec['name']!r} of the diyc root {path}"))
-            except (KeyError, DiycError):
-                continue
-    return out
-
-
-def _published_here_by_other_roots(rid, ports):
-    """The first of `ports` another root publishes in this namespace ->
-    (port, description), else None.  Each root keeps its own reservations
-    and nftables table, so without this two roots could DNAT one port.
-    Another root's reservation counts when its container's bridge is here
-    (a root serving another namespace does not clash).  Host lock held."""
-    with _netlink() as nl:
-        here = set(nl.links())
-    for _, path in _other_roots(rid):
-        pdir = f"{path}/ports"
-        entries = listdir(pdir)
-        for p in ports:
-            for entry in entries:
-                if not _same_host_port(entry, p):
-                    continue
-                try:
-                    cid = os.readlink(f"{pdir}/{entry}").split(" ")[0]
-                    bridge = read_json(f"{path}/containers/{cid}/network.json").get("bridge")
-                except (OSError, ValueError):
-                    continue  # being released
-                if bridge in here:
-                    return p, f"container {cid[:12]} of the diyc root {path}"
-    return None
-
-
-def _same_host_port(entry, p):
-    """Whether reservation `entry` (<proto>-<port>-<host ip>) takes the
-    host port of `p`: same protocol and port, same address or a wildcard."""
-    prefix = f"{p['proto']}-{p['host_port']}-"
-    if not entry.startswith(prefix):
-        return False
-    other_ip = entry[len(prefix):]
-    return "0.0.0.0" in (other_ip, p["host_ip"]) or other_ip == p["host_ip"]
-
-
-def _diyc_bridges(nl):
-    return [name for name, (_, _, kind) in nl.links().items()
-            if kind == "bridge" and name.startswith("diyc")]
-
-
-def _forward_state_path():
-    # per network namespace: roots may serve several (tests, nested hosts)
-    ino = os.stat("/proc/thread-self/ns/net").st_ino
-    return f"{HOST_STATE}/ip_forward-{ino}"
-
-
-def _delete_bridge(bridge):
-    """Delete one of this root's bridges (if there) -> (deleted, the
-    ip_forward value restored or None): with the last diyc bridge of this
-    namespace goes the forwarding diyc turned on."""
-    with _host_lock(), _netlink() as nl:
-        try:
-            nl.del_link(bridge)
-            deleted = True
-        except OSError as e:
-            if e.errno != errno.ENODEV:
-                raise
-            deleted = False
-        return deleted, _restore_forwarding(nl)
-
-
-def _restore_forwarding(nl):
-    """(Host lock held.)  No diyc bridge left here: ip_forward back to the
-    value the first one found -> that value, or None if nothing to do."""
-    if _diyc_bridges(nl):
-        return None
-    path = _forward_state_path()
-    try:
-        with open(path) as f:
-            original = f.read().strip()
-    except FileNotFoundError:
-        return None
-    changed = _read_sysctl("net/ipv4/ip_forward") != original
-    if changed:
-        _write_sysctl("net/ipv4/ip_forward", original)
-    os.unlink(path)
-    return original if changed else None
-
-
 def remove(root, name):
     """`diyc network rm`: refuses while containers use the network."""
     rec = load(root, name)
@@ -453,13 +151,13 @@ def remove(root, name):
         if users:
             names = ", ".join(sorted(u[1] for u in users.values()))
             raise Conflict(f"network {name} is in use by container(s): {names}")
-        _delete_bridge(rec["bridge"])
-        os.unlink(_record_path(root, name))
+        delete_bridge(rec["bridge"])
+        os.unlink(record_path(root, name))
         from ..state import remove_tree
-        remove_tree(f"{_networks_dir(root)}/{name}")
+        remove_tree(f"{networks_dir(root)}/{name}")
     with root.lock("ports"):
         _apply_firewall(root, only_if_present=True)
-    _unregister_root(root)
+    unregister_root(root)
 
 
 def prune(root):
@@ -477,7 +175,7 @@ def prune(root):
             if _leases(root, name):
                 in_use = True
                 continue
-            deleted, restored = _delete_bridge(rec["bridge"])
+            deleted, restored = delete_bridge(rec["bridge"])
             if deleted:
                 out.append(f"removed bridge {rec['bridge']} of network {name}")
             if restored is not None:
@@ -520,7 +218,7 @@ def plan(root, network, ip=None, publish=()):
     if ip is not None:
         _check_ip_in(rec, ip)
         try:
-            os.readlink(f"{_leases_dir(root, network)}/{ip}")
+            os.readlink(f"{leases_dir(root, network)}/{ip}")
             raise Conflict(f"address {ip} is already in use on network {network}")
         except FileNotFoundError:
             pass
@@ -643,7 +341,7 @@ def connect(ctr, pid):
     net, plen = parse_subnet(rec["subnet"])
     hostname = ctr.record["spec"].get("hostname") or cid[:12]
     me = f"{cid} {ctr.name} {hostname}"
-    leases = _leases_dir(root, name)
+    leases = leases_dir(root, name)
     with root.lock(f"network-{name}"):
         ip = _lease(root, rec, me, settings.get("requested_ip"))
         settings.update(ip=ip, prefixlen=plen, gateway=rec["gateway"], bridge=rec["bridge"],
@@ -685,7 +383,7 @@ def connect(ctr, pid):
 def _lease(root, rec, me, requested):
     """Claim an address (the caller holds the network's lock)."""
     name = rec["name"]
-    leases = _leases_dir(root, name)
+    leases = leases_dir(root, name)
     os.makedirs(leases, exist_ok=True)
     if requested:
         _check_ip_in(rec, requested)
@@ -710,7 +408,7 @@ def _lease(root, rec, me, requested):
 
 def _leases(root, name, leases=None):
     """{ip: (container id, name, hostname)} of the network's leases."""
-    leases = leases or _leases_dir(root, name)
+    leases = leases or leases_dir(root, name)
     out = {}
     for ip in listdir(leases):
         try:
@@ -726,7 +424,7 @@ def _leases(root, name, leases=None):
 def _setup_bridge(root, rec, nl):
     """First container on this network in this network namespace: the
     bridge, its gateway address, forwarding and the firewall.  -> ifindex."""
-    with root.lock(f"network-{rec['name']}"), _host_lock():
+    with root.lock(f"network-{rec['name']}"), host_lock():
         try:
             return nl.link_index(rec["bridge"])
         except OSError as e:
@@ -734,34 +432,24 @@ def _setup_bridge(root, rec, nl):
                 raise
         net, plen = parse_subnet(rec["subnet"])
         for (dst, dlen), what in _host_routes(nl, ()):
-            if _overlaps(net, plen, dst, dlen):
+            if overlaps(net, plen, dst, dlen):
                 raise NetworkError(f"network {rec['name']}: its subnet {rec['subnet']} overlaps {what} "
                                    f"({int_to_ip(dst)}/{dlen}) in this network namespace")
-        if not _diyc_bridges(nl):
+        if not diyc_bridges(nl):
             # the first diyc bridge here (of any root): remember ip_forward
             # as it is, for whoever deletes the last one (a file left by a
             # namespace that had the same inode, or a crash, is stale now)
-            atomic_write(_forward_state_path(), _read_sysctl("net/ipv4/ip_forward") + "\n")
+            atomic_write(forward_state_path(), read_sysctl("net/ipv4/ip_forward") + "\n")
         nl.add_bridge(rec["bridge"])
         index = nl.link_index(rec["bridge"])
         nl.add_address(index, rec["gateway"], plen)
         # published ports on 127.0.0.1: DNAT to the container makes the packet
         # leave through the bridge with a loopback source, dropped unless allowed
-        _write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
-        _write_sysctl("net/ipv4/ip_forward", "1")
+        write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
+        write_sysctl("net/ipv4/ip_forward", "1")
     with root.lock("ports"):
         _apply_firewall(root)
     return index
-
-
-def _read_sysctl(name):
-    with open(f"/proc/sys/{name}") as f:
-        return f.read().strip()
-
-
-def _write_sysctl(name, value):
-    with open(f"/proc/sys/{name}", "w") as f:
-        f.write(value)
 
 
 # -- published ports and the firewall ---------------------------------------------
@@ -771,19 +459,19 @@ def _port_key(p):
 
 
 def _publish(root, cid, ip, ports):
-    pdir = _ports_dir(root)
+    pdir = ports_dir(root)
     os.makedirs(pdir, exist_ok=True)
     with root.lock("ports"):
         existing = listdir(pdir)
         for p in ports:
             for entry in existing:
-                if _same_host_port(entry, p):
+                if same_host_port(entry, p):
                     owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
                     raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
                                    f"published by container {owner[:12]}")
             _check_port_free(p)
-        with _host_lock():  # checked and claimed as one step against other roots too
-            clash = _published_here_by_other_roots(root_id(root), ports)
+        with host_lock():  # checked and claimed as one step against other roots too
+            clash = published_here_by_other_roots(root_id(root), ports)
             if clash:
                 p, what = clash
                 raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
@@ -819,7 +507,7 @@ def _apply_firewall(root, only_if_present=False):
     if only_if_present and not firewall.table_exists(table):
         return
     published = []
-    pdir = _ports_dir(root)
+    pdir = ports_dir(root)
     for entry in listdir(pdir):
         try:
             proto, port, host_ip = entry.split("-", 2)
@@ -858,7 +546,7 @@ def release(ctr):
 def _release(root, cid, settings):
     name, ip = settings["network"], settings.get("ip")
     if settings.get("ports"):
-        pdir = _ports_dir(root)
+        pdir = ports_dir(root)
         table = firewall_table(root)
         with root.lock("ports"):
             released = []
@@ -874,7 +562,7 @@ def _release(root, cid, settings):
             firewall.delete_ports(table, released)
     if ip:
         with root.lock(f"network-{name}"):
-            lease = f"{_leases_dir(root, name)}/{ip}"
+            lease = f"{leases_dir(root, name)}/{ip}"
             try:
                 if os.readlink(lease).split(" ")[0] == cid:
                     os.unlink(lease)
@@ -914,7 +602,7 @@ def _reclaim_orphans(root, name):
         if status in ("gone", "dead") or \
                 (status == "exited" and not os.path.exists(f"{root.container_dir(cid)}/network.json")):
             try:
-                os.unlink(f"{_leases_dir(root, name)}/{ip}")
+                os.unlink(f"{leases_dir(root, name)}/{ip}")
                 out.append(f"released address {ip} of container {cid[:12]} ({cname}) on network {name}")
             except FileNotFoundError:
                 pass
@@ -929,7 +617,7 @@ def cleanup(root):
     for rec in list_networks(root):
         with root.lock(f"network-{rec['name']}"):
             out += _reclaim_orphans(root, rec["name"])
-    pdir = _ports_dir(root)
+    pdir = ports_dir(root)
     stale = []
     for entry in listdir(pdir):
         try:
