@@ -445,7 +445,8 @@ def cmd_pull(root, args):
     if len(pos) != 1:
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
     from .images.store import ImageStore
-    from .images.registry import Progress, parse_reference, pull
+    from .images.pull import Progress, pull
+    from .images.registry import parse_reference
     ref = parse_reference(pos[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
          progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
