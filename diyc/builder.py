@@ -35,17 +35,15 @@ import time
 
 from . import _json, dockerfile as df
 from .buildcopy import CopyStep
-from .buildfs import ContextDir, RootfsView, clean_parts, small_sha256
+from .buildfs import ContextDir, clean_parts
 from .buildlayer import LayerTar, upper_to_layer
+from .buildstate import (PROXY_ARGS, Cache, Stage, State, base_history, digest, platform_args,
+                         timestamp)
 from .errors import DiycError, ImageNotFound, InvalidArgument, NotFound
 from .images.store import DEFAULT_PATH_ENV, ImageStore
-from .state import Root, read_json, remove_tree, write_json
+from .state import Root, remove_tree
 
-PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
-              "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy")
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
-         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
 class BuildError(DiycError):
@@ -54,130 +52,6 @@ class BuildError(DiycError):
     def __init__(self, message, exit_code=125):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def platform_args():
-    machine = os.uname().machine
-    os_, arch = "linux", _ARCH.get(machine, machine)
-    variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine)
-    plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
-    out = {}
-    for prefix in ("TARGET", "BUILD"):
-        out.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": os_, f"{prefix}ARCH": arch,
-                    f"{prefix}VARIANT": variant or ""})
-    return out
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- the cache ------------------------------------------------------------------
-
-class Cache:
-    def __init__(self, root, store, enabled=True):
-        self.dir = f"{root.path}/build-cache"
-        self.store, self.enabled = store, enabled
-
-    def get(self, key):
-        if not self.enabled:
-            return None
-        try:
-            entry = read_json(f"{self.dir}/{key}.json")
-        except (FileNotFoundError, ValueError):
-            return None
-        layer = entry.get("layer")
-        if layer and not self.store.has_layer(layer):
-            return None  # collected since: build it again
-        return entry
-
-    def put(self, key, entry):
-        os.makedirs(self.dir, 0o700, exist_ok=True)
-        write_json(f"{self.dir}/{key}.json", entry)
-
-
-def _digest(obj):
-    return small_sha256(_json.dumps(obj).encode()).hexdigest()
-
-
-
-
-def _now():
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-# -- stages ------------------------------------------------------------------
-
-class Stage:
-    def __init__(self, index, base, name, from_ins):
-        self.index, self.base, self.name, self.from_ins = index, base, name, from_ins
-        self.instructions = []
-        self.platform = from_ins.flags.get("platform")
-        self.base_stage = None   # index of the stage it builds on, if any
-        self.result = None       # State once built
-
-
-class State:
-    """Where a stage is: its layers, image config, history, cache key, ARGs."""
-
-    def __init__(self, layers, config, key):
-        self.layers = list(layers)
-        self.config = config
-        self.key = key
-        self.args = {}  # ARGs declared in this stage, with their values
-        self.cmd_set = False  # a CMD of this stage (an ENTRYPOINT keeps it)
-
-    @property
-    def cfg(self):
-        return self.config.setdefault("config", {})
-
-    def env_dict(self):
-        env = {}
-        for item in self.cfg.get("Env") or ():
-            k, _, v = item.partition("=")
-            env[k] = v
-        return env
-
-    def expand_env(self):
-        """Variables for substitution: the stage's ARGs, then ENV over them."""
-        out = dict(self.args)
-        out.update(self.env_dict())
-        return out
-
-    def view(self, store):
-        return RootfsView(store.layer_dirs({"layers": self.layers}))
-
-
-def _base_history(record_config, layers):
-    """The history of a base image, one entry per layer at least (an image
-    without it breaks other tools' COPY onto it)."""
-    history = list(record_config.get("history") or [])
-    if sum(1 for h in history if not h.get("empty_layer")) != len(layers):
-        created = record_config.get("created") or "1970-01-01T00:00:00Z"
-        history = [{"created": created, "created_by": "diyc import (a flat rootfs tarball)"}
-                   for _ in layers]
-    return history
 
 
 # -- the builder ---------------------------------------------------------------
@@ -316,7 +190,7 @@ class Builder:
             self.emit(event="warning", message=f"one or more build args were not consumed: {', '.join(unused)}")
         config = state.config
         history = config.get("history") or []
-        config["created"] = history[-1]["created"] if history else _now()
+        config["created"] = history[-1]["created"] if history else timestamp()
         record = self._unchanged_image(config, state.layers)
         if record is None:
             size = sum(self.store.layer_size(d) for d in state.layers)
@@ -354,17 +228,17 @@ class Builder:
         if stage.base_stage is not None:
             base = self.stages[stage.base_stage].result
             config = _json.loads(_json.dumps(base.config))
-            state = State(base.layers, config, _digest(["stage", base.key, base.layers]))
+            state = State(base.layers, config, digest(["stage", base.key, base.layers]))
         elif stage.base.lower() == "scratch":
             state = State([], {"architecture": platform_args()["TARGETARCH"], "os": "linux",
-                               "config": {}, "history": []}, _digest(["scratch"]))
+                               "config": {}, "history": []}, digest(["scratch"]))
         else:
             self._check_platform(stage)
             record = self.store.get(stage.base)
             config = _json.loads(_json.dumps(record["config"]))
             config.pop("rootfs", None)
-            config["history"] = _base_history(config, record["layers"])
-            state = State(record["layers"], config, _digest(["image", record["id"]]))
+            config["history"] = base_history(config, record["layers"])
+            state = State(record["layers"], config, digest(["image", record["id"]]))
         state.cfg.setdefault("Env", [DEFAULT_PATH_ENV] if stage.base.lower() == "scratch" else [])
         if not state.cfg.get("Env"):
             state.cfg["Env"] = [DEFAULT_PATH_ENV]
@@ -399,7 +273,7 @@ class Builder:
             raise ins.error(str(e)) from None
         except OSError as e:
             raise ins.error(f"{ins.cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
-        key = _digest([state.key, state.layers, ins.cmd, ins.original, ins.flags,
+        key = digest([state.key, state.layers, ins.cmd, ins.original, ins.flags,
                        [h[1] for h in ins.heredocs], detail])
         entry = self.cache.get(key)
         cached = entry is not None
@@ -414,7 +288,7 @@ class Builder:
                 if str(e).startswith(ins.filename):
                     raise
                 raise ins.error(str(e)) from None
-            entry = {"layer": layer, "created": _now()}
+            entry = {"layer": layer, "created": timestamp()}
             self.cache.put(key, entry)
         layer = entry["layer"]
         if layer:
