@@ -39,20 +39,7 @@ class CopyStep:
             except ValueError:
                 raise ins.error(f"invalid --chmod {ins.flags['chmod']!r}: expected an octal mode") from None
         source_root, source_desc = self._source_root(stage, ins, env)
-        heredocs = {name: (body, expand) for name, body, expand in ins.heredocs}
-        items = []  # (source kind, ...) resolved below
-        for src in sources:
-            if src.startswith("<<") and src.lstrip("<-").strip("'\"") in heredocs:
-                name = src.lstrip("<-").strip("'\"")
-                body, expand = heredocs[name]
-                if expand:
-                    body = df.expand_vars(body, env, self.escape)
-                items.append(("heredoc", name, body.encode()))
-                continue
-            if "://" in src or src.startswith("git@"):
-                raise ins.error(f"{ins.cmd} from a URL is not supported by diyc build: {src}")
-            for parts in self._glob(source_root, src, ins, source_desc):
-                items.append(("path", parts, None))
+        items = self._items(sources, ins, env, source_root, source_desc)
         # where it goes
         if not dest.startswith("/"):
             dest = (state.cfg.get("WorkingDir") or "/").rstrip("/") + "/" + dest
@@ -113,6 +100,25 @@ class CopyStep:
                 layer.discard()
                 raise
         return detail, produce
+
+    def _items(self, sources, ins, env, source_root, source_desc):
+        """The sources, resolved: ("heredoc", name, bytes) or ("path",
+        parts in source_root, None)."""
+        heredocs = {name: (body, expand) for name, body, expand in ins.heredocs}
+        items = []
+        for src in sources:
+            if src.startswith("<<") and src.lstrip("<-").strip("'\"") in heredocs:
+                name = src.lstrip("<-").strip("'\"")
+                body, expand = heredocs[name]
+                if expand:
+                    body = df.expand_vars(body, env, self.escape)
+                items.append(("heredoc", name, body.encode()))
+                continue
+            if "://" in src or src.startswith("git@"):
+                raise ins.error(f"{ins.cmd} from a URL is not supported by diyc build: {src}")
+            for parts in self._glob(source_root, src, ins, source_desc):
+                items.append(("path", parts, None))
+        return items
 
     def _is_wildcard(self, src):
         return any(c in src for c in "*?[")
