@@ -445,7 +445,7 @@ def cmd_pull(root, args):
     if len(pos) != 1:
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
     from .images.store import ImageStore
-    from .images.pull import Progress, pull
+    from .images.puller import Progress, pull
     from .images.registry import parse_reference
     ref = parse_reference(pos[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),

@@ -280,7 +280,7 @@ def _digest_of_name(name):
 
 
 def _oci_images(archive):
-    from .pull import choose_manifest, host_platform
+    from .puller import choose_manifest, host_platform
     from .registry import check_digest
     index = archive.json("index.json")
     descs = _expect_list_of(index.get("manifests"), dict, "index.json's manifests", optional=True)
