@@ -66,7 +66,7 @@ def diyc_build(tmp_path_factory, build_context):
 def podman(tmp_path_factory):
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (apt-get install podman)")
-    from diyc.images import busybox_rootfs_tar
+    from diyc.images.store import busybox_rootfs_tar
     import tempfile
     d = Path(tempfile.mkdtemp(prefix="diyc-pbb-", dir="/tmp"))  # podman: runroot < 50 chars
     (d / "containers.conf").write_text(

@@ -86,7 +86,7 @@ def podman(in_test_netns, tmp_path_factory):
     import shutil
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (apt-get install podman)")
-    from diyc.images import busybox_rootfs_tar
+    from diyc.images.store import busybox_rootfs_tar
     d = tmp_path_factory.mktemp("podman")
     (d / "containers.conf").write_text(
         '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'

@@ -22,11 +22,11 @@ __version__ = "0.1.0"
 
 # name -> the module defining it, imported on first use
 _LAZY = {
-    "run": "api", "Container": "runtime", "Result": "runtime",
+    "run": "api", "Container": "runtime", "Result": "result",
     "ContainerError": "process_errors", "ContainerTimeout": "process_errors",
     "PIPE": "stdio", "STDOUT": "stdio", "DEVNULL": "stdio",
     "arun": "aio", "AsyncContainer": "aio",
-    "ImageStore": "images", "Root": "state", "build": "builder",
+    "ImageStore": "images.store", "Root": "state", "build": "builder",
 }
 _SUBMODULES = ("images", "aio")
 

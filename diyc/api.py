@@ -8,7 +8,8 @@ import os
 import time
 
 from .errors import DiycError
-from .runtime import Container, Result
+from .result import Result
+from .runtime import Container
 from .stdio import Plumbing
 from .trace import Trace
 

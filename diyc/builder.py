@@ -34,18 +34,16 @@ import stat
 import time
 
 from . import _json, dockerfile as df
-from .buildfs import (ContextDir, RootfsView, bytes_opener, checksum, clean_parts, is_archive, opener,
-                      small_sha256, split_path)
-from .buildlayer import LayerTar, unpack_archive_into, upper_to_layer
+from .buildcopy import CopyStep
+from .buildfs import ContextDir, clean_parts
+from .buildlayer import LayerTar, upper_to_layer
+from .buildstate import (PROXY_ARGS, Cache, Stage, State, base_history, digest, platform_args,
+                         timestamp)
 from .errors import DiycError, ImageNotFound, InvalidArgument, NotFound
-from .images import DEFAULT_PATH_ENV, ImageStore
-from .state import Root, read_json, remove_tree, write_json
+from .images.store import DEFAULT_PATH_ENV, ImageStore
+from .state import Root, remove_tree
 
-PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY",
-              "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy")
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
-         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
 class BuildError(DiycError):
@@ -54,130 +52,6 @@ class BuildError(DiycError):
     def __init__(self, message, exit_code=125):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def platform_args():
-    machine = os.uname().machine
-    os_, arch = "linux", _ARCH.get(machine, machine)
-    variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine)
-    plat = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
-    out = {}
-    for prefix in ("TARGET", "BUILD"):
-        out.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": os_, f"{prefix}ARCH": arch,
-                    f"{prefix}VARIANT": variant or ""})
-    return out
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# -- the cache ------------------------------------------------------------------
-
-class Cache:
-    def __init__(self, root, store, enabled=True):
-        self.dir = f"{root.path}/build-cache"
-        self.store, self.enabled = store, enabled
-
-    def get(self, key):
-        if not self.enabled:
-            return None
-        try:
-            entry = read_json(f"{self.dir}/{key}.json")
-        except (FileNotFoundError, ValueError):
-            return None
-        layer = entry.get("layer")
-        if layer and not self.store.has_layer(layer):
-            return None  # collected since: build it again
-        return entry
-
-    def put(self, key, entry):
-        os.makedirs(self.dir, 0o700, exist_ok=True)
-        write_json(f"{self.dir}/{key}.json", entry)
-
-
-def _digest(obj):
-    return small_sha256(_json.dumps(obj).encode()).hexdigest()
-
-
-
-
-def _now():
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-# -- stages ------------------------------------------------------------------
-
-class Stage:
-    def __init__(self, index, base, name, from_ins):
-        self.index, self.base, self.name, self.from_ins = index, base, name, from_ins
-        self.instructions = []
-        self.platform = from_ins.flags.get("platform")
-        self.base_stage = None   # index of the stage it builds on, if any
-        self.result = None       # State once built
-
-
-class State:
-    """Where a stage is: its layers, image config, history, cache key, ARGs."""
-
-    def __init__(self, layers, config, key):
-        self.layers = list(layers)
-        self.config = config
-        self.key = key
-        self.args = {}  # ARGs declared in this stage, with their values
-        self.cmd_set = False  # a CMD of this stage (an ENTRYPOINT keeps it)
-
-    @property
-    def cfg(self):
-        return self.config.setdefault("config", {})
-
-    def env_dict(self):
-        env = {}
-        for item in self.cfg.get("Env") or ():
-            k, _, v = item.partition("=")
-            env[k] = v
-        return env
-
-    def expand_env(self):
-        """Variables for substitution: the stage's ARGs, then ENV over them."""
-        out = dict(self.args)
-        out.update(self.env_dict())
-        return out
-
-    def view(self, store):
-        return RootfsView(store.layer_dirs({"layers": self.layers}))
-
-
-def _base_history(record_config, layers):
-    """The history of a base image, one entry per layer at least (an image
-    without it breaks other tools' COPY onto it)."""
-    history = list(record_config.get("history") or [])
-    if sum(1 for h in history if not h.get("empty_layer")) != len(layers):
-        created = record_config.get("created") or "1970-01-01T00:00:00Z"
-        history = [{"created": created, "created_by": "diyc import (a flat rootfs tarball)"}
-                   for _ in layers]
-    return history
 
 
 # -- the builder ---------------------------------------------------------------
@@ -190,7 +64,7 @@ class Builder:
         self.context = context
         self.tags = list(tags)
         for t in self.tags:
-            from .images import parse_reference
+            from .images.store import parse_reference
             parse_reference(t)
         self.build_args = dict(build_args or {})
         self.used_args = set()
@@ -282,7 +156,7 @@ class Builder:
             for ins in stage.instructions:
                 src = ins.flags.get("from") if ins.cmd == "COPY" else None
                 if src is not None:
-                    ref = self._stage_ref(df.expand(src, self.global_args, self.escape), stage)
+                    ref = self.stage_ref(df.expand(src, self.global_args, self.escape), stage)
                     if ref is not None:
                         need(stages[ref])
         need(target)
@@ -291,7 +165,7 @@ class Builder:
         self.total = sum(1 + len(s.instructions) for s in plan)
         return plan
 
-    def _stage_ref(self, ref, current):
+    def stage_ref(self, ref, current):
         """The index of the stage `ref` names (name or number), or None."""
         if ref.isdigit():
             i = int(ref)
@@ -316,7 +190,7 @@ class Builder:
             self.emit(event="warning", message=f"one or more build args were not consumed: {', '.join(unused)}")
         config = state.config
         history = config.get("history") or []
-        config["created"] = history[-1]["created"] if history else _now()
+        config["created"] = history[-1]["created"] if history else timestamp()
         record = self._unchanged_image(config, state.layers)
         if record is None:
             size = sum(self.store.layer_size(d) for d in state.layers)
@@ -354,17 +228,17 @@ class Builder:
         if stage.base_stage is not None:
             base = self.stages[stage.base_stage].result
             config = _json.loads(_json.dumps(base.config))
-            state = State(base.layers, config, _digest(["stage", base.key, base.layers]))
+            state = State(base.layers, config, digest(["stage", base.key, base.layers]))
         elif stage.base.lower() == "scratch":
             state = State([], {"architecture": platform_args()["TARGETARCH"], "os": "linux",
-                               "config": {}, "history": []}, _digest(["scratch"]))
+                               "config": {}, "history": []}, digest(["scratch"]))
         else:
             self._check_platform(stage)
             record = self.store.get(stage.base)
             config = _json.loads(_json.dumps(record["config"]))
             config.pop("rootfs", None)
-            config["history"] = _base_history(config, record["layers"])
-            state = State(record["layers"], config, _digest(["image", record["id"]]))
+            config["history"] = base_history(config, record["layers"])
+            state = State(record["layers"], config, digest(["image", record["id"]]))
         state.cfg.setdefault("Env", [DEFAULT_PATH_ENV] if stage.base.lower() == "scratch" else [])
         if not state.cfg.get("Env"):
             state.cfg["Env"] = [DEFAULT_PATH_ENV]
@@ -399,7 +273,7 @@ class Builder:
             raise ins.error(str(e)) from None
         except OSError as e:
             raise ins.error(f"{ins.cmd}: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) from None
-        key = _digest([state.key, state.layers, ins.cmd, ins.original, ins.flags,
+        key = digest([state.key, state.layers, ins.cmd, ins.original, ins.flags,
                        [h[1] for h in ins.heredocs], detail])
         entry = self.cache.get(key)
         cached = entry is not None
@@ -414,7 +288,7 @@ class Builder:
                 if str(e).startswith(ins.filename):
                     raise
                 raise ins.error(str(e)) from None
-            entry = {"layer": layer, "created": _now()}
+            entry = {"layer": layer, "created": timestamp()}
             self.cache.put(key, entry)
         layer = entry["layer"]
         if layer:
@@ -479,7 +353,7 @@ class Builder:
         def produce():
             layer = LayerTar(self.root.tmp)
             try:
-                self._add_parents(layer, view, parts + ["x"], time.time())
+                CopyStep(self).add_parents(layer, view, parts + ["x"], time.time())
                 return layer.store(self.store)
             except BaseException:
                 layer.discard()
@@ -678,248 +552,10 @@ class Builder:
     # -- COPY / ADD -------------------------------------------------------------
 
     def _do_copy(self, stage, state, ins):
-        return self._copy(stage, state, ins, add=False)
+        return CopyStep(self).run(stage, state, ins, add=False)
 
     def _do_add(self, stage, state, ins):
-        return self._copy(stage, state, ins, add=True)
-
-    def _copy(self, stage, state, ins, add):
-        env = self._env(state)
-        if ins.json is not None:
-            words = [df.expand(w, env, self.escape) for w in ins.json]
-        else:
-            words = df.expand_words(ins.args, env, self.escape)
-        if len(words) < 2:
-            raise ins.error(f"{ins.cmd} requires at least two arguments: SOURCE... DEST")
-        sources, dest = words[:-1], words[-1]
-        view = state.view(self.store)
-        uid, gid = self._chown(ins, env, view)
-        chmod = None
-        if "chmod" in ins.flags:
-            try:
-                chmod = int(ins.flags["chmod"], 8)
-            except ValueError:
-                raise ins.error(f"invalid --chmod {ins.flags['chmod']!r}: expected an octal mode") from None
-        source_root, source_desc = self._source_root(stage, ins, env)
-        heredocs = {name: (body, expand) for name, body, expand in ins.heredocs}
-        items = []  # (source kind, ...) resolved below
-        for src in sources:
-            if src.startswith("<<") and src.lstrip("<-").strip("'\"") in heredocs:
-                name = src.lstrip("<-").strip("'\"")
-                body, expand = heredocs[name]
-                if expand:
-                    body = df.expand_vars(body, env, self.escape)
-                items.append(("heredoc", name, body.encode()))
-                continue
-            if "://" in src or src.startswith("git@"):
-                raise ins.error(f"{ins.cmd} from a URL is not supported by diyc build: {src}")
-            for parts in self._glob(source_root, src, ins, source_desc):
-                items.append(("path", parts, None))
-        # where it goes
-        if not dest.startswith("/"):
-            dest = (state.cfg.get("WorkingDir") or "/").rstrip("/") + "/" + dest
-        dest_is_dir = dest.endswith("/") or dest.endswith("/.") or len(items) > 1 or \
-            any(self._is_wildcard(s) for s in sources)
-        resolved = view.resolve(dest)
-        st = view.lstat(resolved)
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            dest_is_dir = True
-        if len(items) > 1 and not (dest.endswith("/") or (st is not None and stat.S_ISDIR(st.st_mode))):
-            raise ins.error(f"When using {ins.cmd} with more than one source file, "
-                            "the destination must be a directory and end with a /")
-        entries = []  # (dest parts, kind, mode, size, opener, linkname, mtime, checksum)
-        for kind, a, data in items:
-            if kind == "heredoc":
-                target = resolved + [a] if dest_is_dir else resolved
-                mode = 0o644 if chmod is None else chmod
-                entries.append((target, "file", mode, len(data), bytes_opener(data), "", time.time(),
-                                small_sha256(data).hexdigest()))
-                continue
-            parts = a
-            sst = source_root.lstat(parts)
-            if stat.S_ISDIR(sst.st_mode):
-                self._walk_source(source_root, parts, resolved, entries, chmod, include_self=st is None)
-            elif add and stat.S_ISREG(sst.st_mode) and is_archive(source_root, parts):
-                entries.append((resolved, "archive", 0, sst.st_size, opener(source_root, parts), "",
-                                sst.st_mtime, checksum(source_root, parts)))
-            else:
-                target = resolved + [parts[-1]] if dest_is_dir else resolved
-                if not target:
-                    raise ins.error(f"{ins.cmd}: cannot copy a file onto /")
-                entries.append(self._entry(source_root, parts, sst, target, chmod))
-        detail = [source_desc, uid, gid, chmod,
-                  [("/".join(e[0]), e[1], e[2], e[3], e[5], e[7]) for e in entries]]
-
-        def produce():
-            layer = LayerTar(self.root.tmp)
-            try:
-                now = time.time()
-                written = set()
-                for target, kind, mode, size, opener, linkname, mtime, _ in entries:
-                    self._add_parents(layer, view, target, now, written)
-                    name = "/".join(target)
-                    if kind == "archive":
-                        with opener() as f:
-                            unpack_archive_into(layer, f, target, written)
-                        continue
-                    written.add(name)
-                    if kind == "dir":
-                        layer.add(name, "dir", mode, uid, gid, mtime)
-                    elif kind == "symlink":
-                        layer.add(name, "symlink", 0o777, uid, gid, mtime, linkname=linkname)
-                    else:
-                        with opener() as f:
-                            layer.add(name, "file", mode, uid, gid, mtime, fileobj=f, size=size)
-                return layer.store(self.store)
-            except BaseException:
-                layer.discard()
-                raise
-        return detail, produce
-
-    def _is_wildcard(self, src):
-        return any(c in src for c in "*?[")
-
-    def _source_root(self, stage, ins, env):
-        """Where COPY reads: the context, a stage's rootfs or an image's."""
-        src = ins.flags.get("from")
-        if src is None:
-            if self.context is None:
-                raise ins.error(f"{ins.cmd}: there is no build context")
-            return self.context, "context"
-        if ins.cmd != "COPY":
-            raise ins.error("--from is only valid for COPY")
-        ref_name = df.expand(src, self.global_args, self.escape)
-        ref = self._stage_ref(ref_name, stage)
-        if ref is not None:
-            other = self.stages[ref].result
-            return other.view(self.store), ["stage", other.key, other.layers]
-        record = self.store.get(ref_name)
-        return RootfsView(self.store.layer_dirs(record)), ["image", record["id"]]
-
-    def _glob(self, root, src, ins, desc):
-        """Context (or rootfs) paths a source names, resolved inside it."""
-        is_context = isinstance(root, ContextDir)
-        if not self._is_wildcard(src):
-            parts = root.resolve(src)
-            st = root.lstat(parts)
-            if st is None or (is_context and root.excluded(parts)):
-                where = "build context or excluded by .dockerignore" if is_context else "source stage or image"
-                raise ins.error(f"{ins.cmd} failed: file not found in {where}: {src}")
-            return [parts]
-        from .dockerignore import compile_component
-        matches = [[]]
-        for comp in split_path(src):
-            nxt = []
-            for base in matches:
-                if comp == "..":
-                    nxt.append(base[:-1])
-                    continue
-                if not self._is_wildcard(comp):
-                    nxt.append(base + [comp])
-                    continue
-                regex = compile_component(comp)
-                try:
-                    names = root.listdir(root.resolve("/".join(base)))
-                except OSError:
-                    continue
-                nxt += [base + [n] for n in names if regex.match(n)]
-            matches = nxt
-        out = []
-        for m in matches:
-            parts = root.resolve("/".join(m))
-            if root.lstat(parts) is not None and not (is_context and root.excluded(parts)):
-                out.append(parts)
-        if not out:
-            raise ins.error(f"{ins.cmd} failed: no source files were specified by {src!r}")
-        return out
-
-    def _entry(self, root, parts, st, target, chmod):
-        mode = st.st_mode
-        if stat.S_ISLNK(mode):
-            return (target, "symlink", 0o777, 0, None, root.readlink(parts), st.st_mtime, None)
-        if stat.S_ISREG(mode):
-            m = chmod if chmod is not None else stat.S_IMODE(mode)
-            return (target, "file", m, st.st_size, opener(root, parts), "", st.st_mtime,
-                    checksum(root, parts))
-        raise InvalidArgument(f"cannot copy {'/'.join(parts)}: not a regular file, directory or symlink")
-
-    def _walk_source(self, root, parts, target, entries, chmod, include_self=True):
-        """A directory's contents under target (and the directory itself,
-        unless the target exists already)."""
-        is_context = isinstance(root, ContextDir)
-        st = root.lstat(parts)
-        if target and include_self:
-            entries.append((target, "dir", chmod if chmod is not None else stat.S_IMODE(st.st_mode),
-                            0, None, "", st.st_mtime, None))
-        for name in sorted(root.listdir(parts)):
-            child = parts + [name]
-            if is_context and root.excluded(child):
-                if not root.ignore.has_exceptions:
-                    continue
-                cst = root.lstat(child)
-                if cst is None or not stat.S_ISDIR(cst.st_mode):
-                    continue
-            cst = root.lstat(child)
-            if cst is None:
-                continue
-            if stat.S_ISDIR(cst.st_mode):
-                before = len(entries)
-                self._walk_source(root, child, target + [name], entries, chmod)
-                if is_context and root.excluded(child) and len(entries) == before + 1:
-                    entries.pop()  # an excluded dir kept only for its exceptions: none matched
-            elif stat.S_ISREG(cst.st_mode) or stat.S_ISLNK(cst.st_mode):
-                entries.append(self._entry(root, child, cst, target + [name], chmod))
-            # devices, fifos and sockets of a context are not copied
-
-    def _add_parents(self, layer, view, target, now, written=None):
-        """Directory entries for the missing parents of `target`."""
-        for k in range(1, len(target)):
-            parent = target[:k]
-            name = "/".join(parent)
-            if written is not None and name in written:
-                continue
-            if view.lstat(parent) is None:
-                layer.add(name, "dir", 0o755, 0, 0, now)
-            if written is not None:
-                written.add(name)
-
-    def _chown(self, ins, env, view):
-        spec = ins.flags.get("chown")
-        if spec is None:
-            return 0, 0
-        spec = df.expand(spec, env, self.escape)
-        user, _, group = spec.partition(":")
-
-        def lookup(name, path, what):
-            if name.isdigit():
-                return int(name)
-            for line in view.read_text(path).splitlines():
-                fields = line.split(":")
-                if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
-                    return int(fields[2])
-            raise ins.error(f"--chown={spec}: no {what} {name!r} in the image's {path}")
-        uid = lookup(user, "/etc/passwd", "user")
-        gid = lookup(group, "/etc/group", "group") if group else uid
-        if not group and not user.isdigit():
-            for line in view.read_text("/etc/passwd").splitlines():
-                fields = line.split(":")
-                if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
-                    gid = int(fields[3])
-        return uid, gid
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+        return CopyStep(self).run(stage, state, ins, add=True)
 
 
 def _check_network(root, network):
@@ -928,7 +564,7 @@ def _check_network(root, network):
         return
     if network.startswith("container:"):
         raise InvalidArgument("--network container:NAME cannot be used for a build")
-    from . import network as networking
+    from .net import network as networking
     if networking.load(root, network) is None:
         raise NotFound(f"network {network} not found (see diyc network ls)")
 
@@ -951,7 +587,7 @@ def build(context, tags=(), dockerfile=None, build_args=None, target=None, no_ca
         if context is not None and not isinstance(context, (str, os.PathLike)):
             staging = f"{root.tmp}/buildctx-{os.getpid()}-{os.urandom(4).hex()}"
             os.mkdir(staging, 0o700)
-            from .layers import unpack_layer
+            from .images.layers import unpack_layer
             unpack_layer(context, staging)
             context = staging
         if context is not None:

@@ -160,7 +160,7 @@ def _has_opaque(fd):
 def unpack_archive_into(layer, fileobj, target, written):
     """ADD of a local tar: its entries, names checked, under `target`."""
     import tarfile
-    from .layers import LayerError, clean_name, decompressed
+    from .images.layers import LayerError, clean_name, decompressed
     prefix = "/".join(target)
     try:
         tar = tarfile.open(fileobj=decompressed(fileobj), mode="r|")

@@ -15,7 +15,7 @@ START_NS = time.perf_counter_ns()
 FLAG, VALUE, LIST = "flag", "value", "list"
 
 
-def _options(*specs):
+def option_table(*specs):
     table = {}
     for names, dest, kind in specs:
         for n in names.split():
@@ -23,7 +23,7 @@ def _options(*specs):
     return table
 
 
-RUN_OPTIONS = _options(
+RUN_OPTIONS = option_table(
     ("--rm", "rm", FLAG),
     ("--rm-tmpfs-size", "rm_tmpfs_size", VALUE),
     ("-d --detach", "detach", FLAG),
@@ -306,7 +306,7 @@ def _forward_signals(ctr):
 
 
 def cmd_ps(root, args):
-    opts, pos = parse(args, _options(("-a --all", "all", FLAG), ("-q --quiet", "quiet", FLAG),
+    opts, pos = parse(args, option_table(("-a --all", "all", FLAG), ("-q --quiet", "quiet", FLAG),
                                      ("--no-trunc", "no_trunc", FLAG), ("--format", "format", VALUE)),
                       stop_at_positional=False)
     _no_arguments("ps", pos)
@@ -337,7 +337,7 @@ def cmd_ps(root, args):
                            "ExitCode": c.record["state"].get("exit_code")} for c in listed], indent=2))
         return 0
     if not opts.get("quiet"):
-        _table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
+        print_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
     return 0
 
 
@@ -348,7 +348,7 @@ def _ports_text(c):
 
 
 def cmd_rm(root, args):
-    opts, pos = parse(args, _options(("-f --force", "force", FLAG)), stop_at_positional=False)
+    opts, pos = parse(args, option_table(("-f --force", "force", FLAG)), stop_at_positional=False)
     return _each_container(root, pos, lambda ctr: ctr.remove(force=opts.get("force", False)), "rm",
                            echo_ref=True)
 
@@ -357,7 +357,7 @@ def cmd_import(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if len(pos) != 2:
         raise InvalidArgument('"diyc import" requires TARBALL and NAME[:TAG]')
-    from .images import ImageStore
+    from .images.store import ImageStore
     store = ImageStore(root)
     if pos[0] == "-":
         record = store.import_tarball(sys.stdin.buffer, pos[1])
@@ -373,9 +373,9 @@ def cmd_import(root, args):
 
 
 def cmd_images(root, args):
-    opts, pos = parse(args, _options(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
+    opts, pos = parse(args, option_table(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
     _no_arguments("images", pos)
-    from .images import ImageStore
+    from .images.store import ImageStore
     rows = []
     for img in ImageStore(root).list():
         short = img["id"].removeprefix("sha256:")[:12]
@@ -386,7 +386,7 @@ def cmd_images(root, args):
             repo, _, tag = ref.rpartition(":")
             rows.append((repo, tag, short, img.get("created", ""), _human_size(img.get("size", 0))))
     if not opts.get("quiet"):
-        _table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
+        print_table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
     return 0
 
 
@@ -394,7 +394,7 @@ def cmd_rmi(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if not pos:
         raise InvalidArgument('"diyc rmi" requires at least one image')
-    from .images import ImageStore
+    from .images.store import ImageStore
     for ref in pos:
         for line in ImageStore(root).remove(ref):
             print(line)
@@ -405,7 +405,7 @@ def cmd_tag(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if len(pos) != 2:
         raise InvalidArgument('"diyc tag" requires SOURCE and TARGET')
-    from .images import ImageStore
+    from .images.store import ImageStore
     ImageStore(root).tag(pos[0], pos[1])
     return 0
 
@@ -416,7 +416,7 @@ def cmd_inspect(root, args):
         raise InvalidArgument('"diyc inspect" requires a container or image')
     import json
     from .errors import NotFound
-    from .images import ImageStore
+    from .images.store import ImageStore
     from .runtime import Container
     out = []
     for ref in pos:
@@ -440,12 +440,13 @@ def cmd_cleanup(root, args):
 
 
 def cmd_pull(root, args):
-    opts, pos = parse(args, _options(("--platform", "platform", VALUE), ("--insecure", "insecure", FLAG),
+    opts, pos = parse(args, option_table(("--platform", "platform", VALUE), ("--insecure", "insecure", FLAG),
                                      ("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
-    from .images import ImageStore
-    from .registry import Progress, parse_reference, pull
+    from .images.store import ImageStore
+    from .images.puller import Progress, pull
+    from .images.registry import parse_reference
     ref = parse_reference(pos[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
          progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
@@ -454,12 +455,12 @@ def cmd_pull(root, args):
 
 
 def cmd_login(root, args):
-    opts, pos = parse(args, _options(("-u --username", "user", VALUE), ("-p --password", "password", VALUE),
+    opts, pos = parse(args, option_table(("-u --username", "user", VALUE), ("-p --password", "password", VALUE),
                                      ("--password-stdin", "password_stdin", FLAG),
                                      ("--insecure", "insecure", FLAG)), stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc login" requires a registry: diyc login [-u USER] REGISTRY')
-    from .registry import login
+    from .images.registry import login
     user = opts.get("user")
     if user is None:
         user = input("Username: ")
@@ -480,19 +481,19 @@ def cmd_logout(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc logout" requires a registry')
-    from .registry import remove_credentials
+    from .images.registry import remove_credentials
     print(f"Removed login credentials for {pos[0]}" if remove_credentials(root, pos[0])
           else f"Not logged in to {pos[0]}")
     return 0
 
 
 def cmd_load(root, args):
-    opts, pos = parse(args, _options(("-i --input", "input", VALUE), ("-q --quiet", "quiet", FLAG)),
+    opts, pos = parse(args, option_table(("-i --input", "input", VALUE), ("-q --quiet", "quiet", FLAG)),
                       stop_at_positional=False)
     if pos:
         raise InvalidArgument('"diyc load" takes no arguments: diyc load -i FILE')
-    from .archive import load
-    from .images import ImageStore
+    from .images.archive import load
+    from .images.store import ImageStore
     store = ImageStore(root)
     log = (lambda line: None) if opts.get("quiet") else print
     path = opts.get("input", "-")
@@ -512,11 +513,11 @@ def cmd_load(root, args):
 
 
 def cmd_save(root, args):
-    opts, pos = parse(args, _options(("-o --output", "output", VALUE)), stop_at_positional=False)
+    opts, pos = parse(args, option_table(("-o --output", "output", VALUE)), stop_at_positional=False)
     if not pos:
         raise InvalidArgument('"diyc save" requires at least one image: diyc save -o FILE IMAGE...')
-    from .archive import save
-    from .images import ImageStore
+    from .images.archive import save
+    from .images.store import ImageStore
     out = opts.get("output")
     if out is None or out == "-":
         if sys.stdout.isatty():
@@ -539,7 +540,7 @@ def cmd_image(root, args):
     if not pos:
         raise InvalidArgument('"diyc image inspect" requires at least one image')
     import json
-    from .images import ImageStore
+    from .images.store import ImageStore
     store = ImageStore(root)
     print(json.dumps([store.resolve(ref) for ref in pos], indent=2))
     return 0
@@ -547,9 +548,9 @@ def cmd_image(root, args):
 
 def cmd_network(root, args):
     sub, rest = (args[0], args[1:]) if args else ("", [])
-    from . import network as networking
+    from .net import network as networking
     if sub == "create":
-        opts, pos = parse(rest, _options(("--subnet", "subnet", VALUE), ("-d --driver", "driver", VALUE)),
+        opts, pos = parse(rest, option_table(("--subnet", "subnet", VALUE), ("-d --driver", "driver", VALUE)),
                           stop_at_positional=False)
         if len(pos) != 1:
             raise InvalidArgument('"diyc network create" requires exactly one network name')
@@ -557,14 +558,14 @@ def cmd_network(root, args):
             raise InvalidArgument(f"unknown network driver {opts['driver']!r}: only bridge is supported")
         print(networking.create(root, pos[0], subnet=opts.get("subnet"))["id"])
     elif sub in ("ls", "list"):
-        opts, pos = parse(rest, _options(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
+        opts, pos = parse(rest, option_table(("-q --quiet", "quiet", FLAG)), stop_at_positional=False)
         _no_arguments("network ls", pos)
         nets = networking.list_networks(root)
         if opts.get("quiet"):
             for n in nets:
                 print(n["name"])
         else:
-            _table(("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY"),
+            print_table(("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY"),
                    [(n["id"][:12], n["name"], n["bridge"], n["subnet"], n["gateway"]) for n in nets])
     elif sub in ("rm", "remove"):
         opts, pos = parse(rest, {}, stop_at_positional=False)
@@ -623,8 +624,8 @@ def _reason(e):
 
 
 def cmd_start(root, args):
-    opts, pos = parse(args, _options(("-a --attach", "attach", FLAG)), stop_at_positional=False)
-    from .lifecycle import print_logs
+    opts, pos = parse(args, option_table(("-a --attach", "attach", FLAG)), stop_at_positional=False)
+    from .logs import print_logs
     exit_codes = []
 
     def start(ctr):
@@ -651,10 +652,10 @@ def cmd_start(root, args):
 
 
 def cmd_stop(root, args, restart=False):
-    opts, pos = parse(args, _options(("-t --time", "time", VALUE)), stop_at_positional=False)
+    opts, pos = parse(args, option_table(("-t --time", "time", VALUE)), stop_at_positional=False)
     from .numbers import decimal
     timeout = decimal(opts.get("time", "10"), "-t (seconds)", 0, MAX_STOP_TIMEOUT)
-    from .lifecycle import stop
+    from .supervisor import stop
 
     def stop_one(ctr):
         stop(ctr, timeout)
@@ -670,8 +671,8 @@ MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
 
 
 def cmd_kill(root, args):
-    opts, pos = parse(args, _options(("-s --signal", "signal", VALUE)), stop_at_positional=False)
-    sig = _signal_number(opts.get("signal", "KILL"))
+    opts, pos = parse(args, option_table(("-s --signal", "signal", VALUE)), stop_at_positional=False)
+    sig = signal_number(opts.get("signal", "KILL"))
 
     def kill(ctr):
         if ctr.status != "running":
@@ -681,7 +682,7 @@ def cmd_kill(root, args):
     return _each_container(root, pos, kill, "kill")
 
 
-def _signal_number(name):
+def signal_number(name):
     """A signal by number (1 to SIGRTMAX) or name (KILL, SIGHUP, hup)."""
     import _signal
     from .numbers import is_digits, integer
@@ -702,7 +703,7 @@ def cmd_wait(root, args):
 
 
 def cmd_logs(root, args):
-    opts, pos = parse(args, _options(("-f --follow", "follow", FLAG), ("--tail -n", "tail", VALUE),
+    opts, pos = parse(args, option_table(("-f --follow", "follow", FLAG), ("--tail -n", "tail", VALUE),
                                      ("-t --timestamps", "timestamps", FLAG)), stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc logs" requires exactly one container')
@@ -712,14 +713,14 @@ def cmd_logs(root, args):
     else:
         from .numbers import INT64_MAX, integer
         tail = integer(tail, "--tail value", 0, INT64_MAX)
-    from .lifecycle import print_logs
+    from .logs import print_logs
     from .runtime import Container
     print_logs(Container.load(pos[0], root), follow=opts.get("follow", False),
                tail=tail, timestamps=opts.get("timestamps", False))
     return 0
 
 
-EXEC_OPTIONS = _options(
+EXEC_OPTIONS = option_table(
     ("-e --env", "env", LIST),
     ("-w --workdir", "workdir", VALUE),
     ("-u --user", "user", VALUE),
@@ -733,7 +734,7 @@ def cmd_exec(root, args):
     opts, pos = parse(args, EXEC_OPTIONS)
     if len(pos) < 2:
         raise InvalidArgument('"diyc exec" requires a container and a command')
-    from .lifecycle import exec_in
+    from .exec import exec_in
     from .runtime import Container
     ctr = Container.load(pos[0], root)
     if opts.get("detach"):
@@ -773,7 +774,7 @@ def cmd_volume(root, args):
 
 
 def cmd_stats(root, args):
-    opts, pos = parse(args, _options(("--no-stream", "no_stream", FLAG)), stop_at_positional=False)
+    opts, pos = parse(args, option_table(("--no-stream", "no_stream", FLAG)), stop_at_positional=False)
     from .runtime import Container
     from .stats import sample
     containers = [Container.load(r, root) for r in pos] if pos else \
@@ -784,13 +785,13 @@ def cmd_stats(root, args):
             rows.append((c.id[:12], c.name, f"{s['cpu_percent']:.2f}%",
                          f"{_human_size(s['memory'])} / {_human_size(s['memory_limit'])}",
                          str(s["pids"]), f"{_human_size(s['net_rx'])} / {_human_size(s['net_tx'])}"))
-        _table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O"), rows)
+        print_table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O"), rows)
         if opts.get("no_stream"):
             return 0
 
 
 def cmd_attach(root, args):
-    opts, pos = parse(args, _options(("--no-stdin", "no_stdin", FLAG)), stop_at_positional=False)
+    opts, pos = parse(args, option_table(("--no-stdin", "no_stdin", FLAG)), stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc attach" requires exactly one container')
     from .runtime import Container
@@ -798,7 +799,7 @@ def cmd_attach(root, args):
     if ctr.status != "running":
         raise DiycError(f"container {ctr.name} is not running")
     if not ctr.record.get("tty"):
-        from .lifecycle import print_logs
+        from .logs import print_logs
         print_logs(ctr, follow=True, tail=0)
         return ctr.reload().record["state"].get("exit_code") or 0
     from .attach import attach, connect
@@ -812,13 +813,13 @@ def cmd_attach(root, args):
 
 def cmd_finish(root, args):
     """Internal: the supervisor of a detached container calls this at its end."""
-    from .lifecycle import finish
+    from .supervisor import finish
     from .runtime import Container
     finish(Container.load(args[0], root))
     return 0
 
 
-BUILD_OPTIONS = _options(
+BUILD_OPTIONS = option_table(
     ("-t --tag", "tags", LIST), ("-f --file", "file", VALUE), ("--build-arg", "build_args", LIST),
     ("--target", "target", VALUE), ("--no-cache", "no_cache", FLAG), ("--network", "network", VALUE),
     ("--progress", "progress", VALUE), ("-q --quiet", "quiet", FLAG))
@@ -864,18 +865,18 @@ def cmd_build(root, args):
 
 
 def cmd_history(root, args):
-    opts, pos = parse(args, _options(("-q --quiet", "quiet", FLAG), ("--no-trunc", "no_trunc", FLAG)),
+    opts, pos = parse(args, option_table(("-q --quiet", "quiet", FLAG), ("--no-trunc", "no_trunc", FLAG)),
                       stop_at_positional=False)
     if len(pos) != 1:
         raise InvalidArgument('"diyc history" requires one image')
     from .build_progress import history_rows
-    from .images import ImageStore
+    from .images.store import ImageStore
     rows = history_rows(ImageStore(root), pos[0], no_trunc=opts.get("no_trunc", False))
     if opts.get("quiet"):
         for r in rows:
             print(r[0])
         return 0
-    _table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
+    print_table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
     return 0
 
 
@@ -909,7 +910,7 @@ COMMANDS.update(pull=cmd_pull, login=cmd_login, logout=cmd_logout, load=cmd_load
 
 # -- formatting -------------------------------------------------------------
 
-def _table(header, rows):
+def print_table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     for r in [header] + rows:
         print("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())

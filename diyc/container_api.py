@@ -49,7 +49,7 @@ def wait_for_end(ctr, timeout):
         if not pid_exits_within(ctr.pid, timeout):
             raise _timeout_error(ctr, timeout)
         return
-    from .lifecycle import wait_until_exited
+    from .supervisor import wait_until_exited
     if wait_until_exited(ctr, timeout) == "running":
         raise _timeout_error(ctr, timeout)
 
@@ -133,7 +133,7 @@ def _log_time(since):
 def logs(ctr, stdout=True, stderr=True, follow=False, since=None, tail=None, timestamps=False):
     """Lines (bytes, each ending in a newline) of a detached container's
     log; with follow, more as they come until the container ends."""
-    from .lifecycle import read_log
+    from .logs import read_log
     if tail is not None:
         from .numbers import INT64_MAX, integer
         tail = integer(tail, "tail", 0, INT64_MAX)
@@ -175,8 +175,8 @@ def exec_run(ctr, cmd, env=None, workdir=None, user=None, stdin=None, stdout=Non
              timeout=None, detach=False):
     """Container.exec_run: `diyc exec` with diyc.run's conventions."""
     from . import arguments
-    from .lifecycle import exec_in
-    from .runtime import Result
+    from .exec import exec_in
+    from .result import Result
     from .stdio import Plumbing
     args = arguments.command(cmd)
     env = arguments.env(env) if env is not None else None
@@ -221,7 +221,7 @@ TOP_TITLES = ["PID", "PPID", "UID", "STAT", "CMD"]
 def top(ctr):
     """Its processes (those in its cgroup), from /proc: host pids."""
     rows = []
-    for pid in sorted(ctr._cgroup().pids()):
+    for pid in sorted(ctr.control_group().pids()):
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()

@@ -38,6 +38,10 @@ class Conflict(DiycError):
     """A name in use, an image in use, a container in the wrong state."""
 
 
+class NetworkError(DiycError):
+    """The kernel (or nft) refused a network set-up step."""
+
+
 class StateWriteError(DiycError):
     """A state file could not be written (full disk, quota, I/O error...);
     the file is as it was."""

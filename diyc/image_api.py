@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def _store(root):
-    from .images import ImageStore
+    from .images.store import ImageStore
     from .state import Root
     return ImageStore(root if isinstance(root, Root) else Root(root))
 
@@ -30,10 +30,11 @@ def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
     """Pull an image from a registry (v2 API), as `diyc pull`, and return
     its record.  reference: [REGISTRY/]NAME[:TAG|@sha256:DIGEST].
     platform: "linux/amd64" (default: this machine's).  insecure: plain
-    HTTP (or unverified TLS).  progress: a diyc.registry.Progress (default:
+    HTTP (or unverified TLS).  progress: a diyc.images.puller.Progress (default:
     silent).  A registry's answers are checked and capped as the CLI's."""
     from .config import check_text
-    from .registry import Progress, parse_reference, pull as pull_reference
+    from .images.puller import Progress, pull as pull_reference
+    from .images.registry import parse_reference
     check_text(reference, "reference")
     store = _store(root)
     ref = parse_reference(reference)

@@ -19,10 +19,14 @@ import os
 import time
 
 from . import _native, cgroups, config
-from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument, init_error
-from .images import ImageStore
-from .rootfs import SECCOMP_ANNOTATION, init_config, overlay_options, remove_writable_layer, spawn_in
-from .state import Root, pid_alive, process_start_time, process_status, read_json, release_name, remove_tree, reserve_name, write_json
+from . import create as create_steps
+from .errors import Conflict, ContainerNotFound, init_error
+from .images.store import ImageStore
+from .rootfs import init_config, overlay_options, remove_writable_layer, spawn_in
+from .result import Result  # (re-exported: diyc.runtime.Result)
+from .record import (ContainerRecord, init_failure, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
+                     now, wait_gone, waitpid)
+from .state import Root, listdir, pid_alive, process_start_time, read_json, release_name, remove_tree
 from .trace import Trace
 
 # Type hints are strings: nothing is imported or evaluated for them at run time.
@@ -32,97 +36,18 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 
-def _now():
-    return time.time()
-
-
-class Result:
-    """What a finished container (or exec_run) leaves, shaped like
-    subprocess.CompletedProcess: args, returncode (also exit_code), stdout
-    and stderr (bytes, or str with text=True; None when not captured),
-    check_returncode(); and diyc's own: oom_killed, id (the container's),
-    timings (ms per start phase)."""
-
-    def __init__(self, exit_code, stdout=None, stderr=None, oom_killed=False, container_id=None,
-                 timings=None, args=None):
-        self.exit_code = exit_code
-        self.stdout = stdout
-        self.stderr = stderr
-        self.oom_killed = oom_killed
-        self.id = container_id
-        self.timings = timings or {}
-        self.args = args
-
-    @property
-    def returncode(self):
-        """The exit code: the program's, or 128+N when signal N killed it."""
-        return self.exit_code
-
-    def check_returncode(self):
-        """Raise diyc.ContainerError (a subprocess.CalledProcessError) if
-        the exit code is not 0."""
-        if self.exit_code:
-            from .process_errors import ContainerError
-            raise ContainerError(self.exit_code, self.args, self.stdout, self.stderr, self.id)
-
-    def __repr__(self):
-        shown = [f"args={self.args!r}", f"returncode={self.exit_code!r}"]
-        shown += [f"{k}={v!r}" for k, v in (("stdout", self.stdout), ("stderr", self.stderr))
-                  if v is not None]
-        return f"Result({', '.join(shown)}, oom_killed={self.oom_killed})"
-
-
-class Container:
+class Container(ContainerRecord):
     """A container in a diyc root: create() or load() one, then start(),
     wait(), logs(), exec_run(), kill(), remove().  A context manager:
     `with Container.create(...) as c:` removes it at the end of the block,
     stopping it first if needed, also when the block raises."""
 
     def __init__(self, root, record, trace=None):
-        self.root = root
-        self.record = record
+        super().__init__(root, record)
         self.trace = trace or Trace()
         self.pid = None  # set only while we are the parent of its init
         self.supervisor = None  # set while we are the parent of its supervisor (detached)
-        self.cgroup = None
         self.limit_warnings = []  # limits the kernel took but does not enforce
-
-    # -- identity -------------------------------------------------------------
-
-    @property
-    def id(self):
-        return self.record["id"]
-
-    @property
-    def name(self):
-        return self.record["name"]
-
-    @property
-    def dir(self):
-        return self.root.container_dir(self.id)
-
-    @property
-    def status(self):
-        state = self.record["state"]
-        if state["status"] == "running":
-            if state.get("supervisor"):
-                # its supervisor records the end: until it has, it is running;
-                # without it (killed), nobody keeps its logs or its end
-                alive = pid_alive(state["supervisor"], state.get("supervisor_start"))
-                return "running" if alive else "dead"
-            if not pid_alive(state["pid"], state.get("pid_start")):
-                return "dead"  # whoever ran it was killed: nobody recorded the end
-        if state["status"] == "created" and state.get("pid"):
-            # held before execve (create/start split): gone means stopped
-            return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
-        if state["status"] == "created" and self.record["auto_remove"] and \
-                not pid_alive(state.get("creator"), state.get("creator_start")):
-            return "dead"
-        return state["status"]
-
-    def _save(self):
-        # a --rm container's record dies with it: no fsync on its start path
-        write_json(f"{self.dir}/container.json", self.record, durable=not self.record["auto_remove"])
 
     # -- create -------------------------------------------------------------
 
@@ -226,197 +151,56 @@ class Container:
             from .arguments import command as split_command, normalize
             normalize(options)
             command = split_command(command)
+        # None is every option's "not given": create.CREATE_OPTIONS has the defaults
+        options = {key: value for key, value in options.items() if value is not None}
         root = root if isinstance(root, Root) else Root(root)
         with ImageStore(root).using():
             return cls._create(image, command, root=root, **options)
 
     @classmethod
-    def _create(cls, image, command=None, *, name=None, hostname=None, env=(), workdir=None,
-               user=None, entrypoint=None, memory=None, memory_swap=None, cpus=None,
-               pids_limit=None, network="none", ip=None, publish=(), auto_remove=False,
-               rm_tmpfs_size=None, cgroup_parent=None,
-               read_only=False, privileged=False, cap_add=(), cap_drop=(), security_opt=(),
-               ulimits=(), sysctls=(), oom_score_adj=None, devices=(), tmpfs=(),
-               restart=None, log_opts=(), volumes=(), init=False, tty=False, userns=None,
-               root=None, trace=None):
-        config.check_run_arguments({
-            "image": None if isinstance(image, dict) else image, "command": command, "name": name, "hostname": hostname, "env": env,
-            "workdir": workdir, "user": user, "entrypoint": entrypoint, "network": network,
-            "ip": ip, "publish": publish, "cgroup_parent": cgroup_parent, "cap_add": cap_add,
-            "cap_drop": cap_drop, "security_opt": security_opt, "ulimits": ulimits,
-            "sysctls": sysctls, "devices": devices, "tmpfs": tmpfs, "restart": restart,
-            "log_opts": log_opts, "volumes": volumes, "userns": userns})
+    def _create(cls, image, command=None, *, root=None, trace=None, **options):
+        """The `config` step of the module docstring: validate the input,
+        resolve the image, build the OCI spec, reserve the name and write
+        the record."""
+        o = create_steps.CreateOptions(options)
+        config.check_run_arguments(dict(
+            {"image": None if isinstance(image, dict) else image, "command": command},
+            **{key: getattr(o, key) for key in create_steps.CHECKED_OPTIONS}))
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
-        netplan = None
-        if network not in ("none", "host"):
-            from . import network as networking
-            netplan = networking.plan(root, network, ip=ip, publish=publish)
-        elif ip is not None or publish:
-            raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {network}")
-        if userns not in (None, "", "host", "auto"):
-            raise InvalidArgument(f"invalid --userns {userns!r}: expected auto or host")
-        mem = config.parse_memory(memory) if memory is not None else None
-        swap = config.parse_memory_swap(memory_swap, mem) if memory_swap is not None else None
-        res = config.resources(
-            memory=mem, memory_swap=swap,
-            cpus=config.parse_cpus(cpus) if cpus is not None else None,
-            pids_limit=config.parse_pids_limit(pids_limit) if pids_limit is not None else None)
-        if name is not None:
-            config.check_name(name)
-        if hostname is not None:
-            config.check_hostname(hostname)
-        if workdir is not None and not workdir.startswith("/"):
-            raise InvalidArgument(f"invalid working directory {workdir!r}: must be absolute")
-        from . import security
-        sec = security.SecurityOptions(privileged, cap_add, cap_drop, security_opt, ulimits,
-                                       sysctls, oom_score_adj, devices, network)
-        res["devices"] = sec.device_rules
-        mounts = [config.parse_tmpfs(t) for t in tmpfs or ()]
-        from .lifecycle import parse_log_opts, parse_restart_policy
-        restart_policy = parse_restart_policy(restart)
-        if auto_remove and restart_policy["name"] != "no":
-            raise InvalidArgument("--restart and --rm cannot be combined")
-        scratch_size = _rm_tmpfs_size(rm_tmpfs_size, auto_remove)
-        log = parse_log_opts(log_opts)
-
-        store = ImageStore(root.ensure())
-        # `image`: a reference, or an image record (a build step's layers and
-        # config, which need no name in the store)
-        image_record = image if isinstance(image, dict) else store.get(image)
-        image = image_record["id"] if isinstance(image, dict) else image
-        image_config = config.image_run_config(image_record["config"])
-        layer_dirs = store.layer_dirs(image_record)
-
-        args = _command(image_config, command, entrypoint)
-        if init:
-            args = ["/dev/init", "--"] + args
-        from .users import resolve_user
-        uid, gid, groups, home = resolve_user(user or image_config["User"] or "0", layer_dirs)
-        env = config.merge_env(image_config["Env"], env, os.environ)
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
-        if volumes:  # after the checks: this makes named volumes and missing host dirs
-            from .volumes import parse_volume
-            mounts += [parse_volume(root, v) for v in volumes]
-        if init:
-            from .lifecycle import INIT_BINARY
-            mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
-                           "options": ["bind", "ro"]})
-
+        create_steps.validate(root, o)
+        image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
         cid = os.urandom(32).hex()
-        generated = name is None
-        name = name or _generated_name(root, cid)
-        hostname = hostname or cid[:12]
-        if not any(e.startswith("HOSTNAME=") for e in env):
-            env.insert(0, f"HOSTNAME={hostname}")
-        cdir = root.container_dir(cid)
-        # The overlay's mount point.  A --rm container mounts it on the
-        # scratch dir, in its own mount namespace: on the empty dir itself,
-        # or on a dir in the tmpfs it mounts there (--rm-tmpfs-size; the
-        # idmapped layers of --userns have a scratch dir of their own).  A
-        # kept one has its own.  (_prepare_rootfs decides the same at start.)
-        if not auto_remove:
-            rootfs = f"{cdir}/merged"
-        elif userns == "auto":
-            rootfs = f"{cdir}/scratch/merged"
-        elif scratch_size:
-            rootfs = f"{root.scratch}/merged"
-        else:
-            rootfs = root.scratch
-        if netplan:
-            mounts += networking.etc_mounts(cdir)
-        elif network.startswith("container:"):
-            mounts += networking.joined_mounts(root, network)
-        spec = config.make_spec(
-            args, env=env, cwd=workdir or image_config["WorkingDir"] or "/",
-            uid=uid, gid=gid, groups=groups, hostname=hostname, rootfs=rootfs,
-            readonly=read_only, network=network, res=res, mounts=mounts, **sec.spec_fields(uid))
-        spec["process"]["terminal"] = tty
-        ids = None
-        if userns == "auto":
-            from . import userns as user_namespaces
-            ids = user_namespaces.allocate(root, cid)
-            spec["linux"]["namespaces"].append({"type": "user"})
-            spec["linux"]["uidMappings"], spec["linux"]["gidMappings"] = user_namespaces.mappings(ids)
-            if network == "host":  # a fresh sysfs needs a network namespace of our own
-                for m in spec["mounts"]:
-                    if m["type"] == "sysfs":
-                        m.update(type="bind", source="/sys",
-                                 options=["rbind", "ro", "nosuid", "noexec", "nodev"])
-        spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
-        if sec.seccomp_profile is not None:
-            spec["linux"]["seccomp"] = sec.seccomp_profile
-        cgroup = cgroups.open_cgroup(f"diyc-{cid}", cgroup_parent)
+        spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
+        cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
         record = {
             "id": cid,
-            "name": name,
-            "image": image,
+            "name": o.name,
+            "image": image_record["id"] if isinstance(image, dict) else image,
             "image_id": image_record["id"],
             "layers": layer_dirs,
-            "created": _now(),
-            "auto_remove": auto_remove,
-            "rm_tmpfs_size": scratch_size,  # None: the writable layer is on disk
-            "tty": tty,
-            "restart": restart_policy,
-            "log": log,
-            "network": network,
-            "network_settings": netplan,
+            "created": now(),
+            "auto_remove": o.auto_remove,
+            "rm_tmpfs_size": o.scratch_size,  # None: the writable layer is on disk
+            "tty": o.tty,
+            "restart": o.restart_policy,
+            "log": o.log,
+            "network": o.network,
+            "network_settings": o.netplan,
             "userns": ids,
-            "cgroup": {"version": cgroup.version,
-                       "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
+            "cgroup": cgroup_fields(cgroup),
             "spec": spec,
-            # who is creating it: a --rm container whose creator died before
-            # starting it is garbage, not a container someone will start
-            "state": {"status": "created", "creator": os.getpid(),
-                      "creator_start": process_start_time(os.getpid())},
+            "state": creator_fields(),
         }
-        if not reserve_name(root, name, cid) and not (
-                generated and reserve_name(root, name := f"{name}_{cid[:6]}", cid)):
-            if ids:
-                user_namespaces.release(root, cid, ids)
-            raise Conflict(f"the container name {name!r} is already in use")
-        record["name"] = name  # (a generated name may have needed its suffix)
-        # The directory is filled in tmp/ and renamed into place: a container
-        # dir without its record never exists, whenever diyc is killed.
-        staging = f"{root.tmp}/ctr-{os.getpid()}-{cid[:12]}"
         try:
-            os.mkdir(staging, 0o700)
-            if ids:  # searched by its root's gid, through an fd (userns.ContainerPaths)
-                os.chown(staging, -1, ids["gid"])
-                os.chmod(staging, 0o710)
-            if netplan:
-                networking.write_etc_files(staging, hostname)
-            write_json(f"{staging}/container.json", record, durable=not auto_remove)
-            os.rename(staging, cdir)
+            create_steps.write_record(root, record, o)
         except BaseException:
-            release_name(root, name, cid)
             if ids:
+                from . import userns as user_namespaces
                 user_namespaces.release(root, cid, ids)
-            remove_tree(staging)
             raise
         trace.mark("config")
         return cls(root, record, trace)
-
-    @classmethod
-    def load(cls, ref, root=None):
-        """A container by name, id or unique id prefix."""
-        root = root if isinstance(root, Root) else Root(root)
-        cid = None
-        try:
-            cid = os.readlink(f"{root.names}/{ref}")
-        except OSError:
-            if len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
-                matches = [c for c in _listdir(root.containers) if c.startswith(ref)]
-                if len(matches) > 1:
-                    raise InvalidArgument(f"container id prefix {ref!r} is ambiguous") from None
-                cid = matches[0] if matches else None
-        if cid:
-            try:
-                return cls(root, read_json(f"{root.container_dir(cid)}/container.json"))
-            except FileNotFoundError:
-                pass
-        raise ContainerNotFound(f"no such container: {ref}")
 
     @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
@@ -425,26 +209,13 @@ class Container:
         one with all=True.  filters: {"status": "exited", "name": "web",
         "id": PREFIX, "ancestor": IMAGE, "exited": CODE}, each a value or a
         list of values (any of which matches), as docker's."""
-        root = root if isinstance(root, Root) else Root(root)
-        if not all or filters:
-            from .container_api import matches
-            return [c for c in cls.list(root, all=True) if matches(c, all, filters)]
-        out = []
-        for cid in _listdir(root.containers):
-            try:
-                out.append(cls(root, read_json(f"{root.container_dir(cid)}/container.json")))
-            except (FileNotFoundError, NotADirectoryError, ValueError):
-                continue  # being created or removed right now
-        return sorted(out, key=lambda c: c.record["created"], reverse=True)
+        everything = super().list(root)
+        if all and not filters:
+            return everything
+        from .container_api import matches
+        return [c for c in everything if matches(c, all, filters)]
 
     # -- start --------------------------------------------------------------
-
-    def _cgroup(self):
-        if self.cgroup is None:
-            cg = self.record["cgroup"]
-            self.cgroup = cgroups.CgroupV1(dict(cg["paths"])) if cg["version"] == 1 \
-                else cgroups.CgroupV2(cg["paths"][""])
-        return self.cgroup
 
     def _prepare_rootfs(self, place=None):
         """-> (overlay options, scratch dir or None, its size cap or None,
@@ -513,7 +284,7 @@ class Container:
         pipe_fds = []
         release_fd = error_fd = -1
         try:
-            cgroup = self._cgroup()
+            cgroup = self.control_group()
             resources = spec["linux"]["resources"]
             cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
             self.limit_warnings = cgroup.set_limits(resources) or []
@@ -555,13 +326,13 @@ class Container:
                     pipe_fds.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
                     init[f"{name}_fifo_fd"] = pipe_fds[-1]
             if detach:
-                from .lifecycle import supervisor_setup
+                from .supervisor import supervisor_setup
                 supervisor_setup(self, init, pipe_fds)
             t.mark("rootfs")
 
             try:
                 if self.record.get("network", "").startswith("container:"):  # clone inside its netns
-                    from . import network as networking
+                    from .net import network as networking
                     pid, release_fd, error_fd, supervisor = networking.spawn_joined(self, init)
                 else:
                     pid, release_fd, error_fd, supervisor = spawn_in(init)
@@ -575,7 +346,7 @@ class Container:
                 self._map_user_namespace(pid, release_fd, layer_sock)
             t.mark("clone")
             if self.record.get("network_settings"):  # the child is paused before execve
-                from . import network as networking
+                from .net import network as networking
                 networking.connect(self, pid)
                 t.mark("network")
             fd, release_fd = release_fd, -1
@@ -599,11 +370,11 @@ class Container:
             if pid:
                 if supervisor:  # it reaps the child, then records the end
                     os.kill(pid, 9)
-                    _waitpid(supervisor)
+                    waitpid(supervisor)
                 else:
-                    _kill_and_reap(pid)
+                    kill_and_reap(pid)
             self.pid = None
-            self._release_resources()
+            self.release_resources()
             raise
         finally:
             for fd in join_fds:
@@ -612,14 +383,14 @@ class Container:
                 place.close()
         state = self.record["state"]
         self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": pid,
-                                "pid_start": process_start_time(pid), "started": _now(),
+                                "pid_start": process_start_time(pid), "started": now(),
                                 "restart_count": state.get("restart_count", 0)}
         if supervisor:
             self.pid = None  # the supervisor is its parent, not us
             self.supervisor = supervisor  # and ours: reaped by wait/remove/stop
             self.record["state"].update(supervisor=supervisor,
                                         supervisor_start=process_start_time(supervisor))
-        self._save()
+        self.save()
         return pid
 
     # -- run-time ---------------------------------------------------------------
@@ -664,18 +435,13 @@ class Container:
         os.unlink(f"{self.dir}/report.fifo")
         if error:
             # the state tells the truth: it never ran
-            _wait_gone(state["pid"], state.get("pid_start"))
-            state.update(status="exited", exit_code=125, error=str(error), finished=_now())
-            self._save()
+            wait_gone(state["pid"], state.get("pid_start"))
+            state.update(status="exited", exit_code=125, error=str(error), finished=now())
+            self.save()
             raise error
         state["status"] = "running"
-        state["started"] = _now()
-        self._save()
-
-    def reload(self):
-        """Re-read the container's record (FileNotFoundError once removed)."""
-        self.record = read_json(f"{self.dir}/container.json")
-        return self
+        state["started"] = now()
+        self.save()
 
     def kill(self, sig: int = 15) -> None:
         """Send signal `sig` (a number; default SIGTERM) to its process 1,
@@ -693,7 +459,7 @@ class Container:
         a detached one's supervisor does that, we watch the record.
         timeout: seconds, then diyc.ContainerTimeout (a
         subprocess.TimeoutExpired); the container runs on."""
-        from .lifecycle import container_lock, reload_if_present, wait_until_exited
+        from .supervisor import wait_until_exited
         if timeout is not None:
             from .container_api import wait_for_end
             wait_for_end(self, timeout)
@@ -707,35 +473,34 @@ class Container:
             state = self.record["state"]
             return Result(state.get("exit_code"), oom_killed=state.get("oom_killed", False),
                           container_id=self.id, args=self.record["spec"]["process"]["args"])
-        _, status = _waitpid(self.pid)
-        code = os.waitstatus_to_exitcode(status)
-        exit_code = 128 - code if code < 0 else code
-        oom = self._cgroup().oom_killed()
+        _, status = waitpid(self.pid)
+        exit_code = exit_code_of(status)
+        oom = self.control_group().oom_killed()
         self.pid = None
         # Under the container's lock, like `rm -f`, which may be tearing the
         # same container down right now: whoever comes second finds it done.
-        with container_lock(self):
-            if reload_if_present(self):
+        with self.lock():
+            if self.reload_if_present():
                 self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
-                                            finished=_now())
-                self._release_resources()
+                                            finished=now())
+                self.release_resources()
                 if self.record["auto_remove"]:
-                    self._remove_unlocked()
+                    self.remove_under_lock()
                 else:
-                    self._save()
+                    self.save()
         return Result(exit_code, oom_killed=oom, container_id=self.id,
                       args=self.record["spec"]["process"]["args"])
 
     # -- teardown -------------------------------------------------------------
 
-    def _release_resources(self):
+    def release_resources(self):
         """What a stopped container no longer needs: its cgroup, its address.
         Each step is idempotent (a second call finds the work done); callers
         hold the container's lock, except a start undoing its own steps."""
         if self.record.get("network_settings"):
-            from . import network as networking
+            from .net import network as networking
             networking.release(self)
-        cgroup = self._cgroup()
+        cgroup = self.control_group()
         if cgroup.version == 1:
             cgroup.created = [p for p in cgroup.paths.values() if os.path.isdir(p)]
         else:
@@ -746,32 +511,32 @@ class Container:
         """Remove the container (force: kill it first if it runs).  Racing
         another remover (the end of its own `run --rm`, its supervisor,
         another `rm`) is fine: the second one finds it gone and returns."""
-        from .lifecycle import _wait_for_supervisor, container_lock, reload_if_present
+        from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
         if self.status in ("running", "created") and state.get("pid"):
             if not force and self.status == "running":
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
-                with container_lock(self):
-                    if not reload_if_present(self):
+                with self.lock():
+                    if not self.reload_if_present():
                         return
                     self.record["state"]["removing"] = True
-                    self._save()
+                    self.save()
             self.kill(9)
-            _wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
-            _wait_for_supervisor(self)
-        with container_lock(self):
-            if reload_if_present(self):
-                self._remove_unlocked()
+            wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
+            wait_for_supervisor(self)
+        with self.lock():
+            if self.reload_if_present():
+                self.remove_under_lock()
         if self.supervisor:  # started detached by this object: ours to reap
             from .container_api import reap_supervisor
             reap_supervisor(self)
 
-    def _remove_unlocked(self):
+    def remove_under_lock(self):
         """Every step idempotent: a remove interrupted half-way (or raced)
         is finished by the next one."""
-        self._release_resources()
+        self.release_resources()
         release_name(self.root, self.name, self.id)
         if self.record.get("userns"):
             from . import userns
@@ -787,10 +552,7 @@ class Container:
         # The lock file last: once it is unlinked, a newcomer's open()
         # makes a new one that our flock does not exclude, so it must
         # find the record gone already.
-        try:
-            os.unlink(f"{self.root.path}/locks/{self.id}.lock")
-        except FileNotFoundError:
-            pass
+        self.unlink_lock()
 
 
     # -- the library's conveniences (diyc.container_api does the work) ------------
@@ -807,8 +569,10 @@ class Container:
         return self
 
     async def __aexit__(self, *exc):
-        from .aio import remove_at_exit
-        await remove_at_exit(self)
+        import asyncio
+        from .container_api import remove_at_exit
+        # in a worker thread, and to the end even if the task is cancelled
+        await asyncio.shield(asyncio.to_thread(remove_at_exit, self))
         return False
 
     def logs(self, *, stdout: "bool" = True, stderr: "bool" = True, stream: "bool" = False,
@@ -854,7 +618,7 @@ class Container:
     def stop(self, timeout: "float" = 10) -> "bool":
         """As `diyc stop`: SIGTERM, then SIGKILL after `timeout` seconds.  -> False if it was not running."""
         from .container_api import reap_supervisor
-        from .lifecycle import stop
+        from .supervisor import stop
         stopped = stop(self, timeout)
         reap_supervisor(self)
         return stopped
@@ -878,7 +642,6 @@ def cleanup(root=None):
     cgroups of dead containers, staging dirs, dangling names.  Lines out."""
     root = root if isinstance(root, Root) else Root(root)
     out = []
-    from .lifecycle import container_lock, reload_if_present
     for c in Container.list(root, all=True):
         if c.status != "dead":
             continue
@@ -886,14 +649,14 @@ def cleanup(root=None):
             c.remove(force=True)
             out.append(f"removed dead container {c.id[:12]} ({c.name})")
             continue
-        with container_lock(c):
-            if not reload_if_present(c) or c.status != "dead":
+        with c.lock():
+            if not c.reload_if_present() or c.status != "dead":
                 continue  # removed or restarted meanwhile
-            c._release_resources()
-            c.record["state"].update(status="exited", exit_code=255, finished=_now())
-            c._save()
+            c.release_resources()
+            c.record["state"].update(status="exited", exit_code=255, finished=now())
+            c.save()
         out.append(f"marked dead container {c.id[:12]} ({c.name}) as exited")
-    for cid in _listdir(root.containers):
+    for cid in listdir(root.containers):
         d = root.container_dir(cid)
         if time.time() - os.stat(d).st_mtime <= 60:
             continue  # maybe one being created now
@@ -910,36 +673,21 @@ def cleanup(root=None):
                 continue
         remove_tree(d)
         out.append(f"removed incomplete container dir {cid[:12]}")
-    for name in _listdir(root.names):
+    for name in listdir(root.names):
         target = os.readlink(f"{root.names}/{name}")
         if not os.path.exists(root.container_dir(target)):
             release_name(root, name, target)
             out.append(f"released name {name}")
-    for entry in _listdir(root.tmp):
+    for entry in listdir(root.tmp):
         # staging dirs are named <kind>-<pid>-<random>: keep live writers' ones
         parts = entry.split("-")
         if len(parts) >= 3 and parts[1].isdigit() and os.path.exists(f"/proc/{parts[1]}"):
             continue
         remove_tree(f"{root.tmp}/{entry}")
         out.append(f"removed staging {entry}")
-    from . import network as networking
+    from .net import network as networking
     out += networking.cleanup(root)  # leases and ports of containers that are gone
     return out
-
-
-_ADJECTIVES = ("brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid",
-               "merry", "nimble", "proud", "quiet", "sharp", "swift", "tidy", "vivid", "witty")
-_NAMES = ("babbage", "curie", "dijkstra", "hopper", "knuth", "lamport", "liskov", "lovelace",
-          "noether", "pike", "ritchie", "shannon", "thompson", "torvalds", "turing", "wirth")
-
-
-def _generated_name(root, cid):
-    """A docker-style name (`swift_hopper`), made unique with the id when taken."""
-    n = int(cid[:8], 16)
-    name = f"{_ADJECTIVES[n % len(_ADJECTIVES)]}_{_NAMES[(n >> 8) % len(_NAMES)]}"
-    if os.path.lexists(f"{root.names}/{name}"):
-        name = f"{name}_{cid[:6]}"
-    return name
 
 
 def _library_shapes(options):
@@ -952,103 +700,3 @@ def _library_shapes(options):
     return False
 
 
-def _rm_tmpfs_size(value, auto_remove):
-    """--rm-tmpfs-size SIZE -> bytes, or None (the default: on disk)."""
-    if value is None:
-        return None
-    if not auto_remove:
-        raise InvalidArgument("--rm-tmpfs-size needs --rm: a kept container's changes live on disk")
-    n = config.parse_size(value, "--rm-tmpfs-size")
-    if n < 1 << 20:  # (and tmpfs reads size=0 as no limit at all)
-        raise InvalidArgument(f"invalid --rm-tmpfs-size {value!r}: the minimum is 1m")
-    return n
-
-
-def _command(image_config, command, entrypoint):
-    """image_config: as config.image_run_config() returns it."""
-    entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config["Entrypoint"] or [])
-    if entrypoint == "":
-        entry = []
-    cmd = list(command) if command else list(image_config["Cmd"] or []) if entrypoint is None else []
-    args = entry + cmd
-    if not args:
-        raise InvalidArgument("no command given and the image has neither Cmd nor Entrypoint")
-    return args
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
-
-
-def _waitpid(pid):
-    while True:
-        try:
-            return os.waitpid(pid, 0)
-        except ChildProcessError:
-            return pid, 255 << 8
-        except InterruptedError:
-            continue
-
-
-def _kill_and_reap(pid):
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        pass
-    _waitpid(pid)
-
-
-def init_failure(failure, pid, reap):
-    """The exception for what _native.wait_exec() said of init `pid`, or
-    None when it reached its program.  An init that died without a word (a
-    signal, the OOM killer) shows as such; one that dies after its last
-    report (a seccomp KILL of execve itself) as a zombie still named
-    INIT_COMM: execve renames it.  Its fds close a moment before either, so
-    we look until one shows.  reap: we are its parent, its wait status
-    says how it ended."""
-    if failure is None:
-        deadline = time.monotonic() + 1.0
-        while True:
-            st = process_status(pid)
-            if not st or st[0] != _native.INIT_COMM:
-                return None  # exec'd (or gone already: nothing tells)
-            if st[1] in ("Z", "X"):
-                failure = (_native.INIT_DIED, 0, "")
-                break
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.0001)
-    if failure[0] != _native.INIT_DIED:
-        return init_error(*failure)
-    if reap:
-        status = _waitpid(pid)[1]
-    else:
-        st = process_status(pid)
-        status = st[2] if st else None
-    if status is None:
-        how = "died"
-    elif os.WIFSIGNALED(status):
-        import signal
-        sig = os.WTERMSIG(status)
-        try:
-            how = f"was killed by {signal.Signals(sig).name}"
-        except ValueError:
-            how = f"was killed by signal {sig}"
-    else:
-        how = f"exited with {os.waitstatus_to_exitcode(status)}"
-    return init_error("init", 0, f"the container's init {how} before execve")
-
-
-def _wait_gone(pid, start_time, timeout=10.0):
-    """Wait for a process that may not be our child to be gone (a zombie
-    counts as gone)."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid, start_time) and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.005)

@@ -183,6 +183,14 @@ def read_json(path):
     return obj
 
 
+def listdir(path):
+    """The names in directory `path`; none when it does not exist."""
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
 def remove_tree(path):
     """rm -rf that tolerates a missing path and directories an image made
     read-only.  shutil is imported here, off the start path (it pulls in re)."""

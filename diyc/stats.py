@@ -56,7 +56,7 @@ def _net(pid):
 def sample(containers, interval=0.5):
     """One stats dict per container; CPU % over `interval` seconds (100% =
     one CPU busy, as in docker)."""
-    groups = [c._cgroup() for c in containers]
+    groups = [c.control_group() for c in containers]
     before = [_cpu_ns(g) for g in groups]
     t0 = time.monotonic()
     time.sleep(interval)

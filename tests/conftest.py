@@ -314,7 +314,7 @@ def run_cli(diyc_root):
 
 @pytest.fixture(scope="session")
 def busybox_image(diyc_root):
-    from diyc.images import ImageStore
+    from diyc.images.store import ImageStore
     return ImageStore(str(diyc_root)).resolve("busybox")
 
 

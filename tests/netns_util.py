@@ -69,7 +69,7 @@ class NsCli:
 
     def table(self):
         """The name of this root's nftables table."""
-        from diyc.network import firewall_table
+        from diyc.net.network import firewall_table
         from diyc.state import Root
         return firewall_table(Root(self.root))
 

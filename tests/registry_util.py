@@ -215,7 +215,7 @@ def make_tar(entries):
 
 
 def busybox_layer():
-    from diyc.images import busybox_rootfs_tar
+    from diyc.images.store import busybox_rootfs_tar
     return busybox_rootfs_tar()
 
 

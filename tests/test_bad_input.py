@@ -274,7 +274,7 @@ def _sha256(data):
 def _docker_save_archive(path, configs):
     """One docker-save archive holding an image per {tag: container config},
     all on the busybox layer."""
-    from diyc.images import busybox_rootfs_tar
+    from diyc.images.store import busybox_rootfs_tar
     layer = busybox_rootfs_tar()
     files = [("layer/layer.tar", layer)]
     manifest = []
@@ -438,7 +438,7 @@ def test_library_takes_numbers_as_numbers(diyc_root):
 ])
 def test_oci_spec_nul_bytes_and_wrong_types_refused(change, field):
     from diyc import InvalidArgument
-    from diyc.oci import validate
+    from diyc.oci.spec import validate
     spec = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "mounts": [],
             "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin"]},
             "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}}
@@ -458,7 +458,7 @@ def test_diyc_runc_numbers_are_strict(tmp_path, args):
     """diyc-runc (runc's command line) takes its numbers through the same parser."""
     import subprocess
     runc = [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from diyc.runc_cli import main; sys.exit(main())", str(Path(__file__).resolve().parent.parent)]
+            "from diyc.oci.runc_cli import main; sys.exit(main())", str(Path(__file__).resolve().parent.parent)]
     if os.environ.get("DIYC_PKG_DIR"):
         runc[-1] = os.environ["DIYC_PKG_DIR"]
     proc = subprocess.run(runc + ["--root", str(tmp_path), *args], capture_output=True, text=True,
@@ -472,7 +472,7 @@ def test_oci_exec_process_file_nul_and_types_refused():
     """`diyc-runc exec --process FILE`: the process is checked before the
     container is even looked at."""
     from diyc import InvalidArgument
-    from diyc.oci import exec_process
+    from diyc.oci.spec import exec_process
     for process, field in (({"args": ["sh", "a\0"], "cwd": "/"}, "process.args[1]"),
                            ({"args": "sh", "cwd": "/"}, "process.args"),
                            ({"args": ["sh"], "env": "A=1"}, "process.env")):

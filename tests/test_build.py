@@ -59,7 +59,7 @@ def context(tmp_path, dockerfile, files=None):
 
 
 def image_config(broot, ref):
-    from diyc.images import ImageStore
+    from diyc.images.store import ImageStore
     return ImageStore(str(broot)).resolve(ref)["config"]
 
 
@@ -298,7 +298,7 @@ RUN rm /d/a /bin/vi && rm -rf /d/sub && mkdir /d/sub && echo new > /d/sub/c && l
     assert cli("build", "-t", "wh", ctx).returncode == 0
     out = cli("run", "--rm", "wh", "sh", "-c", "find /d | sort; ls /bin/vi; stat -c %h /keep").stdout
     assert out.split() == ["/d", "/d/sub", "/d/sub/c", "2"]
-    from diyc.images import ImageStore
+    from diyc.images.store import ImageStore
     store = ImageStore(str(broot))
     top = store.resolve("wh")["layers"][-1]
     with tarfile.open(store.blob_path(store.layer_meta(top)["blob"])) as tar:

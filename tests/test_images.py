@@ -299,7 +299,7 @@ def test_whiteout_of_dotdot_cannot_escape(tmp_path):
     """'.wh...' is the whiteout of '..': it must not remove the parent of the
     layer directory (in the store: <root>/tmp with every concurrent import's
     staging dir).  Found by this suite, fixed in 99dad48."""
-    from diyc.layers import LayerError, unpack_layer
+    from diyc.images.layers import LayerError, unpack_layer
     parent = tmp_path / "parent"
     dest = parent / "dest"
     dest.mkdir(parents=True)
@@ -324,7 +324,7 @@ def test_empty_whiteout_name_rejected(run_cli, diyc_root, tmp_path, alone):
 
 @pytest.mark.parametrize("name", [".wh..", "sub/.wh..", "sub/.wh...", "sub/.wh."])
 def test_whiteouts_of_dot_names_rejected(tmp_path, name):
-    from diyc.layers import LayerError, unpack_layer
+    from diyc.images.layers import LayerError, unpack_layer
     parent = tmp_path / "parent"
     dest = parent / "dest"
     dest.mkdir(parents=True)
@@ -420,7 +420,7 @@ def test_good_references_accepted(run_cli, ref):
 def test_whiteouts_become_overlay_whiteouts(tmp_path):
     """unpack_layer directly: OCI whiteouts -> overlayfs's (0/0 char device,
     trusted.overlay.opaque=y)."""
-    from diyc.layers import unpack_layer
+    from diyc.images.layers import unpack_layer
 
     def entries(tar):
         add(tar, "dir", tarfile.DIRTYPE, 0o755)
@@ -447,7 +447,7 @@ def test_whiteouts_become_overlay_whiteouts(tmp_path):
 def test_whiteouts_hide_lower_layer_files_in_a_container(run_cli, diyc_root):
     """A two-layer image (library: add_layer twice, add_image): the upper
     layer's whiteouts hide the lower layer's files inside the container."""
-    from diyc.images import ImageStore
+    from diyc.images.store import ImageStore
     store = ImageStore(str(diyc_root))
 
     def lower(tar):
@@ -502,7 +502,7 @@ def test_setuid_and_ownership_preserved(run_cli, imported, tmp_path):
 
 
 def test_metadata_via_unpack_layer(tmp_path):
-    from diyc.layers import unpack_layer
+    from diyc.images.layers import unpack_layer
 
     def entries(tar):
         add(tar, "suid", mode=0o4711, data=b"#!/bin/sh\n", uid=1, gid=2)

@@ -23,7 +23,7 @@ RUNC = os.environ.get("DIYC_RUNC") or str(REPO / ".venv" / "bin" / "diyc-runc")
 
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory):
-    from diyc.images import busybox_rootfs_tar
+    from diyc.images.store import busybox_rootfs_tar
     path = tmp_path_factory.mktemp("oci-rootfs") / "rootfs"
     with tarfile.open(fileobj=io.BytesIO(busybox_rootfs_tar())) as tar:
         tar.extractall(path)
@@ -68,7 +68,7 @@ def runc(tmp_path):
 
 
 def default_config(rootfs, args):
-    from diyc.runc_cli import default_spec
+    from diyc.oci.runc_cli import default_spec
     spec = default_spec()
     spec["root"]["path"] = str(rootfs)
     spec["process"]["args"] = list(args)

@@ -69,7 +69,7 @@ def root(tmp_path):
 # -- unit: references and challenges ---------------------------------------
 
 def test_reference_rules():
-    from diyc.registry import parse_reference, parse_challenge
+    from diyc.images.registry import parse_reference, parse_challenge
     r = parse_reference("alpine")
     assert (r.registry, r.repository, r.tag, r.name) == ("docker.io", "library/alpine", "latest", "alpine")
     r = parse_reference("user/app:1.2")

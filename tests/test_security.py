@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
 @pytest.fixture(scope="module")
 def probe_image(diyc_root, tmp_path_factory):
     """An image: the built-in busybox rootfs plus /bin/probe."""
-    from diyc.images import ImageStore, busybox_rootfs_tar
+    from diyc.images.store import ImageStore, busybox_rootfs_tar
     work = tmp_path_factory.mktemp("probe")
     (work / "probe.c").write_text(PROBE_C)
     subprocess.run(["gcc", "-static", "-O2", "-o", str(work / "probe"), str(work / "probe.c")],

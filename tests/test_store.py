@@ -207,7 +207,7 @@ def test_a_full_disk_fails_commands_cleanly_and_keeps_the_index(small_root, tmp_
     cli = Cli(small_root)
     image_id = _import(cli, tmp_path, "full:1")
     # enough tags that the index no longer fits in the one page left
-    from diyc.images import ImageStore
+    from diyc.images.store import ImageStore
     store = ImageStore(small_root)
     for i in range(80):
         store.tag("full:1", f"registry.example/some/long/repository-name-{i:02d}:tag-{i:02d}")

@@ -367,7 +367,7 @@ def test_zero_runs_anywhere_keep_the_content(tmp_path):
     """Holes are cut only where whole file blocks are zero: runs of zeros
     of every length and alignment, at the start, middle and end, come back
     byte for byte."""
-    from diyc.layers import unpack_layer
+    from diyc.images.layers import unpack_layer
     rnd = hashlib.sha256
     data = bytearray()
     for i, zeros in enumerate([0, 1, 4095, 4096, 4097, 8192 + 17, 1 << 20, 3 * 4096 - 1, (1 << 20) + 4096]):
@@ -472,7 +472,7 @@ def test_host_users_cannot_reach_a_layers_setuid_programs(open_root, tmp_path):
 
 def test_devices_fifos_and_symlinks_keep_their_metadata(tmp_path):
     """Set by name in the parent's fd, without following (no fd of their own)."""
-    from diyc.layers import unpack_layer
+    from diyc.images.layers import unpack_layer
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, type_, mode, uid in (("null", tarfile.CHRTYPE, 0o620, 5), ("loop", tarfile.BLKTYPE, 0o600, 6),

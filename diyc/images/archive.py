@@ -21,8 +21,8 @@ import io
 import os
 import tarfile
 
-from . import _json
-from .errors import InvalidArgument, NotFound
+from .. import _json
+from ..errors import InvalidArgument, NotFound
 from .layers import LayerError, StorageError, clean_name
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
@@ -245,7 +245,7 @@ def _finish(store, image, log):
 
 
 def _docker_images(archive):
-    from .images import parse_reference
+    from .store import parse_reference
     manifest = archive.json("manifest.json", list)
     if not manifest:
         raise ArchiveError("manifest.json in image archive lists no image")
@@ -280,7 +280,8 @@ def _digest_of_name(name):
 
 
 def _oci_images(archive):
-    from .registry import check_digest, choose_manifest, host_platform
+    from .puller import choose_manifest, host_platform
+    from .registry import check_digest
     index = archive.json("index.json")
     descs = _expect_list_of(index.get("manifests"), dict, "index.json's manifests", optional=True)
     images = []
@@ -334,11 +335,11 @@ def _local_name(ref):
 def save(store, refs, out_path):
     """Write the images `refs` to `out_path` (or a binary file object) as an
     OCI layout archive with a docker manifest.json."""
-    from .images import _looks_like_id
+    from .store import looks_like_id
     images = []
     for ref in refs:
         record = store.resolve(ref)
-        tags = [ref] if "@" not in ref and (":" in ref or not _looks_like_id(ref)) \
+        tags = [ref] if "@" not in ref and (":" in ref or not looks_like_id(ref)) \
             and not ref.startswith("sha256:") else []
         images.append((record, tags))
     if isinstance(out_path, str):
@@ -358,7 +359,7 @@ def save(store, refs, out_path):
 
 
 def _write(store, images, fileobj):
-    from .images import parse_reference
+    from .store import parse_reference
     written = set()
     index = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": []}
     docker_manifest = []

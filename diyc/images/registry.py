@@ -29,12 +29,10 @@ threads are imported here, off the start path.
 
 import hashlib
 import os
-import sys
 import threading
-import time
 
-from . import _json
-from .errors import DiycError, InvalidArgument, NotFound
+from .. import _json
+from ..errors import DiycError, InvalidArgument, NotFound
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -150,7 +148,7 @@ def parse_reference(ref):
     the first component is a registry when it has a `.` or `:` or is
     `localhost`; otherwise the registry is docker.io and a one-component
     name lives under `library/`."""
-    from .images import parse_reference as parse_name
+    from .store import parse_reference as parse_name
     name, at, digest = ref.partition("@")
     if at:
         check_digest(digest)
@@ -193,7 +191,7 @@ def load_credentials(root, registry):
 
 def store_credentials(root, registry, user, password):
     import base64
-    from .state import atomic_write
+    from ..state import atomic_write
     root.ensure()
     try:
         data = _json.load_file(_auth_file(root))
@@ -206,7 +204,7 @@ def store_credentials(root, registry, user, password):
 
 
 def remove_credentials(root, registry):
-    from .state import atomic_write
+    from ..state import atomic_write
     try:
         data = _json.load_file(_auth_file(root))
     except FileNotFoundError:
@@ -266,7 +264,7 @@ class Client:
         self._local = threading.local()
 
     def _connection(self, scheme, host, fresh=False):
-        from .http import Connection
+        from ..http import Connection
         conns = self._local.__dict__.setdefault("conns", {})
         key = (scheme, host)
         if fresh and key in conns:
@@ -285,7 +283,7 @@ class Client:
 
     def _send(self, method, scheme, host, path, headers):
         """The response's status and headers (the body is the caller's)."""
-        from .http import HTTPException, RemoteDisconnected
+        from ..http import HTTPException, RemoteDisconnected
         for attempt in (0, 1):
             conn = self._connection(scheme, host, fresh=attempt > 0)
             reused = conn.sock is not None
@@ -317,7 +315,7 @@ class Client:
     def read_body(self, resp, limit, what):
         """All of a response's body, at most `limit` bytes: RegistryError
         naming `what` when it is larger or does not arrive."""
-        from .http import HTTPException
+        from ..http import HTTPException
         if resp.length is not None and resp.length > limit:
             resp.abort()
             raise RegistryError(f"{what} is too large: {resp.length} bytes announced, "
@@ -334,7 +332,7 @@ class Client:
 
     def discard(self, resp):
         """Drop a body nobody reads (a 401's, a redirect's)."""
-        from .http import HTTPException
+        from ..http import HTTPException
         try:
             resp.close()
         except (OSError, HTTPException):
@@ -386,7 +384,7 @@ class Client:
 
     def error_body(self, resp):
         """The start of an error response's body (b"" if it does not come)."""
-        from .http import HTTPException
+        from ..http import HTTPException
         try:
             body = resp.read(MAX_ERROR_BYTES)
         except (OSError, HTTPException):
@@ -596,7 +594,7 @@ def check_image_config(config, layer_count, where):
             raise RegistryError(f"{where}: invalid diff-id {shown(d)}: expected sha256:<64 hex digits>")
     # What a container start reads from it, checked as `run` checks it, so
     # an image that cannot run is refused here, before it is stored.
-    from .config import image_run_config
+    from ..config import image_run_config
     try:
         image_run_config(config)
     except InvalidArgument as e:
@@ -605,266 +603,6 @@ def check_image_config(config, layer_count, where):
 
 
 # -- platforms --------------------------------------------------------------
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
-         "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def host_platform():
-    machine = os.uname().machine
-    arch = _ARCH.get(machine, machine)
-    variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine)
-    return "linux", arch, variant
-
-
-def parse_platform(spec):
-    if spec is None:
-        return host_platform()
-    parts = spec.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise InvalidArgument(f"invalid --platform {spec!r}: expected OS/ARCH[/VARIANT]")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-def choose_manifest(index, platform):
-    """The descriptor in a manifest list / OCI index for (os, arch, variant)."""
-    want_os, want_arch, want_variant = platform
-    candidates = []
-    for desc in index.get("manifests") or []:
-        p = desc.get("platform") or {}
-        if p.get("os") != want_os or p.get("architecture") != want_arch:
-            continue
-        variant = p.get("variant")
-        if want_variant and variant != want_variant and not (want_arch == "arm64" and want_variant == "v8" and not variant):
-            continue
-        candidates.append((variant is not None and variant != want_variant, desc))
-    if not candidates:
-        have = ", ".join(sorted({"/".join(filter(None, ((d.get("platform") or {}).get("os"),
-                                                          (d.get("platform") or {}).get("architecture"),
-                                                          (d.get("platform") or {}).get("variant"))))
-                                 for d in index.get("manifests") or []})) or "none"
-        raise NotFound(f"no image for platform {'/'.join(filter(None, platform))} (available: {have})")
-    candidates.sort(key=lambda c: c[0])
-    return candidates[0][1]
-
-
-# -- progress ---------------------------------------------------------------
-
-class Progress:
-    """One line per layer, redrawn in place on a TTY; start/finish lines
-    otherwise."""
-
-    def __init__(self, stream=None, quiet=False):
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.tty = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.lines = {}   # key -> text
-        self.order = []
-        self.drawn = 0
-        self.last = 0.0
-        self.lock = threading.Lock()
-
-    def log(self, text):
-        if self.quiet:
-            return
-        with self.lock:
-            if self.tty:
-                self._set(None, text)
-            else:
-                print(text, file=self.stream, flush=True)
-
-    def update(self, key, text, force=True):
-        if self.quiet:
-            return
-        with self.lock:
-            if not self.tty:
-                if force:
-                    print(f"{key}: {text}", file=self.stream, flush=True)
-                return
-            now = time.monotonic()
-            self.lines[key] = f"{key}: {text}"
-            if key not in self.order:
-                self.order.append(key)
-            if force or now - self.last > 0.1:
-                self.last = now
-                self._redraw()
-
-    def _set(self, key, text):
-        key = key or f"_{len(self.order)}"
-        self.lines[key] = text
-        self.order.append(key)
-        self._redraw()
-
-    def _redraw(self):
-        out = [f"\x1b[{self.drawn}A"] if self.drawn else []
-        for k in self.order:
-            out.append("\r\x1b[2K" + self.lines[k][:200] + "\n")
-        self.stream.write("".join(out))
-        self.stream.flush()
-        self.drawn = len(self.order)
-
-
-def _mb(n):
-    return f"{n / 1e6:.1f}MB"
-
-
-class _LayerReader:
-    """A layer blob's body as the store reads it: at most the size its
-    manifest declares, the bytes counted for the progress line.  A stall or
-    a connection that closes early is reported as such (the store would
-    see a short stream and say "digest mismatch"), and once failed it stays
-    failed, so the store's cleanup does not wait for the registry again."""
-
-    def __init__(self, resp, client, what, size, callback):
-        self.resp, self.client, self.what, self.size, self.callback = resp, client, what, size, callback
-        self.failure = None
-
-    def read(self, n=-1):
-        from .http import BodyIncomplete, HTTPException
-        if self.failure is not None:
-            raise self.failure
-        # One byte past the declared size, to see a registry send more.
-        want = self.size - self.resp.received + 1
-        if n is not None and 0 <= n < want:
-            want = n
-        try:
-            data = self.resp.read(want)
-        except (BodyIncomplete, ConnectionError):
-            self._fail(f"connection closed after {self._got()}")
-        except (OSError, HTTPException) as e:
-            self._fail(f"{self.client.reason(e)} with {self._got()}")
-        if self.resp.received > self.size:
-            self._fail(f"the registry sends more than the {self.size} bytes its manifest declares")
-        if not data and want and self.resp.received < self.size and self.resp.length is None \
-                and not self.resp.chunked:
-            # a body framed by the end of the connection: the end came early
-            self._fail(f"connection closed after {self._got()}")
-        self.callback(self.resp.received)
-        return data
-
-    def _got(self):
-        return f"{self.resp.received} of {self.size} bytes"
-
-    def _fail(self, reason):
-        self.resp.abort()
-        self.failure = RegistryError(f"{self.what}: {reason}")
-        raise self.failure
-
-
-# -- pull -------------------------------------------------------------------
-
-def pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):
-    """Pull `ref` into `store` (see _pull); layers are safe from garbage
-    collection until the image that uses them is recorded."""
-    with store.adding():
-        return _pull(store, ref, platform, insecure, progress, max_workers)
-
-
-def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):
-    """Pull `ref` into `store`; returns the image record."""
-    r = parse_reference(ref) if isinstance(ref, str) else ref
-    plat = parse_platform(platform)
-    progress = progress or Progress()
-    root = store.root
-    client = Client(r.registry, r.repository, insecure=insecure,
-                    credentials=load_credentials(root, r.registry))
-    try:
-        progress.log(f"Pulling {r}")
-        media, manifest, digest, _ = client.manifest(r.reference)
-        if media in INDEX_TYPES:
-            desc = choose_manifest(manifest, plat)
-            media, manifest, digest, _ = client.manifest(check_digest(desc["digest"]))
-            if media not in MANIFEST_TYPES:
-                raise RegistryError(f"{r}: a manifest list inside a manifest list is not supported")
-        config_desc = manifest["config"]
-        config_digest = config_desc["digest"]
-        layer_descs = manifest["layers"]
-        repo_digest = f"{r.name}@{digest}"
-        tag_ref = f"{r.name}:{r.tag}" if r.tag else None
-
-        # Fast path: the same image is already stored, with all its layers.
-        existing = store.existing_image(config_digest)
-        if existing is not None:
-            store.tag_pulled(existing["id"], tag_ref, repo_digest)
-            progress.log(f"Digest: {digest}")
-            progress.log(f"Status: Image is up to date for {r}")
-            return existing
-
-        what = f"image config {config_digest}"
-        if config_desc["size"] > MAX_CONFIG_BYTES:
-            raise RegistryError(f"{what} is too large: {config_desc['size']} bytes declared, "
-                                f"the limit is {MAX_CONFIG_BYTES}")
-        config_bytes = client.blob_bytes(config_digest, MAX_CONFIG_BYTES, what)
-        try:
-            config = _json.loads(config_bytes)
-        except (ValueError, RecursionError):
-            raise RegistryError(f"{r}: malformed image config {config_digest}: not JSON") from None
-        diff_ids = check_image_config(config, len(layer_descs), f"{r}: image config {config_digest}")
-
-        todo, seen = [], set()
-        for desc, diff_id in zip(layer_descs, diff_ids):
-            short = desc["digest"][7:19]
-            if store.has_layer(diff_id) or diff_id in seen:
-                progress.update(short, "already exists")
-                continue
-            seen.add(diff_id)
-            todo.append((desc, diff_id))
-
-        added = []
-        added_lock = threading.Lock()
-
-        def fetch(desc, diff_id):
-            short = desc["digest"][7:19]
-            size = desc["size"]
-            what = f"pull {r}: layer {desc['digest']}"
-            t0 = time.monotonic()
-            progress.update(short, "downloading")
-            resp = client.blob(desc["digest"])
-            if resp.length is not None and resp.length > size:
-                resp.abort()
-                raise RegistryError(f"{what}: the registry announces {resp.length} bytes, "
-                                    f"its manifest declares {size}")
-            reader = _LayerReader(resp, client, what, size, lambda n: progress.update(
-                short, f"downloading {_mb(n)}/{_mb(size)}", force=False))
-            try:
-                _, _, new = store.add_layer_blob(reader, desc["digest"], diff_id,
-                                                 media_type=desc["mediaType"], size=size)
-            finally:
-                if not resp.done:  # the store gave up on it: no reading on
-                    resp.abort()
-            if new:
-                with added_lock:
-                    added.append(diff_id)
-            dt = time.monotonic() - t0
-            progress.update(short, f"pull complete ({_mb(resp.received)} in {dt:.1f}s)")
-
-        try:
-            if len(todo) <= 1 or max_workers <= 1:
-                for desc, diff_id in todo:
-                    fetch(desc, diff_id)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-                with ThreadPoolExecutor(max_workers=min(max_workers, len(todo))) as pool:
-                    futures = [pool.submit(fetch, d, i) for d, i in todo]
-                    errors = []
-                    for f in futures:
-                        try:
-                            f.result()
-                        except BaseException as e:
-                            errors.append(e)
-                    if errors:
-                        raise errors[0]
-            size = sum(store.layer_size(d) for d in diff_ids)
-            record = store.add_pulled_image(config_bytes, config, diff_ids, tag_ref, repo_digest, size)
-        except BaseException:
-            store.discard_layers(added)
-            raise
-        progress.log(f"Digest: {digest}")
-        progress.log(f"Status: Downloaded newer image for {r}")
-        return record
-    finally:
-        client.close()
-
 
 def login(root, registry, user, password, insecure=False):
     """Check the credentials against the registry, then store them (0600)."""

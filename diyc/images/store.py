@@ -22,9 +22,9 @@ its blob and layerdb entry are in place and every digest has been checked.
 import os
 import time
 
-from . import _json
-from .errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
-from .state import Root, read_json, remove_tree, write_json
+from .. import _json
+from ..errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
+from ..state import Root, listdir, read_json, remove_tree, write_json
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILTIN_IMAGE = "busybox:latest"
@@ -86,12 +86,12 @@ class ImageStore:
             if image_id:
                 return read_json(self._record_path(image_id))
             raise ImageNotFound(f"No such image: {ref}")
-        if ":" in ref or not _looks_like_id(ref):
+        if ":" in ref or not looks_like_id(ref):
             name, tag = parse_reference(ref)
             image_id = repos.get(f"{name}:{tag}")
             if image_id:
                 return read_json(self._record_path(image_id))
-        if _looks_like_id(ref):
+        if looks_like_id(ref):
             hexid = ref.removeprefix("sha256:")
             matches = [f for f in os.listdir(self.root.images)
                        if f.startswith(hexid) and f.endswith(".json") and f != "repositories.json"]
@@ -185,7 +185,7 @@ class ImageStore:
             names = [r for r, i in repos.items() if i == image_id and "@" not in r]
             digests = [r for r, i in repos.items() if i == image_id and "@" in r]
             by_name = ref if ref in repos and "@" not in ref else None
-            if by_name is None and ":" not in ref and not _looks_like_id(ref):
+            if by_name is None and ":" not in ref and not looks_like_id(ref):
                 by_name = f"{ref}:latest" if f"{ref}:latest" in repos else None
             if by_name and len(names) > 1:
                 del repos[by_name]
@@ -214,7 +214,7 @@ class ImageStore:
     def _container_using(self, image_id):
         """(container id, recorded status) of a container whose record names
         `image_id`, or None."""
-        for cid in _listdir(self.root.containers):
+        for cid in listdir(self.root.containers):
             try:
                 record = read_json(f"{self.root.container_dir(cid)}/container.json")
             except (FileNotFoundError, NotADirectoryError):
@@ -312,7 +312,7 @@ class ImageStore:
         self._ensure_store()
         path = self.blob_path(got)
         if not os.path.exists(path):
-            from .state import atomic_write
+            from ..state import atomic_write
             atomic_write(path, data)
         return got
 
@@ -464,13 +464,6 @@ def _unlink(path):
         pass
 
 
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
-
-
 class _TeeReader:
     """Reads `f`, hashing every byte and copying it to the file `path`."""
 
@@ -536,7 +529,7 @@ def _image_record(image_id, config, layers, size):
             "created": config.get("created") or _now()}
 
 
-def _looks_like_id(ref):
+def looks_like_id(ref):
     hexid = ref.removeprefix("sha256:")
     return 4 <= len(hexid) <= 64 and all(c in "0123456789abcdef" for c in hexid)
 
@@ -597,11 +590,3 @@ def build_busybox_image(store):
     }
     return store.import_tarball(io.BytesIO(busybox_rootfs_tar()), BUILTIN_IMAGE, config)
 
-
-def __getattr__(name):
-    """diyc.images.list / pull / remove: the library's image functions
-    (diyc.image_api), reached here so that `diyc.images` offers them."""
-    if name in ("list", "pull", "remove"):
-        from .image_api import FUNCTIONS
-        return FUNCTIONS[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

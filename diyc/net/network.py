@@ -35,144 +35,42 @@ State under the diyc root, shared by every diyc process:
 The host side (bridge, ip_forward, nftables table `ip diyc`, or
 `ip diyc-<root id>`) is created on first use in a network namespace and
 removed by `diyc network prune`.  Several roots share a host without
-touching each other's: see "several roots on one host" below, and
+touching each other's: see roots.py, and
 /run/diyc/ for the little state they share.
 
-Everything on the start path speaks netlink through diyc.netlink (raw
-sockets: `import pyroute2` alone costs ~250 ms).  The firewall is the one
-exception: nftables rules are installed by running `nft`, once per network
-set-up and once per container start/end that publishes ports, because
-nf_tables' netlink protocol (expressions, sets, transactions) is far larger
-than the handful of messages a rule set this small would justify; the plain
-start path with no -p never runs it.
+Everything on the start path speaks netlink through diyc.net.netlink (raw
+sockets: `import pyroute2` alone costs ~250 ms).  The firewall (firewall.py)
+is the one exception: nftables rules, as JSON, through the `nft` command;
+the plain start path with no -p never runs it.
 """
 
 import errno
 import os
 
-from .errors import Conflict, DiycError, InvalidArgument, NotFound
-from .numbers import is_digits
-from .state import DEFAULT_ROOT, FileLock, atomic_write, read_json, write_json
+from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
+from ..state import atomic_write, listdir, read_json, write_json
+from . import firewall
+from .addresses import int_to_ip, ip_to_int, overlaps, parse_publish, parse_subnet
+from .roots import (default_bridge, delete_bridge, diyc_bridges, firewall_table, forward_state_path,
+                    host_lock, leases_dir, list_networks, load, netlink_socket, networks_dir,
+                    other_roots_subnets, ports_dir, published_here_by_other_roots, read_sysctl,
+                    record_path, register_root, root_id, same_host_port, unregister_root,
+                    write_sysctl)
 
 DEFAULT_NETWORK = "bridge"
-DEFAULT_BRIDGE = "diyc0"   # the default root's; other roots' are diyc0-<root id>
 BUILTIN = ("none", "host", DEFAULT_NETWORK)
-BRIDGE_PATTERN = "diyc*"   # every diyc bridge of every root, for the firewall's wildcards
-NFT_TABLE = "diyc"         # the default root's; other roots' are diyc-<root id>
-# Host-wide state shared by every diyc root on this machine (a tmpfs: it
-# lives as long as the network namespaces and sysctls it describes)
-HOST_STATE = "/run/diyc"
 # Default subnets to try, first free one wins (checked against the host's routes)
 DEFAULT_SUBNETS = [f"172.{n}.0.0/16" for n in range(30, 15, -1)] + \
     [f"10.{n}.0.0/16" for n in range(200, 255)]
 
 
-class NetworkError(DiycError):
-    """The kernel refused a network set-up step."""
-
-
-# -- addresses ----------------------------------------------------------------
-
-def ip_to_int(text, what="IP address"):
-    parts = text.split(".")
-    if len(parts) != 4 or not all(is_digits(p) and len(p) <= 3 and int(p) < 256 for p in parts):
-        raise InvalidArgument(f"invalid {what} {text!r}: expected a dotted IPv4 address such as 10.1.2.3")
-    a, b, c, d = (int(p) for p in parts)
-    return a << 24 | b << 16 | c << 8 | d
-
-
-def int_to_ip(n):
-    return f"{n >> 24 & 255}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-
-
-def parse_subnet(text):
-    """'10.1.0.0/16' -> (network as int, prefix length)."""
-    addr, slash, plen = str(text).partition("/")
-    if not slash or not is_digits(plen) or len(plen) > 3:
-        raise InvalidArgument(f"invalid subnet {text!r}: expected CIDR notation such as 10.89.0.0/16")
-    prefixlen = int(plen)
-    if not 8 <= prefixlen <= 29:
-        raise InvalidArgument(f"invalid subnet {text!r}: the prefix length must be between 8 and 29")
-    net = ip_to_int(addr, "subnet address")
-    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
-    if net & ~mask:
-        raise InvalidArgument(f"invalid subnet {text!r}: host bits are set "
-                              f"(did you mean {int_to_ip(net & mask)}/{prefixlen}?)")
-    if addr.startswith(("127.", "0.")) or net >= 0xE0000000:
-        raise InvalidArgument(f"invalid subnet {text!r}: not a unicast range")
-    return net, prefixlen
-
-
-def _overlaps(a, alen, b, blen):
-    plen = min(alen, blen)
-    mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
-    return (a & mask) == (b & mask)
-
-
-def parse_publish(spec):
-    """docker's -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] -> dict."""
-    text, _, proto = str(spec).partition("/")
-    proto = proto or "tcp"
-    if proto not in ("tcp", "udp"):
-        raise InvalidArgument(f"invalid -p value {spec!r}: the protocol must be tcp or udp")
-    parts = text.split(":")
-    if len(parts) == 2:
-        host_ip, host_port, ctr_port = "0.0.0.0", parts[0], parts[1]
-    elif len(parts) == 3:
-        host_ip, host_port, ctr_port = parts
-        host_ip = host_ip or "0.0.0.0"
-    else:
-        raise InvalidArgument(f"invalid -p value {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]")
-    ip_to_int(host_ip, f"host IP in -p {spec!r}")
-    ports = []
-    for p in (host_port, ctr_port):
-        if not is_digits(p) or len(p) > 5 or not 1 <= int(p) <= 65535:
-            raise InvalidArgument(f"invalid -p value {spec!r}: {p!r} is not a port number (1-65535)")
-        ports.append(int(p))
-    return {"proto": proto, "host_ip": host_ip, "host_port": ports[0], "container_port": ports[1]}
-
-
 # -- network definitions ----------------------------------------------------------
-
-def _networks_dir(root):
-    return f"{root.path}/networks"
-
-
-def _record_path(root, name):
-    return f"{_networks_dir(root)}/{name}.json"
-
-
-def _leases_dir(root, name):
-    return f"{_networks_dir(root)}/{name}/leases"
-
-
-def _ports_dir(root):
-    return f"{root.path}/ports"
-
 
 def check_network_name(name):
     if not name or len(name) > 64 or not name.isascii() or not name[0].isalnum() or \
             not all(c.isalnum() or c in "_.-" for c in name):
         raise InvalidArgument(f"invalid network name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return name
-
-
-def load(root, name):
-    """The record of network `name`, or None."""
-    try:
-        return read_json(_record_path(root, name))
-    except FileNotFoundError:
-        return None
-
-
-def list_networks(root):
-    out = []
-    for entry in sorted(_listdir(_networks_dir(root))):
-        if entry.endswith(".json"):
-            rec = load(root, entry[:-5])
-            if rec:
-                out.append(rec)
-    return out
 
 
 def create(root, name, subnet=None):
@@ -183,15 +81,15 @@ def create(root, name, subnet=None):
     if subnet is not None:
         parse_subnet(subnet)  # its syntax, before anything is made
     root.ensure()
-    os.makedirs(_networks_dir(root), exist_ok=True)
+    os.makedirs(networks_dir(root), exist_ok=True)
     rid = root_id(root)
     # lock order, here and everywhere: this root's locks, then the host's
-    with root.lock("networks"), _host_lock():
+    with root.lock("networks"), host_lock():
         if load(root, name):
             raise Conflict(f"network {name!r} already exists")
         own = list_networks(root)
         taken = [(parse_subnet(n["subnet"]), f"network {n['name']!r}") for n in own]
-        with _netlink() as nl:
+        with netlink_socket() as nl:
             host_routes = _host_routes(nl, {n["bridge"] for n in own})
             links = set(nl.links())
         if subnet is not None:
@@ -200,15 +98,15 @@ def create(root, name, subnet=None):
             # it is here its bridge is a route (checked again at set-up)
             net, plen = parse_subnet(subnet)
             for (other, olen), what in taken + host_routes:
-                if _overlaps(net, plen, other, olen):
+                if overlaps(net, plen, other, olen):
                     raise Conflict(f"subnet {subnet} overlaps {what} ({int_to_ip(other)}/{olen})")
         else:
             # automatic: also clear of every other root's networks, made on
             # this host but perhaps without a bridge (hence a route) yet
-            taken += _other_roots_subnets(rid)
+            taken += other_roots_subnets(rid)
             for candidate in DEFAULT_SUBNETS:
                 net, plen = parse_subnet(candidate)
-                if not any(_overlaps(net, plen, o, ol) for (o, ol), _ in taken + host_routes):
+                if not any(overlaps(net, plen, o, ol) for (o, ol), _ in taken + host_routes):
                     break
             else:
                 raise Conflict("no free default subnet left: pass --subnet")
@@ -217,18 +115,13 @@ def create(root, name, subnet=None):
             nid = os.urandom(16).hex()
         record = {
             "name": name, "id": nid,
-            "bridge": _default_bridge(root, rid) if name == DEFAULT_NETWORK else f"diyc-{nid[:8]}",
+            "bridge": default_bridge(root, rid) if name == DEFAULT_NETWORK else f"diyc-{nid[:8]}",
             "subnet": f"{int_to_ip(net)}/{plen}", "gateway": int_to_ip(net + 1),
         }
-        os.makedirs(_leases_dir(root, name), exist_ok=True)
-        write_json(_record_path(root, name), record)
-        _register_root(root, rid)
+        os.makedirs(leases_dir(root, name), exist_ok=True)
+        write_json(record_path(root, name), record)
+        register_root(root, rid)
     return record
-
-
-def _netlink():
-    from .netlink import Netlink
-    return Netlink()
 
 
 def _host_routes(nl, own_bridges):
@@ -247,208 +140,6 @@ def _host_routes(nl, own_bridges):
     return routes
 
 
-# -- several roots on one host ------------------------------------------------------
-#
-# Each diyc root (--root, DIYC_ROOT) has its own networks, leases and port
-# reservations, but bridges, routes, nftables tables and ip_forward belong
-# to the network namespace, which several roots may share.  So:
-#
-#   names     keyed per root by a short random id, made once and kept in
-#             networks/root-id (a random id, not a hash of the path: it
-#             survives the root being moved or reached through another
-#             path).  The default network's bridge is diyc0-<id>, the
-#             firewall table `ip diyc-<id>`; user networks' bridges carry a
-#             random id of their own (diyc-<8 hex>, unique among the links
-#             here).  The default root (/var/lib/diyc) keeps `diyc0` and
-#             `ip diyc`: it is the one root of most hosts, its records and
-#             any host firewall rules written against them already say so,
-#             and no other root ever takes those names.
-#   subnets   a new network's subnet must not overlap a route of this
-#             namespace (every root's bridges are routes) and, when diyc
-#             picks it, nor any other root's networks (listed through
-#             /run/diyc/roots/<id> -> root path); a bridge is only set up
-#             if its subnet is still free here.
-#   forward   net.ipv4.ip_forward is counted across roots by the kernel's
-#             own state: it is needed while any diyc bridge (of any root)
-#             exists here.  The first bridge of a namespace records the
-#             value found in /run/diyc/ip_forward-<netns inode>; whoever
-#             deletes the last one restores it.  Both happen under the
-#             host-wide lock /run/diyc/host.lock, together with the bridge
-#             creation or deletion, so no root sees a half-done change.
-#
-# A root only ever deletes bridges and the table named in its own records:
-# one root's prune or cleanup never touches another's.
-
-def root_id(root):
-    """The root's short id (8 hex digits), made on first use: one atomic
-    symlink() claims it, a concurrent maker reads the winner's."""
-    path = f"{_networks_dir(root)}/root-id"
-    try:
-        return os.readlink(path)
-    except FileNotFoundError:
-        pass
-    os.makedirs(_networks_dir(root), exist_ok=True)
-    try:
-        os.symlink(os.urandom(4).hex(), path)
-    except FileExistsError:
-        pass
-    return os.readlink(path)
-
-
-def _is_default_root(root):
-    return os.path.realpath(root.path) == os.path.realpath(DEFAULT_ROOT)
-
-
-def _default_bridge(root, rid):
-    return DEFAULT_BRIDGE if _is_default_root(root) else f"{DEFAULT_BRIDGE}-{rid}"
-
-
-def firewall_table(root):
-    """The name of this root's nftables table (family ip)."""
-    return NFT_TABLE if _is_default_root(root) else f"{NFT_TABLE}-{root_id(root)}"
-
-
-def _host_lock():
-    os.makedirs(HOST_STATE, mode=0o755, exist_ok=True)
-    return FileLock(f"{HOST_STATE}/host.lock")
-
-
-def _register_root(root, rid):
-    """List this root in /run/diyc/roots, for other roots' subnet choices
-    (the caller holds the host lock)."""
-    d = f"{HOST_STATE}/roots"
-    os.makedirs(d, exist_ok=True)
-    try:
-        os.symlink(os.path.realpath(root.path), f"{d}/{rid}")
-    except FileExistsError:
-        pass
-
-
-def _unregister_root(root):
-    """A root without networks no longer claims subnets."""
-    with _host_lock():
-        if not list_networks(root):
-            try:
-                os.unlink(f"{HOST_STATE}/roots/{root_id(root)}")
-            except FileNotFoundError:
-                pass
-
-
-def _other_roots(rid):
-    """(id, path) of every other registered root.  Entries of roots that
-    are gone (or whose id changed) are dropped.  The caller holds the host
-    lock."""
-    d = f"{HOST_STATE}/roots"
-    for other in _listdir(d):
-        if other == rid:
-            continue
-        try:
-            path = os.readlink(f"{d}/{other}")
-            alive = os.readlink(f"{path}/networks/root-id") == other
-        except OSError:
-            alive = False
-        if alive:
-            yield other, path
-            continue
-        try:
-            os.unlink(f"{d}/{other}")
-        except FileNotFoundError:
-            pass
-
-
-def _other_roots_subnets(rid):
-    """[((net, plen), description)] of every other registered root's
-    networks (the caller holds the host lock)."""
-    from .state import Root
-    out = []
-    for _, path in _other_roots(rid):
-        for rec in list_networks(Root(path)):
-            try:
-                out.append((parse_subnet(rec["subnet"]), f"network {rec['name']!r} of the diyc root {path}"))
-            except (KeyError, DiycError):
-                continue
-    return out
-
-
-def _published_here_by_other_roots(rid, ports):
-    """The first of `ports` another root publishes in this namespace ->
-    (port, description), else None.  Each root keeps its own reservations
-    and nftables table, so without this two roots could DNAT one port.
-    Another root's reservation counts when its container's bridge is here
-    (a root serving another namespace does not clash).  Host lock held."""
-    with _netlink() as nl:
-        here = set(nl.links())
-    for _, path in _other_roots(rid):
-        pdir = f"{path}/ports"
-        entries = _listdir(pdir)
-        for p in ports:
-            for entry in entries:
-                if not _same_host_port(entry, p):
-                    continue
-                try:
-                    cid = os.readlink(f"{pdir}/{entry}").split(" ")[0]
-                    bridge = read_json(f"{path}/containers/{cid}/network.json").get("bridge")
-                except (OSError, ValueError):
-                    continue  # being released
-                if bridge in here:
-                    return p, f"container {cid[:12]} of the diyc root {path}"
-    return None
-
-
-def _same_host_port(entry, p):
-    """Whether reservation `entry` (<proto>-<port>-<host ip>) takes the
-    host port of `p`: same protocol and port, same address or a wildcard."""
-    prefix = f"{p['proto']}-{p['host_port']}-"
-    if not entry.startswith(prefix):
-        return False
-    other_ip = entry[len(prefix):]
-    return "0.0.0.0" in (other_ip, p["host_ip"]) or other_ip == p["host_ip"]
-
-
-def _diyc_bridges(nl):
-    return [name for name, (_, _, kind) in nl.links().items()
-            if kind == "bridge" and name.startswith("diyc")]
-
-
-def _forward_state_path():
-    # per network namespace: roots may serve several (tests, nested hosts)
-    ino = os.stat("/proc/thread-self/ns/net").st_ino
-    return f"{HOST_STATE}/ip_forward-{ino}"
-
-
-def _delete_bridge(bridge):
-    """Delete one of this root's bridges (if there) -> (deleted, the
-    ip_forward value restored or None): with the last diyc bridge of this
-    namespace goes the forwarding diyc turned on."""
-    with _host_lock(), _netlink() as nl:
-        try:
-            nl.del_link(bridge)
-            deleted = True
-        except OSError as e:
-            if e.errno != errno.ENODEV:
-                raise
-            deleted = False
-        return deleted, _restore_forwarding(nl)
-
-
-def _restore_forwarding(nl):
-    """(Host lock held.)  No diyc bridge left here: ip_forward back to the
-    value the first one found -> that value, or None if nothing to do."""
-    if _diyc_bridges(nl):
-        return None
-    path = _forward_state_path()
-    try:
-        with open(path) as f:
-            original = f.read().strip()
-    except FileNotFoundError:
-        return None
-    changed = _read_sysctl("net/ipv4/ip_forward") != original
-    if changed:
-        _write_sysctl("net/ipv4/ip_forward", original)
-    os.unlink(path)
-    return original if changed else None
-
-
 def remove(root, name):
     """`diyc network rm`: refuses while containers use the network."""
     rec = load(root, name)
@@ -460,13 +151,13 @@ def remove(root, name):
         if users:
             names = ", ".join(sorted(u[1] for u in users.values()))
             raise Conflict(f"network {name} is in use by container(s): {names}")
-        _delete_bridge(rec["bridge"])
-        os.unlink(_record_path(root, name))
-        from .state import remove_tree
-        remove_tree(f"{_networks_dir(root)}/{name}")
+        delete_bridge(rec["bridge"])
+        os.unlink(record_path(root, name))
+        from ..state import remove_tree
+        remove_tree(f"{networks_dir(root)}/{name}")
     with root.lock("ports"):
         _apply_firewall(root, only_if_present=True)
-    _unregister_root(root)
+    unregister_root(root)
 
 
 def prune(root):
@@ -484,7 +175,7 @@ def prune(root):
             if _leases(root, name):
                 in_use = True
                 continue
-            deleted, restored = _delete_bridge(rec["bridge"])
+            deleted, restored = delete_bridge(rec["bridge"])
             if deleted:
                 out.append(f"removed bridge {rec['bridge']} of network {name}")
             if restored is not None:
@@ -496,7 +187,7 @@ def prune(root):
     with root.lock("ports"):
         if in_use:
             _apply_firewall(root, only_if_present=True)
-        elif _nft(f"delete table ip {table}\n", check=False) == 0:
+        elif firewall.delete_table(table):
             out.append(f"removed nftables table ip {table}")
     return out
 
@@ -527,7 +218,7 @@ def plan(root, network, ip=None, publish=()):
     if ip is not None:
         _check_ip_in(rec, ip)
         try:
-            os.readlink(f"{_leases_dir(root, network)}/{ip}")
+            os.readlink(f"{leases_dir(root, network)}/{ip}")
             raise Conflict(f"address {ip} is already in use on network {network}")
         except FileNotFoundError:
             pass
@@ -542,11 +233,11 @@ def plan(root, network, ip=None, publish=()):
 
 def _joined_container(root, network):
     """The running container whose network namespace `container:NAME` names."""
-    from .runtime import Container
+    from ..record import ContainerRecord
     ref = network.partition(":")[2]
     if not ref:
         raise InvalidArgument("--network container: needs a container name or id")
-    target = Container.load(ref, root)
+    target = ContainerRecord.load(ref, root)
     if target.status != "running":
         raise Conflict(f"cannot join the network of container {target.name}: it is not running")
     return target
@@ -564,8 +255,8 @@ def joined_mounts(root, network):
 def spawn_joined(ctr, init):
     """_native.spawn() for --network container:NAME: cloned inside NAME's
     network namespace instead of a new one."""
-    from .rootfs import spawn_in
-    from .state import pid_alive
+    from ..rootfs import spawn_in
+    from ..state import pid_alive
     target = _joined_container(ctr.root, ctr.record["network"])
     state = target.record["state"]
     if not pid_alive(state["pid"], state.get("pid_start")):
@@ -576,7 +267,7 @@ def spawn_joined(ctr, init):
 
 
 def _native_flag(kind):
-    from . import _native
+    from .. import _native
     return _native.NS_FLAGS[kind]
 
 
@@ -650,7 +341,7 @@ def connect(ctr, pid):
     net, plen = parse_subnet(rec["subnet"])
     hostname = ctr.record["spec"].get("hostname") or cid[:12]
     me = f"{cid} {ctr.name} {hostname}"
-    leases = _leases_dir(root, name)
+    leases = leases_dir(root, name)
     with root.lock(f"network-{name}"):
         ip = _lease(root, rec, me, settings.get("requested_ip"))
         settings.update(ip=ip, prefixlen=plen, gateway=rec["gateway"], bridge=rec["bridge"],
@@ -692,7 +383,7 @@ def connect(ctr, pid):
 def _lease(root, rec, me, requested):
     """Claim an address (the caller holds the network's lock)."""
     name = rec["name"]
-    leases = _leases_dir(root, name)
+    leases = leases_dir(root, name)
     os.makedirs(leases, exist_ok=True)
     if requested:
         _check_ip_in(rec, requested)
@@ -704,7 +395,7 @@ def _lease(root, rec, me, requested):
     net, plen = parse_subnet(rec["subnet"])
     gateway = ip_to_int(rec["gateway"])
     for attempt in (0, 1):
-        used = {ip_to_int(ip) for ip in _listdir(leases)}
+        used = {ip_to_int(ip) for ip in listdir(leases)}
         for n in range(net + 1, net + (1 << (32 - plen)) - 1):
             if n != gateway and n not in used:
                 ip = int_to_ip(n)
@@ -717,9 +408,9 @@ def _lease(root, rec, me, requested):
 
 def _leases(root, name, leases=None):
     """{ip: (container id, name, hostname)} of the network's leases."""
-    leases = leases or _leases_dir(root, name)
+    leases = leases or leases_dir(root, name)
     out = {}
-    for ip in _listdir(leases):
+    for ip in listdir(leases):
         try:
             target = os.readlink(f"{leases}/{ip}")
         except FileNotFoundError:
@@ -733,7 +424,7 @@ def _leases(root, name, leases=None):
 def _setup_bridge(root, rec, nl):
     """First container on this network in this network namespace: the
     bridge, its gateway address, forwarding and the firewall.  -> ifindex."""
-    with root.lock(f"network-{rec['name']}"), _host_lock():
+    with root.lock(f"network-{rec['name']}"), host_lock():
         try:
             return nl.link_index(rec["bridge"])
         except OSError as e:
@@ -741,34 +432,24 @@ def _setup_bridge(root, rec, nl):
                 raise
         net, plen = parse_subnet(rec["subnet"])
         for (dst, dlen), what in _host_routes(nl, ()):
-            if _overlaps(net, plen, dst, dlen):
+            if overlaps(net, plen, dst, dlen):
                 raise NetworkError(f"network {rec['name']}: its subnet {rec['subnet']} overlaps {what} "
                                    f"({int_to_ip(dst)}/{dlen}) in this network namespace")
-        if not _diyc_bridges(nl):
+        if not diyc_bridges(nl):
             # the first diyc bridge here (of any root): remember ip_forward
             # as it is, for whoever deletes the last one (a file left by a
             # namespace that had the same inode, or a crash, is stale now)
-            atomic_write(_forward_state_path(), _read_sysctl("net/ipv4/ip_forward") + "\n")
+            atomic_write(forward_state_path(), read_sysctl("net/ipv4/ip_forward") + "\n")
         nl.add_bridge(rec["bridge"])
         index = nl.link_index(rec["bridge"])
         nl.add_address(index, rec["gateway"], plen)
         # published ports on 127.0.0.1: DNAT to the container makes the packet
         # leave through the bridge with a loopback source, dropped unless allowed
-        _write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
-        _write_sysctl("net/ipv4/ip_forward", "1")
+        write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
+        write_sysctl("net/ipv4/ip_forward", "1")
     with root.lock("ports"):
         _apply_firewall(root)
     return index
-
-
-def _read_sysctl(name):
-    with open(f"/proc/sys/{name}") as f:
-        return f.read().strip()
-
-
-def _write_sysctl(name, value):
-    with open(f"/proc/sys/{name}", "w") as f:
-        f.write(value)
 
 
 # -- published ports and the firewall ---------------------------------------------
@@ -778,28 +459,25 @@ def _port_key(p):
 
 
 def _publish(root, cid, ip, ports):
-    pdir = _ports_dir(root)
+    pdir = ports_dir(root)
     os.makedirs(pdir, exist_ok=True)
     with root.lock("ports"):
-        existing = _listdir(pdir)
+        existing = listdir(pdir)
         for p in ports:
             for entry in existing:
-                if _same_host_port(entry, p):
+                if same_host_port(entry, p):
                     owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
                     raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
                                    f"published by container {owner[:12]}")
             _check_port_free(p)
-        with _host_lock():  # checked and claimed as one step against other roots too
-            clash = _published_here_by_other_roots(root_id(root), ports)
+        with host_lock():  # checked and claimed as one step against other roots too
+            clash = published_here_by_other_roots(root_id(root), ports)
             if clash:
                 p, what = clash
                 raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
             for p in ports:
                 os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
-        table = firewall_table(root)
-        script = "".join(f"add element ip {table} {_map_and_key(p)} : {ip} . {p['container_port']} }}\n"
-                         for p in ports)
-        if _nft(script, check=False) != 0:
+        if not firewall.add_ports(firewall_table(root), ip, ports):
             _apply_firewall(root)  # the table is gone (pruned?): rebuild it, ports included
 
 
@@ -821,83 +499,23 @@ def _check_port_free(p):
         s.close()
 
 
-def _map_and_key(p):
-    if p["host_ip"] == "0.0.0.0":
-        return f"ports_any {{ {p['proto']} . {p['host_port']}"
-    return f"ports_addr {{ {p['host_ip']} . {p['proto']} . {p['host_port']}"
-
-
-def _nft(script, check=True):
-    """Run `nft -f -` on `script` (a subprocess: see the module docstring)."""
-    import subprocess
-    try:
-        proc = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True)
-    except FileNotFoundError:
-        raise NetworkError("bridge networking needs the nft command (apt-get install nftables)") from None
-    if check and proc.returncode:
-        raise NetworkError(f"nft: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.returncode
-
-
 def _apply_firewall(root, only_if_present=False):
     """(Re)write this root's table (`ip diyc`, `ip diyc-<root id>`) from
-    its network records and port reservations, in one nft transaction.  The
-    caller holds lock "ports".  Other roots' tables are theirs: the
-    wildcards below match their bridges too (isolation between roots, no
-    masquerading into them), but only their own tables name their ports."""
+    its network records and port reservations, in one transaction (see
+    firewall.py).  The caller holds lock "ports"."""
     table = firewall_table(root)
-    if only_if_present and _nft(f"list table ip {table}\n", check=False) != 0:
+    if only_if_present and not firewall.table_exists(table):
         return
-    nets = list_networks(root)
-    post, fwd = [], []
-    for rec in nets:
-        subnet, br = rec["subnet"], rec["bridge"]
-        # outbound: masquerade what leaves for anywhere but a diyc bridge
-        post.append(f'ip saddr {subnet} oifname != "{BRIDGE_PATTERN}" masquerade')
-        # a published port reached from a container of the same network:
-        # the reply must come back through the host to be un-DNATed
-        post.append(f'ct status dnat ip saddr {subnet} oifname "{br}" masquerade')
-        # isolation: nothing routed from this bridge to another diyc bridge
-        fwd.append(f'iifname "{br}" oifname != "{br}" oifname "{BRIDGE_PATTERN}" drop')
-    # published ports reached on 127.0.0.1 (route_localnet is on for the bridges)
-    post.append(f'ip saddr 127.0.0.0/8 oifname "{BRIDGE_PATTERN}" masquerade')
-    elements = {"ports_any": [], "ports_addr": []}
-    pdir = _ports_dir(root)
-    for entry in _listdir(pdir):
+    published = []
+    pdir = ports_dir(root)
+    for entry in listdir(pdir):
         try:
             proto, port, host_ip = entry.split("-", 2)
             cip, cport = os.readlink(f"{pdir}/{entry}").split(" ")[1].split(":")
+            published.append(({"proto": proto, "host_port": int(port), "host_ip": host_ip}, cip, int(cport)))
         except (OSError, ValueError, IndexError):
             continue
-        p = {"proto": proto, "host_port": port, "host_ip": host_ip}
-        mapname, key = _map_and_key(p).split(" { ")
-        elements[mapname].append(f"{key} : {cip} . {cport}")
-
-    def elems(name):
-        return f" elements = {{ {', '.join(elements[name])} }};" if elements[name] else ""
-    nl = "\n    "
-    script = f"""table ip {table}
-delete table ip {table}
-table ip {table} {{
-  map ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service;{elems("ports_any")} }}
-  map ports_addr {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;{elems("ports_addr")} }}
-  chain ports {{
-    dnat ip to ip daddr . meta l4proto . th dport map @ports_addr
-    dnat ip to meta l4proto . th dport map @ports_any
-  }}
-  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump ports; }}
-  chain output {{ type nat hook output priority -100; policy accept; fib daddr type local jump ports; }}
-  chain postrouting {{
-    type nat hook postrouting priority srcnat; policy accept;
-    {nl.join(post)}
-  }}
-  chain forward {{
-    type filter hook forward priority filter; policy accept;
-    {nl.join(fwd)}
-  }}
-}}
-"""
-    _nft(script)
+    firewall.write_table(table, [(rec["subnet"], rec["bridge"]) for rec in list_networks(root)], published)
 
 
 # -- end of a container -------------------------------------------------------------
@@ -928,10 +546,10 @@ def release(ctr):
 def _release(root, cid, settings):
     name, ip = settings["network"], settings.get("ip")
     if settings.get("ports"):
-        pdir = _ports_dir(root)
+        pdir = ports_dir(root)
         table = firewall_table(root)
         with root.lock("ports"):
-            script = ""
+            released = []
             for p in settings["ports"]:
                 path = f"{pdir}/{_port_key(p)}"
                 try:
@@ -940,12 +558,11 @@ def _release(root, cid, settings):
                     os.unlink(path)
                 except FileNotFoundError:
                     continue
-                script += f"delete element ip {table} {_map_and_key(p)} }}\n"
-            if script:
-                _nft(script, check=False)
+                released.append(p)
+            firewall.delete_ports(table, released)
     if ip:
         with root.lock(f"network-{name}"):
-            lease = f"{_leases_dir(root, name)}/{ip}"
+            lease = f"{leases_dir(root, name)}/{ip}"
             try:
                 if os.readlink(lease).split(" ")[0] == cid:
                     os.unlink(lease)
@@ -973,11 +590,11 @@ def _drop_hosts_lines(path, prefix):
 def _reclaim_orphans(root, name):
     """Release the leases of containers that are gone or no longer running
     (their diyc was killed).  The caller holds the network's lock."""
-    from .runtime import Container
+    from ..record import ContainerRecord
     out = []
     for ip, (cid, cname, _) in _leases(root, name).items():
         try:
-            status = Container(root, read_json(f"{root.container_dir(cid)}/container.json")).status
+            status = ContainerRecord.load_id(root, cid).status
         except (FileNotFoundError, NotADirectoryError, ValueError):
             status = "gone"
         # an exited container keeps its network.json only while starting
@@ -985,7 +602,7 @@ def _reclaim_orphans(root, name):
         if status in ("gone", "dead") or \
                 (status == "exited" and not os.path.exists(f"{root.container_dir(cid)}/network.json")):
             try:
-                os.unlink(f"{_leases_dir(root, name)}/{ip}")
+                os.unlink(f"{leases_dir(root, name)}/{ip}")
                 out.append(f"released address {ip} of container {cid[:12]} ({cname}) on network {name}")
             except FileNotFoundError:
                 pass
@@ -1000,9 +617,9 @@ def cleanup(root):
     for rec in list_networks(root):
         with root.lock(f"network-{rec['name']}"):
             out += _reclaim_orphans(root, rec["name"])
-    pdir = _ports_dir(root)
+    pdir = ports_dir(root)
     stale = []
-    for entry in _listdir(pdir):
+    for entry in listdir(pdir):
         try:
             cid = os.readlink(f"{pdir}/{entry}").split(" ")[0]
         except OSError:
@@ -1019,10 +636,3 @@ def cleanup(root):
                     pass
             _apply_firewall(root, only_if_present=True)
     return out
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []

@@ -13,8 +13,8 @@ Like `diyc`, this runs once per container: no json, argparse or re here."""
 import os
 import sys
 
-from .cli import FLAG, LIST, VALUE, _options, _signal_number, parse
-from .errors import Conflict, DiycError, InvalidArgument
+from ..cli import FLAG, LIST, VALUE, option_table, parse, signal_number
+from ..errors import Conflict, DiycError, InvalidArgument
 
 VERSION = "0.1.0"
 
@@ -44,7 +44,7 @@ Global options:
   --systemd-cgroup    accepted: cgroupsPath slice:prefix:name is laid out on cgroupfs
 """
 
-GLOBAL_OPTIONS = _options(
+GLOBAL_OPTIONS = option_table(
     ("--root", "root", VALUE),
     ("--log", "log", VALUE),
     ("--log-format", "log_format", VALUE),
@@ -55,7 +55,7 @@ GLOBAL_OPTIONS = _options(
     ("-v --version", "version", FLAG),
 )
 
-CREATE_OPTIONS = _options(
+CREATE_OPTIONS = option_table(
     ("-b --bundle", "bundle", VALUE),
     ("--pid-file", "pid_file", VALUE),
     ("--console-socket", "console_socket", VALUE),
@@ -63,9 +63,9 @@ CREATE_OPTIONS = _options(
     ("--no-new-keyring", "no_new_keyring", FLAG),  # diyc never makes a session keyring
     ("--preserve-fds", "preserve_fds", VALUE),
 )
-RUN_OPTIONS = dict(CREATE_OPTIONS, **_options(("-d --detach", "detach", FLAG),
+RUN_OPTIONS = dict(CREATE_OPTIONS, **option_table(("-d --detach", "detach", FLAG),
                                               ("--keep", "keep", FLAG)))
-EXEC_OPTIONS = _options(
+EXEC_OPTIONS = option_table(
     ("-p --process", "process", VALUE),
     ("--pid-file", "pid_file", VALUE),
     ("-d --detach", "detach", FLAG),
@@ -83,25 +83,25 @@ EXEC_OPTIONS = _options(
 def _one_id(pos, command, extra=0):
     if not pos or len(pos) > 1 + extra:
         raise InvalidArgument(f'"{command}" requires a container id')
-    from .oci import check_id
+    from .spec import check_id
     return check_id(pos[0])
 
 
 def _write_pid_file(path, pid):
     if path:
-        from .state import atomic_write
+        from ..state import atomic_write
         atomic_write(os.path.abspath(path), str(pid))
 
 
 def _check_common(opts):
     n = opts.get("preserve_fds")
     if n is not None:
-        from .numbers import integer
+        from ..numbers import integer
         integer(n, "--preserve-fds", 0, 1023)
 
 
 def _load_bundle(opts):
-    from . import oci
+    from . import spec as oci
     _check_common(opts)
     bundle, spec = oci.load_bundle(opts.get("bundle"))
     if spec["process"].get("terminal") and not opts.get("console_socket"):
@@ -168,7 +168,7 @@ def cmd_create(root, args):
 
 
 def cmd_start(root, args):
-    from . import oci
+    from . import spec as oci
     opts, pos = parse(args, {})
     ctr = oci.load(root, _one_id(pos, "start"))
     oci.start(ctr)
@@ -177,24 +177,24 @@ def cmd_start(root, args):
 
 
 def cmd_state(root, args):
-    from . import _json, oci
+    from .. import _json; from . import spec as oci
     opts, pos = parse(args, {})
     print(_json.dumps(oci.state(oci.load(root, _one_id(pos, "state")))))
     return 0
 
 
 def cmd_kill(root, args):
-    from . import oci
-    opts, pos = parse(args, _options(("-a --all", "all", FLAG)))
+    from . import spec as oci
+    opts, pos = parse(args, option_table(("-a --all", "all", FLAG)))
     cid = _one_id(pos, "kill", extra=1)
-    sig = _signal_number(pos[1] if len(pos) > 1 else "TERM")
+    sig = signal_number(pos[1] if len(pos) > 1 else "TERM")
     oci.kill(oci.load(root, cid), sig, opts.get("all", False))
     return 0
 
 
 def cmd_delete(root, args):
-    from . import oci
-    opts, pos = parse(args, _options(("-f --force", "force", FLAG)))
+    from . import spec as oci
+    opts, pos = parse(args, option_table(("-f --force", "force", FLAG)))
     oci.delete(oci.load(root, _one_id(pos, "delete")), opts.get("force", False))
     return 0
 
@@ -241,8 +241,8 @@ def cmd_run(root, args):
             oci.release_host_mounts(ctr)
     except BaseException:
         if ctr.pid:
-            from .runtime import _kill_and_reap
-            _kill_and_reap(ctr.pid)
+            from ..record import kill_and_reap
+            kill_and_reap(ctr.pid)
             ctr.pid = None
         oci.discard(ctr)
         raise
@@ -253,7 +253,7 @@ def cmd_run(root, args):
 
 
 def cmd_exec(root, args):
-    from . import _json, oci
+    from .. import _json; from . import spec as oci
     opts, pos = parse(args, EXEC_OPTIONS)
     _check_common(opts)
     if not pos:
@@ -277,7 +277,7 @@ def cmd_exec(root, args):
         if opts.get("cwd"):
             process["cwd"] = opts["cwd"]
         if opts.get("user") or opts.get("groups"):
-            from .numbers import integer
+            from ..numbers import integer
             uid, _, gid = (opts.get("user") or "0").partition(":")
             ids = [integer(i, "exec --user/--additional-gids id", 0, 0xFFFFFFFE)
                    for i in [uid, gid or "0"] + list(opts.get("groups") or ())]
@@ -298,8 +298,8 @@ def cmd_exec(root, args):
 
 
 def cmd_list(root, args):
-    from . import _json, oci
-    opts, pos = parse(args, _options(("-f --format", "format", VALUE), ("-q --quiet", "quiet", FLAG)))
+    from .. import _json; from . import spec as oci
+    opts, pos = parse(args, option_table(("-f --format", "format", VALUE), ("-q --quiet", "quiet", FLAG)))
     rows = []
     for cid in oci.list_ids(root):
         try:
@@ -317,8 +317,8 @@ def cmd_list(root, args):
                             "bundle": r["bundle"], "annotations": r["annotations"],
                             "created": _rfc3339(r["created"]), "owner": "root"} for r in rows]))
     elif opts.get("format", "table") == "table":
-        from .cli import _table
-        _table(("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"),
+        from ..cli import print_table
+        print_table(("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"),
                [(r["id"], r["pid"], r["status"], r["bundle"], _rfc3339(r["created"]), "root")
                 for r in rows])
     else:
@@ -332,14 +332,14 @@ def _rfc3339(t):
 
 
 def cmd_ps(root, args):
-    from . import _json, oci
-    opts, pos = parse(args, _options(("-f --format", "format", VALUE)))
+    from .. import _json; from . import spec as oci
+    opts, pos = parse(args, option_table(("-f --format", "format", VALUE)))
     if not pos:
         raise InvalidArgument('"ps" requires a container id')
     ctr = oci.load(root, oci.check_id(pos[0]))
     if oci.status(ctr) == "stopped":
         raise InvalidArgument(f"container {ctr.name} is not running")
-    pids = sorted(ctr._cgroup().pids())
+    pids = sorted(ctr.control_group().pids())
     if opts.get("format", "table") == "json":
         print(_json.dumps(pids))
         return 0
@@ -360,7 +360,7 @@ def cmd_ps(root, args):
     return 0
 
 
-UPDATE_OPTIONS = _options(
+UPDATE_OPTIONS = option_table(
     ("-r --resources", "resources", VALUE),
     ("--memory", "memory", VALUE),
     ("--memory-swap", "memory_swap", VALUE),
@@ -377,7 +377,7 @@ _UPDATE_FIELDS = {"memory": ("memory", "limit"), "memory_swap": ("memory", "swap
 def cmd_update(root, args):
     """`update [-r FILE|-] [--memory N ...] ID`: a running container's
     resources (what containerd's UpdateContainerResources sends on stdin)."""
-    from . import _json, oci
+    from .. import _json, numbers; from . import spec as oci
     opts, pos = parse(args, UPDATE_OPTIONS)
     ctr = oci.load(root, _one_id(pos, "update"))
     resources = {}
@@ -392,13 +392,10 @@ def cmd_update(root, args):
         if opts.get(key) is not None:
             value = opts[key]
             if key in ("memory", "memory_swap"):
-                from .config import parse_size
+                from ..config import parse_size
                 number = -1 if value == "-1" else parse_size(value, f"--{key.replace('_', '-')}")
             else:
-                try:
-                    number = int(value)
-                except ValueError:
-                    raise InvalidArgument(f"invalid --{key.replace('_', '-')} {value!r}") from None
+                number = numbers.integer(value, f"--{key.replace('_', '-')}")
             resources.setdefault(field, {})[name] = number
     oci.update(ctr, resources)
     return 0
@@ -407,20 +404,17 @@ def cmd_update(root, args):
 def cmd_events(root, args):
     """`events [--stats] [--interval S] ID`: the container's cgroup stats as
     runc's JSON events; --stats prints one, else one per interval until it stops."""
-    from . import _json, oci
-    from .stats import oci_stats
-    opts, pos = parse(args, _options(("--stats", "stats", FLAG), ("--interval", "interval", VALUE)))
+    from .. import _json, numbers; from . import spec as oci
+    from ..stats import oci_stats
+    opts, pos = parse(args, option_table(("--stats", "stats", FLAG), ("--interval", "interval", VALUE)))
     ctr = oci.load(root, _one_id(pos, "events"))
     interval = opts.get("interval") or "5s"
-    try:
-        seconds = float(interval.removesuffix("s"))
-    except ValueError:
-        raise InvalidArgument(f"invalid --interval {interval!r}: seconds, like 5s") from None
+    seconds = numbers.decimal(interval.removesuffix("s"), "--interval", minimum=0.001)
     import time
     while True:
         if oci.status(ctr) == "stopped":
             raise Conflict("container not running")
-        print(_json.dumps({"type": "stats", "id": ctr.name, "data": oci_stats(ctr._cgroup())}))
+        print(_json.dumps({"type": "stats", "id": ctr.name, "data": oci_stats(ctr.control_group())}))
         sys.stdout.flush()
         if opts.get("stats"):
             return 0
@@ -428,16 +422,16 @@ def cmd_events(root, args):
 
 
 def features():
-    from . import _native
-    from .oci import _HOOKS, _NAMESPACES, OCI_VERSION
-    from .security import CAPABILITIES
+    from .. import _native
+    from .spec import HOOKS, NAMESPACES, OCI_VERSION
+    from ..security import CAPABILITIES
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": list(_HOOKS),
+        "hooks": list(HOOKS),
         "mountOptions": sorted(set(_native.MOUNT_FLAGS) | set(_native.PROPAGATION_FLAGS) | {"defaults"}),
         "linux": {
-            "namespaces": list(_NAMESPACES),
+            "namespaces": list(NAMESPACES),
             "capabilities": [f"CAP_{c}" for c in CAPABILITIES],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": False},
@@ -454,7 +448,7 @@ def cmd_checkpoint(root, args):
 
 
 def cmd_features(root, args):
-    from . import _json
+    from .. import _json
     parse(args, {})
     print(_json.dumps(features()))
     return 0
@@ -463,7 +457,7 @@ def cmd_features(root, args):
 def default_spec():
     """`runc spec`'s shape, with diyc's defaults: no terminal (pass-through
     stdio), docker's capability set, masked paths, a read-only root."""
-    from . import config, security
+    from .. import config, security
     caps = [f"CAP_{c}" for c in security.DEFAULT_CAPS]
     spec = config.make_spec(
         ["sh"], env=[f"PATH={config.DEFAULT_ENV_PATH}", "TERM=xterm"], rootfs="rootfs",
@@ -479,8 +473,8 @@ def default_spec():
 
 
 def cmd_spec(root, args):
-    from . import _json
-    opts, pos = parse(args, _options(("-b --bundle", "bundle", VALUE), ("--rootless", "rootless", FLAG)))
+    from .. import _json
+    opts, pos = parse(args, option_table(("-b --bundle", "bundle", VALUE), ("--rootless", "rootless", FLAG)))
     if opts.get("rootless"):
         raise InvalidArgument("spec --rootless is not supported (no user namespaces in diyc)")
     path = f"{opts.get('bundle') or '.'}/config.json"
@@ -506,7 +500,7 @@ def _log_error(opts, message):
     import time
     now = _rfc3339(time.time())
     if opts.get("log_format") == "json":
-        from . import _json
+        from .. import _json
         line = _json.dumps({"level": "error", "msg": message, "time": now})
     else:
         line = f'time="{now}" level=error msg="{message}"'
@@ -526,7 +520,7 @@ def main(argv=None):
             print(USAGE)
             return 0
         if opts.get("version"):
-            from .oci import OCI_VERSION
+            from .spec import OCI_VERSION
             print(f"diyc-runc version {VERSION}\nspec: {OCI_VERSION}")
             return 0
         if opts.get("log_format") not in (None, "text", "json"):
@@ -539,8 +533,8 @@ def main(argv=None):
         cmd = COMMANDS.get(rest[0])
         if cmd is None:
             raise InvalidArgument(f"unknown command: {rest[0]}")
-        from .oci import DEFAULT_ROOT
-        from .state import Root
+        from .spec import DEFAULT_ROOT
+        from ..state import Root
         code = cmd(Root(opts.get("root") or DEFAULT_ROOT), rest[1:])
         sys.stdout.flush()
         return code

@@ -19,7 +19,7 @@ import os
 import stat
 import tarfile
 
-from .errors import DiycError, InvalidArgument
+from ..errors import DiycError, InvalidArgument
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"

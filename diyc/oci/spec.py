@@ -19,11 +19,12 @@ define are ignored, as the spec says a runtime must.
 import errno
 import os
 
-from . import _json, cgroups
-from .errors import Conflict, ContainerNotFound, DiycError, InvalidArgument
-from .rootfs import SECCOMP_ANNOTATION
-from .runtime import Container, _now
-from .state import Root, process_start_time, release_name, remove_tree, reserve_name, write_json
+from .. import _json, cgroups
+from ..errors import Conflict, ContainerNotFound, DiycError, InvalidArgument
+from ..rootfs import SECCOMP_ANNOTATION
+from ..record import cgroup_fields, creator_fields, now, write_new
+from ..runtime import Container
+from ..state import Root
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/diyc-runc"
@@ -69,8 +70,8 @@ _SPEC_FIELDS = {
                             "realtimePeriod", "cpus", "mems", "idle"},
     "linux.resources.pids": {"limit"},
 }
-_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
-_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
+HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
+NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")
 _MOUNT_TYPES = ("bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", None)
 _CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
@@ -101,7 +102,7 @@ def release_host_mounts(ctr):
     once, when the container is deleted."""
     if _has_mount_namespace(ctr.record["spec"]):
         return
-    from . import _native
+    from .. import _native
     try:
         _native.umount_detach(ctr.record["spec"]["root"]["path"])
     except OSError as e:
@@ -145,7 +146,7 @@ def load_bundle(bundle):
 def validate(spec):
     """Refuse, naming the field, whatever diyc would not honour."""
     _check_keys(spec, _TOP, "")
-    from .config import check_text, check_text_list, nul_field
+    from ..config import check_text, check_text_list, nul_field
     where = nul_field(spec)
     if where:
         _refuse(where, "contains a NUL byte")
@@ -177,13 +178,13 @@ def validate(spec):
     caps = process.get("capabilities")
     if caps is not None:
         _check_keys(caps, set(_CAPABILITY_SETS), "process.capabilities")
-        from .security import capability_masks
+        from ..security import capability_masks
         capability_masks(caps)  # unknown names fail here, before anything exists
-    from .security import RLIMITS
+    from ..security import RLIMITS
     for r in process.get("rlimits") or ():
         if r.get("type", "").removeprefix("RLIMIT_").lower() not in RLIMITS:
             _refuse(f"process.rlimits type {r.get('type')!r}", "is not a Linux rlimit")
-        from .numbers import UINT64_MAX, integer
+        from ..numbers import UINT64_MAX, integer
         for key in ("soft", "hard"):
             if not isinstance(r.get(key), int):
                 _refuse(f"process.rlimits[{r['type']}].{key}", "must be an integer")
@@ -202,8 +203,8 @@ def validate(spec):
             _refuse(f"mount destination {m.get('destination')!r}", "must be absolute")
     _validate_linux(spec.get("linux") or {})
     hooks = spec.get("hooks") or {}
-    _check_keys(hooks, set(_HOOKS) | {"createContainer", "startContainer"}, "hooks")
-    for kind in _HOOKS + ("createContainer", "startContainer"):
+    _check_keys(hooks, set(HOOKS) | {"createContainer", "startContainer"}, "hooks")
+    for kind in HOOKS + ("createContainer", "startContainer"):
         for h in hooks.get(kind) or ():
             _check_keys(h, {"path", "args", "env", "timeout"}, f"hooks.{kind}[]", "hooks[]")
             if not str(h.get("path", "")).startswith("/"):
@@ -227,7 +228,7 @@ def _validate_linux(linux):
     if not _empty(linux.get("mountLabel")):
         _refuse("linux.mountLabel", "is not supported (no SELinux support in diyc)")
     if linux.get("seccomp") is not None:
-        from .seccomp import resolve
+        from ..seccomp import resolve
         resolve(linux["seccomp"], frozenset())  # refuses unknown actions and operators
     if linux.get("rootfsPropagation") not in (None, "", "private", "rprivate", "slave", "rslave",
                                               "shared", "rshared", "unbindable", "runbindable"):
@@ -235,7 +236,7 @@ def _validate_linux(linux):
     types = []
     for ns in linux.get("namespaces") or ():
         _check_keys(ns, {"type", "path"}, "linux.namespaces[]")
-        if ns.get("type") not in _NAMESPACES:
+        if ns.get("type") not in NAMESPACES:
             _refuse(f"namespace type {ns.get('type')!r}")
         if ns.get("path"):
             if ns["type"] == "user":
@@ -261,7 +262,7 @@ def _validate_linux(linux):
         _check_keys(d, {"path", "type", "major", "minor", "fileMode", "uid", "gid"}, "linux.devices[]")
         if d.get("uid") or d.get("gid"):
             _refuse(f"linux.devices[{d.get('path')}].uid/gid", "other than 0 are not supported")
-    from .security import parse_sysctl
+    from ..security import parse_sysctl
     network = "none" if "network" in types else "host"
     for key, value in (linux.get("sysctl") or {}).items():
         parse_sysctl(f"{key}={value}", network)
@@ -375,31 +376,20 @@ def create(root, cid, bundle, spec, *, auto_remove=False):
         "image_id": None,
         "layers": [],
         "rootfs": {"bind": spec["root"]["path"]},
-        "created": _now(),
+        "created": now(),
         "auto_remove": auto_remove,
         "restart": {"name": "no", "max_retries": 0},
         "log": {"max_size": 0},
         "network": network,
         "network_settings": None,
-        "cgroup": {"version": cgroup.version,
-                   "paths": cgroup.paths if cgroup.version == 1 else {"": cgroup.path}},
+        "cgroup": cgroup_fields(cgroup),
         "spec": _engine_spec(spec, cgroup),
         "oci": {"bundle": bundle, "annotations": spec.get("annotations") or {},
                 "hooks": spec.get("hooks") or {}},
-        "state": {"status": "created", "creator": os.getpid(),
-                  "creator_start": process_start_time(os.getpid())},
+        "state": creator_fields(),
     }
     cgroup.make_parents()  # a cgroupsPath may name parents nobody made yet
-    cdir = root.container_dir(key)
-    if not reserve_name(root, cid, key):
-        raise Conflict(f"container {cid} already exists")
-    try:
-        os.mkdir(cdir, 0o700)
-        write_json(f"{cdir}/container.json", record)
-    except BaseException:
-        release_name(root, cid, key)
-        remove_tree(cdir)
-        raise
+    write_new(root, record, taken=f"container {cid} already exists")
     return OciContainer(root, record)
 
 
@@ -468,8 +458,7 @@ def start_held(ctr):
     """Let the init blocked before execve go on.  Under the container's
     lock, so a supervisor that reaps a quick exit records the end only
     after we recorded the start."""
-    from .lifecycle import container_lock
-    with container_lock(ctr):
+    with ctr.lock():
         ctr.reload()
         _check_startable(ctr)
         ctr.exec_held()
@@ -478,11 +467,10 @@ def start_held(ctr):
 def discard(ctr):
     """Undo a create, or a start whose prestart hook failed (no poststop
     hooks: the program never ran)."""
-    from .lifecycle import container_lock
     try:
         ctr.kill(9)
-        with container_lock(ctr):
-            ctr._remove_unlocked()
+        with ctr.lock():
+            ctr.remove_under_lock()
         release_host_mounts(ctr)
     except (DiycError, OSError):
         pass
@@ -494,7 +482,7 @@ def kill(ctr, sig, all_processes=False):
     if status(ctr) == "stopped":
         raise Conflict("container not running")
     if all_processes:
-        for pid in ctr._cgroup().pids():
+        for pid in ctr.control_group().pids():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -525,7 +513,6 @@ def delete(ctr, force=False):
 def update(ctr, resources):
     """`update`: new linux.resources (memory, cpu, pids) for a created or
     running container, written to its cgroup and kept in its record."""
-    from .lifecycle import container_lock
     if not isinstance(resources, dict):
         raise InvalidArgument("update: the resources must be a JSON object")
     resources = {field: {k: v for k, v in values.items() if not _empty(v)}
@@ -535,7 +522,7 @@ def update(ctr, resources):
     for field in resources:  # devices are not updated (as with runc): clients send them all
         if field not in ("memory", "cpu", "pids", "devices") and not _empty(resources[field]):
             raise InvalidArgument(f"update: linux.resources.{field} is not supported by diyc")
-    with container_lock(ctr):
+    with ctr.lock():
         ctr.reload()
         if status(ctr) == "stopped":
             raise Conflict("container not running")
@@ -546,7 +533,7 @@ def update(ctr, resources):
             if values:
                 changed[field] = values
                 kept[field] = dict(kept.get(field) or {}, **values)
-        cgroup = ctr._cgroup()
+        cgroup = ctr.control_group()
         try:
             swap = (changed.get("memory") or {}).get("swap")
             if swap is not None and cgroup.version == 1:
@@ -559,7 +546,7 @@ def update(ctr, resources):
             cgroup.set_limits(changed)
         except OSError as e:
             raise DiycError(f"update: {e.strerror}") from None
-        ctr._save()
+        ctr.save()
 
 
 # -- hooks --------------------------------------------------------------------
@@ -600,9 +587,9 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
     """Run an OCI `process` in the running container `ctr` (the engine's
     exec, after checking the process).  With process.terminal, the pty
     master goes to `console_fd`.  -> (pid, exit code or None)."""
-    from . import lifecycle
+    from .. import exec as engine_exec
     _check_keys(process, _PROCESS, "process")
-    from .config import check_text_list, nul_field
+    from ..config import check_text_list, nul_field
     where = nul_field(process, "process")
     if where:
         _refuse(where, "contains a NUL byte")
@@ -614,5 +601,5 @@ def exec_process(ctr, process, stdio=(0, 1, 2), detach=False, console_fd=None):
         _refuse("exec with process.terminal", "needs --console-socket")
     if status(ctr) != "running":
         raise Conflict(f"container {ctr.name} is not running")
-    return lifecycle.exec_process(ctr, dict(process, cwd=process.get("cwd") or "/"), stdio,
-                                  detach=detach, console_fd=console_fd)
+    return engine_exec.exec_process(ctr, dict(process, cwd=process.get("cwd") or "/"), stdio,
+                                    detach=detach, console_fd=console_fd)

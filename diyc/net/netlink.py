@@ -16,7 +16,7 @@ import struct
 
 import _socket
 
-from . import _native
+from .. import _native
 
 NETLINK_ROUTE = 0
 CLONE_NEWNET = 0x40000000
@@ -28,6 +28,12 @@ NLM_F_ROOT, NLM_F_MATCH = 0x100, 0x200
 NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 NLA_F_NESTED = 0x8000
+# extended acks: an error carries the kernel's own explanation as a text
+# attribute (the one `ip` prints after "Error:"); capped: without an echo of
+# our request
+SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
+NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200   # flags of an NLMSG_ERROR
+NLMSGERR_ATTR_MSG = 1
 
 # <linux/rtnetlink.h>
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
@@ -83,6 +89,18 @@ def ifinfomsg(index=0, flags=0, change=0):
     return _IFINFOMSG.pack(0, 0, index, flags, change)
 
 
+def error_text(errno_, flags, payload):
+    """strerror, then what the kernel said (extended ack), if it did."""
+    text = os.strerror(errno_)
+    if flags & NLM_F_ACK_TLVS:
+        # after the error code: the header of our request (all of it unless capped)
+        echoed = _NLMSGHDR.size if flags & NLM_F_CAPPED else _NLMSGHDR.unpack_from(payload, 4)[0]
+        said = parse_attrs(payload, 4 + ((echoed + 3) & ~3)).get(NLMSGERR_ATTR_MSG, b"").rstrip(b"\0")
+        if said:
+            text += f" ({said.decode(errors='replace')})"
+    return text
+
+
 class Netlink:
     """One NETLINK_ROUTE socket, bound to the network namespace of the
     thread that made it (it stays there whatever the thread does after)."""
@@ -90,6 +108,8 @@ class Netlink:
     def __init__(self):
         self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC,
                                    NETLINK_ROUTE)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -122,7 +142,8 @@ class Netlink:
 
     def request(self, msg_type, body, flags=NLM_F_ACK):
         """Send one request; return the list of (type, payload) replies.
-        A kernel error raises OSError with its errno."""
+        A kernel error raises OSError with its errno, and the kernel's
+        explanation when it gives one."""
         self.seq += 1
         seq = self.seq
         self.sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), msg_type,
@@ -140,7 +161,7 @@ class Netlink:
                 if kind == NLMSG_ERROR:
                     code = struct.unpack_from("=i", payload)[0]
                     if code:
-                        raise OSError(-code, os.strerror(-code))
+                        raise OSError(-code, error_text(-code, mflags, payload))
                     return replies
                 if kind == NLMSG_DONE:
                     return replies

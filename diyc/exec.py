@@ -1,0 +1,131 @@
+"""`diyc exec`: a process started in a running container, joining its
+namespaces and cgroup, with its identity, capabilities and seccomp filter."""
+
+import os
+import sys
+
+from .errors import Conflict, ContainerNotFound, InvalidArgument
+
+
+# setns order: the user namespace first (it owns the others), the mount
+# namespace last (after it, /proc is the container's; our fds to the others
+# still work).  (/proc/PID/ns name, OCI namespace type)
+JOIN_ORDER = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"),
+              ("cgroup", "cgroup"), ("pid", "pid"), ("mnt", "mount"))
+
+
+def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
+            on_started=None, detach=False):
+    """`diyc exec`: run a command in a running container, with its
+    environment (plus `env`), working directory and user unless given.
+    With terminal=True the command gets a pty made inside the container;
+    on_started(pid, master) then runs once it has exec'd (to relay the
+    terminal).  Returns the command's exit code (None when detached: it
+    runs on, its output discarded, as with docker exec -d)."""
+    from . import config
+    args = config.check_text_list(args, "command")
+    env = config.check_text_list(env or [], "env")
+    for value, what in ((workdir, "workdir"), (user, "user")):
+        if value is not None:
+            config.check_text(value, what)
+    if not args:
+        raise InvalidArgument('"diyc exec" requires a command')
+    spec = ctr.record["spec"]
+    process = dict(spec["process"], args=list(args), terminal=terminal,
+                   env=config.merge_env(spec["process"]["env"], env, os.environ),
+                   cwd=workdir or spec["process"]["cwd"])
+    if user is not None:
+        from .users import resolve_user
+        uid, gid, groups, _ = resolve_user(user, ctr.record["layers"])
+        process["user"] = {"uid": uid, "gid": gid, "additionalGids": groups}
+        if "capabilities" in process:
+            from .security import process_capabilities
+            process["capabilities"] = process_capabilities(process["capabilities"]["bounding"], uid)
+    if detach:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            return exec_process(ctr, process, (null, null, null), detach=True)[1]
+        finally:
+            os.close(null)
+    return exec_process(ctr, process, stdio, on_started=on_started)[1]
+
+
+def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None):
+    """Run an OCI `process` in the running container `ctr`: the namespaces
+    it has joined with setns (pid too: the process is forked after it), its
+    cgroup, and the process's identity, capabilities, rlimits and the
+    container's seccomp filter.  A terminal's master goes to `console_fd`
+    if given (an OCI console socket), else to on_started(pid, master).
+    -> (pid, exit code; None when detached)."""
+    from . import _native
+    from .errors import init_error
+    from .rootfs import init_config
+    from .record import exit_code_of, waitpid
+    from .record import init_failure
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
+    if ctr.status != "running":
+        raise Conflict(f"container {ctr.name} is not running")
+    spec = ctr.record["spec"]
+    state = ctr.record["state"]
+    exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
+                     linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
+                                sysctl={}, devices=[]))
+    own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
+    fds = []
+    console = None
+    try:
+        for proc_name, oci_name in JOIN_ORDER:
+            if oci_name in own:
+                fds.append(os.open(f"/proc/{state['pid']}/ns/{proc_name}", os.O_RDONLY | os.O_CLOEXEC))
+        n_ns = len(fds)
+        cg = ctr.control_group()
+        files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
+        cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
+        fds += cg_fds
+        pid_r, pid_w = os.pipe()
+        fds += (pid_r, pid_w)
+        init = init_config(exec_spec, stdio=stdio)
+        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
+                    devices=[], symlinks=[])
+        if process.get("terminal") and console_fd is not None:
+            init["console_fd"] = console_fd
+        elif process.get("terminal"):
+            import socket
+            console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            fds.append(child_end.detach())
+            init["console_fd"] = fds[-1]
+        try:
+            first, release_fd, error_fd, _ = _native.spawn(init)
+        except OSError as e:
+            raise init_error(getattr(e, "step", "clone"), e.errno) from None
+        waitpid(first)
+        data = os.read(pid_r, 64)
+        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
+        master = None
+        if console is not None:
+            os.close(fds.pop())  # our copy of the child's end: EOF if it dies first
+            import socket
+            _, got, _, _ = socket.recv_fds(console, 1, 1)
+            master = got[0] if got else None
+        _native.release(release_fd)
+        error = init_failure(_native.wait_exec(error_fd), pid, reap=pid > 0)
+        if error:
+            if pid > 0:
+                waitpid(pid)
+            raise error
+        if detach:
+            return pid, None
+        if on_started:
+            on_started(pid, master) if console is not None else on_started(pid)
+        _, status = waitpid(pid)
+        if master is not None:
+            os.close(master)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if console is not None:
+            console.close()
+    return pid, exit_code_of(status)

@@ -1,0 +1,86 @@
+"""Container logs: the CRI-format file a detached container's supervisor
+writes (containers/<id>/container.log, rotated to .1 at --log-opt
+max-size), read back for `diyc logs`."""
+
+import sys
+import time
+
+from .errors import InvalidArgument
+
+DEFAULT_LOG_MAX_SIZE = 10 << 20
+
+
+def parse_log_opts(opts):
+    out = {"max_size": DEFAULT_LOG_MAX_SIZE}
+    for opt in opts or ():
+        key, sep, value = opt.partition("=")
+        if key == "max-size" and sep:
+            from .config import parse_size
+            out["max_size"] = parse_size(value, "log max-size")
+        else:
+            raise InvalidArgument(f"invalid --log-opt {opt!r}: only max-size=SIZE is supported")
+    return out
+
+
+def read_log(path):
+    """Records of a CRI-format log: (timestamp, stream, text) with partial
+    lines joined."""
+    records = []
+    partial = {}
+    for p in (f"{path}.1", path):
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        for line in data.split(b"\n"):
+            rec = _parse_log_line(line)
+            if rec is None:
+                continue
+            ts, stream, tag, text = rec
+            if tag == b"P":
+                partial[stream] = partial.get(stream, b"") + text
+                continue
+            records.append((ts, stream, partial.pop(stream, b"") + text))
+    return records
+
+
+def _parse_log_line(line):
+    parts = line.split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    ts, stream, tag = parts[:3]
+    return ts.decode(), stream.decode(), tag, parts[3] if len(parts) == 4 else b""
+
+
+def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None):
+    out = out or sys.stdout.buffer
+    err = err or sys.stderr.buffer
+    path = f"{ctr.dir}/container.log"
+    shown = 0
+    records = read_log(path)
+    if tail is not None:
+        shown = max(0, len(records) - tail)
+
+    def emit(recs):
+        for ts, stream, text in recs:
+            f = err if stream == "stderr" else out
+            f.write((ts.encode() + b" " if timestamps else b"") + text + b"\n")
+        out.flush()
+        err.flush()
+
+    emit(records[shown:])
+    shown = len(records)
+    while follow:
+        try:
+            running = ctr.reload().status == "running"
+        except FileNotFoundError:  # a --rm container, ended and removed
+            running = False
+        records = read_log(path)
+        if len(records) < shown:   # rotated: start over in the new file
+            shown = 0
+        emit(records[shown:])
+        shown = len(records)
+        if not running:
+            return
+        time.sleep(0.1)

@@ -1,0 +1,64 @@
+"""IPv4 addresses, subnets and published ports as diyc's networks take
+them: the parsing and arithmetic, nothing else."""
+
+from ..errors import InvalidArgument
+from ..numbers import is_digits
+
+
+def ip_to_int(text, what="IP address"):
+    parts = text.split(".")
+    if len(parts) != 4 or not all(is_digits(p) and len(p) <= 3 and int(p) < 256 for p in parts):
+        raise InvalidArgument(f"invalid {what} {text!r}: expected a dotted IPv4 address such as 10.1.2.3")
+    a, b, c, d = (int(p) for p in parts)
+    return a << 24 | b << 16 | c << 8 | d
+
+
+def int_to_ip(n):
+    return f"{n >> 24 & 255}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+def parse_subnet(text):
+    """'10.1.0.0/16' -> (network as int, prefix length)."""
+    addr, slash, plen = str(text).partition("/")
+    if not slash or not is_digits(plen) or len(plen) > 3:
+        raise InvalidArgument(f"invalid subnet {text!r}: expected CIDR notation such as 10.89.0.0/16")
+    prefixlen = int(plen)
+    if not 8 <= prefixlen <= 29:
+        raise InvalidArgument(f"invalid subnet {text!r}: the prefix length must be between 8 and 29")
+    net = ip_to_int(addr, "subnet address")
+    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
+    if net & ~mask:
+        raise InvalidArgument(f"invalid subnet {text!r}: host bits are set "
+                              f"(did you mean {int_to_ip(net & mask)}/{prefixlen}?)")
+    if addr.startswith(("127.", "0.")) or net >= 0xE0000000:
+        raise InvalidArgument(f"invalid subnet {text!r}: not a unicast range")
+    return net, prefixlen
+
+
+def overlaps(a, alen, b, blen):
+    plen = min(alen, blen)
+    mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+    return (a & mask) == (b & mask)
+
+
+def parse_publish(spec):
+    """docker's -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] -> dict."""
+    text, _, proto = str(spec).partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"invalid -p value {spec!r}: the protocol must be tcp or udp")
+    parts = text.split(":")
+    if len(parts) == 2:
+        host_ip, host_port, ctr_port = "0.0.0.0", parts[0], parts[1]
+    elif len(parts) == 3:
+        host_ip, host_port, ctr_port = parts
+        host_ip = host_ip or "0.0.0.0"
+    else:
+        raise InvalidArgument(f"invalid -p value {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]")
+    ip_to_int(host_ip, f"host IP in -p {spec!r}")
+    ports = []
+    for p in (host_port, ctr_port):
+        if not is_digits(p) or len(p) > 5 or not 1 <= int(p) <= 65535:
+            raise InvalidArgument(f"invalid -p value {spec!r}: {p!r} is not a port number (1-65535)")
+        ports.append(int(p))
+    return {"proto": proto, "host_ip": host_ip, "host_port": ports[0], "container_port": ports[1]}
