@@ -94,11 +94,11 @@ def supervisor_setup(ctr, init, opened):
         import socket
         child_end, supervisor_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         opened += (child_end.detach(), supervisor_end.detach())
-        init["console_fd"], init["console_recv_fd"] = opened[-2], opened[-1]
-        init["stdio"] = (devnull, devnull, devnull)
-        init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
-                                   f"{ctr.dir}/exit", "MASTER", "-1",
-                                   f"{ctr.dir}/attach.sock"] + finish
+        init.console_fd, init.console_recv_fd = opened[-2], opened[-1]
+        init.stdio = (devnull, devnull, devnull)
+        init.supervisor_argv = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
+                                f"{ctr.dir}/exit", "MASTER", "-1",
+                                f"{ctr.dir}/attach.sock"] + finish
         return
     out_r, out_w = os.pipe()
     opened += (out_r, out_w)
@@ -108,9 +108,9 @@ def supervisor_setup(ctr, init, opened):
     # the write ends as its stdout/stderr (everything else it has is CLOEXEC)
     os.set_inheritable(out_r, True)
     os.set_inheritable(err_r, True)
-    init["stdio"] = (devnull, out_w, err_w)
-    init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
-                               f"{ctr.dir}/exit", str(out_r), str(err_r), "-"] + finish
+    init.stdio = (devnull, out_w, err_w)
+    init.supervisor_argv = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
+                            f"{ctr.dir}/exit", str(out_r), str(err_r), "-"] + finish
 
 
 def finish(ctr):
@@ -325,7 +325,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     from . import _native
     from .errors import init_error
     from .rootfs import init_config
-    from .runtime import _waitpid, init_failure
+    from .runtime import _waitpid, exec_error
     try:
         ctr.reload()
     except FileNotFoundError:
@@ -339,7 +339,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
                                 sysctl={}, devices=[]))
     own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
     fds = []
-    console = None
+    console = child = None
     try:
         for proc_name, oci_name in JOIN_ORDER:
             if oci_name in own:
@@ -352,20 +352,22 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         pid_r, pid_w = os.pipe()
         fds += (pid_r, pid_w)
         init = init_config(exec_spec, stdio=stdio)
-        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
-                    devices=[], symlinks=[])
+        init.join_ns_fds = fds[:n_ns]
+        init.cgroup_fds = cg_fds
+        init.pid_fd = pid_w
+        init.devices = init.symlinks = ()
         if process.get("terminal") and console_fd is not None:
-            init["console_fd"] = console_fd
+            init.console_fd = console_fd
         elif process.get("terminal"):
             import socket
             console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             fds.append(child_end.detach())
-            init["console_fd"] = fds[-1]
+            init.console_fd = fds[-1]
         try:
-            first, release_fd, error_fd, _ = _native.spawn(init)
-        except OSError as e:
-            raise init_error(getattr(e, "step", "clone"), e.errno) from None
-        _waitpid(first)
+            child = _native.spawn(init)
+        except _native.InitFailure as e:
+            raise init_error(e.step, e.errno, e.detail) from None
+        _waitpid(child.pid)  # it setns()'d, cloned the process and told us its pid
         data = os.read(pid_r, 64)
         pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
         master = None
@@ -374,8 +376,8 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             import socket
             _, got, _, _ = socket.recv_fds(console, 1, 1)
             master = got[0] if got else None
-        _native.release(release_fd)
-        error = init_failure(_native.wait_exec(error_fd), pid, reap=pid > 0)
+        child.release()
+        error = exec_error(child, reap=pid > 0, pid=pid)
         if error:
             if pid > 0:
                 _waitpid(pid)
@@ -392,5 +394,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             os.close(fd)
         if console is not None:
             console.close()
+        if child is not None:
+            child.close()
     code = os.waitstatus_to_exitcode(status)
     return pid, 128 - code if code < 0 else code

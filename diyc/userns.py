@@ -104,7 +104,7 @@ class ContainerPaths:
     can resolve after it has taken the namespace's ids: /proc/self/fd/N/...
     We open each directory or file it needs (O_PATH) to reserve the number
     N; the init, still the root's owner then, opens the same path in its own
-    mount namespace onto N (init["reopen"]), and N closes at its execve.
+    mount namespace onto N (InitDescription.reopen), and N closes at its execve.
     Its own directory (0710, group: its root's gid) is searched from there;
     anything else under the root (a named volume, a joined container's
     /etc/hosts) is opened itself."""
