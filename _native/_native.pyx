@@ -4,10 +4,10 @@ syscalls Python 3.11 lacks.  Like psutil's C layer: no policy here, errors
 surface as OSError with errno (InitFailure: with the init's step and detail)."""
 
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from libc.errno cimport errno, EINTR, EPIPE, EBADF
+from libc.errno cimport errno, EINTR, EPROTO, E2BIG
 from libc.signal cimport SIGKILL
 from posix.signal cimport kill as c_kill
-from posix.unistd cimport write, close
+from posix.unistd cimport close
 from posix.wait cimport waitpid
 from libc.string cimport strerror
 from posix.types cimport pid_t, uid_t, gid_t, mode_t, dev_t
@@ -123,7 +123,6 @@ cdef extern from "diyc.h":
         char *const *supervisor_argv
         const int *join_ns_fds
         int n_join_ns
-        int pid_fd
         int join_mnt_fd
         int start_fifo_fd
         int report_fifo_fd
@@ -133,8 +132,8 @@ cdef extern from "diyc.h":
         int n_start_hooks
         const char *hook_state[3]
         int userns
-        int layer_sock
         int n_layers
+        int *layer_fds
         const char **reopen_paths
         const int *reopen_fds
         int n_reopen
@@ -172,12 +171,16 @@ cdef extern from "diyc.h":
     struct diyc_child:
         pid_t pid
         pid_t supervisor
-        int release_fd
-        int error_fd
+        int channel
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
     int diyc_idmapped_tree(const char *path, int userns_fd)
     int diyc_release(diyc_child *child, diyc_error *err) nogil
+    int diyc_id_maps_done(diyc_child *child, const int *layer_fds, int n, diyc_error *err)
+    pid_t diyc_wait_pid(diyc_child *child, diyc_error *err) nogil
     int diyc_wait_exec(diyc_child *child, diyc_error *err) nogil
+    int DIYC_MSG_START
+    int diyc_msg_send(int fd, int type, int errnum, const void *payload, size_t len,
+                      const int *fds, int n_fds)
 
 
 class InitFailure(OSError):
@@ -312,8 +315,8 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     c.reopen_paths = <const char **>arena.strv([p for p, _ in init.reopen])
     c.reopen_fds = arena.ints([fd for _, fd in init.reopen])
     c.userns = init.userns
-    c.layer_sock = init.layer_sock
     c.n_layers = init.n_layers
+    c.layer_fds = <int *>arena.alloc(c.n_layers, sizeof(int))  # filled in by the child
 
     c.argv = arena.strv(init.argv)
     c.envp = arena.strv(init.env)
@@ -365,7 +368,6 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     c.console_recv_fd = init.console_recv_fd
     c.n_join_ns = len(init.join_ns_fds)
     c.join_ns_fds = arena.ints(init.join_ns_fds)
-    c.pid_fd = init.pid_fd
 
 
 def spawn(init):
@@ -389,24 +391,23 @@ def spawn(init):
 
 
 cdef class Child:
-    """A cloned container init, and the parent's ends of the channels to
-    it, which this handle owns (close() closes what is left).  Every
+    """A cloned container init, and the parent's end of the channel to it
+    (_native/channel.c), which this handle owns: close() closes it.  Every
     failure is an InitFailure(step, errno, detail)."""
     cdef diyc_child c
 
     def __cinit__(self):
         self.c.pid = 0
         self.c.supervisor = 0
-        self.c.release_fd = -1
-        self.c.error_fd = -1
+        self.c.channel = -1
 
     @staticmethod
     def adopt(pid_t pid, int report_fd):
-        """The init `pid` some other process cloned, whose reports we read
-        from `report_fd` (the OCI start's report FIFO; now ours)."""
+        """The held init `pid` some other process cloned, whose reports we
+        read from `report_fd` (the OCI start's report FIFO; now ours)."""
         cdef Child handle = Child.__new__(Child)
         handle.c.pid = pid
-        handle.c.error_fd = report_fd
+        handle.c.channel = report_fd
         return handle
 
     @property
@@ -419,46 +420,59 @@ cdef class Child:
         parent), or 0."""
         return self.c.supervisor
 
-    def id_maps_done(self):
-        """User namespace: its id maps are written and its idmapped layers
-        sent; the child may take the namespace's ids."""
-        cdef ssize_t r
-        if self.c.release_fd < 0:
-            raise InitFailure("id_maps_done", EBADF)
-        r = write(self.c.release_fd, b"\0", 1)  # the first byte of two
-        if r != 1 and errno != EPIPE:  # EPIPE: it died; wait_exec says why
-            raise InitFailure("id_maps_done", errno)
+    def id_maps_done(self, layer_fds=()):
+        """User namespace: its id maps are written; here are its idmapped
+        layers (fds, ours still).  The child may take the namespace's ids."""
+        cdef int fds[64]
+        cdef diyc_error err
+        cdef int i, n = len(layer_fds)
+        if n > 64:
+            raise InitFailure("id_maps_done", E2BIG, "more than 64 image layers")
+        for i in range(n):
+            fds[i] = layer_fds[i]
+        if diyc_id_maps_done(&self.c, fds, n, &err) < 0:
+            raise _failure(&err)
 
     def release(self):
         """Let the child go on to execve (or to hold before it)."""
         cdef diyc_error err
-        if self.c.release_fd < 0:
-            return
         if diyc_release(&self.c, &err) < 0:
             raise _failure(&err)
+
+    def wait_pid(self):
+        """exec: the pid of the process that runs the command (its first
+        process setns()'d and cloned it)."""
+        cdef diyc_error err
+        cdef pid_t pid
+        with nogil:
+            pid = diyc_wait_pid(&self.c, &err)
+        if pid < 0:
+            raise _failure(&err)
+        return pid
 
     def wait_exec(self):
         """Block until the child has reached its program; raise what it
         reported otherwise (step INIT_DIED: it died without a word - a
-        signal, the OOM killer)."""
+        signal, the OOM killer).  Closes the channel."""
         self._wait(False)
 
     def wait_ready(self):
         """The create/start split: block until the child holds before
-        execve, all its steps done; raise what it reported otherwise."""
+        execve, all its steps done; raise what it reported otherwise.
+        Closes the channel: from `start` on, it reports to a FIFO."""
         self._wait(True)
 
     cdef _wait(self, bint ready_ok):
         cdef diyc_error err
         cdef int r
-        if self.c.error_fd < 0:
-            raise InitFailure("wait_exec", EBADF)
         with nogil:
             r = diyc_wait_exec(&self.c, &err)
-        if r == 0 and ready_ok:
-            raise InitFailure("wait_ready", 0, "the init went on to execve without holding")
-        if r < 0 and not (ready_ok and err.step.decode() == "ready"):
+        if r < 0:
             raise _failure(&err)
+        if r == 1 and not ready_ok:
+            raise InitFailure("wait_exec", EPROTO, "the init holds before execve")
+        if r == 0 and ready_ok:
+            raise InitFailure("wait_ready", EPROTO, "the init went on to execve without holding")
 
     def kill(self):
         """SIGKILL the child and reap what is ours: the child, or its
@@ -473,16 +487,19 @@ cdef class Child:
         self.c.pid = 0
 
     def close(self):
-        """Close the channel ends still open (idempotent)."""
-        if self.c.release_fd >= 0:
-            close(self.c.release_fd)
-            self.c.release_fd = -1
-        if self.c.error_fd >= 0:
-            close(self.c.error_fd)
-            self.c.error_fd = -1
+        """Close our end of the channel, if still open (idempotent)."""
+        if self.c.channel >= 0:
+            close(self.c.channel)
+            self.c.channel = -1
 
     def __dealloc__(self):
         self.close()
+
+
+def start_held(int start_fifo_fd):
+    """`start` of an init held before execve: START on its start FIFO."""
+    if diyc_msg_send(start_fifo_fd, DIYC_MSG_START, 0, NULL, 0, NULL, 0) < 0:
+        raise InitFailure("start", errno)
 
 
 INIT_DIED = DIYC_INIT_DIED.decode()  # Child.wait_exec's step for an init that died without a word

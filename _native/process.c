@@ -73,8 +73,9 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
 
 /*
  * A new user namespace has no id maps until the parent writes them; wait
- * for that (one byte on the sync pipe), then take the namespace's root as
- * our ids, which makes us the owner of every namespace created with it.
+ * for that (ID_MAPS_DONE, with the idmapped layers attach_idmapped_layers
+ * mounts), then take the namespace's root as our ids, which makes us the
+ * owner of every namespace created with it.
  *
  * Those ids may not search the (private) diyc root, where our overlay dirs
  * are: open them first, while we are still its owner, in our own mount
@@ -82,15 +83,15 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
  */
 int enter_user_namespace(const struct diyc_init *init, struct diyc_error *err)
 {
-	char go;
-	ssize_t r;
+	int r;
 
 	if (!init->userns)
 		return 0;
-	do
-		r = read(init->sync_fd, &go, 1);
-	while (r < 0 && errno == EINTR);
-	if (r != 1)
+	r = diyc_msg_expect(init->channel, DIYC_MSG_ID_MAPS_DONE, init->layer_fds, init->n_layers,
+			    "wait_id_maps", err);
+	if (r < 0)
+		return -1;
+	if (r == 0)
 		_exit(125);  /* the parent gave up */
 	for (int i = 0; i < init->n_reopen; i++) {
 		int fd = open(init->reopen_paths[i], O_PATH | O_CLOEXEC);

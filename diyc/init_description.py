@@ -42,8 +42,7 @@ class InitDescription:
     hostname: str = None
     domainname: str = None
     reopen: tuple = ()              # user namespace: (path, O_PATH fd) the init reopens (userns.ContainerPaths)
-    layer_sock: int = -1            # user namespace: the idmapped layers arrive here ...
-    n_layers: int = 0               # ... this many
+    n_layers: int = 0               # user namespace: idmapped layers that come with the id maps
 
     # -- the process
     argv: tuple = ()
@@ -78,7 +77,6 @@ class InitDescription:
 
     # -- exec into a running container
     join_ns_fds: tuple = ()         # namespaces to setns() into, in order
-    pid_fd: int = -1                # where the process's pid is written
 
     def __init__(self, **fields):
         for name, value in fields.items():

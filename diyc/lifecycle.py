@@ -349,12 +349,9 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
         cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
         fds += cg_fds
-        pid_r, pid_w = os.pipe()
-        fds += (pid_r, pid_w)
         init = init_config(exec_spec, stdio=stdio)
         init.join_ns_fds = fds[:n_ns]
         init.cgroup_fds = cg_fds
-        init.pid_fd = pid_w
         init.devices = init.symlinks = ()
         if process.get("terminal") and console_fd is not None:
             init.console_fd = console_fd
@@ -367,9 +364,12 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             child = _native.spawn(init)
         except _native.InitFailure as e:
             raise init_error(e.step, e.errno, e.detail) from None
-        _waitpid(child.pid)  # it setns()'d, cloned the process and told us its pid
-        data = os.read(pid_r, 64)
-        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
+        try:
+            pid = child.wait_pid()  # its first process setns()'d and cloned it
+        except _native.InitFailure as e:
+            raise init_error(e.step, e.errno, e.detail) from None
+        finally:
+            _waitpid(child.pid)
         master = None
         if console is not None:
             os.close(fds.pop())  # our copy of the child's end: EOF if it dies first

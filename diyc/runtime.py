@@ -392,7 +392,7 @@ class Container:
             child = held.child = self._clone(init, held)
             self.pid = child.pid
             if init.userns:
-                self._map_user_namespace(child, held)
+                self._map_user_namespace(child)
             t.mark("clone")
             if self.record.get("network_settings"):  # the child is paused before execve
                 from . import network as networking
@@ -422,7 +422,7 @@ class Container:
     def _describe_init(self, held, stdio, console_fd, preserve_fds):
         """The init's description: the spec's, with the root filesystem we
         prepare, the cgroup to join and (--userns) the paths it must
-        reopen and the socket its idmapped layers arrive on."""
+        reopen and how many idmapped layers it gets."""
         spec = self.record["spec"]
         if self.record.get("userns"):  # its uid may not search the diyc root
             from .userns import ContainerPaths
@@ -443,10 +443,6 @@ class Container:
             init.hook_state = hook_state(spec.get("ociVersion", ""), self.name,
                                          oci.get("bundle", ""), oci.get("annotations") or {})
         if init.userns:
-            import socket
-            held.layer_sock, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            held.for_child.append(child_end.detach())
-            init.layer_sock = held.for_child[-1]
             init.n_layers = len(self.record["layers"])
         if console_fd is not None:
             init.console_fd = console_fd
@@ -478,18 +474,18 @@ class Container:
         finally:
             held.close_for_child()  # the container's and the supervisor's now
 
-    def _map_user_namespace(self, child, held):
-        """The child waits in its new user namespace: give it id maps and
-        idmapped layers, then let it go on."""
+    def _map_user_namespace(self, child):
+        """The child waits in its new user namespace: give it id maps, then
+        let it go on with its idmapped layers."""
         from . import userns
         linux = self.record["spec"]["linux"]
+        userns.write_maps(child.pid, linux["uidMappings"], linux["gidMappings"])
+        layers = userns.idmapped_layers(child.pid, self.record["layers"])
         try:
-            userns.write_maps(child.pid, linux["uidMappings"], linux["gidMappings"])
-            userns.send_idmapped_layers(child.pid, self.record["layers"], held.layer_sock)
+            child.id_maps_done(layers)
         finally:
-            held.layer_sock.close()
-            held.layer_sock = None
-        child.id_maps_done()
+            for fd in layers:
+                os.close(fd)
 
     @staticmethod
     def _release_and_wait(child, hold_before_exec, t):
@@ -531,7 +527,7 @@ class Container:
             except OSError as e:  # ENXIO: nobody reads it any more, the init is gone
                 raise Conflict(f"container {self.name} cannot be started: {e.strerror}") from None
             try:
-                os.write(fd, b"\0")
+                _native.start_held(fd)
             finally:
                 os.close(fd)
             os.unlink(fifo)
@@ -774,7 +770,6 @@ class _StartHeld:
     def __init__(self):
         self.cgroup_fds = []
         self.for_child = []     # fds the init (or supervisor) inherits: ours until the clone
-        self.layer_sock = None  # --userns: our end of the idmapped layers' socket
         self.place = None       # --userns: userns.ContainerPaths
         self.child = None
 
@@ -784,9 +779,6 @@ class _StartHeld:
         self.for_child = []
 
     def undo(self):
-        if self.layer_sock is not None:
-            self.layer_sock.close()
-            self.layer_sock = None
         if self.child is not None:
             self.child.close()
             self.child.kill()  # a supervisor reaps it, then records the end
