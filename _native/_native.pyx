@@ -9,7 +9,7 @@ from libc.signal cimport SIGKILL
 from posix.signal cimport kill as c_kill
 from posix.unistd cimport close
 from posix.wait cimport waitpid
-from libc.string cimport strerror
+from libc.string cimport memset, strerror
 from posix.types cimport pid_t, uid_t, gid_t, mode_t, dev_t
 
 import os
@@ -138,6 +138,7 @@ cdef extern from "diyc.h":
         const int *reopen_fds
         int n_reopen
         int console_fd
+        int console_to_parent
         int console_recv_fd
     struct diyc_hook:
         const char *path
@@ -172,11 +173,13 @@ cdef extern from "diyc.h":
         pid_t pid
         pid_t supervisor
         int channel
+        int console
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
     int diyc_idmapped_tree(const char *path, int userns_fd)
     int diyc_release(diyc_child *child, diyc_error *err) nogil
     int diyc_id_maps_done(diyc_child *child, const int *layer_fds, int n, diyc_error *err)
     pid_t diyc_wait_pid(diyc_child *child, diyc_error *err) nogil
+    int diyc_wait_console(diyc_child *child, diyc_error *err) nogil
     int diyc_wait_exec(diyc_child *child, diyc_error *err) nogil
     int DIYC_MSG_START
     int diyc_msg_send(int fd, int type, int errnum, const void *payload, size_t len,
@@ -333,6 +336,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
         c.stdio[i] = init.stdio[i]
     c.preserve_fds = init.preserve_fds
     c.console_fd = init.console_fd
+    c.console_to_parent = init.console_to_parent
     oom = init.oom_score_adj
     c.oom_score_adj = arena.str(None if oom is None else str(oom))
 
@@ -397,9 +401,9 @@ cdef class Child:
     cdef diyc_child c
 
     def __cinit__(self):
-        self.c.pid = 0
-        self.c.supervisor = 0
+        memset(&self.c, 0, sizeof(self.c))
         self.c.channel = -1
+        self.c.console = -1
 
     @staticmethod
     def adopt(pid_t pid, int report_fd):
@@ -450,6 +454,17 @@ cdef class Child:
             raise _failure(&err)
         return pid
 
+    def wait_console(self):
+        """A terminal for us (init.console_to_parent): the pty master, an
+        fd the caller now owns."""
+        cdef diyc_error err
+        cdef int fd
+        with nogil:
+            fd = diyc_wait_console(&self.c, &err)
+        if fd < 0:
+            raise _failure(&err)
+        return fd
+
     def wait_exec(self):
         """Block until the child has reached its program; raise what it
         reported otherwise (step INIT_DIED: it died without a word - a
@@ -487,10 +502,14 @@ cdef class Child:
         self.c.pid = 0
 
     def close(self):
-        """Close our end of the channel, if still open (idempotent)."""
+        """Close our end of the channel, and a pty master nobody took
+        (idempotent)."""
         if self.c.channel >= 0:
             close(self.c.channel)
             self.c.channel = -1
+        if self.c.console >= 0:
+            close(self.c.console)
+            self.c.console = -1
 
     def __dealloc__(self):
         self.close()

@@ -125,7 +125,8 @@ struct diyc_init {
 	const char **reopen_paths; /* user namespace: paths its ids may not search, opened ... */
 	const int *reopen_fds;  /* ... in our mount namespace onto these fds, before taking them */
 	int n_reopen;
-	int console_fd;         /* terminal: send the pty master over this socket, or -1 */
+	int console_fd;         /* terminal: send the pty master over this socket, or -1 ... */
+	int console_to_parent;  /* ... or to the parent, on the channel (CONSOLE) */
 	int console_recv_fd;    /* detached terminal: the supervisor receives it here */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
@@ -145,6 +146,7 @@ enum diyc_msg_type {
 	DIYC_MSG_READY,         /* child: every step done, holding before execve (create/start) */
 	DIYC_MSG_EXEC_NEXT,     /* child: only seccomp and execve remain (EOF without it: died) */
 	DIYC_MSG_PID,           /* child (exec): payload the pid_t of the process that execs */
+	DIYC_MSG_CONSOLE,       /* child: fd the pty master (a terminal for the parent) */
 	DIYC_MSG_ID_MAPS_DONE,  /* parent: id maps written; fds: the idmapped layers */
 	DIYC_MSG_RELEASE,       /* parent: go on to execve */
 	DIYC_MSG_START,         /* `start`, on the start FIFO: the held init may exec */
@@ -206,6 +208,12 @@ struct diyc_child {
 	pid_t pid;
 	pid_t supervisor;       /* detached containers: the supervisor's pid */
 	int channel;            /* the parent's end of the channel, or the report FIFO */
+	/* exec: the two processes on the child's side race, so what comes
+	 * before the message waited for is kept for its own turn */
+	pid_t exec_pid;         /* PID, or 0 */
+	int console;            /* CONSOLE, or -1 */
+	int failed;             /* an ERROR came: */
+	struct diyc_error failure;
 };
 
 /* spawn.c */
@@ -213,6 +221,7 @@ int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_err
 int diyc_release(struct diyc_child *child, struct diyc_error *err);
 int diyc_id_maps_done(struct diyc_child *child, const int *layer_fds, int n, struct diyc_error *err);
 pid_t diyc_wait_pid(struct diyc_child *child, struct diyc_error *err);
+int diyc_wait_console(struct diyc_child *child, struct diyc_error *err);
 int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err);
 
 /* error.c: async-signal-safe helpers usable in the child */

@@ -457,9 +457,11 @@ int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_err
 		goto fail_channel;
 
 	close(channel[1]);
+	memset(child, 0, sizeof(*child));
 	child->pid = pid;
 	child->supervisor = supervisor;
 	child->channel = channel[0];
+	child->console = -1;
 	return 0;
 
 fail_channel:
@@ -499,28 +501,68 @@ static void close_channel(struct diyc_child *child)
 	child->channel = -1;
 }
 
+/*
+ * Read the child's messages until one of `want` (PID or CONSOLE) is there.
+ * exec's two processes race - its first sends PID, its second CONSOLE or
+ * ERROR - so whatever comes first is kept for its turn; an ERROR is
+ * returned once the PID has come (the caller must reap that process) or
+ * at EOF.  -1 with err filled: a failure.
+ */
+static int wait_for(struct diyc_child *child, int want, struct diyc_error *err)
+{
+	struct diyc_msg m;
+	int r;
+
+	for (;;) {
+		if (want == DIYC_MSG_PID && child->exec_pid > 0)
+			return 0;
+		if (want == DIYC_MSG_CONSOLE && child->console >= 0)
+			return 0;
+		if (want == DIYC_MSG_CONSOLE && child->failed)
+			break;
+		r = diyc_msg_recv(child->channel, &m);
+		if (r < 0)
+			return diyc_fail(err, "wait_child", errno, NULL);
+		if (r == 0)
+			break;
+		if (m.h.type == DIYC_MSG_PID && m.h.len == sizeof(pid_t)) {
+			memcpy(&child->exec_pid, m.payload, sizeof(pid_t));
+		} else if (m.h.type == DIYC_MSG_CONSOLE && m.n_fds == 1 && child->console < 0) {
+			child->console = m.fds[0];
+			continue;
+		} else if (m.h.type == DIYC_MSG_ERROR && !child->failed) {
+			diyc_msg_error(&m, &child->failure);
+			child->failed = 1;
+		} else {
+			diyc_msg_close_fds(&m);
+			return diyc_fail(err, "wait_child", EPROTO, NULL);
+		}
+	}
+	if (child->failed) {
+		*err = child->failure;
+		return -1;
+	}
+	return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
+}
+
 /* exec: the pid of the process that runs the command (join_and_clone). */
 pid_t diyc_wait_pid(struct diyc_child *child, struct diyc_error *err)
 {
-	struct diyc_msg m;
-	pid_t pid;
-	int r = diyc_msg_recv(child->channel, &m);
-
-	if (r < 0)
-		return diyc_fail(err, "wait_pid", errno, NULL);
-	diyc_msg_close_fds(&m);
-	if (r == 0 || m.h.type == DIYC_MSG_ERROR) {
-		if (r == 0)
-			diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
-		else
-			diyc_msg_error(&m, err);
-		close_channel(child);
+	if (wait_for(child, DIYC_MSG_PID, err) < 0)
 		return -1;
-	}
-	if (m.h.type != DIYC_MSG_PID || m.h.len != sizeof(pid))
-		return diyc_fail(err, "wait_pid", EPROTO, NULL);
-	memcpy(&pid, m.payload, sizeof(pid));
-	return pid;
+	return child->exec_pid;
+}
+
+/* A terminal for the parent: the pty master (now the caller's). */
+int diyc_wait_console(struct diyc_child *child, struct diyc_error *err)
+{
+	int fd;
+
+	if (wait_for(child, DIYC_MSG_CONSOLE, err) < 0)
+		return -1;
+	fd = child->console;
+	child->console = -1;
+	return fd;
 }
 
 /*
@@ -537,6 +579,11 @@ int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
 	if (child->channel < 0)
 		return diyc_fail(err, "wait_exec", EBADF, NULL);
 	for (;;) {
+		if (child->failed) {
+			close_channel(child);
+			*err = child->failure;
+			return -1;
+		}
 		r = diyc_msg_recv(child->channel, &m);
 		if (r <= 0)
 			break;
@@ -547,8 +594,8 @@ int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
 			close_channel(child);
 			return 1;
 		} else if (m.h.type == DIYC_MSG_ERROR) {
-			close_channel(child);
-			return diyc_msg_error(&m, err);
+			diyc_msg_error(&m, &child->failure);
+			child->failed = 1;
 		}
 	}
 	r = r < 0 ? errno : 0;

@@ -54,7 +54,8 @@ class InitDescription:
     umask: int = 0o022
     stdio: tuple = (-1, -1, -1)     # fds that become 0, 1, 2; -1: the inherited one
     preserve_fds: int = 0           # our fds 3 .. 3+N-1 stay open in the process
-    console_fd: int = -1            # a terminal: its master is sent over this socket
+    console_fd: int = -1            # a terminal: its master is sent over this socket ...
+    console_to_parent: bool = False  # ... or to us, on the channel (Child.wait_console)
     oom_score_adj: int = None
 
     # -- privileges

@@ -339,7 +339,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
                                 sysctl={}, devices=[]))
     own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
     fds = []
-    console = child = None
+    child = None
     try:
         for proc_name, oci_name in JOIN_ORDER:
             if oci_name in own:
@@ -356,10 +356,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         if process.get("terminal") and console_fd is not None:
             init.console_fd = console_fd
         elif process.get("terminal"):
-            import socket
-            console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            fds.append(child_end.detach())
-            init.console_fd = fds[-1]
+            init.console_to_parent = True
         try:
             child = _native.spawn(init)
         except _native.InitFailure as e:
@@ -371,29 +368,28 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         finally:
             _waitpid(child.pid)
         master = None
-        if console is not None:
-            os.close(fds.pop())  # our copy of the child's end: EOF if it dies first
-            import socket
-            _, got, _, _ = socket.recv_fds(console, 1, 1)
-            master = got[0] if got else None
+        if init.console_to_parent:
+            try:
+                master = child.wait_console()
+            except _native.InitFailure:
+                pass  # it failed before: wait_exec says why
         child.release()
-        error = exec_error(child, reap=pid > 0, pid=pid)
+        error = exec_error(child, reap=True, pid=pid)
         if error:
-            if pid > 0:
-                _waitpid(pid)
+            if master is not None:
+                os.close(master)
+            _waitpid(pid)
             raise error
         if detach:
             return pid, None
         if on_started:
-            on_started(pid, master) if console is not None else on_started(pid)
+            on_started(pid, master) if init.console_to_parent else on_started(pid)
         _, status = _waitpid(pid)
         if master is not None:
             os.close(master)
     finally:
         for fd in fds:
             os.close(fd)
-        if console is not None:
-            console.close()
         if child is not None:
             child.close()
     code = os.waitstatus_to_exitcode(status)
