@@ -8,11 +8,15 @@ A start, top to bottom:
               files the child writes to join it
     rootfs    the overlay of the image's layers (upper on disk, or with
               --rm-tmpfs-size on a capped tmpfs private to the container)
-    clone     _native.spawn: new namespaces; the child joins its cgroup and
-              builds its root filesystem in C while we go on
+              and the init's description (init_description.InitDescription)
+    clone     _native.spawn -> a Child: new namespaces; the child joins its
+              cgroup and builds its root filesystem in C while we go on
+    userns    (--userns: its id maps and idmapped layers)
     network   (bridge networking hooks in here, while the child mounts)
     release   let the child go on to execve
     exec      wait until execve succeeded, or raise the child's error
+
+Container.start() reads as these steps, each a method of its own.
 """
 
 import os
@@ -519,7 +523,7 @@ class Container:
             raise Conflict(f"container {self.name} is not created and waiting to start")
         fifo = f"{self.dir}/start.fifo"
         # what the init says from now on (a failed step, or its death: EOF
-        # before "exec_next"), read until its last fd on the FIFO closes
+        # before EXEC_NEXT), read until its last fd on the FIFO closes
         report = os.open(f"{self.dir}/report.fifo", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             try:
