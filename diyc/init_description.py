@@ -80,10 +80,10 @@ class InitDescription:
     join_ns_fds: tuple = ()         # namespaces to setns() into, in order
 
     def __init__(self, **fields):
-        for name, value in fields.items():
-            if name not in FIELDS:
-                raise TypeError(f"InitDescription has no field {name!r}")
-            setattr(self, name, value)
+        unknown = fields.keys() - FIELDS
+        if unknown:
+            raise TypeError(f"InitDescription has no field {', '.join(sorted(unknown))}")
+        self.__dict__.update(fields)  # one step: a start builds one per container
 
     def __setattr__(self, name, value):
         if name not in FIELDS:
