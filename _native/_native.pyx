@@ -198,16 +198,9 @@ class InitFailure(OSError):
         self.step = step
         self.detail = detail or ""
 
-    def __reduce__(self):
-        return (InitFailure, (self.step, self.errno, self.detail))
-
 
 cdef object _failure(diyc_error *err):
     return InitFailure(err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
-
-
-cdef object _oserror(diyc_error *err):
-    return _failure(err)
 
 
 cdef class _Arena:
@@ -558,7 +551,7 @@ def compile_seccomp(unsigned int default_action, rules):
     finally:
         PyMem_Free(c_rules)
     if r < 0:
-        raise _oserror(&err)
+        raise _failure(&err)
     return bytes(out[:8 * r])
 
 
@@ -593,7 +586,7 @@ def attach_device_filter(int cgroup_fd, rules):
     finally:
         PyMem_Free(c_rules)
     if r < 0:
-        raise _oserror(&err)
+        raise _failure(&err)
 
 
 def setns(int fd, int nstype=0):
