@@ -4,7 +4,8 @@
  * something by their position.
  *
  *   parent -> child   ID_MAPS_DONE (+ the idmapped layers' fds), RELEASE
- *   child -> parent   PID (exec), READY (held), EXEC_NEXT, ERROR
+ *   child -> parent   PID (exec's process; a supervisor's init), CONSOLE
+ *                     (+ the pty master's fd), READY (held), EXEC_NEXT, ERROR
  *   `start` -> child  START, on the start FIFO (another process may start it)
  *   child -> `start`  EXEC_NEXT, ERROR, on the report FIFO
  *

@@ -145,7 +145,7 @@ enum diyc_msg_type {
 	DIYC_MSG_ERROR = 1,     /* child: a step failed; payload "step\0detail", errnum */
 	DIYC_MSG_READY,         /* child: every step done, holding before execve (create/start) */
 	DIYC_MSG_EXEC_NEXT,     /* child: only seccomp and execve remain (EOF without it: died) */
-	DIYC_MSG_PID,           /* child (exec): payload the pid_t of the process that execs */
+	DIYC_MSG_PID,           /* payload a pid_t: exec's process, or the init a supervisor cloned */
 	DIYC_MSG_CONSOLE,       /* child: fd the pty master (a terminal for the parent) */
 	DIYC_MSG_ID_MAPS_DONE,  /* parent: id maps written; fds: the idmapped layers */
 	DIYC_MSG_RELEASE,       /* parent: go on to execve */
@@ -208,8 +208,8 @@ struct diyc_child {
 	pid_t pid;
 	pid_t supervisor;       /* detached containers: the supervisor's pid */
 	int channel;            /* the parent's end of the channel, or the report FIFO */
-	/* exec: the two processes on the child's side race, so what comes
-	 * before the message waited for is kept for its own turn */
+	/* exec (or a supervisor): the two processes on the child's side race,
+	 * so what comes before the message waited for is kept for its turn */
 	pid_t exec_pid;         /* PID, or 0 */
 	int console;            /* CONSOLE, or -1 */
 	int failed;             /* an ERROR came: */

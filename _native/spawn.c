@@ -354,11 +354,12 @@ static int recv_fd(int sock)
 
 /*
  * Detached containers: a forked copy of us, in a session of its own, clones
- * the init (so it is the init's parent), tells us the pid, and turns into
- * the supervisor by exec'ing init->supervisor_argv (argv[1] becomes the pid).
- * The channel stays between us and the init, so the start is the same.
+ * the init (so it is the init's parent), tells us its pid on the channel
+ * (PID, or the clone's ERROR), and turns into the supervisor by exec'ing
+ * init->supervisor_argv (argv[1] becomes the pid).  The channel is then
+ * between us and the init, so the start is the same.
  */
-static void become_supervisor(struct diyc_init *init, int pid_fd)
+static void become_supervisor(struct diyc_init *init)
 {
 	char pidbuf[24], masterbuf[24];
 	char **argv = (char **)init->supervisor_argv;
@@ -376,11 +377,19 @@ static void become_supervisor(struct diyc_init *init, int pid_fd)
 		close(null);
 	}
 	pid = clone_init(init);
+	if (pid < 0) {
+		struct diyc_error err;
+
+		diyc_fail(&err, "clone", errno, NULL);
+		diyc_send_error(init->channel, &err);
+		_exit(1);
+	}
+	if (diyc_msg_send(init->channel, DIYC_MSG_PID, 0, &pid, sizeof(pid), NULL, 0) < 0) {
+		kill(pid, SIGKILL);
+		_exit(1);
+	}
 	/* the child's end of the channel is the child's alone */
 	close(init->channel);
-	if (write(pid_fd, &pid, sizeof(pid)) != sizeof(pid) || pid < 0)
-		_exit(1);
-	close(pid_fd);
 	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
 	argv[1] = pidbuf;
 	if (init->console_recv_fd >= 0) {
@@ -405,19 +414,23 @@ static void become_supervisor(struct diyc_init *init, int pid_fd)
 	_exit(127);
 }
 
+static int wait_for(struct diyc_child *child, int want, struct diyc_error *err);
+static void close_channel(struct diyc_child *child);
+static int supervisor_child(struct diyc_child *child, pid_t supervisor, int channel[2],
+			    struct diyc_error *err);
+
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err)
 {
-	int channel[2], pid_pipe[2] = { -1, -1 }, saved;
+	int channel[2], saved;
 	sigset_t all, old;
 	pid_t pid, supervisor = 0;
 
 	/* a stream: the FIFOs of the create/start split carry the same messages */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
 		return diyc_fail(err, "channel", errno, NULL);
-	if (init->supervisor_argv && pipe2(pid_pipe, O_CLOEXEC) < 0) {
-		saved = errno;
-		goto fail_channel;
-	}
+	memset(child, 0, sizeof(*child));
+	child->channel = -1;
+	child->console = -1;
 	init->channel = channel[1];
 	init->parent_channel = channel[0];
 
@@ -428,48 +441,50 @@ int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_err
 	if (init->supervisor_argv) {
 		supervisor = fork();
 		if (supervisor == 0) {
-			close(pid_pipe[0]);
 			close(channel[0]);  /* the init sees EOF if our caller dies */
 			init->parent_channel = -1;
-			become_supervisor(init, pid_pipe[1]);
+			become_supervisor(init);
 		}
 		saved = errno;
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(pid_pipe[1]);
-		pid = -1;
-		if (supervisor > 0) {
-			ssize_t r;
-
-			do
-				r = read(pid_pipe[0], &pid, sizeof(pid));
-			while (r < 0 && errno == EINTR);
-			saved = r == sizeof(pid) && pid < 0 ? EAGAIN : errno;
-			if (r != sizeof(pid))
-				pid = -1;
-		}
-		close(pid_pipe[0]);
-	} else {
-		pid = clone_init(init);
-		saved = errno;
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (supervisor < 0)
+			goto fail_channel;
+		return supervisor_child(child, supervisor, channel, err);
 	}
+	pid = clone_init(init);
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
 		goto fail_channel;
-
 	close(channel[1]);
-	memset(child, 0, sizeof(*child));
 	child->pid = pid;
-	child->supervisor = supervisor;
 	child->channel = channel[0];
-	child->console = -1;
 	return 0;
 
 fail_channel:
-	if (supervisor > 0)
-		waitpid(supervisor, NULL, 0);
 	close(channel[0]);
 	close(channel[1]);
 	return diyc_fail(err, supervisor ? "supervisor" : "clone", saved, NULL);
+}
+
+/* The init's pid, from the supervisor that cloned it.  An ERROR of the
+ * init's that comes first is kept for wait_exec. */
+static int supervisor_child(struct diyc_child *child, pid_t supervisor, int channel[2],
+			    struct diyc_error *err)
+{
+	close(channel[1]);  /* EOF once the supervisor and the init are gone */
+	child->channel = channel[0];
+	child->supervisor = supervisor;
+	if (wait_for(child, DIYC_MSG_PID, err) < 0) {
+		close_channel(child);
+		waitpid(supervisor, NULL, 0);
+		if (strcmp(err->step, DIYC_INIT_DIED) == 0)
+			diyc_fail(err, "supervisor", ECHILD, "it died before cloning the init");
+		return -1;
+	}
+	child->pid = child->exec_pid;
+	child->exec_pid = 0;
+	return 0;
 }
 
 /* A message to the child; EPIPE is no error: the child died first, and
