@@ -37,6 +37,7 @@ native = Extension(
         "_native/devices.c",
         "_native/hooks.c",
         "_native/error.c",
+        "_native/channel.c",
     ],
     include_dirs=["_native"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],

@@ -1,11 +1,15 @@
 # cython: language_level=3
 """diyc._native: thin wrappers over the container-init C code and the few
 syscalls Python 3.11 lacks.  Like psutil's C layer: no policy here, errors
-surface as OSError with errno, or as plain tuples for Python to interpret."""
+surface as OSError with errno (InitFailure: with the init's step and detail)."""
 
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from libc.errno cimport errno
-from libc.string cimport strerror
+from libc.errno cimport errno, EINTR, EPROTO, E2BIG
+from libc.signal cimport SIGKILL
+from posix.signal cimport kill as c_kill
+from posix.unistd cimport close
+from posix.wait cimport waitpid
+from libc.string cimport memset, strerror
 from posix.types cimport pid_t, uid_t, gid_t, mode_t, dev_t
 
 import os
@@ -119,7 +123,6 @@ cdef extern from "diyc.h":
         char *const *supervisor_argv
         const int *join_ns_fds
         int n_join_ns
-        int pid_fd
         int join_mnt_fd
         int start_fifo_fd
         int report_fifo_fd
@@ -129,12 +132,13 @@ cdef extern from "diyc.h":
         int n_start_hooks
         const char *hook_state[3]
         int userns
-        int layer_sock
         int n_layers
+        int *layer_fds
         const char **reopen_paths
         const int *reopen_fds
         int n_reopen
         int console_fd
+        int console_to_parent
         int console_recv_fd
     struct diyc_hook:
         const char *path
@@ -168,20 +172,35 @@ cdef extern from "diyc.h":
     struct diyc_child:
         pid_t pid
         pid_t supervisor
-        int release_fd
-        int error_fd
+        int channel
+        int console
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
     int diyc_idmapped_tree(const char *path, int userns_fd)
     int diyc_release(diyc_child *child, diyc_error *err) nogil
+    int diyc_id_maps_done(diyc_child *child, const int *layer_fds, int n, diyc_error *err)
+    pid_t diyc_wait_pid(diyc_child *child, diyc_error *err) nogil
+    int diyc_wait_console(diyc_child *child, diyc_error *err) nogil
     int diyc_wait_exec(diyc_child *child, diyc_error *err) nogil
+    int DIYC_MSG_START
+    int diyc_msg_send(int fd, int type, int errnum, const void *payload, size_t len,
+                      const int *fds, int n_fds)
 
 
-cdef object _oserror(diyc_error *err):
-    step = err.step.decode()
-    detail = err.detail.decode(errors="surrogateescape")
-    e = OSError(err.errnum, f"{step}: {strerror(err.errnum).decode()}", detail or None)
-    e.step = step
-    return e
+class InitFailure(OSError):
+    """A step of the container's init failed (or of its start, in the
+    parent): `step` names it, `errno` and `detail` say why.  The one
+    exception the init's machinery raises; an OSError, so a caller that
+    only cares about errno may catch that."""
+
+    def __init__(self, step, errnum, detail=""):
+        reason = strerror(errnum).decode() if errnum else "failed"
+        super().__init__(errnum, f"{step}: {reason}", detail or None)
+        self.step = step
+        self.detail = detail or ""
+
+
+cdef object _failure(diyc_error *err):
+    return InitFailure(err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
 
 
 cdef class _Arena:
@@ -238,33 +257,24 @@ cdef class _Arena:
             PyMem_Free(<void *><size_t>p)
 
 
-def spawn(dict init):
-    """Clone a container init process described by `init`.
+cdef _fill_init(diyc_init *c, init, _Arena arena):
+    """The one copy of an InitDescription (diyc/init_description.py, where
+    the defaults are) into the C struct the child reads."""
+    cdef int i
+    c.clone_flags = init.clone_flags
+    c.new_cgroupns = init.new_cgroupns
+    c.loopback_up = init.loopback_up
+    c.n_cgroup_fds = len(init.cgroup_fds)
+    c.cgroup_fds = arena.ints(init.cgroup_fds)
+    c.join_mnt_fd = init.join_mnt_fd
 
-    Returns (pid, release_fd, error_fd, supervisor_pid).  The child prepares
-    its root filesystem, then waits until release(release_fd); wait_exec(
-    error_fd) then tells whether execve succeeded.  With "supervisor_argv",
-    a forked supervisor (pid returned, 0 otherwise) is the child's parent."""
-    cdef _Arena arena = _Arena()
-    cdef diyc_init c
-    cdef diyc_child child
-    cdef diyc_error err
-    cdef int i, r
-
-    c.clone_flags = init["clone_flags"]
-    c.new_cgroupns = init.get("new_cgroupns", False)
-    c.loopback_up = init.get("loopback_up", False)
-    cgroup_fds = init.get("cgroup_fds", ())
-    c.n_cgroup_fds = len(cgroup_fds)
-    c.cgroup_fds = arena.ints(cgroup_fds)
-    c.rootfs = arena.str(init["rootfs"])
-    c.overlay_options = arena.str(init.get("overlay_options"))
-    c.scratch = arena.str(init.get("scratch"))
-    c.scratch_options = arena.str(init.get("scratch_options") or "mode=0755")
-    c.readonly_root = init.get("readonly_root", False)
-    c.rootfs_propagation = init.get("rootfs_propagation", 0)
-
-    mounts = init.get("mounts", ())
+    c.rootfs = arena.str(init.rootfs)
+    c.overlay_options = arena.str(init.overlay_options)
+    c.scratch = arena.str(init.scratch)
+    c.scratch_options = arena.str(init.scratch_options)
+    c.readonly_root = init.readonly_root
+    c.rootfs_propagation = init.rootfs_propagation
+    mounts = init.mounts
     c.n_mounts = len(mounts)
     c.mounts = <diyc_mount *>arena.alloc(c.n_mounts, sizeof(diyc_mount))
     for i, (source, target, fstype, data, flags, propagation, is_file) in enumerate(mounts):
@@ -275,131 +285,236 @@ def spawn(dict init):
         c.mounts[i].flags = flags
         c.mounts[i].propagation = propagation
         c.mounts[i].is_file = is_file
-
-    devices = init.get("devices", ())
+    devices = init.devices
     c.n_devices = len(devices)
     c.devices = <diyc_device *>arena.alloc(c.n_devices, sizeof(diyc_device))
     for i, (path, mode, rdev) in enumerate(devices):
         c.devices[i].path = arena.str(path)
         c.devices[i].mode = mode
         c.devices[i].rdev = rdev
-
-    symlinks = init.get("symlinks", ())
+    symlinks = init.symlinks
     c.n_symlinks = len(symlinks)
     c.symlinks = <diyc_symlink *>arena.alloc(c.n_symlinks, sizeof(diyc_symlink))
     for i, (target, linkpath) in enumerate(symlinks):
         c.symlinks[i].target = arena.str(target)
         c.symlinks[i].linkpath = arena.str(linkpath)
+    c.n_masked = len(init.masked_paths)
+    c.masked_paths = <const char **>arena.strv(init.masked_paths)
+    c.n_readonly = len(init.readonly_paths)
+    c.readonly_paths = <const char **>arena.strv(init.readonly_paths)
+    c.n_sysctls = len(init.sysctls)
+    c.sysctl_paths = <const char **>arena.strv([p for p, _ in init.sysctls])
+    c.sysctl_values = <const char **>arena.strv([v for _, v in init.sysctls])
+    c.hostname = arena.str(init.hostname)
+    c.domainname = arena.str(init.domainname)
+    c.n_reopen = len(init.reopen)
+    c.reopen_paths = <const char **>arena.strv([p for p, _ in init.reopen])
+    c.reopen_fds = arena.ints([fd for _, fd in init.reopen])
+    c.userns = init.userns
+    c.n_layers = init.n_layers
+    c.layer_fds = <int *>arena.alloc(c.n_layers, sizeof(int))  # filled in by the child
 
-    masked = init.get("masked_paths", ())
-    c.n_masked = len(masked)
-    c.masked_paths = <const char **>arena.strv(masked)
-    readonly = init.get("readonly_paths", ())
-    c.n_readonly = len(readonly)
-    c.readonly_paths = <const char **>arena.strv(readonly)
-
-    c.hostname = arena.str(init.get("hostname"))
-    c.domainname = arena.str(init.get("domainname"))
-    c.argv = arena.strv(init["argv"])
-    c.envp = arena.strv(init.get("env", ()))
-    c.cwd = arena.str(init.get("cwd", "/"))
-    c.umask = init.get("umask", 0o022)
-    c.uid = init.get("uid", 0)
-    c.gid = init.get("gid", 0)
-    groups = init.get("groups", ())
-    c.n_groups = len(groups)
+    c.argv = arena.strv(init.argv)
+    c.envp = arena.strv(init.env)
+    c.cwd = arena.str(init.cwd)
+    c.umask = init.umask
+    c.uid = init.uid
+    c.gid = init.gid
+    c.n_groups = len(init.groups)
     cdef gid_t *gids = <gid_t *>arena.alloc(c.n_groups, sizeof(gid_t))  # unsigned: not ints()
-    for i, g in enumerate(groups):
+    for i, g in enumerate(init.groups):
         gids[i] = g
     c.groups = gids
-    c.preserve_fds = init.get("preserve_fds", 0)
-    stdio = init.get("stdio", (-1, -1, -1))
     for i in range(3):
-        c.stdio[i] = stdio[i] if stdio[i] is not None else -1
+        c.stdio[i] = init.stdio[i]
+    c.preserve_fds = init.preserve_fds
+    c.console_fd = init.console_fd
+    c.console_to_parent = init.console_to_parent
+    oom = init.oom_score_adj
+    c.oom_score_adj = arena.str(None if oom is None else str(oom))
 
-    caps = init.get("capabilities")
+    caps = init.capabilities
     c.set_caps = caps is not None
-    c.last_cap = init.get("last_cap", 40)
+    c.last_cap = init.last_cap
     if caps is not None:
         c.cap_bounding = caps["bounding"]
         c.cap_effective = caps["effective"]
         c.cap_permitted = caps["permitted"]
         c.cap_inheritable = caps["inheritable"]
         c.cap_ambient = caps["ambient"]
-    c.no_new_privs = init.get("no_new_privs", False)
-    seccomp = init.get("seccomp_filter")
-    c.seccomp_len = len(seccomp) // 8 if seccomp else 0
-    c.seccomp_filter = arena.bytes_ptr(seccomp) if seccomp else NULL
-    rlimits = init.get("rlimits", ())
+    c.no_new_privs = init.no_new_privs
+    rlimits = init.rlimits
     c.n_rlimits = len(rlimits)
     c.rlimits = <diyc_rlimit *>arena.alloc(c.n_rlimits, sizeof(diyc_rlimit))
     for i, (resource, soft, hard) in enumerate(rlimits):
         c.rlimits[i].resource = resource
         c.rlimits[i].soft = soft
         c.rlimits[i].hard = hard
-    oom = init.get("oom_score_adj")
-    c.oom_score_adj = arena.str(None if oom is None else str(oom))
-    sysctls = init.get("sysctls", ())
-    c.n_sysctls = len(sysctls)
-    c.sysctl_paths = <const char **>arena.strv([p for p, _ in sysctls])
-    c.sysctl_values = <const char **>arena.strv([v for _, v in sysctls])
+    seccomp = init.seccomp_filter
+    c.seccomp_len = len(seccomp) // 8 if seccomp else 0
+    c.seccomp_filter = arena.bytes_ptr(seccomp) if seccomp else NULL
 
-    join = init.get("join_ns_fds", ())
-    c.n_join_ns = len(join)
-    c.join_ns_fds = arena.ints(join)
-    c.pid_fd = init.get("pid_fd", -1)
-    c.join_mnt_fd = init.get("join_mnt_fd", -1)
-    c.start_fifo_fd = init.get("start_fifo_fd", -1)
-    c.report_fifo_fd = init.get("report_fifo_fd", -1)
-    c.n_create_hooks = arena.hooks(init.get("create_hooks", ()), &c.create_hooks)
-    c.n_start_hooks = arena.hooks(init.get("start_hooks", ()), &c.start_hooks)
-    state = init.get("hook_state") or ("", "", "")
+    c.n_create_hooks = arena.hooks(init.create_hooks, &c.create_hooks)
+    c.n_start_hooks = arena.hooks(init.start_hooks, &c.start_hooks)
     for i in range(3):
-        c.hook_state[i] = arena.str(state[i])
-    c.userns = init.get("userns", False)
-    c.layer_sock = init.get("layer_sock", -1)
-    c.n_layers = init.get("n_layers", 0)
-    reopen = init.get("reopen", ())
-    c.n_reopen = len(reopen)
-    c.reopen_paths = <const char **>arena.strv([p for p, _ in reopen])
-    c.reopen_fds = arena.ints([fd for _, fd in reopen])
-    c.console_fd = init.get("console_fd", -1)
-    c.console_recv_fd = init.get("console_recv_fd", -1)
-    supervisor = init.get("supervisor_argv")
-    c.supervisor_argv = arena.strv(supervisor) if supervisor else NULL
+        c.hook_state[i] = arena.str(init.hook_state[i])
+    c.start_fifo_fd = init.start_fifo_fd
+    c.report_fifo_fd = init.report_fifo_fd
 
-    with nogil:
-        r = diyc_spawn(&c, &child, &err)
-    if r < 0:
-        raise _oserror(&err)
-    return child.pid, child.release_fd, child.error_fd, child.supervisor
+    c.supervisor_argv = arena.strv(init.supervisor_argv) if init.supervisor_argv else NULL
+    c.console_recv_fd = init.console_recv_fd
+    c.n_join_ns = len(init.join_ns_fds)
+    c.join_ns_fds = arena.ints(init.join_ns_fds)
 
 
-def release(int release_fd):
-    """Let the child go on to execve (closes release_fd)."""
-    cdef diyc_child child
-    cdef diyc_error err
-    child.release_fd = release_fd
-    if diyc_release(&child, &err) < 0:
-        raise _oserror(&err)
-
-
-def wait_exec(int error_fd):
-    """Block until the child has called execve (returns None) or failed
-    (returns (step, errno, detail)); ("init_died", 0, "") when it died
-    without a word (a signal, the OOM killer).  Closes error_fd."""
-    cdef diyc_child child
+def spawn(init):
+    """Clone a container init process described by `init` (an
+    InitDescription) -> a Child.  The child prepares its root filesystem,
+    then waits for Child.release(); Child.wait_exec() then tells whether it
+    reached its program.  With init.supervisor_argv, a forked supervisor
+    (Child.supervisor) is the child's parent.  Raises InitFailure."""
+    cdef _Arena arena = _Arena()
+    cdef diyc_init c
+    cdef Child handle = Child.__new__(Child)
     cdef diyc_error err
     cdef int r
-    child.error_fd = error_fd
+
+    _fill_init(&c, init, arena)
     with nogil:
-        r = diyc_wait_exec(&child, &err)
-    if r == 0:
-        return None
-    return (err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
+        r = diyc_spawn(&c, &handle.c, &err)
+    if r < 0:
+        raise _failure(&err)
+    return handle
 
 
-INIT_DIED = DIYC_INIT_DIED.decode()  # wait_exec's step for an init that died without a word
+cdef class Child:
+    """A cloned container init, and the parent's end of the channel to it
+    (_native/channel.c), which this handle owns: close() closes it.  Every
+    failure is an InitFailure(step, errno, detail)."""
+    cdef diyc_child c
+
+    def __cinit__(self):
+        memset(&self.c, 0, sizeof(self.c))
+        self.c.channel = -1
+        self.c.console = -1
+
+    @staticmethod
+    def adopt(pid_t pid, int report_fd):
+        """The held init `pid` some other process cloned, whose reports we
+        read from `report_fd` (the OCI start's report FIFO; now ours)."""
+        cdef Child handle = Child.__new__(Child)
+        handle.c.pid = pid
+        handle.c.channel = report_fd
+        return handle
+
+    @property
+    def pid(self):
+        return self.c.pid
+
+    @property
+    def supervisor(self):
+        """The supervisor's pid (detached containers; it is the init's
+        parent), or 0."""
+        return self.c.supervisor
+
+    def id_maps_done(self, layer_fds=()):
+        """User namespace: its id maps are written; here are its idmapped
+        layers (fds, ours still).  The child may take the namespace's ids."""
+        cdef int fds[64]
+        cdef diyc_error err
+        cdef int i, n = len(layer_fds)
+        if n > 64:
+            raise InitFailure("id_maps_done", E2BIG, "more than 64 image layers")
+        for i in range(n):
+            fds[i] = layer_fds[i]
+        if diyc_id_maps_done(&self.c, fds, n, &err) < 0:
+            raise _failure(&err)
+
+    def release(self):
+        """Let the child go on to execve (or to hold before it)."""
+        cdef diyc_error err
+        if diyc_release(&self.c, &err) < 0:
+            raise _failure(&err)
+
+    def wait_pid(self):
+        """exec: the pid of the process that runs the command (its first
+        process setns()'d and cloned it)."""
+        cdef diyc_error err
+        cdef pid_t pid
+        with nogil:
+            pid = diyc_wait_pid(&self.c, &err)
+        if pid < 0:
+            raise _failure(&err)
+        return pid
+
+    def wait_console(self):
+        """A terminal for us (init.console_to_parent): the pty master, an
+        fd the caller now owns."""
+        cdef diyc_error err
+        cdef int fd
+        with nogil:
+            fd = diyc_wait_console(&self.c, &err)
+        if fd < 0:
+            raise _failure(&err)
+        return fd
+
+    def wait_exec(self):
+        """Block until the child has reached its program; raise what it
+        reported otherwise (step INIT_DIED: it died without a word - a
+        signal, the OOM killer).  Closes the channel."""
+        self._wait(False)
+
+    def wait_ready(self):
+        """The create/start split: block until the child holds before
+        execve, all its steps done; raise what it reported otherwise.
+        Closes the channel: from `start` on, it reports to a FIFO."""
+        self._wait(True)
+
+    cdef _wait(self, bint ready_ok):
+        cdef diyc_error err
+        cdef int r
+        with nogil:
+            r = diyc_wait_exec(&self.c, &err)
+        if r < 0:
+            raise _failure(&err)
+        if r == 1 and not ready_ok:
+            raise InitFailure("wait_exec", EPROTO, "the init holds before execve")
+        if r == 0 and ready_ok:
+            raise InitFailure("wait_ready", EPROTO, "the init went on to execve without holding")
+
+    def kill(self):
+        """SIGKILL the child and reap what is ours: the child, or its
+        supervisor (which reaps the child and records its end)."""
+        cdef int status
+        if self.c.pid <= 0:
+            return
+        c_kill(self.c.pid, SIGKILL)
+        with nogil:
+            while waitpid(self.c.supervisor or self.c.pid, &status, 0) < 0 and errno == EINTR:
+                pass
+        self.c.pid = 0
+
+    def close(self):
+        """Close our end of the channel, and a pty master nobody took
+        (idempotent)."""
+        if self.c.channel >= 0:
+            close(self.c.channel)
+            self.c.channel = -1
+        if self.c.console >= 0:
+            close(self.c.console)
+            self.c.console = -1
+
+    def __dealloc__(self):
+        self.close()
+
+
+def start_held(int start_fifo_fd):
+    """`start` of an init held before execve: START on its start FIFO."""
+    if diyc_msg_send(start_fifo_fd, DIYC_MSG_START, 0, NULL, 0, NULL, 0) < 0:
+        raise InitFailure("start", errno)
+
+
+INIT_DIED = DIYC_INIT_DIED.decode()  # Child.wait_exec's step for an init that died without a word
 INIT_COMM = DIYC_INIT_COMM.decode()  # the init's name until execve
 
 
@@ -436,7 +551,7 @@ def compile_seccomp(unsigned int default_action, rules):
     finally:
         PyMem_Free(c_rules)
     if r < 0:
-        raise _oserror(&err)
+        raise _failure(&err)
     return bytes(out[:8 * r])
 
 
@@ -471,7 +586,7 @@ def attach_device_filter(int cgroup_fd, rules):
     finally:
         PyMem_Free(c_rules)
     if r < 0:
-        raise _oserror(&err)
+        raise _failure(&err)
 
 
 def setns(int fd, int nstype=0):

@@ -12,16 +12,15 @@
 #include <sys/types.h>
 
 /* Why a step failed: the name of the step, errno, and optional detail.
- * Child-side failures are written as-is through the error pipe. */
+ * Child-side failures travel as an ERROR message (channel.c). */
 struct diyc_error {
 	char step[32];
 	int errnum;
 	char detail[224];
 };
 
-/* Reports that are not failures: the init is about to call execve (EOF
- * without it means the init died), and the name wait_exec gives a death. */
-#define DIYC_EXEC_NEXT "exec_next"
+/* The step wait_exec gives an init that died without a word: EOF before
+ * its EXEC_NEXT. */
 #define DIYC_INIT_DIED "init_died"
 /* The init's name (comm) until execve. */
 #define DIYC_INIT_COMM "diyc:init"
@@ -112,7 +111,6 @@ struct diyc_init {
 	char *const *supervisor_argv; /* detached: exec this as the init's parent */
 	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
 	int n_join_ns;
-	int pid_fd;             /* exec: where the command's pid is written */
 	int join_mnt_fd;        /* the init enters this mount namespace, or -1 */
 	int start_fifo_fd;      /* create/start split: block on this FIFO before exec, */
 	int report_fifo_fd;     /* report to this one once started (both O_RDWR), or -1 */
@@ -122,12 +120,13 @@ struct diyc_init {
 	int n_start_hooks;
 	const char *hook_state[3];       /* state JSON around "status" and "pid" */
 	int userns;             /* CLONE_NEWUSER: wait for the id maps, then become root in it */
-	int layer_sock;         /* user namespace: idmapped layers arrive here as fds ... */
-	int n_layers;           /* ... this many, attached at <scratch>/lower<i> */
+	int n_layers;           /* user namespace: idmapped layers arrive with ID_MAPS_DONE ... */
+	int *layer_fds;         /* ... here (n_layers, the child's copy), attached at <scratch>/lower<i> */
 	const char **reopen_paths; /* user namespace: paths its ids may not search, opened ... */
 	const int *reopen_fds;  /* ... in our mount namespace onto these fds, before taking them */
 	int n_reopen;
-	int console_fd;         /* terminal: send the pty master over this socket, or -1 */
+	int console_fd;         /* terminal: send the pty master over this socket, or -1 ... */
+	int console_to_parent;  /* ... or to the parent, on the channel (CONSOLE) */
 	int console_recv_fd;    /* detached terminal: the supervisor receives it here */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
@@ -137,10 +136,45 @@ struct diyc_init {
 	int n_sysctls;
 
 	/* set by diyc_spawn */
-	int sync_fd;            /* child reads: one byte = go, EOF = abort */
-	int error_fd;           /* child writes a struct diyc_error on failure */
-	int parent_fds[2];      /* the parent's pipe ends, closed first in the child */
+	int channel;            /* the child's end of the channel (channel.c) */
+	int parent_channel;     /* the parent's end, closed first in the child */
 };
+
+/* channel.c: typed messages between the parent and the init. */
+enum diyc_msg_type {
+	DIYC_MSG_ERROR = 1,     /* child: a step failed; payload "step\0detail", errnum */
+	DIYC_MSG_READY,         /* child: every step done, holding before execve (create/start) */
+	DIYC_MSG_EXEC_NEXT,     /* child: only seccomp and execve remain (EOF without it: died) */
+	DIYC_MSG_PID,           /* payload a pid_t: exec's process, or the init a supervisor cloned */
+	DIYC_MSG_CONSOLE,       /* child: fd the pty master (a terminal for the parent) */
+	DIYC_MSG_ID_MAPS_DONE,  /* parent: id maps written; fds: the idmapped layers */
+	DIYC_MSG_RELEASE,       /* parent: go on to execve */
+	DIYC_MSG_START,         /* `start`, on the start FIFO: the held init may exec */
+};
+
+#define DIYC_MSG_PAYLOAD 256
+#define DIYC_MSG_MAX_FDS 64
+
+struct diyc_msg_header {
+	uint16_t type;
+	uint16_t len;           /* payload bytes after the header */
+	int32_t errnum;
+};
+
+struct diyc_msg {
+	struct diyc_msg_header h;
+	char payload[DIYC_MSG_PAYLOAD];
+	int fds[DIYC_MSG_MAX_FDS];
+	int n_fds;
+};
+
+int diyc_msg_send(int fd, int type, int errnum, const void *payload, size_t len,
+		  const int *fds, int n_fds);
+int diyc_msg_recv(int fd, struct diyc_msg *m);
+void diyc_msg_close_fds(struct diyc_msg *m);
+void diyc_send_error(int fd, const struct diyc_error *err);
+int diyc_msg_error(const struct diyc_msg *m, struct diyc_error *err);
+int diyc_msg_expect(int fd, int type, int *fds, int n_fds, const char *step, struct diyc_error *err);
 
 /* seccomp profile rules, as resolved by Python: one syscall number, the
  * SECCOMP_RET_* value, and argument conditions (ANDed).  Rules of one
@@ -173,18 +207,25 @@ struct diyc_device_rule {
 struct diyc_child {
 	pid_t pid;
 	pid_t supervisor;       /* detached containers: the supervisor's pid */
-	int release_fd;         /* parent writes one byte here to let the child exec */
-	int error_fd;           /* parent reads: EOF = exec succeeded */
+	int channel;            /* the parent's end of the channel, or the report FIFO */
+	/* exec (or a supervisor): the two processes on the child's side race,
+	 * so what comes before the message waited for is kept for its turn */
+	pid_t exec_pid;         /* PID, or 0 */
+	int console;            /* CONSOLE, or -1 */
+	int failed;             /* an ERROR came: */
+	struct diyc_error failure;
 };
 
 /* spawn.c */
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err);
 int diyc_release(struct diyc_child *child, struct diyc_error *err);
+int diyc_id_maps_done(struct diyc_child *child, const int *layer_fds, int n, struct diyc_error *err);
+pid_t diyc_wait_pid(struct diyc_child *child, struct diyc_error *err);
+int diyc_wait_console(struct diyc_child *child, struct diyc_error *err);
 int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err);
 
 /* error.c: async-signal-safe helpers usable in the child */
 int diyc_fail(struct diyc_error *err, const char *step, int errnum, const char *detail);
-void diyc_report(int fd, const struct diyc_error *err);
 size_t diyc_strlcpy(char *dst, const char *src, size_t size);
 int diyc_path_join(char *dst, size_t size, const char *root, const char *path);
 

@@ -1,7 +1,7 @@
 /*
  * Error objects.  Every step returns -1 and fills a struct diyc_error instead
  * of printing or exiting, so the caller decides what to do with it: the
- * parent raises it in Python, the child ships it through the error pipe.
+ * parent raises it in Python, the child sends it to the parent (channel.c).
  * Everything here must be safe in the cloned child: no malloc, no stdio.
  */
 #define _GNU_SOURCE
@@ -29,17 +29,6 @@ int diyc_fail(struct diyc_error *err, const char *step, int errnum, const char *
 	err->errnum = errnum;
 	diyc_strlcpy(err->detail, detail ? detail : "", sizeof(err->detail));
 	return -1;
-}
-
-/* The error pipe is the child's last word: one write of the whole struct,
- * well under PIPE_BUF, so the parent never sees half of it. */
-void diyc_report(int fd, const struct diyc_error *err)
-{
-	ssize_t r;
-
-	do
-		r = write(fd, err, sizeof(*err));
-	while (r < 0 && errno == EINTR);
 }
 
 /* root + path, where path is absolute inside the container. */

@@ -251,39 +251,17 @@ static int mount_one(int rootfd, const struct diyc_mount *m, struct diyc_error *
 /*
  * User namespaces: the image's files belong to host uids, which mean
  * nothing in the container's namespace.  The parent hands us each layer as
- * an idmapped mount (host root shown as container root, and so on); we
- * attach them under the scratch tmpfs, where the overlay options point.
+ * an idmapped mount (host root shown as container root, and so on), with
+ * ID_MAPS_DONE (enter_user_namespace); we attach them under the scratch
+ * tmpfs, where the overlay options point.
  */
-static int recv_fds(int sock, int *fds, int n)
-{
-	char byte, control[CMSG_SPACE(sizeof(int) * 64)];
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control, .msg_controllen = CMSG_SPACE(sizeof(int) * n),
-	};
-	struct cmsghdr *cmsg;
-
-	if (n > 64 || recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
-		return -1;
-	cmsg = CMSG_FIRSTHDR(&msg);
-	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(sizeof(int) * n)) {
-		errno = EPROTO;
-		return -1;
-	}
-	memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * n);
-	return 0;
-}
-
 int attach_idmapped_layers(const struct diyc_init *init, struct diyc_error *err)
 {
-	int fds[64];
+	const int *fds = init->layer_fds;
 	char path[PATH_BUF], name[32];
 
 	if (!init->n_layers)
 		return 0;
-	if (recv_fds(init->layer_sock, fds, init->n_layers) < 0)
-		return diyc_fail(err, "receive_layers", errno, NULL);
 	for (int i = 0; i < init->n_layers; i++) {
 		snprintf(name, sizeof(name), "lower%d", i);
 		if (diyc_path_join(path, sizeof(path), init->scratch, name) < 0 ||
@@ -293,7 +271,6 @@ int attach_idmapped_layers(const struct diyc_init *init, struct diyc_error *err)
 			return diyc_fail(err, "attach_layer", errno, name);
 		close(fds[i]);
 	}
-	close(init->layer_sock);
 	return 0;
 }
 

@@ -73,8 +73,9 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
 
 /*
  * A new user namespace has no id maps until the parent writes them; wait
- * for that (one byte on the sync pipe), then take the namespace's root as
- * our ids, which makes us the owner of every namespace created with it.
+ * for that (ID_MAPS_DONE, with the idmapped layers attach_idmapped_layers
+ * mounts), then take the namespace's root as our ids, which makes us the
+ * owner of every namespace created with it.
  *
  * Those ids may not search the (private) diyc root, where our overlay dirs
  * are: open them first, while we are still its owner, in our own mount
@@ -82,15 +83,15 @@ int set_oom_score_adj(const struct diyc_init *init, struct diyc_error *err)
  */
 int enter_user_namespace(const struct diyc_init *init, struct diyc_error *err)
 {
-	char go;
-	ssize_t r;
+	int r;
 
 	if (!init->userns)
 		return 0;
-	do
-		r = read(init->sync_fd, &go, 1);
-	while (r < 0 && errno == EINTR);
-	if (r != 1)
+	r = diyc_msg_expect(init->channel, DIYC_MSG_ID_MAPS_DONE, init->layer_fds, init->n_layers,
+			    "wait_id_maps", err);
+	if (r < 0)
+		return -1;
+	if (r == 0)
 		_exit(125);  /* the parent gave up */
 	for (int i = 0; i < init->n_reopen; i++) {
 		int fd = open(init->reopen_paths[i], O_PATH | O_CLOEXEC);
@@ -172,13 +173,14 @@ static int send_fd(int sock, int fd)
  * container's own /dev/ptmx (its devpts instance), so `tty` and job control
  * work inside; the slave becomes stdio and controlling terminal of a new
  * session, and the master goes to whoever holds the other end of the
- * console socket (the runtime, the supervisor, or an OCI caller).
+ * console socket (the supervisor, or an OCI caller), or to the parent on
+ * the channel (`exec -t`).
  */
 int setup_console(const struct diyc_init *init, struct diyc_error *err)
 {
 	int master, slave, unlock = 0;
 
-	if (init->console_fd < 0)
+	if (init->console_fd < 0 && !init->console_to_parent)
 		return 0;
 	master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -197,10 +199,13 @@ int setup_console(const struct diyc_init *init, struct diyc_error *err)
 			return diyc_fail(err, "console_stdio", errno, NULL);
 	if (slave > 2)
 		close(slave);
-	if (send_fd(init->console_fd, master) < 0)
+	if (init->console_to_parent
+	    ? diyc_msg_send(init->channel, DIYC_MSG_CONSOLE, 0, NULL, 0, &master, 1) < 0
+	    : send_fd(init->console_fd, master) < 0)
 		return diyc_fail(err, "send_console", errno, NULL);
 	close(master);
-	close(init->console_fd);
+	if (init->console_fd >= 0)
+		close(init->console_fd);
 	return 0;
 }
 
@@ -224,8 +229,8 @@ int set_identity(const struct diyc_init *init, struct diyc_error *err)
 
 /* Nothing of diyc's (or of the Python process that embeds it) may leak into
  * the container: every fd above stdio - and above the ones the caller asked
- * to pass on (OCI --preserve-fds) - becomes close-on-exec.  The error pipe
- * is among them, so it vanishes exactly when execve succeeds. */
+ * to pass on (OCI --preserve-fds) - becomes close-on-exec.  The channel to
+ * the parent is among them, so it closes exactly when execve succeeds. */
 int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err)
 {
 	unsigned int first = 3 + (init->preserve_fds > 0 ? init->preserve_fds : 0);

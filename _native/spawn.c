@@ -4,13 +4,16 @@
  *   parent                               child (C only, until execve)
  *   ------                               -----
  *   (Python: cgroup made, limits set)
- *   diyc_spawn: pipes, stack, clone() -> container_init: join cgroup, cgroup
- *   (Python: network)                       ns, rootfs, mounts, /dev,
+ *   diyc_spawn: channel, stack,       -> container_init: join cgroup,
+ *     clone()                               [--userns: wait for ID_MAPS_DONE],
+ *   (Python: id maps, network)              cgroup ns, rootfs, mounts, /dev,
  *                                           pivot_root, hostname ...
- *   diyc_release: write one byte      ->    wait_for_release
+ *   diyc_release: RELEASE             ->    wait_for_release
  *                                           caps, identity, workdir, fds
- *   diyc_wait_exec: read error pipe  <-     execve (error pipe closes on success)
+ *   diyc_wait_exec: messages until EOF <-   EXEC_NEXT, execve (the channel
+ *                                           closes on success), or ERROR
  *
+ * The channel is one socketpair; its messages are in channel.c.
  * The child builds its filesystem while the parent sets up the network, so
  * the two halves of the start overlap on a multi-core machine.
  */
@@ -38,18 +41,11 @@
 
 static int wait_for_release(const struct diyc_init *init, struct diyc_error *err)
 {
-	char go;
-	ssize_t r;
+	int r = diyc_msg_expect(init->channel, DIYC_MSG_RELEASE, NULL, 0, "wait_for_release", err);
 
-	do
-		r = read(init->sync_fd, &go, 1);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return diyc_fail(err, "wait_for_release", errno, NULL);
 	if (r == 0)
 		_exit(125); /* the parent gave up on us (or died): no one to report to */
-	close(init->sync_fd);
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 static void reset_signals(void)
@@ -62,8 +58,7 @@ static void reset_signals(void)
 /* The common start of a new process: nothing of the embedding process. */
 static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 {
-	close(init->parent_fds[0]);
-	close(init->parent_fds[1]);
+	close(init->parent_channel);
 	reset_signals();
 	umask(0);
 	/* Until execve we are a copy of the runtime: not dumpable, so nothing in
@@ -78,20 +73,21 @@ static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 }
 
 /* create/start split (the OCI `create` then `start`): after the release the
- * child says "ready" on the error pipe and blocks on a FIFO until `start`
- * writes to it.  Opened O_RDWR so that read() blocks instead of seeing EOF
- * while no writer has the FIFO open.  Child memory only: no locking.
+ * child says READY on the channel and blocks on a FIFO until `start`
+ * writes START to it.  Opened O_RDWR so that read() blocks instead of
+ * seeing EOF while no writer has the FIFO open.  Child memory only: no
+ * locking.
  *
- * `create` has gone by then, and with it the reader of the error pipe: from
+ * `create` has gone by then, and with it the other end of the channel: from
  * the start on, the init reports to a second FIFO that `start` reads
- * (report_fd).  We hold it O_RDWR too, so a report is never EPIPE/SIGPIPE,
+ * (report_fd), in the same messages.  We hold it O_RDWR too, so a report is never EPIPE/SIGPIPE,
  * and `start` sees EOF when our last fd on it closes: at execve or death.
  * The parent opened both for us (a mapped root could not open them). */
 static int report_fd = -1;
 
 static int reporting_fd(const struct diyc_init *init)
 {
-	return report_fd >= 0 ? report_fd : init->error_fd;
+	return report_fd >= 0 ? report_fd : init->channel;
 }
 
 /* The last report before the program: everything of ours is done.  The
@@ -99,30 +95,21 @@ static int reporting_fd(const struct diyc_init *init)
  * never as a successful execve. */
 static void report_exec_next(const struct diyc_init *init)
 {
-	struct diyc_error next;
-
-	memset(&next, 0, sizeof(next));
-	diyc_fail(&next, DIYC_EXEC_NEXT, 0, NULL);
-	diyc_report(reporting_fd(init), &next);
+	diyc_msg_send(reporting_fd(init), DIYC_MSG_EXEC_NEXT, 0, NULL, 0, NULL, 0);
 }
 
 static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
 {
-	struct diyc_error ready;
-	char go;
-	ssize_t r;
+	int r;
 
 	if (init->start_fifo_fd < 0)
 		return 0;
-	diyc_fail(&ready, "ready", 0, NULL);
-	diyc_report(init->error_fd, &ready);
-	do
-		r = read(init->start_fifo_fd, &go, 1);
-	while (r < 0 && errno == EINTR);
-	if (r != 1)
-		return diyc_fail(err, "wait_for_start", r < 0 ? errno : EPIPE, NULL);
+	diyc_msg_send(init->channel, DIYC_MSG_READY, 0, NULL, 0, NULL, 0);
+	r = diyc_msg_expect(init->start_fifo_fd, DIYC_MSG_START, NULL, 0, "wait_for_start", err);
+	if (r <= 0)
+		return r < 0 ? -1 : diyc_fail(err, "wait_for_start", EPIPE, NULL);
 	close(init->start_fifo_fd);
-	close(init->error_fd);  /* its reader, `create`, is gone */
+	close(init->channel);  /* its other end, `create`, is gone */
 	report_fd = init->report_fifo_fd;
 	return 0;
 }
@@ -131,7 +118,7 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  * The common end: privileges and identity, then execve.
  *
  * As with runc, everything that can fail happens before the create ends
- * ("ready"), the program's look-up included; `start` only lets the init
+ * (READY), the program's look-up included; `start` only lets the init
  * run the startContainer hooks and execve.
  *
  * The user's seccomp profile says what the *program* may call, so our own
@@ -252,7 +239,7 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 
 static _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
 {
-	diyc_report(reporting_fd(init), err);
+	diyc_send_error(reporting_fd(init), err);
 	if (strcmp(err->step, "exec") == 0)
 		_exit(err->errnum == ENOENT ? 127 : 126);
 	_exit(125);
@@ -280,7 +267,7 @@ static int exec_child(void *arg)
  * create the process that runs the command.  setns(CLONE_NEWPID) only
  * applies to children, hence the second clone; CLONE_PARENT makes that
  * process a child of the caller, who waits for it.  Its pid travels back
- * through init->pid_fd and this process exits.
+ * on the channel (PID) and this process exits.
  */
 static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
 {
@@ -294,7 +281,7 @@ static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
 	pid = clone_on_stack(exec_child, CLONE_PARENT, (void *)init);
 	if (pid < 0)
 		return diyc_fail(err, "clone", errno, NULL);
-	if (write(init->pid_fd, &pid, sizeof(pid)) != sizeof(pid))
+	if (diyc_msg_send(init->channel, DIYC_MSG_PID, 0, &pid, sizeof(pid), NULL, 0) < 0)
 		return diyc_fail(err, "report_pid", errno, NULL);
 	_exit(0);
 }
@@ -367,11 +354,12 @@ static int recv_fd(int sock)
 
 /*
  * Detached containers: a forked copy of us, in a session of its own, clones
- * the init (so it is the init's parent), tells us the pid, and turns into
- * the supervisor by exec'ing init->supervisor_argv (argv[1] becomes the pid).
- * We keep the sync and error pipes, so the start protocol is unchanged.
+ * the init (so it is the init's parent), tells us its pid on the channel
+ * (PID, or the clone's ERROR), and turns into the supervisor by exec'ing
+ * init->supervisor_argv (argv[1] becomes the pid).  The channel is then
+ * between us and the init, so the start is the same.
  */
-static void become_supervisor(struct diyc_init *init, int pid_fd)
+static void become_supervisor(struct diyc_init *init)
 {
 	char pidbuf[24], masterbuf[24];
 	char **argv = (char **)init->supervisor_argv;
@@ -389,12 +377,19 @@ static void become_supervisor(struct diyc_init *init, int pid_fd)
 		close(null);
 	}
 	pid = clone_init(init);
-	/* the child's pipe ends are the child's alone */
-	close(init->sync_fd);
-	close(init->error_fd);
-	if (write(pid_fd, &pid, sizeof(pid)) != sizeof(pid) || pid < 0)
+	if (pid < 0) {
+		struct diyc_error err;
+
+		diyc_fail(&err, "clone", errno, NULL);
+		diyc_send_error(init->channel, &err);
 		_exit(1);
-	close(pid_fd);
+	}
+	if (diyc_msg_send(init->channel, DIYC_MSG_PID, 0, &pid, sizeof(pid), NULL, 0) < 0) {
+		kill(pid, SIGKILL);
+		_exit(1);
+	}
+	/* the child's end of the channel is the child's alone */
+	close(init->channel);
 	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
 	argv[1] = pidbuf;
 	if (init->console_recv_fd >= 0) {
@@ -419,28 +414,25 @@ static void become_supervisor(struct diyc_init *init, int pid_fd)
 	_exit(127);
 }
 
+static int wait_for(struct diyc_child *child, int want, struct diyc_error *err);
+static void close_channel(struct diyc_child *child);
+static int supervisor_child(struct diyc_child *child, pid_t supervisor, int channel[2],
+			    struct diyc_error *err);
+
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err)
 {
-	int sync_pipe[2], error_pipe[2], pid_pipe[2] = { -1, -1 }, saved;
+	int channel[2], saved;
 	sigset_t all, old;
 	pid_t pid, supervisor = 0;
 
-	if (pipe2(sync_pipe, O_CLOEXEC) < 0)
-		return diyc_fail(err, "pipe", errno, NULL);
-	if (pipe2(error_pipe, O_CLOEXEC) < 0) {
-		saved = errno;
-		close(sync_pipe[0]);
-		close(sync_pipe[1]);
-		return diyc_fail(err, "pipe", saved, NULL);
-	}
-	if (init->supervisor_argv && pipe2(pid_pipe, O_CLOEXEC) < 0) {
-		saved = errno;
-		goto fail_pipes;
-	}
-	init->sync_fd = sync_pipe[0];
-	init->error_fd = error_pipe[1];
-	init->parent_fds[0] = sync_pipe[1];
-	init->parent_fds[1] = error_pipe[0];
+	/* a stream: the FIFOs of the create/start split carry the same messages */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
+		return diyc_fail(err, "channel", errno, NULL);
+	memset(child, 0, sizeof(*child));
+	child->channel = -1;
+	child->console = -1;
+	init->channel = channel[1];
+	init->parent_channel = channel[0];
 
 	/* Signals stay blocked across clone/fork: the child must not run the
 	 * embedding process's handlers before it has reset them. */
@@ -449,91 +441,183 @@ int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_err
 	if (init->supervisor_argv) {
 		supervisor = fork();
 		if (supervisor == 0) {
-			close(pid_pipe[0]);
-			become_supervisor(init, pid_pipe[1]);
+			close(channel[0]);  /* the init sees EOF if our caller dies */
+			init->parent_channel = -1;
+			become_supervisor(init);
 		}
 		saved = errno;
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(pid_pipe[1]);
-		pid = -1;
-		if (supervisor > 0) {
-			ssize_t r;
-
-			do
-				r = read(pid_pipe[0], &pid, sizeof(pid));
-			while (r < 0 && errno == EINTR);
-			saved = r == sizeof(pid) && pid < 0 ? EAGAIN : errno;
-			if (r != sizeof(pid))
-				pid = -1;
-		}
-		close(pid_pipe[0]);
-	} else {
-		pid = clone_init(init);
-		saved = errno;
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (supervisor < 0)
+			goto fail_channel;
+		return supervisor_child(child, supervisor, channel, err);
 	}
+	pid = clone_init(init);
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
-		goto fail_pipes;
-
-	close(sync_pipe[0]);
-	close(error_pipe[1]);
+		goto fail_channel;
+	close(channel[1]);
 	child->pid = pid;
-	child->supervisor = supervisor;
-	child->release_fd = sync_pipe[1];
-	child->error_fd = error_pipe[0];
+	child->channel = channel[0];
 	return 0;
 
-fail_pipes:
-	if (supervisor > 0)
-		waitpid(supervisor, NULL, 0);
-	close(sync_pipe[0]);
-	close(sync_pipe[1]);
-	close(error_pipe[0]);
-	close(error_pipe[1]);
+fail_channel:
+	close(channel[0]);
+	close(channel[1]);
 	return diyc_fail(err, supervisor ? "supervisor" : "clone", saved, NULL);
+}
+
+/* The init's pid, from the supervisor that cloned it.  An ERROR of the
+ * init's that comes first is kept for wait_exec. */
+static int supervisor_child(struct diyc_child *child, pid_t supervisor, int channel[2],
+			    struct diyc_error *err)
+{
+	close(channel[1]);  /* EOF once the supervisor and the init are gone */
+	child->channel = channel[0];
+	child->supervisor = supervisor;
+	if (wait_for(child, DIYC_MSG_PID, err) < 0) {
+		close_channel(child);
+		waitpid(supervisor, NULL, 0);
+		if (strcmp(err->step, DIYC_INIT_DIED) == 0)
+			diyc_fail(err, "supervisor", ECHILD, "it died before cloning the init");
+		return -1;
+	}
+	child->pid = child->exec_pid;
+	child->exec_pid = 0;
+	return 0;
+}
+
+/* A message to the child; EPIPE is no error: the child died first, and
+ * its reason is waiting on the channel. */
+static int send_to_child(struct diyc_child *child, int type, const int *fds, int n,
+			 const char *step, struct diyc_error *err)
+{
+	if (child->channel < 0)
+		return diyc_fail(err, step, EBADF, NULL);
+	if (diyc_msg_send(child->channel, type, 0, NULL, 0, fds, n) < 0 &&
+	    errno != EPIPE && errno != ECONNRESET)
+		return diyc_fail(err, step, errno, NULL);
+	return 0;
 }
 
 int diyc_release(struct diyc_child *child, struct diyc_error *err)
 {
-	ssize_t r;
-
-	do
-		r = write(child->release_fd, "", 1);
-	while (r < 0 && errno == EINTR);
-	close(child->release_fd);
-	child->release_fd = -1;
-	/* EPIPE: the child died first; its reason is waiting in the error pipe. */
-	if (r < 0 && errno != EPIPE)
-		return diyc_fail(err, "release", errno, NULL);
-	return 0;
+	return send_to_child(child, DIYC_MSG_RELEASE, NULL, 0, "release", err);
 }
 
-int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
+int diyc_id_maps_done(struct diyc_child *child, const int *layer_fds, int n, struct diyc_error *err)
 {
-	int exec_next = 0;
-	ssize_t r;
+	return send_to_child(child, DIYC_MSG_ID_MAPS_DONE, layer_fds, n, "id_maps_done", err);
+}
+
+static void close_channel(struct diyc_child *child)
+{
+	close(child->channel);
+	child->channel = -1;
+}
+
+/*
+ * Read the child's messages until one of `want` (PID or CONSOLE) is there.
+ * exec's two processes race - its first sends PID, its second CONSOLE or
+ * ERROR - so whatever comes first is kept for its turn; an ERROR is
+ * returned once the PID has come (the caller must reap that process) or
+ * at EOF.  -1 with err filled: a failure.
+ */
+static int wait_for(struct diyc_child *child, int want, struct diyc_error *err)
+{
+	struct diyc_msg m;
+	int r;
 
 	for (;;) {
-		do
-			r = read(child->error_fd, err, sizeof(*err));
-		while (r < 0 && errno == EINTR);
-		if (r <= 0 || r != sizeof(*err))
+		if (want == DIYC_MSG_PID && child->exec_pid > 0)
+			return 0;
+		if (want == DIYC_MSG_CONSOLE && child->console >= 0)
+			return 0;
+		if (want == DIYC_MSG_CONSOLE && child->failed)
 			break;
-		err->step[sizeof(err->step) - 1] = '\0';
-		err->detail[sizeof(err->detail) - 1] = '\0';
-		if (strcmp(err->step, DIYC_EXEC_NEXT) != 0)
-			break;  /* a failure, or "ready" */
-		exec_next = 1;
+		r = diyc_msg_recv(child->channel, &m);
+		if (r < 0)
+			return diyc_fail(err, "wait_child", errno, NULL);
+		if (r == 0)
+			break;
+		if (m.h.type == DIYC_MSG_PID && m.h.len == sizeof(pid_t)) {
+			memcpy(&child->exec_pid, m.payload, sizeof(pid_t));
+		} else if (m.h.type == DIYC_MSG_CONSOLE && m.n_fds == 1 && child->console < 0) {
+			child->console = m.fds[0];
+			continue;
+		} else if (m.h.type == DIYC_MSG_ERROR && !child->failed) {
+			diyc_msg_error(&m, &child->failure);
+			child->failed = 1;
+		} else {
+			diyc_msg_close_fds(&m);
+			return diyc_fail(err, "wait_child", EPROTO, NULL);
+		}
 	}
-	close(child->error_fd);
-	child->error_fd = -1;
-	if (r == 0 && exec_next)
+	if (child->failed) {
+		*err = child->failure;
+		return -1;
+	}
+	return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
+}
+
+/* exec: the pid of the process that runs the command (join_and_clone). */
+pid_t diyc_wait_pid(struct diyc_child *child, struct diyc_error *err)
+{
+	if (wait_for(child, DIYC_MSG_PID, err) < 0)
+		return -1;
+	return child->exec_pid;
+}
+
+/* A terminal for the parent: the pty master (now the caller's). */
+int diyc_wait_console(struct diyc_child *child, struct diyc_error *err)
+{
+	int fd;
+
+	if (wait_for(child, DIYC_MSG_CONSOLE, err) < 0)
+		return -1;
+	fd = child->console;
+	child->console = -1;
+	return fd;
+}
+
+/*
+ * The child's reports until the end of the channel: 0 when it reached its
+ * program (EXEC_NEXT, then EOF at execve), 1 when it holds before execve
+ * (READY), -1 when it failed (ERROR) or died (EOF without EXEC_NEXT:
+ * DIYC_INIT_DIED).  The channel is closed in every case.
+ */
+int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
+{
+	struct diyc_msg m;
+	int exec_next = 0, r;
+
+	if (child->channel < 0)
+		return diyc_fail(err, "wait_exec", EBADF, NULL);
+	for (;;) {
+		if (child->failed) {
+			close_channel(child);
+			*err = child->failure;
+			return -1;
+		}
+		r = diyc_msg_recv(child->channel, &m);
+		if (r <= 0)
+			break;
+		diyc_msg_close_fds(&m);
+		if (m.h.type == DIYC_MSG_EXEC_NEXT) {
+			exec_next = 1;
+		} else if (m.h.type == DIYC_MSG_READY) {
+			close_channel(child);
+			return 1;
+		} else if (m.h.type == DIYC_MSG_ERROR) {
+			diyc_msg_error(&m, &child->failure);
+			child->failed = 1;
+		}
+	}
+	r = r < 0 ? errno : 0;
+	close_channel(child);
+	if (r)
+		return diyc_fail(err, "wait_exec", r, NULL);
+	if (exec_next)
 		return 0;
-	if (r == 0)
-		return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
-	if (r < 0)
-		return diyc_fail(err, "wait_exec", errno, NULL);
-	if (r != sizeof(*err))
-		return diyc_fail(err, "wait_exec", EPROTO, "short error report");
-	return -1;
+	return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
 }

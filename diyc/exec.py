@@ -60,8 +60,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     from . import _native
     from .errors import init_error
     from .rootfs import init_config
-    from .record import exit_code_of, waitpid
-    from .record import init_failure
+    from .record import exec_error, exit_code_of, waitpid
     try:
         ctr.reload()
     except FileNotFoundError:
@@ -75,7 +74,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
                                 sysctl={}, devices=[]))
     own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
     fds = []
-    console = None
+    child = None
     try:
         for proc_name, oci_name in JOIN_ORDER:
             if oci_name in own:
@@ -85,47 +84,47 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
         cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
         fds += cg_fds
-        pid_r, pid_w = os.pipe()
-        fds += (pid_r, pid_w)
         init = init_config(exec_spec, stdio=stdio)
-        init.update(join_ns_fds=fds[:n_ns], cgroup_fds=cg_fds, pid_fd=pid_w,
-                    devices=[], symlinks=[])
+        init.join_ns_fds = fds[:n_ns]
+        init.cgroup_fds = cg_fds
+        init.devices = init.symlinks = ()
         if process.get("terminal") and console_fd is not None:
-            init["console_fd"] = console_fd
+            init.console_fd = console_fd
         elif process.get("terminal"):
-            import socket
-            console, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            fds.append(child_end.detach())
-            init["console_fd"] = fds[-1]
+            init.console_to_parent = True
         try:
-            first, release_fd, error_fd, _ = _native.spawn(init)
-        except OSError as e:
-            raise init_error(getattr(e, "step", "clone"), e.errno) from None
-        waitpid(first)
-        data = os.read(pid_r, 64)
-        pid = int.from_bytes(data[:4], sys.byteorder, signed=True) if len(data) >= 4 else 0
+            child = _native.spawn(init)
+        except _native.InitFailure as e:
+            raise init_error(e.step, e.errno, e.detail) from None
+        try:
+            pid = child.wait_pid()  # its first process setns()'d and cloned it
+        except _native.InitFailure as e:
+            raise init_error(e.step, e.errno, e.detail) from None
+        finally:
+            waitpid(child.pid)
         master = None
-        if console is not None:
-            os.close(fds.pop())  # our copy of the child's end: EOF if it dies first
-            import socket
-            _, got, _, _ = socket.recv_fds(console, 1, 1)
-            master = got[0] if got else None
-        _native.release(release_fd)
-        error = init_failure(_native.wait_exec(error_fd), pid, reap=pid > 0)
+        if init.console_to_parent:
+            try:
+                master = child.wait_console()
+            except _native.InitFailure:
+                pass  # it failed before: wait_exec says why
+        child.release()
+        error = exec_error(child, reap=True, pid=pid)
         if error:
-            if pid > 0:
-                waitpid(pid)
+            if master is not None:
+                os.close(master)
+            waitpid(pid)
             raise error
         if detach:
             return pid, None
         if on_started:
-            on_started(pid, master) if console is not None else on_started(pid)
+            on_started(pid, master) if init.console_to_parent else on_started(pid)
         _, status = waitpid(pid)
         if master is not None:
             os.close(master)
     finally:
         for fd in fds:
             os.close(fd)
-        if console is not None:
-            console.close()
+        if child is not None:
+            child.close()
     return pid, exit_code_of(status)

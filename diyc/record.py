@@ -10,7 +10,7 @@ stats, the OCI front end), and the process helpers around it.
                        into place, so a container dir without its record
                        never exists, whenever diyc is killed
     waitpid, kill_and_reap, exit_code_of, wait_gone     processes
-    init_failure       how an init that never reached execve ended
+    exec_error         how an init that never reached execve ended
 
 It depends on nothing above it (runtime, networks, the OCI front end):
 they depend on it.
@@ -239,15 +239,23 @@ def wait_gone(pid, start_time, timeout=10.0):
         time.sleep(0.005)
 
 
-def init_failure(failure, pid, reap):
-    """The exception for what _native.wait_exec() said of init `pid`, or
-    None when it reached its program.  An init that died without a word (a
-    signal, the OOM killer) shows as such; one that dies after its last
-    report (a seccomp KILL of execve itself) as a zombie still named
-    INIT_COMM: execve renames it.  Its fds close a moment before either, so
-    we look until one shows.  reap: we are its parent, its wait status
-    says how it ended."""
-    if failure is None:
+def exec_error(child, reap, pid=None, ready=False):
+    """None once `child` (a _native.Child) has reached its program - with
+    ready, once it holds before execve - else the exception for what it
+    reported.  An init that died without a word (a signal, the OOM killer)
+    shows as such; one that dies after its last report (a seccomp KILL of
+    execve itself) as a zombie still named INIT_COMM: execve renames it.
+    Its fds close a moment before either, so we look until one shows.
+    reap: we are its parent, its wait status says how it ended.  pid: the
+    process that execs, when it is not the child (exec's second clone)."""
+    pid = pid or child.pid
+    try:
+        child.wait_ready() if ready else child.wait_exec()
+    except _native.InitFailure as e:
+        failure = (e.step, e.errno, e.detail)
+    else:
+        if ready:
+            return None
         deadline = time.monotonic() + 1.0
         while True:
             st = process_status(pid)

@@ -1,5 +1,5 @@
-"""From a runtime-spec config to the flat description the native init
-consumes: mount flags split out of option lists, the default devices, the
+"""From a runtime-spec config to the description the native init
+consumes (init_description.InitDescription): mount flags split out of option lists, the default devices, the
 overlay that makes an image's layers a writable root."""
 
 import errno
@@ -164,11 +164,15 @@ def remove_tree_at(dirfd, name):
 
 
 def init_config(spec, *, overlay=None, scratch=None, scratch_size=None, stdio=(-1, -1, -1)):
-    """The dict _native.spawn() takes, from an OCI spec.  `overlay` is the
-    overlayfs option string for spec.root.path (None: bind it as is);
-    `scratch` a directory where a tmpfs private to the container holds the
-    mount points of idmapped layers, and upper/work when the overlay options
-    point there; `scratch_size` caps that tmpfs (bytes)."""
+    """The description of the container's init (_native.spawn() takes it),
+    from an OCI spec.  `overlay` is the overlayfs option string for
+    spec.root.path (None: bind it as is); `scratch` a directory where a
+    tmpfs private to the container holds the mount points of idmapped
+    layers, and upper/work when the overlay options point there;
+    `scratch_size` caps that tmpfs (bytes).  What only a later step of the
+    start knows (cgroup files, the user namespace, the supervisor) it sets
+    on the description by name."""
+    from .init_description import InitDescription
     process = spec["process"]
     linux = spec.get("linux", {})
     # namespaces with a path are joined (spawn_in), the others created by clone
@@ -181,41 +185,43 @@ def init_config(spec, *, overlay=None, scratch=None, scratch_size=None, stdio=(-
     for ns in namespaces - {"cgroup"}:
         flags |= _native.NS_FLAGS[ns]
     user = process.get("user", {})
-    return {
-        "clone_flags": flags,
-        "join_paths": join_paths,
-        "new_cgroupns": "cgroup" in namespaces,
-        "userns": "user" in namespaces,
-        "loopback_up": "network" in namespaces,
-        "rootfs": spec["root"]["path"],
-        "overlay_options": overlay,
-        "scratch": scratch,
-        "scratch_options": f"mode=0755,size={scratch_size}" if scratch_size else "mode=0755",
-        "readonly_root": spec["root"].get("readonly", False),
-        "rootfs_propagation": _native.PROPAGATION_FLAGS.get(linux.get("rootfsPropagation") or "", 0),
-        "mounts": native_mounts(spec.get("mounts", ())),
-        "devices": [(path, mode, os.makedev(major, minor)) for path, mode, major, minor in DEFAULT_DEVICES]
-                   + [_native_device(d) for d in linux.get("devices", ())],
-        "symlinks": list(DEFAULT_SYMLINKS),
-        "masked_paths": linux.get("maskedPaths", ()),
-        "readonly_paths": linux.get("readonlyPaths", ()),
-        "hostname": spec.get("hostname"),
-        "domainname": spec.get("domainname"),
-        "argv": process["args"],
-        "env": process.get("env", ()),
-        "cwd": process.get("cwd", "/"),
-        "uid": user.get("uid", 0),
-        "gid": user.get("gid", 0),
-        "umask": user.get("umask", 0o022),
-        "groups": user.get("additionalGids", ()),
-        "stdio": stdio,
-        "sysctls": [(f"/proc/sys/{k.replace('.', '/')}", str(v)) for k, v in linux.get("sysctl", {}).items()],
-        "oom_score_adj": process.get("oomScoreAdj"),
-        "seccomp_filter": _seccomp_filter(spec),
-        "create_hooks": _hooks(spec, "createContainer"),
-        "start_hooks": _hooks(spec, "startContainer"),
-        **_privileges(process),
-    }
+    init = InitDescription(
+        clone_flags=flags,
+        join_paths=join_paths,
+        new_cgroupns="cgroup" in namespaces,
+        userns="user" in namespaces,
+        loopback_up="network" in namespaces,
+        rootfs=spec["root"]["path"],
+        overlay_options=overlay,
+        scratch=scratch,
+        readonly_root=spec["root"].get("readonly", False),
+        rootfs_propagation=_native.PROPAGATION_FLAGS.get(linux.get("rootfsPropagation") or "", 0),
+        mounts=native_mounts(spec.get("mounts", ())),
+        devices=[(path, mode, os.makedev(major, minor)) for path, mode, major, minor in DEFAULT_DEVICES]
+                + [_native_device(d) for d in linux.get("devices", ())],
+        symlinks=DEFAULT_SYMLINKS,
+        masked_paths=linux.get("maskedPaths", ()),
+        readonly_paths=linux.get("readonlyPaths", ()),
+        hostname=spec.get("hostname"),
+        domainname=spec.get("domainname"),
+        argv=process["args"],
+        env=process.get("env", ()),
+        cwd=process.get("cwd", "/"),
+        uid=user.get("uid", 0),
+        gid=user.get("gid", 0),
+        umask=user.get("umask", 0o022),
+        groups=user.get("additionalGids", ()),
+        stdio=tuple(-1 if fd is None else fd for fd in stdio),
+        sysctls=[(f"/proc/sys/{k.replace('.', '/')}", str(v)) for k, v in linux.get("sysctl", {}).items()],
+        oom_score_adj=process.get("oomScoreAdj"),
+        seccomp_filter=_seccomp_filter(spec),
+        create_hooks=_hooks(spec, "createContainer"),
+        start_hooks=_hooks(spec, "startContainer"),
+    )
+    if scratch_size:
+        init.scratch_options = f"mode=0755,size={scratch_size}"
+    _set_privileges(init, process)
+    return init
 
 
 def _hooks(spec, kind):
@@ -254,14 +260,13 @@ def _native_device(d):
             os.makedev(d.get("major", 0), d.get("minor", 0)))
 
 
-def _privileges(process):
+def _set_privileges(init, process):
     from .security import capability_masks, last_cap, native_rlimits
-    out = {"no_new_privs": bool(process.get("noNewPrivileges")),
-           "rlimits": native_rlimits(process.get("rlimits"))}
+    init.no_new_privs = bool(process.get("noNewPrivileges"))
+    init.rlimits = native_rlimits(process.get("rlimits"))
     if "capabilities" in process:
-        out["capabilities"] = capability_masks(process["capabilities"])
-        out["last_cap"] = last_cap()
-    return out
+        init.capabilities = capability_masks(process["capabilities"])
+        init.last_cap = last_cap()
 
 
 # setns() affects the calling thread for these (pid: its future children),
@@ -271,9 +276,10 @@ _THREAD_JOINABLE = ("network", "ipc", "uts", "pid", "cgroup")
 
 
 def spawn_in(init):
-    """_native.spawn(), with the namespaces of init["join_paths"] joined
-    instead of created: the calling thread enters them around the clone."""
-    join = dict(init.get("join_paths") or {})
+    """_native.spawn(), with the namespaces of init.join_paths joined
+    instead of created: the calling thread enters them around the clone.
+    -> a _native.Child"""
+    join = dict(init.join_paths or {})
     mount = join.pop("mount", None)
     if mount:  # entered by the init itself
         try:
@@ -281,7 +287,7 @@ def spawn_in(init):
         except OSError as e:
             raise InvalidArgument(f"cannot join the mount namespace {mount}: {e.strerror}") from None
         try:
-            return spawn_in(dict(init, join_paths=join, join_mnt_fd=fd))
+            return spawn_in(init.replace(join_paths=join, join_mnt_fd=fd))
         finally:
             os.close(fd)
     if not join:

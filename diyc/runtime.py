@@ -8,11 +8,15 @@ A start, top to bottom:
               files the child writes to join it
     rootfs    the overlay of the image's layers (upper on disk, or with
               --rm-tmpfs-size on a capped tmpfs private to the container)
-    clone     _native.spawn: new namespaces; the child joins its cgroup and
-              builds its root filesystem in C while we go on
+              and the init's description (init_description.InitDescription)
+    clone     _native.spawn -> a Child: new namespaces; the child joins its
+              cgroup and builds its root filesystem in C while we go on
+    userns    (--userns: its id maps and idmapped layers)
     network   (bridge networking hooks in here, while the child mounts)
     release   let the child go on to execve
     exec      wait until execve succeeded, or raise the child's error
+
+Container.start() reads as these steps, each a method of its own.
 """
 
 import os
@@ -24,7 +28,7 @@ from .errors import Conflict, ContainerNotFound, init_error
 from .images.store import ImageStore
 from .rootfs import init_config, overlay_options, remove_writable_layer, spawn_in
 from .result import Result  # (re-exported: diyc.runtime.Result)
-from .record import (ContainerRecord, init_failure, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
+from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
                      now, wait_gone, waitpid)
 from .state import Root, listdir, pid_alive, process_start_time, read_json, release_name, remove_tree
 from .trace import Trace
@@ -274,138 +278,147 @@ class Container(ContainerRecord):
         is ready and blocked just before execve; exec_held() lets it go.
         console_fd: a unix socket; the init gets a terminal made in the
         container's devpts and sends its master there (OCI console socket).
-        preserve_fds: our fds 3 .. 3+N-1 stay open in the container."""
+        preserve_fds: our fds 3 .. 3+N-1 stay open in the container.
+
+        The steps, as the module's docstring tells them: cgroup, rootfs
+        (the init's description), clone, userns, network, release, exec."""
         if self.record["state"]["status"] == "running" and self.status == "running":
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
-        spec = self.record["spec"]
-        pid = supervisor = layer_sock = place = None
-        join_fds = []
-        pipe_fds = []
-        release_fd = error_fd = -1
+        held = _StartHeld()
         try:
-            cgroup = self.control_group()
-            resources = spec["linux"]["resources"]
-            cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
-            self.limit_warnings = cgroup.set_limits(resources) or []
-            join_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
+            held.cgroup_fds = self._create_cgroup()
             t.mark("cgroup")
-
-            if self.record.get("userns"):  # its uid may not search the diyc root
-                from .userns import ContainerPaths
-                place = ContainerPaths(self.root.path, self.dir)
-            overlay, scratch, scratch_size, rootfs = self._prepare_rootfs(place)
-            init = init_config(spec, overlay=overlay, scratch=scratch, scratch_size=scratch_size,
-                               stdio=stdio)
-            if rootfs:
-                init["rootfs"] = rootfs
-            if place:
-                init["mounts"] = [(place(m[0]),) + m[1:] for m in init["mounts"]]
-                init["reopen"] = place.reopen
-            init["cgroup_fds"] = join_fds
-            if init["create_hooks"] or init["start_hooks"]:
-                from .rootfs import hook_state
-                oci = self.record.get("oci") or {}
-                init["hook_state"] = hook_state(spec.get("ociVersion", ""), self.name,
-                                                oci.get("bundle", ""), oci.get("annotations") or {})
-            if init["userns"]:
-                import socket
-                layer_sock, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                pipe_fds.append(child_end.detach())
-                init.update(layer_sock=pipe_fds[-1], n_layers=len(self.record["layers"]))
-            if console_fd is not None:
-                init["console_fd"] = console_fd
-            init["preserve_fds"] = preserve_fds
+            init = self._describe_init(held, stdio, console_fd, preserve_fds)
             if hold_before_exec:
-                # opened here, O_RDWR, for the init: a mapped root could not
-                for name in ("start", "report"):
-                    fifo = f"{self.dir}/{name}.fifo"
-                    if os.path.lexists(fifo):
-                        os.unlink(fifo)
-                    os.mkfifo(fifo, 0o600)
-                    pipe_fds.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
-                    init[f"{name}_fifo_fd"] = pipe_fds[-1]
+                self._make_start_fifos(init, held)
             if detach:
                 from .supervisor import supervisor_setup
-                supervisor_setup(self, init, pipe_fds)
+                supervisor_setup(self, init, held.for_child)
             t.mark("rootfs")
-
-            try:
-                if self.record.get("network", "").startswith("container:"):  # clone inside its netns
-                    from .net import network as networking
-                    pid, release_fd, error_fd, supervisor = networking.spawn_joined(self, init)
-                else:
-                    pid, release_fd, error_fd, supervisor = spawn_in(init)
-            except OSError as e:
-                raise init_error(getattr(e, "step", "clone"), e.errno) from None
-            finally:
-                for fd in pipe_fds:  # the container's and the supervisor's now
-                    os.close(fd)
-            self.pid = pid
-            if layer_sock is not None:
-                self._map_user_namespace(pid, release_fd, layer_sock)
+            child = held.child = self._clone(init, held)
+            self.pid = child.pid
+            if init.userns:
+                self._map_user_namespace(child)
             t.mark("clone")
             if self.record.get("network_settings"):  # the child is paused before execve
                 from .net import network as networking
-                networking.connect(self, pid)
+                networking.connect(self, child.pid)
                 t.mark("network")
-            fd, release_fd = release_fd, -1
-            try:
-                _native.release(fd)
-                t.mark("release")
-            finally:
-                fd, error_fd = error_fd, -1
-                failure = _native.wait_exec(fd)
-            if not (hold_before_exec and failure and failure[0] == "ready"):
-                error = init_failure(failure, pid, reap=not supervisor)
-                if error:
-                    raise error
+            self._release_and_wait(child, hold_before_exec, t)
             t.mark("exec")
         except BaseException:
-            for fd in (release_fd, error_fd):
-                if fd >= 0:
-                    os.close(fd)
-            if layer_sock is not None:
-                layer_sock.close()
-            if pid:
-                if supervisor:  # it reaps the child, then records the end
-                    os.kill(pid, 9)
-                    waitpid(supervisor)
-                else:
-                    kill_and_reap(pid)
+            held.undo()
             self.pid = None
             self.release_resources()
             raise
         finally:
-            for fd in join_fds:
-                os.close(fd)
-            if place:
-                place.close()
-        state = self.record["state"]
-        self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": pid,
-                                "pid_start": process_start_time(pid), "started": now(),
-                                "restart_count": state.get("restart_count", 0)}
-        if supervisor:
-            self.pid = None  # the supervisor is its parent, not us
-            self.supervisor = supervisor  # and ours: reaped by wait/remove/stop
-            self.record["state"].update(supervisor=supervisor,
-                                        supervisor_start=process_start_time(supervisor))
-        self.save()
-        return pid
+            held.close()
+        self._record_started(child, hold_before_exec)
+        return child.pid
 
-    # -- run-time ---------------------------------------------------------------
+    def _create_cgroup(self):
+        """The container's cgroup with its limits -> the open files the
+        init writes to join it."""
+        cgroup = self.control_group()
+        resources = self.record["spec"]["linux"]["resources"]
+        cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
+        self.limit_warnings = cgroup.set_limits(resources) or []
+        return [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
 
-    def _map_user_namespace(self, pid, release_fd, layer_sock):
-        """The child waits in its new user namespace: give it id maps and
-        idmapped layers, then let it go on (the first byte of two)."""
+    def _describe_init(self, held, stdio, console_fd, preserve_fds):
+        """The init's description: the spec's, with the root filesystem we
+        prepare, the cgroup to join and (--userns) the paths it must
+        reopen and how many idmapped layers it gets."""
+        spec = self.record["spec"]
+        if self.record.get("userns"):  # its uid may not search the diyc root
+            from .userns import ContainerPaths
+            held.place = ContainerPaths(self.root.path, self.dir)
+        place = held.place
+        overlay, scratch, scratch_size, rootfs = self._prepare_rootfs(place)
+        init = init_config(spec, overlay=overlay, scratch=scratch, scratch_size=scratch_size,
+                           stdio=stdio)
+        if rootfs:
+            init.rootfs = rootfs
+        if place:
+            init.mounts = [(place(m[0]),) + m[1:] for m in init.mounts]
+            init.reopen = place.reopen
+        init.cgroup_fds = held.cgroup_fds
+        if init.create_hooks or init.start_hooks:
+            from .rootfs import hook_state
+            oci = self.record.get("oci") or {}
+            init.hook_state = hook_state(spec.get("ociVersion", ""), self.name,
+                                         oci.get("bundle", ""), oci.get("annotations") or {})
+        if init.userns:
+            init.n_layers = len(self.record["layers"])
+        if console_fd is not None:
+            init.console_fd = console_fd
+        init.preserve_fds = preserve_fds
+        return init
+
+    def _make_start_fifos(self, init, held):
+        """The create/start split: the init holds on start.fifo until
+        `start` writes to it, then reports to report.fifo.  Opened here,
+        O_RDWR, for the init: a mapped root could not."""
+        for name in ("start", "report"):
+            fifo = f"{self.dir}/{name}.fifo"
+            if os.path.lexists(fifo):
+                os.unlink(fifo)
+            os.mkfifo(fifo, 0o600)
+            held.for_child.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
+        init.start_fifo_fd, init.report_fifo_fd = held.for_child[-2:]
+
+    def _clone(self, init, held):
+        """_native.spawn, in the network namespace of the container we
+        share it with (--network container:NAME) -> a _native.Child."""
+        try:
+            if self.record.get("network", "").startswith("container:"):
+                from .net import network as networking
+                return networking.spawn_joined(self, init)
+            return spawn_in(init)
+        except OSError as e:
+            raise init_error(getattr(e, "step", "clone"), e.errno, getattr(e, "detail", "")) from None
+        finally:
+            held.close_for_child()  # the container's and the supervisor's now
+
+    def _map_user_namespace(self, child):
+        """The child waits in its new user namespace: give it id maps, then
+        let it go on with its idmapped layers."""
         from . import userns
         linux = self.record["spec"]["linux"]
+        userns.write_maps(child.pid, linux["uidMappings"], linux["gidMappings"])
+        layers = userns.idmapped_layers(child.pid, self.record["layers"])
         try:
-            userns.write_maps(pid, linux["uidMappings"], linux["gidMappings"])
-            userns.send_idmapped_layers(pid, self.record["layers"], layer_sock)
+            child.id_maps_done(layers)
         finally:
-            layer_sock.close()
-        os.write(release_fd, b"\0")
+            for fd in layers:
+                os.close(fd)
+
+    @staticmethod
+    def _release_and_wait(child, hold_before_exec, t):
+        """Let the child go on to execve (or to hold before it) and raise
+        what it reports instead."""
+        try:
+            child.release()
+            t.mark("release")
+        finally:
+            error = exec_error(child, reap=not child.supervisor, ready=hold_before_exec)
+        if error:
+            raise error
+
+    def _record_started(self, child, hold_before_exec):
+        state = self.record["state"]
+        self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
+                                "pid_start": process_start_time(child.pid), "started": now(),
+                                "restart_count": state.get("restart_count", 0)}
+        if child.supervisor:
+            self.pid = None  # the supervisor is its parent, not us
+            self.supervisor = child.supervisor  # and ours: reaped by wait/remove/stop
+            self.record["state"].update(supervisor=child.supervisor,
+                                        supervisor_start=process_start_time(child.supervisor))
+        self.save()
+
+    # -- run-time ---------------------------------------------------------------
 
     def exec_held(self):
         """Let an init held by start(hold_before_exec=True) go on to execve."""
@@ -414,7 +427,7 @@ class Container(ContainerRecord):
             raise Conflict(f"container {self.name} is not created and waiting to start")
         fifo = f"{self.dir}/start.fifo"
         # what the init says from now on (a failed step, or its death: EOF
-        # before "exec_next"), read until its last fd on the FIFO closes
+        # before EXEC_NEXT), read until its last fd on the FIFO closes
         report = os.open(f"{self.dir}/report.fifo", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             try:
@@ -422,13 +435,14 @@ class Container(ContainerRecord):
             except OSError as e:  # ENXIO: nobody reads it any more, the init is gone
                 raise Conflict(f"container {self.name} cannot be started: {e.strerror}") from None
             try:
-                os.write(fd, b"\0")
+                _native.start_held(fd)
             finally:
                 os.close(fd)
             os.unlink(fifo)
             os.set_blocking(report, True)
-            fd, report = report, -1
-            error = init_failure(_native.wait_exec(fd), state["pid"], reap=self.pid == state["pid"])
+            init = _native.Child.adopt(state["pid"], report)
+            report = -1
+            error = exec_error(init, reap=self.pid == state["pid"])
         finally:
             if report >= 0:
                 os.close(report)
@@ -700,3 +714,31 @@ def _library_shapes(options):
     return False
 
 
+class _StartHeld:
+    """What a start holds until it ends, and undoes if it fails."""
+
+    def __init__(self):
+        self.cgroup_fds = []
+        self.for_child = []     # fds the init (or supervisor) inherits: ours until the clone
+        self.place = None       # --userns: userns.ContainerPaths
+        self.child = None
+
+    def close_for_child(self):
+        for fd in self.for_child:
+            os.close(fd)
+        self.for_child = []
+
+    def undo(self):
+        if self.child is not None:
+            self.child.close()
+            self.child.kill()  # a supervisor reaps it, then records the end
+
+    def close(self):
+        self.close_for_child()
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
+        if self.place:
+            self.place.close()
+        if self.child is not None:
+            self.child.close()

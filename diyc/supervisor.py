@@ -59,11 +59,11 @@ def supervisor_setup(ctr, init, opened):
         import socket
         child_end, supervisor_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         opened += (child_end.detach(), supervisor_end.detach())
-        init["console_fd"], init["console_recv_fd"] = opened[-2], opened[-1]
-        init["stdio"] = (devnull, devnull, devnull)
-        init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
-                                   f"{ctr.dir}/exit", "MASTER", "-1",
-                                   f"{ctr.dir}/attach.sock"] + finish
+        init.console_fd, init.console_recv_fd = opened[-2], opened[-1]
+        init.stdio = (devnull, devnull, devnull)
+        init.supervisor_argv = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
+                                f"{ctr.dir}/exit", "MASTER", "-1",
+                                f"{ctr.dir}/attach.sock"] + finish
         return
     out_r, out_w = os.pipe()
     opened += (out_r, out_w)
@@ -73,9 +73,9 @@ def supervisor_setup(ctr, init, opened):
     # the write ends as its stdout/stderr (everything else it has is CLOEXEC)
     os.set_inheritable(out_r, True)
     os.set_inheritable(err_r, True)
-    init["stdio"] = (devnull, out_w, err_w)
-    init["supervisor_argv"] = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
-                               f"{ctr.dir}/exit", str(out_r), str(err_r), "-"] + finish
+    init.stdio = (devnull, out_w, err_w)
+    init.supervisor_argv = [SHIM, "PID", f"{ctr.dir}/container.log", str(max_size),
+                            f"{ctr.dir}/exit", str(out_r), str(err_r), "-"] + finish
 
 
 def finish(ctr):

@@ -82,21 +82,23 @@ def write_maps(pid, uid_mappings, gid_mappings):
             os.close(fd)
 
 
-def send_idmapped_layers(pid, layer_dirs, sock):
-    """Idmapped mounts of the image's layers, seen through the container's
-    user namespace, sent to its init (which attaches them for the overlay)."""
-    import socket
+def idmapped_layers(pid, layer_dirs):
+    """Idmapped mounts of the image's layers, seen through the user
+    namespace of `pid`, for its init to attach for the overlay -> fds (the
+    caller closes them once sent)."""
     from . import _native
     userns_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     fds = []
     try:
         for d in layer_dirs:
             fds.append(_native.idmapped_tree(d, userns_fd))
-        socket.send_fds(sock, [b"L"], fds)
-    finally:
+    except BaseException:
         for fd in fds:
             os.close(fd)
+        raise
+    finally:
         os.close(userns_fd)
+    return fds
 
 
 class ContainerPaths:
@@ -104,7 +106,7 @@ class ContainerPaths:
     can resolve after it has taken the namespace's ids: /proc/self/fd/N/...
     We open each directory or file it needs (O_PATH) to reserve the number
     N; the init, still the root's owner then, opens the same path in its own
-    mount namespace onto N (init["reopen"]), and N closes at its execve.
+    mount namespace onto N (InitDescription.reopen), and N closes at its execve.
     Its own directory (0710, group: its root's gid) is searched from there;
     anything else under the root (a named volume, a joined container's
     /etc/hosts) is opened itself."""

@@ -156,6 +156,41 @@ def test_errors_leave_no_fd_behind(root):
     assert open_fds() == fds
 
 
+@pytest.mark.parametrize("userns", [None, "auto"])
+def test_init_failure_carries_step_errno_and_detail(root, userns):
+    # with --userns the init first waits for ID_MAPS_DONE and its idmapped
+    # layers on the channel: a failure after that leaves nothing open either
+    import errno
+    fds = open_fds()
+    for _ in range(3):
+        with pytest.raises(diyc.InitError) as info:
+            diyc.run("busybox", ["true"], workdir="/etc/passwd", userns=userns, root=root)
+        e = info.value
+        assert (e.step, e.errno, e.detail) == ("chdir", errno.ENOTDIR, "/etc/passwd")
+        assert str(e) == "chdir: Not a directory (/etc/passwd)"
+        assert e.exit_code == 125
+    assert open_fds() == fds
+    assert child_pids() == []
+    assert container_records(root) == []
+
+
+def test_init_description_is_typed():
+    from diyc.init_description import InitDescription
+    from diyc.rootfs import init_config
+    with pytest.raises(TypeError):
+        InitDescription(no_such_field=1)
+    init = init_config({"process": {"args": ["true"]}, "root": {"path": "/nonexistent"}})
+    with pytest.raises(AttributeError):
+        init.no_such_field = 1
+    # the defaults, from the one place they live
+    assert (init.cwd, init.uid, init.gid, init.umask, init.stdio) == ("/", 0, 0, 0o022, (-1, -1, -1))
+    assert init.capabilities is None and init.supervisor_argv is None and init.console_fd == -1
+    assert init.scratch_options == "mode=0755"
+    joined = init.replace(join_paths={"network": "/proc/1/ns/net"}, loopback_up=False)
+    assert joined.join_paths == {"network": "/proc/1/ns/net"} and init.join_paths == {}
+    assert joined.argv == ["true"]
+
+
 def test_image_not_found(root):
     with pytest.raises(diyc.ImageNotFound) as info:
         diyc.run("nosuchimage", ["true"], root=root)

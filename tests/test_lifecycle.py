@@ -167,6 +167,17 @@ def test_exec_detached(run_cli):
     run_cli("rm", "-f", "exd", check=True)
 
 
+def test_exec_failure_names_the_step_and_detail(run_cli):
+    # the failing step's report comes back over the channel from exec's
+    # second process, while its first reports the pid: neither is lost
+    run_d(run_cli, "--name", "exf", "busybox", "sleep", "30")
+    for _ in range(3):
+        line = assert_one_line_error(run_cli("exec", "-w", "/etc/passwd", "exf", "true"))
+        assert line == "diyc: chdir: Not a directory (/etc/passwd)"
+    assert run_cli("exec", "exf", "true").returncode == 0
+    run_cli("rm", "-f", "exf", check=True)
+
+
 def test_exec_into_stopped_container_is_an_error(run_cli):
     run_d(run_cli, "--name", "done", "busybox", "true")
     run_cli("wait", "done", check=True)

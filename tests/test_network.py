@@ -214,7 +214,7 @@ def test_diyc_killed_at_any_point_of_the_start(net, diyc_root):
         time.sleep(rng.uniform(0, 0.04))
         p.kill()
         p.communicate()
-    # an orphaned init either ran `true` or found its sync pipe closed: both end
+    # an orphaned init either ran `true` or found its channel closed: both end
     wait_for(lambda: all(not os.path.exists(f"/proc/{r['state'].get('pid')}")
                          for r in container_records(diyc_root) if r["state"].get("pid")),
              what="orphaned inits to end")

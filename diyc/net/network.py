@@ -261,9 +261,9 @@ def spawn_joined(ctr, init):
     state = target.record["state"]
     if not pid_alive(state["pid"], state.get("pid_start")):
         raise Conflict(f"cannot join the network of container {target.name}: it is not running")
-    join = dict(init.get("join_paths") or {}, network=f"/proc/{state['pid']}/ns/net")
-    return spawn_in(dict(init, clone_flags=init["clone_flags"] & ~_native_flag("network"),
-                         loopback_up=False, join_paths=join))
+    join = dict(init.join_paths or {}, network=f"/proc/{state['pid']}/ns/net")
+    return spawn_in(init.replace(clone_flags=init.clone_flags & ~_native_flag("network"),
+                                 loopback_up=False, join_paths=join))
 
 
 def _native_flag(kind):
