@@ -96,6 +96,8 @@ Commands:
         [--network MODE] [--progress plain|tty] CONTEXT|-   build an image from a Dockerfile
   history IMAGE                      the steps an image was built with
   network create|ls|rm|prune|inspect manage networks (create NAME [--subnet CIDR])
+  server start|stop|status           the server that runs diyc commands without a
+                                     Python start each (DIYC_SERVER=off: none)
 
 run options:
   --rm                  remove the container when it exits
@@ -903,6 +905,14 @@ COMMANDS = {
 }
 COMMANDS["network"] = cmd_network
 COMMANDS.update(build=cmd_build, history=cmd_history)
+
+
+def cmd_server(root, args):
+    from .server import command
+    return command(root, args)
+
+
+COMMANDS["server"] = cmd_server
 COMMANDS.update(pull=cmd_pull, login=cmd_login, logout=cmd_logout, load=cmd_load, save=cmd_save,
                 image=cmd_image)
 
