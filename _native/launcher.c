@@ -271,7 +271,10 @@ int main(int argc, char **argv)
 	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int err = errno;
 		close(sock);
-		if ((err == ENOENT || err == ECONNREFUSED) && !(mode && strcmp(mode, "nostart") == 0))
+		/* diyc starts its server on first use; diyc-runc (run by podman or
+		 * containerd, for their own state root) only uses a running one. */
+		if ((err == ENOENT || err == ECONNREFUSED) && strcmp(command, "diyc") == 0
+		    && !(mode && strcmp(mode, "nostart") == 0))
 			start_server(root);
 		fallback(command, argv);
 	}

@@ -809,6 +809,11 @@ def cmd_attach(root, args):
     if code is None:
         print(f"\r\ndiyc: detached from {ctr.name}", file=sys.stderr)
         return 0
+    # The supervisor sends the code, then records the end: wait for that, so
+    # that a command after this one (`diyc rm`) sees the container exited.
+    deadline = time.monotonic() + 10
+    while ctr.reload().status == "running" and time.monotonic() < deadline:
+        time.sleep(0.005)
     return code
 
 

@@ -231,6 +231,10 @@ def _log(message):
           flush=True)
 
 
+class _Probe(Exception):
+    pass
+
+
 class Request:
     def __init__(self, conn, fds, body):
         self.conn = conn
@@ -401,12 +405,13 @@ class Server:
                 _log(f"declined: {reason}")
                 conn.send(RECORD.pack(DECLINE, 0))
                 return
-            pid = self._fork_worker(request)
-            conn.send(RECORD.pack(ACCEPT, 0))
+            pid = self._fork_worker(request)  # (which sends ACCEPT, before its EXIT)
             conn.setblocking(False)
             self.workers[pid] = conn
             self.selector.register(conn, selectors.EVENT_READ, pid)
             conn = None
+        except _Probe:
+            pass
         except (OSError, ValueError, UnicodeError) as e:
             _log(f"bad request: {e}")
         finally:
@@ -417,6 +422,8 @@ class Server:
 
     def _receive(self, conn):
         data, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 8))
+        if not data:
+            raise _Probe()  # `server status` and the like: connect, close
         fds = []
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -513,6 +520,7 @@ class Worker:
         # The exit code goes straight to the launcher (the server only
         # relays signals): it arrives even if the server is gone meanwhile.
         report = os.dup(r.conn.fileno())
+        os.write(report, RECORD.pack(ACCEPT, 0))
         cwd, stdin, stdout, stderr = r.fds
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
