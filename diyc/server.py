@@ -273,6 +273,10 @@ class Server:
         os.close(log)
         os.umask(0o077)
         os.chdir("/")
+        # A worker gets its caller's environment, nothing of whoever started
+        # us; the restart below gets that back (DIYC_ROOT, say).
+        self.start_env = dict(os.environ)
+        os.environ.clear()
         preload()
         self.build = build_id()
         self.namespaces = _namespaces("self")
@@ -293,7 +297,7 @@ class Server:
         _log("stopped" + (": diyc changed, restarting" if self.restart else ""))
         if self.restart:
             os.close(self.lock_fd)
-            os.execv(sys.executable, sys.orig_argv)
+            os.execve(sys.executable, sys.orig_argv, self.start_env)
         return 0
 
     def _listen(self):

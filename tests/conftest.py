@@ -343,7 +343,7 @@ class DiycServer:
         return os.path.exists(f"/proc/{self.pid()}")
 
 
-def make_launcher_dir(bin_dir):
+def make_launcher_dir(bin_dir, pkg_dir=PKG_DIR):
     """The launcher as `diyc` and `diyc-runc`, with Python CLIs next to it
     that run the package under test (PKG_DIR) and log each fallback."""
     launcher = Path(PKG_DIR) / "diyc" / "diyc-launcher"
@@ -358,7 +358,7 @@ def make_launcher_dir(bin_dir):
             "import os, sys\n"
             f"with open({str(bin_dir / 'fallbacks')!r}, 'a') as f:\n"
             "    f.write(' '.join(sys.argv[1:]) + '\\n')\n"
-            f"sys.path.insert(0, {PKG_DIR!r})\n"
+            f"sys.path.insert(0, {str(pkg_dir)!r})\n"
             f"from diyc.{module} import main\n"
             "sys.exit(main())\n")
         script.chmod(0o755)
