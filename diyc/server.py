@@ -22,6 +22,7 @@ above the server's, or while the installed diyc changed under the server
 """
 
 import os
+import pickle
 import selectors
 import signal
 import socket
@@ -261,6 +262,7 @@ class Server:
         self.workers = {}  # worker pid -> connection
         self.closing = False
         self.restart = False
+        self.spare = None  # (pid, channel): a worker forked in advance
 
     def serve(self):
         null = os.open("/dev/null", os.O_RDONLY)
@@ -334,6 +336,7 @@ class Server:
         self.wake = (wake_r, wake_w)
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(wake_r, selectors.EVENT_READ, "wake")
+        self._spawn_spare()
         last_active = time.monotonic()
         while True:
             if self.workers:
@@ -362,7 +365,12 @@ class Server:
                 return
             if pid == 0:
                 return
+            if self.spare and pid == self.spare[0]:
+                self.spare[1].close()
+                self.spare = None
             conn = self.workers.pop(pid, None)
+            if self.spare is None and not self.closing:
+                self._spawn_spare()  # (here: off the path of the request that ended)
             if conn is None:
                 continue
             if os.WIFSIGNALED(status):
@@ -377,6 +385,9 @@ class Server:
     def _close(self):
         if not self.closing:
             self.closing = True
+            if self.spare:
+                self.spare[1].close()  # it reads EOF and exits
+                self.spare = None
             self.selector.unregister(self.listener)
             self._unlisten()
 
@@ -400,16 +411,21 @@ class Server:
             conn, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        accepted_ns = time.perf_counter_ns()
         fds = []
         try:
             conn.settimeout(2)
             request, fds = self._receive(conn)
+            if request is not None:
+                request.accepted_ns = accepted_ns
             reason = self._decline_reason(conn, request)
             if reason:
                 _log(f"declined: {reason}")
                 conn.send(RECORD.pack(DECLINE, 0))
                 return
-            pid = self._fork_worker(request)  # (which sends ACCEPT, before its EXIT)
+            request.conn_fd = conn.fileno()
+            # the worker sends ACCEPT, before its EXIT
+            pid = self._hand_to_spare(request) or self._fork_worker(request)
             conn.setblocking(False)
             self.workers[pid] = conn
             self.selector.register(conn, selectors.EVENT_READ, pid)
@@ -480,6 +496,37 @@ class Server:
             return "diyc changed: restarting"
         return None
 
+    def _spawn_spare(self):
+        """Fork the next worker now, so that no request waits for a fork."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            code = 125
+            try:
+                code = Worker.spare(theirs, self.cgroups)
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def _hand_to_spare(self, request):
+        """The pid of the spare worker that took the request, or None."""
+        if self.spare is None:
+            return None
+        (pid, channel), self.spare = self.spare, None
+        fields = {k: v for k, v in vars(request).items() if k not in ("conn", "fds")}
+        data = pickle.dumps(fields)
+        fds = struct.pack("5i", request.conn_fd, *request.fds)
+        try:
+            channel.sendmsg([struct.pack("=I", len(data))],
+                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            channel.sendall(data)
+        except OSError:
+            return None  # it died: fork one now
+        finally:
+            channel.close()
+        return pid
+
     def _fork_worker(self, request):
         pid = os.fork()
         if pid == 0:
@@ -512,18 +559,42 @@ class Worker:
         self.request = request
         self.server_cgroups = server_cgroups
 
+    @classmethod
+    def spare(cls, channel, server_cgroups):
+        """A worker forked in advance: waits for its request from the server."""
+        _default_signals()
+        # Nothing of the server's stays open here (the listener, the other
+        # end of this channel: then the server's end closing means EOF).
+        fd = channel.fileno()
+        os.closerange(3, fd)
+        os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+        header, ancdata, _, _ = channel.recvmsg(4, socket.CMSG_SPACE(5 * 4))
+        fds = []
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+        if len(fds) != 5:
+            return 0  # EOF: the server stops (or is gone)
+        while len(header) < 4:
+            header += channel.recv(4 - len(header)) or b"\0" * 4
+        (size,) = struct.unpack("=I", header)
+        data = bytearray()
+        while len(data) < size:
+            chunk = channel.recv(size - len(data))
+            if not chunk:
+                return 125
+            data += chunk
+        request = Request.__new__(Request)
+        vars(request).update(pickle.loads(bytes(data)))
+        request.conn_fd, request.fds = fds[0], fds[1:]
+        return cls(request, server_cgroups).run()
+
     def run(self):
         r = self.request
-        for sig in range(1, signal.NSIG):
-            with _suppress(OSError, ValueError):
-                if signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN, None):
-                    signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.set_wakeup_fd(-1)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        _default_signals()
         # The exit code goes straight to the launcher (the server only
         # relays signals): it arrives even if the server is gone meanwhile.
-        report = os.dup(r.conn.fileno())
+        report = os.dup(r.conn_fd)
         os.write(report, RECORD.pack(ACCEPT, 0))
         cwd, stdin, stdout, stderr = r.fds
         os.dup2(stdin, 0)
@@ -566,7 +637,9 @@ class Worker:
             if self.request.command == "diyc-runc":
                 from .runc_cli import main
             else:
-                from .cli import main
+                from . import cli
+                cli.START_NS = self.request.accepted_ns  # --trace: the command's own start
+                main = cli.main
             code = main(self.request.argv)
         except SystemExit as e:
             code = e.code
@@ -588,6 +661,16 @@ class Worker:
         with _suppress(OSError):
             sys.stderr.flush()
         return code & 0xff
+
+
+def _default_signals():
+    for sig in range(1, signal.NSIG):
+        with _suppress(OSError, ValueError):
+            if signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+                signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _cgroup_mounts():

@@ -71,6 +71,24 @@ def private(tmp_path):
     stop_process(pid)
     containers = server.root / "containers"
     assert not (containers.is_dir() and os.listdir(containers))
+    # no worker of the server is left either (a spare exits with it)
+    deadline = time.monotonic() + 5
+    while _processes_of(server.bin) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _processes_of(server.bin)
+
+
+def _processes_of(bin_dir):
+    """Pids whose command line runs something in bin_dir (the server, its workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if os.fsencode(str(bin_dir)) in f.read():
+                    out.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _request(sock_path, argv=("ps",), root=None):
