@@ -352,3 +352,34 @@ def test_pull_with_progress_through_the_server(private, tmp_path):
         assert_one_line_error(bad, 125)
     finally:
         reg.stop()
+
+
+def test_containers_nest_under_the_callers_cgroup(private):
+    """A caller in another cgroup than the server's: the worker joins it, so
+    the container nests where the direct path would put it."""
+    private.start()
+    with open("/proc/self/cgroup") as f:
+        mine = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+    base = f"/sys/fs/cgroup/memory{mine['memory'].rstrip('/')}"
+    caller = f"{base}/diyc-test-caller-{os.getpid()}"
+    os.mkdir(caller)
+    try:
+        def enter():
+            with open(f"{caller}/cgroup.procs", "w") as f:
+                f.write("0")
+        proc = subprocess.run([str(private.bin / "diyc"), "run", "-d", "--name", "nested",
+                               "busybox", "sleep", "30"], env=private.env, capture_output=True,
+                              text=True, preexec_fn=enter, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        try:
+            record = json.loads(private("inspect", "nested").stdout)
+            record = record[0] if isinstance(record, list) else record
+            with open(f"/proc/{record['state']['pid']}/cgroup") as f:
+                memory = next(line.split(":", 2)[2] for line in f.read().splitlines()
+                              if line.split(":", 2)[1] == "memory")
+            assert memory.startswith(caller[len("/sys/fs/cgroup/memory"):] + "/"), memory
+        finally:
+            private("rm", "-f", "nested")
+        assert not private.fallbacks()
+    finally:
+        os.rmdir(caller)
