@@ -383,3 +383,27 @@ def test_containers_nest_under_the_callers_cgroup(private):
         assert not private.fallbacks()
     finally:
         os.rmdir(caller)
+
+
+def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
+    private.start()
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "--name", "victim",
+                               "busybox", "sh", "-c", "echo up; sleep 30"],
+                              env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert client.stdout.readline() == "up\n"
+        record = json.loads(private("inspect", "victim").stdout)
+        record = record[0] if isinstance(record, list) else record
+        with open(f"/proc/{record['state']['pid']}/stat") as f:
+            worker = int(f.read().rsplit(")", 1)[1].split()[1])
+        assert worker != client.pid and os.getpgid(worker) != os.getpgid(client.pid)
+        os.kill(worker, signal.SIGKILL)  # (the others it forwards to the container)
+        # (its pipes stay open: the container, orphaned, still holds them)
+        assert client.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        # as after a diyc killed on the direct path: `rm -f` removes what it left
+        assert private("rm", "-f", "victim").returncode == 0
+        client.stdout.close()
+        client.stderr.close()
+    assert not private.fallbacks()
