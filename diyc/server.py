@@ -613,7 +613,8 @@ class Worker:
                 os.environ[key] = value
         import resource
         for res, limits in r.rlimits.items():
-            resource.setrlimit(res, limits)
+            if resource.getrlimit(res) != limits:  # (usually the server's own)
+                resource.setrlimit(res, limits)
         if r.cgroups != self.server_cgroups:
             _join_cgroups(r.cgroups)
         self._adopt_stdio()

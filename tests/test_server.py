@@ -407,3 +407,18 @@ def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
         client.stdout.close()
         client.stderr.close()
     assert not private.fallbacks()
+
+
+def test_the_callers_rlimits_and_umask_reach_the_container(private):
+    private.start()
+    script = "ulimit -S -s 4096; ulimit -S -c 1000; umask 027; exec \"$0\" \"$@\""
+    outs = []
+    for mode in ("off", "nostart"):
+        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--rm",
+                               "busybox", "sh", "-c", "ulimit -s; ulimit -c"],
+                              env={**private.env, "DIYC_SERVER": mode}, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1] == "4096\n1000\n"
+    assert len(private.fallbacks()) == 1  # the "off" one
