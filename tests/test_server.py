@@ -409,9 +409,9 @@ def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
     assert not private.fallbacks()
 
 
-def test_the_callers_rlimits_and_umask_reach_the_container(private):
+def test_the_callers_rlimits_reach_the_container(private):
     private.start()
-    script = "ulimit -S -s 4096; ulimit -S -c 1000; umask 027; exec \"$0\" \"$@\""
+    script = "ulimit -S -s 4096; ulimit -S -c 1000; exec \"$0\" \"$@\""
     outs = []
     for mode in ("off", "nostart"):
         proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--rm",
