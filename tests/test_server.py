@@ -422,3 +422,20 @@ def test_the_callers_rlimits_reach_the_container(private):
         outs.append(proc.stdout)
     assert outs[0] == outs[1] == "4096\n1000\n"
     assert len(private.fallbacks()) == 1  # the "off" one
+
+
+def test_the_callers_cwd_and_umask_hold_for_files_diyc_writes(private, tmp_path):
+    private.start()
+    assert private("run", "--rm", "busybox", "true").returncode == 0  # the built-in image
+    modes = []
+    for mode in ("off", "nostart"):
+        out = tmp_path / f"out-{mode}"
+        out.mkdir()
+        proc = subprocess.run(["sh", "-c", "umask 077; exec \"$0\" \"$@\"", str(private.bin / "diyc"),
+                               "save", "-o", "busybox.tar", "busybox"],
+                              env={**private.env, "DIYC_SERVER": mode}, capture_output=True,
+                              text=True, timeout=60, cwd=out)
+        assert proc.returncode == 0, proc.stderr
+        modes.append(stat.S_IMODE(os.stat(out / "busybox.tar").st_mode))
+    assert modes[0] == modes[1] and modes[0] & 0o077 == 0
+    assert len(private.fallbacks()) == 1
