@@ -171,7 +171,7 @@ def test_crun_server_oci_run(benchmark, peer_env, peer_server):
 
 
 @pytest.mark.benchmark(group="server-oci-run")
-def test_diyc_runc_warm_oci_run(benchmark, peer_env, launcher, bench_dir):
+def test_diyc_front_end_warm_oci_run(benchmark, peer_env, launcher, bench_dir):
     runc = str(launcher.bin_dir / "diyc-runc")
     root = bench_dir / "diyc-runc-server-root"
     ids = (f"{peer_env.id_prefix}diycs-{n}" for n in itertools.count())
