@@ -45,14 +45,15 @@ native = Extension(
 
 
 class BuildWithHelpers(build_ext):
-    """Also builds two small static executables (no Python in them):
-    diyc-shim, the supervisor of a detached container (~1 MB resident), and
-    diyc-init, the PID 1 of `run --init`, mounted into the container."""
+    """Also builds small static executables (no Python in them): diyc-shim,
+    the supervisor of a detached container (~1 MB resident), diyc-init, the
+    PID 1 of `run --init`, mounted into the container, and diyc-launcher, the
+    `diyc` and `diyc-runc` commands (they talk to the diyc server)."""
 
     def run(self):
         super().run()
         target_dir = "diyc" if self.inplace else os.path.join(self.build_lib, "diyc")
-        for name in ("shim", "init"):
+        for name in ("shim", "init", "launcher"):
             objects = self.compiler.compile([f"_native/{name}.c"], output_dir=self.build_temp,
                                             extra_postargs=["-Os", "-Wall"])
             self.compiler.link_executable(objects, f"diyc-{name}", output_dir=target_dir,

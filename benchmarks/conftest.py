@@ -115,7 +115,10 @@ def diyc(bench_dir):
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.skip(f"diyc executable not found at {path} (install diyc into {REPO}/.venv "
                     "or set DIYC_BIN)")
-    return DiycCli(path, {**os.environ, "DIYC_ROOT": str(bench_dir / "diyc-root")})
+    # DIYC_SERVER=off: these time the command without a diyc server (and
+    # start none); benchmarks/test_server.py times it with one.
+    return DiycCli(path, {**os.environ, "DIYC_ROOT": str(bench_dir / "diyc-root"),
+                          "DIYC_SERVER": "off"})
 
 
 def _mountinfo() -> list[str]:

@@ -96,6 +96,8 @@ Commands:
         [--network MODE] [--progress plain|tty] CONTEXT|-   build an image from a Dockerfile
   history IMAGE                      the steps an image was built with
   network create|ls|rm|prune|inspect manage networks (create NAME [--subnet CIDR])
+  server start|stop|status           the server that runs diyc commands without a
+                                     Python start each (DIYC_SERVER=off: none)
 
 run options:
   --rm                  remove the container when it exits
@@ -808,6 +810,11 @@ def cmd_attach(root, args):
     if code is None:
         print(f"\r\ndiyc: detached from {ctr.name}", file=sys.stderr)
         return 0
+    # The supervisor sends the code, then records the end: wait for that, so
+    # that a command after this one (`diyc rm`) sees the container exited.
+    deadline = time.monotonic() + 10
+    while ctr.reload().status == "running" and time.monotonic() < deadline:
+        time.sleep(0.005)
     return code
 
 
@@ -904,6 +911,14 @@ COMMANDS = {
 }
 COMMANDS["network"] = cmd_network
 COMMANDS.update(build=cmd_build, history=cmd_history)
+
+
+def cmd_server(root, args):
+    from .server import command
+    return command(root, args)
+
+
+COMMANDS["server"] = cmd_server
 COMMANDS.update(pull=cmd_pull, login=cmd_login, logout=cmd_logout, load=cmd_load, save=cmd_save,
                 image=cmd_image)
 

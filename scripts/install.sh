@@ -24,9 +24,14 @@ apt-get install -y -qq --no-install-recommends \
 .venv/bin/python setup.py -q build_ext --inplace 2>/dev/null
 
 # pip writes `#!.../python` into scripts and drops any interpreter flags.
-# Start `diyc` with -IS: no `site` (~2.5 ms of a ~10 ms start), no PYTHON*
-# variables; bin/diyc then finds the venv's site-packages itself.
-sed -i '1s|^#!\(.*python[0-9.]*\)$|#!\1 -IS|' .venv/bin/diyc .venv/bin/diyc-runc
+# Start the Python CLI with -IS: no `site` (~2.5 ms of a ~10 ms start), no
+# PYTHON* variables; bin/diyc-py then finds the venv's site-packages itself.
+sed -i '1s|^#!\(.*python[0-9.]*\)$|#!\1 -IS|' .venv/bin/diyc-py .venv/bin/diyc-runc-py
+# `diyc` and `diyc-runc` are the C launcher: the diyc server runs the
+# command, else the launcher execs diyc-py / diyc-runc-py next to it.
+launcher="$(.venv/bin/python -I -c 'import diyc, os; print(os.path.dirname(diyc.__file__))')/diyc-launcher"
+install -m 755 "$launcher" .venv/bin/diyc
+install -m 755 "$launcher" .venv/bin/diyc-runc
 # crictl and critest for the Kubernetes (CRI) tests, built offline from the
 # conformance tarball beside this checkout when it is there (the CRI tests
 # skip, saying so, without them).

@@ -83,21 +83,30 @@ def pytest_collection_modifyitems(config, items):
 
 # -- helpers -------------------------------------------------------------------
 
+# The installed `diyc` starts a diyc server on first use.  Tests run the
+# direct path unless they ask for the server (the `cli_path` fixture), so no
+# server outlives the session and the leak checks stay meaningful.
+os.environ["DIYC_SERVER"] = "off"
+
+
 class Cli:
     """Runs the diyc command against the session's root."""
 
     def __init__(self, root):
         self.root = str(root)
+        self.command = DIYC
+        self.path_env = {}  # DIYC_SERVER for the path under test
 
     def env(self, extra=None):
         env = dict(os.environ, DIYC_ROOT=self.root)
         env.pop("DIYC_TRACE", None)
+        env.update(self.path_env)
         env.update(extra or {})
         return env
 
     def __call__(self, *args, input=None, check=False, env=None, timeout=60):
-        proc = subprocess.run(DIYC + [str(a) for a in args], input=input, capture_output=True,
-                              text=True, env=self.env(env), timeout=timeout)
+        proc = subprocess.run(self.command + [str(a) for a in args], input=input,
+                              capture_output=True, text=True, env=self.env(env), timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"diyc {' '.join(map(str, args))} exited {proc.returncode}\n"
                                  f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
@@ -107,7 +116,8 @@ class Cli:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
         kwargs.setdefault("text", True)
-        return subprocess.Popen(DIYC + [str(a) for a in args], env=self.env(env), **kwargs)
+        return subprocess.Popen(self.command + [str(a) for a in args], env=self.env(env),
+                                **kwargs)
 
 
 def assert_one_line_error(proc, code=125, contains=None):
@@ -310,6 +320,91 @@ def diyc_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def run_cli(diyc_root):
     return Cli(diyc_root)
+
+
+class DiycServer:
+    """A diyc server for the session's root, behind a launcher (the C
+    `diyc`) whose Python fallback leaves a line in `fallbacks` when run."""
+
+    def __init__(self, bin_dir, root):
+        self.bin_dir = bin_dir
+        self.root = root
+        self.fallback_log = bin_dir / "fallbacks"
+        self.command = [str(bin_dir / "diyc")]
+        self.runc = str(bin_dir / "diyc-runc")
+
+    def fallbacks(self):
+        return self.fallback_log.read_text().count("\n") if self.fallback_log.exists() else 0
+
+    def pid(self):
+        return int((self.root / "server" / "pid").read_text())
+
+    def alive(self):
+        return os.path.exists(f"/proc/{self.pid()}")
+
+
+def make_launcher_dir(bin_dir, pkg_dir=PKG_DIR):
+    """The launcher as `diyc` and `diyc-runc`, with Python CLIs next to it
+    that run the package under test (PKG_DIR) and log each fallback."""
+    launcher = Path(PKG_DIR) / "diyc" / "diyc-launcher"
+    if not launcher.exists():
+        pytest.skip(f"{launcher} not built")
+    bin_dir.mkdir(exist_ok=True)
+    for name, module in (("diyc", "cli"), ("diyc-runc", "runc_cli")):
+        shutil.copy(launcher, bin_dir / name)
+        script = bin_dir / f"{name}-py"
+        script.write_text(
+            f"#!{sys.executable} -IS\n"
+            "import os, sys\n"
+            f"with open({str(bin_dir / 'fallbacks')!r}, 'a') as f:\n"
+            "    f.write(' '.join(sys.argv[1:]) + '\\n')\n"
+            f"sys.path.insert(0, {str(pkg_dir)!r})\n"
+            f"from diyc.{module} import main\n"
+            "sys.exit(main())\n")
+        script.chmod(0o755)
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def diyc_server(diyc_root, tmp_path_factory):
+    """A running diyc server for the session root, stopped by PID at the end."""
+    bin_dir = make_launcher_dir(tmp_path_factory.mktemp("launcher"))
+    server = DiycServer(bin_dir, diyc_root)
+    subprocess.run([str(bin_dir / "diyc-py"), "server", "start", "--quiet", "--idle", "600"],
+                   check=True, env=dict(os.environ, DIYC_ROOT=str(diyc_root)))
+    server.fallback_log.unlink()
+    pid = server.pid()
+    yield server
+    stop_process(pid)
+
+
+def stop_process(pid, timeout=10):
+    """SIGTERM a process that is not our child, and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 15)
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if os.path.exists(f"/proc/{pid}"):
+        os.kill(pid, 9)
+
+
+@pytest.fixture(params=["direct", "server"])
+def cli_path(request, run_cli):
+    """Runs the test twice: `run_cli` goes the direct way (the Python CLI),
+    then through the diyc server (the C launcher; a fallback fails the test)."""
+    if request.param == "direct":
+        yield "direct"
+        return
+    server = request.getfixturevalue("diyc_server")
+    before = server.fallbacks()
+    run_cli.command, run_cli.path_env = server.command, {"DIYC_SERVER": "nostart"}
+    try:
+        yield "server"
+    finally:
+        run_cli.command, run_cli.path_env = DIYC, {}
+    assert server.fallbacks() == before, "the launcher fell back to the Python CLI"
+    assert server.alive()
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ BAD_RUN_ARGS = {
 
 @pytest.mark.parametrize("rm", [True, False], ids=["rm", "keep"])
 @pytest.mark.parametrize("case", sorted(BAD_RUN_ARGS))
-def test_bad_run_input_rejected_before_anything_is_created(run_cli, diyc_root, case, rm):
+def test_bad_run_input_rejected_before_anything_is_created(cli_path, run_cli, diyc_root, case, rm):
     """(No cgroup left either: the autouse fixture checks that after every
     test, telling ours from other diyc sessions' on this machine.)"""
     before = root_state(diyc_root)
@@ -108,7 +108,7 @@ def test_short_flag_with_equals(run_cli):
     assert proc.stdout == "V\n"
 
 
-def test_error_messages_name_the_problem(run_cli):
+def test_error_messages_name_the_problem(cli_path, run_cli):
     cases = {("-m", "10q"): "10q", ("--cpus", "abc"): "abc", ("--pids-limit", "0"): "pids",
              ("--bogus",): "--bogus", ("--network", "bogus"): "bogus",
              ("--name", "a/b"): "a/b"}
@@ -119,7 +119,7 @@ def test_error_messages_name_the_problem(run_cli):
     assert "nosuchimage" in line
 
 
-def test_unknown_command_and_global_flag(run_cli):
+def test_unknown_command_and_global_flag(cli_path, run_cli):
     assert_one_line_error(run_cli("bogus"), 125, contains="bogus")
     assert_one_line_error(run_cli("--bogus", "ps"), 125, contains="--bogus")
     proc = run_cli()
@@ -146,7 +146,7 @@ def test_root_option_overrides_env(run_cli, diyc_root, tmp_path):
     assert run_cli(f"--root={other}", "images", check=True).stdout.count("busybox") == 1
 
 
-def test_name_already_in_use(run_cli, diyc_root):
+def test_name_already_in_use(cli_path, run_cli, diyc_root):
     run_cli("run", "--name", "x", "busybox", "true", check=True)
     try:
         before = root_state(diyc_root)

@@ -33,7 +33,7 @@ def status(run_cli, name):
     return {c["Names"]: c for c in json.loads(out)}[name]
 
 
-def test_detached_container_survives_the_cli(run_cli, diyc_root):
+def test_detached_container_survives_the_cli(cli_path, run_cli, diyc_root):
     run_d(run_cli, "--name", "bg", "busybox", "sh", "-c", "echo started; sleep 30")
     rec = record(diyc_root, "bg")
     shim = rec["state"]["supervisor"]
@@ -69,7 +69,7 @@ def test_logs_streams_tail_timestamps(run_cli):
     run_cli("rm", "lg", check=True)
 
 
-def test_logs_follow_ends_with_the_container(run_cli):
+def test_logs_follow_ends_with_the_container(cli_path, run_cli):
     run_d(run_cli, "--name", "fl", "busybox", "sh", "-c",
           "echo one; sleep 0.5; echo two; sleep 0.5; echo three")
     proc = run_cli("logs", "-f", "fl", timeout=20)
@@ -111,7 +111,7 @@ def test_stop_graceful_and_start_again_keeps_filesystem(run_cli):
     run_cli("rm", "-f", "again", check=True)
 
 
-def test_kill_with_signal_and_wait(run_cli):
+def test_kill_with_signal_and_wait(cli_path, run_cli):
     run_d(run_cli, "--name", "kl", "busybox", "sh", "-c",
           "trap 'exit 42' USR1; while true; do sleep 0.1; done")
     time.sleep(0.3)
@@ -144,7 +144,7 @@ def test_killed_supervisor_is_detected(run_cli, diyc_root):
     wait_pid_gone(rec["state"]["pid"])
 
 
-def test_exec_sees_the_container(run_cli):
+def test_exec_sees_the_container(cli_path, run_cli):
     run_d(run_cli, "--name", "ex", "--hostname", "exhost", "-e", "A=1", "busybox", "sh", "-c",
           "echo data > /tmp/f; sleep 30")
     wait_for(lambda: run_cli("exec", "ex", "cat", "/tmp/f").stdout == "data\n", what="the file")
@@ -158,7 +158,7 @@ def test_exec_sees_the_container(run_cli):
     run_cli("rm", "-f", "ex", check=True)
 
 
-def test_exec_detached(run_cli):
+def test_exec_detached(cli_path, run_cli):
     run_d(run_cli, "--name", "exd", "busybox", "sleep", "30")
     proc = run_cli("exec", "-d", "exd", "sh", "-c", "sleep 0.2; echo later > /tmp/mark")
     assert proc.returncode == 0 and proc.stdout == ""
@@ -253,8 +253,7 @@ def _spawn_tty(run_cli, *args):
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(run_cli.env())
-        from conftest import DIYC
-        os.execv(DIYC[0], DIYC + list(args))
+        os.execv(run_cli.command[0], run_cli.command + list(args))
     import fcntl
     import termios
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
@@ -282,7 +281,7 @@ def _exit_code(pid):
     return os.waitstatus_to_exitcode(st)
 
 
-def test_run_it_shell_resize_detach_attach(run_cli):
+def test_run_it_shell_resize_detach_attach(cli_path, run_cli):
     pid, fd = _spawn_tty(run_cli, "run", "-it", "--name", "tty", "busybox", "sh")
     assert b"# " in _read_until(fd, b"# ")
     os.write(fd, b"tty; stty size\r")
@@ -303,7 +302,7 @@ def test_run_it_shell_resize_detach_attach(run_cli):
     run_cli("rm", "tty", check=True)
 
 
-def test_exec_it(run_cli):
+def test_exec_it(cli_path, run_cli):
     run_d(run_cli, "--name", "exit", "busybox", "sleep", "30")
     pid, fd = _spawn_tty(run_cli, "exec", "-it", "exit", "sh")
     assert b"# " in _read_until(fd, b"# ")

@@ -17,7 +17,7 @@ def env_of(text):
 
 # -- environment ------------------------------------------------------------
 
-def test_default_environment(run_cli):
+def test_default_environment(cli_path, run_cli):
     proc = run_cli("run", "--rm", "--hostname", "envbox", "busybox", "env", check=True,
                    env={"DIYC_TEST_HOST_ONLY": "secret"})
     env = env_of(proc.stdout)
@@ -82,7 +82,7 @@ def test_entrypoint(run_cli):
                    check=True).stdout == "c\n"
 
 
-def test_arguments_are_passed_verbatim(run_cli):
+def test_arguments_are_passed_verbatim(cli_path, run_cli):
     args = ["with space", "$HOME", "*", "", "'quoted'", "-n", "--", "ünïcode"]
     proc = run_cli("run", "--rm", "busybox", "sh", "-c", 'for a in "$@"; do echo "[$a]"; done',
                    "sh", *args, check=True)
@@ -95,7 +95,7 @@ def test_default_workdir_is_root(run_cli):
     assert run_cli("run", "--rm", "busybox", "pwd", check=True).stdout == "/\n"
 
 
-def test_workdir_is_created(run_cli):
+def test_workdir_is_created(cli_path, run_cli):
     proc = run_cli("run", "--rm", "-w", "/tmp/newdir/sub", "busybox", "sh", "-c",
                    "pwd; stat -c '%F' .", check=True)
     assert proc.stdout == "/tmp/newdir/sub\ndirectory\n"
@@ -142,13 +142,13 @@ def test_unknown_user_name_is_rejected(run_cli):
 
 # -- exit codes -----------------------------------------------------------------
 
-def test_exit_code_passes_through(run_cli):
+def test_exit_code_passes_through(cli_path, run_cli):
     assert run_cli("run", "--rm", "busybox", "sh", "-c", "exit 3").returncode == 3
     assert run_cli("run", "--rm", "busybox", "true").returncode == 0
     assert run_cli("run", "--rm", "busybox", "false").returncode == 1
 
 
-def test_signal_death_is_128_plus_signal(run_cli, diyc_root):
+def test_signal_death_is_128_plus_signal(cli_path, run_cli, diyc_root):
     """PID 1 of a pid namespace ignores signals it has no handler for, even
     SIGKILL sent from inside: kill it from the host, as the OOM killer would."""
     p = run_cli.popen("run", "--rm", "busybox", "sleep", "30")
@@ -168,7 +168,7 @@ def test_child_killed_by_signal(run_cli):
     assert proc.returncode == 137
 
 
-def test_command_not_found(run_cli):
+def test_command_not_found(cli_path, run_cli):
     proc = run_cli("run", "--rm", "busybox", "nosuchcmd")
     assert proc.returncode == 127
     assert proc.stderr == "diyc: executable file not found: nosuchcmd\n"
@@ -188,7 +188,7 @@ def test_command_not_executable(run_cli):
 
 # -- stdio ------------------------------------------------------------------------
 
-def test_stdin_passes_through(run_cli):
+def test_stdin_passes_through(cli_path, run_cli):
     proc = run_cli("run", "--rm", "busybox", "cat", input="hi\n")
     assert proc.returncode == 0
     assert proc.stdout == "hi\n"
@@ -200,13 +200,13 @@ def test_stdin_large(run_cli):
     assert proc.stdout.split() == ["100000"]
 
 
-def test_stdout_and_stderr_are_separate(run_cli):
+def test_stdout_and_stderr_are_separate(cli_path, run_cli):
     proc = run_cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert proc.stdout == "out\n"
     assert proc.stderr == "err\n"
 
 
-def test_no_diyc_fds_leak_into_the_container(run_cli):
+def test_no_diyc_fds_leak_into_the_container(cli_path, run_cli):
     fds = run_cli("run", "--rm", "busybox", "ls", "/proc/self/fd", check=True).stdout.split()
     assert sorted(fds) == ["0", "1", "2", "3"]  # 3: the directory ls is reading
 
@@ -233,11 +233,11 @@ def _signal_reaches_pid_1(run_cli, diyc_root, sig, name, code):
     assert out == f"got {name}\n"
 
 
-def test_sigterm_reaches_pid_1(run_cli, diyc_root):
+def test_sigterm_reaches_pid_1(cli_path, run_cli, diyc_root):
     _signal_reaches_pid_1(run_cli, diyc_root, signal.SIGTERM, "TERM", 7)
 
 
-def test_sigint_reaches_pid_1(run_cli, diyc_root):
+def test_sigint_reaches_pid_1(cli_path, run_cli, diyc_root):
     _signal_reaches_pid_1(run_cli, diyc_root, signal.SIGINT, "INT", 8)
 
 

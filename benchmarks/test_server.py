@@ -1,0 +1,185 @@
+"""The diyc server (#10): `diyc` as the C launcher with the server warm,
+against crun and runc in the same run; and the paths without it.
+
+Groups:
+* "server-run": `run --rm --network none busybox /bin/true`: crun, runc
+  (PeerServer helpers; crun in its private mount namespace, so neither side
+  pays an unshare), diyc warm, diyc warm with --network bridge, diyc cold
+  (the launcher with DIYC_SERVER=off, so it execs the Python CLI), the
+  Python CLI alone (the command before the launcher), and the first call
+  (no server: the launcher starts one in the background and goes direct).
+* "server-exec": `exec SLEEPER /bin/true`, crun against diyc warm.
+* "server-oci-run": `diyc-runc run --bundle B ID` warm against crun run.
+
+`diyc` must be the launcher with diyc-py next to it (scripts/install.sh
+puts both in .venv/bin; DIYC_BIN=/path/to/diyc selects another pair).
+"""
+
+import itertools
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from benchmarks import peers
+from benchmarks.test_start_peers import ROUNDS, WARMUP_ROUNDS, _bench_peer
+
+RUN = ("run", "--rm", "--network", "none", "busybox", "/bin/true")
+
+
+@dataclass
+class Launcher:
+    bin_dir: Path
+    root: Path
+    env: dict
+
+    def argv(self, *args):
+        return [str(self.bin_dir / "diyc"), *args]
+
+    def run(self, *args, env=None):
+        peers.run_command(self.argv(*args), env={**self.env, **(env or {})})
+
+    def pid(self):
+        try:
+            return int((self.root / "server" / "pid").read_text())
+        except FileNotFoundError:
+            return None
+
+    def start_server(self):
+        subprocess.run([str(self.bin_dir / "diyc-py"), "server", "start", "--quiet"],
+                       env=self.env, check=True)
+
+    def wait_for_server(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not (self.root / "server" / "socket").exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("the diyc server did not start")
+            time.sleep(0.01)
+
+    def stop_server(self):
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def launcher(diyc):
+    bin_dir = diyc.path.parent
+    if not (bin_dir / "diyc-py").exists() or diyc.path.read_bytes()[:2] == b"#!":
+        pytest.skip(f"{diyc.path} is not the C launcher with diyc-py next to it")
+    root = Path(diyc.env["DIYC_ROOT"])
+    env = {**diyc.env, "DIYC_SERVER": "nostart"}
+    lx = Launcher(bin_dir, root, env)
+    lx.run(*RUN, env={"DIYC_SERVER": "off"})  # the built-in image, untimed
+    lx.start_server()
+    yield lx
+    lx.stop_server()
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_crun_server_run(benchmark, peer_env, peer_server):
+    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_runc_server_run(benchmark, peer_env, peer_server):
+    _bench_peer(benchmark, peer_server("runc", peer_env.bundle))
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_warm_run(benchmark, launcher):
+    benchmark.pedantic(launcher.run, args=RUN, rounds=ROUNDS, iterations=1,
+                       warmup_rounds=WARMUP_ROUNDS)
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_warm_run_bridge(benchmark, launcher):
+    args = ("run", "--rm", "--network", "bridge", "busybox", "/bin/true")
+    benchmark.pedantic(launcher.run, args=args, rounds=ROUNDS, iterations=1,
+                       warmup_rounds=WARMUP_ROUNDS)
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_cold_run(benchmark, launcher):
+    benchmark.pedantic(launcher.run, args=RUN, kwargs={"env": {"DIYC_SERVER": "off"}},
+                       rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_python_cli_run(benchmark, launcher):
+    """The command as it was before the launcher: the Python CLI itself."""
+    argv = [str(launcher.bin_dir / "diyc-py"), *RUN]
+    benchmark.pedantic(peers.run_command, args=(argv,), kwargs={"env": launcher.env},
+                       rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_first_call_run(benchmark, launcher):
+    """No server: the call starts one (in the background) and runs directly."""
+    def setup():
+        launcher.stop_server()
+        return (), {}
+
+    def first_call():
+        launcher.run(*RUN, env={"DIYC_SERVER": "on"})
+
+    try:
+        benchmark.pedantic(first_call, setup=setup, rounds=10, iterations=1)
+        started = time.monotonic()
+        launcher.wait_for_server()
+        benchmark.extra_info["server_ready_after_s"] = time.monotonic() - started
+    finally:
+        launcher.wait_for_server()
+
+
+@pytest.fixture(scope="module")
+def sleeper_bundle(peer_env, bench_dir):
+    return peers.write_bundle(bench_dir / "bundle-server-sleeper", peer_env.rootfs,
+                              args=["sleep", "1000"])
+
+
+@pytest.mark.benchmark(group="server-exec")
+def test_crun_server_exec(benchmark, peer_server, peer_env, sleeper_bundle):
+    server = peer_server("crun", peer_env.bundle)
+    server.start_sleeper(sleeper_bundle)
+    benchmark.pedantic(server.exec_once, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+
+
+@pytest.mark.benchmark(group="server-exec")
+def test_diyc_warm_exec(benchmark, launcher):
+    launcher.run("run", "-d", "--name", "serverexec", "busybox", "sleep", "1000")
+    try:
+        benchmark.pedantic(launcher.run, args=("exec", "serverexec", "/bin/true"),
+                           rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    finally:
+        launcher.run("rm", "-f", "serverexec")
+
+
+@pytest.mark.benchmark(group="server-oci-run")
+def test_crun_server_oci_run(benchmark, peer_env, peer_server):
+    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
+
+
+@pytest.mark.benchmark(group="server-oci-run")
+def test_diyc_front_end_warm_oci_run(benchmark, peer_env, launcher, bench_dir):
+    runc = str(launcher.bin_dir / "diyc-runc")
+    root = bench_dir / "diyc-runc-server-root"
+    ids = (f"{peer_env.id_prefix}diycs-{n}" for n in itertools.count())
+
+    def run_once():
+        peers.run_command([runc, "--root", str(root), "run", "--bundle", str(peer_env.bundle),
+                           next(ids)], env=launcher.env)
+    run_once()
+    benchmark.pedantic(run_once, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    left = os.listdir(root / "names") if (root / "names").is_dir() else []
+    assert not left, f"diyc-runc left containers behind: {left}"
