@@ -9,19 +9,9 @@ import sys
 import time
 
 from .errors import DiycError, InvalidArgument
+from .options import FLAG, LIST, VALUE, option_table, parse, print_table, signal_number
 
 START_NS = time.perf_counter_ns()
-
-FLAG, VALUE, LIST = "flag", "value", "list"
-
-
-def option_table(*specs):
-    table = {}
-    for names, dest, kind in specs:
-        for n in names.split():
-            table[n] = (dest, kind)
-    return table
-
 
 RUN_OPTIONS = option_table(
     ("--rm", "rm", FLAG),
@@ -139,58 +129,6 @@ run options:
   --userns auto         a user namespace: container root is an unprivileged host uid
   --trace               print the time of each start phase to stderr
 """
-
-
-def parse(args, table, stop_at_positional=True):
-    """-> (options dict, positional list)."""
-    opts, positional = {}, []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            positional += args[i:]
-            break
-        if not arg.startswith("-") or arg == "-":
-            positional.append(arg)
-            if stop_at_positional:
-                positional += args[i:]
-                break
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            shorts = [(name, value if eq else None)]
-        else:
-            # -it, -eK=V, -m64m: single letters, the first taking a value ends it
-            shorts = []
-            for j, ch in enumerate(arg[1:], 1):
-                dest = table.get(f"-{ch}")
-                if dest and dest[1] != FLAG:
-                    rest = arg[j + 1:]
-                    if rest.startswith("="):  # -m=64m, as docker takes it
-                        rest = rest[1:]
-                    shorts.append((f"-{ch}", rest or None))
-                    break
-                shorts.append((f"-{ch}", None))
-        for name, value in shorts:
-            if name not in table:
-                raise InvalidArgument(f"unknown flag: {name}")
-            dest, kind = table[name]
-            if kind == FLAG:
-                if value is not None and value not in ("true", "false"):
-                    raise InvalidArgument(f"flag {name} takes no value")
-                opts[dest] = value != "false"
-                continue
-            if value is None:
-                if i >= len(args):
-                    raise InvalidArgument(f"flag needs an argument: {name}")
-                value = args[i]
-                i += 1
-            if kind == LIST:
-                opts.setdefault(dest, []).append(value)
-            else:
-                opts[dest] = value
-    return opts, positional
 
 
 def _no_arguments(command, positional):
@@ -684,21 +622,6 @@ def cmd_kill(root, args):
     return _each_container(root, pos, kill, "kill")
 
 
-def signal_number(name):
-    """A signal by number (1 to SIGRTMAX) or name (KILL, SIGHUP, hup)."""
-    import _signal
-    from .numbers import is_digits, integer
-    if is_digits(name):
-        return integer(name, "signal", 1, _signal.SIGRTMAX)
-    n = name.upper()
-    n = n if n.startswith("SIG") else f"SIG{n}"
-    # (not SIG_DFL, SIG_IGN, SIG_BLOCK...: handler and mask constants, 0-2)
-    num = getattr(_signal, n, None) if n[3:].isalnum() and n.isascii() else None
-    if not isinstance(num, int):
-        raise InvalidArgument(f"invalid signal: {name}")
-    return num
-
-
 def cmd_wait(root, args):
     opts, pos = parse(args, {}, stop_at_positional=False)
     return _each_container(root, pos, lambda ctr: print(ctr.wait().exit_code), "wait")
@@ -915,7 +838,20 @@ COMMANDS.update(build=cmd_build, history=cmd_history)
 
 def cmd_server(root, args):
     from .server import command
-    return command(root, args)
+    return command(root, args, {"diyc": _served, "diyc-runc": _served_runc})
+
+
+def _served(argv, accepted_ns):
+    """`diyc` as a server's worker runs it."""
+    global START_NS
+    START_NS = accepted_ns  # --trace: the command's own start
+    return main(argv)
+
+
+def _served_runc(argv, accepted_ns):
+    """`diyc-runc` as a server's worker runs it."""
+    from .oci.runc_cli import main as runc_main
+    return runc_main(argv)
 
 
 COMMANDS["server"] = cmd_server
@@ -924,12 +860,6 @@ COMMANDS.update(pull=cmd_pull, login=cmd_login, logout=cmd_logout, load=cmd_load
 
 
 # -- formatting -------------------------------------------------------------
-
-def print_table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    for r in [header] + rows:
-        print("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
-
 
 def _human_size(n):
     if n is None:

@@ -56,7 +56,10 @@ class Paths:
 
 # -- the command --------------------------------------------------------------
 
-def command(root, args):
+def command(root, args, entry_points):
+    """`diyc server start|stop|status`.  entry_points: {"diyc": f,
+    "diyc-runc": f}, f(argv, accepted_ns) -> exit code: what a worker runs
+    (the front ends hand them in; the server imports neither)."""
     if not args or args[0] not in ("start", "stop", "status"):
         raise InvalidArgument("usage: diyc server start|stop|status")
     paths = Paths(root)
@@ -88,7 +91,8 @@ def command(root, args):
                 raise InvalidArgument(f"invalid --idle {value!r}: seconds expected") from None
         else:
             raise InvalidArgument(f"unknown flag for server start: {opt}")
-    return start(root, paths, idle=idle, foreground=foreground, quiet=quiet)
+    return start(root, paths, idle=idle, foreground=foreground, quiet=quiet,
+                 entry_points=entry_points)
 
 
 def _no_more(rest):
@@ -143,7 +147,7 @@ def _private_dir(path):
         os.chmod(path, 0o700)
 
 
-def start(root, paths, idle, foreground, quiet):
+def start(root, paths, idle, foreground, quiet, entry_points):
     import fcntl
     if running_pid(paths) is not None:
         if not quiet:
@@ -160,7 +164,7 @@ def start(root, paths, idle, foreground, quiet):
             print("diyc server: already starting")
         return 0
     if foreground:
-        return Server(root, paths, idle, lock).serve()
+        return Server(root, paths, idle, lock, entry_points=entry_points).serve()
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -170,7 +174,7 @@ def start(root, paths, idle, foreground, quiet):
             os._exit(0)
         code = 1
         try:
-            code = Server(root, paths, idle, lock, ready_w).serve()
+            code = Server(root, paths, idle, lock, ready_w, entry_points=entry_points).serve()
         finally:
             os._exit(code)
     os.close(ready_w)
@@ -253,12 +257,13 @@ class Request:
 
 
 class Server:
-    def __init__(self, root, paths, idle, lock_fd, ready_fd=None):
+    def __init__(self, root, paths, idle, lock_fd, ready_fd=None, entry_points=None):
         self.root = root
         self.paths = paths
         self.idle = idle
         self.lock_fd = lock_fd
         self.ready_fd = ready_fd
+        self.entry_points = entry_points
         self.workers = {}  # worker pid -> connection
         self.closing = False
         self.restart = False
@@ -503,7 +508,7 @@ class Server:
         if pid == 0:
             code = 125
             try:
-                code = Worker.spare(theirs, self.cgroups)
+                code = Worker.spare(theirs, self.cgroups, self.entry_points)
             finally:
                 os._exit(code)
         theirs.close()
@@ -532,7 +537,7 @@ class Server:
         if pid == 0:
             code = 125
             try:
-                code = Worker(request, self.cgroups).run()
+                code = Worker(request, self.cgroups, self.entry_points).run()
             finally:
                 os._exit(code)
         return pid
@@ -555,12 +560,13 @@ def _rlimits():
 class Worker:
     """Becomes the caller, then runs the CLI entry point the direct path runs."""
 
-    def __init__(self, request, server_cgroups):
+    def __init__(self, request, server_cgroups, entry_points):
         self.request = request
         self.server_cgroups = server_cgroups
+        self.entry_points = entry_points
 
     @classmethod
-    def spare(cls, channel, server_cgroups):
+    def spare(cls, channel, server_cgroups, entry_points):
         """A worker forked in advance: waits for its request from the server."""
         _default_signals()
         # Nothing of the server's stays open here (the listener, the other
@@ -587,7 +593,7 @@ class Worker:
         request = Request.__new__(Request)
         vars(request).update(pickle.loads(bytes(data)))
         request.conn_fd, request.fds = fds[0], fds[1:]
-        return cls(request, server_cgroups).run()
+        return cls(request, server_cgroups, entry_points).run()
 
     def run(self):
         r = self.request
@@ -635,13 +641,8 @@ class Worker:
 
     def _main(self):
         try:
-            if self.request.command == "diyc-runc":
-                from .oci.runc_cli import main
-            else:
-                from . import cli
-                cli.START_NS = self.request.accepted_ns  # --trace: the command's own start
-                main = cli.main
-            code = main(self.request.argv)
+            entry = self.entry_points["diyc-runc" if self.request.command == "diyc-runc" else "diyc"]
+            code = entry(self.request.argv, self.request.accepted_ns)
         except SystemExit as e:
             code = e.code
         except BaseException:

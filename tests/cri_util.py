@@ -71,7 +71,7 @@ def diyc_runc_wrapper(path):
     pkg = pkg or REPO
     with open(path, "w") as f:
         f.write(f"#!/bin/sh\nexec {sys.executable} -I -c 'import sys; sys.path.insert(0, "
-                f"\"{pkg}\"); from diyc.runc_cli import main; sys.exit(main())' \"$@\"\n")
+                f"\"{pkg}\"); from diyc.oci.runc_cli import main; sys.exit(main())' \"$@\"\n")
     os.chmod(path, 0o755)
     return path
 

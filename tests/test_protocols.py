@@ -12,7 +12,8 @@ import pytest
 
 from conftest import DIYC, assert_one_line_error
 from diyc import _json
-from diyc.cli import FLAG, LIST, RUN_OPTIONS, VALUE, option_table, parse
+from diyc.cli import RUN_OPTIONS
+from diyc.options import FLAG, LIST, VALUE, option_table, parse
 from diyc.errors import InvalidArgument
 
 # -- _json ----------------------------------------------------------------------

@@ -293,7 +293,7 @@ def test_runc_cli_through_the_server(private, tmp_path):
     import tarfile
     with tarfile.open(fileobj=io.BytesIO(busybox_rootfs_tar())) as tar:
         tar.extractall(bundle / "rootfs")
-    from diyc.runc_cli import default_spec
+    from diyc.oci.runc_cli import default_spec
     spec = default_spec()
     spec["root"]["path"] = "rootfs"
     spec["process"]["args"] = ["sh", "-c", "echo out; exit 3"]

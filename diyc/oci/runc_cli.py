@@ -13,7 +13,7 @@ Like `diyc`, this runs once per container: no json, argparse or re here."""
 import os
 import sys
 
-from ..cli import FLAG, LIST, VALUE, option_table, parse, signal_number
+from ..options import FLAG, LIST, VALUE, option_table, parse, signal_number
 from ..errors import Conflict, DiycError, InvalidArgument
 
 VERSION = "0.1.0"
@@ -317,7 +317,7 @@ def cmd_list(root, args):
                             "bundle": r["bundle"], "annotations": r["annotations"],
                             "created": _rfc3339(r["created"]), "owner": "root"} for r in rows]))
     elif opts.get("format", "table") == "table":
-        from ..cli import print_table
+        from ..options import print_table
         print_table(("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"),
                [(r["id"], r["pid"], r["status"], r["bundle"], _rfc3339(r["created"]), "root")
                 for r in rows])
