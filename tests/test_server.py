@@ -288,7 +288,7 @@ def test_runc_cli_through_the_server(private, tmp_path):
     runc = str(private.bin / "diyc-runc")
     bundle = tmp_path / "bundle"
     (bundle / "rootfs").mkdir(parents=True)
-    from diyc.images import busybox_rootfs_tar
+    from diyc.images.store import busybox_rootfs_tar
     import io
     import tarfile
     with tarfile.open(fileobj=io.BytesIO(busybox_rootfs_tar())) as tar:
