@@ -36,6 +36,11 @@ def _cap_name(name):
     return n
 
 
+def is_capability(name):
+    """Whether `name` (CAP_X or X, any case) is a capability diyc knows."""
+    return name.upper().removeprefix("CAP_") in CAPABILITIES
+
+
 def capability_set(cap_add=(), cap_drop=()):
     """docker's --cap-add/--cap-drop on top of the default set.  ALL works
     on both sides: `--cap-add ALL --cap-drop X` is everything but X,

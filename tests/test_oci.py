@@ -245,6 +245,17 @@ def test_process_fields_are_honoured(runc, bundle):
     assert lines[10] == "123"
 
 
+def test_unknown_capabilities_are_ignored_with_a_warning(runc, bundle):
+    """As runc and crun: a config naming a capability this kernel (or diyc)
+    does not know runs without it, saying so on stderr."""
+    def edit(spec):
+        spec["process"]["capabilities"] = {
+            k: ["CAP_KILL", "CAP_TEST_UNKNOWN"] for k in ("bounding", "effective", "permitted")}
+    proc = runc("run", "--bundle", bundle(["sh", "-c", "grep CapBnd /proc/self/status"], edit), "c1")
+    assert int(proc.stdout.split()[1], 16) == 1 << 5  # CAP_KILL alone
+    assert "ignoring unknown or unavailable capabilities: CAP_TEST_UNKNOWN" in proc.stderr
+
+
 def test_root_mounts_and_masked_paths(runc, bundle, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -178,8 +178,19 @@ def validate(spec):
     caps = process.get("capabilities")
     if caps is not None:
         _check_keys(caps, set(_CAPABILITY_SETS), "process.capabilities")
-        from ..security import capability_masks
-        capability_masks(caps)  # unknown names fail here, before anything exists
+        from ..security import capability_masks, is_capability
+        unknown = sorted({n for names in caps.values() if isinstance(names, list)
+                          for n in names if isinstance(n, str) and not is_capability(n)})
+        if unknown:
+            # As runc and crun do: a config written for a newer kernel (or
+            # runtime) still runs here, without what this one cannot grant.
+            import sys
+            print(f"diyc-runc: ignoring unknown or unavailable capabilities: {', '.join(unknown)}",
+                  file=sys.stderr)
+            for key, names in caps.items():
+                if isinstance(names, list):
+                    caps[key] = [n for n in names if n not in unknown]
+        capability_masks(caps)  # wrong types fail here, before anything exists
     from ..security import RLIMITS
     for r in process.get("rlimits") or ():
         if r.get("type", "").removeprefix("RLIMIT_").lower() not in RLIMITS:
