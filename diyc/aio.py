@@ -123,15 +123,8 @@ def _output(plumbing, chunks):
 
 def _kill_and_remove(ctr):
     """After a timeout or a cancellation: the container goes."""
-    if ctr.pid:
-        ctr.kill(9)
-        try:
-            os.waitpid(ctr.pid, 0)
-        except ChildProcessError:
-            pass
-        ctr.pid = None
     try:
-        ctr.remove(force=True)
+        ctr.discard()
     except DiycError:
         pass
 

@@ -99,15 +99,8 @@ def _run_created(ctr, plumbing, timeout):
             from .process_errors import ContainerTimeout
             raise ContainerTimeout(args, timeout, out, err, ctr.id)
     except BaseException:
-        if ctr.pid:  # ours to reap
-            ctr.kill(9)
-            try:
-                os.waitpid(ctr.pid, 0)
-            except ChildProcessError:
-                pass
-            ctr.pid = None
         try:
-            ctr.remove(force=True)
+            ctr.discard()
         except DiycError:
             pass
         raise

@@ -12,7 +12,6 @@ import os
 import select
 import socket
 import struct
-import sys
 import time
 
 DETACH_KEYS = b"\x10\x11"  # Ctrl-p Ctrl-q

@@ -511,17 +511,7 @@ class Builder:
         finally:
             if r >= 0:
                 os.close(r)
-            if ctr.pid:
-                try:
-                    os.kill(ctr.pid, 9)
-                except ProcessLookupError:
-                    pass
-                try:
-                    os.waitpid(ctr.pid, 0)
-                except ChildProcessError:
-                    pass
-                ctr.pid = None
-            ctr.remove(force=True)
+            ctr.discard()
 
     def _relay_output(self, fd):
         """Emit the container's output line by line, and a `tick` every

@@ -181,14 +181,7 @@ def cmd_run(root, args):
         ctr.start()
         result = ctr.wait()
     except BaseException:
-        if ctr.pid:
-            ctr.kill(9)
-            try:
-                os.waitpid(ctr.pid, 0)
-            except ChildProcessError:
-                pass
-            ctr.pid = None
-        ctr.remove(force=True)
+        ctr.discard()
         raise
     finally:
         restore()

@@ -2,7 +2,6 @@
 namespaces and cgroup, with its identity, capabilities and seccomp filter."""
 
 import os
-import sys
 
 from .errors import Conflict, ContainerNotFound, InvalidArgument
 

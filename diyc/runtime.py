@@ -521,6 +521,14 @@ class Container(ContainerRecord):
             cgroup.created = os.path.isdir(cgroup.path)
         cgroup.remove()
 
+    def discard(self):
+        """After a failure, a timeout or a cancellation: kill and reap the
+        init if we are its parent, then remove the container."""
+        if self.pid:
+            kill_and_reap(self.pid)
+            self.pid = None
+        self.remove(force=True)
+
     def remove(self, force=False):
         """Remove the container (force: kill it first if it runs).  Racing
         another remover (the end of its own `run --rm`, its supervisor,

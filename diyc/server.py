@@ -32,6 +32,7 @@ import time
 from contextlib import suppress as _suppress
 
 from .errors import InvalidArgument
+from .state import private_dir
 
 PROTOCOL = b"DIYC1\0"
 ACCEPT, DECLINE, EXIT, KILLED, SIGNAL = 1, 2, 3, 4, 5
@@ -133,20 +134,6 @@ def stop(paths):
     return 0
 
 
-def _private_dir(path):
-    """The server's directory: 0700, owned by us, not a symlink."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    import stat
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise InvalidArgument(f"{path} is not a directory of uid {os.geteuid()}")
-    if st.st_mode & 0o7777 != 0o700:
-        os.chmod(path, 0o700)
-
-
 def start(root, paths, idle, foreground, quiet, entry_points):
     import fcntl
     if running_pid(paths) is not None:
@@ -154,7 +141,7 @@ def start(root, paths, idle, foreground, quiet, entry_points):
             print(f"diyc server: already running (pid {running_pid(paths)})")
         return 0
     root.ensure()
-    _private_dir(paths.dir)
+    private_dir(paths.dir)
     lock = os.open(paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

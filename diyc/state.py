@@ -68,13 +68,13 @@ class Root:
         # The root first: it alone makes everything below unreachable.
         os.chmod(self.path, 0o700)
         for d in (self.images, self.layers, self.containers, self.names, self.tmp, self.locks):
-            _private_dir(d)
+            private_dir(d)
         with os.scandir(self.path) as entries:  # what an older diyc made 0755
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False) and \
                         entry.stat(follow_symlinks=False).st_mode & 0o7777 != 0o700:
                     os.chmod(entry.path, 0o700)
-        _private_dir(self.scratch)  # last: its presence says the layout is complete
+        private_dir(self.scratch)  # last: its presence says the layout is complete
 
     def container_dir(self, cid):
         return f"{self.containers}/{cid}"
@@ -83,7 +83,9 @@ class Root:
         return FileLock(f"{self.path}/{name}.lock", shared)
 
 
-def _private_dir(path):
+def private_dir(path):
+    """A directory of ours, 0700 (made so, or repaired), never a symlink or
+    someone else's."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
