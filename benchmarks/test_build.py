@@ -55,8 +55,12 @@ def diyc_build(tmp_path_factory, build_context):
         pytest.skip(f"diyc executable not found at {DIYC} (set DIYC_BIN)")
     root = tmp_path_factory.mktemp("diyc-build-root")
 
+    # DIYC_SERVER=off: the build as the Python CLI runs it, and no server
+    # left behind in this root
+    env = dict(os.environ, DIYC_SERVER="off")
+
     def diyc(*args):
-        return _run([DIYC, "--root", str(root), *map(str, args)])
+        return _run([DIYC, "--root", str(root), *map(str, args)], env=env)
     diyc("run", "--rm", "busybox", "true")  # the built-in image
     diyc("tag", "busybox", "localhost/bbox")
     return diyc

@@ -84,6 +84,9 @@ def launcher(diyc):
     lx.start_server()
     yield lx
     lx.stop_server()
+    # the bridge benchmark's bridge, firewall table and ip_forward: undone
+    subprocess.run([str(bin_dir / "diyc-py"), "network", "prune"], env=lx.env, check=True,
+                   capture_output=True)
 
 
 @pytest.mark.benchmark(group="server-run")
