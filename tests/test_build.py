@@ -10,20 +10,11 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from conftest import Cli, assert_one_line_error
-
-PODMAN_CONF = """[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
-
+from podman_util import private_podman
 
 @pytest.fixture(scope="module")
 def broot(tmp_path_factory, diyc_root):
@@ -381,28 +372,9 @@ VOLUME /data
 # -- podman reads what diyc builds, and builds on it ---------------------------------
 
 @pytest.fixture
-def podman(tmp_path):
-    exe = shutil.which("podman")
-    if exe is None:
-        pytest.skip("podman is not installed (apt-get install -y podman)")
-    short = Path(tempfile.mkdtemp(prefix="diyc-pb-", dir="/tmp"))  # podman: runroot < 50 chars
-    conf = short / "containers.conf"
-    conf.write_text(PODMAN_CONF)
-    base = [exe, "--root", short / "storage", "--runroot", short / "runroot",
-            "--tmpdir", short / "tmp", "--runtime", shutil.which("runc") or "runc"]
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
-
-    def run(*args, **kwargs):
-        return subprocess.run([*map(str, base), *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=120, **kwargs)
-    try:
+def podman():
+    with private_podman(shutil.which("runc") or "runc", prefix="diyc-pb-", timeout=120) as run:
         yield run
-    finally:
-        run("rm", "-af")
-        run("rmi", "-af")
-        for mount in ("storage/overlay", "runroot", "storage"):
-            subprocess.run(["umount", "-R", short / mount], capture_output=True)
-        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_podman_loads_the_image_and_builds_on_it(cli, broot, tmp_path, podman):

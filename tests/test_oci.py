@@ -16,6 +16,7 @@ import io
 import pytest
 
 from conftest import REPO, assert_one_line_error, wait_for, wait_pid_gone
+from podman_util import private_podman
 
 # $DIYC_RUNC: another diyc-runc (a worktree's, through a wrapper script)
 RUNC = os.environ.get("DIYC_RUNC") or str(REPO / ".venv" / "bin" / "diyc-runc")
@@ -757,44 +758,16 @@ def test_spec_and_features(runc, tmp_path):
 
 # -- a real client ------------------------------------------------------------------
 
-PODMAN_CONF = """[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
-
-
 @pytest.fixture
 def podman(tmp_path, rootfs):
-    exe = shutil.which("podman")
-    if exe is None:
-        pytest.skip("podman is not installed (apt-get install -y podman)")
-    from pathlib import Path
-    short = Path(tempfile.mkdtemp(prefix="diyc-pm-", dir="/tmp"))  # podman: runroot < 50 chars
-    conf = short / "containers.conf"
-    conf.write_text(PODMAN_CONF)
-    base = [exe, "--root", short / "storage", "--runroot", short / "runroot",
-            "--tmpdir", short / "tmp", "--runtime", RUNC]
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
-
-    def run(*args, check=False, **kwargs):
-        return subprocess.run([*map(str, base), *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=60, **kwargs)
-    tar = tmp_path / "bb.tar"
-    subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
-    proc = run("import", tar, "localhost/bbox")
-    if proc.returncode != 0:
-        shutil.rmtree(short, ignore_errors=True)
-        pytest.skip(f"podman cannot import an image here: {proc.stderr.strip()[-300:]}")
-    try:
+    """podman of its own, driving diyc-runc, with the rootfs imported as localhost/bbox."""
+    with private_podman(RUNC) as run:
+        tar = tmp_path / "bb.tar"
+        subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
+        proc = run("import", tar, "localhost/bbox")
+        if proc.returncode != 0:
+            pytest.skip(f"podman cannot import an image here: {proc.stderr.strip()[-300:]}")
         yield run
-    finally:
-        run("rm", "-af")
-        run("rmi", "-af")
-        for mount in ("storage/overlay", "runroot", "storage"):
-            subprocess.run(["umount", "-R", short / mount], capture_output=True)
-        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_podman_run_rm_exit_code_network_none(podman):
