@@ -22,11 +22,11 @@ Container.start() reads as these steps, each a method of its own.
 import os
 import time
 
-from . import _native, cgroups, config
+from . import _native, cgroups, config, removal
 from . import create as create_steps
 from .errors import Conflict, ContainerNotFound, init_error
 from .images.store import ImageStore
-from .rootfs import init_config, overlay_options, remove_writable_layer, spawn_in
+from .rootfs import init_config, overlay_options, spawn_in
 from .result import Result  # (re-exported: diyc.runtime.Result)
 from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
                      now, wait_gone, waitpid)
@@ -497,10 +497,10 @@ class Container(ContainerRecord):
             if self.reload_if_present():
                 self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
                                             finished=now())
-                self.release_resources()
                 if self.record["auto_remove"]:
                     self.remove_under_lock()
                 else:
+                    self.release_resources()
                     self.save()
         return Result(exit_code, oom_killed=oom, container_id=self.id,
                       args=self.record["spec"]["process"]["args"])
@@ -511,15 +511,13 @@ class Container(ContainerRecord):
         """What a stopped container no longer needs: its cgroup, its address.
         Each step is idempotent (a second call finds the work done); callers
         hold the container's lock, except a start undoing its own steps."""
+        self._release_network()
+        removal.remove_cgroup(self.control_group())
+
+    def _release_network(self):
         if self.record.get("network_settings"):
             from .net import network as networking
             networking.release(self)
-        cgroup = self.control_group()
-        if cgroup.version == 1:
-            cgroup.created = [p for p in cgroup.paths.values() if os.path.isdir(p)]
-        else:
-            cgroup.created = os.path.isdir(cgroup.path)
-        cgroup.remove()
 
     def discard(self):
         """After a failure, a timeout or a cancellation: kill and reap the
@@ -557,24 +555,26 @@ class Container(ContainerRecord):
 
     def remove_under_lock(self):
         """Every step idempotent: a remove interrupted half-way (or raced)
-        is finished by the next one."""
-        self.release_resources()
+        is finished by the next one.  What others see goes now (lease, name,
+        ids, the record); the cgroup and the writable layer follow, in a
+        served `run --rm` after the reply (diyc.removal)."""
+        self._release_network()
         release_name(self.root, self.name, self.id)
         if self.record.get("userns"):
             from . import userns
             userns.release(self.root, self.id, self.record["userns"])
-        # the writable layer first, the record next: a diyc killed in between
-        # leaves a record `diyc cleanup` finds, and removes again
-        remove_writable_layer(self.dir)
-        try:
-            os.unlink(f"{self.dir}/container.json")
-            os.rmdir(self.dir)
-        except OSError:
-            remove_tree(self.dir)
-        # The lock file last: once it is unlinked, a newcomer's open()
-        # makes a new one that our flock does not exclude, so it must
+        staged = removal.stage(self.root, self.dir, self.id)
+        # The lock file once the record is out of containers/: a newcomer's
+        # open() makes a new one that our flock does not exclude, so it must
         # find the record gone already.
         self.unlink_lock()
+        cgroup = self.control_group()
+        if staged is None:  # (a second remover was quicker)
+            removal.remove_cgroup(cgroup)
+        elif staged == self.dir:  # (it could not move: the record goes last, now)
+            removal.finish(staged, cgroup)
+        else:
+            removal.later(lambda: removal.finish(staged, cgroup))
 
 
     # -- the library's conveniences (diyc.container_api does the work) ------------
@@ -705,7 +705,10 @@ def cleanup(root=None):
         parts = entry.split("-")
         if len(parts) >= 3 and parts[1].isdigit() and os.path.exists(f"/proc/{parts[1]}"):
             continue
-        remove_tree(f"{root.tmp}/{entry}")
+        if entry.startswith(removal.STAGING_PREFIX + "-"):
+            removal.finish_abandoned(root, entry)  # its cgroups too
+        else:
+            remove_tree(f"{root.tmp}/{entry}")
         out.append(f"removed staging {entry}")
     from .net import network as networking
     out += networking.cleanup(root)  # leases and ports of containers that are gone

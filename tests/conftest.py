@@ -431,6 +431,12 @@ def nothing_left_behind(request):
     cgroups_before = diyc_cgroups()
     yield
     problems = []
+    # A served `run --rm` removes its container's cgroup and directory
+    # (moved to tmp/removing-PID-ID) after its reply: give it a moment.
+    deadline = time.monotonic() + 5.0
+    while any(e.startswith("removing-") for e in _entries(root / "tmp")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
     for sub in ("containers", "names", "tmp"):
         d = root / sub
         entries = sorted(os.listdir(d)) if d.is_dir() else []
@@ -464,6 +470,10 @@ def nothing_left_behind(request):
     if problems:
         _force_clean(root, leaked_cgroups, children)
         pytest.fail("left behind by the test:\n" + "\n".join(problems), pytrace=False)
+
+
+def _entries(d):
+    return os.listdir(d) if d.is_dir() else []
 
 
 def _force_clean(root, cgroups, children):

@@ -91,6 +91,23 @@ def _processes_of(bin_dir):
     return out
 
 
+def _read_pty(fd, token=None, timeout=60):
+    """What a pty master reads until token (None: its end), or timeout."""
+    import select
+    out = b""
+    deadline = time.monotonic() + timeout
+    while (token is None or token not in out) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
 def _request(sock_path, argv=("ps",), root=None):
     """A launcher request made by hand (the C launcher's wire format)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -335,15 +352,7 @@ def test_pull_with_progress_through_the_server(private, tmp_path):
             os.environ.update(private.env)
             os.execv(str(private.bin / "diyc"),
                      ["diyc", "pull", "--insecure", f"{reg.host}/test/layered"])
-        out = b""
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = _read_pty(fd)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, out
         assert b"Downloaded newer image" in out
@@ -439,3 +448,97 @@ def test_the_callers_cwd_and_umask_hold_for_files_diyc_writes(private, tmp_path)
         modes.append(stat.S_IMODE(os.stat(out / "busybox.tar").st_mode))
     assert modes[0] == modes[1] and modes[0] & 0o077 == 0
     assert len(private.fallbacks()) == 1
+
+
+# -- the reply before the teardown --------------------------------------------------
+
+def test_a_removed_containers_name_is_free_when_the_command_returns(private):
+    """The name, lease and record go before the reply (the cgroup and the
+    writable layer after it): the next command never finds them taken."""
+    private.start()
+    for _ in range(25):
+        first = private("run", "--rm", "--name", "x", "busybox", "true")
+        assert first.returncode == 0, first.stderr
+        second = private("run", "--name", "x", "busybox", "true")
+        assert second.returncode == 0, second.stderr
+        assert private("rm", "x").returncode == 0
+    assert private("run", "--rm", "--network", "bridge", "--name", "x", "busybox",
+                   "true").returncode == 0
+    assert private("run", "--rm", "--network", "bridge", "--name", "x", "busybox",
+                   "true").returncode == 0
+    assert not private.fallbacks()
+    private.python_cli("network", "prune")
+    # the rest follows: nothing of the 52 containers stays behind
+    deadline = time.monotonic() + 10
+    while os.listdir(private.root / "tmp") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.listdir(private.root / "tmp") == []
+    assert os.listdir(private.root / "containers") == []
+
+
+def test_a_crash_after_the_reply_leaves_what_cleanup_finishes(private):
+    """A worker killed between its reply and the end of the teardown: the
+    container's directory waits in tmp/ with its record, and `diyc cleanup`
+    removes it and the container's cgroups."""
+    assert private.python_cli("run", "--rm", "busybox", "true").returncode == 0
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
+            "from diyc import removal; from diyc.runtime import Container; "
+            "removal.defer_until_replied(); "
+            "c = Container.create('busybox', ['true'], auto_remove=True); c.start(); c.wait(); "
+            "print(c.record['cgroup']['paths'][next(iter(c.record['cgroup']['paths']))]); "
+            "sys.stdout.flush(); os._exit(0)")
+    proc = subprocess.run([sys.executable, "-c", code, PKG_DIR], capture_output=True, text=True,
+                          env=private.env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    cgroup = proc.stdout.strip()
+    (staged,) = os.listdir(private.root / "tmp")
+    assert staged.startswith("removing-") and os.path.isdir(cgroup)
+    assert (private.root / "tmp" / staged / "container.json").exists()
+    assert os.listdir(private.root / "containers") == []
+    out = private.python_cli("cleanup")
+    assert out.returncode == 0 and f"removed staging {staged}" in out.stdout, out
+    assert os.listdir(private.root / "tmp") == [] and not os.path.exists(cgroup)
+
+
+# -- terminals: the same through the server as direct --------------------------------
+
+@pytest.mark.parametrize("mode", ["off", "nostart"], ids=["direct", "server"])
+def test_a_terminal_resizes_and_detaches_through_the_launcher(private, mode):
+    """A real pty as the launcher's controlling terminal: raw mode, a resize
+    mid-session (the kernel's SIGWINCH, relayed), Ctrl-p Ctrl-q."""
+    import fcntl
+    import pty
+    import termios
+    private.start()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(private.env, DIYC_SERVER=mode)
+        os.execv(str(private.bin / "diyc"), ["diyc", "run", "-it", "--name", "t", "busybox", "sh"])
+
+    def read_until(token):
+        return _read_pty(fd, token, timeout=15)
+
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        assert b"# " in read_until(b"# ")
+        # raw mode on the launcher's terminal while attached (the master
+        # reads the pty's settings)
+        assert not termios.tcgetattr(fd)[3] & termios.ICANON
+        os.write(fd, b"echo size=$(stty size)\r")
+        assert b"size=30 100" in read_until(b"size=30 100")
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 132, 0, 0))
+        time.sleep(0.3)  # (the SIGWINCH on its way: launcher, worker, supervisor)
+        os.write(fd, b"echo size=$(stty size)\r")
+        out = read_until(b"size=41 132")
+        assert b"size=41 132" in out, out
+        os.write(fd, b"\x10\x11")  # Ctrl-p Ctrl-q
+        assert b"detached" in read_until(b"detached")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # raw mode was for the session only: the terminal is back to canonical
+        assert termios.tcgetattr(fd)[3] & termios.ICANON
+        assert private("inspect", "t").returncode == 0
+    finally:
+        os.close(fd)
+        private("rm", "-f", "t")
+    assert len([f for f in private.fallbacks() if f.startswith("run")]) == (mode == "off")
