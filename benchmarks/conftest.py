@@ -139,6 +139,12 @@ def pytest_benchmark_group_stats(config, benchmarks, group_by):
     return (yield)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info):
+    # how busy the machine was (for benchmarks/report.md's caveat)
+    machine_info["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter, config):
     results = config.stash.get(_BENCHMARKS_KEY, [])

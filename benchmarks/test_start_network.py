@@ -115,3 +115,11 @@ def test_podman_run_true_network_bridge(benchmark, podman):
     args = ("run", "--rm", "--network", "bridge", "localhost/bbox", "/bin/true")
     podman(*args)
     benchmark.pedantic(podman, args=args, rounds=10, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="start-network-cli")
+def test_podman_run_true_network_none(benchmark, podman):
+    """podman without a network (its own netns with loopback only)."""
+    args = ("run", "--rm", "--network", "none", "localhost/bbox", "/bin/true")
+    podman(*args)
+    benchmark.pedantic(podman, args=args, rounds=10, iterations=1, warmup_rounds=1)
