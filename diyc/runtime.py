@@ -52,6 +52,7 @@ class Container(ContainerRecord):
         self.pid = None  # set only while we are the parent of its init
         self.supervisor = None  # set while we are the parent of its supervisor (detached)
         self.limit_warnings = []  # limits the kernel took but does not enforce
+        self.held_child = None  # start(hold_for_process=True): the held init's _native.Child
 
     # -- create -------------------------------------------------------------
 
@@ -270,7 +271,7 @@ class Container(ContainerRecord):
                 place(scratch) if scratch else None, None, rootfs)
 
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
-              preserve_fds=0):
+              preserve_fds=0, hold_for_process=False):
         """Start the container's process; returns once it has exec'd.
         detach: a supervisor (diyc-shim) becomes the container's parent,
         keeps its output in a log and records its end; we may exit.
@@ -279,6 +280,9 @@ class Container(ContainerRecord):
         console_fd: a unix socket; the init gets a terminal made in the
         container's devpts and sends its master there (OCI console socket).
         preserve_fds: our fds 3 .. 3+N-1 stay open in the container.
+        hold_for_process: a pool's container (diyc.pool) - return once the
+        init holds at the release, every step before it done; the process
+        it runs comes later, on the channel (self.held_child).
 
         The steps, as the module's docstring tells them: cgroup, rootfs
         (the init's description), clone, userns, network, release, exec."""
@@ -292,6 +296,7 @@ class Container(ContainerRecord):
             init = self._describe_init(held, stdio, console_fd, preserve_fds)
             if hold_before_exec:
                 self._make_start_fifos(init, held)
+            init.process_on_release = hold_for_process
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)
@@ -305,8 +310,12 @@ class Container(ContainerRecord):
                 from .net import network as networking
                 networking.connect(self, child.pid)
                 t.mark("network")
-            self._release_and_wait(child, hold_before_exec, t)
-            t.mark("exec")
+            if hold_for_process:
+                self._wait_held(child)
+                held.child, self.held_child = None, child  # its channel: the pool's now
+            else:
+                self._release_and_wait(child, hold_before_exec, t)
+                t.mark("exec")
         except BaseException:
             held.undo()
             self.pid = None
@@ -314,7 +323,7 @@ class Container(ContainerRecord):
             raise
         finally:
             held.close()
-        self._record_started(child, hold_before_exec)
+        self._record_started(child, hold_before_exec or hold_for_process)
         return child.pid
 
     def _create_cgroup(self):
@@ -405,6 +414,17 @@ class Container(ContainerRecord):
             error = exec_error(child, reap=not child.supervisor, ready=hold_before_exec)
         if error:
             raise error
+
+    @staticmethod
+    def _wait_held(child):
+        """A pooled init: until it holds at the release, or raise what it
+        reported instead."""
+        try:
+            child.wait_held()
+        except _native.InitFailure as e:
+            if e.step != _native.INIT_DIED:
+                raise init_error(e.step, e.errno, e.detail) from None
+            raise init_error("init", 0, "the container's init died before its release") from None
 
     def _record_started(self, child, hold_before_exec):
         state = self.record["state"]
