@@ -38,6 +38,7 @@ native = Extension(
         "_native/hooks.c",
         "_native/error.c",
         "_native/channel.c",
+        "_native/pooled.c",
     ],
     include_dirs=["_native"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],

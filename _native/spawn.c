@@ -129,15 +129,19 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  */
 static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
-	uint64_t extra = seccomp_extra_caps(init);
-	/* privileged (no capability sets) as another user: the setuid drops
-	 * every capability, so the filter must go on before it */
-	int filter_first = init->seccomp_len && !init->no_new_privs && !init->set_caps && init->uid != 0;
+	uint64_t extra;
+	int filter_first;
 	static char command[4096];  /* the child's own copy of memory: no malloc */
 	sigset_t none;
 
-	if (wait_for_release(init, err) < 0 ||
-	    set_rlimits(init, err) < 0 ||
+	/* a pooled init learns here what it runs, and as whom (pooled.c) */
+	if ((init->process_on_release ? receive_process(init, err) : wait_for_release(init, err)) < 0)
+		return -1;
+	extra = seccomp_extra_caps(init);
+	/* privileged (no capability sets) as another user: the setuid drops
+	 * every capability, so the filter must go on before it */
+	filter_first = init->seccomp_len && !init->no_new_privs && !init->set_caps && init->uid != 0;
+	if (set_rlimits(init, err) < 0 ||
 	    close_inherited_fds(init, err) < 0)
 		return -1;
 	if (filter_first && install_seccomp(init, err) < 0)
@@ -166,7 +170,8 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 
 static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 {
-	if (start_clean(init, err) < 0)
+	if (start_clean(init, err) < 0 ||
+	    (init->process_on_release && close_unneeded_fds(init, err) < 0))
 		return -1;
 	/* Into the cgroup first, so everything the start allocates (tmpfs and
 	 * overlay pages included) is charged to the container. */

@@ -26,7 +26,7 @@ _LAZY = {
     "ContainerError": "process_errors", "ContainerTimeout": "process_errors",
     "PIPE": "stdio", "STDOUT": "stdio", "DEVNULL": "stdio",
     "arun": "aio", "AsyncContainer": "aio",
-    "ImageStore": "images.store", "Root": "state", "build": "builder",
+    "ImageStore": "images.store", "Root": "state", "build": "builder", "Pool": "pool",
 }
 _SUBMODULES = ("images", "aio")
 

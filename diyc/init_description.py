@@ -76,6 +76,9 @@ class InitDescription:
     supervisor_argv: tuple = None
     console_recv_fd: int = -1       # a terminal: the supervisor receives the master here
 
+    # -- a pool's container: held at the release, its process comes with it
+    process_on_release: bool = False  # (pooled.c; diyc/pool.py)
+
     # -- exec into a running container
     join_ns_fds: tuple = ()         # namespaces to setns() into, in order
 

@@ -104,8 +104,11 @@ class ContainerRecord:
             if not pid_alive(state["pid"], state.get("pid_start")):
                 return "dead"  # whoever ran it was killed: nobody recorded the end
         if state["status"] == "created" and state.get("pid"):
-            # held before execve (create/start split): gone means stopped
-            return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
+            # held before execve (create/start split): gone means stopped;
+            # a --rm one (a pool's) is garbage then: nobody will remove it
+            if pid_alive(state["pid"], state.get("pid_start")):
+                return "created"
+            return "dead" if self.record["auto_remove"] else "stopped"
         if state["status"] == "created" and self.record["auto_remove"] and \
                 not pid_alive(state.get("creator"), state.get("creator_start")):
             return "dead"

@@ -1,0 +1,251 @@
+/*
+ * A pooled init (diyc.Pool): it does every step of a start up to the
+ * release - namespaces, cgroup, root filesystem, network - says READY and
+ * waits.  Its release is a PROCESS message that says what to run: a
+ * description in a memfd (struct diyc_process: identity, capabilities,
+ * cwd, arguments, environment) and the fds that become its stdio.  From
+ * there the start ends as any other (spawn.c's finish_and_exec).
+ *
+ * The child calls these between clone() and execve(): no malloc (the
+ * description is mmap'd, the pointer arrays too), no stdio.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "diyc.h"
+
+#define MAX_KEPT 128
+
+static int add_kept(int *kept, int n, int fd)
+{
+	if (fd < 3 || n >= MAX_KEPT)
+		return n;
+	kept[n++] = fd;
+	for (int i = n - 1; i > 0 && kept[i - 1] > kept[i]; i--) {  /* insertion: few fds */
+		int t = kept[i];
+
+		kept[i] = kept[i - 1];
+		kept[i - 1] = t;
+	}
+	return n;
+}
+
+static int close_from_to(unsigned int first, unsigned int last)
+{
+	if (first > last)
+		return 0;
+	if (syscall(SYS_close_range, first, last, 0) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	for (unsigned int fd = first; fd <= last && fd < 65536; fd++)
+		close(fd);
+	return 0;
+}
+
+/*
+ * A pooled init may wait as long as its pool lives.  What it inherited from
+ * the embedding process at clone() (every fd: close-on-exec only acts at
+ * execve) must not stay open that long: a pipe another thread is reading
+ * until EOF, another init's channel, a server's client socket.  It keeps
+ * the fds its start needs, and closes the others now.
+ */
+int close_unneeded_fds(const struct diyc_init *init, struct diyc_error *err)
+{
+	int kept[MAX_KEPT], n = 0;
+	unsigned int next = 3;
+
+	n = add_kept(kept, n, init->channel);
+	for (int i = 0; i < 3; i++)
+		n = add_kept(kept, n, init->stdio[i]);
+	for (int i = 0; i < init->n_cgroup_fds; i++)
+		n = add_kept(kept, n, init->cgroup_fds[i]);
+	for (int i = 0; i < init->n_reopen; i++)
+		n = add_kept(kept, n, init->reopen_fds[i]);
+	n = add_kept(kept, n, init->join_mnt_fd);
+	if (n >= MAX_KEPT)
+		return diyc_fail(err, "close_fds", EMFILE, "too many fds to keep");
+	for (int i = 0; i < n; i++) {
+		if ((unsigned int)kept[i] < next)
+			continue;  /* the same fd twice (stdio) */
+		if (close_from_to(next, kept[i] - 1) < 0)
+			return diyc_fail(err, "close_fds", errno, NULL);
+		next = kept[i] + 1;
+	}
+	if (close_from_to(next, ~0U) < 0)
+		return diyc_fail(err, "close_fds", errno, NULL);
+	return 0;
+}
+
+/* The next NUL-terminated string in [*p, end), or NULL. */
+static char *next_string(char **p, const char *end)
+{
+	char *s = *p, *nul = memchr(s, '\0', end - s);
+
+	if (!nul)
+		return NULL;
+	*p = nul + 1;
+	return s;
+}
+
+/* A string vector of n entries from *p, in `v` (n + 1 slots). */
+static int read_strings(char **p, const char *end, char **v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!(v[i] = next_string(p, end)))
+			return -1;
+	v[n] = NULL;
+	return 0;
+}
+
+/* The description, mapped and checked, into the init's fields.  The
+ * struct is the child's own copy of the parent's memory: ours to change. */
+static int apply_description(struct diyc_init *init, int fd, struct diyc_error *err)
+{
+	struct diyc_process *head;
+	struct stat st;
+	char *base, *p, *end, **strv;
+	size_t size, slots;
+
+	if (fstat(fd, &st) < 0)
+		return diyc_fail(err, "process", errno, NULL);
+	size = st.st_size;
+	if (size < sizeof(*head) || size > DIYC_PROCESS_MAX)
+		return diyc_fail(err, "process", EPROTO, "bad description size");
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (base == MAP_FAILED)
+		return diyc_fail(err, "process", errno, NULL);
+	head = (struct diyc_process *)base;
+	end = base + size;
+	if (head->size != size || head->argc < 1 || head->n_groups > 65536 ||
+	    head->argc > size || head->envc > size ||
+	    sizeof(*head) + (size_t)head->n_groups * sizeof(gid_t) > size)
+		return diyc_fail(err, "process", EPROTO, "bad description");
+	p = base + sizeof(*head) + head->n_groups * sizeof(gid_t);
+	slots = (size_t)head->argc + head->envc + 2;
+	strv = mmap(NULL, slots * sizeof(char *), PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (strv == MAP_FAILED)
+		return diyc_fail(err, "process", errno, NULL);
+	init->cwd = next_string(&p, end);
+	if (!init->cwd || init->cwd[0] != '/' ||
+	    read_strings(&p, end, strv, head->argc) < 0 ||
+	    read_strings(&p, end, strv + head->argc + 1, head->envc) < 0)
+		return diyc_fail(err, "process", EPROTO, "bad description strings");
+	init->argv = strv;
+	init->envp = strv + head->argc + 1;
+	init->uid = head->uid;
+	init->gid = head->gid;
+	init->groups = (const gid_t *)(base + sizeof(*head));
+	init->n_groups = head->n_groups;
+	if (init->set_caps) {
+		init->cap_effective = head->cap_effective;
+		init->cap_permitted = head->cap_permitted;
+	}
+	return head->stdio;
+}
+
+/* The received fds become 0, 1, 2 (a clear bit: that one is closed). */
+static int take_stdio(struct diyc_init *init, unsigned int mask, const int *fds, int n,
+		      struct diyc_error *err)
+{
+	int next = 0;
+
+	for (int i = 0; i < 3; i++)
+		init->stdio[i] = (mask & (1u << i)) && next < n ? fds[next++] : -1;
+	if (next != n)
+		return diyc_fail(err, "process", EPROTO, "stdio fds do not match the description");
+	if (setup_stdio(init, err) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (init->stdio[i] < 0)
+			close(i);
+	return 0;
+}
+
+/*
+ * READY, then the PROCESS message; its description goes into the init,
+ * its fds become stdio, and the workdir is made if missing (as at create,
+ * still as root).  EOF instead: the pool is gone, nobody to report to.
+ */
+int receive_process(const struct diyc_init *init, struct diyc_error *err)
+{
+	struct diyc_init *mine = (struct diyc_init *)init;
+	struct diyc_msg m;
+	int mask, r;
+
+	if (diyc_msg_send(init->channel, DIYC_MSG_READY, 0, NULL, 0, NULL, 0) < 0)
+		_exit(125);
+	r = diyc_msg_recv(init->channel, &m);
+	if (r == 0)
+		_exit(125);
+	if (r < 0)
+		return diyc_fail(err, "process", errno, NULL);
+	if (m.h.type != DIYC_MSG_PROCESS || m.n_fds < 1) {
+		diyc_msg_close_fds(&m);
+		return diyc_fail(err, "process", EPROTO, NULL);
+	}
+	mask = apply_description(mine, m.fds[0], err);
+	close(m.fds[0]);
+	if (mask < 0 || take_stdio(mine, mask, m.fds + 1, m.n_fds - 1, err) < 0) {
+		for (int i = 1; i < m.n_fds; i++)
+			close(m.fds[i]);
+		return -1;
+	}
+	for (int i = 1; i < m.n_fds; i++)
+		if (m.fds[i] > 2)
+			close(m.fds[i]);
+	return make_workdir(init, err);
+}
+
+/* -- the parent's side ---------------------------------------------------- */
+
+static int give_up(struct diyc_child *child)
+{
+	close(child->channel);
+	child->channel = -1;
+	return -1;
+}
+
+/* A pooled init: every step up to the release done (READY), the channel
+ * kept for its process (diyc_send_process).  -1: it failed or died. */
+int diyc_wait_held(struct diyc_child *child, struct diyc_error *err)
+{
+	struct diyc_msg m;
+	int r;
+
+	if (child->channel < 0)
+		return diyc_fail(err, "wait_held", EBADF, NULL);
+	while ((r = diyc_msg_recv(child->channel, &m)) > 0) {
+		diyc_msg_close_fds(&m);
+		if (m.h.type == DIYC_MSG_READY)
+			return 0;
+		if (m.h.type == DIYC_MSG_ERROR) {
+			diyc_msg_error(&m, err);
+			return give_up(child);
+		}
+	}
+	r = r < 0 ? errno : 0;
+	give_up(child);
+	return r ? diyc_fail(err, "wait_held", r, NULL) : diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
+}
+
+/* The release of a pooled init: its description (a memfd) and stdio fds.
+ * EPIPE is no error: the init died first, and its reason is waiting on
+ * the channel for diyc_wait_exec. */
+int diyc_send_process(struct diyc_child *child, const int *fds, int n, struct diyc_error *err)
+{
+	if (child->channel < 0)
+		return diyc_fail(err, "process", EBADF, NULL);
+	if (diyc_msg_send(child->channel, DIYC_MSG_PROCESS, 0, NULL, 0, fds, n) < 0 &&
+	    errno != EPIPE && errno != ECONNRESET)
+		return diyc_fail(err, "process", errno, NULL);
+	return 0;
+}
