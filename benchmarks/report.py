@@ -34,7 +34,7 @@ SERIES = (
     ("test_diyc_cold_run", "diyc run (no server: the launcher execs Python)", "none"),
     ("test_diyc_first_call_run", "diyc run (first call: starts the server)", "none"),
     ("test_diyc_library_run_true", "diyc.run() (library, warm process)", "none"),
-    ("test_diyc_pool_run", "pool.run() (library, warm pool)", "none"),
+    ("test_diyc_pool_run_true_warm", "pool.run() (library, warm pool of 4)", "none"),
     ("test_diyc_warm_run_bridge", "diyc run (warm server)", "bridge"),
     ("test_diyc_library_network_bridge", "diyc.run() (library)", "bridge"),
     ("test_podman_run_true_network_bridge", "podman run", "bridge"),
