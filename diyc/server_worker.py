@@ -96,30 +96,25 @@ def spare(listener, channel, facts, entry_points):
             return Worker(request, facts, entry_points, channel).run()
 
 
-def _copy_shared_pages(interrupted, chunk=1 << 20):
+def _copy_shared_pages(interrupted, chunk=256 << 10):
     """Copy now the memory we share with the server, which a request would
     otherwise copy page by page as it writes to it (reference counts: ~900
     of a `run`'s ~1300 page faults): MADV_POPULATE_WRITE (Linux 5.14) on
-    each private writable mapping, a chunk at a time, as an idle-priority
-    process, until interrupted() says a request (or the server's end)
-    waits."""
+    each private writable mapping, a chunk at a time, until interrupted()
+    says a request (or the server's end) waits.  (Not at idle priority: on
+    a busy machine that starves the spare, and the request waits for it.)"""
     import ctypes
     madvise = ctypes.CDLL(None, use_errno=True).madvise
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    try:
-        for line in read_text("/proc/self/maps").splitlines():
-            fields = line.split()
-            if not (fields[1].startswith("rw") and fields[1][3] == "p"):
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            for at in range(start, end, chunk):
-                if interrupted():
-                    return
-                madvise(at, min(chunk, end - at), 23)  # (EINVAL on an old kernel: no harm)
-    finally:
-        os.sched_setscheduler(0, policy, param)
+    for line in read_text("/proc/self/maps").splitlines():
+        fields = line.split()
+        if not (fields[1].startswith("rw") and fields[1][3] == "p"):
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        for at in range(start, end, chunk):
+            if interrupted():
+                return
+            madvise(at, min(chunk, end - at), 23)  # (EINVAL on an old kernel: no harm)
 
 
 def _take(conn, facts, channel, accepted_ns):
