@@ -377,6 +377,9 @@ class Server:
             code = 125
             try:
                 code = workers.spare(self.listener, theirs, self.facts, self.entry_points)
+            except BaseException:  # (the command's own errors went to its caller)
+                import traceback
+                _log("worker failed:\n" + traceback.format_exc())
             finally:
                 os._exit(code)
         theirs.close()
@@ -467,6 +470,7 @@ class Server:
             if pid == 0:
                 return
             if self.spare and pid == self.spare[0]:
+                _log(f"the spare worker ended before a request: status {status:#x}")
                 self.selector.unregister(self.spare[1])
                 self.spare[1].close()
                 self.spare = None
