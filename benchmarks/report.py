@@ -101,10 +101,11 @@ def chart(results, path):
         ax.set_yticks(list(y), labels)
         ax.invert_yaxis()
         ax.set_title(f"start to exit of busybox true, {PANELS[panel]}", fontsize=10, loc="left")
-        for i, m in enumerate(medians):
-            ax.text(m * 1.04, i, f"{m:.1f} ms", va="center", fontsize=8)
+        for i, (_, r) in enumerate(rows):  # right of the whisker
+            ax.text(r["high"] * 1.06, i, f"{r['median']:.1f} ms", va="center", fontsize=8)
     ax = axes[-1, 0]
     ax.set_xscale("log")
+    ax.set_xlim(right=max(r["high"] for rows in panels.values() for _, r in rows) * 2.2)
     ax.set_xlabel("milliseconds (median; whiskers p10-p90), log scale")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
