@@ -42,7 +42,10 @@ SERIES = (
 PANELS = {"none": "--network none", "bridge": "--network bridge"}
 CAVEAT = ("Numbers from one run on a shared 2-core VM where other jobs run at the same time: "
           "absolute times vary by 2x from one machine (or minute) to the next, so compare "
-          "the ratios between runtimes measured in the same run, not the milliseconds.")
+          "the ratios between runtimes measured in the same run, not the milliseconds.  The "
+          "chart puts benchmarks of several groups side by side, measured minutes apart under "
+          "a load that changes; the tables compare each benchmark with crun measured in its "
+          "own group, next to it.")
 
 
 def load(path):
