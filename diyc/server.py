@@ -38,6 +38,7 @@ from .state import private_dir
 RELAYED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH})
 DEFAULT_IDLE_SECONDS = 600
+SPARE_DELAY = 0.02  # seconds after a request is taken, at the latest, the next spare is forked
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -278,6 +279,7 @@ class Server:
         self.closing = False
         self.restart = False
         self.spare = None  # (pid, channel): the worker waiting on the listening socket
+        self.spawn_due = None
 
     def serve(self):
         null = os.open("/dev/null", os.O_RDONLY)
@@ -355,6 +357,14 @@ class Server:
                 return
             timeout = None if self.workers else max(0.0, self.idle -
                                                     (time.monotonic() - last_active))
+            if self.spawn_due is not None:
+                if self.spare is not None or self.closing:
+                    self.spawn_due = None
+                elif time.monotonic() >= self.spawn_due:
+                    self.spawn_due = None
+                    self._spawn_spare()
+                else:
+                    timeout = min(timeout or 1e9, self.spawn_due - time.monotonic())
             for key, _ in self.selector.select(timeout):
                 kind, pid = key.data
                 if kind == "wake":
@@ -411,8 +421,13 @@ class Server:
         self.workers[pid] = [conn, channel]
         self.selector.register(conn, selectors.EVENT_READ, ("launcher", pid))
         self.selector.register(channel, selectors.EVENT_READ, ("worker", pid))
-        if not self.closing:
+        # The next spare: at once if others run too; else once this one has
+        # replied (or in 20 ms: a long command), so that its fork and its
+        # copy of our memory do not take a CPU from this request.
+        if not self.closing and len(self.workers) > 1:
             self._spawn_spare()
+        elif not self.closing:
+            self.spawn_due = time.monotonic() + SPARE_DELAY
 
     def _from_worker(self, channel, pid):
         """DONE: the exit code is on its way to the launcher, whose going
@@ -423,6 +438,8 @@ class Server:
             data = b""
         if data == DONE:
             self._stop_relaying(pid)
+            if self.spare is None and not self.closing:
+                self._spawn_spare()
         else:
             self.selector.unregister(channel)
             channel.close()
