@@ -279,6 +279,7 @@ class Server:
         self.closing = False
         self.restart = False
         self.spare = None  # (pid, channel): the worker waiting on the listening socket
+        self.start_argv = _absolute_argv()  # (before serve() moves to /)
         self.spawn_due = None
 
     def serve(self):
@@ -313,7 +314,7 @@ class Server:
         _log("stopped" + (": diyc changed, restarting" if self.restart else ""))
         if self.restart:
             os.close(self.lock_fd)
-            os.execve(sys.executable, sys.orig_argv, self.start_env)
+            os.execve(sys.executable, self.start_argv, self.start_env)
         return 0
 
     def _listen(self):
@@ -512,6 +513,16 @@ class Server:
                 self.spare[1].close()  # it reads EOF and exits
                 self.spare = None
             self._unlisten()
+
+
+def _absolute_argv():
+    """Our command line, its script's path made absolute: a restart runs
+    it again from / (`bin/diyc-py server start` would not be found)."""
+    argv = list(sys.orig_argv)
+    script = len(argv) - len(sys.argv)
+    if script > 0 and argv[script] == sys.argv[0] and os.path.exists(sys.argv[0]):
+        argv[script] = os.path.abspath(sys.argv[0])
+    return argv
 
 
 def _write_atomic(path, text):

@@ -172,13 +172,22 @@ def test_idle_server_exits(private):
     assert "stopped" in private.log()
 
 
-def test_restarts_when_the_installed_diyc_changes(private, tmp_path):
+@pytest.mark.parametrize("started_as", ["absolute", "relative"])
+def test_restarts_when_the_installed_diyc_changes(private, tmp_path, started_as):
+    """...and finds its command again (started as `bin2/diyc-py server
+    start`: the restart runs from /)."""
     # a copy of the package, so that touching it changes no other server's
     pkg = tmp_path / "pkg"
     shutil.copytree(Path(PKG_DIR) / "diyc", pkg / "diyc",
                     ignore=shutil.ignore_patterns("__pycache__"))
     private.bin = make_launcher_dir(tmp_path / "bin2", pkg_dir=str(pkg))
-    pid = private.start()
+    if started_as == "absolute":
+        pid = private.start()
+    else:
+        started = subprocess.run(["bin2/diyc-py", "server", "start"], cwd=tmp_path,
+                                 env=private.env, capture_output=True, text=True, timeout=60)
+        assert started.returncode == 0, started.stderr
+        pid = private.pid()
     assert private("ps").returncode == 0 and not private.fallbacks()
     later = time.time() + 5
     os.utime(pkg / "diyc" / "errors.py", (later, later))
@@ -191,6 +200,7 @@ def test_restarts_when_the_installed_diyc_changes(private, tmp_path):
             break
         time.sleep(0.05)
     assert "diyc changed" in private.log()
+    assert private.python_cli("server", "status").returncode == 0, private.log()
     assert private("ps").returncode == 0 and len(private.fallbacks()) == 1
 
 
