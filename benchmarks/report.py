@@ -66,7 +66,9 @@ def summary(bench):
     return {"name": bench["name"].split("[")[0], "fullname": bench["name"],
             "group": bench.get("group") or "", "median": stats["median"] * 1e3,
             "low": low * 1e3, "high": high * 1e3, "whiskers": whiskers,
-            "rounds": stats["rounds"]}
+            "rounds": stats["rounds"],
+            "ratios": {k[len("ratio_to_"):]: v for k, v in (bench.get("extra_info") or {}).items()
+                       if k.startswith("ratio_to_")}}
 
 
 def charted(results):
@@ -138,6 +140,10 @@ def markdown(doc, results, chart_name):
             ratio = f"{r['median'] / crun['median']:.2f}x" if crun and r is not crun else "-"
             lines.append(f"| {r['fullname']} | {r['median']:.2f} | {r['low']:.2f}-{r['high']:.2f}"
                          f" ({r['whiskers']}) | {r['rounds']} | {ratio} |")
+        for r in rows:  # peers run in turn with it, round by round: steadier under load
+            if r["ratios"]:
+                said = ", ".join(f"{v:.2f}x {k}" for k, v in r["ratios"].items())
+                lines += ["", f"{r['fullname']}, with its peers run in turn: {said}."]
     return "\n".join(lines) + "\n"
 
 

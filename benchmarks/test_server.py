@@ -8,6 +8,8 @@ Groups:
   (the launcher with DIYC_SERVER=off, so it execs the Python CLI), the
   Python CLI alone (the command before the launcher), and the first call
   (no server: the launcher starts one in the background and goes direct).
+  test_diyc_warm_run_interleaved runs crun and runc in turn with it (its
+  extra_info has the ratios): steadier on a shared machine.
 * "server-exec": `exec SLEEPER /bin/true`, crun against diyc warm.
 * "server-oci-run": `diyc-runc run --bundle B ID` warm against crun run.
 
@@ -18,6 +20,7 @@ puts both in .venv/bin; DIYC_BIN=/path/to/diyc selects another pair).
 import itertools
 import os
 import signal
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -103,6 +106,25 @@ def test_runc_server_run(benchmark, peer_env, peer_server):
 def test_diyc_warm_run(benchmark, launcher):
     benchmark.pedantic(launcher.run, args=RUN, rounds=ROUNDS, iterations=1,
                        warmup_rounds=WARMUP_ROUNDS)
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_warm_run_interleaved(benchmark, launcher, peer_env, peer_server):
+    """The warm run with crun and runc run in turn before each round
+    (untimed here, timed by their helpers): a change of the machine's load
+    moves all three alike.  The ratios to their medians are in extra_info."""
+    peers_ = {name: peer_server(name, peer_env.bundle) for name in ("crun", "runc")}
+    times = {name: [] for name in peers_}
+
+    def setup():
+        for name, server in peers_.items():
+            times[name].append(server.run_once())
+        return RUN, {}
+    benchmark.pedantic(launcher.run, setup=setup, rounds=ROUNDS, iterations=1)
+    median = statistics.median(benchmark.stats.stats.data)
+    for name, values in times.items():
+        benchmark.extra_info[f"{name}_interleaved_median_s"] = statistics.median(values)
+        benchmark.extra_info[f"ratio_to_{name}"] = round(median / statistics.median(values), 3)
 
 
 @pytest.mark.benchmark(group="server-run")
