@@ -217,6 +217,19 @@ def resources(memory=None, memory_swap=None, cpus=None, pids_limit=None):
     return res
 
 
+def parse_restart_policy(value):
+    """docker's --restart no|on-failure[:N]|always|unless-stopped."""
+    if value in (None, "", "no"):
+        return {"name": "no", "max_retries": 0}
+    name, _, count = value.partition(":")
+    if name not in ("on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
+        raise InvalidArgument(f"invalid --restart {value!r}: expected no, on-failure[:N], always "
+                              "or unless-stopped")
+    retries = numbers.integer(count, f"--restart {numbers.shown(value)}: N", 0,
+                              numbers.INT64_MAX) if count else 0
+    return {"name": name, "max_retries": retries}
+
+
 def check_name(name):
     if not name or len(name) > 128 or not (name[0].isalnum() and name.isascii()) or \
             not all(c.isalnum() or c in "_.-" for c in name):

@@ -30,7 +30,7 @@ CREATE_OPTIONS = {
     "cgroup_parent": None, "read_only": False, "privileged": False, "cap_add": (), "cap_drop": (),
     "security_opt": (), "ulimits": (), "sysctls": (), "oom_score_adj": None, "devices": (),
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
-    "userns": None,
+    "userns": None, "healthcheck": None,
 }
 # the options whose types and characters config.check_run_arguments checks
 CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
@@ -80,8 +80,7 @@ def validate(root, o):
     o.resources["devices"] = o.security.device_rules
     o.mounts = [config.parse_tmpfs(t) for t in o.tmpfs or ()]
     from .logs import parse_log_opts
-    from .supervisor import parse_restart_policy
-    o.restart_policy = parse_restart_policy(o.restart)
+    o.restart_policy = config.parse_restart_policy(o.restart)
     if o.auto_remove and o.restart_policy["name"] != "no":
         raise InvalidArgument("--restart and --rm cannot be combined")
     o.scratch_size = rm_tmpfs_size_bytes(o.rm_tmpfs_size, o.auto_remove)
@@ -95,6 +94,16 @@ def resolve_image(root, image):
     store = ImageStore(root.ensure())
     image_record = image if isinstance(image, dict) else store.get(image)
     return image_record, config.image_run_config(image_record["config"]), store.layer_dirs(image_record)
+
+
+def healthcheck(o, image_record):
+    """The container's health check (health.resolve: the option over the
+    image's HEALTHCHECK), or None; health is imported only when there is one."""
+    image_config = image_record.get("config") or {}
+    if o.healthcheck is None and not (image_config.get("config") or {}).get("Healthcheck"):
+        return None
+    from .health import resolve
+    return resolve(o.healthcheck, image_config)
 
 
 def build_spec(root, cid, o, command, image_config, layer_dirs):
