@@ -111,6 +111,48 @@ class ContainerRecord:
             return "dead"
         return state["status"]
 
+    @property
+    def paused(self):
+        """Running with its processes frozen (`diyc pause`): read from its
+        cgroup, the one place that knows."""
+        return self.status == "running" and self.control_group().frozen()
+
+    @property
+    def state_name(self):
+        """docker's State.Status: created, running, paused, exited, dead."""
+        return "paused" if self.paused else self.status
+
+    # -- docker-py's operations on a live container (diyc.operations) ----------
+
+    def pause(self) -> None:
+        """Freeze its processes (`diyc pause`): the cgroup freezer."""
+        from .operations import pause
+        pause(self)
+
+    def unpause(self) -> None:
+        from .operations import unpause
+        unpause(self)
+
+    def update(self, *, memory=None, memory_swap=None, cpus=None, cpu_shares=None,
+               pids_limit=None, restart=None, mem_limit=None, memswap_limit=None,
+               restart_policy=None) -> None:
+        """Change its limits and restart policy, live (`diyc update`): the
+        names of Container.create (memory="128m", cpus=0.5, pids_limit=64,
+        restart="on-failure:3") or docker-py's (mem_limit, memswap_limit,
+        restart_policy={"Name": "always"})."""
+        from .operations import update
+        if restart_policy is not None:
+            from .arguments import restart as restart_text
+            restart = restart_text(restart_policy)
+        update(self, memory=memory if memory is not None else mem_limit,
+               memory_swap=memory_swap if memory_swap is not None else memswap_limit,
+               cpus=cpus, cpu_shares=cpu_shares, pids_limit=pids_limit, restart=restart)
+
+    def rename(self, name: str) -> None:
+        """Give it another name (`diyc rename`); a running one runs on."""
+        from .operations import rename
+        rename(self, name)
+
     # -- the record on disk ---------------------------------------------------
 
     def save(self):

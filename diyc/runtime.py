@@ -25,6 +25,7 @@ import time
 from . import _native, cgroups, config
 from . import create as create_steps
 from .errors import Conflict, ContainerNotFound, init_error
+from .events import container_event
 from .images.store import ImageStore
 from .rootfs import init_config, overlay_options, remove_writable_layer, spawn_in
 from .result import Result  # (re-exported: diyc.runtime.Result)
@@ -78,6 +79,7 @@ class Container(ContainerRecord):
                log_opts: "Mapping[str, str] | Sequence[str] | None" = None,
                volumes: "Mapping[str, object] | Sequence[str] | None" = None,
                init: "bool" = False, tty: "bool" = False, userns: "str | None" = None,
+               healthcheck: "Mapping[str, object] | None" = None,
                root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
                ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
@@ -138,6 +140,10 @@ class Container(ContainerRecord):
           tty: give it a terminal (-t).
           userns: "auto": a user namespace, its root an unprivileged host
               uid (--userns).
+          healthcheck: docker-py's {"test": ["CMD", ...] | ["CMD-SHELL", CMD] |
+              ["NONE"], "interval": ns, "timeout": ns, "retries": N,
+              "start_period": ns} (durations also as "5s"); over the
+              image's HEALTHCHECK (--health-cmd, ..., --no-healthcheck).
           root: the diyc state directory (--root); default $DIYC_ROOT or
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
@@ -150,7 +156,8 @@ class Container(ContainerRecord):
                        cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
                        ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
                        devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                       volumes=volumes, init=init, tty=tty, userns=userns, trace=trace)
+                       volumes=volumes, init=init, tty=tty, userns=userns, healthcheck=healthcheck,
+                       trace=trace)
         if isinstance(command, str) or _library_shapes(options):  # (the CLI passes neither)
             from .arguments import command as split_command, normalize
             normalize(options)
@@ -174,6 +181,7 @@ class Container(ContainerRecord):
         root = root if isinstance(root, Root) else Root(root)
         create_steps.validate(root, o)
         image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
+        healthcheck = create_steps.healthcheck(o, image_record)
         cid = os.urandom(32).hex()
         spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
@@ -188,6 +196,7 @@ class Container(ContainerRecord):
             "rm_tmpfs_size": o.scratch_size,  # None: the writable layer is on disk
             "tty": o.tty,
             "restart": o.restart_policy,
+            "healthcheck": healthcheck,
             "log": o.log,
             "network": o.network,
             "network_settings": o.netplan,
@@ -204,7 +213,9 @@ class Container(ContainerRecord):
                 user_namespaces.release(root, cid, ids)
             raise
         trace.mark("config")
-        return cls(root, record, trace)
+        ctr = cls(root, record, trace)
+        container_event(ctr, "create")
+        return ctr
 
     @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
@@ -315,6 +326,8 @@ class Container(ContainerRecord):
         finally:
             held.close()
         self._record_started(child, hold_before_exec)
+        if not hold_before_exec:
+            self._started()
         return child.pid
 
     def _create_cgroup(self):
@@ -411,6 +424,9 @@ class Container(ContainerRecord):
         self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
                                 "pid_start": process_start_time(child.pid), "started": now(),
                                 "restart_count": state.get("restart_count", 0)}
+        if self.record.get("healthcheck") and not hold_before_exec:
+            from .health import starting_state
+            self.record["state"]["health"] = starting_state()
         if child.supervisor:
             self.pid = None  # the supervisor is its parent, not us
             self.supervisor = child.supervisor  # and ours: reaped by wait/remove/stop
@@ -455,7 +471,19 @@ class Container(ContainerRecord):
             raise error
         state["status"] = "running"
         state["started"] = now()
+        if self.record.get("healthcheck"):
+            from .health import starting_state
+            state["health"] = starting_state()
         self.save()
+        self._started()
+
+    def _started(self):
+        """After the program is running: its event, and (with a health
+        check) the health monitor, off the start's path."""
+        container_event(self, "start")
+        if self.record.get("healthcheck"):
+            from .health import spawn_monitor
+            spawn_monitor(self)
 
     def kill(self, sig: int = 15) -> None:
         """Send signal `sig` (a number; default SIGTERM) to its process 1,
@@ -465,7 +493,12 @@ class Container(ContainerRecord):
         state = self.record["state"]
         pid = self.pid or state.get("pid")
         if pid and pid_alive(pid, state.get("pid_start")):
+            if sig:
+                from .operations import thaw_before_signal
+                thaw_before_signal(self)
             os.kill(pid, sig)
+            if sig:
+                container_event(self, "kill", signal=sig)
 
     def wait(self, timeout: "float | None" = None) -> "Result":
         """Wait for the container to end and return a Result.  If we started
@@ -497,6 +530,7 @@ class Container(ContainerRecord):
             if self.reload_if_present():
                 self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
                                             finished=now())
+                self.died(exit_code, oom)
                 self.release_resources()
                 if self.record["auto_remove"]:
                     self.remove_under_lock()
@@ -506,6 +540,12 @@ class Container(ContainerRecord):
                       args=self.record["spec"]["process"]["args"])
 
     # -- teardown -------------------------------------------------------------
+
+    def died(self, exit_code, oom_killed):
+        """The end's events: oom (when the memory limit killed a process), die."""
+        if oom_killed:
+            container_event(self, "oom")
+        container_event(self, "die", exitCode=exit_code)
 
     def release_resources(self):
         """What a stopped container no longer needs: its cgroup, its address.
@@ -571,6 +611,7 @@ class Container(ContainerRecord):
             os.rmdir(self.dir)
         except OSError:
             remove_tree(self.dir)
+        container_event(self, "destroy")
         # The lock file last: once it is unlinked, a newcomer's open()
         # makes a new one that our flock does not exclude, so it must
         # find the record gone already.
@@ -598,17 +639,18 @@ class Container(ContainerRecord):
         return False
 
     def logs(self, *, stdout: "bool" = True, stderr: "bool" = True, stream: "bool" = False,
-             follow: "bool" = False, since: "float | None" = None, tail: "int | None" = None,
-             timestamps: "bool" = False):
+             follow: "bool" = False, since: "float | None" = None, until: "float | None" = None,
+             tail: "int | None" = None, timestamps: "bool" = False):
         """The output a detached container logged (`diyc logs`): bytes, or
         with stream=True an iterator of lines (bytes, each ending in \\n).
         follow: until the container ends (with stream=False: all of it,
-        once it has ended).  since: a Unix time (float) or datetime; only
-        later lines.  tail: only the last N lines.  timestamps: each line
-        starts with its RFC 3339 time."""
+        once it has ended).  since, until: a Unix time (float), a datetime
+        or docker's text ("2026-11-29T21:00:00Z", "10m" ago); only the
+        lines from since and before until.  tail: only the last N lines.
+        timestamps: each line starts with its RFC 3339 time."""
         from .container_api import logs
-        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, tail=tail,
-                     timestamps=timestamps)
+        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, until=until,
+                     tail=tail, timestamps=timestamps)
         return lines if stream else b"".join(lines)
 
     def attach(self, *, stdout: "bool" = True, stderr: "bool" = True, logs: "bool" = False):
@@ -652,11 +694,20 @@ class Container(ContainerRecord):
         from .stats import sample
         return dict(sample([self], interval)[0], id=self.id, name=self.name)
 
-    def top(self) -> "dict":
-        """Its processes: {"Titles": ["PID", "PPID", "UID", "STAT", "CMD"],
-        "Processes": [[...], ...]} (host pids), as docker-py's top()."""
+    def top(self, ps_args: "str | Sequence[str] | None" = None) -> "dict":
+        """Its processes, as docker-py's top(): {"Titles": ["UID", "PID",
+        "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": [[...],
+        ...]} (host pids, ps -ef's columns); ps_args: the host's ps with
+        these options instead ("-o pid,comm")."""
         from .container_api import top
-        return top(self)
+        return top(self, ps_args)
+
+    @property
+    def ports(self) -> "dict":
+        """Its published ports, as docker-py's: {"80/tcp": [{"HostIp":
+        "0.0.0.0", "HostPort": "8080"}]}."""
+        from .container_api import ports
+        return ports(self)
 
 
 def cleanup(root=None):

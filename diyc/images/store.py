@@ -172,6 +172,8 @@ class ImageStore:
         record = self.resolve(source)
         with self.root.lock("images"):
             self._tag_locked(record["id"], ref)
+        from ..events import emit
+        emit(self.root, "image", "tag", record["id"], {"name": ref})
 
     def remove(self, ref):
         """Untag `ref`; when no tag is left, delete the image and every layer
@@ -190,6 +192,7 @@ class ImageStore:
             if by_name and len(names) > 1:
                 del repos[by_name]
                 write_json(self._repositories, repos)
+                _removal_events(self.root, image_id, [by_name], deleted=False)
                 return [f"Untagged: {by_name}"]
             user = self._container_using(image_id)
             if user:
@@ -203,6 +206,7 @@ class ImageStore:
             os.unlink(self._record_path(image_id))
             out = [f"Untagged: {n}" for n in names] + [f"Deleted: {image_id}"]
             out += self._collect_layers()
+        _removal_events(self.root, image_id, names, deleted=True)
         return out
 
     def using(self):
@@ -590,3 +594,11 @@ def build_busybox_image(store):
     }
     return store.import_tarball(io.BytesIO(busybox_rootfs_tar()), BUILTIN_IMAGE, config)
 
+
+def _removal_events(root, image_id, names, deleted):
+    """docker's events of an rmi: untag for each name, then delete."""
+    from ..events import emit
+    for name in names:
+        emit(root, "image", "untag", image_id, {"name": name})
+    if deleted:
+        emit(root, "image", "delete", image_id, {"name": names[0] if names else image_id})

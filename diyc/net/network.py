@@ -121,6 +121,8 @@ def create(root, name, subnet=None):
         os.makedirs(leases_dir(root, name), exist_ok=True)
         write_json(record_path(root, name), record)
         register_root(root, rid)
+    from ..events import emit
+    emit(root, "network", "create", nid, {"name": name, "type": "bridge"})
     return record
 
 
@@ -158,6 +160,8 @@ def remove(root, name):
     with root.lock("ports"):
         _apply_firewall(root, only_if_present=True)
     unregister_root(root)
+    from ..events import emit
+    emit(root, "network", "destroy", rec["id"], {"name": name, "type": "bridge"})
 
 
 def prune(root):
