@@ -70,7 +70,14 @@ def container_event(ctr, action, **extra):
     emit(ctr.root, "container", action, ctr.id, attributes, container_image=image)
 
 
+_warned = []
+
+
 def _warn(error):
+    """Once a process: the first failure says it, the others would repeat it."""
+    if _warned:
+        return
+    _warned.append(error)
     import sys
     print(f"diyc: warning: the events journal cannot be written: {error.strerror or error}",
           file=sys.stderr)

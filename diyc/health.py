@@ -96,6 +96,29 @@ def resolve(healthcheck, image_config):
     return merged
 
 
+def from_flags(cmd=None, interval=None, timeout=None, retries=None, start_period=None,
+               disabled=False):
+    """`diyc run`'s --health-cmd, --health-interval, --health-timeout,
+    --health-retries, --health-start-period, --no-healthcheck -> the
+    healthcheck option (None when none is given)."""
+    given = {"test": None if cmd is None else ["CMD-SHELL", cmd], "interval": interval,
+             "timeout": timeout, "retries": retries, "start_period": start_period}
+    if disabled:
+        if any(v is not None for v in given.values()):
+            raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+        return {"test": ["NONE"]}
+    if all(v is None for v in given.values()):
+        return None
+    if retries is not None:
+        from .numbers import integer
+        given["retries"] = integer(retries, "--health-retries", 0, 1 << 31)
+    for key in ("interval", "timeout", "start_period"):
+        if given[key] is not None:
+            from .numbers import duration_ns
+            given[key] = duration_ns(given[key], f"--health-{key.replace('_', '-')}")
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def check_command(test):
     """The argv a test runs: CMD's as it is, CMD-SHELL's under /bin/sh -c."""
     return list(test[1:]) if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]

@@ -60,6 +60,23 @@ def thaw_before_signal(ctr):
 MAX_CPU_SHARES = 262144
 
 
+def check_update(memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None,
+                 restart=None):
+    """The values of an update, checked before any container is touched ->
+    (cgroup changes but memory, {"memory", "memory_swap"} still to merge
+    with each container's own limits, restart policy or None)."""
+    if all(v is None for v in (memory, memory_swap, cpus, cpu_shares, pids_limit, restart)):
+        raise InvalidArgument("update needs at least one of --memory, --memory-swap, --cpus, "
+                              "--cpu-shares, --pids-limit, --restart")
+    changes = _cpu_and_pids(cpus, cpu_shares, pids_limit)
+    if memory is not None:
+        memory = config.parse_memory(memory)
+    if memory_swap is not None and memory_swap not in ("-1", -1):
+        config.parse_size(memory_swap, "memory-swap")
+    policy = None if restart is None else config.parse_restart_policy(restart)
+    return changes, {"memory": memory, "memory_swap": memory_swap}, policy
+
+
 def update(ctr, memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None,
            restart=None):
     """Change a container's limits and restart policy (`diyc update`): in
@@ -67,19 +84,16 @@ def update(ctr, memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_
     restart or a later start applies them; its supervisor's _finish reads
     the restart policy when the container ends).  Every value is checked
     before anything is changed."""
-    if all(v is None for v in (memory, memory_swap, cpus, cpu_shares, pids_limit, restart)):
-        raise InvalidArgument("update needs at least one of --memory, --memory-swap, --cpus, "
-                              "--cpu-shares, --pids-limit, --restart")
-    changes = _cpu_and_pids(cpus, cpu_shares, pids_limit)
-    policy = None if restart is None else config.parse_restart_policy(restart)
+    changes, mem, policy = check_update(memory, memory_swap, cpus, cpu_shares, pids_limit, restart)
     with ctr.lock():
         if not ctr.reload_if_present():
             raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
         if policy and policy["name"] != "no" and ctr.record["auto_remove"]:
             raise InvalidArgument("--restart and --rm cannot be combined")
         resources = ctr.record["spec"]["linux"]["resources"]
-        if memory is not None or memory_swap is not None:
-            changes["memory"] = _memory(resources.get("memory") or {}, memory, memory_swap)
+        if mem["memory"] is not None or mem["memory_swap"] is not None:
+            changes["memory"] = _memory(resources.get("memory") or {}, mem["memory"],
+                                        mem["memory_swap"])
         if ctr.status == "running" and changes:
             ctr.control_group().update_limits(changes)
         for key, values in changes.items():
@@ -110,7 +124,7 @@ def _memory(current, memory, memory_swap):
     update: a memory limit above the swap limit set before needs a new
     --memory-swap too; a new limit where there was none gets docker's
     default swap, twice the memory."""
-    limit = config.parse_memory(memory) if memory is not None else current.get("limit")
+    limit = memory if memory is not None else current.get("limit")
     if limit is None:
         raise InvalidArgument("--memory-swap needs a memory limit: pass --memory as well")
     if memory_swap is not None:

@@ -118,6 +118,13 @@ class ContainerRecord:
         return self.status == "running" and self.control_group().frozen()
 
     @property
+    def health_status(self):
+        """Its health check's verdict while it runs: "starting", "healthy",
+        "unhealthy"; None without a check (or when it does not run)."""
+        health = self.record["state"].get("health")
+        return health.get("Status") if health and self.status == "running" else None
+
+    @property
     def state_name(self):
         """docker's State.Status: created, running, paused, exited, dead."""
         return "paused" if self.paused else self.status
