@@ -28,7 +28,7 @@ _LAZY = {
     "arun": "aio", "AsyncContainer": "aio",
     "ImageStore": "images.store", "Root": "state", "build": "builder",
 }
-_SUBMODULES = ("images", "aio")
+_SUBMODULES = ("images", "aio", "events")
 
 __all__ = sorted([
     "ArgumentTypeError", "CommandNotExecutable", "CommandNotFound", "Conflict",

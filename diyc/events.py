@@ -242,3 +242,23 @@ def line(event):
     shown = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items()))
     return (f"{timestamp(event['timeNano'])} {event.get('Type')} {event.get('Action')} "
             f"{actor.get('ID', '')}" + (f" ({shown})" if shown else ""))
+
+
+# -- the library's entry point, docker-py's client.events() -------------------------
+
+def events(root=None, since=None, until=None, filters=None, decode=False):
+    """docker-py's client.events(): the journal's events from `since`
+    (default: now) as they come - until `until`, or for as long as the
+    caller iterates.  since/until: a Unix time, a datetime or docker's
+    text ("2026-11-29T21:00:00Z", "10m" ago).  filters: {"container":
+    NAME, "event": "die", "type": "container", ...}.  Each event as JSON
+    bytes, or with decode=True as a dict."""
+    import time as _time
+    from .numbers import point_in_time
+    from .state import Root
+    root = root if isinstance(root, Root) else Root(root)
+    since = _time.time() if since is None and until is None else \
+        None if since is None else point_in_time(since, "since")
+    until = None if until is None else point_in_time(until, "until")
+    for event in follow(root, since, until, parse_filters(filters or {})):
+        yield event if decode else _json.dumps(event).encode()
