@@ -82,7 +82,7 @@ def remove_at_exit(ctr):
 
 # -- Container.list's filters ------------------------------------------------------
 
-_FILTERS = ("status", "name", "id", "ancestor", "exited")
+_FILTERS = ("status", "name", "id", "ancestor", "exited", "health")
 
 
 def matches(ctr, all, filters):
@@ -98,8 +98,10 @@ def matches(ctr, all, filters):
     for key, wanted in filters.items():
         values = [wanted] if isinstance(wanted, (str, int)) else list(wanted)
         values = [str(v) for v in values]
-        if key == "status":
-            ok = status in values
+        if key == "status":  # docker's: paused is a status of its own
+            ok = (ctr.state_name if status == "running" else status) in values
+        elif key == "health":  # healthy, unhealthy, starting, none
+            ok = (ctr.health_status or "none") in values
         elif key == "name":
             ok = any(v in ctr.name for v in values)
         elif key == "id":

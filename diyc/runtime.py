@@ -222,8 +222,9 @@ class Container(ContainerRecord):
              filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
-        "id": PREFIX, "ancestor": IMAGE, "exited": CODE}, each a value or a
-        list of values (any of which matches), as docker's."""
+        "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "health": "healthy"
+        (status "paused" included), each a value or a list of values (any of
+        which matches), as docker's."""
         everything = super().list(root)
         if all and not filters:
             return everything
