@@ -48,6 +48,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         log_opts: Mapping[str, str] | Sequence[str] | None = None,
         volumes: Mapping[str, object] | Sequence[str] | None = None,
         init: bool = False, tty: bool = False, userns: str | None = None,
+        healthcheck: Mapping[str, object] | None = None,
         root: str | os.PathLike | Root | None = None, trace: bool | Trace = False) -> Result:
     options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
                    entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
@@ -57,7 +58,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
                    cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
                    ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
                    devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                   volumes=volumes, init=init, tty=tty, userns=userns)
+                   volumes=volumes, init=init, tty=tty, userns=userns, healthcheck=healthcheck)
     if timeout is not None:
         from .numbers import decimal
         timeout = decimal(timeout, "timeout (seconds)")
