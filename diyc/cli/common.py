@@ -65,7 +65,10 @@ def status_text(c):
     status = c.status
     state = c.record["state"]
     if status == "running":
-        return "Up " + ago(state.get("started", c.record["created"]))[:-4]
+        up = "Up " + ago(state.get("started", c.record["created"]))[:-4]
+        health = c.health_status
+        note = "Paused" if c.paused else f"health: {health}" if health == "starting" else health
+        return f"{up} ({note})" if note else up
     if status == "exited":
         return f"Exited ({state.get('exit_code')}) {ago(state.get('finished', c.record['created']))}"
     if status == "dead":

@@ -42,7 +42,7 @@ def cmd_ps(root, opts, args):
         import json
         print(json.dumps([{"Id": c.id, "Names": c.name, "Image": c.record["image"],
                            "Command": " ".join(c.record["spec"]["process"]["args"]),
-                           "Created": c.record["created"], "State": c.status,
+                           "Created": c.record["created"], "State": c.state_name,
                            "Status": status_text(c), "Ports": ports_text(c),
                            "ExitCode": c.record["state"].get("exit_code")} for c in listed], indent=2))
         return 0
@@ -141,7 +141,11 @@ def cmd_wait(root, opts, args):
          options=(Option("-f --follow", "follow", FLAG, help="Follow log output"),
                   Option("-n --tail", "tail", VALUE, "N",
                          'Number of lines to show from the end of the logs (default "all")'),
-                  Option("-t --timestamps", "timestamps", FLAG, help="Show timestamps")))
+                  Option("-t --timestamps", "timestamps", FLAG, help="Show timestamps"),
+                  Option("--since", "since", VALUE, "string", "Show logs since timestamp (e.g. "
+                         '"2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)'),
+                  Option("--until", "until", VALUE, "string", "Show logs before a timestamp (e.g. "
+                         '"2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')))
 def cmd_logs(root, opts, args):
     if len(args) != 1:
         raise InvalidArgument('"diyc logs" requires exactly one container')
@@ -152,9 +156,11 @@ def cmd_logs(root, opts, args):
         from ..numbers import INT64_MAX, integer
         tail = integer(tail, "--tail value", 0, INT64_MAX)
     from ..logs import print_logs
+    from ..numbers import point_in_time
     from ..runtime import Container
+    window = {key: point_in_time(opts[key], f"--{key}") for key in ("since", "until") if key in opts}
     print_logs(Container.load(args[0], root), follow=opts.get("follow", False),
-               tail=tail, timestamps=opts.get("timestamps", False))
+               tail=tail, timestamps=opts.get("timestamps", False), **window)
     return 0
 
 

@@ -23,7 +23,7 @@ GROUPS = {
 
 # The modules that register commands, in the order of the help; imported
 # only until the command asked for is found (`diyc run`: run only).
-MODULES = ("run", "containers", "images", "networks", "system")
+MODULES = ("run", "containers", "ops", "images", "networks", "system")
 
 COMMANDS = {}  # every name ("ps", "container ls") -> its Command
 ORDER = []     # the Commands, in the order they were registered
