@@ -71,6 +71,16 @@ def test_stop_kill_pause_rename_and_filters(run_cli):
     assert events(run_cli, since, "--filter", "type=network", "--filter", f"container={n}") == []
 
 
+def test_oom_then_die(run_cli):
+    n, since = name(), time.time()
+    proc = run_cli("run", "--rm", "--network", "none", "--name", n, "-m", "16m", "busybox", "sh", "-c",
+                   "x=$(head -c 100000000 /dev/zero | tr '\\0' x); echo survived")
+    assert proc.returncode == 137, proc.stderr
+    got = events(run_cli, since, "--filter", f"container={n}")
+    assert [a for _, a, _, _ in got] == ["create", "start", "oom", "die", "destroy"]
+    assert got[3][3]["exitCode"] == "137"
+
+
 def test_image_and_network_events(run_cli):
     since, tag, net = time.time(), f"evimg:{os.urandom(2).hex()}", name()
     run_cli("tag", "busybox", tag, check=True)

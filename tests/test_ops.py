@@ -354,3 +354,18 @@ def test_library_operations_as_docker_py(diyc_root):
         assert c.top()["Processes"][0][7] == "sleep 60"
         with pytest.raises(diyc.InvalidArgument):
             c.update(cpus="lots")
+
+
+def test_the_commands_through_the_server(cli_path, run_cli, sleeper):
+    """The same output, the same exit codes, whether a diyc server runs them or not."""
+    import time
+    since = time.time()
+    assert run_cli("pause", sleeper, check=True).stdout == f"{sleeper}\n"
+    assert_one_line_error(run_cli("exec", sleeper, "true"), contains="is paused")
+    assert run_cli("unpause", sleeper, check=True).stdout == f"{sleeper}\n"
+    assert run_cli("update", "--pids-limit", "50", sleeper, check=True).stdout == f"{sleeper}\n"
+    assert run_cli("top", sleeper, check=True).stdout.split()[:8] == \
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    out = run_cli("events", "--since", f"{since:.6f}", "--until", f"{time.time():.6f}",
+                  "--filter", f"container={sleeper}", check=True).stdout
+    assert [line.split()[2] for line in out.splitlines()] == ["pause", "unpause", "update"]
