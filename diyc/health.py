@@ -44,9 +44,9 @@ def _field(check, key):
 def _test(value, where):
     """["CMD", args...], ["CMD-SHELL", "cmd"], ["NONE"] or a str (a shell
     command, as docker-py takes it) -> the list form."""
-    from .config import check_text_list
+    from .config import check_text, check_text_list
     if isinstance(value, str):
-        return ["CMD-SHELL", value]
+        return ["CMD-SHELL", check_text(value, f"{where} test")]
     test = check_text_list(value, f"{where} test")
     if not test:
         return []

@@ -203,3 +203,19 @@ def test_library_events_as_docker_py(diyc_root):
     raw = next(diyc.events.events(root=str(diyc_root), since=since, until=time.time(),
                                   filters={"container": c.id}))
     assert json.loads(raw) == got[0]
+
+
+def test_pull_and_delete_events(run_cli, tmp_path):
+    import registry_util as ru
+    registry = ru.Registry(tmp_path / "registry")
+    try:
+        registry.push_image("evpull", "1", [(ru.busybox_layer(), "gzip")])
+        ref, since = f"{registry.host}/evpull:1", time.time()
+        run_cli("pull", "-q", "--insecure", ref, check=True)
+        run_cli("rmi", ref, check=True)
+    finally:
+        registry.stop()
+    got = events(run_cli, since, "--filter", "type=image")
+    assert [(a, attrs["name"]) for _, a, _, attrs in got] == [("pull", ref), ("untag", ref),
+                                                              ("delete", ref)]
+    assert got[1][2] == got[2][2] and got[2][2].startswith("sha256:")

@@ -162,3 +162,26 @@ def test_list_filters_health_and_paused(diyc_root):
         assert [x.id for x in diyc.Container.list(str(diyc_root), filters={"status": "paused"})] \
             == [plain.id]
         plain.unpause()
+
+
+def test_a_pulled_images_healthcheck_is_untrusted_input(run_cli, names, tmp_path):
+    import registry_util as ru
+    registry = ru.Registry(tmp_path / "registry")
+    good, bad = f"{registry.host}/hcgood:1", f"{registry.host}/hcbad:1"
+    try:
+        for repo, check in (("hcgood", {"Test": ["CMD", "true"], "Interval": 100_000_000}),
+                            ("hcbad", {"Test": ["CMD-SHELL", "true\u0000rm"]})):
+            registry.push_image(repo, "1", [(ru.busybox_layer(), "gzip")],
+                                config={"Cmd": ["sleep", "300"], "Healthcheck": check})
+            run_cli("pull", "-q", "--insecure", f"{registry.host}/{repo}:1", check=True)
+    finally:
+        registry.stop()
+    try:
+        n = names()
+        run_cli("run", "-d", "--network", "none", "--name", n, good, check=True)
+        wait_for(lambda: (h := health(run_cli, n)) and h["Status"] == "healthy", what="healthy")
+        assert_one_line_error(run_cli("run", "--rm", "--network", "none", bad),
+                              contains="image config: Healthcheck")
+    finally:
+        names.remove_all()
+        run_cli("rmi", good, bad, check=True)
