@@ -44,11 +44,18 @@ def unpause(ctr):
     container_event(ctr, "unpause")
 
 
-def thaw_before_signal(ctr):
+# signals whose default action does not end a process (CHLD, CONT, STOP,
+# TSTP, TTIN, TTOU, URG, WINCH): a terminal's resize leaves a paused container paused
+_NOT_ENDING = frozenset((17, 18, 19, 20, 21, 22, 23, 28))
+
+
+def thaw_before_signal(ctr, sig):
     """stop, kill and rm of a paused container, as docker: thawed first,
     so the signal is handled at once (a frozen task does not even die of
     SIGKILL on cgroup v1).  Takes no lock: kill may run in a signal
     handler of the process holding it."""
+    if sig in _NOT_ENDING:
+        return
     cgroup = ctr.control_group()
     if cgroup.frozen():
         cgroup.thaw()

@@ -488,7 +488,8 @@ class Container(ContainerRecord):
 
     def kill(self, sig: int = 15) -> None:
         """Send signal `sig` (a number; default SIGTERM) to its process 1,
-        if it runs."""
+        if it runs.  A paused container is thawed first when the signal's
+        default is to end the process (as docker's stop and kill do)."""
         from .numbers import integer
         sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
@@ -496,7 +497,7 @@ class Container(ContainerRecord):
         if pid and pid_alive(pid, state.get("pid_start")):
             if sig:
                 from .operations import thaw_before_signal
-                thaw_before_signal(self)
+                thaw_before_signal(self, sig)
             os.kill(pid, sig)
             if sig:
                 container_event(self, "kill", signal=sig)

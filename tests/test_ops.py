@@ -369,3 +369,13 @@ def test_the_commands_through_the_server(cli_path, run_cli, sleeper):
     out = run_cli("events", "--since", f"{since:.6f}", "--until", f"{time.time():.6f}",
                   "--filter", f"container={sleeper}", check=True).stdout
     assert [line.split()[2] for line in out.splitlines()] == ["pause", "unpause", "update"]
+
+
+def test_a_signal_that_ends_nothing_leaves_a_paused_container_paused(run_cli, diyc_root, sleeper):
+    run_cli("pause", sleeper, check=True)
+    run_cli("kill", "-s", "WINCH", sleeper, check=True)
+    freezer = record(run_cli, diyc_root, sleeper)["cgroup"]["paths"]["freezer"]
+    assert read(f"{freezer}/freezer.state") == "FROZEN"
+    # HUP ends a process by default: thawed, then signalled (PID 1 without a handler ignores it)
+    run_cli("kill", "-s", "HUP", sleeper, check=True)
+    assert read(f"{freezer}/freezer.state") == "THAWED"
