@@ -163,6 +163,26 @@ def sample(containers, interval=0.5):
     return out
 
 
+CLEAR_SCREEN = "\x1b[2J\x1b[H"  # docker stats' redraw: erase the screen, cursor home
+
+
+def watch(containers, render, out, stream=True, tty=False, interval=0.5):
+    """`diyc stats`: sample containers() (a callable: the set may change
+    between rounds), write render([(container, sample), ...]) to `out`;
+    with stream, again and again until interrupted.  On a terminal each
+    table replaces the one before, as docker's does."""
+    while True:
+        current = containers()
+        pairs = list(zip(current, sample(current, interval))) if current else []
+        if not current:
+            time.sleep(interval)
+        text = render(pairs)
+        out.write((CLEAR_SCREEN if stream and tty else "") + text)
+        out.flush()
+        if not stream:
+            return
+
+
 def oci_stats(cg):
     """runc's `events --stats` data for one cgroup (the fields its clients read)."""
     used, limit = _memory(cg)

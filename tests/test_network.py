@@ -190,7 +190,7 @@ def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root, tm
 def test_killed_diyc_leaves_what_cleanup_removes(net, diyc_root):
     srv = Server(net, "victim", "--network", "bridge", "-p", "8181:80")
     assert leases(diyc_root, "bridge") == [srv.ip]
-    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["state"]["pid"]
+    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["State"]["Pid"]
     srv.proc.kill()  # SIGKILL to diyc: nobody releases anything
     srv.proc.wait()
     os.kill(init_pid, 9)  # (it holds diyc's stdout: kill it before reading that)
