@@ -26,8 +26,9 @@ def _prepare(fmt):
 
 def resolve(fmt, default, quiet_format=None, quiet=False):
     """The template a listing uses: `json` is `{{json .}}` (one object a
-    line), `table` or nothing the default table, -q its quiet template."""
-    if quiet and not fmt:
+    line), `table` or nothing the default table; -q its quiet template
+    (over --format, as docker)."""
+    if quiet and quiet_format:
         return quiet_format
     if not fmt or fmt == TABLE_PREFIX:
         return default

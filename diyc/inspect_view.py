@@ -201,6 +201,68 @@ def _network_id(root, name):
     return rec["id"] if rec else ""
 
 
+# -- docker inspect's lookup ----------------------------------------------------------------
+
+TYPES = ("container", "image", "volume", "network")
+
+
+def lookup(root, ref, kind=None):
+    """`diyc inspect [--type KIND] REF`: docker's shape of the container,
+    image, volume or network named `ref` (tried in that order unless
+    `kind` says which).  NotFound when there is none."""
+    from .errors import InvalidArgument, NotFound
+    if kind is not None and kind not in TYPES:
+        raise InvalidArgument(f"invalid --type {kind!r}: container, image, volume or network")
+    for candidate in (kind,) if kind else TYPES:
+        found = _LOOKUPS[candidate](root, ref)
+        if found is not None:
+            return found
+    raise NotFound(f"no such {kind or 'object'}: {ref}")
+
+
+def _container_named(root, ref):
+    from .errors import NotFound
+    from .record import ContainerRecord
+    try:
+        return container(ContainerRecord.load(ref, root))
+    except NotFound:
+        return None
+
+
+def _image_named(root, ref):
+    from .errors import NotFound
+    from .images.store import ImageStore
+    store = ImageStore(root)
+    try:
+        return image(store, store.resolve(ref))
+    except (NotFound, FileNotFoundError):
+        return None
+
+
+def _volume_named(root, ref):
+    from .volumes import list_volumes
+    return volume(root, ref) if ref in list_volumes(root) else None
+
+
+def _network_named(root, ref):
+    from .errors import InvalidArgument
+    from .net import network as networking
+    from .record import ContainerRecord
+    try:
+        networking.check_network_name(ref)
+    except InvalidArgument:  # not a network's name at all
+        return None
+    rec = networking.load(root, ref)
+    if rec is None:
+        return None
+    attached = [c for c in ContainerRecord.list(root) if c.record.get("network") == ref]
+    return network(root, rec, attached)
+
+
+_LOOKUPS = {"container": _container_named, "image": _image_named, "volume": _volume_named,
+            "network": _network_named}
+
+
 # -- images ------------------------------------------------------------------------------
 
 def image(store, record):
