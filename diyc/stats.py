@@ -1,5 +1,5 @@
 """`diyc stats`: resource use of running containers, from their cgroups
-(CPU, memory, pids, block I/O) and network namespaces (bytes in and out)."""
+(CPU, memory, pids) and network namespaces (bytes in and out)."""
 
 import os
 import time
@@ -83,8 +83,9 @@ def parse_blkio_service_bytes(text):
 def block_io(cg):
     """(bytes read, bytes written) by the cgroup's processes, from the
     block layer: v2 io.stat; v1 blkio.throttle.io_service_bytes when the
-    container has a blkio cgroup, else the sum of its live processes'
-    /proc/PID/io (diyc puts a container in blkio only for --blkio limits)."""
+    container has a blkio cgroup, else the sum of its processes'
+    /proc/PID/io, which count their reaped children's too (diyc puts a
+    container in a blkio cgroup only for blkio limits)."""
     try:
         if cg.version == 2:
             with open(f"{cg.path}/io.stat") as f:
@@ -148,19 +149,23 @@ def sample(containers, interval=0.5):
     time.sleep(interval)
     elapsed = time.monotonic() - t0
     out = []
-    host_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for c, g, b in zip(containers, groups, before):
-        _, limit = _memory(g)
-        used = memory_used(g)
-        limit = min(limit, host_mem) if limit else host_mem
+        used, limit = _memory(g)
+        host_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         rx, tx = _net(c.record["state"].get("pid"))
-        read, written = block_io(g)
         out.append({"cpu_percent": 100.0 * (_cpu_ns(g) - b) / (elapsed * 1e9),
-                    "memory": used, "memory_limit": limit,
-                    "memory_percent": 100.0 * used / limit if limit else 0.0,
-                    "pids": _pids(g), "net_rx": rx, "net_tx": tx,
-                    "block_read": read, "block_write": written})
-    return out
+                    "memory": used, "memory_limit": min(limit, host_mem) if limit else host_mem,
+                    "pids": _pids(g), "net_rx": rx, "net_tx": tx})
+    return [dict(s, **_docker_columns(g, s)) for g, s in zip(groups, out)]
+
+
+def _docker_columns(cg, s):
+    """What docker's stats shows besides: MEM USAGE without the inactive
+    page cache, MEM %, BLOCK I/O."""
+    used = memory_used(cg)
+    read, written = block_io(cg)
+    return {"memory": used, "memory_percent": 100.0 * used / s["memory_limit"] if s["memory_limit"] else 0.0,
+            "block_read": read, "block_write": written}
 
 
 CLEAR_SCREEN = "\x1b[2J\x1b[H"  # docker stats' redraw: erase the screen, cursor home
