@@ -10,7 +10,7 @@ tabwriter that aligns its columns, and the human units its columns use
 import time
 
 from . import templates
-from .gofmt import HEADER_FUNCTIONS, Context, Method
+from .template_values import HEADER_FUNCTIONS, Context, Method
 
 TABLE_PREFIX = "table"
 
@@ -38,7 +38,7 @@ def resolve(fmt, default, quiet_format=None, quiet=False):
 
 
 def format_rows(fmt, rows, header):
-    """Each row (a gofmt.Context) through the template `fmt`, a line each;
+    """Each row (a template_values.Context) through the template `fmt`, a line each;
     with `table ...`, first a header row (from `header`: {field: title})
     and the columns aligned by docker's tabwriter (minwidth 10, padding 3).
     Every row is rendered before anything is returned: a template that

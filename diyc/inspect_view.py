@@ -8,15 +8,15 @@ container.attrs) see.
     network(root, rec)     docker's network inspect
     volume(root, name)     docker's volume inspect
 
-Maps users fill (labels, networks, ports) are gofmt.Map: a template's
-`.Config.Labels.missing` is `<no value>` there, where an unknown struct
+Maps users fill (labels, networks, ports) are template_values.Map: a
+template's `.Config.Labels.missing` is `<no value>` there, where an unknown struct
 field is an error.  Besides docker's fields, diyc's own: State.SupervisorPid
 (the container's diyc-shim, as podman's State.ConmonPid) and CgroupPaths."""
 
 import os
 
 from .formatting import parse_rfc3339, rfc3339_nano
-from .gofmt import Map
+from .template_values import Map
 
 # docker's State.Status for diyc's statuses (an OCI container held, then gone, is "exited")
 _DOCKER_STATUS = {"stopped": "exited"}

@@ -12,15 +12,15 @@ templates use, and each listing's default table:
                                        .Labels .Label "k" .CreatedAt (+ .Bridge .Subnet .Gateway)
     volume ls     volume_row(root, n)  .Driver .Name .Scope .Mountpoint .Labels .Label "k"
 
-Each row is a gofmt.Context: a field is computed when a template uses it
-(`ps` sizes a container's writable layer only for `.Size`)."""
+Each row is a template_values.Context: a field is computed when a template
+uses it (`ps` sizes a container's writable layer only for `.Size`)."""
 
 import os
 import time
 
 from .errors import DiycError
 from .formatting import ago, bytes_size, go_time, human_duration, human_size, parse_rfc3339
-from .gofmt import Context, Method
+from .template_values import Context, Method
 
 PS_TABLE = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",

@@ -15,7 +15,8 @@ docker's typed contexts), a Map (dict subclass) a Go map (a missing key is
 methods with arguments).  Every error is a TemplateError (an
 InvalidArgument: one line `diyc: template: ...`, exit 125)."""
 
-from .gofmt import FUNCTIONS, NO_VALUE, Context, Map, Method, TemplateError, go_str, go_type_name, truth
+from .template_values import (FUNCTIONS, NO_VALUE, Context, Map, Method, TemplateError, go_str,
+                              go_type_name, truth)
 
 __all__ = ["parse", "Template", "TemplateError", "Map", "Context", "Method", "NO_VALUE"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from diyc.formatting import (ago, bytes_size, format_each, format_rows, human_duration, human_size,
                              parse_rfc3339, rfc3339_nano, tabwrite)
-from diyc.gofmt import Context, Map, Method, TemplateError, go_float, go_sprintf
+from diyc.template_values import Context, Map, Method, TemplateError, go_float, go_sprintf
 from diyc.templates import parse
 
 DATA = {
