@@ -103,7 +103,7 @@ ROWS.update({
     "global-root-missing": ["--root"],
     "global-root-empty": ["--root=", "ps"],
     "unknown-command": ["bogus"],
-    "ps-format": ["ps", "--format", "{{.Bogus}}"],
+    "ps-format": ["ps", "--format", "{{.Bogus"],
     "ps-format-missing": ["ps", "--format"],
     "ps-unknown-flag": ["ps", "--bogus"],
     "ps-argument": ["ps", "extra"],
