@@ -94,8 +94,17 @@ def _config(ctr):
         "Image": rec.get("image") or "",
         "WorkingDir": spec["process"].get("cwd") or "",
         "Entrypoint": asked.get("Entrypoint"),
-        "Labels": Map(asked.get("Labels") or {}),
+        "Labels": Map(labels_of(rec)),
     }
+
+
+def labels_of(record):
+    """A container's labels: record["labels"] where `run --label` keeps
+    them (over the image's), else the image's as create.run_config keeps
+    them in "config"."""
+    if "labels" in record:
+        return dict(record["labels"] or {})
+    return dict((record.get("config") or {}).get("Labels") or {})
 
 
 def _host_config(ctr):

@@ -20,6 +20,7 @@ import time
 
 from .errors import DiycError
 from .formatting import ago, bytes_size, go_time, human_duration, human_size, parse_rfc3339
+from .inspect_view import labels_of, user_binds
 from .template_values import Context, Method
 
 PS_TABLE = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
@@ -75,7 +76,7 @@ def container_row(ctr, no_trunc=False):
     args = list(rec["spec"]["process"]["args"])
     if args[:2] == ["/dev/init", "--"]:
         args = args[2:]
-    labels = (rec.get("config") or {}).get("Labels") or {}
+    labels = labels_of(rec)
     command = " ".join(args)
     return Context("ContainerContext", {
         "ID": rec["id"] if no_trunc else rec["id"][:12],
@@ -116,7 +117,6 @@ def status_text(ctr, status=None):
 
 
 def _mount_names(ctr, no_trunc):
-    from .inspect_view import user_binds
     for m in user_binds(ctr):
         name = m.get("volume") or m["source"]
         yield name if no_trunc else ellipsis(name, 15)

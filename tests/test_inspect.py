@@ -77,6 +77,9 @@ def test_a_running_container_in_dockers_shape(run_cli, tmp_path, labelled_image)
         assert fmt("{{if .State.Running}}up{{else}}down{{end}}") == "up\n"
         assert run_cli("inspect", "--format", "{{.HostConfig.Memory}}", "shape", check=True).stdout == \
             f"{64 << 20}\n"
+        # ps sees the same labels
+        rows = run_cli("ps", "--format", '{{.Names}} {{.Label "team"}} {{.Labels}}', check=True).stdout
+        assert "shape infra com.example.tier=web,team=infra" in rows.splitlines()
         # the library's attrs: the same dict
         import diyc
         ctr = diyc.Container.load("shape", root=run_cli.root)
