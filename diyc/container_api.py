@@ -204,6 +204,19 @@ def exec_run(ctr, cmd, env=None, workdir=None, user=None, stdin=None, stdout=Non
     return result
 
 
+# -- attrs ----------------------------------------------------------------------------------
+
+def attrs(ctr):
+    """Container.attrs: docker's inspect of its record as it is now (as it
+    was last, once it is removed)."""
+    from .inspect_view import container
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        pass
+    return container(ctr)
+
+
 # -- top and port ------------------------------------------------------------------------
 
 TOP_TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]  # ps -ef's

@@ -219,12 +219,29 @@ def rm_tmpfs_size_bytes(value, auto_remove):
     return n
 
 
-def command_line(image_config, command, entrypoint):
-    """image_config: as config.image_run_config() returns it."""
+def run_config(image_record, image_config, command, o):
+    """What docker's inspect calls the container's Config, beyond the
+    spec: its Cmd and Entrypoint as asked (the image's unless overridden),
+    the user as named, the image's labels."""
+    entry, cmd = _entry_and_cmd(image_config, command, o.entrypoint)
+    labels = (image_record.get("config") or {}).get("config") or {}
+    labels = labels.get("Labels") if isinstance(labels, dict) else None
+    return {"Cmd": cmd or None, "Entrypoint": entry or None,
+            "User": o.user or image_config["User"] or "",
+            "Labels": dict(labels) if isinstance(labels, dict) else {}}
+
+
+def _entry_and_cmd(image_config, command, entrypoint):
     entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config["Entrypoint"] or [])
     if entrypoint == "":
         entry = []
     cmd = list(command) if command else list(image_config["Cmd"] or []) if entrypoint is None else []
+    return entry, cmd
+
+
+def command_line(image_config, command, entrypoint):
+    """image_config: as config.image_run_config() returns it."""
+    entry, cmd = _entry_and_cmd(image_config, command, entrypoint)
     args = entry + cmd
     if not args:
         raise InvalidArgument("no command given and the image has neither Cmd nor Entrypoint")

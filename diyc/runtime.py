@@ -203,6 +203,7 @@ class Container(ContainerRecord):
             "userns": ids,
             "cgroup": cgroup_fields(cgroup),
             "spec": spec,
+            "config": create_steps.run_config(image_record, image_config, command, o),
             "state": creator_fields(),
         }
         try:
@@ -692,9 +693,19 @@ class Container(ContainerRecord):
     def stats(self, interval: "float" = 0.5) -> "dict":
         """One sample of its resource use, as `diyc stats --no-stream`:
         {"cpu_percent" (over `interval` seconds; 100 = one CPU), "memory",
-        "memory_limit" (bytes), "pids", "net_rx", "net_tx" (bytes)}."""
+        "memory_limit" (bytes), "memory_percent", "pids", "net_rx", "net_tx",
+        "block_read", "block_write" (bytes)}."""
         from .stats import sample
         return dict(sample([self], interval)[0], id=self.id, name=self.name)
+
+    @property
+    def attrs(self) -> "dict":
+        """docker's inspect of it, as docker-py's container.attrs and `diyc
+        inspect`: {"Id", "Name": "/NAME", "State": {"Status", "Running",
+        "Pid", "ExitCode", ...}, "Config", "HostConfig", "NetworkSettings",
+        "Mounts", ...}, read afresh each time."""
+        from .container_api import attrs
+        return attrs(self)
 
     def top(self, ps_args: "str | Sequence[str] | None" = None) -> "dict":
         """Its processes, as docker-py's top(): {"Titles": ["UID", "PID",

@@ -184,9 +184,9 @@ def test_ps_rm_of_an_exited_container(run_cli, diyc_root):
         assert run_cli("ps", "-aq", "--no-trunc", check=True).stdout.split() == [rec["id"]]
 
         info = json.loads(run_cli("inspect", "exited3", check=True).stdout)[0]
-        assert info["id"] == rec["id"]
-        assert info["state"]["status"] == "exited"
-        assert info["state"]["exit_code"] == 3
+        assert info["Id"] == rec["id"]
+        assert info["State"]["Status"] == "exited"
+        assert info["State"]["ExitCode"] == 3
 
         # by id prefix too
         proc = run_cli("rm", short[:6])

@@ -120,6 +120,19 @@ def test_json_format_is_dockers_event(run_cli):
     assert first["time"] == first["timeNano"] // 10**9
 
 
+def test_go_template_format(run_cli):
+    n, since = name(), time.time()
+    assert run_cli("run", "--rm", "--network", "none", "--name", n, "busybox", "sh", "-c",
+                   "exit 5").returncode == 5
+    out = run_cli("events", "--since", f"{since:.6f}", "--until", f"{time.time():.6f}", "--filter",
+                  f"container={n}", "--filter", "event=die", "--format",
+                  "{{.Type}}|{{.Action}}|{{.Actor.Attributes.exitCode}}|{{.Actor.Attributes.name}}|"
+                  "{{.Status}}", check=True).stdout
+    assert out == f"container|die|5|{n}|die\n"
+    assert_one_line_error(run_cli("events", "--since", f"{since:.6f}", "--until",
+                                  f"{time.time():.6f}", "--format", "{{.Nope}}"), contains="Nope")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--since", "yesterday"], "invalid --since"),
     (["--until", "1h2x"], "invalid --until"),

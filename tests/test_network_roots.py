@@ -5,7 +5,6 @@ goes.  Both roots live in one network namespace this module creates (see
 netns_util), which is deleted at the end.
 """
 
-import json
 import os
 import re
 import shutil
@@ -21,7 +20,10 @@ def forward(cli):
 
 
 def inspect_network(cli, name):
-    return json.loads(cli("network", "inspect", name, check=True).stdout)[0]
+    """Its bridge and subnet, as a docker user reads them."""
+    template = '{{index .Options "com.docker.network.bridge.name"}} {{(index .IPAM.Config 0).Subnet}}'
+    bridge, subnet = cli("network", "inspect", "-f", template, name, check=True).stdout.split()
+    return {"bridge": bridge, "subnet": subnet}
 
 
 def links(cli):

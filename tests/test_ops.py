@@ -161,9 +161,12 @@ def test_pause_freezes_and_unpause_thaws(run_cli, diyc_root, sleeper):
     assert proc_state(rec["state"]["pid"]) == "D"  # in the refrigerator
     line = [ln for ln in run_cli("ps", check=True).stdout.splitlines() if sleeper in ln][0]
     assert "(Paused)" in line
-    listed = json.loads(run_cli("ps", "--format", "json", check=True).stdout)
+    listed = [json.loads(line) for line in  # docker's: one object a line
+              run_cli("ps", "--format", "json", check=True).stdout.splitlines()]
     assert [c["State"] for c in listed if c["Names"] == sleeper] == ["paused"]
-    assert state_of(inspect(run_cli, sleeper)).get("Paused", True) is True
+    state = inspect(run_cli, sleeper)["State"]
+    assert (state["Status"], state["Paused"], state["Running"]) == ("paused", True, True)
+    assert run_cli("inspect", "-f", "{{.State.Status}}", sleeper, check=True).stdout == "paused\n"
     assert_one_line_error(run_cli("exec", sleeper, "true"), contains="is paused")
     assert_one_line_error(run_cli("pause", sleeper), code=1, contains="already paused")
     assert run_cli("unpause", sleeper, check=True).stdout == f"{sleeper}\n"

@@ -34,8 +34,8 @@ def _address(cli, name):
     if proc.returncode:
         return None
     rec = json.loads(proc.stdout)[0]
-    ip = (rec.get("network_settings") or {}).get("ip")
-    return rec if rec["state"]["status"] == "running" and ip else None
+    ip = next(iter(rec["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    return rec if rec["State"]["Status"] == "running" and ip else None
 
 
 def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
@@ -53,8 +53,8 @@ def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
         try:
             recs = [wait_for(lambda n=n: _address(racy, n), timeout=30, what=f"{n} to run")
                     for n in ("s1", "s2")]
-            ids = [r["id"] for r in recs]
-            cgroups = [p for r in recs for p in r["cgroup"]["paths"].values()]
+            ids = [r["Id"] for r in recs]
+            cgroups = [p for r in recs for p in r["CgroupPaths"].values()]
             assert all(os.path.isdir(p) for p in cgroups)
             order = ["s1", "s2"] if i % 2 == 0 else ["s2", "s1"]
             rm = racy("rm", "-f", *order)

@@ -5,8 +5,8 @@ import sys
 import time
 
 from ..errors import DiycError, InvalidArgument
-from ..options import FLAG, VALUE, Option, print_table, signal_number
-from .common import ago, each_container, human_size, no_arguments, ports_text, quote_cmd, status_text
+from ..options import FLAG, VALUE, Option, signal_number
+from .common import FORMAT, INSPECT_FORMAT, each_container, no_arguments, print_formatted, print_inspected
 from .registry import command
 
 MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
@@ -16,39 +16,14 @@ MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
          help="List containers", options=(
              Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
              Option("-q --quiet", "quiet", FLAG, help="Only display container IDs"),
-             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
-             Option("--format", "format", VALUE, "json|table", "Format output")))
+             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
 def cmd_ps(root, opts, args):
     no_arguments("ps", args)
-    if opts.get("format") not in (None, "json", "table"):
-        raise InvalidArgument(f"invalid --format {opts['format']!r}: json or table")
+    from ..listing import PS_HEADERS, PS_TABLE, container_row
     from ..runtime import Container
-    rows = []
-    listed = []
-    for c in Container.list(root, all=True):
-        status = c.status
-        if status != "running" and not opts.get("all"):
-            continue
-        listed.append(c)
-        if opts.get("format") == "json":
-            continue
-        if opts.get("quiet"):
-            print(c.id if opts.get("no_trunc") else c.id[:12])
-            continue
-        rows.append((c.id if opts.get("no_trunc") else c.id[:12], c.record["image"],
-                     quote_cmd(c.record["spec"]["process"]["args"]),
-                     ago(c.record["created"]), status_text(c), ports_text(c), c.name))
-    if opts.get("format") == "json":
-        import json
-        print(json.dumps([{"Id": c.id, "Names": c.name, "Image": c.record["image"],
-                           "Command": " ".join(c.record["spec"]["process"]["args"]),
-                           "Created": c.record["created"], "State": c.state_name,
-                           "Status": status_text(c), "Ports": ports_text(c),
-                           "ExitCode": c.record["state"].get("exit_code")} for c in listed], indent=2))
-        return 0
-    if not opts.get("quiet"):
-        print_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
-    return 0
+    rows = [container_row(c, no_trunc=opts.get("no_trunc", False))
+            for c in Container.list(root, all=True) if opts.get("all") or c.status == "running"]
+    return print_formatted(opts, rows, PS_TABLE, PS_HEADERS, quiet_format="{{.ID}}")
 
 
 @command("rm", "container rm", "container remove", usage="[OPTIONS] CONTAINER [CONTAINER...]",
@@ -165,23 +140,29 @@ def cmd_logs(root, opts, args):
 
 
 @command("stats", "container stats", usage="[OPTIONS] [CONTAINER...]",
-         help="Display a live stream of containers' CPU, memory, pids and network use",
+         help="Display a live stream of containers' CPU, memory, pids, network and block I/O use",
          options=(Option("--no-stream", "no_stream", FLAG,
-                         help="Disable streaming stats and only pull the first result"),))
+                         help="Disable streaming stats and only pull the first result"),
+                  Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
 def cmd_stats(root, opts, args):
+    from ..formatting import format_rows, resolve
+    from ..listing import STATS_HEADERS, STATS_TABLE, stats_row
     from ..runtime import Container
-    from ..stats import sample
-    containers = [Container.load(r, root) for r in args] if args else \
-        [c for c in Container.list(root, all=True) if c.status == "running"]
-    while True:
-        rows = []
-        for c, s in zip(containers, sample(containers)):
-            rows.append((c.id[:12], c.name, f"{s['cpu_percent']:.2f}%",
-                         f"{human_size(s['memory'])} / {human_size(s['memory_limit'])}",
-                         str(s["pids"]), f"{human_size(s['net_rx'])} / {human_size(s['net_tx'])}"))
-        print_table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O"), rows)
-        if opts.get("no_stream"):
-            return 0
+    from ..stats import watch
+    fmt = resolve(opts.get("format"), STATS_TABLE)
+    named = [(Container.load(ref, root), ref) for ref in args]
+
+    def containers():
+        if named:
+            return [c for c, _ in named]
+        return [c for c in Container.list(root, all=True) if c.status == "running"]
+
+    def render(pairs):
+        given = {id(c): ref for c, ref in named}
+        return format_rows(fmt, [stats_row(c, s, given.get(id(c)), opts.get("no_trunc", False))
+                                 for c, s in pairs], STATS_HEADERS)
+    watch(containers, render, sys.stdout, stream=not opts.get("no_stream"), tty=sys.stdout.isatty())
+    return 0
 
 
 @command("attach", "container attach", usage="[OPTIONS] CONTAINER",
@@ -212,26 +193,16 @@ def cmd_attach(root, opts, args):
     return code
 
 
-@command("inspect", "container inspect", usage="CONTAINER|IMAGE [CONTAINER|IMAGE...]",
-         help="Show the records of containers or images as JSON")
+@command("inspect", "container inspect", usage="[OPTIONS] NAME|ID [NAME|ID...]",
+         help="Show low-level information on containers, images, volumes or networks", options=(
+             INSPECT_FORMAT,
+             Option("--type", "type", VALUE, "string", "Only inspect objects of this type "
+                    "(container, image, volume or network)")))
 def cmd_inspect(root, opts, args):
     if not args:
-        raise InvalidArgument('"diyc inspect" requires a container or image')
-    import json
-    from ..errors import NotFound
-    from ..images.store import ImageStore
-    from ..runtime import Container
-    out = []
-    for ref in args:
-        try:
-            c = Container.load(ref, root)
-            rec = dict(c.record)
-            rec["state"] = dict(rec["state"], status=c.status)
-            out.append(rec)
-        except NotFound:
-            out.append(ImageStore(root).resolve(ref))
-    print(json.dumps(out, indent=2))
-    return 0
+        raise InvalidArgument('"diyc inspect" requires at least one container, image, volume or network')
+    from ..inspect_view import lookup
+    return print_inspected(opts, [lookup(root, ref, opts.get("type")) for ref in args])
 
 
 @command("container prune", usage="[OPTIONS]", help="Remove all stopped containers")

@@ -117,14 +117,26 @@ def _now():
 
 
 def _event_formatter(fmt):
+    """docker's events --format: `json` (or `{{json .}}`) the event as its
+    JSON line, else a Go template over docker's events.Message fields
+    (.Type, .Action, .Actor.ID, .Actor.Attributes, .ID, .Status, .From,
+    .Time, .TimeNano, .Scope)."""
     from .. import events
     if fmt is None:
         return events.line
-    if fmt in ("json", "{{json .}}"):
+    if fmt.strip() in ("json", "{{json .}}"):
         from .. import _json
         return _json.dumps
-    try:
-        from ..templates import render
-    except ImportError:
-        raise InvalidArgument("--format: only json is supported") from None
-    return lambda event: render(fmt, event)
+    from ..formatting import format_each
+    from ..template_values import Map
+    format_each(fmt, [])  # a bad template: refused before anything is printed
+
+    def show(event):
+        actor = event.get("Actor") or {}
+        message = {"Status": event.get("status", ""), "ID": event.get("id", ""),
+                   "From": event.get("from", ""), "Type": event.get("Type", ""),
+                   "Action": event.get("Action", ""), "Scope": event.get("scope", ""),
+                   "Actor": {"ID": actor.get("ID", ""), "Attributes": Map(actor.get("Attributes") or {})},
+                   "Time": event.get("time", 0), "TimeNano": event.get("timeNano", 0)}
+        return format_each(fmt, [message]).rstrip("\n")
+    return show

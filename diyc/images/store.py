@@ -131,6 +131,14 @@ class ImageStore:
                 images.append(record)
         return images
 
+    def names_of(self, image_id):
+        """(its name:tag references, its name@digest references), sorted."""
+        tags, digests = [], []
+        for ref, target in self._read_repositories().items():
+            if target == image_id:
+                (digests if "@" in ref else tags).append(ref)
+        return sorted(tags), sorted(digests)
+
     def layer_dirs(self, record):
         """The unpacked layer directories of an image, top layer first (the
         order overlayfs wants its lowerdirs in)."""
@@ -588,9 +596,14 @@ def build_busybox_image(store):
     import io
     import sys
     print(f"diyc: creating the built-in image {BUILTIN_IMAGE} from {BUSYBOX_BINARY}", file=sys.stderr)
+    # Its date is the binary's (its package's build, as installed): a real
+    # date, and the same binary still gives the same image id.
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(os.stat(BUSYBOX_BINARY).st_mtime)))
     config = {
-        "created": "1970-01-01T00:00:00Z",
+        "created": created,
         "config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]},
+        "history": [{"created": created, "created_by": f"diyc: the host's {BUSYBOX_BINARY}",
+                     "comment": "diyc's built-in image"}],
     }
     return store.import_tarball(io.BytesIO(busybox_rootfs_tar()), BUILTIN_IMAGE, config)
 
