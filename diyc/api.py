@@ -48,6 +48,14 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         log_opts: Mapping[str, str] | Sequence[str] | None = None,
         volumes: Mapping[str, object] | Sequence[str] | None = None,
         init: bool = False, tty: bool = False, userns: str | None = None,
+        env_file: str | Sequence[str] | None = None,
+        labels: Mapping[str, str] | Sequence[str] | None = None,
+        label_file: str | Sequence[str] | None = None,
+        extra_hosts: Mapping[str, str] | Sequence[str] | None = None,
+        dns: Sequence[str] | None = None, dns_search: Sequence[str] | None = None,
+        dns_opt: Sequence[str] | None = None,
+        mounts: Sequence[str | Mapping[str, object]] | None = None,
+        stop_signal: str | int | None = None, stop_timeout: int | None = None,
         root: str | os.PathLike | Root | None = None, trace: bool | Trace = False) -> Result:
     options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
                    entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
@@ -57,7 +65,10 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
                    cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
                    ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
                    devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                   volumes=volumes, init=init, tty=tty, userns=userns)
+                   volumes=volumes, init=init, tty=tty, userns=userns, env_file=env_file,
+                   labels=labels, label_file=label_file, extra_hosts=extra_hosts, dns=dns,
+                   dns_search=dns_search, dns_opt=dns_opt, mounts=mounts,
+                   stop_signal=stop_signal, stop_timeout=stop_timeout)
     if timeout is not None:
         from .numbers import decimal
         timeout = decimal(timeout, "timeout (seconds)")

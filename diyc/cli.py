@@ -587,7 +587,8 @@ def cmd_start(root, args):
 def cmd_stop(root, args, restart=False):
     opts, pos = parse(args, option_table(("-t --time", "time", VALUE)), stop_at_positional=False)
     from .numbers import decimal
-    timeout = decimal(opts.get("time", "10"), "-t (seconds)", 0, MAX_STOP_TIMEOUT)
+    timeout = None if opts.get("time") is None else \
+        decimal(opts["time"], "-t (seconds)", 0, MAX_STOP_TIMEOUT)  # None: the container's --stop-timeout
     from .supervisor import stop
 
     def stop_one(ctr):
