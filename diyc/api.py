@@ -160,6 +160,9 @@ run.__doc__ = """Run a container to completion, as `diyc run --rm`, and return a
 
     auto_remove is True here: the container is removed when it ends (give
     auto_remove=False to keep it, as `diyc run` without --rm).
+    network is "bridge" by default, as docker-py's (the daemon's bridge):
+    network="none" is the fast path for sandboxes that need no network
+    (no veth, address or route to set up; see the README for the cost).
     trace: True (or a diyc.trace.Trace) fills Result.timings.
 
     Errors: ArgumentTypeError (also a TypeError) for an argument of the

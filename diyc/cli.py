@@ -108,9 +108,9 @@ run options:
   --memory-swap SIZE    memory+swap limit (-1: unlimited swap)
   --cpus N              CPU quota in CPUs (e.g. 0.5)
   --pids-limit N        maximum number of processes (-1: unlimited)
-  --network MODE        none (default: loopback only), host, bridge (the
-                        default network: bridge diyc0, diyc0-<id> for a root
-                        other than /var/lib/diyc) or a network's name
+  --network MODE        bridge (the default network: bridge diyc0, diyc0-<id>
+                        for a root other than /var/lib/diyc), none (loopback
+                        only: the fast path), host or a network's name
   -p, --publish [IP:]HOSTPORT:PORT[/tcp|udp]   publish a port (repeatable)
   --ip ADDR             the container's address on its network
   --cgroup-parent PATH  parent cgroup (default: diyc's own cgroup)
@@ -154,7 +154,7 @@ def cmd_run(root, args):
         env=opts.get("env"), workdir=opts.get("workdir"), user=opts.get("user"),
         entrypoint=opts.get("entrypoint"), memory=opts.get("memory"),
         memory_swap=opts.get("memory_swap"), cpus=opts.get("cpus"),
-        pids_limit=opts.get("pids_limit"), network=opts.get("network", "none"),
+        pids_limit=opts.get("pids_limit"), network=opts.get("network", "bridge"),
         ip=opts.get("ip"), publish=opts.get("publish"),
         auto_remove=opts.get("rm", False), rm_tmpfs_size=opts.get("rm_tmpfs_size"),
         cgroup_parent=opts.get("cgroup_parent"),

@@ -26,7 +26,7 @@ from .rootfs import SECCOMP_ANNOTATION
 CREATE_OPTIONS = {
     "name": None, "hostname": None, "env": (), "workdir": None, "user": None,
     "entrypoint": None, "memory": None, "memory_swap": None, "cpus": None, "pids_limit": None,
-    "network": "none", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
+    "network": "bridge", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
     "cgroup_parent": None, "read_only": False, "privileged": False, "cap_add": (), "cap_drop": (),
     "security_opt": (), "ulimits": (), "sysctls": (), "oom_score_adj": None, "devices": (),
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,

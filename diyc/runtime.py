@@ -115,8 +115,10 @@ class Container(ContainerRecord):
           memory_swap: memory+swap, or -1 for unlimited swap (--memory-swap).
           cpus: a CPU quota in CPUs, 0.5 or "0.5" (--cpus).
           pids_limit: the most processes at once; -1 unlimited (--pids-limit).
-          network: "none" (default: loopback only), "host", "bridge", a
-              network's name or "container:NAME" (--network).
+          network: "bridge" (the default, as docker's: an address on diyc's
+              default bridge), "none" (loopback only: the fast path, no
+              veth or address to set up), "host", a network's name or
+              "container:NAME" (--network).
           ip: its address on a bridge network (--ip).
           publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
               ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).

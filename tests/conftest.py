@@ -307,7 +307,7 @@ def diyc_root(tmp_path_factory):
     os.environ["DIYC_ROOT"] = str(root)
     # Build the built-in busybox image once, so no test sees its one-time
     # "creating the built-in image" line on stderr.
-    Cli(root)("run", "--rm", "busybox", "true", check=True)
+    Cli(root)("run", "--network", "none", "--rm", "busybox", "true", check=True)
     yield root
     if old is None:
         os.environ.pop("DIYC_ROOT", None)
