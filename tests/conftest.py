@@ -460,10 +460,30 @@ def nothing_left_behind(request):
     children = child_pids()
     if children:
         problems.append(f"child processes left: {children}")
+    bridge = _host_bridge(root)
+    if bridge:
+        problems.append(f"bridge {bridge} in the machine's network namespace (ip_forward turned on): "
+                        "a container ran on the default network outside a test netns; "
+                        "say --network none (network=\"none\")")
 
     if problems:
+        if bridge:
+            Cli(root)("network", "prune")
         _force_clean(root, leaked_cgroups, children)
         pytest.fail("left behind by the test:\n" + "\n".join(problems), pytrace=False)
+
+
+def _host_bridge(root):
+    """The session root's default bridge, if it exists in our (the
+    machine's) network namespace: --network bridge is run's default."""
+    try:
+        rid = os.readlink(root / "networks" / "root-id")
+    except OSError:
+        return None
+    from diyc.net.roots import default_bridge
+    from diyc.state import Root
+    name = default_bridge(Root(str(root)), rid)
+    return name if os.path.exists(f"/sys/class/net/{name}") else None
 
 
 def _force_clean(root, cgroups, children):

@@ -138,7 +138,7 @@ def test_help(run_cli):
 
 def test_root_option_overrides_env(run_cli, diyc_root, tmp_path):
     other = tmp_path / "other-root"
-    proc = run_cli("--root", other, "run", "--rm", "busybox", "echo", "hi")
+    proc = run_cli("--root", other, "run", "--network", "none", "--rm", "busybox", "echo", "hi")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n"
     assert (other / "layers").is_dir()
@@ -390,7 +390,7 @@ def test_concurrent_first_use_builds_the_image_once(run_cli, tmp_path):
     """A fresh root: every concurrent run builds the built-in image; all
     succeed and the store ends with one layer, one image, no staging."""
     root = tmp_path / "fresh-root"
-    procs = [run_cli.popen("--root", root, "run", "--rm", "busybox", "echo", f"hi{i}")
+    procs = [run_cli.popen("--root", root, "run", "--network", "none", "--rm", "busybox", "echo", f"hi{i}")
              for i in range(6)]
     for i, p in enumerate(procs):
         out, err = p.communicate(timeout=60)

@@ -282,7 +282,7 @@ def _exit_code(pid):
 
 
 def test_run_it_shell_resize_detach_attach(cli_path, run_cli):
-    pid, fd = _spawn_tty(run_cli, "run", "-it", "--name", "tty", "busybox", "sh")
+    pid, fd = _spawn_tty(run_cli, "run", "--network", "none", "-it", "--name", "tty", "busybox", "sh")
     assert b"# " in _read_until(fd, b"# ")
     os.write(fd, b"tty; stty size\r")
     out = _read_until(fd, b"100")

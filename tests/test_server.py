@@ -264,7 +264,7 @@ def test_no_server_fds_or_environment_in_workers(private):
 
 def test_sigkill_of_the_server_mid_request_costs_nothing(private):
     pid = private.start()
-    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "busybox", "sh", "-c",
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--network", "none", "--rm", "busybox", "sh", "-c",
                                "echo started; sleep 1; echo done"],
                               env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
@@ -367,7 +367,7 @@ def test_containers_nest_under_the_callers_cgroup(private):
         def enter():
             with open(f"{caller}/cgroup.procs", "w") as f:
                 f.write("0")
-        proc = subprocess.run([str(private.bin / "diyc"), "run", "-d", "--name", "nested",
+        proc = subprocess.run([str(private.bin / "diyc"), "run", "--network", "none", "-d", "--name", "nested",
                                "busybox", "sleep", "30"], env=private.env, capture_output=True,
                               text=True, preexec_fn=enter, timeout=60)
         assert proc.returncode == 0, proc.stderr
@@ -387,7 +387,7 @@ def test_containers_nest_under_the_callers_cgroup(private):
 
 def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
     private.start()
-    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "--name", "victim",
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--network", "none", "--rm", "--name", "victim",
                                "busybox", "sh", "-c", "echo up; sleep 30"],
                               env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
@@ -414,7 +414,7 @@ def test_the_callers_rlimits_reach_the_container(private):
     script = "ulimit -S -s 4096; ulimit -S -c 1000; exec \"$0\" \"$@\""
     outs = []
     for mode in ("off", "nostart"):
-        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--rm",
+        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--network", "none", "--rm",
                                "busybox", "sh", "-c", "ulimit -s; ulimit -c"],
                               env={**private.env, "DIYC_SERVER": mode}, capture_output=True,
                               text=True, timeout=60)
