@@ -22,7 +22,7 @@ from .rootfs import SECCOMP_ANNOTATION
 
 
 # Container.create's keyword options, with their defaults: docker run's
-# flags, by name (cli.RUN_OPTIONS maps the one to the other).
+# flags, by name (cli/run.py's RUN_OPTIONS maps the one to the other).
 CREATE_OPTIONS = {
     "name": None, "hostname": None, "env": (), "workdir": None, "user": None,
     "entrypoint": None, "memory": None, "memory_swap": None, "cpus": None, "pids_limit": None,

@@ -18,6 +18,7 @@ no v2 controllers), and that module says so.
 import contextlib
 import glob
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -121,11 +122,13 @@ class Cli:
 
 
 def assert_one_line_error(proc, code=125, contains=None):
-    """diyc refused something: the exit code, and one `diyc: ...` line."""
+    """diyc refused something: the exit code, and one `diyc: ...` line
+    (`diyc COMMAND: ...` for an error of the command line: `diyc ps:
+    unknown flag: --foo`)."""
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("diyc: "), proc.stderr
+    assert re.match(r"diyc( [a-z_]+)*: ", lines[0]), proc.stderr
     assert "Traceback" not in proc.stderr
     if contains:
         assert contains in lines[0], lines[0]
