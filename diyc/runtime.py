@@ -63,7 +63,7 @@ class Container(ContainerRecord):
                entrypoint: "str | Sequence[str] | None" = None,
                memory: "int | str | None" = None, memory_swap: "int | str | None" = None,
                cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
-               network: "str" = "none", ip: "str | None" = None,
+               network: "str" = "bridge", ip: "str | None" = None,
                publish: "Mapping[str, object] | Sequence[str] | None" = None,
                auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
                cgroup_parent: "str | None" = None, read_only: "bool" = False,
@@ -166,18 +166,9 @@ class Container(ContainerRecord):
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
         """
-        options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
-                       entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
-                       pids_limit=pids_limit, network=network, ip=ip, publish=publish,
-                       auto_remove=auto_remove, rm_tmpfs_size=rm_tmpfs_size,
-                       cgroup_parent=cgroup_parent, read_only=read_only, privileged=privileged,
-                       cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
-                       ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
-                       devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                       volumes=volumes, init=init, tty=tty, userns=userns, env_file=env_file,
-                       labels=labels, label_file=label_file, extra_hosts=extra_hosts, dns=dns,
-                       dns_search=dns_search, dns_opt=dns_opt, mounts=mounts,
-                       stop_signal=stop_signal, stop_timeout=stop_timeout, trace=trace)
+        # every keyword but root: Container.create's options (create.CREATE_OPTIONS) and trace
+        options = {key: value for key, value in locals().items()
+                   if key not in ("cls", "image", "command", "root")}
         if isinstance(command, str) or _library_shapes(options):  # (the CLI passes neither)
             from .arguments import command as split_command, normalize
             normalize(options)

@@ -453,7 +453,7 @@ def test_async_with_container(root):
 
 def test_cli_start_path_imports_none_of_the_library_extras(diyc_root):
     code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
-            f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--rm', 'busybox', 'true']); "
+            f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--network', 'none', '--rm', 'busybox', 'true']); "
             "print(rc, sorted(m for m in sys.modules if m in {'asyncio', 'shlex', 'subprocess', "
             "'typing', 'inspect', '__future__', 'importlib', 'diyc.api', 'diyc.aio', 'diyc.stdio', "
             "'diyc.arguments', 'diyc.container_api', 'diyc.process_errors'}))")
