@@ -314,3 +314,20 @@ def test_system_reset_undoes_the_host_changes(ns_cli):
     assert "diyc" not in ns_cli.sh("ip", "-br", "link").stdout
     assert ns_cli.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
     ns_cli("network", "rm", "bridge")  # the definition, made for this namespace's routes
+
+
+def test_image_labels_and_stop_signal_are_the_defaults(run_cli, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nLABEL from.image=yes team=image\nSTOPSIGNAL SIGUSR2\n")
+    run_cli("build", "-q", "-t", "rf-stopsig:1", tmp_path, check=True)
+    try:
+        run_cli("run", *NONE, "--name", "imgdefaults", "-l", "team=run", "rf-stopsig:1", "true", check=True)
+        run_cli("run", *NONE, "--name", "overridden", "--stop-signal", "9", "rf-stopsig:1", "true", check=True)
+        try:
+            rec = inspect(run_cli, "imgdefaults")
+            assert rec["labels"] == {"from.image": "yes", "team": "run"}  # --label over the image's
+            assert rec["stop_signal"] == 12
+            assert inspect(run_cli, "overridden")["stop_signal"] == 9
+        finally:
+            run_cli("rm", "imgdefaults", "overridden", check=True)
+    finally:
+        run_cli("rmi", "rf-stopsig:1", check=True)
