@@ -280,9 +280,10 @@ def ns_cli(diyc_root):
 
 def test_bridge_is_the_default_and_ranges_publish(ns_cli):
     script = ("trap 'exit 0' TERM; for p in 80 81; do mkdir -p /w$p; echo port$p > /w$p/i; "
-              "httpd -p $p -h /w$p; done; ip -4 -o addr show eth0; cat /etc/hosts; echo ready; "
+              "httpd -p $p -h /w$p; done; ip -4 -o addr show eth0; cat /etc/hosts /etc/resolv.conf; echo ready; "
               "sleep 60 & wait")
     proc = ns_cli.popen("run", "--rm", "--name", "ranged", "--hostname", "web", "--add-host", "gw:host-gateway",
+                        "--dns", "192.0.2.53", "--dns-search", "corp.example",
                         "-p", "127.0.0.1:18080-18081:80-81", "busybox", "sh", "-c", script)
     try:
         lines = []
@@ -293,6 +294,9 @@ def test_bridge_is_the_default_and_ranges_publish(ns_cli):
         assert "inet 172." in lines[0] or "inet 10." in lines[0], lines  # eth0 without --network
         gateway = next(line.split()[0] for line in lines if line.endswith("\tgw") or line.endswith(" gw"))
         assert gateway == json.loads(ns_cli("network", "inspect", "bridge", check=True).stdout)[0]["gateway"]
+        assert any(line.endswith("\tweb ranged") for line in lines)  # its own address, as before
+        assert [line for line in lines if line.startswith("nameserver")] == ["nameserver 192.0.2.53"]
+        assert "search corp.example" in lines
         assert "port80" in host_get(ns_cli.ns, "127.0.0.1", 18080)
         assert "port81" in host_get(ns_cli.ns, "127.0.0.1", 18081)
     finally:
