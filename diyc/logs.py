@@ -85,9 +85,11 @@ def log_time(t):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
 
 
-def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, since=None,
-               until=None):
-    """`diyc logs`: since/until as time_window() takes them."""
+def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None,
+               since=None, until=None):
+    """Print the container's log; with follow, until it is not running
+    (or, given, until ended(ctr) says so: its first exit, say) or `until`
+    passes.  since/until as time_window() takes them."""
     out = out or sys.stdout.buffer
     err = err or sys.stderr.buffer
     path = f"{ctr.dir}/container.log"
@@ -110,7 +112,8 @@ def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=Non
     shown = len(records)
     while follow:
         try:
-            running = ctr.reload().status == "running"
+            ctr.reload()
+            running = ctr.status == "running" if ended is None else not ended(ctr)
         except FileNotFoundError:  # a --rm container, ended and removed
             running = False
         records = read_log(path)

@@ -96,7 +96,7 @@ def update(ctr, memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_
         if not ctr.reload_if_present():
             raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
         if policy and policy["name"] != "no" and ctr.record["auto_remove"]:
-            raise InvalidArgument("--restart and --rm cannot be combined")
+            raise InvalidArgument("conflicting options: --restart and --rm")
         resources = ctr.record["spec"]["linux"]["resources"]
         if mem["memory"] is not None or mem["memory_swap"] is not None:
             changes["memory"] = _memory(resources.get("memory") or {}, mem["memory"],

@@ -205,7 +205,8 @@ def test_a_journal_that_cannot_be_written_does_not_fail_a_run(run_cli, diyc_root
 def test_library_events_as_docker_py(diyc_root):
     import diyc
     since = time.time()
-    with diyc.Container.create("busybox", ["sleep", "60"], root=str(diyc_root)) as c:
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none",
+                               root=str(diyc_root)) as c:
         c.start(detach=True)
         c.pause()
         c.unpause()

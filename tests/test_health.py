@@ -127,13 +127,14 @@ def test_health_status_events(run_cli, names):
 
 
 def test_library_healthcheck(diyc_root):
-    with diyc.Container.create("busybox", ["sleep", "300"], root=str(diyc_root),
+    with diyc.Container.create("busybox", ["sleep", "300"], network="none", root=str(diyc_root),
                                healthcheck={"test": ["CMD", "true"], "interval": 100_000_000}) as c:
         c.start(detach=True)
         wait_for(lambda: c.reload().health_status == "healthy", what="healthy")
         assert c.record["healthcheck"]["retries"] == 3  # docker's default
     with pytest.raises(diyc.InvalidArgument, match="test"):
-        diyc.Container.create("busybox", "true", root=str(diyc_root), healthcheck={"test": ["RUN"]})
+        diyc.Container.create("busybox", "true", network="none", root=str(diyc_root),
+                              healthcheck={"test": ["RUN"]})
 
 
 @pytest.mark.parametrize("args, message", [
@@ -148,9 +149,10 @@ def test_bad_health_flags(run_cli, args, message):
 
 
 def test_list_filters_health_and_paused(diyc_root):
-    with diyc.Container.create("busybox", ["sleep", "60"], root=str(diyc_root),
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=str(diyc_root),
                                healthcheck={"test": "true", "interval": "100ms"}) as c, \
-            diyc.Container.create("busybox", ["sleep", "60"], root=str(diyc_root)) as plain:
+            diyc.Container.create("busybox", ["sleep", "60"], network="none",
+                                  root=str(diyc_root)) as plain:
         c.start(detach=True)
         plain.start(detach=True)
         wait_for(lambda: c.reload().health_status == "healthy", what="healthy")
