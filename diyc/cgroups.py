@@ -20,12 +20,12 @@ import time
 from .errors import DiycError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-# freezer: `diyc pause` (a mkdir, a join and an rmdir more a container: ~60 us)
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices", "freezer")
+# (not freezer: `diyc pause` makes that one when it is first needed, off the start path)
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 # An OCI container joins every hierarchy, as with runc (clients read its
 # cgroups from /proc/PID/cgroup); the mounted ones of these.
-V1_ALL_CONTROLLERS = V1_CONTROLLERS + ("cpuset", "blkio", "hugetlb", "net_cls", "net_prio",
-                                       "perf_event")
+V1_ALL_CONTROLLERS = V1_CONTROLLERS + ("cpuset", "blkio", "freezer", "hugetlb", "net_cls",
+                                       "net_prio", "perf_event")
 FREEZE_TIMEOUT = 10.0  # seconds for every task to reach the freezer (or leave it)
 
 
@@ -371,8 +371,36 @@ class CgroupV1:
         return self.set_limits(resources)
 
     def freeze(self):
-        """Stop every task (`diyc pause`): the v1 freezer, until it reads FROZEN."""
+        """Stop every task (`diyc pause`): the v1 freezer, until it reads
+        FROZEN.  A container starts without a freezer cgroup (one mkdir,
+        join and rmdir less on every start): the first pause makes it,
+        frozen and empty, and moves the container's processes in, each
+        frozen as it arrives, until none is left outside (a fork racing
+        the move is caught by the next round).  The caller records
+        paths["freezer"]: later execs and starts join it, remove() removes it."""
+        if "freezer" not in self.paths:
+            self._make_freezer()
         self._freezer_state("FROZEN")
+
+    def _make_freezer(self):
+        path = open_cgroup(os.path.basename(self.path), controllers=("freezer",)).paths["freezer"]
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+        self.paths["freezer"] = path
+        self._freezer_state("FROZEN")
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while time.monotonic() < deadline:
+            outside = set(self.pids()) - set(_pids(path))
+            if not outside:
+                return
+            for pid in outside:
+                try:
+                    _write(f"{path}/cgroup.procs", pid)
+                except ProcessLookupError:
+                    pass  # ended meanwhile
+        raise CgroupError(f"cannot move the container's processes into {path}")
 
     def thaw(self):
         self._freezer_state("THAWED")
@@ -387,8 +415,7 @@ class CgroupV1:
     def _freezer_state(self, wanted):
         d = self.paths.get("freezer")
         if d is None:
-            raise CgroupError("this container has no freezer cgroup (started by an older diyc): "
-                              "restart it to pause it")
+            raise CgroupError("this container has no freezer cgroup")
         deadline = time.monotonic() + FREEZE_TIMEOUT
         while True:
             # FREEZING means a task has not stopped yet: writing again retries it

@@ -29,8 +29,21 @@ def pause(ctr):
         cgroup = ctr.control_group()
         if cgroup.frozen():
             raise Conflict(f"container {ctr.name} is already paused")
-        cgroup.freeze()
+        try:
+            cgroup.freeze()
+        finally:
+            _record_freezer(ctr, cgroup)
     container_event(ctr, "pause")
+
+
+def _record_freezer(ctr, cgroup):
+    """A v1 freezer cgroup the first pause made (even one that failed half
+    way): in the record, so that execs and restarts join it and the
+    container's end removes it."""
+    paths = ctr.record["cgroup"]["paths"]
+    if cgroup.version == 1 and "freezer" in cgroup.paths and "freezer" not in paths:
+        paths["freezer"] = cgroup.paths["freezer"]
+        ctr.save()
 
 
 def unpause(ctr):

@@ -154,10 +154,16 @@ def test_rename_refuses_bad_and_taken_names(run_cli, diyc_root, sleeper):
 # -- pause / unpause ---------------------------------------------------------------
 
 def test_pause_freezes_and_unpause_thaws(run_cli, diyc_root, sleeper):
+    run_cli("exec", "-d", sleeper, "sleep", "301", check=True)
+    rec = record(run_cli, diyc_root, sleeper)
+    assert "freezer" not in rec["cgroup"]["paths"]  # none on the start path: the first pause makes it
+    assert run_cli("pause", sleeper, check=True).stdout == f"{sleeper}\n"
     rec = record(run_cli, diyc_root, sleeper)
     freezer = rec["cgroup"]["paths"]["freezer"]
-    assert run_cli("pause", sleeper, check=True).stdout == f"{sleeper}\n"
     assert read(f"{freezer}/freezer.state") == "FROZEN"
+    # every process of the container is in it (the exec'd sleep too), frozen
+    assert set(read(f"{rec['cgroup']['paths']['memory']}/cgroup.procs").split()) == \
+        set(read(f"{freezer}/cgroup.procs").split())
     assert proc_state(rec["state"]["pid"]) == "D"  # in the refrigerator
     line = [ln for ln in run_cli("ps", check=True).stdout.splitlines() if sleeper in ln][0]
     assert "(Paused)" in line
@@ -173,6 +179,21 @@ def test_pause_freezes_and_unpause_thaws(run_cli, diyc_root, sleeper):
     assert read(f"{freezer}/freezer.state") == "THAWED"
     assert run_cli("exec", sleeper, "echo", "thawed", check=True).stdout == "thawed\n"
     assert_one_line_error(run_cli("unpause", sleeper), code=1, contains="not paused")
+    # an exec from now on joins the freezer cgroup too; the container's end removes it
+    run_cli("exec", "-d", sleeper, "sleep", "302", check=True)
+    def sleep_302_frozen_in():
+        for pid in read(f"{freezer}/cgroup.procs").split():
+            try:
+                if read(f"/proc/{pid}/cmdline").startswith("sleep\x00302"):
+                    return True
+            except FileNotFoundError:
+                pass  # one of the loop's short sleeps, ended
+        return False
+    wait_for(sleep_302_frozen_in, what="the exec'd sleep in the freezer cgroup")
+    run_cli("pause", sleeper, check=True)  # the second pause: the same cgroup
+    assert record(run_cli, diyc_root, sleeper)["cgroup"]["paths"]["freezer"] == freezer
+    run_cli("rm", "-f", sleeper, check=True)
+    assert not os.path.exists(freezer)
 
 
 def test_stop_of_a_paused_container_thaws_then_signals(run_cli, sleeper):
