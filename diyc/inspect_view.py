@@ -95,16 +95,23 @@ def _config(ctr):
         "WorkingDir": spec["process"].get("cwd") or "",
         "Entrypoint": asked.get("Entrypoint"),
         "Labels": Map(labels_of(rec)),
+        "StopSignal": _signal_name(rec.get("stop_signal") or 15),
+        "StopTimeout": rec.get("stop_timeout"),
     }
 
 
 def labels_of(record):
-    """A container's labels: record["labels"] where `run --label` keeps
-    them (over the image's), else the image's as create.run_config keeps
-    them in "config"."""
-    if "labels" in record:
-        return dict(record["labels"] or {})
-    return dict((record.get("config") or {}).get("Labels") or {})
+    """A container's labels (the image's, then --label's)."""
+    return dict(record.get("labels") or {})
+
+
+def _signal_name(number):
+    """A signal number as docker's Config.StopSignal names it (SIGTERM)."""
+    import signal
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _host_config(ctr):
@@ -160,11 +167,18 @@ def _mounts(ctr):
             entry["Name"] = m["volume"]
         entry.update(Source=m["source"], Destination=m["destination"],
                      Mode="ro" if _read_only(m) else "", RW=not _read_only(m),
-                     Propagation="" if m.get("volume") else "rprivate")
+                     Propagation="" if m.get("volume") else _propagation(m))
         if m.get("volume"):
             entry["Driver"] = "local"
         out.append(entry)
     return out
+
+
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
+
+
+def _propagation(mount):
+    return next((o for o in mount.get("options") or [] if o in _PROPAGATIONS), "rprivate")
 
 
 def _port_key(p):
