@@ -294,7 +294,8 @@ def test_bridge_is_the_default_and_ranges_publish(ns_cli):
             lines.append(line.strip())
         assert "inet 172." in lines[0] or "inet 10." in lines[0], lines  # eth0 without --network
         gateway = next(line.split()[0] for line in lines if line.endswith("\tgw") or line.endswith(" gw"))
-        assert gateway == json.loads(ns_cli("network", "inspect", "bridge", check=True).stdout)[0]["gateway"]
+        assert gateway == ns_cli("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge",
+                                 check=True).stdout.strip()
         assert any(line.endswith("\tweb ranged") for line in lines)  # its own address, as before
         assert [line for line in lines if line.startswith("nameserver")] == ["nameserver 192.0.2.53"]
         assert "search corp.example" in lines
