@@ -233,14 +233,16 @@ def lookup(root, ref, kind=None):
     """`diyc inspect [--type KIND] REF`: docker's shape of the container,
     image, volume or network named `ref` (tried in that order unless
     `kind` says which).  NotFound when there is none."""
-    from .errors import InvalidArgument, NotFound
+    from .errors import ContainerNotFound, ImageNotFound, InvalidArgument, NotFound
     if kind is not None and kind not in TYPES:
         raise InvalidArgument(f"invalid --type {kind!r}: container, image, volume or network")
     for candidate in (kind,) if kind else TYPES:
         found = _LOOKUPS[candidate](root, ref)
         if found is not None:
             return found
-    raise NotFound(f"no such {kind or 'object'}: {ref}")
+    # (docker's "No such object" is exit 1, as a missing container everywhere)
+    error = {None: ContainerNotFound, "container": ContainerNotFound, "image": ImageNotFound}.get(kind, NotFound)
+    raise error(f"no such {kind or 'object'}: {ref}")
 
 
 def _container_named(root, ref):
