@@ -62,7 +62,7 @@ def on_a_terminal(cli, args, answer):
 
 def names(cli, *args):
     """The names `diyc ps ARGS` lists, in its order."""
-    return [c["Names"] for c in json.loads(cli("ps", "--format", "json", *args, check=True).stdout)]
+    return cli("ps", "--format", "{{.Names}}", *args, check=True).stdout.split()
 
 
 # -- help --------------------------------------------------------------------------

@@ -6,8 +6,7 @@ import time
 
 from ..errors import DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option, signal_number
-from .common import (FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, no_arguments, print_formatted,
-                     print_inspected)
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, no_arguments, print_inspected
 from .registry import command
 
 MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late

@@ -28,22 +28,24 @@ def version_info():
 
 
 @command("version", usage="", help="Show the diyc version information", options=(
-    Option("--format", "format", VALUE, "json", "Format output"),))
+    Option("--format", "format", VALUE, "string", "Format output: 'json' or a Go template"),))
 def cmd_version(root, opts, args):
     no_arguments("version", args)
     return _print_fields(version_info(), opts)
 
 
 @command("info", "system info", usage="", help="Display system-wide information", options=(
-    Option("--format", "format", VALUE, "json", "Format output"),))
+    Option("--format", "format", VALUE, "string", "Format output: 'json' or a Go template"),))
 def cmd_info(root, opts, args):
     no_arguments("info", args)
     return _print_fields(system_info(root), opts)
 
 
 def _print_fields(fields, opts):
-    if opts.get("format") not in (None, "json"):
-        raise InvalidArgument(f"invalid --format {opts['format']!r}: json")
+    if opts.get("format") not in (None, "json"):  # a Go template: {{.Version}}, {{index . "Root Dir"}}
+        from ..formatting import format_each
+        sys.stdout.write(format_each(opts["format"], [fields]))
+        return 0
     if opts.get("format") == "json":
         import json
         print(json.dumps(fields, indent=2))
