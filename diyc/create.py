@@ -324,16 +324,13 @@ def rm_tmpfs_size_bytes(value, auto_remove):
     return n
 
 
-def run_config(image_record, image_config, command, o):
-    """What docker's inspect calls the container's Config, beyond the
-    spec: its Cmd and Entrypoint as asked (the image's unless overridden),
-    the user as named, the image's labels."""
+def run_config(image_config, command, o):
+    """What docker's inspect calls the container's Config beyond the spec
+    and the record's labels: its Cmd and Entrypoint as asked (the image's
+    unless overridden), the user as named."""
     entry, cmd = _entry_and_cmd(image_config, command, o.entrypoint)
-    labels = (image_record.get("config") or {}).get("config") or {}
-    labels = labels.get("Labels") if isinstance(labels, dict) else None
     return {"Cmd": cmd or None, "Entrypoint": entry or None,
-            "User": o.user or image_config["User"] or "",
-            "Labels": dict(labels) if isinstance(labels, dict) else {}}
+            "User": o.user or image_config["User"] or ""}
 
 
 def _entry_and_cmd(image_config, command, entrypoint):

@@ -195,13 +195,21 @@ def rfc3339_nano(timestamp):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + frac + "Z"
 
 
+def _timegm(t):
+    """calendar.timegm (a UTC struct_time -> Unix time) without importing calendar."""
+    y, m = (t.tm_year - 1, t.tm_mon + 12) if t.tm_mon <= 2 else (t.tm_year, t.tm_mon)
+    era_year = y % 400
+    day_of_era = era_year * 365 + era_year // 4 - era_year // 100 + (153 * (m - 3) + 2) // 5 + t.tm_mday - 1
+    days = (y // 400) * 146097 + day_of_era - 719468
+    return days * 86400 + t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec
+
+
 def parse_rfc3339(text):
     """An RFC 3339 time (an image's `created`) -> a Unix time, or None."""
     if not isinstance(text, str) or len(text) < 19:
         return None
-    import calendar
     try:
-        base = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+        base = _timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
     except ValueError:
         return None
     rest = text[19:]

@@ -100,6 +100,8 @@ def _config(ctr):
         "Entrypoint": asked.get("Entrypoint"),
         "Labels": Map(labels_of(rec)),
         **({"Healthcheck": _healthcheck(rec["healthcheck"])} if rec.get("healthcheck") else {}),
+        "StopSignal": _signal_name(rec.get("stop_signal") or 15),
+        "StopTimeout": rec.get("stop_timeout"),
     }
 
 
@@ -110,12 +112,17 @@ def _healthcheck(check):
 
 
 def labels_of(record):
-    """A container's labels: record["labels"] where `run --label` keeps
-    them (over the image's), else the image's as create.run_config keeps
-    them in "config"."""
-    if "labels" in record:
-        return dict(record["labels"] or {})
-    return dict((record.get("config") or {}).get("Labels") or {})
+    """A container's labels (the image's, then --label's)."""
+    return dict(record.get("labels") or {})
+
+
+def _signal_name(number):
+    """A signal number as docker's Config.StopSignal names it (SIGTERM)."""
+    import signal
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _host_config(ctr):
@@ -172,11 +179,18 @@ def _mounts(ctr):
             entry["Name"] = m["volume"]
         entry.update(Source=m["source"], Destination=m["destination"],
                      Mode="ro" if _read_only(m) else "", RW=not _read_only(m),
-                     Propagation="" if m.get("volume") else "rprivate")
+                     Propagation="" if m.get("volume") else _propagation(m))
         if m.get("volume"):
             entry["Driver"] = "local"
         out.append(entry)
     return out
+
+
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
+
+
+def _propagation(mount):
+    return next((o for o in mount.get("options") or [] if o in _PROPAGATIONS), "rprivate")
 
 
 def _port_key(p):
@@ -231,14 +245,16 @@ def lookup(root, ref, kind=None):
     """`diyc inspect [--type KIND] REF`: docker's shape of the container,
     image, volume or network named `ref` (tried in that order unless
     `kind` says which).  NotFound when there is none."""
-    from .errors import InvalidArgument, NotFound
+    from .errors import ContainerNotFound, ImageNotFound, InvalidArgument, NotFound
     if kind is not None and kind not in TYPES:
         raise InvalidArgument(f"invalid --type {kind!r}: container, image, volume or network")
     for candidate in (kind,) if kind else TYPES:
         found = _LOOKUPS[candidate](root, ref)
         if found is not None:
             return found
-    raise NotFound(f"no such {kind or 'object'}: {ref}")
+    # (docker's "No such object" is exit 1, as a missing container everywhere)
+    error = {None: ContainerNotFound, "container": ContainerNotFound, "image": ImageNotFound}.get(kind, NotFound)
+    raise error(f"no such {kind or 'object'}: {ref}")
 
 
 def _container_named(root, ref):

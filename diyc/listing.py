@@ -18,6 +18,7 @@ uses it (`ps` sizes a container's writable layer only for `.Size`)."""
 import os
 import time
 
+from . import _json
 from .errors import DiycError
 from .formatting import ago, bytes_size, go_time, human_duration, human_size, parse_rfc3339
 from .inspect_view import labels_of, user_binds
@@ -64,8 +65,7 @@ def _labels_text(labels):
 
 def _go_quote(text):
     """strconv.Quote, for the printable text a command line is."""
-    import json
-    return json.dumps(text, ensure_ascii=False)
+    return _json.compact(text)
 
 
 # -- ps --------------------------------------------------------------------------------

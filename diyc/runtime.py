@@ -221,7 +221,7 @@ class Container(ContainerRecord):
             "userns": ids,
             "cgroup": cgroup_fields(cgroup),
             "spec": spec,
-            "config": create_steps.run_config(image_record, image_config, command, o),
+            "config": create_steps.run_config(image_config, command, o),
             "state": creator_fields(),
         }
         try:
@@ -241,14 +241,14 @@ class Container(ContainerRecord):
              filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
-        "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "health": "healthy"
-        (status "paused" included), each a value or a list of values (any of
-        which matches), as docker's."""
-        everything = super().list(root)
+        "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "label": "K[=V]",
+        "network": NAME, "health": "healthy"} (status "paused" included), each a
+        value or a list of values (any of which matches), as docker's."""
         if all and not filters:
-            return everything
-        from .container_api import matches
-        return [c for c in everything if matches(c, all, filters)]
+            return super().list(root)
+        from .container_api import checked_filters, matches
+        filters = checked_filters(filters)
+        return [c for c in super().list(root) if matches(c, all, filters)]
 
     # -- start --------------------------------------------------------------
 

@@ -3,8 +3,7 @@ are true, the functions a template can call (text/template's and
 docker's), printf's verbs, and the data shapes a template walks (Map,
 Context, Method)."""
 
-import json
-
+from . import _json
 from .errors import InvalidArgument
 
 
@@ -109,7 +108,7 @@ def truth(value):
 
 def to_json(value):
     """docker's `json`: compact, no HTML escaping, no trailing newline."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _json.compact(value, _json_default)
 
 
 def _json_default(value):
@@ -160,7 +159,7 @@ def _format_one(spec, verb, arg):
     if verb in "vs":
         return ("%" + spec.replace("0", "") + "s") % go_str(arg) if spec else go_str(arg)
     if verb == "q" and isinstance(arg, str):
-        return ("%" + spec + "s") % json.dumps(arg, ensure_ascii=False)
+        return ("%" + spec + "s") % _json.compact(arg)
     if verb == "t" and isinstance(arg, bool):
         return ("%" + spec + "s") % go_str(arg)
     if verb in "dxXob" and is_int:

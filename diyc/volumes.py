@@ -53,6 +53,16 @@ def _host_source(source, what):
     return source
 
 
+def prune_volumes(root, users=()):
+    """Remove every volume not in users; -> their names."""
+    removed = []
+    for name in list_volumes(root):
+        if name not in users:
+            remove_tree(f"{_volumes_dir(root)}/{name}")
+            removed.append(name)
+    return removed
+
+
 def parse_volume(root, value):
     """-v SOURCE:DEST[:OPTIONS] -> an OCI bind mount (creating a named
     volume, or a missing host directory, as docker does).  OPTIONS: ro or

@@ -152,3 +152,36 @@ def test_a_bad_template_is_one_line(run_cli, template, message):
     proc = run_cli("inspect", "-f", template, "busybox")
     line = assert_one_line_error(proc, 125, contains=message)
     assert line.startswith("diyc: template: ") and proc.stdout == ""
+
+
+def test_network_settings_ports_and_network_inspect(diyc_root):
+    """A container on a user network, in a network namespace of the test's
+    own (netns_util): its address, gateway, published port, and the
+    network's inspect listing it."""
+    from netns_util import NsCli, Server, netns
+    with netns() as ns:
+        net = NsCli(ns, diyc_root)
+        network_id = net("network", "create", "inspnet", "--subnet", "10.215.0.0/24", check=True).stdout.strip()
+        try:
+            with Server(net, "inspweb", "--network", "inspnet", "-p", "127.0.0.1:8611:80") as srv:
+                (info,) = json.loads(net("inspect", "inspweb", check=True).stdout)
+                settings = info["NetworkSettings"]
+                endpoint = settings["Networks"]["inspnet"]
+                assert (endpoint["IPAddress"], endpoint["Gateway"], endpoint["IPPrefixLen"]) == \
+                    (srv.ip, "10.215.0.1", 24)
+                assert endpoint["NetworkID"] == network_id
+                assert settings["IPAddress"] == ""  # docker fills it for the default network only
+                ports = {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8611"}]}
+                assert settings["Ports"] == ports and info["HostConfig"]["PortBindings"] == ports
+                assert info["HostConfig"]["NetworkMode"] == "inspnet"
+                assert net("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                           "inspweb", check=True).stdout == f"{srv.ip}\n"
+                row = net("ps", "--format", "{{.Names}} {{.Ports}} {{.Networks}}", check=True).stdout
+                assert "inspweb 127.0.0.1:8611->80/tcp inspnet" in row.splitlines()
+                (network,) = json.loads(net("network", "inspect", "inspnet", check=True).stdout)
+                assert network["Id"] == network_id and network["Name"] == "inspnet"
+                attached = network["Containers"][info["Id"]]
+                assert attached["Name"] == "inspweb" and attached["IPv4Address"] == f"{srv.ip}/24"
+        finally:
+            net("network", "rm", "inspnet")
+            net("network", "prune")

@@ -1,29 +1,15 @@
-"""The commands on existing containers: ps, rm, start, stop, restart,
-kill, wait, logs, stats, attach, inspect, container prune."""
+"""The commands on existing containers: rm, start, stop, restart, kill,
+wait, logs, stats, attach, inspect, container prune."""
 
 import sys
 import time
 
 from ..errors import DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option, signal_number
-from .common import FORMAT, INSPECT_FORMAT, each_container, no_arguments, print_formatted, print_inspected
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, no_arguments, print_inspected
 from .registry import command
 
 MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
-
-
-@command("ps", "container ls", "container list", "container ps", usage="[OPTIONS]",
-         help="List containers", options=(
-             Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
-             Option("-q --quiet", "quiet", FLAG, help="Only display container IDs"),
-             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
-def cmd_ps(root, opts, args):
-    no_arguments("ps", args)
-    from ..listing import PS_HEADERS, PS_TABLE, container_row
-    from ..runtime import Container
-    rows = [container_row(c, no_trunc=opts.get("no_trunc", False))
-            for c in Container.list(root, all=True) if opts.get("all") or c.status == "running"]
-    return print_formatted(opts, rows, PS_TABLE, PS_HEADERS, quiet_format="{{.ID}}")
 
 
 @command("rm", "container rm", "container remove", usage="[OPTIONS] CONTAINER [CONTAINER...]",
@@ -207,15 +193,25 @@ def cmd_inspect(root, opts, args):
     return print_inspected(opts, [lookup(root, ref, opts.get("type")) for ref in args])
 
 
-@command("container prune", usage="[OPTIONS]", help="Remove all stopped containers")
+@command("container prune", usage="[OPTIONS]", help="Remove all stopped containers",
+         options=(FORCE,))
 def cmd_container_prune(root, opts, args):
     no_arguments("container prune", args)
+    if confirm("container prune", "This will remove all stopped containers.", opts):
+        for line in prune_containers(root):
+            print(line)
+    return 0
+
+
+def prune_containers(root):
+    """Remove every stopped container; -> their ids."""
     from ..runtime import Container
+    out = []
     for c in Container.list(root, all=True):
         if c.status in ("exited", "created", "dead"):
             c.remove(force=True)
-            print(c.id)
-    return 0
+            out.append(c.id)
+    return out
 
 
 @command("_finish", usage="CONTAINER", hidden=True)

@@ -6,7 +6,7 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
-from .common import FORMAT, INSPECT_FORMAT, no_arguments, print_formatted, print_inspected
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, no_arguments, print_formatted, print_inspected
 from .registry import command
 
 QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
@@ -168,6 +168,20 @@ def cmd_save(root, opts, args):
             if not str(e.filename or "").startswith(out):
                 raise
             raise InvalidArgument(f"cannot write {out}: {e.strerror}") from None
+    return 0
+
+
+@command("image prune", usage="[OPTIONS]", help="Remove unused images", options=(
+    Option("-a --all", "all", FLAG, help="Remove all images not used by a container, not just "
+                                         "those without a name"), FORCE))
+def cmd_image_prune(root, opts, args):
+    no_arguments("image prune", args)
+    warning = ("This will remove all images without at least one container associated to them."
+               if opts.get("all") else "This will remove all dangling images.")
+    if confirm("image prune", warning, opts):
+        from ..images.store import ImageStore
+        for line in ImageStore(root).prune(all=opts.get("all", False)):
+            print(line)
     return 0
 
 

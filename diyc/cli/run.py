@@ -137,7 +137,8 @@ def library_keywords(opts, options):
 
 
 @command("run", "container run", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
-         help="Run a command in a new container", options=RUN_OPTIONS, stop_at_positional=True)
+         help="Run a command in a new container", options=RUN_OPTIONS, stop_at_positional=True,
+         missing_exit=125)
 def cmd_run(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc run" requires an image: diyc run [OPTIONS] IMAGE [COMMAND...]')
