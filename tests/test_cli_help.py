@@ -218,7 +218,7 @@ def test_bash_completion_in_a_real_bash(own, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0] == "complete -F _diyc diyc"
     got = dict(line.split("|", 1) for line in lines[1:])
-    assert got["diyc p"].split() == ["ps", "pull"]
+    assert got["diyc p"].split() == ["ps", "port", "pause", "pull"]
     assert got["diyc ps --la"].split() == ["--last", "--latest"]
     assert got["diyc network "].split() == ["create", "ls", "list", "rm", "remove", "prune", "inspect"]
     assert got["diyc container pr"] == "prune"

@@ -87,7 +87,7 @@ def test_top_of_a_stopped_container_and_bad_ps_options(run_cli, sleeper):
     assert_one_line_error(run_cli("top", sleeper, "-o", "comm"), contains="no PID column")
     run_cli("stop", sleeper, check=True)
     assert_one_line_error(run_cli("top", sleeper), contains="is not running")
-    assert_one_line_error(run_cli("top", "no-such-ctr"), contains="no such container")
+    assert_one_line_error(run_cli("top", "no-such-ctr"), code=1, contains="no such container")
 
 
 # -- port ------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def net(diyc_root):
     with netns() as ns:
         cli = NsCli(ns, diyc_root)
         yield cli
-        cli("network", "prune", check=True)
+        cli("network", "prune", "-f", check=True)
         cli("network", "rm", "bridge", check=True)
 
 
@@ -129,7 +129,7 @@ def test_rename_a_running_container(run_cli, diyc_root, sleeper):
     assert run_cli("exec", new, "echo", "still here", check=True).stdout == "still here\n"
     ps = run_cli("ps", check=True).stdout
     assert new in ps and f"{sleeper} " not in ps.replace(new, "")
-    assert_one_line_error(run_cli("exec", sleeper, "true"), contains="no such container")
+    assert_one_line_error(run_cli("exec", sleeper, "true"), code=1, contains="no such container")
     # it keeps working: its supervisor records its end under the new name
     assert run_cli("stop", new, check=True).stdout == f"{new}\n"
     assert exit_code(inspect(run_cli, new)) == 7
