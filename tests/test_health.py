@@ -65,6 +65,9 @@ def test_unhealthy_then_healthy(run_cli, names):
                  what="healthy")
     assert h["FailingStreak"] == 0 and h["Log"][-1] == dict(h["Log"][-1], ExitCode=0, Output="fine\n")
     assert len(h["Log"]) <= 5
+    assert run_cli("inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}} "
+                   "{{json .Config.Healthcheck.Test}}", n, check=True).stdout == \
+        'healthy 0 ["CMD-SHELL","cat /tmp/ok"]\n'
     assert "(healthy)" in ps_status(run_cli, n)
 
 
