@@ -185,4 +185,7 @@ def rename(ctr, new_name):
             release_name(ctr.root, new_name, ctr.id)
             raise
         release_name(ctr.root, old, ctr.id)
+        if ctr.record.get("network_settings"):
+            from .net.renaming import renamed
+            renamed(ctr, old)
     container_event(ctr, "rename", oldName=old)

@@ -120,6 +120,22 @@ def test_port_lists_the_published_ports(net):
         net("rm", "-f", name, check=True)
 
 
+def test_rename_reaches_the_peers_on_its_network(net):
+    network, a, b = f"t{os.urandom(3).hex()}", f"ops-a-{os.urandom(2).hex()}", f"ops-b-{os.urandom(2).hex()}"
+    net("network", "create", network, "--subnet", "10.251.7.0/24", check=True)
+    try:
+        for n in (a, b):
+            net("run", "-d", "--network", network, "--name", n, "busybox", "sleep", "60", check=True)
+        net("rename", a, a + "-new", check=True)
+        for viewer in (a + "-new", b):  # its own hosts file and its peer's
+            hosts = net("exec", viewer, "cat", "/etc/hosts", check=True).stdout
+            assert f" {a}-new\n" in hosts and f" {a}\n" not in hosts
+        assert net("exec", b, "ping", "-c", "1", "-W", "5", a + "-new", check=True).returncode == 0
+    finally:
+        net("rm", "-f", a, a + "-new", b)
+        net("network", "rm", network, check=True)
+
+
 # -- rename ------------------------------------------------------------------------
 
 def test_rename_a_running_container(run_cli, diyc_root, sleeper):
