@@ -123,8 +123,13 @@ def test_stats_columns_format_and_block_io(run_cli):
         assert re.match(r"^\d+(\.\d+)?MB$", written) and float(written[:-2]) >= 4.19, block_io
         assert run_cli("stats", "--no-stream", "--format", "table {{.Container}}\\t{{.CPUPerc}}", "fmtio",
                        check=True).stdout.splitlines()[0] == "CONTAINER   CPU %"
+        # -a: the stopped ones too, as docker's
+        run_cli("run", "--network", "none", "--name", "fmtdone", "busybox", "true", check=True)
+        assert "fmtdone" not in run_cli("stats", "--no-stream", "--format", "{{.Name}}", check=True).stdout
+        assert "fmtdone" in run_cli("stats", "-a", "--no-stream", "--format", "{{.Name}}",
+                                    check=True).stdout.split()
     finally:
-        run_cli("rm", "-f", "fmtio")
+        run_cli("rm", "-f", "fmtio", "fmtdone")
 
 
 def test_stats_on_a_terminal_redraws_in_place(run_cli, sleeper):
