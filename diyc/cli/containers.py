@@ -52,14 +52,16 @@ def cmd_start(root, opts, args):
 
 
 STOP_OPTIONS = (Option("-t --time", "time", VALUE, "SECONDS",
-                       "Seconds to wait before killing the container (default 10)"),)
+                       "Seconds to wait before killing the container (default: its --stop-timeout, "
+                       "else 10)"),)
 
 
 @command("stop", "container stop", usage="[OPTIONS] CONTAINER [CONTAINER...]",
-         help="Stop one or more running containers (SIGTERM, then SIGKILL)", options=STOP_OPTIONS)
+         help="Stop one or more running containers (its stop signal, then SIGKILL)", options=STOP_OPTIONS)
 def cmd_stop(root, opts, args, restart=False):
     from ..numbers import decimal
-    timeout = decimal(opts.get("time", "10"), "-t (seconds)", 0, MAX_STOP_TIMEOUT)
+    timeout = None if opts.get("time") is None else \
+        decimal(opts["time"], "-t (seconds)", 0, MAX_STOP_TIMEOUT)  # None: its --stop-timeout
     from ..supervisor import stop
 
     def stop_one(ctr):

@@ -27,13 +27,19 @@ RUN_OPTIONS = (
     Option("-t --tty", "tty", FLAG, keyword="tty",
            help="Give the container a terminal (Ctrl-p Ctrl-q detaches)"),
     Option("--restart", "restart", VALUE, "POLICY", keyword="restart",
-           help="no, on-failure[:N], always, unless-stopped (with -d)"),
+           help="no, on-failure[:N], always, unless-stopped (foreground: exits at the first end)"),
     Option("--log-opt", "log_opts", LIST, "max-size=S", keyword="log_opts",
            help="Rotate the container's log at this size"),
     Option("--name", "name", VALUE, "NAME", "Container name", keyword="name"),
     Option("-h --hostname", "hostname", VALUE, "NAME", "Hostname inside the container",
            keyword="hostname"),
-    ENV, WORKDIR, USER,
+    ENV,
+    Option("--env-file", "env_file", LIST, "FILE",
+           "Read environment variables from a file of KEY=VALUE lines", keyword="env_file"),
+    Option("-l --label", "labels", LIST, "KEY=VALUE", "Set a label on the container", keyword="labels"),
+    Option("--label-file", "label_file", LIST, "FILE", "Read labels from a file of KEY=VALUE lines",
+           keyword="label_file"),
+    WORKDIR, USER,
     Option("--entrypoint", "entrypoint", VALUE, "CMD", "Override the image's entrypoint",
            keyword="entrypoint"),
     Option("-m --memory", "memory", VALUE, "SIZE", "Memory limit (e.g. 64m)", keyword="memory"),
@@ -43,9 +49,17 @@ RUN_OPTIONS = (
     Option("--pids-limit", "pids_limit", VALUE, "N", "Maximum number of processes (-1: unlimited)",
            keyword="pids_limit"),
     Option("--network --net", "network", VALUE, "MODE", keyword="network",
-           help="none (default: loopback only), host, bridge (the default network) or a network's name"),
-    Option("-p --publish", "publish", LIST, "[IP:]HOSTPORT:PORT[/tcp|udp]",
-           "Publish a port (repeatable)", keyword="publish"),
+           help="bridge (default), none (loopback only: fastest), host, container:NAME, a network"),
+    Option("-p --publish", "publish", LIST, "[IP:]HOSTPORT[-END]:PORT[-END][/tcp|udp]",
+           "Publish a port or a range of ports (repeatable)", keyword="publish"),
+    Option("--add-host", "extra_hosts", LIST, "HOST:IP",
+           "Add an /etc/hosts line (IP host-gateway: the host, seen from the bridge)",
+           keyword="extra_hosts"),
+    Option("--dns", "dns", LIST, "IP", "A nameserver for /etc/resolv.conf (repeatable)", keyword="dns"),
+    Option("--dns-search", "dns_search", LIST, "DOMAIN", "A search domain for /etc/resolv.conf",
+           keyword="dns_search"),
+    Option("--dns-option --dns-opt", "dns_opt", LIST, "OPT", "An /etc/resolv.conf option (ndots:2)",
+           keyword="dns_opt"),
     Option("--ip", "ip", VALUE, "ADDR", "The container's address on its network", keyword="ip"),
     Option("--cgroup-parent", "cgroup_parent", VALUE, "PATH",
            "Parent cgroup (default: diyc's own cgroup)", keyword="cgroup_parent"),
@@ -69,8 +83,16 @@ RUN_OPTIONS = (
            keyword="devices"),
     Option("--tmpfs", "tmpfs", LIST, "PATH[:OPTS]", "Mount a tmpfs (e.g. with --read-only)",
            keyword="tmpfs"),
-    Option("-v --volume", "volumes", LIST, "SRC:DST[:ro]",
-           "Bind a host path, or a named volume, into the container", keyword="volumes"),
+    Option("-v --volume", "volumes", LIST, "SRC:DST[:OPTS]",
+           "Bind a host path (./path: under the cwd) or a named volume; OPTS: ro, rw, rslave...",
+           keyword="volumes"),
+    Option("--mount", "mounts", LIST, "type=bind|volume|tmpfs,...",
+           "Attach a mount: source=,target=,readonly,bind-propagation=,tmpfs-size=,tmpfs-mode=",
+           keyword="mounts"),
+    Option("--stop-signal", "stop_signal", VALUE, "SIGNAL",
+           "Signal to stop the container (default: the image's, else SIGTERM)", keyword="stop_signal"),
+    Option("--stop-timeout", "stop_timeout", VALUE, "SECONDS",
+           "Seconds `diyc stop` waits before SIGKILL (default 10)", keyword="stop_timeout"),
     Option("--init", "init", FLAG, help="Run a tiny init as PID 1 (signals forwarded, zombies reaped)",
            keyword="init"),
     Option("--userns", "userns", VALUE, "auto",
@@ -108,6 +130,8 @@ def cmd_run(root, opts, args):
         trace.report()
         print(ctr.id)
         return 0
+    if ctr.record["restart"]["name"] != "no":
+        return start_following(ctr)
     restore = forward_signals(ctr)
     try:
         ctr.start()
@@ -145,6 +169,25 @@ def start_attached(ctr, send_input=True, new=True):
               file=sys.stderr)
         return 0
     return code
+
+
+def start_following(ctr):
+    """A foreground run with a restart policy, as docker's: the container
+    runs under its supervisor (which restarts it as the policy says); we
+    print its output until its first exit and exit with that code."""
+    from ..logs import print_logs
+    from ..supervisor import first_exit
+    try:
+        ctr.start(detach=True)
+    except BaseException:
+        ctr.remove(force=True)
+        raise
+    restore = forward_signals(ctr)
+    try:
+        print_logs(ctr, follow=True, ended=lambda c: first_exit(c, 0) is not None)
+    finally:
+        restore()
+    return first_exit(ctr.reload(), 0)
 
 
 def forward_signals(ctr):

@@ -1,11 +1,11 @@
-"""diyc about itself: help, version, info, cleanup, system prune."""
+"""diyc about itself: help, version, info, cleanup, system prune, system reset."""
 
 import os
 import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, VALUE, Option
-from .common import FORCE, confirm, human_size, no_arguments
+from .common import FORCE, confirm, human_size, no_arguments, reason
 from .registry import command, load_all
 
 
@@ -150,3 +150,21 @@ def cmd_system_prune(root, opts, args):
         if lines:
             print("\n".join([f"{title}:", *lines, ""]))
     return 0
+
+
+@command("system reset", usage="[OPTIONS]",
+         help="Remove every container and network of this root, its bridges and firewall table; "
+              "restore ip_forward", options=(FORCE,))
+def cmd_system_reset(root, opts, args):
+    no_arguments("system reset", args)
+    if not confirm("system reset", "This removes every container and network of this diyc root,\n"
+                   "its bridges and nftables table, and restores net.ipv4.ip_forward.\n"
+                   "Images and volumes stay.", opts):
+        return 0
+    from ..reset import reset
+    lines, failed = reset(root)
+    for line in lines:
+        print(line)
+    for name, e in failed:
+        print(f"diyc: system reset {name}: {reason(e)}", file=sys.stderr)
+    return 1 if failed else 0
