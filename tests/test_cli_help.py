@@ -349,7 +349,7 @@ def test_diyc_run_imports_no_other_command_module():
     code = ("import sys; sys.path.insert(0, %r); import diyc.cli; "
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('diyc.cli'))))" % PKG_DIR)
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["diyc.cli", "diyc.cli.common", "diyc.cli.registry", "diyc.cli.run"]
+    assert out.split() == ["diyc.cli", "diyc.cli.registry", "diyc.cli.run"]
 
 
 def test_the_readme_lists_every_command():

@@ -7,7 +7,6 @@ import sys
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
 from . import registry
-from .common import human_size
 from .registry import command
 
 ENV = Option("-e --env", "env", LIST, "K=V", "Set an environment variable (repeatable)", keyword="env")
@@ -144,6 +143,7 @@ def cmd_run(root, opts, args):
     trace.mark("wait")
     trace.report()
     if result.oom_killed:
+        from .common import human_size
         limit = ctr.record["spec"]["linux"]["resources"].get("memory", {}).get("limit")
         print(f"diyc: container {ctr.name}: a process was killed by the memory limit "
               f"({human_size(limit)}): out of memory", file=sys.stderr)
