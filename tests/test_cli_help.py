@@ -133,7 +133,8 @@ def test_help_anywhere_prints_help_and_does_nothing(own, args):
 
 
 def test_run_help_is_the_containers_after_the_image(own):
-    proc = own("run", "--network", "none", "--rm", "busybox", "sh", "-c", 'echo "$@"', "sh", "--help", check=True)
+    proc = own("run", "--network", "none", "--rm", "busybox", "sh", "-c", 'echo "$@"', "sh", "--help",
+               check=True)
     assert proc.stdout == "--help\n"
 
 
@@ -277,8 +278,10 @@ def flat_tar(content):
 
 
 def test_prunes_with_force_remove_what_nothing_uses(own):
-    own("run", "--network", "none", "-d", "--name", "up", "-v", "used:/v", "busybox", "sleep", "60", check=True)
-    stopped = own("run", "--network", "none", "-d", "--name", "stopped", "busybox", "true", check=True).stdout.strip()
+    own("run", "--network", "none", "-d", "--name", "up", "-v", "used:/v", "busybox", "sleep", "60",
+        check=True)
+    stopped = own("run", "--network", "none", "-d", "--name", "stopped", "busybox", "true",
+                  check=True).stdout.strip()
     own("wait", "stopped", check=True)
     own("volume", "create", "unused", check=True)
     # an image without a name: x:1 moves to another image
@@ -306,7 +309,9 @@ def test_prunes_with_force_remove_what_nothing_uses(own):
 
 def test_ps_filters_last_latest_size_and_aliases(own):
     own("run", "--network", "none", "--name", "ok", "busybox", "true", check=True)
-    assert own("run", "--network", "none", "--name", "three", "busybox", "sh", "-c", "echo data > /file; exit 3").returncode == 3
+    three = own("run", "--network", "none", "--name", "three", "busybox", "sh", "-c",
+                "echo data > /file; exit 3")
+    assert three.returncode == 3, three.stderr
     web = own("run", "--network", "none", "-d", "--name", "web-1", "-l", "team=web", "-l", "tier",
               "busybox", "sleep", "60", check=True).stdout.strip()
     assert names(own) == ["web-1"]
@@ -330,8 +335,8 @@ def test_ps_filters_last_latest_size_and_aliases(own):
     assert own("ps", "-q", "--no-trunc", check=True).stdout == f"{web}\n"
     table = own("ps", "-a", "-s", check=True).stdout.splitlines()
     assert table[0].split()[-1] == "SIZE"
-    three = next(line for line in table if " three " in line)
-    assert re.search(r" 5B \(virtual [\d.]+MB\)$", three), three  # its /file of 5 bytes
+    three_row = next(line for line in table if " three " in line)
+    assert re.search(r" 5B \(virtual [\d.]+MB\)$", three_row), three_row  # its /file of 5 bytes
     assert own("container", "ls", "-aq", check=True).stdout == own("ps", "-aq", check=True).stdout
     assert own("container", "list", "-a", "--filter", "exited=3", "-q", check=True).stdout == \
         own("ps", "-a", "--filter", "exited=3", "-q", check=True).stdout != ""
@@ -348,7 +353,8 @@ def test_ps_filters_last_latest_size_and_aliases(own):
 def test_diyc_run_imports_no_other_command_module():
     code = ("import sys; sys.path.insert(0, %r); import diyc.cli; "
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('diyc.cli'))))" % PKG_DIR)
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         check=True).stdout
     assert out.split() == ["diyc.cli", "diyc.cli.registry", "diyc.cli.run"]
 
 
@@ -356,8 +362,8 @@ def test_the_readme_lists_every_command():
     """The README's list is the table's (regenerate it with
     `python -m diyc.cli.helptext` when a command is added)."""
     from pathlib import Path
-    code = f"import sys; sys.path.insert(0, {PKG_DIR!r}); import runpy; runpy.run_module('diyc.cli.helptext', " \
-           "run_name='__main__')"
+    code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import runpy; "
+            "runpy.run_module('diyc.cli.helptext', run_name='__main__')")
     listing = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
                              check=True).stdout
     readme = (Path(PKG_DIR) / "README.md").read_text()

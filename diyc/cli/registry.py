@@ -26,6 +26,7 @@ GROUPS = {
 # only until the command asked for is found (`diyc run`: run only).
 MODULES = ("run", "ps", "containers", "images", "networks", "system", "completion")
 
+
 class UsageError(InvalidArgument):
     """A command line diyc cannot take, reported as `diyc COMMAND: ...`."""
 
