@@ -371,3 +371,20 @@ def test_the_readme_lists_every_command():
                          "-->\n```\n", 1)[1].split("```\n<!-- end of commands -->", 1)[0]
     assert block == listing, "README's list of commands is stale: paste `python -m diyc.cli.helptext`"
     assert "diyc container prune [OPTIONS]" in block and "diyc completion bash" in block
+
+
+def test_help_prompt_and_info_through_the_server_too(cli_path, run_cli, request):
+    """The same through the C launcher and the diyc server (its worker takes
+    the caller's terminal): --help does nothing, the prune asks on the pty,
+    and info sees the server."""
+    run_cli("run", "--network", "none", "--name", "stopped", "busybox", "true", check=True)
+    assert run_cli("container", "prune", "--help", check=True).stdout.startswith(
+        "Usage:  diyc container prune")
+    assert names(run_cli, "-a") == ["stopped"]
+    code, shown = on_a_terminal(run_cli, ["container", "prune"], b"N\n")
+    assert code == 0 and "[y/N]" in shown and names(run_cli, "-a") == ["stopped"], shown
+    code, shown = on_a_terminal(run_cli, ["container", "prune"], b"y\n")
+    assert code == 0 and names(run_cli, "-a") == [], shown
+    server = json.loads(run_cli("info", "--format", "json", check=True).stdout)["Server"]
+    if cli_path == "server":
+        assert server == f"running (pid {request.getfixturevalue('diyc_server').pid()})"
