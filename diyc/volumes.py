@@ -40,6 +40,16 @@ def remove_volume(root, name, users=()):
     remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
+def prune_volumes(root, users=()):
+    """Remove every volume not in users; -> their names."""
+    removed = []
+    for name in list_volumes(root):
+        if name not in users:
+            remove_tree(f"{_volumes_dir(root)}/{name}")
+            removed.append(name)
+    return removed
+
+
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 
@@ -51,16 +61,6 @@ def _host_source(source, what):
     if ".." in source.split("/"):
         raise InvalidArgument(f"invalid {what} source {source!r}")
     return source
-
-
-def prune_volumes(root, users=()):
-    """Remove every volume not in users; -> their names."""
-    removed = []
-    for name in list_volumes(root):
-        if name not in users:
-            remove_tree(f"{_volumes_dir(root)}/{name}")
-            removed.append(name)
-    return removed
 
 
 def parse_volume(root, value):

@@ -416,8 +416,8 @@ def test_a_missing_container_is_one_line_and_exit_1_in_every_command(run_cli, ar
 
 
 def test_a_missing_container_among_others_does_not_stop_the_rest(run_cli):
-    run_cli("run", "-d", "--name", "alive", "busybox", "sleep", "60", check=True)
+    run_cli("run", "--network", "none", "-d", "--name", "alive", "busybox", "sleep", "60", check=True)
     proc = run_cli("rm", "-f", "nosuch", "alive")
     assert (proc.returncode, proc.stdout, proc.stderr) == (1, "alive\n", "diyc: no such container: nosuch\n")
-    assert_one_line_error(run_cli("inspect", "nosuch"), 1, contains="no such container or image: nosuch")
+    assert_one_line_error(run_cli("inspect", "nosuch"), 1, contains="no such object: nosuch")
     assert_one_line_error(run_cli("run", "--rm", "nosuchimage"), 125, contains="nosuchimage")

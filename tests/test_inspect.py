@@ -124,19 +124,22 @@ def test_image_inspect_in_dockers_shape(run_cli, labelled_image):
 
 def test_inspect_type_volume_network_and_the_wrong_type(run_cli):
     run_cli("volume", "create", "typedvol", check=True)
-    run_cli("network", "create", "typednet", "--subnet", "10.213.0.0/24", check=True)
+    run_cli("network", "create", "typednet", check=True)  # (a definition: no bridge until a run)
     try:
         (vol,) = inspect(run_cli, "--type", "volume", "typedvol")
         assert vol["Name"] == "typedvol" and vol["Driver"] == "local"
         assert vol["Mountpoint"].endswith("/volumes/typedvol/_data") and os.path.isdir(vol["Mountpoint"])
         (net,) = inspect(run_cli, "--type", "network", "typednet")
         assert net["Name"] == "typednet" and net["Driver"] == "bridge"
-        assert net["IPAM"]["Config"] == [{"Subnet": "10.213.0.0/24", "Gateway": "10.213.0.1"}]
+        subnet = run_cli("network", "ls", "--format", "{{if eq .Name \"typednet\"}}{{.Subnet}}{{end}}",
+                         check=True).stdout.strip()
+        gateway = subnet.split("/")[0].rsplit(".", 1)[0] + ".1"
+        assert net["IPAM"]["Config"] == [{"Subnet": subnet, "Gateway": gateway}]
         assert run_cli("inspect", "--type", "volume", "-f", "{{.Name}}", "typedvol",
                        check=True).stdout == "typedvol\n"
-        # an image is no container
-        assert_one_line_error(run_cli("inspect", "--type", "container", "busybox"), 125,
-                              contains="busybox")
+        # an image is no container: docker's exit 1 for a missing object
+        assert_one_line_error(run_cli("inspect", "--type", "container", "busybox"), 1,
+                              contains="no such container: busybox")
         assert_one_line_error(run_cli("inspect", "--type", "bogus", "busybox"), 125, contains="bogus")
     finally:
         run_cli("network", "rm", "typednet")

@@ -1,6 +1,6 @@
 """The `diyc` command: a thin layer over the library, one module per
-concern (run, containers, images, networks, system), every command and
-option declared once in the table of registry.py.
+concern (run, ps, containers, images, networks, system, completion), every
+command and option declared once in the table of registry.py.
 
 To add a command, decorate its handler in the module of its concern (or in
 a new module, named in registry.MODULES):
@@ -11,9 +11,10 @@ a new module, named in registry.MODULES):
         ...                           # return the exit code
 
 --help, `diyc help top`, `diyc container top --help`, the errors naming the
-command and bash completion follow from the declaration.  To add a run flag,
-add one Option to run.RUN_OPTIONS with keyword= the Container.create keyword
-it is passed as (keyword=None: the CLI acts on it itself).
+command and bash completion follow from the declaration; paste the output
+of `python -m diyc.cli.helptext` into the README's list of commands.  To add
+a run flag, add one Option to run.RUN_OPTIONS with keyword= the
+Container.create keyword it is passed as (None: the CLI acts on it itself).
 
 The option parser is our own, small and docker-shaped (options stop at the
 image name, `-it` combines, `--name=x` and `--name x` both work): argparse

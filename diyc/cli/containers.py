@@ -129,7 +129,8 @@ def cmd_logs(root, opts, args):
 
 @command("stats", "container stats", usage="[OPTIONS] [CONTAINER...]",
          help="Display a live stream of containers' CPU, memory, pids, network and block I/O use",
-         options=(Option("--no-stream", "no_stream", FLAG,
+         options=(Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
+                  Option("--no-stream", "no_stream", FLAG,
                          help="Disable streaming stats and only pull the first result"),
                   Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
 def cmd_stats(root, opts, args):
@@ -143,7 +144,7 @@ def cmd_stats(root, opts, args):
     def containers():
         if named:
             return [c for c, _ in named]
-        return [c for c in Container.list(root, all=True) if c.status == "running"]
+        return Container.list(root, all=opts.get("all", False))
 
     def render(pairs):
         given = {id(c): ref for c, ref in named}

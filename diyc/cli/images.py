@@ -197,7 +197,8 @@ def cmd_image_inspect(root, opts, args):
 @command("build", "image build", usage="[OPTIONS] CONTEXT|-", help="Build an image from a Dockerfile",
          options=(
              Option("-t --tag", "tags", LIST, "NAME[:TAG]", "Name and optionally a tag (repeatable)"),
-             Option("-f --file", "file", VALUE, "FILE", "Name of the Dockerfile (default CONTEXT/Dockerfile)"),
+             Option("-f --file", "file", VALUE, "FILE",
+                    "Name of the Dockerfile (default CONTEXT/Dockerfile)"),
              Option("--build-arg", "build_args", LIST, "K=V", "Set a build-time variable (repeatable)"),
              Option("--target", "target", VALUE, "STAGE", "Build this stage"),
              Option("--no-cache", "no_cache", FLAG, help="Do not use the build cache"),

@@ -13,7 +13,8 @@ from .registry import command
              Option("-f --filter", "filters", LIST, "KEY=VALUE",
                     "Filter output (status, name, label, id, ancestor, network, exited; repeatable)"),
              Option("-n --last", "last", VALUE, "N", "Show n last created containers (includes all states)"),
-             Option("-l --latest", "latest", FLAG, help="Show the latest created container (includes all states)"),
+             Option("-l --latest", "latest", FLAG,
+                    help="Show the latest created container (includes all states)"),
              Option("-q --quiet", "quiet", FLAG, help="Only display container IDs"),
              Option("-s --size", "size", FLAG, help="Display total file sizes"),
              Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))

@@ -26,6 +26,7 @@ GROUPS = {
 # only until the command asked for is found (`diyc run`: run only).
 MODULES = ("run", "ps", "containers", "ops", "images", "networks", "system", "completion")
 
+
 class UsageError(InvalidArgument):
     """A command line diyc cannot take, reported as `diyc COMMAND: ...`."""
 
@@ -49,7 +50,7 @@ class Command:
 
     def __init__(self, names, handler, options, usage, help, stop_at_positional, hidden, missing_exit):
         self.names, self.handler, self.usage, self.help = names, handler, usage, help
-        self.options = option_table(*options).merged(HELP)
+        self.options = option_table(*options).add_where_free(HELP)
         self.stop_at_positional, self.hidden, self.missing_exit = stop_at_positional, hidden, missing_exit
 
     @property

@@ -130,30 +130,6 @@ def cmd_cleanup(root, opts, args):
     return 0
 
 
-@command("system reset", usage="[OPTIONS]",
-         help="Remove every container and network of this root, its bridges and firewall table; "
-              "restore ip_forward", options=(
-             Option("-f --force", "force", FLAG, help="Do not prompt for confirmation"),))
-def cmd_system_reset(root, opts, args):
-    no_arguments("system reset", args)
-    if not opts.get("force"):
-        if not sys.stdin.isatty():
-            raise InvalidArgument("system reset: nothing done: no terminal to confirm on (use -f)")
-        answer = input("WARNING! This removes every container and network of this diyc root,\n"
-                       "its bridges and nftables table, and restores net.ipv4.ip_forward.\n"
-                       "Images and volumes stay.\nAre you sure you want to continue? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing done.")
-            return 0
-    from ..reset import reset
-    lines, failed = reset(root)
-    for line in lines:
-        print(line)
-    for name, e in failed:
-        print(f"diyc: system reset {name}: {reason(e)}", file=sys.stderr)
-    return 1 if failed else 0
-
-
 @command("system prune", usage="[OPTIONS]", help="Remove unused data", options=(
     Option("-a --all", "all", FLAG, help="Remove all unused images, not just those without a name"),
     FORCE, Option("--volumes", "volumes", FLAG, help="Prune volumes")))
@@ -177,3 +153,21 @@ def cmd_system_prune(root, opts, args):
         if lines:
             print("\n".join([f"{title}:", *lines, ""]))
     return 0
+
+
+@command("system reset", usage="[OPTIONS]",
+         help="Remove every container and network of this root, its bridges and firewall table; "
+              "restore ip_forward", options=(FORCE,))
+def cmd_system_reset(root, opts, args):
+    no_arguments("system reset", args)
+    if not confirm("system reset", "This removes every container and network of this diyc root,\n"
+                   "its bridges and nftables table, and restores net.ipv4.ip_forward.\n"
+                   "Images and volumes stay.", opts):
+        return 0
+    from ..reset import reset
+    lines, failed = reset(root)
+    for line in lines:
+        print(line)
+    for name, e in failed:
+        print(f"diyc: system reset {name}: {reason(e)}", file=sys.stderr)
+    return 1 if failed else 0
