@@ -18,7 +18,6 @@ def _locked_running(ctr, verb):
     """Under ctr.lock(): the fresh record of a running container."""
     if not ctr.reload_if_present():
         raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
-    ctr.cgroup = None  # as the fresh record names it (another pause may have made its freezer)
     if ctr.status != "running":
         raise Conflict(f"container {ctr.name} is not running: cannot {verb} it")
 

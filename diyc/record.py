@@ -168,6 +168,7 @@ class ContainerRecord:
 
     def reload(self):
         self.record = read_json(f"{self.dir}/container.json")
+        self.cgroup = None  # as the record names it now (a first pause adds the v1 freezer)
         return self
 
     def lock(self):
