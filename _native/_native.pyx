@@ -233,6 +233,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     c.supervisor_argv = arena.strv(init.supervisor_argv) if init.supervisor_argv else NULL
     c.console_recv_fd = init.console_recv_fd
     c.process_on_release = init.process_on_release
+    c.held_exe_fd = init.held_exe_fd
     c.n_join_ns = len(init.join_ns_fds)
     c.join_ns_fds = arena.ints(init.join_ns_fds)
 

@@ -127,7 +127,7 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  * no_new_privs the filter needs CAP_SYS_ADMIN: see seccomp_extra_caps() for
  * why holding it until execve gives the program nothing.
  */
-static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
+int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
 	uint64_t extra;
 	int filter_first;
@@ -242,7 +242,7 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 	return finish_and_exec(init, err);
 }
 
-static _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
+_Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
 {
 	diyc_send_error(reporting_fd(init), err);
 	if (strcmp(err->step, "exec") == 0)

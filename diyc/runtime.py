@@ -252,7 +252,8 @@ class Container(ContainerRecord):
             init = steps.describe_init(self, held, stdio, console_fd, preserve_fds)
             if hold_before_exec:
                 steps.make_start_fifos(self, init, held)
-            init.process_on_release = hold_for_process
+            if hold_for_process:
+                steps.hold_for_process(init, held)
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)

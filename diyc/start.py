@@ -8,6 +8,7 @@ calls them in order, as create.py's steps serve Container.create).
                         spec's, with the root filesystem prepare_rootfs
                         makes, the cgroup to join, the user namespace's paths
     make_start_fifos    (the OCI create/start split: hold on a FIFO)
+    hold_for_process    (a pool's container: hold at the release, as diyc-held)
     clone               _native.spawn (in a joined network namespace if
                         asked) -> a _native.Child
     map_user_namespace  (--userns: id maps, then the idmapped layers)
@@ -126,6 +127,19 @@ def make_start_fifos(ctr, init, held):
         os.mkfifo(fifo, 0o600)
         held.for_child.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
     init.start_fifo_fd, init.report_fifo_fd = held.for_child[-2:]
+
+# what a pool's container init waits as (_native/held.c)
+HELD_PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-held")
+
+
+def hold_for_process(init, held):
+    """A pool's container: the init holds at the release until it is
+    handed its process, waiting as diyc-held (which it execs, opened here
+    for it) rather than as a copy of us."""
+    init.process_on_release = True
+    held.for_child.append(os.open(HELD_PROGRAM, os.O_RDONLY | os.O_CLOEXEC))
+    init.held_exe_fd = held.for_child[-1]
+
 
 def clone(ctr, init, held):
     """_native.spawn, in the network namespace of the container we
