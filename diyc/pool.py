@@ -64,6 +64,7 @@ from .result import Result
 REFUSED_OPTIONS = ("name", "auto_remove", "restart", "tty", "log_opts")
 _HELD_COMMAND = ["diyc-pool-held"]  # the record's args until the real ones come
 
+WORKERS = 3  # background threads per pool: refills and removals
 _POOLS = set()  # the live pools of this process (fork: their copies are closed in the child)
 
 
@@ -335,7 +336,7 @@ class _Warm:
         self.error = None
         self.failures = []  # removals that failed in the thread: close() raises the first
         self.closed = False
-        self.thread = None
+        self.threads = []
         self.users = {}  # the user as given -> (uid, gid, groups, home)
         _, self.image_config, self.layer_dirs = create_steps.resolve_image(self.root, image)
         self.env = config.check_text_list(env_list(options.get("env") or []), "env")
@@ -404,8 +405,14 @@ class _Warm:
             self.cond.notify_all()
 
     def start_refilling(self):
-        self.thread = threading.Thread(target=self.work, name="diyc-pool", daemon=True)
-        self.thread.start()
+        # Several: a removal waits in the kernel (rmdir of cgroups and of
+        # the writable layer waits for RCU and the journal) and a start for
+        # its init's mounts, each without holding the GIL; one thread would
+        # make the next start wait for the last removal.
+        self.threads = [threading.Thread(target=self.work, name=f"diyc-pool-{i}", daemon=True)
+                        for i in range(WORKERS)]
+        for thread in self.threads:
+            thread.start()
 
     def next_job(self):
         """Under cond: "create", a container to remove, or None (closed).
@@ -423,7 +430,7 @@ class _Warm:
             self.cond.wait()
 
     def work(self):
-        """The background thread: refill, remove."""
+        """A background thread: refill, remove."""
         while True:
             with self.cond:
                 job = self.next_job()
@@ -489,8 +496,9 @@ class _Warm:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        if self.thread is not None and self.thread is not threading.current_thread():
-            self.thread.join()
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join()
         with self.cond:
             ready, self.ready = self.ready, []
             doomed, self.doomed = self.doomed, []
