@@ -53,6 +53,7 @@ Threads may share one pool: take() and run() are thread-safe.
 
 import os
 import threading
+import time
 import weakref
 
 from . import config
@@ -65,6 +66,7 @@ REFUSED_OPTIONS = ("name", "auto_remove", "restart", "tty", "log_opts")
 _HELD_COMMAND = ["diyc-pool-held"]  # the record's args until the real ones come
 
 WORKERS = 3  # background threads per pool: refills and removals
+REFILL_DELAY = 0.05  # s: a taken container's replacement starts at the latest then
 _POOLS = set()  # the live pools of this process (fork: their copies are closed in the child)
 
 
@@ -141,7 +143,6 @@ class Pool:
 def _run_held(held, process, plumbing, timeout):
     """Release `held` with `process` and plumbing's fds, feed and drain the
     pipes, wait: -> Result.  (The caller's `with` removes what did not end.)"""
-    import time
     try:
         held.release(process, plumbing.child_stdio())
     finally:
@@ -333,6 +334,8 @@ class _Warm:
         self.cond = threading.Condition()
         self.ready, self.doomed = [], []
         self.creating = 0
+        self.taken = {}  # HeldContainer taken -> when its replacement is due at the latest
+        self.waiting = 0  # callers waiting in take()
         self.error = None
         self.failures = []  # removals that failed in the thread: close() raises the first
         self.closed = False
@@ -416,18 +419,27 @@ class _Warm:
 
     def next_job(self):
         """Under cond: "create", a container to remove, or None (closed).
-        An empty pool is refilled first; else removals come first."""
+        An empty pool is refilled first; else removals come first.
+
+        The container a caller has just taken is replaced only once its
+        run has ended, or REFILL_DELAY after the take, or at once when a
+        taker is waiting: a start in the background holds the GIL for
+        milliseconds, which the caller's run would otherwise wait for."""
         while True:
             if self.closed:
                 return None
-            short = self.error is None and len(self.ready) + self.creating < self.size
+            now = time.monotonic()
+            deferred = [t for t in self.taken.values() if t > now]
+            have = len(self.ready) + self.creating
+            short = self.error is None and (have + len(deferred) < self.size or
+                                            have < min(self.waiting, self.size))
             if short and not self.ready:
                 return "create"
             if self.doomed:
                 return self.doomed.pop(0)
             if short:
                 return "create"
-            self.cond.wait()
+            self.cond.wait(min(deferred) - now if deferred else None)
 
     def work(self):
         """A background thread: refill, remove."""
@@ -458,7 +470,6 @@ class _Warm:
     # -- taking and giving back -------------------------------------------------------------
 
     def take(self, timeout=None):
-        import time
         self.check_owner()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
@@ -467,19 +478,25 @@ class _Warm:
                     raise DiycError("the pool is closed")
                 if self.error is not None:
                     error, self.error = self.error, None
-                    self.cond.notify_all()  # the thread tries again
+                    self.cond.notify_all()  # the threads try again
                     raise error
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise DiycError(f"no warm container within {timeout} s")
-                self.cond.wait(left)
+                self.waiting += 1
+                self.cond.notify_all()  # (a taker waits: refill now)
+                try:
+                    self.cond.wait(left)
+                finally:
+                    self.waiting -= 1
             held = self.ready.pop(0)
-            self.cond.notify_all()
+            self.taken[held] = time.monotonic() + REFILL_DELAY
             return held
 
     def remove_later(self, held):
         """Off the caller's path: the thread removes it (or we do, closed)."""
         with self.cond:
+            self.taken.pop(held, None)
             if not self.closed:
                 self.doomed.append(held)
                 self.cond.notify_all()
@@ -527,7 +544,7 @@ class _Warm:
         for held in self.ready + self.doomed:
             held.container.held_child.close()
             held.drop_mount_ns()
-        self.ready, self.doomed = [], []
+        self.ready, self.doomed, self.taken = [], [], {}
         _POOLS.discard(self)
 
 
