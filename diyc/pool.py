@@ -403,9 +403,13 @@ class _Warm:
             from .security import capability_masks
             caps = ctr.record["spec"]["process"].get("capabilities")
             self.bounding = capability_masks(caps)["bounding"] if caps else 0
+        held = HeldContainer(self, ctr)
         with self.cond:
-            self.ready.append(HeldContainer(self, ctr))
-            self.cond.notify_all()
+            if not self.closed:
+                self.ready.append(held)
+                self.cond.notify_all()
+                return
+        held.close()  # closed meanwhile (by a finalizer GC ran in this very thread, say)
 
     def start_refilling(self):
         # Several: a removal waits in the kernel (rmdir of cgroups and of
