@@ -199,7 +199,7 @@ class HeldContainer:
         self.container = container
         self._child = container.held_child
         self.pid = container.pid
-        self._state = "held"  # -> started -> ended -> closed
+        self._state = "held"  # -> started -> ended -> closed (dead: died while held)
         # Its mount namespace, held open by us: when its process ends, the
         # kernel then has no mounts to take down (an RCU grace period, ms)
         # before waitpid returns; closing this, off the caller's path,
@@ -279,13 +279,28 @@ class HeldContainer:
         """Kill it if it was not waited for, and have it removed (idempotent)."""
         if self._state == "closed" or not self._warm.is_ours():
             return
-        if self._state in ("held", "started"):
+        if self._state in ("held", "started", "dead"):
             from .record import kill_and_reap
             self._child.close()
-            kill_and_reap(self.pid)
+            if self._state != "dead":  # (reaped: its pid may be another's by now)
+                kill_and_reap(self.pid)
             self._warm.remove_later(self)
         self._child.close()
         self._state = "closed"
+
+    def died_while_held(self):
+        """True if its init is gone before it was started (killed by
+        someone, by the OOM killer): it is reaped then, and only to be
+        removed."""
+        if self._state != "held":
+            return False
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid = self.pid
+        if pid:
+            self._state = "dead"
+        return bool(pid)
 
     def remove(self):
         """The end of its life, as the end of `run --rm` (after its end:
@@ -495,7 +510,10 @@ class _Warm:
                     self.waiting -= 1
             held = self.ready.pop(0)
             self.taken[held] = time.monotonic() + REFILL_DELAY
-            return held
+        if held.died_while_held():  # not the caller's problem: the next one
+            held.close()
+            return self.take(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return held
 
     def remove_later(self, held):
         """Off the caller's path: the thread removes it (or we do, closed)."""

@@ -282,3 +282,20 @@ def test_cleanup_removes_what_a_killed_owner_held(root, run_cli):
     out = run_cli("cleanup", check=True)
     assert out.stdout.count("removed dead container") == 2
     assert container_records(root) == []
+
+
+def test_a_held_container_that_died_is_skipped(pool):
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    for held in list(pool._warm.ready):
+        os.kill(held.pid, signal.SIGKILL)  # as the OOM killer, or a `diyc rm -f`, might
+    r = pool.run(["echo", "from a live one"], capture_output=True)
+    assert (r.returncode, r.stdout) == (0, b"from a live one\n")
+
+
+def test_check_and_init(root):
+    with diyc.Pool("busybox", size=1, root=root, init=True) as p:
+        with pytest.raises(diyc.ContainerError) as e:
+            p.run(["sh", "-c", "echo $$; exit 4"], capture_output=True, check=True)
+        assert e.value.returncode == 4
+        assert int(e.value.stdout) != 1  # /dev/init is PID 1, the command its child
+        assert e.value.cmd == ["/dev/init", "--", "sh", "-c", "echo $$; exit 4"]
