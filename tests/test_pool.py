@@ -299,3 +299,17 @@ def test_check_and_init(root):
         assert e.value.returncode == 4
         assert int(e.value.stdout) != 1  # /dev/init is PID 1, the command its child
         assert e.value.cmd == ["/dev/init", "--", "sh", "-c", "echo $$; exit 4"]
+
+
+def test_security_settings_cross_the_hold(root):
+    """The held init waits as diyc-held: rlimits, no_new_privs, the
+    capability sets and the seccomp filter it hands over still apply."""
+    with diyc.Pool("busybox", size=1, root=root, security_opt=["no-new-privileges"],
+                   ulimits=["nofile=100"], cap_drop=["ALL"], rm_tmpfs_size="16m") as p:
+        r = p.run(["sh", "-c", "ulimit -n; grep -E '^(NoNewPrivs|CapBnd|Seccomp):' /proc/self/status;"
+                   " ls /proc/self/fd"], capture_output=True, text=True)
+        lines = r.stdout.splitlines()
+        assert lines[0] == "100"
+        status = dict(line.split(":\t") for line in lines[1:4])
+        assert status == {"CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
+        assert lines[4:] == ["0", "1", "2", "3"]  # (3: ls's own directory)
