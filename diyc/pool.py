@@ -52,6 +52,7 @@ Threads may share one pool: take() and run() are thread-safe.
 """
 
 import os
+import struct
 import threading
 import time
 import weakref
@@ -171,7 +172,6 @@ class _Process:
     def description(self, stdio_mask, hostname):
         """The bytes of the memfd; HOSTNAME first unless env sets it, as
         at create."""
-        import struct
         env = self.env
         if not any(e.startswith("HOSTNAME=") for e in env):
             env = [f"HOSTNAME={hostname}", *env]
@@ -181,12 +181,7 @@ class _Process:
                           len(self.args), len(env), stdio_mask, 0, *self.caps) + body
 
 
-def _head_struct():
-    import struct
-    return struct.Struct("=8I2Q")  # struct diyc_process (diyc.h)
-
-
-_HEAD = _head_struct()
+_HEAD = struct.Struct("=8I2Q")  # struct diyc_process (diyc.h)
 
 
 class HeldContainer:
@@ -205,6 +200,8 @@ class HeldContainer:
         # before waitpid returns; closing this, off the caller's path,
         # does it (remove()).
         self._mount_ns = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        # signals and waits by pidfd: never another process that got its pid
+        self._pidfd = os.pidfd_open(self.pid)
 
     @property
     def id(self):
@@ -224,13 +221,17 @@ class HeldContainer:
         self._warm.check_owner()
         if self._state != "held":
             raise Conflict(f"pool container {self.id[:12]} was started already")
-        self._state = "started"
         fds, mask = [], 0
         for i, fd in enumerate(stdio):
-            fd = i if fd < 0 else fd
-            if fd >= 0 and _is_open(fd):
-                fds.append(fd)
-                mask |= 1 << i
+            if fd >= 0:
+                os.fstat(fd)  # a closed fd given: EBADF here, not a closed stdio there
+            elif _is_open(i):  # ours (a closed one stays closed, as diyc.run's)
+                fd = i
+            else:
+                continue
+            fds.append(fd)
+            mask |= 1 << i
+        self._state = "started"
         spec = self.container.record["spec"]
         spec["process"]["args"] = process.args
         description = os.memfd_create("diyc-process", os.MFD_CLOEXEC)
@@ -250,13 +251,23 @@ class HeldContainer:
 
     def ends_within(self, timeout):
         """True once its process has ended, False after `timeout` seconds."""
-        from .container_api import pid_exits_within
-        return pid_exits_within(self.pid, timeout)
+        import select
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while not poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1)):
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
     def kill(self, sig=9):
         """Send signal `sig` to its process, if it was started and runs."""
         if self._state == "started":
-            os.kill(self.pid, sig)
+            import signal
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:
+                pass  # ended (not reaped yet): nothing to signal
 
     def wait(self, timeout=None):
         """Wait for its end -> a Result; the container is removed in the
@@ -305,15 +316,19 @@ class HeldContainer:
     def remove(self):
         """The end of its life, as the end of `run --rm` (after its end:
         the pool's thread, or close())."""
-        self.drop_mount_ns()
+        self.drop_fds()
         with self.container.lock():
             if self.container.reload_if_present():
                 self.container.remove_under_lock()
 
-    def drop_mount_ns(self):
-        if self._mount_ns >= 0:
-            os.close(self._mount_ns)
-            self._mount_ns = -1
+    def drop_fds(self):
+        """Our fds on it: its channel, its mount namespace (closing the
+        last reference unmounts its tree), its pidfd (idempotent)."""
+        self._child.close()
+        for name in ("_mount_ns", "_pidfd"):
+            if getattr(self, name) >= 0:
+                os.close(getattr(self, name))
+                setattr(self, name, -1)
 
     def __enter__(self):
         return self
@@ -563,9 +578,8 @@ class _Warm:
         inits are the parent's), touch nothing else."""
         self.cond = threading.Condition()  # another thread may have held the old one
         self.closed = True
-        for held in self.ready + self.doomed:
-            held.container.held_child.close()
-            held.drop_mount_ns()
+        for held in self.ready + self.doomed + list(self.taken):
+            held.drop_fds()
         self.ready, self.doomed, self.taken = [], [], {}
         _POOLS.discard(self)
 

@@ -313,3 +313,15 @@ def test_security_settings_cross_the_hold(root):
         status = dict(line.split(":\t") for line in lines[1:4])
         assert status == {"CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
         assert lines[4:] == ["0", "1", "2", "3"]  # (3: ls's own directory)
+
+
+def test_a_closed_fd_given_as_stdio_is_refused(pool):
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pool.take() as held:
+        with pytest.raises(OSError) as e:
+            held.start(["true"], stdio=(None, w, None))
+        assert e.value.errno == 9  # EBADF
+        held.start(["true"])  # still held: the refused start took nothing
+        assert held.wait().returncode == 0
