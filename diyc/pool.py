@@ -12,10 +12,13 @@ _native/pooled.c) until pool.run() hands it the process: arguments,
 environment, working directory, user and the fds that become stdin,
 stdout and stderr, in one PROCESS message on the init's channel; from
 there the start ends as any other (capabilities, identity, workdir,
-seccomp, execve).  A call pays that end, the program, and waitpid: the
-container's removal (cgroup rmdir, its writable layer, its record) happens
-afterwards in the pool's background thread, which also starts the next
-container.  Each container runs one process, once: nothing carries from
+seccomp, execve), in diyc-held: while it waits, the init has exec'd that
+small static program (_native/held.c), so the execve of the run tears down
+next to nothing, not a copy of the caller's process.  A call pays that
+end, the program, and waitpid: the container's removal (its mount
+namespace, cgroup, writable layer, record) happens afterwards in the
+pool's background threads, which also start the next container (once the
+run has ended, so as not to hold the GIL during it).  Each container runs one process, once: nothing carries from
 one run to the next.
 
 pool.run() validates what it can before taking a container (the command,
@@ -271,7 +274,7 @@ class HeldContainer:
 
     def wait(self, timeout=None):
         """Wait for its end -> a Result; the container is removed in the
-        pool's background thread.  timeout: seconds, then
+        pool's background threads.  timeout: seconds, then
         diyc.ContainerTimeout (it runs on)."""
         from .record import exit_code_of, waitpid
         if self._state != "started":
@@ -348,7 +351,7 @@ def _is_open(fd):
 
 class _Warm:
     """A pool's state, shared by its Pool, its HeldContainers and its
-    background thread (which must not keep the Pool alive: its finalizer
+    background threads (which must not keep the Pool alive: its finalizer
     closes this).  Under `cond`: ready (held containers not taken),
     doomed (HeldContainers to remove), creating (starts in flight), error
     (a refill's failure, for the next take), closed."""
