@@ -350,14 +350,15 @@ int diyc_wait_held(struct diyc_child *child, struct diyc_error *err)
 }
 
 /* The release of a pooled init: its description (a memfd) and stdio fds.
- * EPIPE is no error: the init died first, and its reason is waiting on
- * the channel for diyc_wait_exec. */
+ * 1: sent; 0: the init was gone already (EPIPE - its end is closed: our
+ * message and fds went nowhere; diyc_wait_exec says how it ended). */
 int diyc_send_process(struct diyc_child *child, const int *fds, int n, struct diyc_error *err)
 {
 	if (child->channel < 0)
 		return diyc_fail(err, "process", EBADF, NULL);
-	if (diyc_msg_send(child->channel, DIYC_MSG_PROCESS, 0, NULL, 0, fds, n) < 0 &&
-	    errno != EPIPE && errno != ECONNRESET)
-		return diyc_fail(err, "process", errno, NULL);
-	return 0;
+	if (diyc_msg_send(child->channel, DIYC_MSG_PROCESS, 0, NULL, 0, fds, n) == 0)
+		return 1;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return 0;
+	return diyc_fail(err, "process", errno, NULL);
 }

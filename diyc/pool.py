@@ -61,7 +61,7 @@ import time
 import weakref
 
 from . import config
-from .errors import Conflict, DiycError, InvalidArgument
+from .errors import Conflict, DiycError, InitError, InvalidArgument
 from .result import Result
 
 # Run options a pool cannot take: its containers are removed after their
@@ -119,8 +119,16 @@ class Pool:
         process = self._warm.describe(cmd, env, cwd, user)
         plumbing = Plumbing(stdin, stdout, stderr, capture_output, input, text, encoding, errors)
         try:
-            with self.take() as held:
-                result = _run_held(held, process, plumbing, timeout)
+            for attempt in range(self._warm.size + 1):
+                try:
+                    with self.take() as held:
+                        result = _run_held(held, process, plumbing, timeout)
+                    break
+                except InitError as e:
+                    # gone before it read the process (killed while held): not
+                    # the process's failure - the next container runs it
+                    if e.step != "release" or attempt == self._warm.size:
+                        raise
         finally:
             plumbing.close()
         if check:
@@ -147,10 +155,8 @@ class Pool:
 def _run_held(held, process, plumbing, timeout):
     """Release `held` with `process` and plumbing's fds, feed and drain the
     pipes, wait: -> Result.  (The caller's `with` removes what did not end.)"""
-    try:
-        held.release(process, plumbing.child_stdio())
-    finally:
-        plumbing.started()
+    held.release(process, plumbing.child_stdio())
+    plumbing.started()  # (not before: a retry hands the same fds to another)
     deadline = None if timeout is None else time.monotonic() + timeout
     out, err, timed_out = plumbing.communicate(deadline)
     if not timed_out:
@@ -242,10 +248,10 @@ class HeldContainer:
             data = memoryview(process.description(mask, spec.get("hostname", "")))
             while data:
                 data = data[os.write(description, data):]
-            self._child.send_process(description, fds)
+            delivered = self._child.send_process(description, fds)
         finally:
             os.close(description)
-        error = exec_error(self._child, reap=False)
+        error = exec_error(self._child, reap=False, released=delivered)
         if error:
             kill_and_reap(self.pid)
             self._state = "ended"

@@ -325,3 +325,26 @@ def test_a_closed_fd_given_as_stdio_is_refused(pool):
         assert e.value.errno == 9  # EBADF
         held.start(["true"])  # still held: the refused start took nothing
         assert held.wait().returncode == 0
+
+
+def test_a_held_container_killed_during_the_take_is_replaced(pool):
+    """Killed after the take, before its release: gone with the process
+    unread (ECONNRESET), so pool.run hands the same process and pipes to
+    the next container."""
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    take = pool._warm.take
+
+    def take_and_kill(timeout=None):
+        held = take(timeout)
+        if not getattr(take_and_kill, "done", False):
+            take_and_kill.done = True
+            os.kill(held.pid, signal.SIGKILL)
+            os.waitid(os.P_PID, held.pid, os.WEXITED | os.WNOWAIT)
+        return held
+    pool._warm.take = take_and_kill
+    try:
+        r = pool.run(["cat"], input=b"to the second one", capture_output=True)
+    finally:
+        pool._warm.take = take
+    assert take_and_kill.done
+    assert (r.returncode, r.stdout) == (0, b"to the second one")
