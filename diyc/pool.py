@@ -45,9 +45,9 @@ yours when you no longer need them).  take(timeout=) waits for a warm
 container (diyc.DiycError when none came in time); what a refill failed
 with (a full disk, the image removed) is raised by the next take().
 
-Closing: `with` (or close()) kills and removes every container the pool
-holds, waits for the background removals and for taken containers' ends
-to be removed.  A pool that is garbage-collected, or still open at
+Closing: `with` (or close()) kills and removes every container of the
+pool - held, or taken and not ended yet (its taker's wait() then raises
+Conflict) - and finishes the removals in flight.  A pool that is garbage-collected, or still open at
 interpreter exit, is closed the same way (weakref.finalize).  If the
 process forks, the child's copy of the pool is closed without touching
 the containers (they are the parent's): using it there raises DiycError.
@@ -211,6 +211,7 @@ class HeldContainer:
         self._mount_ns = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         # signals and waits by pidfd: never another process that got its pid
         self._pidfd = os.pidfd_open(self.pid)
+        self._closing = threading.Lock()
 
     @property
     def id(self):
@@ -226,7 +227,7 @@ class HeldContainer:
 
     def release(self, process, stdio):
         """start(), for a described process; stdio: fds, -1 for ours."""
-        from .record import exec_error, kill_and_reap
+        from .record import exec_error, waitpid
         self._warm.check_owner()
         if self._state != "held":
             raise Conflict(f"pool container {self.id[:12]} was started already")
@@ -253,7 +254,8 @@ class HeldContainer:
             os.close(description)
         error = exec_error(self._child, reap=False, released=delivered)
         if error:
-            kill_and_reap(self.pid)
+            self.kill(9, force=True)
+            waitpid(self.pid)
             self._state = "ended"
             self._warm.remove_later(self)
             raise error
@@ -269,9 +271,10 @@ class HeldContainer:
                 return False
         return True
 
-    def kill(self, sig=9):
-        """Send signal `sig` to its process, if it was started and runs."""
-        if self._state == "started":
+    def kill(self, sig=9, force=False):
+        """Send signal `sig` to its process, if it was started and runs
+        (force: held too)."""
+        if (self._state == "started" or force) and self._pidfd >= 0:
             import signal
             try:
                 signal.pidfd_send_signal(self._pidfd, sig)
@@ -296,17 +299,20 @@ class HeldContainer:
         return Result(exit_code_of(status), oom_killed=oom, container_id=self.id, args=args)
 
     def close(self):
-        """Kill it if it was not waited for, and have it removed (idempotent)."""
-        if self._state == "closed" or not self._warm.is_ours():
-            return
-        if self._state in ("held", "started", "dead"):
-            from .record import kill_and_reap
+        """Kill it if it was not waited for, and have it removed (idempotent;
+        the pool's close() may race its taker's)."""
+        with self._closing:
+            if self._state == "closed" or not self._warm.is_ours():
+                return
+            if self._state in ("held", "started", "dead"):
+                from .record import waitpid
+                self._child.close()
+                if self._state != "dead":  # (reaped: its pid may be another's by now)
+                    self.kill(9, force=True)
+                    waitpid(self.pid)
+                self._warm.remove_later(self)
             self._child.close()
-            if self._state != "dead":  # (reaped: its pid may be another's by now)
-                kill_and_reap(self.pid)
-            self._warm.remove_later(self)
-        self._child.close()
-        self._state = "closed"
+            self._state = "closed"
 
     def died_while_held(self):
         """True if its init is gone before it was started (killed by
@@ -565,8 +571,9 @@ class _Warm:
         with self.cond:
             ready, self.ready = self.ready, []
             doomed, self.doomed = self.doomed, []
+            taken = list(self.taken)  # taken and not ended: a caller's, killed too
         failures, self.failures = self.failures, []
-        for held in ready:
+        for held in ready + taken:
             _guarded(held.close, failures)
         for held in doomed:
             _guarded(held.remove, failures)

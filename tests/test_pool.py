@@ -348,3 +348,15 @@ def test_a_held_container_killed_during_the_take_is_replaced(pool):
         pool._warm.take = take
     assert take_and_kill.done
     assert (r.returncode, r.stdout) == (0, b"to the second one")
+
+
+def test_close_kills_what_a_caller_took_and_did_not_end(root):
+    p = diyc.Pool("busybox", size=1, root=root)
+    held = p.take()
+    held.start(["sleep", "30"], stdio=(None, None, None))
+    p.close()
+    assert container_records(root) == []
+    assert held.pid not in child_pids()
+    with pytest.raises(diyc.Conflict, match="not running"):
+        held.wait()
+    held.close()  # (idempotent, after the pool's)
