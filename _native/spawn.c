@@ -55,24 +55,6 @@ static void reset_signals(void)
 		signal(sig, SIG_DFL);
 }
 
-/*
- * A pooled init that waits as diyc-held needs nothing of our memory once
- * it has exec'd that, so it shares it until then (CLONE_VM, the calling
- * thread suspended meanwhile: CLONE_VFORK), as posix_spawn's child does:
- * no copy of a service's address space at the clone, no copy-on-write
- * faults in the service after it, no teardown of the copy at the execve
- * (~25% of the CPU a pooled container costs, measured with perf).  The
- * kernel treats such a child as its own: never an OOM victim (in_vfork),
- * its oom_score_adj its own.  It writes only its stack and its own
- * kernel state; not with --userns (it waits for our id maps), OCI hooks
- * (they fork) or a supervisor.
- */
-static int shares_our_memory(const struct diyc_init *init)
-{
-	return init->held_exe_fd >= 0 && !init->userns && !init->n_create_hooks &&
-	       !init->supervisor_argv;
-}
-
 /* The common start of a new process: nothing of the embedding process. */
 static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 {
