@@ -11,6 +11,9 @@ kernel up.
 
     result = await diyc.arun("busybox", "true")  # asyncio (diyc.aio)
 
+    with diyc.Pool("busybox", size=4, memory="64m") as pool:   # warm containers
+        pool.run(["echo", "hi"], capture_output=True)           # (diyc.pool)
+
 help(diyc.run) documents every option; docs/library.md has examples.
 Attributes are imported lazily, so `import diyc` costs next to nothing."""
 
