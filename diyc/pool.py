@@ -204,13 +204,17 @@ class HeldContainer:
         self._child = container.held_child
         self.pid = container.pid
         self._state = "held"  # -> started -> ended -> closed (dead: died while held)
+        # signals and waits by pidfd: never another process that got its pid
+        self._pidfd = os.pidfd_open(self.pid)
         # Its mount namespace, held open by us: when its process ends, the
         # kernel then has no mounts to take down (an RCU grace period, ms)
         # before waitpid returns; closing this, off the caller's path,
         # does it (remove()).
-        self._mount_ns = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        # signals and waits by pidfd: never another process that got its pid
-        self._pidfd = os.pidfd_open(self.pid)
+        try:
+            self._mount_ns = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            os.close(self._pidfd)
+            raise
         self._closing = threading.Lock()
 
     @property
@@ -437,6 +441,7 @@ class _Warm:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
             ctr.start((null, null, null), hold_for_process=True)
+            held = HeldContainer(self, ctr)
         except BaseException:
             if ctr.held_child is not None:
                 ctr.held_child.close()
@@ -448,7 +453,6 @@ class _Warm:
             from .security import capability_masks
             caps = ctr.record["spec"]["process"].get("capabilities")
             self.bounding = capability_masks(caps)["bounding"] if caps else 0
-        held = HeldContainer(self, ctr)
         with self.cond:
             if not self.closed:
                 self.ready.append(held)
