@@ -327,7 +327,8 @@ static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
 	}
 	pid = clone(fn, stack + STACK_SIZE, flags | SIGCHLD, arg);
 	saved = errno;
-	/* Without CLONE_VM the child has its own copy of the stack. */
+	/* Without CLONE_VM the child has its own copy of the stack; with it
+	 * (and CLONE_VFORK) we are back here once the child has exec'd. */
 	munmap(stack, STACK_SIZE);
 	errno = saved;
 	return pid;
