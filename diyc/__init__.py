@@ -11,7 +11,7 @@ kernel up.
 
     result = await diyc.arun("busybox", "true")  # asyncio (diyc.aio)
 
-    with diyc.Pool("busybox", size=4, memory="64m") as pool:   # warm containers
+    with diyc.Pool("busybox", size=4, memory="64m", network="none") as pool:   # warm containers
         pool.run(["echo", "hi"], capture_output=True)           # (diyc.pool)
 
 help(diyc.run) documents every option; docs/library.md has examples.

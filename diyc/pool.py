@@ -1,6 +1,6 @@
 """diyc.Pool: warm containers, for a service that starts many short ones.
 
-    with diyc.Pool("busybox", size=4, memory="64m") as pool:
+    with diyc.Pool("busybox", size=4, memory="64m", network="none") as pool:
         r = pool.run(["sh", "-c", "echo hi"], capture_output=True)
         r.returncode, r.stdout                    # 0, b'hi\\n'
 
@@ -391,7 +391,13 @@ class _Warm:
         self.threads = []
         self.users = {}  # the user as given -> (uid, gid, groups, home)
         _, self.image_config, self.layer_dirs = create_steps.resolve_image(self.root, image)
-        self.env = config.check_text_list(env_list(options.get("env") or []), "env")
+        # the pool's environment over the image's (--env-file's, then env's),
+        # as build_spec makes it at create
+        from .keyvalue_files import env_file_entries
+        env_files = options.get("env_file") or ()
+        self.env = env_file_entries([env_files] if isinstance(env_files, str) else list(env_files),
+                                    os.environ) + \
+            config.check_text_list(env_list(options.get("env") or []), "env")
         _POOLS.add(self)
 
     # -- what to run ----------------------------------------------------------------

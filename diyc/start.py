@@ -191,13 +191,15 @@ def wait_held(child):
 def record_started(ctr, child, hold_before_exec):
     state = ctr.record["state"]
     ctr.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
-                            "pid_start": process_start_time(child.pid), "started": now(),
-                            "restart_count": state.get("restart_count", 0)}
+                           "pid_start": process_start_time(child.pid), "started": now(),
+                           "restart_count": state.get("restart_count", 0)}
+    if "exit_code" in state:  # restarted: how the run before ended (supervisor.first_exit)
+        ctr.record["state"]["last_exit_code"] = state["exit_code"]
     if child.supervisor:
         ctr.pid = None  # the supervisor is its parent, not us
         ctr.supervisor = child.supervisor  # and ours: reaped by wait/remove/stop
         ctr.record["state"].update(supervisor=child.supervisor,
-                                    supervisor_start=process_start_time(child.supervisor))
+                                   supervisor_start=process_start_time(child.supervisor))
     ctr.save()
 
 

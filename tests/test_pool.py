@@ -24,7 +24,7 @@ def root(diyc_root):
 
 @pytest.fixture
 def pool(root):
-    with diyc.Pool("busybox", size=2, root=root) as p:
+    with diyc.Pool("busybox", network="none", size=2, root=root) as p:
         yield p
 
 
@@ -41,7 +41,7 @@ def test_run_returns_a_result(pool):
 
 
 def test_env_cwd_and_user_are_handed_over(root):
-    with diyc.Pool("busybox", size=1, root=root, env={"FROM_POOL": "p", "BOTH": "pool"}) as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, env={"FROM_POOL": "p", "BOTH": "pool"}) as p:
         r = p.run(["sh", "-c", "echo $FROM_POOL $FROM_RUN $BOTH $HOME; pwd; id -u; id -g; id -G"],
                   env={"FROM_RUN": "r", "BOTH": "run"}, cwd="/made/by/the/init", user="nobody",
                   capture_output=True, text=True)
@@ -102,7 +102,7 @@ def test_refused_input_takes_no_container(pool):
 
 
 def test_a_failure_in_the_init_names_its_step(root):
-    with diyc.Pool("busybox", size=1, root=root, read_only=True) as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, read_only=True) as p:
         with pytest.raises(CommandNotFound, match="executable file not found: nosuch") as e:
             p.run(["nosuch"])
         assert e.value.step == "exec" and e.value.exit_code == 127
@@ -114,18 +114,18 @@ def test_a_failure_in_the_init_names_its_step(root):
 
 def test_bad_pool_options_raise_at_once(root):
     with pytest.raises(InvalidArgument, match="memory"):
-        diyc.Pool("busybox", size=1, root=root, memory="1k")
+        diyc.Pool("busybox", network="none", size=1, root=root, memory="1k")
     with pytest.raises(InvalidArgument, match="takes no name"):
-        diyc.Pool("busybox", root=root, name="x")
+        diyc.Pool("busybox", network="none", root=root, name="x")
     with pytest.raises(TypeError, match="diyc.Pool.. got an unexpected keyword argument 'nosuch'"):
-        diyc.Pool("busybox", root=root, nosuch=1)
+        diyc.Pool("busybox", network="none", root=root, nosuch=1)
     with pytest.raises(diyc.ImageNotFound):
-        diyc.Pool("no-such-image", root=root)
+        diyc.Pool("no-such-image", network="none", root=root)
     assert container_records(root) == []
 
 
 def test_limits_apply(root):
-    with diyc.Pool("busybox", size=1, root=root, memory="32m") as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, memory="32m") as p:
         with p.take() as held:
             cgroup = held.container.control_group()
             if cgroup.version == 1:
@@ -187,7 +187,7 @@ def test_a_held_container_keeps_none_of_our_fds(root):
     that kept a pipe's write end would stop its reader from seeing EOF."""
     r, w = os.pipe()
     try:
-        with diyc.Pool("busybox", size=2, root=root):
+        with diyc.Pool("busybox", network="none", size=2, root=root):
             os.close(w)
             w = -1
             assert select.select([r], [], [], 5)[0], "a held container keeps the pipe open"
@@ -199,7 +199,7 @@ def test_a_held_container_keeps_none_of_our_fds(root):
 
 
 def test_close_removes_held_containers(root):
-    p = diyc.Pool("busybox", size=3, root=root)
+    p = diyc.Pool("busybox", network="none", size=3, root=root)
     wait_for(lambda: ready(p) == 3, what="a full pool")
     held = [h.pid for h in p._warm.ready]
     assert len(container_records(root)) == 3
@@ -212,7 +212,7 @@ def test_close_removes_held_containers(root):
 
 
 def test_garbage_collected_pool_is_closed(root):
-    p = diyc.Pool("busybox", size=2, root=root)
+    p = diyc.Pool("busybox", network="none", size=2, root=root)
     wait_for(lambda: ready(p) == 2, what="a full pool")
     del p
     gc.collect()
@@ -253,7 +253,7 @@ def test_a_forked_child_cannot_use_the_pool(pool):
 
 def test_interpreter_exit_closes_an_open_pool(root):
     script = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc, time\n"
-              f"p = diyc.Pool('busybox', size=2, root={root!r})\n"
+              f"p = diyc.Pool('busybox', network='none', size=2, root={root!r})\n"
               "while len(p._warm.ready) < 2: time.sleep(0.01)\n"
               "print(p.run(['echo', 'ran'], capture_output=True).stdout.decode(), end='')\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -263,7 +263,7 @@ def test_interpreter_exit_closes_an_open_pool(root):
 
 def test_cleanup_removes_what_a_killed_owner_held(root, run_cli):
     script = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc, time\n"
-              f"p = diyc.Pool('busybox', size=2, root={root!r})\n"
+              f"p = diyc.Pool('busybox', network='none', size=2, root={root!r})\n"
               "while len(p._warm.ready) < 2: time.sleep(0.01)\n"
               "print('ready', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -293,7 +293,7 @@ def test_a_held_container_that_died_is_skipped(pool):
 
 
 def test_check_and_init(root):
-    with diyc.Pool("busybox", size=1, root=root, init=True) as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, init=True) as p:
         with pytest.raises(diyc.ContainerError) as e:
             p.run(["sh", "-c", "echo $$; exit 4"], capture_output=True, check=True)
         assert e.value.returncode == 4
@@ -304,7 +304,7 @@ def test_check_and_init(root):
 def test_security_settings_cross_the_hold(root):
     """The held init waits as diyc-held: rlimits, no_new_privs, the
     capability sets and the seccomp filter it hands over still apply."""
-    with diyc.Pool("busybox", size=1, root=root, security_opt=["no-new-privileges"],
+    with diyc.Pool("busybox", network="none", size=1, root=root, security_opt=["no-new-privileges"],
                    ulimits=["nofile=100"], cap_drop=["ALL"], rm_tmpfs_size="16m") as p:
         r = p.run(["sh", "-c", "ulimit -n; grep -E '^(NoNewPrivs|CapBnd|Seccomp):' /proc/self/status;"
                    " ls /proc/self/fd"], capture_output=True, text=True)
@@ -351,7 +351,7 @@ def test_a_held_container_killed_during_the_take_is_replaced(pool):
 
 
 def test_close_kills_what_a_caller_took_and_did_not_end(root):
-    p = diyc.Pool("busybox", size=1, root=root)
+    p = diyc.Pool("busybox", network="none", size=1, root=root)
     held = p.take()
     held.start(["sleep", "30"], stdio=(None, None, None))
     p.close()
