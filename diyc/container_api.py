@@ -236,7 +236,7 @@ def attrs(ctr):
     return container(ctr)
 
 
-# -- top and port ------------------------------------------------------------------------
+# -- top ---------------------------------------------------------------------------------
 
 TOP_TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]  # ps -ef's
 
@@ -339,16 +339,3 @@ def _ps_rows(pids, ps_args):
         if len(fields) > column and fields[column] in wanted:
             rows.append(fields)
     return {"Titles": titles, "Processes": rows}
-
-
-def ports(ctr):
-    """Its published ports, as docker-py's Container.ports: {"80/tcp":
-    [{"HostIp": "0.0.0.0", "HostPort": "8080"}]} (empty unless it runs)."""
-    out = {}
-    if ctr.status != "running":
-        return out
-    for p in (ctr.record.get("network_settings") or {}).get("ports") or ():
-        if isinstance(p, dict) and "host_port" in p:
-            out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
-                {"HostIp": p.get("host_ip", "0.0.0.0"), "HostPort": str(p["host_port"])})
-    return out

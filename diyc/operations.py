@@ -9,6 +9,8 @@ event to the journal (events.py).  Whether a container is paused is read
 from its cgroup (ContainerRecord.paused), never stored: a container a kill
 thawed is not paused, whatever was recorded."""
 
+import os
+
 from . import config
 from .errors import Conflict, ContainerNotFound, InvalidArgument
 from .events import container_event
@@ -60,6 +62,16 @@ def unpause(ctr):
 # signals whose default action does not end a process (CHLD, CONT, STOP,
 # TSTP, TTIN, TTOU, URG, WINCH): a terminal's resize leaves a paused container paused
 _NOT_ENDING = frozenset((17, 18, 19, 20, 21, 22, 23, 28))
+
+
+def signal(ctr, pid, sig):
+    """Container.kill's signal to its process 1 (`pid`, alive): thawed
+    first if it must be, then its event."""
+    if sig:
+        thaw_before_signal(ctr, sig)
+    os.kill(pid, sig)
+    if sig:
+        container_event(ctr, "kill", signal=sig)
 
 
 def thaw_before_signal(ctr, sig):
