@@ -48,6 +48,7 @@ import errno
 import os
 
 from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
+from ..events import emit
 from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall
 from .addresses import expand_publish, int_to_ip, ip_to_int, overlaps, parse_subnet
@@ -121,7 +122,6 @@ def create(root, name, subnet=None):
         os.makedirs(leases_dir(root, name), exist_ok=True)
         write_json(record_path(root, name), record)
         register_root(root, rid)
-    from ..events import emit
     emit(root, "network", "create", nid, {"name": name, "type": "bridge"})
     return record
 
@@ -160,7 +160,6 @@ def remove(root, name):
     with root.lock("ports"):
         _apply_firewall(root, only_if_present=True)
     unregister_root(root)
-    from ..events import emit
     emit(root, "network", "destroy", rec["id"], {"name": name, "type": "bridge"})
 
 
