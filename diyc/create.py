@@ -257,7 +257,7 @@ def rootfs_path(root, cdir, o):
     scratch dir, in its own mount namespace: on the empty dir itself, or
     on a dir in the tmpfs it mounts there (--rm-tmpfs-size; the idmapped
     layers of --userns have a scratch dir of their own).  A kept one has
-    its own.  (runtime.Container._prepare_rootfs decides the same at start.)"""
+    its own.  (start.prepare_rootfs decides the same at start.)"""
     if not o.auto_remove:
         return f"{cdir}/merged"
     if o.userns == "auto":

@@ -16,6 +16,7 @@ It depends on nothing above it (runtime, networks, the OCI front end):
 they depend on it.
 """
 
+import errno
 import os
 import time
 
@@ -104,8 +105,11 @@ class ContainerRecord:
             if not pid_alive(state["pid"], state.get("pid_start")):
                 return "dead"  # whoever ran it was killed: nobody recorded the end
         if state["status"] == "created" and state.get("pid"):
-            # held before execve (create/start split): gone means stopped
-            return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
+            # held before execve (create/start split): gone means stopped;
+            # a --rm one (a pool's) is garbage then: nobody will remove it
+            if pid_alive(state["pid"], state.get("pid_start")):
+                return "created"
+            return "dead" if self.record["auto_remove"] else "stopped"
         if state["status"] == "created" and self.record["auto_remove"] and \
                 not pid_alive(state.get("creator"), state.get("creator_start")):
             return "dead"
@@ -239,13 +243,14 @@ def wait_gone(pid, start_time, timeout=10.0):
         time.sleep(0.005)
 
 
-def exec_error(child, reap, pid=None, ready=False):
+def exec_error(child, reap, pid=None, ready=False, released=True):
     """None once `child` (a _native.Child) has reached its program - with
     ready, once it holds before execve - else the exception for what it
     reported.  An init that died without a word (a signal, the OOM killer)
     shows as such; one that dies after its last report (a seccomp KILL of
     execve itself) as a zombie still named INIT_COMM: execve renames it.
     Its fds close a moment before either, so we look until one shows.
+    released=False: our release never reached it (EPIPE).
     reap: we are its parent, its wait status says how it ended.  pid: the
     process that execs, when it is not the child (exec's second clone)."""
     pid = pid or child.pid
@@ -285,4 +290,7 @@ def exec_error(child, reap, pid=None, ready=False):
             how = f"was killed by signal {sig}"
     else:
         how = f"exited with {os.waitstatus_to_exitcode(status)}"
+    if failure[1] or not released:  # ECONNRESET, EPIPE: our release (a pool's process) unread
+        return init_error("release", failure[1] or errno.EPIPE,
+                          f"the container's init {how} before its release")
     return init_error("init", 0, f"the container's init {how} before execve")
