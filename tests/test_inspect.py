@@ -187,4 +187,4 @@ def test_network_settings_ports_and_network_inspect(diyc_root):
                 assert attached["Name"] == "inspweb" and attached["IPv4Address"] == f"{srv.ip}/24"
         finally:
             net("network", "rm", "inspnet")
-            net("network", "prune")
+            net("network", "prune", "-f")
