@@ -357,7 +357,7 @@ def test_list_all_and_filters(root):
         assert names(all=True, filters={"id": a.id[:10]}) == ["lst-run"]
         assert names(all=True, filters={"ancestor": "busybox"}) == ["lst-done", "lst-run"]
         with pytest.raises(diyc.InvalidArgument):
-            Container.list(root, filters={"label": "x"})
+            Container.list(root, filters={"nonsense": "x"})
         a.kill(9)
         a.wait()
     assert gone(root)
