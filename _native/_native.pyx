@@ -233,6 +233,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     c.supervisor_argv = arena.strv(init.supervisor_argv) if init.supervisor_argv else NULL
     c.console_recv_fd = init.console_recv_fd
     c.process_on_release = init.process_on_release
+    c.held_exe_fd = init.held_exe_fd
     c.n_join_ns = len(init.join_ns_fds)
     c.join_ns_fds = arena.ints(init.join_ns_fds)
 
@@ -342,7 +343,8 @@ cdef class Child:
     def send_process(self, int description_fd, stdio_fds=()):
         """Release a held pooled init with its process: `description_fd`
         (a memfd holding a struct diyc_process) and the fds that become its
-        stdio (ours still).  wait_exec() then tells how it went."""
+        stdio (ours still).  -> False if the init was gone already (the
+        message went nowhere).  wait_exec() then tells how it went."""
         cdef int fds[4]
         cdef diyc_error err
         cdef int i, n = len(stdio_fds)
@@ -351,8 +353,10 @@ cdef class Child:
         fds[0] = description_fd
         for i in range(n):
             fds[i + 1] = stdio_fds[i]
-        if diyc_send_process(&self.c, fds, n + 1, &err) < 0:
+        cdef int r = diyc_send_process(&self.c, fds, n + 1, &err)
+        if r < 0:
             raise _failure(&err)
+        return r == 1
 
     def wait_exec(self):
         """Block until the child has reached its program; raise what it

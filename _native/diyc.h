@@ -131,6 +131,8 @@ struct diyc_init {
 	int process_on_release; /* a pool's: READY at the release, which is a PROCESS message
 				 * carrying what to run (struct diyc_process); until then the
 				 * init keeps no fd it does not need */
+	int held_exe_fd;        /* ... and it waits as diyc-held (this fd), not as a copy
+				 * of the embedding process (struct diyc_held_state), or -1 */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
 	const char *oom_score_adj;   /* written to /proc/self/oom_score_adj, or NULL */
@@ -170,6 +172,18 @@ struct diyc_process {
 	uint64_t cap_effective, cap_permitted;  /* for the user (unless privileged) */
 };
 #define DIYC_PROCESS_MAX (64u << 20)
+
+/* What a pooled init takes across its execve of diyc-held (a memfd, its
+ * number diyc-held's argv[1]): the fields the end of the start reads,
+ * then n_rlimits struct diyc_rlimit, then the seccomp filter. */
+struct diyc_held_state {
+	uint32_t size;
+	int32_t channel;
+	uint32_t umask;
+	int32_t set_caps, last_cap, no_new_privs;
+	int32_t seccomp_len, n_rlimits;
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+};
 
 #define DIYC_MSG_PAYLOAD 256
 #define DIYC_MSG_MAX_FDS 64
@@ -236,6 +250,8 @@ struct diyc_child {
 };
 
 /* spawn.c */
+int finish_and_exec(const struct diyc_init *init, struct diyc_error *err);
+_Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err);
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err);
 int diyc_release(struct diyc_child *child, struct diyc_error *err);
 int diyc_id_maps_done(struct diyc_child *child, const int *layer_fds, int n, struct diyc_error *err);
@@ -296,6 +312,8 @@ int set_identity(const struct diyc_init *init, struct diyc_error *err);
 int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err);
 int close_unneeded_fds(const struct diyc_init *init, struct diyc_error *err);
 int receive_process(const struct diyc_init *init, struct diyc_error *err);
+int load_held_state(struct diyc_init *init, int fd, struct diyc_error *err);
+int shares_our_memory(const struct diyc_init *init);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);
 int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
 int find_command(const struct diyc_init *init, char *out, size_t size, struct diyc_error *err);

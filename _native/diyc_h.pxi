@@ -89,6 +89,7 @@ cdef extern from "diyc.h":
         int console_to_parent
         int console_recv_fd
         int process_on_release
+        int held_exe_fd
     struct diyc_hook:
         const char *path
         char *const *argv

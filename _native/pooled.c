@@ -21,6 +21,24 @@
 
 #include "diyc.h"
 
+/*
+ * A pooled init that waits as diyc-held needs nothing of our memory once
+ * it has exec'd that, so it shares it until then (CLONE_VM, the calling
+ * thread suspended meanwhile: CLONE_VFORK), as posix_spawn's child does:
+ * no copy of a service's address space at the clone, no copy-on-write
+ * faults in the service after it, no teardown of the copy at the execve
+ * (~25% of the CPU a pooled container costs, measured with perf).  The
+ * kernel treats such a child as its own: never an OOM victim (in_vfork),
+ * its oom_score_adj its own.  It writes only its stack and its own
+ * kernel state; not with --userns (it waits for our id maps), OCI hooks
+ * (they fork) or a supervisor.
+ */
+int shares_our_memory(const struct diyc_init *init)
+{
+	return init->held_exe_fd >= 0 && !init->userns && !init->n_create_hooks &&
+	       !init->supervisor_argv;
+}
+
 #define MAX_KEPT 128
 
 static int add_kept(int *kept, int n, int fd)
@@ -70,6 +88,7 @@ int close_unneeded_fds(const struct diyc_init *init, struct diyc_error *err)
 	for (int i = 0; i < init->n_reopen; i++)
 		n = add_kept(kept, n, init->reopen_fds[i]);
 	n = add_kept(kept, n, init->join_mnt_fd);
+	n = add_kept(kept, n, init->held_exe_fd);
 	if (n >= MAX_KEPT)
 		return diyc_fail(err, "close_fds", EMFILE, "too many fds to keep");
 	for (int i = 0; i < n; i++) {
@@ -170,6 +189,115 @@ static int take_stdio(struct diyc_init *init, unsigned int mask, const int *fds,
 	return 0;
 }
 
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t r = write(fd, p, len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= r;
+	}
+	return 0;
+}
+
+/* n >= 0 in decimal, into out (16 bytes): no stdio in the child. */
+static void decimal(char *out, int n)
+{
+	char rev[16];
+	int k = 0, i = 0;
+
+	do
+		rev[k++] = '0' + n % 10;
+	while ((n /= 10) && k < 15);
+	while (k > 0)
+		out[i++] = rev[--k];
+	out[i] = '\0';
+}
+
+/*
+ * A copy of the embedding process - a Python service of tens or hundreds
+ * of MB - pays for that size at execve, which tears the copy down: ~3 ms
+ * for 50 MB here, on the critical path of a pool's run.  So a pooled init
+ * sheds it while it waits: it execs diyc-held (a small static program of
+ * this same code, opened by the parent before the clone), handing over
+ * what the end of the start needs in a memfd; diyc-held then says READY.
+ */
+static int become_held(const struct diyc_init *init, struct diyc_error *err)
+{
+	struct diyc_held_state st = {
+		.size = sizeof(st) + init->n_rlimits * sizeof(struct diyc_rlimit) +
+			init->seccomp_len * 8,
+		.channel = init->channel, .umask = init->umask, .set_caps = init->set_caps,
+		.last_cap = init->last_cap, .no_new_privs = init->no_new_privs,
+		.seccomp_len = init->seccomp_len, .n_rlimits = init->n_rlimits,
+		.cap_bounding = init->cap_bounding, .cap_effective = init->cap_effective,
+		.cap_permitted = init->cap_permitted, .cap_inheritable = init->cap_inheritable,
+		.cap_ambient = init->cap_ambient,
+	};
+	char fd_arg[16], *argv[] = { DIYC_INIT_COMM, fd_arg, NULL }, *envp[] = { NULL };
+	int fd = syscall(SYS_memfd_create, "diyc-held", 0);  /* (inherited by diyc-held) */
+
+	if (fd < 0)
+		return diyc_fail(err, "held_state", errno, NULL);
+	if (write_all(fd, &st, sizeof(st)) < 0 ||
+	    write_all(fd, init->rlimits, init->n_rlimits * sizeof(struct diyc_rlimit)) < 0 ||
+	    write_all(fd, init->seccomp_filter, init->seccomp_len * 8) < 0)
+		return diyc_fail(err, "held_state", errno, NULL);
+	if (fcntl(init->channel, F_SETFD, 0) < 0)
+		return diyc_fail(err, "held_state", errno, NULL);
+	decimal(fd_arg, fd);
+	syscall(SYS_execveat, init->held_exe_fd, "", argv, envp, AT_EMPTY_PATH);
+	return diyc_fail(err, "exec_held", errno, NULL);
+}
+
+/* diyc-held's side: the state into a fresh struct (the rest zero: no
+ * fds, no hooks, nothing the pool does not use). */
+int load_held_state(struct diyc_init *init, int fd, struct diyc_error *err)
+{
+	struct diyc_held_state *st;
+	struct stat sb;
+	char *base;
+
+	if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)sizeof(*st) || sb.st_size > DIYC_PROCESS_MAX)
+		return diyc_fail(err, "held_state", EPROTO, NULL);
+	base = mmap(NULL, sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (base == MAP_FAILED)
+		return diyc_fail(err, "held_state", errno, NULL);
+	st = (struct diyc_held_state *)base;
+	if (st->size != sb.st_size || st->n_rlimits < 0 || st->seccomp_len < 0 ||
+	    sizeof(*st) + (size_t)st->n_rlimits * sizeof(struct diyc_rlimit) +
+	    (size_t)st->seccomp_len * 8 != st->size)
+		return diyc_fail(err, "held_state", EPROTO, NULL);
+	init->channel = st->channel;
+	init->umask = st->umask;
+	init->set_caps = st->set_caps;
+	init->last_cap = st->last_cap;
+	init->no_new_privs = st->no_new_privs;
+	init->cap_bounding = st->cap_bounding;
+	init->cap_effective = st->cap_effective;
+	init->cap_permitted = st->cap_permitted;
+	init->cap_inheritable = st->cap_inheritable;
+	init->cap_ambient = st->cap_ambient;
+	init->n_rlimits = st->n_rlimits;
+	init->rlimits = (struct diyc_rlimit *)(base + sizeof(*st));
+	init->seccomp_len = st->seccomp_len;
+	init->seccomp_filter = st->seccomp_len ? base + sizeof(*st) +
+			       st->n_rlimits * sizeof(struct diyc_rlimit) : NULL;
+	init->process_on_release = 1;
+	init->held_exe_fd = init->parent_channel = init->join_mnt_fd = -1;
+	init->start_fifo_fd = init->report_fifo_fd = -1;
+	init->console_fd = init->console_recv_fd = -1;
+	for (int i = 0; i < 3; i++)
+		init->stdio[i] = -1;
+	return 0;
+}
+
 /*
  * READY, then the PROCESS message; its description goes into the init,
  * its fds become stdio, and the workdir is made if missing (as at create,
@@ -181,6 +309,8 @@ int receive_process(const struct diyc_init *init, struct diyc_error *err)
 	struct diyc_msg m;
 	int mask, r;
 
+	if (init->held_exe_fd >= 0)
+		return become_held(init, err);
 	if (diyc_msg_send(init->channel, DIYC_MSG_READY, 0, NULL, 0, NULL, 0) < 0)
 		_exit(125);
 	r = diyc_msg_recv(init->channel, &m);
@@ -238,14 +368,15 @@ int diyc_wait_held(struct diyc_child *child, struct diyc_error *err)
 }
 
 /* The release of a pooled init: its description (a memfd) and stdio fds.
- * EPIPE is no error: the init died first, and its reason is waiting on
- * the channel for diyc_wait_exec. */
+ * 1: sent; 0: the init was gone already (EPIPE - its end is closed: our
+ * message and fds went nowhere; diyc_wait_exec says how it ended). */
 int diyc_send_process(struct diyc_child *child, const int *fds, int n, struct diyc_error *err)
 {
 	if (child->channel < 0)
 		return diyc_fail(err, "process", EBADF, NULL);
-	if (diyc_msg_send(child->channel, DIYC_MSG_PROCESS, 0, NULL, 0, fds, n) < 0 &&
-	    errno != EPIPE && errno != ECONNRESET)
-		return diyc_fail(err, "process", errno, NULL);
-	return 0;
+	if (diyc_msg_send(child->channel, DIYC_MSG_PROCESS, 0, NULL, 0, fds, n) == 0)
+		return 1;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return 0;
+	return diyc_fail(err, "process", errno, NULL);
 }

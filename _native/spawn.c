@@ -63,8 +63,11 @@ static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 	umask(0);
 	/* Until execve we are a copy of the runtime: not dumpable, so nothing in
 	 * the container can open our /proc/PID/exe (the CVE-2019-5736 lesson).
-	 * execve of the container's binary makes the process dumpable again. */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+	 * execve of the container's binary makes the process dumpable again.
+	 * (Dumpable belongs to the memory: sharing ours, the pooled init
+	 * leaves it to diyc-held, its first act; nothing runs in the
+	 * container before.) */
+	if (!shares_our_memory(init) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return diyc_fail(err, "set_dumpable", errno, NULL);
 	/* A name only we use until execve replaces it: a process found dead
 	 * under this name died before its program ran (init_died_before_exec). */
@@ -127,7 +130,7 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  * no_new_privs the filter needs CAP_SYS_ADMIN: see seccomp_extra_caps() for
  * why holding it until execve gives the program nothing.
  */
-static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
+int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
 	uint64_t extra;
 	int filter_first;
@@ -242,7 +245,7 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 	return finish_and_exec(init, err);
 }
 
-static _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
+_Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
 {
 	diyc_send_error(reporting_fd(init), err);
 	if (strcmp(err->step, "exec") == 0)
@@ -324,7 +327,8 @@ static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
 	}
 	pid = clone(fn, stack + STACK_SIZE, flags | SIGCHLD, arg);
 	saved = errno;
-	/* Without CLONE_VM the child has its own copy of the stack. */
+	/* Without CLONE_VM the child has its own copy of the stack; with it
+	 * (and CLONE_VFORK) we are back here once the child has exec'd. */
 	munmap(stack, STACK_SIZE);
 	errno = saved;
 	return pid;
@@ -332,7 +336,9 @@ static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
 
 static pid_t clone_init(struct diyc_init *init)
 {
-	return clone_on_stack(container_init, init->clone_flags, init);
+	int flags = init->clone_flags | (shares_our_memory(init) ? CLONE_VM | CLONE_VFORK : 0);
+
+	return clone_on_stack(container_init, flags, init);
 }
 
 /* The master end of a container's pty, sent by setup_console(); the fd is
@@ -620,9 +626,10 @@ int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
 	}
 	r = r < 0 ? errno : 0;
 	close_channel(child);
-	if (r)
+	/* ECONNRESET: it died with our message unread - before its release */
+	if (r && r != ECONNRESET)
 		return diyc_fail(err, "wait_exec", r, NULL);
 	if (exec_next)
 		return 0;
-	return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
+	return diyc_fail(err, DIYC_INIT_DIED, r, NULL);
 }

@@ -33,7 +33,7 @@ def _percentiles(benchmark):
 @pytest.fixture
 def pool(bench_dir):
     root = str(bench_dir / "diyc-root")
-    diyc.run("busybox", ["/bin/true"], root=root)  # creates the image, untimed
+    diyc.run("busybox", ["/bin/true"], network="none", root=root)  # creates the image, untimed
     with diyc.Pool("busybox", size=4, network="none", root=root) as p:
         yield p
 

@@ -78,6 +78,7 @@ class InitDescription:
 
     # -- a pool's container: held at the release, its process comes with it
     process_on_release: bool = False  # (pooled.c; diyc/pool.py)
+    held_exe_fd: int = -1           # ... waiting as diyc-held (this fd), not as our copy
 
     # -- exec into a running container
     join_ns_fds: tuple = ()         # namespaces to setns() into, in order

@@ -1,6 +1,6 @@
 """diyc.Pool: warm containers, for a service that starts many short ones.
 
-    with diyc.Pool("busybox", size=4, memory="64m") as pool:
+    with diyc.Pool("busybox", size=4, memory="64m", network="none") as pool:
         r = pool.run(["sh", "-c", "echo hi"], capture_output=True)
         r.returncode, r.stdout                    # 0, b'hi\\n'
 
@@ -12,10 +12,13 @@ _native/pooled.c) until pool.run() hands it the process: arguments,
 environment, working directory, user and the fds that become stdin,
 stdout and stderr, in one PROCESS message on the init's channel; from
 there the start ends as any other (capabilities, identity, workdir,
-seccomp, execve).  A call pays that end, the program, and waitpid: the
-container's removal (cgroup rmdir, its writable layer, its record) happens
-afterwards in the pool's background thread, which also starts the next
-container.  Each container runs one process, once: nothing carries from
+seccomp, execve), in diyc-held: while it waits, the init has exec'd that
+small static program (_native/held.c), so the execve of the run tears down
+next to nothing, not a copy of the caller's process.  A call pays that
+end, the program, and waitpid: the container's removal (its mount
+namespace, cgroup, writable layer, record) happens afterwards in the
+pool's background threads, which also start the next container (once the
+run has ended, so as not to hold the GIL during it).  Each container runs one process, once: nothing carries from
 one run to the next.
 
 pool.run() validates what it can before taking a container (the command,
@@ -42,9 +45,9 @@ yours when you no longer need them).  take(timeout=) waits for a warm
 container (diyc.DiycError when none came in time); what a refill failed
 with (a full disk, the image removed) is raised by the next take().
 
-Closing: `with` (or close()) kills and removes every container the pool
-holds, waits for the background removals and for taken containers' ends
-to be removed.  A pool that is garbage-collected, or still open at
+Closing: `with` (or close()) kills and removes every container of the
+pool - held, or taken and not ended yet (its taker's wait() then raises
+Conflict) - and finishes the removals in flight.  A pool that is garbage-collected, or still open at
 interpreter exit, is closed the same way (weakref.finalize).  If the
 process forks, the child's copy of the pool is closed without touching
 the containers (they are the parent's): using it there raises DiycError.
@@ -52,11 +55,13 @@ Threads may share one pool: take() and run() are thread-safe.
 """
 
 import os
+import struct
 import threading
+import time
 import weakref
 
 from . import config
-from .errors import Conflict, DiycError, InvalidArgument
+from .errors import Conflict, DiycError, InitError, InvalidArgument
 from .result import Result
 
 # Run options a pool cannot take: its containers are removed after their
@@ -64,6 +69,8 @@ from .result import Result
 REFUSED_OPTIONS = ("name", "auto_remove", "restart", "tty", "log_opts")
 _HELD_COMMAND = ["diyc-pool-held"]  # the record's args until the real ones come
 
+WORKERS = 3  # background threads per pool: refills and removals
+REFILL_DELAY = 0.05  # s: a taken container's replacement starts at the latest then
 _POOLS = set()  # the live pools of this process (fork: their copies are closed in the child)
 
 
@@ -112,8 +119,16 @@ class Pool:
         process = self._warm.describe(cmd, env, cwd, user)
         plumbing = Plumbing(stdin, stdout, stderr, capture_output, input, text, encoding, errors)
         try:
-            with self.take() as held:
-                result = _run_held(held, process, plumbing, timeout)
+            for attempt in range(self._warm.size + 1):
+                try:
+                    with self.take() as held:
+                        result = _run_held(held, process, plumbing, timeout)
+                    break
+                except InitError as e:
+                    # gone before it read the process (killed while held): not
+                    # the process's failure - the next container runs it
+                    if e.step != "release" or attempt == self._warm.size:
+                        raise
         finally:
             plumbing.close()
         if check:
@@ -140,11 +155,8 @@ class Pool:
 def _run_held(held, process, plumbing, timeout):
     """Release `held` with `process` and plumbing's fds, feed and drain the
     pipes, wait: -> Result.  (The caller's `with` removes what did not end.)"""
-    import time
-    try:
-        held.release(process, plumbing.child_stdio())
-    finally:
-        plumbing.started()
+    held.release(process, plumbing.child_stdio())
+    plumbing.started()  # (not before: a retry hands the same fds to another)
     deadline = None if timeout is None else time.monotonic() + timeout
     out, err, timed_out = plumbing.communicate(deadline)
     if not timed_out:
@@ -169,7 +181,6 @@ class _Process:
     def description(self, stdio_mask, hostname):
         """The bytes of the memfd; HOSTNAME first unless env sets it, as
         at create."""
-        import struct
         env = self.env
         if not any(e.startswith("HOSTNAME=") for e in env):
             env = [f"HOSTNAME={hostname}", *env]
@@ -179,12 +190,7 @@ class _Process:
                           len(self.args), len(env), stdio_mask, 0, *self.caps) + body
 
 
-def _head_struct():
-    import struct
-    return struct.Struct("=8I2Q")  # struct diyc_process (diyc.h)
-
-
-_HEAD = _head_struct()
+_HEAD = struct.Struct("=8I2Q")  # struct diyc_process (diyc.h)
 
 
 class HeldContainer:
@@ -197,12 +203,19 @@ class HeldContainer:
         self.container = container
         self._child = container.held_child
         self.pid = container.pid
-        self._state = "held"  # -> started -> ended -> closed
+        self._state = "held"  # -> started -> ended -> closed (dead: died while held)
+        # signals and waits by pidfd: never another process that got its pid
+        self._pidfd = os.pidfd_open(self.pid)
         # Its mount namespace, held open by us: when its process ends, the
         # kernel then has no mounts to take down (an RCU grace period, ms)
         # before waitpid returns; closing this, off the caller's path,
         # does it (remove()).
-        self._mount_ns = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._mount_ns = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            os.close(self._pidfd)
+            raise
+        self._closing = threading.Lock()
 
     @property
     def id(self):
@@ -218,17 +231,21 @@ class HeldContainer:
 
     def release(self, process, stdio):
         """start(), for a described process; stdio: fds, -1 for ours."""
-        from .record import exec_error, kill_and_reap
+        from .record import exec_error, waitpid
         self._warm.check_owner()
         if self._state != "held":
             raise Conflict(f"pool container {self.id[:12]} was started already")
-        self._state = "started"
         fds, mask = [], 0
         for i, fd in enumerate(stdio):
-            fd = i if fd < 0 else fd
-            if fd >= 0 and _is_open(fd):
-                fds.append(fd)
-                mask |= 1 << i
+            if fd >= 0:
+                os.fstat(fd)  # a closed fd given: EBADF here, not a closed stdio there
+            elif _is_open(i):  # ours (a closed one stays closed, as diyc.run's)
+                fd = i
+            else:
+                continue
+            fds.append(fd)
+            mask |= 1 << i
+        self._state = "started"
         spec = self.container.record["spec"]
         spec["process"]["args"] = process.args
         description = os.memfd_create("diyc-process", os.MFD_CLOEXEC)
@@ -236,29 +253,41 @@ class HeldContainer:
             data = memoryview(process.description(mask, spec.get("hostname", "")))
             while data:
                 data = data[os.write(description, data):]
-            self._child.send_process(description, fds)
+            delivered = self._child.send_process(description, fds)
         finally:
             os.close(description)
-        error = exec_error(self._child, reap=False)
+        error = exec_error(self._child, reap=False, released=delivered)
         if error:
-            kill_and_reap(self.pid)
+            self.kill(9, force=True)
+            waitpid(self.pid)
             self._state = "ended"
             self._warm.remove_later(self)
             raise error
 
     def ends_within(self, timeout):
         """True once its process has ended, False after `timeout` seconds."""
-        from .container_api import pid_exits_within
-        return pid_exits_within(self.pid, timeout)
+        import select
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while not poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1)):
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
-    def kill(self, sig=9):
-        """Send signal `sig` to its process, if it was started and runs."""
-        if self._state == "started":
-            os.kill(self.pid, sig)
+    def kill(self, sig=9, force=False):
+        """Send signal `sig` to its process, if it was started and runs
+        (force: held too)."""
+        if (self._state == "started" or force) and self._pidfd >= 0:
+            import signal
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:
+                pass  # ended (not reaped yet): nothing to signal
 
     def wait(self, timeout=None):
         """Wait for its end -> a Result; the container is removed in the
-        pool's background thread.  timeout: seconds, then
+        pool's background threads.  timeout: seconds, then
         diyc.ContainerTimeout (it runs on)."""
         from .record import exit_code_of, waitpid
         if self._state != "started":
@@ -274,29 +303,51 @@ class HeldContainer:
         return Result(exit_code_of(status), oom_killed=oom, container_id=self.id, args=args)
 
     def close(self):
-        """Kill it if it was not waited for, and have it removed (idempotent)."""
-        if self._state == "closed" or not self._warm.is_ours():
-            return
-        if self._state in ("held", "started"):
-            from .record import kill_and_reap
+        """Kill it if it was not waited for, and have it removed (idempotent;
+        the pool's close() may race its taker's)."""
+        with self._closing:
+            if self._state == "closed" or not self._warm.is_ours():
+                return
+            if self._state in ("held", "started", "dead"):
+                from .record import waitpid
+                self._child.close()
+                if self._state != "dead":  # (reaped: its pid may be another's by now)
+                    self.kill(9, force=True)
+                    waitpid(self.pid)
+                self._warm.remove_later(self)
             self._child.close()
-            kill_and_reap(self.pid)
-            self._warm.remove_later(self)
-        self._child.close()
-        self._state = "closed"
+            self._state = "closed"
+
+    def died_while_held(self):
+        """True if its init is gone before it was started (killed by
+        someone, by the OOM killer): it is reaped then, and only to be
+        removed."""
+        if self._state != "held":
+            return False
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid = self.pid
+        if pid:
+            self._state = "dead"
+        return bool(pid)
 
     def remove(self):
         """The end of its life, as the end of `run --rm` (after its end:
         the pool's thread, or close())."""
-        self.drop_mount_ns()
+        self.drop_fds()
         with self.container.lock():
             if self.container.reload_if_present():
                 self.container.remove_under_lock()
 
-    def drop_mount_ns(self):
-        if self._mount_ns >= 0:
-            os.close(self._mount_ns)
-            self._mount_ns = -1
+    def drop_fds(self):
+        """Our fds on it: its channel, its mount namespace (closing the
+        last reference unmounts its tree), its pidfd (idempotent)."""
+        self._child.close()
+        for name in ("_mount_ns", "_pidfd"):
+            if getattr(self, name) >= 0:
+                os.close(getattr(self, name))
+                setattr(self, name, -1)
 
     def __enter__(self):
         return self
@@ -316,7 +367,7 @@ def _is_open(fd):
 
 class _Warm:
     """A pool's state, shared by its Pool, its HeldContainers and its
-    background thread (which must not keep the Pool alive: its finalizer
+    background threads (which must not keep the Pool alive: its finalizer
     closes this).  Under `cond`: ready (held containers not taken),
     doomed (HeldContainers to remove), creating (starts in flight), error
     (a refill's failure, for the next take), closed."""
@@ -332,13 +383,21 @@ class _Warm:
         self.cond = threading.Condition()
         self.ready, self.doomed = [], []
         self.creating = 0
+        self.taken = {}  # HeldContainer taken -> when its replacement is due at the latest
+        self.waiting = 0  # callers waiting in take()
         self.error = None
         self.failures = []  # removals that failed in the thread: close() raises the first
         self.closed = False
-        self.thread = None
+        self.threads = []
         self.users = {}  # the user as given -> (uid, gid, groups, home)
         _, self.image_config, self.layer_dirs = create_steps.resolve_image(self.root, image)
-        self.env = config.check_text_list(env_list(options.get("env") or []), "env")
+        # the pool's environment over the image's (--env-file's, then env's),
+        # as build_spec makes it at create
+        from .keyvalue_files import env_file_entries
+        env_files = options.get("env_file") or ()
+        self.env = env_file_entries([env_files] if isinstance(env_files, str) else list(env_files),
+                                    os.environ) + \
+            config.check_text_list(env_list(options.get("env") or []), "env")
         _POOLS.add(self)
 
     # -- what to run ----------------------------------------------------------------
@@ -388,6 +447,7 @@ class _Warm:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
             ctr.start((null, null, null), hold_for_process=True)
+            held = HeldContainer(self, ctr)
         except BaseException:
             if ctr.held_child is not None:
                 ctr.held_child.close()
@@ -400,30 +460,48 @@ class _Warm:
             caps = ctr.record["spec"]["process"].get("capabilities")
             self.bounding = capability_masks(caps)["bounding"] if caps else 0
         with self.cond:
-            self.ready.append(HeldContainer(self, ctr))
-            self.cond.notify_all()
+            if not self.closed:
+                self.ready.append(held)
+                self.cond.notify_all()
+                return
+        held.close()  # closed meanwhile (by a finalizer GC ran in this very thread, say)
 
     def start_refilling(self):
-        self.thread = threading.Thread(target=self.work, name="diyc-pool", daemon=True)
-        self.thread.start()
+        # Several: a removal waits in the kernel (rmdir of cgroups and of
+        # the writable layer waits for RCU and the journal) and a start for
+        # its init's mounts, each without holding the GIL; one thread would
+        # make the next start wait for the last removal.
+        self.threads = [threading.Thread(target=self.work, name=f"diyc-pool-{i}", daemon=True)
+                        for i in range(WORKERS)]
+        for thread in self.threads:
+            thread.start()
 
     def next_job(self):
         """Under cond: "create", a container to remove, or None (closed).
-        An empty pool is refilled first; else removals come first."""
+        An empty pool is refilled first; else removals come first.
+
+        The container a caller has just taken is replaced only once its
+        run has ended, or REFILL_DELAY after the take, or at once when a
+        taker is waiting: a start in the background holds the GIL for
+        milliseconds, which the caller's run would otherwise wait for."""
         while True:
             if self.closed:
                 return None
-            short = self.error is None and len(self.ready) + self.creating < self.size
+            now = time.monotonic()
+            deferred = [t for t in self.taken.values() if t > now]
+            have = len(self.ready) + self.creating
+            short = self.error is None and (have + len(deferred) < self.size or
+                                            have < min(self.waiting, self.size))
             if short and not self.ready:
                 return "create"
             if self.doomed:
                 return self.doomed.pop(0)
             if short:
                 return "create"
-            self.cond.wait()
+            self.cond.wait(min(deferred) - now if deferred else None)
 
     def work(self):
-        """The background thread: refill, remove."""
+        """A background thread: refill, remove."""
         while True:
             with self.cond:
                 job = self.next_job()
@@ -451,7 +529,6 @@ class _Warm:
     # -- taking and giving back -------------------------------------------------------------
 
     def take(self, timeout=None):
-        import time
         self.check_owner()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
@@ -460,19 +537,28 @@ class _Warm:
                     raise DiycError("the pool is closed")
                 if self.error is not None:
                     error, self.error = self.error, None
-                    self.cond.notify_all()  # the thread tries again
+                    self.cond.notify_all()  # the threads try again
                     raise error
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise DiycError(f"no warm container within {timeout} s")
-                self.cond.wait(left)
+                self.waiting += 1
+                self.cond.notify_all()  # (a taker waits: refill now)
+                try:
+                    self.cond.wait(left)
+                finally:
+                    self.waiting -= 1
             held = self.ready.pop(0)
-            self.cond.notify_all()
-            return held
+            self.taken[held] = time.monotonic() + REFILL_DELAY
+        if held.died_while_held():  # not the caller's problem: the next one
+            held.close()
+            return self.take(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return held
 
     def remove_later(self, held):
         """Off the caller's path: the thread removes it (or we do, closed)."""
         with self.cond:
+            self.taken.pop(held, None)
             if not self.closed:
                 self.doomed.append(held)
                 self.cond.notify_all()
@@ -489,13 +575,15 @@ class _Warm:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        if self.thread is not None and self.thread is not threading.current_thread():
-            self.thread.join()
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join()
         with self.cond:
             ready, self.ready = self.ready, []
             doomed, self.doomed = self.doomed, []
+            taken = list(self.taken)  # taken and not ended: a caller's, killed too
         failures, self.failures = self.failures, []
-        for held in ready:
+        for held in ready + taken:
             _guarded(held.close, failures)
         for held in doomed:
             _guarded(held.remove, failures)
@@ -516,10 +604,9 @@ class _Warm:
         inits are the parent's), touch nothing else."""
         self.cond = threading.Condition()  # another thread may have held the old one
         self.closed = True
-        for held in self.ready + self.doomed:
-            held.container.held_child.close()
-            held.drop_mount_ns()
-        self.ready, self.doomed = [], []
+        for held in self.ready + self.doomed + list(self.taken):
+            held.drop_fds()
+        self.ready, self.doomed, self.taken = [], [], {}
         _POOLS.discard(self)
 
 

@@ -37,6 +37,16 @@ def stage(root, container_dir, cid):
     return staged
 
 
+def finish_staged(staged, container_dir, cgroup):
+    """After stage(): the rest, now or after the reply."""
+    if staged is None:  # (a second remover was quicker)
+        remove_cgroup(cgroup)
+    elif staged == container_dir:  # (it could not move: the record goes last, now)
+        finish(staged, cgroup)
+    else:
+        later(lambda: finish(staged, cgroup))
+
+
 def finish(staged, cgroup):
     """The unobservable part: the cgroup, then the staged directory (the
     record last, so a crash in between leaves what cleanup finishes)."""

@@ -29,6 +29,7 @@ from . import _native, cgroups, config, removal
 from . import create as create_steps
 from . import start as steps
 from .errors import Conflict, ContainerNotFound
+from .events import container_event
 from .images.store import ImageStore
 from .result import Result  # (re-exported: diyc.runtime.Result)
 from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
@@ -67,7 +68,7 @@ class Container(ContainerRecord):
                entrypoint: "str | Sequence[str] | None" = None,
                memory: "int | str | None" = None, memory_swap: "int | str | None" = None,
                cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
-               network: "str" = "none", ip: "str | None" = None,
+               network: "str" = "bridge", ip: "str | None" = None,
                publish: "Mapping[str, object] | Sequence[str] | None" = None,
                auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
                cgroup_parent: "str | None" = None, read_only: "bool" = False,
@@ -82,6 +83,15 @@ class Container(ContainerRecord):
                log_opts: "Mapping[str, str] | Sequence[str] | None" = None,
                volumes: "Mapping[str, object] | Sequence[str] | None" = None,
                init: "bool" = False, tty: "bool" = False, userns: "str | None" = None,
+               env_file: "str | Sequence[str] | None" = None,
+               labels: "Mapping[str, str] | Sequence[str] | None" = None,
+               label_file: "str | Sequence[str] | None" = None,
+               extra_hosts: "Mapping[str, str] | Sequence[str] | None" = None,
+               dns: "Sequence[str] | None" = None, dns_search: "Sequence[str] | None" = None,
+               dns_opt: "Sequence[str] | None" = None,
+               mounts: "Sequence[str | Mapping[str, object]] | None" = None,
+               stop_signal: "str | int | None" = None, stop_timeout: "int | None" = None,
+               healthcheck: "Mapping[str, object] | None" = None,
                root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
                ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
@@ -111,8 +121,10 @@ class Container(ContainerRecord):
           memory_swap: memory+swap, or -1 for unlimited swap (--memory-swap).
           cpus: a CPU quota in CPUs, 0.5 or "0.5" (--cpus).
           pids_limit: the most processes at once; -1 unlimited (--pids-limit).
-          network: "none" (default: loopback only), "host", "bridge", a
-              network's name or "container:NAME" (--network).
+          network: "bridge" (the default, as docker's: an address on diyc's
+              default bridge), "none" (loopback only: the fast path, no
+              veth or address to set up), "host", a network's name or
+              "container:NAME" (--network).
           ip: its address on a bridge network (--ip).
           publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
               ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).
@@ -138,23 +150,35 @@ class Container(ContainerRecord):
           log_opts: {"max-size": "1m"} or ["max-size=1m"] (--log-opt).
           volumes: ["SRC:DST[:ro]"] or {"SRC": {"bind": DST, "mode": "ro"}}
               or {"SRC": DST}; SRC a host path or a volume name (-v).
+          mounts: docker's long form, ["type=bind,source=/a,target=/b,readonly"]
+              (types bind, volume, tmpfs) or docker-py's Mount dicts
+              ({"Type", "Source", "Target", "ReadOnly", ...}) (--mount).
+          env_file: files of KEY=VALUE lines, read before env (--env-file).
+          labels: {"k": "v"} or ["k=v"], kept in the record (--label).
+          label_file: files of k=v lines (--label-file).
+          extra_hosts: {"host": "IP"} or ["host:IP"]: /etc/hosts lines; IP
+              "host-gateway" is the host's address on the bridge (--add-host).
+          dns, dns_search, dns_opt: /etc/resolv.conf's nameservers, search
+              domains and options (--dns, --dns-search, --dns-option).
+          stop_signal: what stop() sends first, "SIGINT" or 2; default the
+              image's StopSignal, else SIGTERM (--stop-signal).
+          stop_timeout: seconds stop() waits before SIGKILL; default 10
+              (--stop-timeout).
           init: a tiny init as PID 1: signals forwarded, zombies reaped (--init).
-          tty: give it a terminal (-t).
+          tty: give it a terminal, and TERM=xterm unless TERM is set (-t).
           userns: "auto": a user namespace, its root an unprivileged host
               uid (--userns).
+          healthcheck: docker-py's {"test": ["CMD", ...] | ["CMD-SHELL", CMD] |
+              ["NONE"], "interval": ns, "timeout": ns, "retries": N,
+              "start_period": ns} (durations also as "5s"); over the
+              image's HEALTHCHECK (--health-cmd, ..., --no-healthcheck).
           root: the diyc state directory (--root); default $DIYC_ROOT or
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
         """
-        options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
-                       entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
-                       pids_limit=pids_limit, network=network, ip=ip, publish=publish,
-                       auto_remove=auto_remove, rm_tmpfs_size=rm_tmpfs_size,
-                       cgroup_parent=cgroup_parent, read_only=read_only, privileged=privileged,
-                       cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
-                       ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
-                       devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                       volumes=volumes, init=init, tty=tty, userns=userns, trace=trace)
+        # every keyword but root: Container.create's options (create.CREATE_OPTIONS) and trace
+        options = {key: value for key, value in locals().items()
+                   if key not in ("cls", "image", "command", "root")}
         if isinstance(command, str) or _library_shapes(options):  # (the CLI passes neither)
             from .arguments import command as split_command, normalize
             normalize(options)
@@ -178,6 +202,7 @@ class Container(ContainerRecord):
         root = root if isinstance(root, Root) else Root(root)
         create_steps.validate(root, o)
         image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
+        healthcheck = create_steps.healthcheck(o, image_record)
         cid = os.urandom(32).hex()
         spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
@@ -192,12 +217,15 @@ class Container(ContainerRecord):
             "rm_tmpfs_size": o.scratch_size,  # None: the writable layer is on disk
             "tty": o.tty,
             "restart": o.restart_policy,
+            "healthcheck": healthcheck,
             "log": o.log,
             "network": o.network,
             "network_settings": o.netplan,
+            **o.record_fields,  # labels, stop_signal, stop_timeout
             "userns": ids,
             "cgroup": cgroup_fields(cgroup),
             "spec": spec,
+            "config": create_steps.run_config(image_config, command, o),
             "state": creator_fields(),
         }
         try:
@@ -208,20 +236,23 @@ class Container(ContainerRecord):
                 user_namespaces.release(root, cid, ids)
             raise
         trace.mark("config")
-        return cls(root, record, trace)
+        ctr = cls(root, record, trace)
+        container_event(ctr, "create")
+        return ctr
 
     @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
              filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
-        "id": PREFIX, "ancestor": IMAGE, "exited": CODE}, each a value or a
-        list of values (any of which matches), as docker's."""
-        everything = super().list(root)
+        "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "label": "K[=V]",
+        "network": NAME, "health": "healthy"} (status "paused" included), each a
+        value or a list of values (any of which matches), as docker's."""
         if all and not filters:
-            return everything
-        from .container_api import matches
-        return [c for c in everything if matches(c, all, filters)]
+            return super().list(root)
+        from .container_api import checked_filters, matches
+        filters = checked_filters(filters)
+        return [c for c in super().list(root) if matches(c, all, filters)]
 
     # -- start --------------------------------------------------------------
 
@@ -251,7 +282,8 @@ class Container(ContainerRecord):
             init = steps.describe_init(self, held, stdio, console_fd, preserve_fds)
             if hold_before_exec:
                 steps.make_start_fifos(self, init, held)
-            init.process_on_release = hold_for_process
+            if hold_for_process:
+                steps.hold_for_process(init, held)
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)
@@ -279,6 +311,8 @@ class Container(ContainerRecord):
         finally:
             held.close()
         steps.record_started(self, child, hold_before_exec or hold_for_process)
+        if not (hold_before_exec or hold_for_process):
+            self._started()
         return child.pid
 
     # -- run-time ---------------------------------------------------------------
@@ -316,19 +350,29 @@ class Container(ContainerRecord):
             state.update(status="exited", exit_code=125, error=str(error), finished=now())
             self.save()
             raise error
-        state["status"] = "running"
-        state["started"] = now()
+        state.update(status="running", started=now(), **steps.health_fields(self.record))
         self.save()
+        self._started()
+
+    def _started(self):
+        """After the program is running: its event, and (with a health
+        check) the health monitor, off the start's path."""
+        container_event(self, "start")
+        if self.record.get("healthcheck"):
+            from .health import spawn_monitor
+            spawn_monitor(self)
 
     def kill(self, sig: int = 15) -> None:
         """Send signal `sig` (a number; default SIGTERM) to its process 1,
-        if it runs."""
+        if it runs.  A paused container is thawed first when the signal's
+        default is to end the process (as docker's stop and kill do)."""
         from .numbers import integer
         sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
         pid = self.pid or state.get("pid")
         if pid and pid_alive(pid, state.get("pid_start")):
-            os.kill(pid, sig)
+            from .operations import signal
+            signal(self, pid, sig)
 
     def wait(self, timeout: "float | None" = None) -> "Result":
         """Wait for the container to end and return a Result.  If we started
@@ -360,6 +404,7 @@ class Container(ContainerRecord):
             if self.reload_if_present():
                 self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
                                             finished=now())
+                self.died(exit_code, oom)
                 if self.record["auto_remove"]:
                     self.remove_under_lock()
                 else:
@@ -427,17 +472,12 @@ class Container(ContainerRecord):
             from . import userns
             userns.release(self.root, self.id, self.record["userns"])
         staged = removal.stage(self.root, self.dir, self.id)
+        container_event(self, "destroy")
         # The lock file once the record is out of containers/: a newcomer's
         # open() makes a new one that our flock does not exclude, so it must
         # find the record gone already.
         self.unlink_lock()
-        cgroup = self.control_group()
-        if staged is None:  # (a second remover was quicker)
-            removal.remove_cgroup(cgroup)
-        elif staged == self.dir:  # (it could not move: the record goes last, now)
-            removal.finish(staged, cgroup)
-        else:
-            removal.later(lambda: removal.finish(staged, cgroup))
+        removal.finish_staged(staged, self.dir, self.control_group())
 
 
     # -- the library's conveniences (diyc.container_api does the work) ------------
@@ -461,17 +501,18 @@ class Container(ContainerRecord):
         return False
 
     def logs(self, *, stdout: "bool" = True, stderr: "bool" = True, stream: "bool" = False,
-             follow: "bool" = False, since: "float | None" = None, tail: "int | None" = None,
-             timestamps: "bool" = False):
+             follow: "bool" = False, since: "float | None" = None, until: "float | None" = None,
+             tail: "int | None" = None, timestamps: "bool" = False):
         """The output a detached container logged (`diyc logs`): bytes, or
         with stream=True an iterator of lines (bytes, each ending in \\n).
         follow: until the container ends (with stream=False: all of it,
-        once it has ended).  since: a Unix time (float) or datetime; only
-        later lines.  tail: only the last N lines.  timestamps: each line
-        starts with its RFC 3339 time."""
+        once it has ended).  since, until: a Unix time (float), a datetime
+        or docker's text ("2026-11-29T21:00:00Z", "10m" ago); only the
+        lines from since and before until.  tail: only the last N lines.
+        timestamps: each line starts with its RFC 3339 time."""
         from .container_api import logs
-        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, tail=tail,
-                     timestamps=timestamps)
+        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, until=until,
+                     tail=tail, timestamps=timestamps)
         return lines if stream else b"".join(lines)
 
     def attach(self, *, stdout: "bool" = True, stderr: "bool" = True, logs: "bool" = False):
@@ -500,8 +541,10 @@ class Container(ContainerRecord):
                         text=text, encoding=encoding, errors=errors, check=check,
                         timeout=timeout, detach=detach)
 
-    def stop(self, timeout: "float" = 10) -> "bool":
-        """As `diyc stop`: SIGTERM, then SIGKILL after `timeout` seconds.  -> False if it was not running."""
+    def stop(self, timeout: "float | None" = None) -> "bool":
+        """As `diyc stop`: its stop signal (SIGTERM unless stop_signal= or
+        the image said otherwise), then SIGKILL after `timeout` seconds
+        (None: its stop_timeout, else 10).  -> False if it was not running."""
         from .container_api import reap_supervisor
         from .supervisor import stop
         stopped = stop(self, timeout)
@@ -511,15 +554,25 @@ class Container(ContainerRecord):
     def stats(self, interval: "float" = 0.5) -> "dict":
         """One sample of its resource use, as `diyc stats --no-stream`:
         {"cpu_percent" (over `interval` seconds; 100 = one CPU), "memory",
-        "memory_limit" (bytes), "pids", "net_rx", "net_tx" (bytes)}."""
+        "memory_limit" (bytes), "memory_percent", "pids", "net_rx", "net_tx",
+        "block_read", "block_write" (bytes)}."""
         from .stats import sample
         return dict(sample([self], interval)[0], id=self.id, name=self.name)
 
-    def top(self) -> "dict":
-        """Its processes: {"Titles": ["PID", "PPID", "UID", "STAT", "CMD"],
-        "Processes": [[...], ...]} (host pids), as docker-py's top()."""
+    @property
+    def attrs(self) -> "dict":
+        """docker's inspect of it, as docker-py's container.attrs and `diyc
+        inspect`: {"Id", "Name": "/NAME", "State": {"Status", "Running",
+        "Pid", "ExitCode", ...}, "Config", "HostConfig", "NetworkSettings",
+        "Mounts", ...}, read afresh each time."""
+        from .container_api import attrs
+        return attrs(self)
+
+    def top(self, ps_args: "str | Sequence[str] | None" = None) -> "dict":
+        """docker-py's top(): {"Titles": ps -ef's ["UID", "PID", ... "CMD"],
+        "Processes": [[...], ...]}; ps_args: the host's ps with these options."""
         from .container_api import top
-        return top(self)
+        return top(self, ps_args)
 
 
 def cleanup(root=None):
@@ -580,8 +633,13 @@ def cleanup(root=None):
 
 def _library_shapes(options):
     """Any option in a shape only a library caller gives (a mapping, a list
-    of other than str), for diyc.arguments to turn into the CLI's."""
-    for value in options.values():
+    of other than str, one str for a list), for diyc.arguments to turn
+    into the CLI's."""
+    if isinstance(options.get("stop_signal"), int):
+        return True
+    for name, value in options.items():
+        if isinstance(value, str) and isinstance(create_steps.CREATE_OPTIONS.get(name), tuple):
+            return True
         if hasattr(value, "items") or (isinstance(value, (list, tuple)) and
                                        not all(isinstance(v, str) for v in value)):
             return True

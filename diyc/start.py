@@ -8,6 +8,7 @@ calls them in order, as create.py's steps serve Container.create).
                         spec's, with the root filesystem prepare_rootfs
                         makes, the cgroup to join, the user namespace's paths
     make_start_fifos    (the OCI create/start split: hold on a FIFO)
+    hold_for_process    (a pool's container: hold at the release, as diyc-held)
     clone               _native.spawn (in a joined network namespace if
                         asked) -> a _native.Child
     map_user_namespace  (--userns: id maps, then the idmapped layers)
@@ -127,6 +128,19 @@ def make_start_fifos(ctr, init, held):
         held.for_child.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
     init.start_fifo_fd, init.report_fifo_fd = held.for_child[-2:]
 
+# what a pool's container init waits as (_native/held.c)
+HELD_PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-held")
+
+
+def hold_for_process(init, held):
+    """A pool's container: the init holds at the release until it is
+    handed its process, waiting as diyc-held (which it execs, opened here
+    for it) rather than as a copy of us."""
+    init.process_on_release = True
+    held.for_child.append(os.open(HELD_PROGRAM, os.O_RDONLY | os.O_CLOEXEC))
+    init.held_exe_fd = held.for_child[-1]
+
+
 def clone(ctr, init, held):
     """_native.spawn, in the network namespace of the container we
     share it with (--network container:NAME) -> a _native.Child."""
@@ -177,14 +191,26 @@ def wait_held(child):
 def record_started(ctr, child, hold_before_exec):
     state = ctr.record["state"]
     ctr.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
-                            "pid_start": process_start_time(child.pid), "started": now(),
-                            "restart_count": state.get("restart_count", 0)}
+                           "pid_start": process_start_time(child.pid), "started": now(),
+                           "restart_count": state.get("restart_count", 0)}
+    if "exit_code" in state:  # restarted: how the run before ended (supervisor.first_exit)
+        ctr.record["state"]["last_exit_code"] = state["exit_code"]
+    if not hold_before_exec:
+        ctr.record["state"].update(health_fields(ctr.record))
     if child.supervisor:
         ctr.pid = None  # the supervisor is its parent, not us
         ctr.supervisor = child.supervisor  # and ours: reaped by wait/remove/stop
         ctr.record["state"].update(supervisor=child.supervisor,
-                                    supervisor_start=process_start_time(child.supervisor))
+                                   supervisor_start=process_start_time(child.supervisor))
     ctr.save()
+
+
+def health_fields(record):
+    """A running container's state begins with its health check "starting"."""
+    if not record.get("healthcheck"):
+        return {}
+    from .health import starting_state
+    return {"health": starting_state()}
 
 
 class StartHeld:

@@ -22,19 +22,6 @@ SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
 INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-init")
 
 
-def parse_restart_policy(value):
-    """docker's --restart no|on-failure[:N]|always|unless-stopped."""
-    if value in (None, "", "no"):
-        return {"name": "no", "max_retries": 0}
-    name, _, count = value.partition(":")
-    if name not in ("on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
-        raise InvalidArgument(f"invalid --restart {value!r}: expected no, on-failure[:N], always "
-                              "or unless-stopped")
-    from .numbers import INT64_MAX, integer, shown
-    retries = integer(count, f"--restart {shown(value)}: N", 0, INT64_MAX) if count else 0
-    return {"name": name, "max_retries": retries}
-
-
 def _finish_command(ctr):
     """How the shim calls us back: this interpreter, this copy of diyc."""
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +81,7 @@ def finish(ctr):
         oom = ctr.control_group().oom_killed()
         state.update(status="exited", exit_code=code, oom_killed=oom, finished=now(),
                      pid=None, supervisor=None)
+        ctr.died(code, oom)
         ctr.pid = None
         ctr.release_resources()
         if not state.get("removing") and _should_restart(ctr, code):
@@ -120,6 +108,20 @@ def _should_restart(ctr, code):
     return False
 
 
+def first_exit(ctr, restarts):
+    """The exit code of the run that began after `restarts` restarts (its
+    record's state["restart_count"] then), once it has ended - restarted
+    by its policy since, or not -; else None.  What a foreground `diyc run
+    --restart` returns, as docker's (which waits for the next exit, not
+    for the policy to give up)."""
+    state = ctr.record["state"]
+    if ctr.status != "running" and "exit_code" in state:  # ended (and maybe about to restart)
+        return state["exit_code"]
+    if state.get("restart_count", 0) > restarts:  # restarted since
+        return state.get("last_exit_code", 255)
+    return None if ctr.status == "running" else 255
+
+
 def wait_until_exited(ctr, timeout=None):
     """Poll the record until the container is not running.  -> status
     ("removed" when its record went away: a --rm container, or rm -f)."""
@@ -137,8 +139,13 @@ def wait_until_exited(ctr, timeout=None):
         time.sleep(0.02)
 
 
-def stop(ctr, timeout=10, sig=15):
-    """SIGTERM (or `sig`), then SIGKILL after `timeout` seconds."""
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def stop(ctr, timeout=None, sig=None):
+    """The container's stop signal (--stop-signal, the image's StopSignal,
+    else SIGTERM), then SIGKILL after `timeout` seconds (None: its
+    --stop-timeout, else 10)."""
     with ctr.lock():
         if not ctr.reload_if_present():
             raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
@@ -146,11 +153,16 @@ def stop(ctr, timeout=10, sig=15):
             return False
         ctr.record["state"]["stopped_by_user"] = True
         ctr.save()
-    ctr.kill(sig)
+    if timeout is None:
+        timeout = ctr.record.get("stop_timeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+    ctr.kill(sig or ctr.record.get("stop_signal") or 15)
     if wait_until_exited(ctr, timeout) == "running":
         ctr.kill(9)
         wait_until_exited(ctr, 30)
     wait_for_supervisor(ctr)
+    from .events import container_event
+    container_event(ctr, "stop")
     return True
 
 

@@ -37,7 +37,7 @@ def net(host_ns, diyc_root):
     yield cli
     # What `prune` must remove: the bridges, the firewall table, ip_forward.
     table = cli.table()
-    out = cli("network", "prune", check=True).stdout
+    out = cli("network", "prune", "-f", check=True).stdout
     assert f"removed nftables table ip {table}" in out
     assert cli.sh("nft", "list", "table", "ip", table).returncode != 0
     assert "diyc" not in cli.sh("ip", "-br", "link").stdout
@@ -81,7 +81,8 @@ def test_bridge_network_is_ready_at_the_first_instruction(net, diyc_root, busybo
     assert "nameserver 127." not in files
     assert "gateway-reachable" in proc.stdout
     # The bridge exists with the gateway address; the container's lease is gone.
-    bridge = json.loads(net("network", "inspect", "bridge", check=True).stdout)[0]["bridge"]
+    bridge = json.loads(net("network", "inspect", "bridge", check=True).stdout)[0]["Options"][
+        "com.docker.network.bridge.name"]
     assert f"inet {gateway}/16" in net.sh("ip", "-4", "addr", "show", bridge).stdout
     assert leases(diyc_root, "bridge") == []
     # The files were bind-mounted: nothing written into the image.
@@ -93,7 +94,7 @@ def test_outbound_nat_and_forwarding_installed(net):
     net("run", "--rm", "--network", "bridge", "busybox", "true", check=True)
     rules = net.sh("nft", "list", "table", "ip", net.table()).stdout
     subnet = net("network", "inspect", "bridge", check=True).stdout
-    subnet = re.search(r'"subnet": "([^"]+)"', subnet).group(1)
+    subnet = re.search(r'"Subnet": "([^"]+)"', subnet).group(1)
     assert f"ip saddr {subnet} oifname != \"diyc*\" masquerade" in rules
     assert net.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
 
@@ -140,7 +141,7 @@ def test_networks_are_isolated(net, network_ab):
 def test_published_port(net, diyc_root):
     with Server(net, "pub", "--network", "bridge", "-p", "8080:80") as srv:
         assert "pub" in host_get(net.ns, "127.0.0.1", 8080)
-        gateway = re.search(r'"gateway": "([^"]+)"', net("network", "inspect", "bridge").stdout).group(1)
+        gateway = net("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge").stdout.strip()
         assert "pub" in host_get(net.ns, gateway, 8080)
         # from another container, through the host's port
         other = net("run", "--rm", "--network", "bridge", "busybox", "timeout", "3", "wget", "-q", "-O-",
@@ -190,7 +191,7 @@ def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root, tm
 def test_killed_diyc_leaves_what_cleanup_removes(net, diyc_root):
     srv = Server(net, "victim", "--network", "bridge", "-p", "8181:80")
     assert leases(diyc_root, "bridge") == [srv.ip]
-    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["state"]["pid"]
+    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["State"]["Pid"]
     srv.proc.kill()  # SIGKILL to diyc: nobody releases anything
     srv.proc.wait()
     os.kill(init_pid, 9)  # (it holds diyc's stdout: kill it before reading that)
@@ -247,7 +248,8 @@ def test_bad_run_values(net, args, message):
 
 
 def test_bad_gateway_ip(net):
-    gateway = re.search(r'"gateway": "([^"]+)"', net("network", "inspect", "bridge", check=True).stdout).group(1)
+    gateway = net("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge",
+                  check=True).stdout.strip()
     assert_one_line_error(net("run", "--rm", "--network", "bridge", "--ip", gateway, "busybox", "true"),
                           contains="gateway")
 
@@ -265,8 +267,8 @@ def test_bad_subnets(net, network_ab, subnet, message):
 
 def test_network_ls_rm_and_in_use(net, network_ab):
     a, b = network_ab
-    ls = net("network", "ls", check=True).stdout
-    assert a in ls and SUBNET_A in ls and b in ls
+    ls = net("network", "ls", "--format", "{{.Name}} {{.Subnet}}", check=True).stdout.splitlines()
+    assert f"{a} {SUBNET_A}" in ls and any(line.startswith(f"{b} ") for line in ls)
     assert_one_line_error(net("network", "create", a), contains="already exists")
     with Server(net, "user", "--network", a):
         assert_one_line_error(net("network", "rm", a), contains="in use by container(s): user")

@@ -24,7 +24,7 @@ def root(diyc_root):
 
 @pytest.fixture
 def pool(root):
-    with diyc.Pool("busybox", size=2, root=root) as p:
+    with diyc.Pool("busybox", network="none", size=2, root=root) as p:
         yield p
 
 
@@ -41,7 +41,7 @@ def test_run_returns_a_result(pool):
 
 
 def test_env_cwd_and_user_are_handed_over(root):
-    with diyc.Pool("busybox", size=1, root=root, env={"FROM_POOL": "p", "BOTH": "pool"}) as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, env={"FROM_POOL": "p", "BOTH": "pool"}) as p:
         r = p.run(["sh", "-c", "echo $FROM_POOL $FROM_RUN $BOTH $HOME; pwd; id -u; id -g; id -G"],
                   env={"FROM_RUN": "r", "BOTH": "run"}, cwd="/made/by/the/init", user="nobody",
                   capture_output=True, text=True)
@@ -102,7 +102,7 @@ def test_refused_input_takes_no_container(pool):
 
 
 def test_a_failure_in_the_init_names_its_step(root):
-    with diyc.Pool("busybox", size=1, root=root, read_only=True) as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, read_only=True) as p:
         with pytest.raises(CommandNotFound, match="executable file not found: nosuch") as e:
             p.run(["nosuch"])
         assert e.value.step == "exec" and e.value.exit_code == 127
@@ -114,18 +114,18 @@ def test_a_failure_in_the_init_names_its_step(root):
 
 def test_bad_pool_options_raise_at_once(root):
     with pytest.raises(InvalidArgument, match="memory"):
-        diyc.Pool("busybox", size=1, root=root, memory="1k")
+        diyc.Pool("busybox", network="none", size=1, root=root, memory="1k")
     with pytest.raises(InvalidArgument, match="takes no name"):
-        diyc.Pool("busybox", root=root, name="x")
+        diyc.Pool("busybox", network="none", root=root, name="x")
     with pytest.raises(TypeError, match="diyc.Pool.. got an unexpected keyword argument 'nosuch'"):
-        diyc.Pool("busybox", root=root, nosuch=1)
+        diyc.Pool("busybox", network="none", root=root, nosuch=1)
     with pytest.raises(diyc.ImageNotFound):
-        diyc.Pool("no-such-image", root=root)
+        diyc.Pool("no-such-image", network="none", root=root)
     assert container_records(root) == []
 
 
 def test_limits_apply(root):
-    with diyc.Pool("busybox", size=1, root=root, memory="32m") as p:
+    with diyc.Pool("busybox", network="none", size=1, root=root, memory="32m") as p:
         with p.take() as held:
             cgroup = held.container.control_group()
             if cgroup.version == 1:
@@ -187,7 +187,7 @@ def test_a_held_container_keeps_none_of_our_fds(root):
     that kept a pipe's write end would stop its reader from seeing EOF."""
     r, w = os.pipe()
     try:
-        with diyc.Pool("busybox", size=2, root=root):
+        with diyc.Pool("busybox", network="none", size=2, root=root):
             os.close(w)
             w = -1
             assert select.select([r], [], [], 5)[0], "a held container keeps the pipe open"
@@ -199,7 +199,7 @@ def test_a_held_container_keeps_none_of_our_fds(root):
 
 
 def test_close_removes_held_containers(root):
-    p = diyc.Pool("busybox", size=3, root=root)
+    p = diyc.Pool("busybox", network="none", size=3, root=root)
     wait_for(lambda: ready(p) == 3, what="a full pool")
     held = [h.pid for h in p._warm.ready]
     assert len(container_records(root)) == 3
@@ -212,7 +212,7 @@ def test_close_removes_held_containers(root):
 
 
 def test_garbage_collected_pool_is_closed(root):
-    p = diyc.Pool("busybox", size=2, root=root)
+    p = diyc.Pool("busybox", network="none", size=2, root=root)
     wait_for(lambda: ready(p) == 2, what="a full pool")
     del p
     gc.collect()
@@ -253,7 +253,7 @@ def test_a_forked_child_cannot_use_the_pool(pool):
 
 def test_interpreter_exit_closes_an_open_pool(root):
     script = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc, time\n"
-              f"p = diyc.Pool('busybox', size=2, root={root!r})\n"
+              f"p = diyc.Pool('busybox', network='none', size=2, root={root!r})\n"
               "while len(p._warm.ready) < 2: time.sleep(0.01)\n"
               "print(p.run(['echo', 'ran'], capture_output=True).stdout.decode(), end='')\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -263,7 +263,7 @@ def test_interpreter_exit_closes_an_open_pool(root):
 
 def test_cleanup_removes_what_a_killed_owner_held(root, run_cli):
     script = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc, time\n"
-              f"p = diyc.Pool('busybox', size=2, root={root!r})\n"
+              f"p = diyc.Pool('busybox', network='none', size=2, root={root!r})\n"
               "while len(p._warm.ready) < 2: time.sleep(0.01)\n"
               "print('ready', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -282,3 +282,81 @@ def test_cleanup_removes_what_a_killed_owner_held(root, run_cli):
     out = run_cli("cleanup", check=True)
     assert out.stdout.count("removed dead container") == 2
     assert container_records(root) == []
+
+
+def test_a_held_container_that_died_is_skipped(pool):
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    for held in list(pool._warm.ready):
+        os.kill(held.pid, signal.SIGKILL)  # as the OOM killer, or a `diyc rm -f`, might
+    r = pool.run(["echo", "from a live one"], capture_output=True)
+    assert (r.returncode, r.stdout) == (0, b"from a live one\n")
+
+
+def test_check_and_init(root):
+    with diyc.Pool("busybox", network="none", size=1, root=root, init=True) as p:
+        with pytest.raises(diyc.ContainerError) as e:
+            p.run(["sh", "-c", "echo $$; exit 4"], capture_output=True, check=True)
+        assert e.value.returncode == 4
+        assert int(e.value.stdout) != 1  # /dev/init is PID 1, the command its child
+        assert e.value.cmd == ["/dev/init", "--", "sh", "-c", "echo $$; exit 4"]
+
+
+def test_security_settings_cross_the_hold(root):
+    """The held init waits as diyc-held: rlimits, no_new_privs, the
+    capability sets and the seccomp filter it hands over still apply."""
+    with diyc.Pool("busybox", network="none", size=1, root=root, security_opt=["no-new-privileges"],
+                   ulimits=["nofile=100"], cap_drop=["ALL"], rm_tmpfs_size="16m") as p:
+        r = p.run(["sh", "-c", "ulimit -n; grep -E '^(NoNewPrivs|CapBnd|Seccomp):' /proc/self/status;"
+                   " ls /proc/self/fd"], capture_output=True, text=True)
+        lines = r.stdout.splitlines()
+        assert lines[0] == "100"
+        status = dict(line.split(":\t") for line in lines[1:4])
+        assert status == {"CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
+        assert lines[4:] == ["0", "1", "2", "3"]  # (3: ls's own directory)
+
+
+def test_a_closed_fd_given_as_stdio_is_refused(pool):
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pool.take() as held:
+        with pytest.raises(OSError) as e:
+            held.start(["true"], stdio=(None, w, None))
+        assert e.value.errno == 9  # EBADF
+        held.start(["true"])  # still held: the refused start took nothing
+        assert held.wait().returncode == 0
+
+
+def test_a_held_container_killed_during_the_take_is_replaced(pool):
+    """Killed after the take, before its release: gone with the process
+    unread (ECONNRESET), so pool.run hands the same process and pipes to
+    the next container."""
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    take = pool._warm.take
+
+    def take_and_kill(timeout=None):
+        held = take(timeout)
+        if not getattr(take_and_kill, "done", False):
+            take_and_kill.done = True
+            os.kill(held.pid, signal.SIGKILL)
+            os.waitid(os.P_PID, held.pid, os.WEXITED | os.WNOWAIT)
+        return held
+    pool._warm.take = take_and_kill
+    try:
+        r = pool.run(["cat"], input=b"to the second one", capture_output=True)
+    finally:
+        pool._warm.take = take
+    assert take_and_kill.done
+    assert (r.returncode, r.stdout) == (0, b"to the second one")
+
+
+def test_close_kills_what_a_caller_took_and_did_not_end(root):
+    p = diyc.Pool("busybox", network="none", size=1, root=root)
+    held = p.take()
+    held.start(["sleep", "30"], stdio=(None, None, None))
+    p.close()
+    assert container_records(root) == []
+    assert held.pid not in child_pids()
+    with pytest.raises(diyc.Conflict, match="not running"):
+        held.wait()
+    held.close()  # (idempotent, after the pool's)

@@ -149,16 +149,16 @@ def test_start_status_stop_and_private_socket(private):
 
 
 def test_first_use_starts_the_server_and_off_means_off(private):
-    proc = private("run", "--rm", "busybox", "echo", "first", env={"DIYC_SERVER": "on"})
+    proc = private("run", "--network", "none", "--rm", "busybox", "echo", "first", env={"DIYC_SERVER": "on"})
     assert proc.returncode == 0 and proc.stdout == "first\n"
     assert len(private.fallbacks()) == 1  # this call went the direct way ...
     deadline = time.monotonic() + 20
     while not (private.root / "server" / "socket").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (private.root / "server" / "socket").exists()  # ... and started the server
-    assert private("run", "--rm", "busybox", "true").returncode == 0
+    assert private("run", "--network", "none", "--rm", "busybox", "true").returncode == 0
     assert len(private.fallbacks()) == 1
-    assert private("run", "--rm", "busybox", "true", env={"DIYC_SERVER": "off"}).returncode == 0
+    assert private("run", "--network", "none", "--rm", "busybox", "true", env={"DIYC_SERVER": "off"}).returncode == 0
     assert len(private.fallbacks()) == 2
 
 
@@ -268,7 +268,7 @@ def test_no_server_fds_or_environment_in_workers(private):
     private.start(env={"DIYC_SERVER_SECRET": "leak"})
     # the worker runs the command with the caller's environment only:
     # `diyc run -e NAME` takes NAME's value from the environment diyc sees
-    proc = private("run", "--rm", "-e", "DIYC_SERVER_SECRET", "-e", "CALLER_VAR", "busybox",
+    proc = private("run", "--network", "none", "--rm", "-e", "DIYC_SERVER_SECRET", "-e", "CALLER_VAR", "busybox",
                    "sh", "-c", "echo secret=$DIYC_SERVER_SECRET caller=$CALLER_VAR; ls /proc/self/fd",
                    env={"CALLER_VAR": "mine"})
     assert proc.returncode == 0, proc.stderr
@@ -277,11 +277,11 @@ def test_no_server_fds_or_environment_in_workers(private):
     assert sorted(lines[2:]) == ["0", "1", "2", "3"]  # 3: ls's own directory
     assert not private.fallbacks()
     # a detached container's supervisor holds none of the server's fds either
-    assert private("run", "-d", "--name", "leak", "busybox", "sleep", "30").returncode == 0
+    assert private("run", "--network", "none", "-d", "--name", "leak", "busybox", "sleep", "30").returncode == 0
     try:
         shim = json.loads(private("inspect", "leak").stdout)
         shim = shim[0] if isinstance(shim, list) else shim
-        supervisor = shim["state"]["supervisor"]
+        supervisor = shim["State"]["SupervisorPid"]
         targets = {os.readlink(f"/proc/{supervisor}/fd/{fd}")
                    for fd in os.listdir(f"/proc/{supervisor}/fd")}
         assert not any("/server/" in t for t in targets), targets
@@ -291,7 +291,7 @@ def test_no_server_fds_or_environment_in_workers(private):
 
 def test_sigkill_of_the_server_mid_request_costs_nothing(private):
     pid = private.start()
-    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "busybox", "sh", "-c",
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--network", "none", "--rm", "busybox", "sh", "-c",
                                "echo started; sleep 1; echo done"],
                               env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
@@ -303,7 +303,7 @@ def test_sigkill_of_the_server_mid_request_costs_nothing(private):
     assert not private.fallbacks()
     assert os.listdir(private.root / "containers") == []
     # with the server gone (its socket stale), the launcher falls back
-    proc = private("run", "--rm", "busybox", "echo", "direct")
+    proc = private("run", "--network", "none", "--rm", "busybox", "echo", "direct")
     assert (proc.returncode, proc.stdout) == (0, "direct\n")
     assert len(private.fallbacks()) == 1
 
@@ -386,14 +386,14 @@ def test_containers_nest_under_the_callers_cgroup(private):
         def enter():
             with open(f"{caller}/cgroup.procs", "w") as f:
                 f.write("0")
-        proc = subprocess.run([str(private.bin / "diyc"), "run", "-d", "--name", "nested",
+        proc = subprocess.run([str(private.bin / "diyc"), "run", "--network", "none", "-d", "--name", "nested",
                                "busybox", "sleep", "30"], env=private.env, capture_output=True,
                               text=True, preexec_fn=enter, timeout=60)
         assert proc.returncode == 0, proc.stderr
         try:
             record = json.loads(private("inspect", "nested").stdout)
             record = record[0] if isinstance(record, list) else record
-            with open(f"/proc/{record['state']['pid']}/cgroup") as f:
+            with open(f"/proc/{record['State']['Pid']}/cgroup") as f:
                 memory = next(line.split(":", 2)[2] for line in f.read().splitlines()
                               if line.split(":", 2)[1] == "memory")
             assert memory.startswith(caller[len("/sys/fs/cgroup/memory"):] + "/"), memory
@@ -406,7 +406,7 @@ def test_containers_nest_under_the_callers_cgroup(private):
 
 def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
     private.start()
-    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "--name", "victim",
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--network", "none", "--rm", "--name", "victim",
                                "busybox", "sh", "-c", "echo up; sleep 30"],
                               env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
@@ -414,7 +414,7 @@ def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
         assert client.stdout.readline() == "up\n"
         record = json.loads(private("inspect", "victim").stdout)
         record = record[0] if isinstance(record, list) else record
-        with open(f"/proc/{record['state']['pid']}/stat") as f:
+        with open(f"/proc/{record['State']['Pid']}/stat") as f:
             worker = int(f.read().rsplit(")", 1)[1].split()[1])
         assert worker != client.pid and os.getpgid(worker) != os.getpgid(client.pid)
         os.kill(worker, signal.SIGKILL)  # (the others it forwards to the container)
@@ -433,7 +433,7 @@ def test_the_callers_rlimits_reach_the_container(private):
     script = "ulimit -S -s 4096; ulimit -S -c 1000; exec \"$0\" \"$@\""
     outs = []
     for mode in ("off", "nostart"):
-        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--rm",
+        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--network", "none", "--rm",
                                "busybox", "sh", "-c", "ulimit -s; ulimit -c"],
                               env={**private.env, "DIYC_SERVER": mode}, capture_output=True,
                               text=True, timeout=60)
@@ -445,7 +445,7 @@ def test_the_callers_rlimits_reach_the_container(private):
 
 def test_the_callers_cwd_and_umask_hold_for_files_diyc_writes(private, tmp_path):
     private.start()
-    assert private("run", "--rm", "busybox", "true").returncode == 0  # the built-in image
+    assert private("run", "--network", "none", "--rm", "busybox", "true").returncode == 0  # the built-in image
     modes = []
     for mode in ("off", "nostart"):
         out = tmp_path / f"out-{mode}"
@@ -467,9 +467,9 @@ def test_a_removed_containers_name_is_free_when_the_command_returns(private):
     writable layer after it): the next command never finds them taken."""
     private.start()
     for _ in range(25):
-        first = private("run", "--rm", "--name", "x", "busybox", "true")
+        first = private("run", "--network", "none", "--rm", "--name", "x", "busybox", "true")
         assert first.returncode == 0, first.stderr
-        second = private("run", "--name", "x", "busybox", "true")
+        second = private("run", "--network", "none", "--name", "x", "busybox", "true")
         assert second.returncode == 0, second.stderr
         assert private("rm", "x").returncode == 0
     assert private("run", "--rm", "--network", "bridge", "--name", "x", "busybox",
@@ -477,7 +477,7 @@ def test_a_removed_containers_name_is_free_when_the_command_returns(private):
     assert private("run", "--rm", "--network", "bridge", "--name", "x", "busybox",
                    "true").returncode == 0
     assert not private.fallbacks()
-    private.python_cli("network", "prune")
+    private.python_cli("network", "prune", "-f")
     # the rest follows: nothing of the 52 containers stays behind
     deadline = time.monotonic() + 10
     while os.listdir(private.root / "tmp") and time.monotonic() < deadline:
@@ -490,11 +490,13 @@ def test_a_crash_after_the_reply_leaves_what_cleanup_finishes(private):
     """A worker killed between its reply and the end of the teardown: the
     container's directory waits in tmp/ with its record, and `diyc cleanup`
     removes it and the container's cgroups."""
-    assert private.python_cli("run", "--rm", "busybox", "true").returncode == 0
+    assert private.python_cli("run", "--network", "none", "--rm", "busybox",
+                              "true").returncode == 0
     code = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
             "from diyc import removal; from diyc.runtime import Container; "
             "removal.defer_until_replied(); "
-            "c = Container.create('busybox', ['true'], auto_remove=True); c.start(); c.wait(); "
+            "c = Container.create('busybox', ['true'], auto_remove=True, network='none'); "
+            "c.start(); c.wait(); "
             "print(c.record['cgroup']['paths'][next(iter(c.record['cgroup']['paths']))]); "
             "sys.stdout.flush(); os._exit(0)")
     proc = subprocess.run([sys.executable, "-c", code, PKG_DIR], capture_output=True, text=True,
@@ -523,7 +525,8 @@ def test_a_terminal_resizes_and_detaches_through_the_launcher(private, mode):
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(private.env, DIYC_SERVER=mode)
-        os.execv(str(private.bin / "diyc"), ["diyc", "run", "-it", "--name", "t", "busybox", "sh"])
+        os.execv(str(private.bin / "diyc"), ["diyc", "run", "--network", "none", "-it", "--name", "t",
+                                                 "busybox", "sh"])
 
     def read_until(token):
         return _read_pty(fd, token, timeout=15)
