@@ -176,6 +176,7 @@ cdef extern from "diyc.h":
         int console
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
     int diyc_idmapped_tree(const char *path, int userns_fd)
+    int diyc_overlay_tree(const char *lowerdir, const char *upperdir, const char *workdir)
     int diyc_release(diyc_child *child, diyc_error *err) nogil
     int diyc_id_maps_done(diyc_child *child, const int *layer_fds, int n, diyc_error *err)
     pid_t diyc_wait_pid(diyc_child *child, diyc_error *err) nogil
@@ -562,6 +563,24 @@ def idmapped_tree(path, int userns_fd):
     fd = diyc_idmapped_tree(b, userns_fd)
     if fd < 0:
         raise OSError(errno, strerror(errno).decode(), path)
+    return fd
+
+
+def overlay_tree(lowerdirs, upperdir=None, workdir=None):
+    """A detached overlay mount of `lowerdirs` (top first), writable into
+    `upperdir` when given, read-only otherwise; nodev, nosuid.  -> fd of its
+    root (the mount lives as long as an fd of it)."""
+    lower = b":".join(os.fsencode(d) for d in lowerdirs)
+    upper = os.fsencode(upperdir) if upperdir is not None else None
+    work = os.fsencode(workdir) if workdir is not None else None
+    cdef const char *c_upper = NULL
+    cdef const char *c_work = NULL
+    if upper is not None:
+        c_upper = upper
+        c_work = work
+    fd = diyc_overlay_tree(lower, c_upper, c_work)
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode(), upperdir or lowerdirs[0])
     return fd
 
 

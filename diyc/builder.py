@@ -303,6 +303,11 @@ class Builder:
 
     # -- metadata instructions: applied to the config, no layer ----------------
 
+    def apply_to_config(self, state, ins):
+        """A metadata instruction (CMD, ENV, LABEL...) applied to state's
+        config, outside a build (`diyc commit --change`)."""
+        getattr(self, f"_do_{ins.cmd.lower()}")(None, state, ins)
+
     def _env(self, state):
         return state.expand_env()
 

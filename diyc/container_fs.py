@@ -1,0 +1,218 @@
+"""A container's file system as the host reaches it, for `diyc cp`,
+`export`, `diff` and `commit`.
+
+The container's files are its owner's: every symlink in them may point at
+the host's /etc.  The host never resolves a container path itself: paths
+are resolved by openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from a
+file descriptor of the container's root (an absolute symlink or `..`
+stops at that root, /proc/self/root is refused), and trees are walked and
+written through directory fds with O_NOFOLLOW (buildlayer.TreeTar,
+images.layers.Unpacker).
+
+Where the root comes from:
+    running   /proc/PID/root of its init: what the container sees, volumes
+              included; /proc, /sys and /dev are not the container's files
+              and are left out (their mount points stay, empty)
+    stopped   a detached overlay mount (fsopen/fsmount) of its layers and
+              upper dir: mounted nowhere, gone with its last fd, so no
+              mount is ever left behind; writable ones are made under the
+              container's lock
+    image     (`export`) a read-only overlay of upper dir + layers, for a
+              running container too: its image and its changes, no volumes
+"""
+
+import os
+import stat
+
+from . import _native
+from .errors import Conflict, InvalidArgument
+
+_RESOLVE = _native.RESOLVE["in_root"] | _native.RESOLVE["no_magiclinks"]
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# the kernel's file systems a container is given: not its files
+_HOLLOW_TYPES = ("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue")
+
+
+class ContainerFS:
+    """An open root of a container's file system (see the module's
+    docstring); a context manager.  ids: the container's user namespace
+    (record["userns"]) or None."""
+
+    def __init__(self, ctr, root_fd, hollow=(), lock=None):
+        self.ctr = ctr
+        self.root_fd = root_fd       # O_RDONLY directory fd of the container's "/"
+        self.hollow = set(hollow)    # st_dev of /proc, /sys, /dev...: never descended into
+        self.lock = lock
+        self.userns = ctr.record.get("userns")
+
+    @classmethod
+    def open(cls, ctr, writable=False, image_only=False):
+        status = ctr.status
+        if status in ("running", "paused") and not image_only:
+            return cls._open_live(ctr)
+        if image_only:
+            return cls(ctr, _detached_overlay(ctr, writable=False))
+        if (ctr.record.get("rootfs") or {}).get("bind"):
+            raise InvalidArgument(f"container {ctr.name} is not running and has no image layers (an OCI bundle)")
+        lock = ctr.lock() if writable else None
+        if lock is not None:
+            lock.__enter__()
+        try:
+            if writable and not ctr.reload_if_present():
+                raise InvalidArgument(f"no such container: {ctr.name}")
+            if writable and ctr.status in ("running", "paused"):
+                raise Conflict(f"container {ctr.name} started meanwhile: try again")
+            return cls(ctr, _detached_overlay(ctr, writable), lock=lock)
+        except BaseException:
+            if lock is not None:
+                lock.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def _open_live(cls, ctr):
+        """The root of a running container's init, checked to still be that
+        process after it was opened (a recycled pid is someone else's)."""
+        state = ctr.record["state"]
+        from .state import pid_alive
+        try:
+            path_fd = os.open(f"/proc/{state['pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            path_fd = -1
+        if path_fd < 0 or not pid_alive(state["pid"], state.get("pid_start")):
+            if path_fd >= 0:
+                os.close(path_fd)
+            raise Conflict(f"container {ctr.name} stopped meanwhile: try again")
+        try:
+            root_fd = os.open(".", _O_DIR, dir_fd=path_fd)
+        finally:
+            os.close(path_fd)
+        fs = cls(ctr, root_fd)
+        fs.hollow = fs._kernel_mounts()
+        return fs
+
+    def _kernel_mounts(self):
+        devs = set()
+        for m in self.ctr.record["spec"].get("mounts", ()):
+            if m.get("type") in _HOLLOW_TYPES or m.get("destination") == "/dev":
+                try:
+                    fd = self.lookup(m["destination"])
+                except OSError:
+                    continue
+                devs.add(os.fstat(fd).st_dev)
+                os.close(fd)
+        return devs
+
+    def close(self):
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+        if self.lock is not None:
+            self.lock.__exit__(None, None, None)
+            self.lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- paths --------------------------------------------------------------
+
+    def lookup(self, path, follow=True, flags=os.O_PATH):
+        """An fd of `path` in the container (symlinks resolved inside its
+        root; the last one only when `follow`).  OSError as openat2 says."""
+        flags |= 0 if follow else os.O_NOFOLLOW
+        fd = _native.openat2(self.root_fd, path, flags, _RESOLVE)
+        if self.hollow and os.fstat(fd).st_dev in self.hollow and _below_mount(fd):
+            os.close(fd)
+            raise InvalidArgument(f"{path}: not part of the container's file system (a kernel file system)")
+        return fd
+
+    def open_dir(self, path):
+        """An O_RDONLY fd of the directory `path` (symlinks followed inside the root)."""
+        fd = self.lookup(path)
+        try:
+            return os.open(".", _O_DIR, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    # -- ids: the user namespace's, when it has one --------------------------
+
+    def to_container_ids(self, uid, gid):
+        """Host ids of a file -> the ids the container sees."""
+        return to_container_ids(self.userns, uid, gid)
+
+    def to_host_ids(self, uid, gid):
+        """Ids in the container -> the ids its files get on the host."""
+        u = self.userns
+        if not u:
+            return uid, gid
+        if not (0 <= uid < u["size"] and 0 <= gid < u["size"]):
+            raise InvalidArgument(f"uid/gid {uid}:{gid} is outside the container's user namespace")
+        return u["uid"] + uid, u["gid"] + gid
+
+
+def to_container_ids(userns, uid, gid):
+    """Host ids -> a container's, through its user namespace (record["userns"])."""
+    u = userns
+    if not u:
+        return uid, gid
+    return (uid - u["uid"] if u["uid"] <= uid < u["uid"] + u["size"] else uid,
+            gid - u["gid"] if u["gid"] <= gid < u["gid"] + u["size"] else gid)
+
+
+def _below_mount(fd):
+    """Whether fd is below the root of the file system it is on (the mount
+    point itself may be copied, empty; nothing below it)."""
+    parent = os.open("..", os.O_PATH | os.O_CLOEXEC, dir_fd=fd) if stat.S_ISDIR(os.fstat(fd).st_mode) else -1
+    if parent < 0:
+        return True
+    try:
+        return os.fstat(parent).st_dev == os.fstat(fd).st_dev
+    finally:
+        os.close(parent)
+
+
+def writable_layer(ctr):
+    """The container's upper dir on the host, or InvalidArgument."""
+    if (ctr.record.get("rootfs") or {}).get("bind"):
+        raise InvalidArgument(f"container {ctr.name} has no image layers (an OCI bundle)")
+    if ctr.record.get("rm_tmpfs_size") and ctr.status in ("running", "paused", "created"):
+        raise InvalidArgument(f"container {ctr.name} keeps its changes in a private tmpfs "
+                              "(--rm-tmpfs-size): the host cannot read them")
+    return f"{ctr.dir}/upper"
+
+
+def _detached_overlay(ctr, writable):
+    """-> an O_RDONLY fd of the root of a detached overlay of the container.
+    Writable: the container's own upper and work dirs (it must not run).
+    Read-only: its upper dir as the top lower layer (consistent enough for
+    a running container: what it writes meanwhile may or may not show)."""
+    upper = writable_layer(ctr)
+    layers = list(ctr.record["layers"])
+    if writable:
+        _make_writable_layer(ctr)
+        mnt = _native.overlay_tree(layers, upper, f"{ctr.dir}/work")
+    elif os.path.isdir(upper):
+        mnt = _native.overlay_tree([upper] + layers)
+    elif layers:
+        mnt = _native.overlay_tree(layers)
+    else:
+        raise InvalidArgument(f"container {ctr.name} has an empty file system")
+    try:
+        return os.open(".", _O_DIR, dir_fd=mnt)
+    finally:
+        os.close(mnt)
+
+
+def _make_writable_layer(ctr):
+    """A container created but never started has no upper dir yet (as
+    runtime's _prepare_rootfs makes them)."""
+    userns = ctr.record.get("userns")
+    for d in ("upper", "work"):
+        try:
+            os.mkdir(f"{ctr.dir}/{d}", 0o755)
+        except FileExistsError:
+            continue
+        if userns:
+            os.chown(f"{ctr.dir}/{d}", userns["uid"], userns["gid"])

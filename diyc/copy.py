@@ -1,0 +1,289 @@
+"""`diyc cp` and the archive API (docker-py's container.get_archive and
+put_archive): files between a container and the host, as tar streams.
+
+docker's rules for where a copy lands (SRC -> DEST):
+    DEST is a directory      SRC goes into it, by its own name; `SRC/.`
+                             puts the directory's entries there instead
+    DEST is a file           a file SRC replaces it; a directory is refused
+    DEST does not exist      SRC is written under that name (its parent
+                             must exist); `DEST/` must be a directory, so a
+                             file SRC is refused
+    -                        a tar stream on stdout (from a container) or
+                             stdin (to a container, unpacked into DEST)
+A symlink SRC is copied as a symlink, unless -L follows it (that one
+only).  Ownership: files land owned by whoever receives them (the
+container's root, or the caller on the host) unless -a keeps the source's.
+
+Every container path goes through container_fs.ContainerFS (resolved
+inside the container's root), and whatever is written, on either side, is
+unpacked by images.layers.Unpacker through directory fds, never following a
+symlink the archive or the container planted."""
+
+import os
+import stat
+import threading
+
+from .buildlayer import LayerTar, TreeTar
+from .container_fs import ContainerFS
+from .errors import DiycError, InvalidArgument, NotFound
+
+_CHUNK = 1 << 20
+
+
+def split_source(path):
+    """-> (path without a trailing "/.", whether only its entries are meant)."""
+    if path == "." or path.endswith("/."):
+        return path[:-1] or ".", True
+    return path, False
+
+
+def target(src_is_dir, contents, dest_st, dest, src_name):
+    """Where a copy lands, by docker's rules: -> (directory, name), name ""
+    for the entries of SRC.  dest_st: DEST's stat, None when missing."""
+    if dest_st is not None and stat.S_ISDIR(dest_st.st_mode):
+        return dest, "" if contents else src_name
+    if dest_st is not None and src_is_dir:
+        raise InvalidArgument(f"cannot copy a directory to a file: {dest}")
+    if dest_st is None and dest.endswith("/") and not src_is_dir:
+        raise InvalidArgument(f"destination directory does not exist: {dest}")
+    parent, name = os.path.split(dest.rstrip("/") or "/")
+    if not name or name in (".", ".."):
+        raise InvalidArgument(f"invalid destination: {dest}")
+    return parent or ".", name
+
+
+def base_name(path):
+    """The name SRC has in an archive: "" for the root (its entries)."""
+    name = os.path.basename(path.rstrip("/"))
+    return name if name not in (".", "..") else ""
+
+
+# -- container -> host / stream ------------------------------------------------
+
+def source_fd(fs, path, follow):
+    try:
+        return fs.lookup(path, follow=follow)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container {fs.ctr.name}") from None
+    except OSError as e:
+        raise InvalidArgument(f"{path} in container {fs.ctr.name}: {e.strerror}") from None
+
+
+def write_archive(stream, fd, arcname, ids=None, hollow=()):
+    """A tar of the tree at the O_PATH fd `fd` into `stream` (see TreeTar.add_fd)."""
+    layer = LayerTar(None, stream=stream)
+    TreeTar(layer, ids=ids, hollow=hollow).add_fd(fd, arcname)
+    layer.close_stream()
+
+
+def copy_from_container(ctr, src, dest, archive=False, follow=False, stdout=None):
+    """`diyc cp CONTAINER:SRC DEST` (DEST "-": a tar on `stdout`, a binary file)."""
+    src, contents = split_source(src)
+    with ContainerFS.open(ctr) as fs:
+        fd = source_fd(fs, src, follow)
+        try:
+            src_is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            if contents and not src_is_dir:
+                raise InvalidArgument(f"{src}: not a directory")
+            if dest == "-":
+                write_archive(stdout, fd, "" if contents else base_name(src), fs.to_container_ids, fs.hollow)
+                return
+            try:
+                dest_st = os.stat(dest)
+            except FileNotFoundError:
+                dest_st = None
+            into, name = target(src_is_dir, contents, dest_st, dest, base_name(src))
+            owner = None if archive else (lambda uid, gid: (os.getuid(), os.getgid()))
+            try:
+                dest_fd = os.open(into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise InvalidArgument(f"{into}: {e.strerror}") from None
+            try:
+                piped(lambda w: write_archive(w, fd, name, fs.to_container_ids, fs.hollow),
+                      lambda r: unpack(r, dest_fd, owner))
+            finally:
+                os.close(dest_fd)
+        finally:
+            os.close(fd)
+
+
+def unpack(stream, dest_fd, owner):
+    from .images.layers import LayerError, StorageError, unpack_archive
+    try:
+        unpack_archive(stream, dest_fd, owner)
+    except StorageError as e:
+        raise DiycError(str(e).replace("layer", "archive")) from None
+    except LayerError as e:
+        raise InvalidArgument(str(e).replace("layer tarball", "archive").replace("layer", "archive")) from None
+
+
+def piped(write, read):
+    """write(w) in a thread, read(r) here, w and r the two ends of a pipe:
+    a tar goes from one tree to the other without a copy on disk.  The
+    reader's error wins (the writer then sees a broken pipe)."""
+    r, w = os.pipe()
+    rfile, wfile = os.fdopen(r, "rb"), os.fdopen(w, "wb")
+    failure = []
+
+    def writer():
+        try:
+            write(wfile)
+        except BaseException as e:  # handed to the main thread
+            failure.append(e)
+        finally:
+            try:
+                wfile.close()
+            except OSError:
+                pass
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        read(rfile)
+        while rfile.read(_CHUNK):
+            pass  # the tar's padding after its end
+    finally:
+        rfile.close()
+        thread.join()
+    if failure and not isinstance(failure[0], BrokenPipeError):
+        raise failure[0]
+
+
+# -- host / stream -> container ------------------------------------------------
+
+def copy_to_container(ctr, src, dest, archive=False, follow=False, stdin=None):
+    """`diyc cp SRC CONTAINER:DEST` (SRC "-": a tar read from `stdin`,
+    unpacked into the directory DEST)."""
+    with ContainerFS.open(ctr, writable=True) as fs:
+        if archive:
+            owner = fs.to_host_ids
+        else:
+            owner = lambda uid, gid: fs.to_host_ids(0, 0)  # noqa: E731
+        if src == "-":
+            dest_fd = container_dir(fs, dest)
+            try:
+                unpack(stdin, dest_fd, owner)
+            finally:
+                os.close(dest_fd)
+            return
+        src, contents = split_source(src)
+        try:
+            src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
+        except OSError as e:
+            raise NotFound(f"{src}: {e.strerror}") from None
+        try:
+            src_is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
+            if contents and not src_is_dir:
+                raise InvalidArgument(f"{src}: not a directory")
+            into, name = target(src_is_dir, contents, container_stat(fs, dest), dest, base_name(src))
+            dest_fd = container_dir(fs, into)
+            try:
+                piped(lambda w: write_archive(w, src_fd, name), lambda r: unpack(r, dest_fd, owner))
+            finally:
+                os.close(dest_fd)
+        finally:
+            os.close(src_fd)
+
+
+def container_stat(fs, path):
+    """DEST's stat in the container (its symlinks followed inside the root), or None."""
+    try:
+        fd = fs.lookup(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InvalidArgument(f"{path} in container {fs.ctr.name}: {e.strerror}") from None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def container_dir(fs, path):
+    try:
+        return fs.open_dir(path)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container {fs.ctr.name}") from None
+    except OSError as e:
+        raise InvalidArgument(f"{path} in container {fs.ctr.name}: {e.strerror}") from None
+
+
+# -- the library API (docker-py's) ---------------------------------------------
+
+def path_stat(fs, path, fd):
+    """docker's X-Docker-Container-Path-Stat: name, size, mode (Go's
+    os.FileMode bits), mtime (RFC 3339), linkTarget."""
+    import time
+    st = os.fstat(fd)
+    mode = stat.S_IMODE(st.st_mode)
+    kind = {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFBLK: 1 << 26, stat.S_IFCHR: (1 << 26) | (1 << 21),
+            stat.S_IFIFO: 1 << 25, stat.S_IFSOCK: 1 << 24}.get(stat.S_IFMT(st.st_mode), 0)
+    setid = (1 << 23 if mode & stat.S_ISUID else 0) | (1 << 22 if mode & stat.S_ISGID else 0) \
+        | (1 << 20 if mode & stat.S_ISVTX else 0)
+    link = os.readlink("", dir_fd=fd) if stat.S_ISLNK(st.st_mode) else ""
+    return {"name": base_name(path) or "/", "size": st.st_size, "mode": kind | setid | (mode & 0o777),
+            "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)), "linkTarget": link}
+
+
+def get_archive(ctr, path, chunk_size=2 << 20, follow=False):
+    """-> (an iterator of the tar's bytes, the path's stat), as docker-py's
+    container.get_archive."""
+    src, contents = split_source(path)
+    fs = ContainerFS.open(ctr)
+    try:
+        fd = source_fd(fs, src, follow)
+    except BaseException:
+        fs.close()
+        raise
+    info = path_stat(fs, src, fd)
+
+    def chunks():
+        import tempfile
+        try:
+            with tempfile.TemporaryFile(dir=ctr.root.tmp) as f:
+                write_archive(f, fd, "" if contents else base_name(src), fs.to_container_ids, fs.hollow)
+                f.seek(0)
+                while data := f.read(chunk_size):
+                    yield data
+        finally:
+            os.close(fd)
+            fs.close()
+    return chunks(), info
+
+
+def put_archive(ctr, path, data):
+    """Unpack the tar `data` (bytes, a binary file or an iterable of bytes)
+    into the existing directory `path` of the container, its entries'
+    owners kept -> True, as docker-py's container.put_archive."""
+    with ContainerFS.open(ctr, writable=True) as fs:
+        dest_fd = container_dir(fs, path)
+        try:
+            unpack(_reader(data), dest_fd, fs.to_host_ids)
+        finally:
+            os.close(dest_fd)
+    return True
+
+
+def _reader(data):
+    import io
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(data)
+    if hasattr(data, "read"):
+        return data
+    return _IterReader(iter(data))
+
+
+class _IterReader:
+    def __init__(self, chunks):
+        self.chunks, self.buf = chunks, b""
+
+    def read(self, n=-1):
+        while n < 0 or len(self.buf) < n:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buf += chunk
+        if n < 0:
+            data, self.buf = self.buf, b""
+        else:
+            data, self.buf = self.buf[:n], self.buf[n:]
+        return data
