@@ -67,6 +67,12 @@ class LayerTar:
         """The end of a streamed tar (its two zero blocks); the stream stays open."""
         self.tar.close()
 
+    def abandon_stream(self):
+        """A streamed tar that failed half-way (a reader that went away):
+        nothing more is written, not even by the garbage collector."""
+        self.tar.closed = True
+        self.tar.fileobj.closed = True
+
     def discard(self):
         if not self.file.closed:
             self.file.close()

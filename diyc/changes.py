@@ -72,6 +72,29 @@ def export(ctr, stream):
         write_archive(stream, fs.root_fd, "", fs.to_container_ids)
 
 
+def export_to_file(ctr, path):
+    """export() into the file `path`, whole or not at all (a temp file beside
+    it, renamed over it once complete)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            export(ctr, f)
+        os.rename(tmp, path)
+    except OSError as e:
+        _unlink(tmp)
+        raise InvalidArgument(f"cannot write {path}: {e.strerror}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def commit(ctr, ref=None, message=None, author=None, changes=()):
     """A new image: the container's image, its upper dir as one more layer,
     its command and environment as the image's, then `changes` (Dockerfile
@@ -86,7 +109,7 @@ def commit(ctr, ref=None, message=None, author=None, changes=()):
     store = ImageStore(ctr.root)
     image = store.get(ctr.record["image_id"])
     config = _container_config(ctr, image["config"])
-    apply_changes(ctr.root, config, changes)
+    apply_changes(config, changes)
     created = timestamp()
     history = base_history(config, image["layers"])
     entry = {"created": created, "created_by": " ".join(ctr.record["spec"]["process"]["args"])}
@@ -136,24 +159,24 @@ def _container_config(ctr, image_config):
 COMMIT_CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR")
 
 
-def apply_changes(root, config, changes):
+def apply_changes(config, changes):
     """docker commit --change: Dockerfile instructions applied to `config`
     by the builder's own handlers (WORKDIR only sets the directory)."""
     if not changes:
         return
     from . import dockerfile as df
-    from .builder import Builder
+    from .buildconfig import ConfigChanges
     from .buildstate import State
-    text = "FROM scratch\n" + "\n".join(changes) + "\n"
-    builder = Builder(root, None, text, "--change")
+    parsed = df.parse("FROM scratch\n" + "\n".join(changes) + "\n", "--change")
+    steps = ConfigChanges()
     state = State([], config, None)
-    for ins in builder.parsed.instructions[1:]:
+    for ins in parsed.instructions[1:]:
         if ins.cmd not in COMMIT_CHANGES:
             raise InvalidArgument(f"{ins.cmd} is not a valid change command")
         if ins.cmd == "WORKDIR":
-            path = df.expand(ins.args, state.expand_env(), builder.escape).strip()
+            path = df.expand(ins.args, state.expand_env(), steps.escape).strip()
             if not path.startswith("/"):
                 path = (state.cfg.get("WorkingDir") or "/").rstrip("/") + "/" + path
             state.cfg["WorkingDir"] = path
         else:
-            builder.apply_to_config(state, ins)
+            steps.apply_to_config(state, ins)

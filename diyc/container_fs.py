@@ -38,9 +38,13 @@ class ContainerFS:
     docstring); a context manager.  ids: the container's user namespace
     (record["userns"]) or None."""
 
-    def __init__(self, ctr, root_fd, hollow=(), lock=None):
+    def __init__(self, ctr, root_fd, hollow=(), lock=None, mount_fd=-1):
         self.ctr = ctr
         self.root_fd = root_fd       # O_RDONLY directory fd of the container's "/"
+        # a detached overlay's own fd: while it is open the mount stays whole
+        # (closed, the mount is dissolved: still readable through root_fd,
+        # but `..` within it fails openat2's RESOLVE_IN_ROOT checks, EAGAIN)
+        self.mount_fd = mount_fd
         self.hollow = set(hollow)    # st_dev of /proc, /sys, /dev...: never descended into
         self.lock = lock
         self.userns = ctr.record.get("userns")
@@ -51,7 +55,8 @@ class ContainerFS:
         if status in ("running", "paused") and not image_only:
             return cls._open_live(ctr)
         if image_only:
-            return cls(ctr, _detached_overlay(ctr, writable=False))
+            root_fd, mount_fd = _detached_overlay(ctr, writable=False)
+            return cls(ctr, root_fd, mount_fd=mount_fd)
         if (ctr.record.get("rootfs") or {}).get("bind"):
             raise InvalidArgument(f"container {ctr.name} is not running and has no image layers (an OCI bundle)")
         lock = ctr.lock() if writable else None
@@ -62,7 +67,8 @@ class ContainerFS:
                 raise InvalidArgument(f"no such container: {ctr.name}")
             if writable and ctr.status in ("running", "paused"):
                 raise Conflict(f"container {ctr.name} started meanwhile: try again")
-            return cls(ctr, _detached_overlay(ctr, writable), lock=lock)
+            root_fd, mount_fd = _detached_overlay(ctr, writable)
+            return cls(ctr, root_fd, lock=lock, mount_fd=mount_fd)
         except BaseException:
             if lock is not None:
                 lock.__exit__(None, None, None)
@@ -103,9 +109,10 @@ class ContainerFS:
         return devs
 
     def close(self):
-        if self.root_fd >= 0:
-            os.close(self.root_fd)
-            self.root_fd = -1
+        for fd in (self.root_fd, self.mount_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.root_fd = self.mount_fd = -1
         if self.lock is not None:
             self.lock.__exit__(None, None, None)
             self.lock = None
@@ -184,25 +191,25 @@ def writable_layer(ctr):
 
 
 def _detached_overlay(ctr, writable):
-    """-> an O_RDONLY fd of the root of a detached overlay of the container.
-    Writable: the container's own upper and work dirs (it must not run).
-    Read-only: its upper dir as the top lower layer (consistent enough for
-    a running container: what it writes meanwhile may or may not show)."""
+    """-> (an O_RDONLY fd of the root of a detached overlay of the
+    container, the mount's fd).  Writable: the container's own upper and
+    work dirs (it must not run).  Read-only: its upper dir as the top lower
+    layer (consistent enough for a running container: what it writes
+    meanwhile may or may not show)."""
     upper = writable_layer(ctr)
     layers = list(ctr.record["layers"])
-    if writable:
+    if writable or not os.path.isdir(upper):
+        # (never started: no upper dir yet; and a read-only overlay needs two layers)
         _make_writable_layer(ctr)
+    if writable:
         mnt = _native.overlay_tree(layers, upper, f"{ctr.dir}/work")
-    elif os.path.isdir(upper):
-        mnt = _native.overlay_tree([upper] + layers)
-    elif layers:
-        mnt = _native.overlay_tree(layers)
     else:
-        raise InvalidArgument(f"container {ctr.name} has an empty file system")
+        mnt = _native.overlay_tree([upper] + layers)
     try:
-        return os.open(".", _O_DIR, dir_fd=mnt)
-    finally:
+        return os.open(".", _O_DIR, dir_fd=mnt), mnt
+    except BaseException:
         os.close(mnt)
+        raise
 
 
 def _make_writable_layer(ctr):

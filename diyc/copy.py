@@ -72,8 +72,12 @@ def source_fd(fs, path, follow):
 def write_archive(stream, fd, arcname, ids=None, hollow=()):
     """A tar of the tree at the O_PATH fd `fd` into `stream` (see TreeTar.add_fd)."""
     layer = LayerTar(None, stream=stream)
-    TreeTar(layer, ids=ids, hollow=hollow).add_fd(fd, arcname)
-    layer.close_stream()
+    try:
+        TreeTar(layer, ids=ids, hollow=hollow).add_fd(fd, arcname)
+        layer.close_stream()
+    except BaseException:
+        layer.abandon_stream()
+        raise
 
 
 def copy_from_container(ctr, src, dest, archive=False, follow=False, stdout=None):
@@ -174,6 +178,7 @@ def copy_to_container(ctr, src, dest, archive=False, follow=False, stdin=None):
             src_is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
             if contents and not src_is_dir:
                 raise InvalidArgument(f"{src}: not a directory")
+            dest = link_target(fs, dest)
             into, name = target(src_is_dir, contents, container_stat(fs, dest), dest, base_name(src))
             dest_fd = container_dir(fs, into)
             try:
@@ -182,6 +187,22 @@ def copy_to_container(ctr, src, dest, archive=False, follow=False, stdin=None):
                 os.close(dest_fd)
         finally:
             os.close(src_fd)
+
+
+def link_target(fs, path):
+    """DEST itself a symlink: the path it names (as docker, which writes
+    through it), still to be resolved inside the container's root."""
+    try:
+        fd = fs.lookup(path, follow=False)
+    except OSError:
+        return path
+    try:
+        if not stat.S_ISLNK(os.fstat(fd).st_mode):
+            return path
+        link = os.readlink("", dir_fd=fd)
+    finally:
+        os.close(fd)
+    return link if link.startswith("/") else f"{os.path.dirname(path.rstrip('/'))}/{link}"
 
 
 def container_stat(fs, path):
@@ -287,3 +308,33 @@ class _IterReader:
         else:
             data, self.buf = self.buf[:n], self.buf[n:]
         return data
+
+
+# -- `diyc cp SRC DEST`, one side CONTAINER:PATH -------------------------------
+
+def split_container_path(arg):
+    """"CONTAINER:PATH" -> (container, path); a local path -> (None, arg).
+    As docker: a path starting with / or . is local, whatever colons it has."""
+    if arg.startswith(("/", ".")) or ":" not in arg:
+        return None, arg
+    container, _, path = arg.partition(":")
+    return (container, path) if container else (None, arg)
+
+
+def cp(root, src, dest, archive=False, follow=False, stdin=None, stdout=None):
+    """`diyc cp`: between the host (or `-`, a tar on stdin/stdout) and a
+    container, either way."""
+    from .record import ContainerRecord
+    (src_ctr, src_path), (dest_ctr, dest_path) = split_container_path(src), split_container_path(dest)
+    if src_ctr and dest_ctr:
+        raise InvalidArgument("copying between containers is not supported")
+    if not src_ctr and not dest_ctr:
+        raise InvalidArgument("must specify at least one container source")
+    if not (src_path if src_ctr else dest_path):
+        raise InvalidArgument("the container path must not be empty")
+    if src_ctr:
+        if dest_path == "-" and stdout is not None and stdout.isatty():
+            raise InvalidArgument("refusing to write an archive to a terminal")
+        copy_from_container(ContainerRecord.load(src_ctr, root), src_path, dest_path, archive, follow, stdout)
+    else:
+        copy_to_container(ContainerRecord.load(dest_ctr, root), src_path, dest_path, archive, follow, stdin)

@@ -24,6 +24,7 @@ import time
 
 from . import _native, cgroups, config
 from . import create as create_steps
+from .container_files import ContainerFiles
 from .errors import Conflict, ContainerNotFound, init_error
 from .images.store import ImageStore
 from .rootfs import init_config, overlay_options, remove_writable_layer, spawn_in
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 
-class Container(ContainerRecord):
+class Container(ContainerRecord, ContainerFiles):
     """A container in a diyc root: create() or load() one, then start(),
     wait(), logs(), exec_run(), kill(), remove().  A context manager:
     `with Container.create(...) as c:` removes it at the end of the block,
