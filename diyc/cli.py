@@ -68,7 +68,14 @@ Commands:
   attach CONTAINER                   attach to a running container's terminal
   container prune                    remove every stopped container
   stats [--no-stream] [CONTAINER...] CPU, memory, pids and network use
-  volume create NAME | ls | rm NAME  named volumes (-v NAME:/path)
+  volume create NAME | ls | inspect NAME... | rm NAME...  named volumes (-v NAME:/path)
+  cp [-aL] CONTAINER:SRC DEST|-      copy files out of a container (-: a tar on stdout)
+  cp [-aL] SRC|- CONTAINER:DEST      copy files into a container (-: a tar on stdin)
+  diff CONTAINER                     what a container changed (A added, C changed, D deleted)
+  export [-o FILE] CONTAINER         a container's file system as a tar
+  commit [-m MSG] [-a AUTHOR] [-c 'CMD ...'] CONTAINER [REPO[:TAG]]
+                                     a new image of a container's changes
+  system df                          disk use of images, containers, volumes, build cache
   import TARBALL NAME[:TAG]          import a flat rootfs tarball as an image
   pull [--platform OS/ARCH] [--insecure] [REGISTRY/]NAME[:TAG|@DIGEST]
                                      pull an image from a registry (v2 API)
@@ -680,6 +687,9 @@ def cmd_volume(root, args):
         print("VOLUME NAME")
         for name in volumes.list_volumes(root):
             print(name)
+    elif sub == "inspect" and pos:
+        import json
+        print(json.dumps([volumes.inspect_volume(root, name) for name in pos], indent=4))
     elif sub == "rm" and pos:
         from .runtime import Container
         used = {m.get("volume") for c in Container.list(root, all=True) for m in c.record["spec"]["mounts"]}
@@ -687,7 +697,7 @@ def cmd_volume(root, args):
             volumes.remove_volume(root, name, used)
             print(name)
     else:
-        raise InvalidArgument("usage: diyc volume create NAME | ls | rm NAME...")
+        raise InvalidArgument("usage: diyc volume create NAME | ls | inspect NAME... | rm NAME...")
     return 0
 
 
@@ -817,6 +827,69 @@ def cmd_container(root, args):
     raise InvalidArgument("usage: diyc container prune | diyc container COMMAND ...")
 
 
+def cmd_cp(root, args):
+    opts, pos = parse(args, option_table(("-a --archive", "archive", FLAG), ("-L --follow-link", "follow", FLAG)),
+                      stop_at_positional=False)
+    if len(pos) != 2:
+        raise InvalidArgument('"diyc cp" requires 2 arguments: diyc cp [-aL] CONTAINER:SRC DEST | SRC CONTAINER:DEST')
+    from .copy import cp
+    cp(root, pos[0], pos[1], archive=opts.get("archive", False), follow=opts.get("follow", False),
+       stdin=sys.stdin.buffer, stdout=sys.stdout.buffer)
+    return 0
+
+
+def cmd_diff(root, args):
+    opts, pos = parse(args, {}, stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc diff" requires one container')
+    from .changes import KIND_LETTERS
+    from .runtime import Container
+    for change in Container.load(pos[0], root).diff():
+        print(KIND_LETTERS[change["Kind"]], change["Path"])
+    return 0
+
+
+def cmd_export(root, args):
+    opts, pos = parse(args, option_table(("-o --output", "output", VALUE)), stop_at_positional=False)
+    if len(pos) != 1:
+        raise InvalidArgument('"diyc export" requires one container')
+    from .changes import export
+    from .runtime import Container
+    ctr = Container.load(pos[0], root)
+    out = opts.get("output")
+    if out is None or out == "-":
+        if sys.stdout.isatty():
+            raise InvalidArgument('"diyc export" refuses to write an archive to a terminal: use -o FILE')
+        export(ctr, sys.stdout.buffer)
+        return 0
+    from .changes import export_to_file
+    export_to_file(ctr, out)
+    return 0
+
+
+def cmd_commit(root, args):
+    opts, pos = parse(args, option_table(("-m --message", "message", VALUE), ("-a --author", "author", VALUE),
+                                         ("-c --change", "changes", LIST), ("-p --pause", "pause", FLAG)),
+                      stop_at_positional=False)
+    if len(pos) not in (1, 2):
+        raise InvalidArgument('"diyc commit" requires a container: diyc commit [OPTIONS] CONTAINER [REPO[:TAG]]')
+    from .changes import commit
+    from .runtime import Container
+    record = commit(Container.load(pos[0], root), pos[1] if len(pos) == 2 else None, opts.get("message"),
+                    opts.get("author"), opts.get("changes") or ())
+    print(record["id"])
+    return 0
+
+
+def cmd_system(root, args):
+    if args[:1] != ["df"]:
+        raise InvalidArgument("usage: diyc system df")
+    _no_arguments("system df", parse(args[1:], {}, stop_at_positional=False)[1])
+    from .disk_usage import disk_usage, table_rows
+    print_table(("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"), table_rows(disk_usage(root)))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run, "ps": cmd_ps, "rm": cmd_rm, "import": cmd_import, "images": cmd_images,
     "rmi": cmd_rmi, "tag": cmd_tag, "inspect": cmd_inspect, "cleanup": cmd_cleanup,
@@ -827,6 +900,7 @@ COMMANDS = {
 }
 COMMANDS["network"] = cmd_network
 COMMANDS.update(build=cmd_build, history=cmd_history)
+COMMANDS.update(cp=cmd_cp, diff=cmd_diff, export=cmd_export, commit=cmd_commit, system=cmd_system)
 
 
 def cmd_server(root, args):
