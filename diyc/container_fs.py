@@ -25,7 +25,7 @@ import os
 import stat
 
 from . import _native
-from .errors import Conflict, InvalidArgument
+from .errors import Conflict, DiycError, InvalidArgument
 
 _RESOLVE = _native.RESOLVE["in_root"] | _native.RESOLVE["no_magiclinks"]
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -45,6 +45,7 @@ class ContainerFS:
         # (closed, the mount is dissolved: still readable through root_fd,
         # but `..` within it fails openat2's RESOLVE_IN_ROOT checks, EAGAIN)
         self.mount_fd = mount_fd
+        self.userns_fd = -1          # a running container's user namespace (as_container_root)
         self.hollow = set(hollow)    # st_dev of /proc, /sys, /dev...: never descended into
         self.lock = lock
         self.userns = ctr.record.get("userns")
@@ -80,21 +81,59 @@ class ContainerFS:
         process after it was opened (a recycled pid is someone else's)."""
         state = ctr.record["state"]
         from .state import pid_alive
+        fds = []
         try:
-            path_fd = os.open(f"/proc/{state['pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds.append(os.open(f"/proc/{state['pid']}/root", os.O_PATH | os.O_CLOEXEC))
+            if ctr.record.get("userns"):  # (setns takes no O_PATH fd)
+                fds.append(os.open(f"/proc/{state['pid']}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
         except OSError:
-            path_fd = -1
-        if path_fd < 0 or not pid_alive(state["pid"], state.get("pid_start")):
-            if path_fd >= 0:
-                os.close(path_fd)
+            pass
+        if len(fds) < (2 if ctr.record.get("userns") else 1) or not pid_alive(state["pid"], state.get("pid_start")):
+            for fd in fds:
+                os.close(fd)
             raise Conflict(f"container {ctr.name} stopped meanwhile: try again")
         try:
-            root_fd = os.open(".", _O_DIR, dir_fd=path_fd)
+            root_fd = os.open(".", _O_DIR, dir_fd=fds[0])
         finally:
-            os.close(path_fd)
+            os.close(fds[0])
         fs = cls(ctr, root_fd)
+        fs.userns_fd = fds[1] if len(fds) > 1 else -1
         fs.hollow = fs._kernel_mounts()
         return fs
+
+    def as_container_root(self, work, keep_fds=()):
+        """work() with the right to create files in the container.  A
+        running container in a user namespace has its overlay mounted in
+        it: the host's root is no one there (creating a file fails with
+        EOVERFLOW), so work() runs in a child that joined the namespace as
+        its root (ids then are the container's own).  Errors come back as
+        one line.  keep_fds: what work() reads; the child closes every
+        other fd (the write end of a pipe it reads, say: else no EOF)."""
+        if self.userns_fd < 0:
+            return work()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                keep = sorted({0, 1, 2, w, self.userns_fd, self.root_fd, *keep_fds})
+                for low, high in zip(keep, keep[1:] + [os.sysconf("SC_OPEN_MAX")]):
+                    os.closerange(low + 1, high)
+                _native.setns(self.userns_fd, _native.NS_FLAGS["user"])
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+                work()
+                os._exit(0)
+            except BaseException as e:  # (the parent raises it)
+                os.write(w, f"{type(e).__name__}\0{e}".encode(errors="replace")[:4000])
+                os._exit(1)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = f.read()
+        from .record import waitpid
+        _, status = waitpid(pid)
+        if status != 0 or report:
+            kind, _, message = report.decode(errors="replace").partition("\0")
+            raise (DiycError if kind == "DiycError" else InvalidArgument)(message or f"copy failed ({status})")
 
     def _kernel_mounts(self):
         devs = set()
@@ -109,10 +148,10 @@ class ContainerFS:
         return devs
 
     def close(self):
-        for fd in (self.root_fd, self.mount_fd):
+        for fd in (self.root_fd, self.mount_fd, self.userns_fd):
             if fd >= 0:
                 os.close(fd)
-        self.root_fd = self.mount_fd = -1
+        self.root_fd = self.mount_fd = self.userns_fd = -1
         if self.lock is not None:
             self.lock.__exit__(None, None, None)
             self.lock = None

@@ -158,14 +158,10 @@ def copy_to_container(ctr, src, dest, archive=False, follow=False, stdin=None):
     """`diyc cp SRC CONTAINER:DEST` (SRC "-": a tar read from `stdin`,
     unpacked into the directory DEST)."""
     with ContainerFS.open(ctr, writable=True) as fs:
-        if archive:
-            owner = fs.to_host_ids
-        else:
-            owner = lambda uid, gid: fs.to_host_ids(0, 0)  # noqa: E731
         if src == "-":
             dest_fd = container_dir(fs, dest)
             try:
-                unpack(stdin, dest_fd, owner)
+                unpack_in_container(fs, stdin, dest_fd, archive)
             finally:
                 os.close(dest_fd)
             return
@@ -182,11 +178,30 @@ def copy_to_container(ctr, src, dest, archive=False, follow=False, stdin=None):
             into, name = target(src_is_dir, contents, container_stat(fs, dest), dest, base_name(src))
             dest_fd = container_dir(fs, into)
             try:
-                piped(lambda w: write_archive(w, src_fd, name), lambda r: unpack(r, dest_fd, owner))
+                piped(lambda w: write_archive(w, src_fd, name),
+                      lambda r: unpack_in_container(fs, r, dest_fd, archive))
             finally:
                 os.close(dest_fd)
         finally:
             os.close(src_fd)
+
+
+def unpack_in_container(fs, stream, dest_fd, keep_owners):
+    """A tar into the container's directory dest_fd: its entries owned by
+    the container's root, or (keep_owners) by the tar's ids, as the
+    container sees them."""
+    if fs.userns_fd >= 0:  # as the container's root, in its user namespace
+        # imported here: that root may not read the host's Python files
+        import gzip  # noqa: F401
+        from .images import layers  # noqa: F401
+        def owner(uid, gid):
+            fs.to_host_ids(uid, gid)  # (refuses ids the namespace does not map)
+            return (uid, gid) if keep_owners else (0, 0)
+        fds = [dest_fd] + ([stream.fileno()] if hasattr(stream, "fileno") else [])
+        fs.as_container_root(lambda: unpack(stream, dest_fd, owner), keep_fds=fds)
+    else:
+        owner = fs.to_host_ids if keep_owners else (lambda uid, gid: fs.to_host_ids(0, 0))
+        unpack(stream, dest_fd, owner)
 
 
 def link_target(fs, path):
@@ -278,7 +293,7 @@ def put_archive(ctr, path, data):
     with ContainerFS.open(ctr, writable=True) as fs:
         dest_fd = container_dir(fs, path)
         try:
-            unpack(_reader(data), dest_fd, fs.to_host_ids)
+            unpack_in_container(fs, _reader(data), dest_fd, keep_owners=True)
         finally:
             os.close(dest_fd)
     return True

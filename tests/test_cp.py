@@ -168,7 +168,7 @@ def test_follow_link(run_cli, container, tmp_path):
     assert names["data/hl-followed"].isreg()
 
 
-def test_tar_streams(run_cli, container, tmp_path):
+def test_tar_streams(run_cli, cli_path, container, tmp_path):
     out = cli_bytes(run_cli, "cp", f"{container}:/data", "-")
     assert out.returncode == 0, out.stderr
     tar = tarfile.open(fileobj=io.BytesIO(out.stdout))
@@ -295,3 +295,37 @@ def test_kernel_file_systems_are_not_copied(run_cli, running, tmp_path):
     names = tar.getnames()
     assert "proc" in names and "bin/busybox" in names
     assert not [n for n in names if n.startswith(("proc/", "sys/"))]
+
+
+@pytest.mark.parametrize("state", ["running", "stopped"])
+def test_user_namespace_container(run_cli, state, tmp_path):
+    """--userns auto: files land owned by the container's root (or, with
+    -a, by the same ids as the container sees them), and come out with
+    the container's ids."""
+    name = unique("cp-userns")
+    run_cli("run", "-d", "--name", name, "--userns", "auto", "--network", "none", "busybox", "sh", "-c",
+            "echo a > /a && chown 7:8 /a && touch /ready && sleep 600", check=True)
+    try:
+        for _ in range(200):
+            if run_cli("exec", name, "test", "-e", "/ready").returncode == 0:
+                break
+        if state == "stopped":
+            run_cli("stop", "-t", "1", name, check=True)
+        (tmp_path / "plain").write_text("p")
+        (tmp_path / "kept").write_text("k")
+        os.chown(tmp_path / "kept", 5, 6)
+        run_cli("cp", tmp_path / "plain", f"{name}:/plain", check=True)
+        run_cli("cp", "-a", tmp_path / "kept", f"{name}:/kept", check=True)
+        os.chown(tmp_path / "kept", 70000, 0)
+        assert_one_line_error(run_cli("cp", "-a", tmp_path / "kept", f"{name}:/outside"),
+                              contains="outside the container's user namespace")
+        owners = {m.name: (m.uid, m.gid) for m in tarfile.open(fileobj=io.BytesIO(
+            cli_bytes(run_cli, "cp", f"{name}:/", "-").stdout))}
+        assert owners["plain"] == (0, 0) and owners["kept"] == (5, 6) and owners["a"] == (7, 8)
+        assert owners["bin/busybox"] == (0, 0) and "outside" not in owners
+        if state == "stopped":
+            run_cli("start", name, check=True)
+        seen = run_cli("exec", name, "stat", "-c", "%u:%g %n", "/plain", "/kept", "/a", check=True).stdout
+        assert seen.splitlines() == ["0:0 /plain", "5:6 /kept", "7:8 /a"]
+    finally:
+        run_cli("rm", "-f", name, check=True)

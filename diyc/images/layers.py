@@ -174,6 +174,8 @@ class Unpacker:
             self.forget_dirs()
         if not rel:
             return  # the layer's own root: see finish()
+        if self.owner:
+            self.owner_of(member)  # ids it refuses: before anything is made
         parent, _, base = rel.rpartition("/")
         parent_fd = self.open_dir(parent, member.name)
 
