@@ -329,3 +329,64 @@ def test_user_namespace_container(run_cli, state, tmp_path):
         assert seen.splitlines() == ["0:0 /plain", "5:6 /kept", "7:8 /a"]
     finally:
         run_cli("rm", "-f", name, check=True)
+
+
+def _tree(path):
+    """{relative path: kind} of a host tree."""
+    out = {}
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(top, name)
+            out[os.path.relpath(full, path)] = "l" if os.path.islink(full) else "d" if os.path.isdir(full) else "f"
+    return out
+
+
+def test_rules_match_podman(run_cli, stopped, tmp_path):
+    """The same copies, out of and into a stopped container with the same
+    files, with diyc and with podman: the same trees, the same refusals.
+    Where podman parts from docker, docker is the reference and the case is
+    not compared: podman's `FILE/.` copies the file (docker refuses it),
+    and podman copies a symlink SRC's target without -L (docker, and
+    test_follow_link, copy the link)."""
+    from podman_util import private_podman
+    image = tmp_path / "image.tar"
+    run_cli("export", "-o", image, stopped, check=True)
+    out_cases = [("/data", "EX"), ("/data", "EX/new"), ("/data/.", "EX"), ("/data/.", "EX/new"),
+                 ("/data/f", "EX"), ("/data/f", "EX/g"), ("/data/f", "EX/missing/"), ("/data", "EX/file"),
+                 ("/nothing", "EX"), ("/data/sub/../f", "EX/h")]
+    in_cases = [("HOST", "/data/"), ("HOST", "/data/newname"), ("HOST/.", "/data/sub"), ("HOST/x", "/data/"),
+                ("HOST/x", "/data/nodir/"), ("HOST", "/data/f")]
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "x").write_text("x")
+    (tmp_path / "host" / "d").mkdir()
+
+    def copy_out(cp, ctr):
+        seen = []
+        for src, dest in out_cases:
+            ex = tmp_path / unique("ex")
+            ex.mkdir()
+            (ex / "file").write_text("x")
+            r = cp(f"{ctr}:{src}", dest.replace("EX", str(ex)))
+            seen.append((src, dest, r.returncode == 0, _tree(ex)))
+        return seen
+
+    def copy_in(cp, ctr):
+        seen = []
+        for src, dest in in_cases:
+            r = cp(src.replace("HOST", str(tmp_path / "host")), f"{ctr}:{dest}")
+            seen.append((src, dest, r.returncode == 0))
+        return seen
+
+    with private_podman("/usr/bin/runc") as podman:
+        assert podman("import", image, "localhost/diyc-export").returncode == 0
+        r = podman("run", "--name", "pc", "--network", "none", "localhost/diyc-export", "true")
+        assert r.returncode == 0, r.stderr
+        podman_out = copy_out(lambda *a: podman("cp", *a), "pc")
+        podman_in = copy_in(lambda *a: podman("cp", *a), "pc")
+        assert podman("cp", "pc:/data", tmp_path / "podman-data").returncode == 0
+    diyc_out = copy_out(lambda *a: run_cli("cp", *a), stopped)
+    diyc_in = copy_in(lambda *a: run_cli("cp", *a), stopped)
+    run_cli("cp", f"{stopped}:/data", tmp_path / "diyc-data", check=True)
+    assert diyc_out == podman_out
+    assert diyc_in == podman_in
+    assert _tree(tmp_path / "diyc-data") == _tree(tmp_path / "podman-data")
