@@ -42,7 +42,12 @@ cdef extern from "<linux/openat2.h>":
 
 cdef extern from "<sys/syscall.h>":
     enum:
-        SYS_openat2
+        SYS_openat2, SYS_fsopen, SYS_fsconfig, SYS_fsmount
+
+cdef extern from "<linux/mount.h>":
+    enum:
+        FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE,
+        MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC
 
 cdef extern from "<unistd.h>":
     long c_syscall "syscall"(long number, ...) nogil
@@ -176,7 +181,6 @@ cdef extern from "diyc.h":
         int console
     int diyc_spawn(diyc_init *init, diyc_child *child, diyc_error *err) nogil
     int diyc_idmapped_tree(const char *path, int userns_fd)
-    int diyc_overlay_tree(const char *lowerdir, const char *upperdir, const char *workdir)
     int diyc_release(diyc_child *child, diyc_error *err) nogil
     int diyc_id_maps_done(diyc_child *child, const int *layer_fds, int n, diyc_error *err)
     pid_t diyc_wait_pid(diyc_child *child, diyc_error *err) nogil
@@ -566,22 +570,44 @@ def idmapped_tree(path, int userns_fd):
     return fd
 
 
-def overlay_tree(lowerdirs, upperdir=None, workdir=None):
-    """A detached overlay mount of `lowerdirs` (top first), writable into
-    `upperdir` when given, read-only otherwise; nodev, nosuid.  -> fd of its
-    root (the mount lives as long as an fd of it)."""
-    lower = b":".join(os.fsencode(d) for d in lowerdirs)
-    upper = os.fsencode(upperdir) if upperdir is not None else None
-    work = os.fsencode(workdir) if workdir is not None else None
-    cdef const char *c_upper = NULL
-    cdef const char *c_work = NULL
-    if upper is not None:
-        c_upper = upper
-        c_work = work
-    fd = diyc_overlay_tree(lower, c_upper, c_work)
+def fsopen(fsname):
+    """fsopen(2) with FSOPEN_CLOEXEC -> a file system context fd."""
+    b = os.fsencode(fsname)
+    cdef const char *c_name = b
+    cdef long fd = c_syscall(SYS_fsopen, c_name, FSOPEN_CLOEXEC)
     if fd < 0:
-        raise OSError(errno, strerror(errno).decode(), upperdir or lowerdirs[0])
+        raise OSError(errno, strerror(errno).decode(), fsname)
     return fd
+
+
+def fsconfig(int fs_fd, key, value=None):
+    """fsconfig(2): FSCONFIG_SET_STRING key=value, or FSCONFIG_CMD_CREATE
+    when key is None."""
+    cdef long r
+    cdef const char *c_key
+    cdef const char *c_value
+    if key is None:
+        r = c_syscall(SYS_fsconfig, fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0)
+    else:
+        k = os.fsencode(key)
+        v = os.fsencode(value)
+        c_key = k
+        c_value = v
+        r = c_syscall(SYS_fsconfig, fs_fd, FSCONFIG_SET_STRING, c_key, c_value, 0)
+    if r < 0:
+        raise OSError(errno, strerror(errno).decode(), key if value is None else f"{key}={value}")
+
+
+def fsmount(int fs_fd, unsigned int attrs=0):
+    """fsmount(2) with FSMOUNT_CLOEXEC -> fd of the root of a detached mount."""
+    cdef long fd = c_syscall(SYS_fsmount, fs_fd, FSMOUNT_CLOEXEC, attrs)
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode())
+    return fd
+
+
+MOUNT_ATTRS = {"ro": MOUNT_ATTR_RDONLY, "nosuid": MOUNT_ATTR_NOSUID, "nodev": MOUNT_ATTR_NODEV,
+               "noexec": MOUNT_ATTR_NOEXEC}
 
 
 def attach_device_filter(int cgroup_fd, rules):

@@ -238,7 +238,6 @@ int create_devices(const struct diyc_init *init, struct diyc_error *err);
 int pivot_into_rootfs(const char *rootfs, struct diyc_error *err);
 int attach_idmapped_layers(const struct diyc_init *init, struct diyc_error *err);
 int diyc_idmapped_tree(const char *path, int userns_fd);
-int diyc_overlay_tree(const char *lowerdir, const char *upperdir, const char *workdir);
 int mask_paths(const struct diyc_init *init, struct diyc_error *err);
 int remount_root_readonly(const struct diyc_init *init, struct diyc_error *err);
 

@@ -292,34 +292,6 @@ int diyc_idmapped_tree(const char *path, int userns_fd)
 	return fd;
 }
 
-/* A detached overlay mount (fsopen + fsconfig + fsmount): nothing is
- * attached anywhere, no mount namespace is touched, and the mount goes away
- * with the last fd of it.  A NULL upperdir makes it read-only.  nodev and
- * nosuid: the host process that holds it never opens a device or runs a
- * setuid program of the (untrusted) container through it. */
-int diyc_overlay_tree(const char *lowerdir, const char *upperdir, const char *workdir)
-{
-	int fs, mnt = -1, e;
-
-	fs = syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-	if (fs < 0)
-		return -1;
-	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", lowerdir, 0) < 0)
-		goto out;
-	if (upperdir && (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", upperdir, 0) < 0 ||
-			 syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", workdir, 0) < 0))
-		goto out;
-	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		goto out;
-	mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
-		      MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (upperdir ? 0 : MOUNT_ATTR_RDONLY));
-out:
-	e = errno;
-	close(fs);
-	errno = e;
-	return mnt;
-}
-
 int mount_all(const struct diyc_init *init, struct diyc_error *err)
 {
 	int rootfd, r = 0;

@@ -21,6 +21,7 @@ Where the root comes from:
               running container too: its image and its changes, no volumes
 """
 
+import errno
 import os
 import stat
 
@@ -241,14 +242,54 @@ def _detached_overlay(ctr, writable):
         # (never started: no upper dir yet; and a read-only overlay needs two layers)
         _make_writable_layer(ctr)
     if writable:
-        mnt = _native.overlay_tree(layers, upper, f"{ctr.dir}/work")
+        mnt = overlay_tree(layers, upper, f"{ctr.dir}/work")
     else:
-        mnt = _native.overlay_tree([upper] + layers)
+        mnt = overlay_tree([upper] + layers)
     try:
         return os.open(".", _O_DIR, dir_fd=mnt), mnt
     except BaseException:
         os.close(mnt)
         raise
+
+
+def overlay_tree(lowers, upper=None, work=None):
+    """A detached overlay mount (fsopen/fsconfig/fsmount: attached nowhere,
+    gone with its last fd), writable into `upper` when given, nodev and
+    nosuid (the host never opens the container's devices through it) ->
+    the mount's fd.  Each directory goes by /proc/self/fd/N of an fd of
+    it: fsconfig takes at most 256 bytes a value, fewer than a state
+    root's paths may need; the layers one by one ("lowerdir+", Linux 6.8),
+    else all in one "lowerdir"."""
+    fds = []
+    try:
+        for d in [*lowers, *((upper, work) if upper else ())]:
+            fds.append(os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        refs = [f"/proc/self/fd/{fd}" for fd in fds]
+        layers = refs[:len(lowers)]
+        try:
+            return _overlay_mount([("lowerdir+", layer) for layer in layers], refs[len(lowers):])
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            return _overlay_mount([("lowerdir", ":".join(layers))], refs[len(lowers):])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _overlay_mount(lower_options, upper_work):
+    fs = _native.fsopen("overlay")
+    try:
+        for key, value in lower_options:
+            _native.fsconfig(fs, key, value)
+        if upper_work:
+            _native.fsconfig(fs, "upperdir", upper_work[0])
+            _native.fsconfig(fs, "workdir", upper_work[1])
+        _native.fsconfig(fs, None)
+        attrs = _native.MOUNT_ATTRS["nodev"] | _native.MOUNT_ATTRS["nosuid"]
+        return _native.fsmount(fs, attrs if upper_work else attrs | _native.MOUNT_ATTRS["ro"])
+    finally:
+        os.close(fs)
 
 
 def _make_writable_layer(ctr):
