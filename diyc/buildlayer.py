@@ -30,7 +30,8 @@ class LayerTar:
         else:
             self.path = None
             self.file = stream
-            self.tar = tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT)
+            self.tar = tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT,
+                                    bufsize=1 << 16)  # (its default: 10 KiB writes)
         self.names = set()
         self.entries = 0
 
