@@ -869,7 +869,7 @@ def cmd_export(root, args):
 
 def cmd_commit(root, args):
     opts, pos = parse(args, option_table(("-m --message", "message", VALUE), ("-a --author", "author", VALUE),
-                                         ("-c --change", "changes", LIST), ("-p --pause", "pause", FLAG)),
+                                         ("-c --change", "changes", LIST)),
                       stop_at_positional=False)
     if len(pos) not in (1, 2):
         raise InvalidArgument('"diyc commit" requires a container: diyc commit [OPTIONS] CONTAINER [REPO[:TAG]]')

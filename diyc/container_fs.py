@@ -53,8 +53,7 @@ class ContainerFS:
 
     @classmethod
     def open(cls, ctr, writable=False, image_only=False):
-        status = ctr.status
-        if status in ("running", "paused") and not image_only:
+        if is_live(ctr) and not image_only:
             return cls._open_live(ctr)
         if image_only:
             root_fd, mount_fd = _detached_overlay(ctr, writable=False)
@@ -67,7 +66,7 @@ class ContainerFS:
         try:
             if writable and not ctr.reload_if_present():
                 raise InvalidArgument(f"no such container: {ctr.name}")
-            if writable and ctr.status in ("running", "paused"):
+            if writable and is_live(ctr):
                 raise Conflict(f"container {ctr.name} started meanwhile: try again")
             root_fd, mount_fd = _detached_overlay(ctr, writable)
             return cls(ctr, root_fd, lock=lock, mount_fd=mount_fd)
@@ -206,6 +205,13 @@ def to_container_ids(userns, uid, gid):
         return uid, gid
     return (uid - u["uid"] if u["uid"] <= uid < u["uid"] + u["size"] else uid,
             gid - u["gid"] if u["gid"] <= gid < u["gid"] + u["size"] else gid)
+
+
+def is_live(ctr):
+    """Whether the container's overlay is mounted: it runs, or its init is
+    held before execve (OCI create/start)."""
+    status = ctr.status
+    return status in ("running", "paused") or (status == "created" and bool(ctr.record["state"].get("pid")))
 
 
 def _below_mount(fd):

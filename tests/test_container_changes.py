@@ -175,3 +175,23 @@ def test_library(diyc_root, tmp_path):
             assert record["config"]["history"][-1]["comment"] == "from python"
         finally:
             diyc.images.remove("libcommit:v1", root=str(diyc_root))
+
+
+def test_put_archive_before_the_first_start(diyc_root):
+    """A created container has no writable layer yet: put_archive makes it,
+    and the container's command sees the file."""
+    import diyc
+    with diyc.Container.create("busybox", ["cat", "/etc/motd"], network="none", root=str(diyc_root)) as c:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            entry = tarfile.TarInfo("motd")
+            entry.size = 6
+            t.addfile(entry, io.BytesIO(b"hello\n"))
+        c.put_archive("/etc", buf.getvalue())
+        assert c.diff() == [{"Path": "/etc", "Kind": 0}, {"Path": "/etc/motd", "Kind": 1}]
+        r, w = os.pipe()
+        c.start((-1, w, w))
+        os.close(w)
+        with os.fdopen(r, "rb") as out:
+            assert out.read() == b"hello\n"
+        assert c.wait().returncode == 0
