@@ -129,15 +129,16 @@ class TreeTar:
     whiteouts: the tree is an overlay upper dir (a 0:0 char device is a
     whiteout, the opaque xattr an opaque dir), written as OCI names.
     skip: paths (relative to the tree's root) of empty mount points the
-    runtime made, left out.  hollow: st_dev of file systems whose
-    directories are written without their content (a running container's
-    /proc, /sys).  ids(uid, gid) -> the (uid, gid) the tar shows."""
+    runtime made, left out.  devices: the st_dev of the file systems whose
+    directories it enters (None: any); a directory of another is written
+    empty (a running container's /proc, /sys, or what it mounted itself).
+    ids(uid, gid) -> the (uid, gid) the tar shows."""
 
-    def __init__(self, layer, whiteouts=False, skip=(), hollow=(), ids=None):
+    def __init__(self, layer, whiteouts=False, skip=(), devices=None, ids=None):
         self.layer = layer
         self.whiteouts = whiteouts
         self.skip = set(skip)
-        self.hollow = set(hollow)
+        self.devices = devices
         self.ids = ids
         self.inodes = {}
 
@@ -191,7 +192,7 @@ class TreeTar:
             cfd = os.open(name, O_DIR, dir_fd=dfd)
             try:
                 self.layer.add(arcname, "dir", xattrs=_xattrs(cfd), **common)
-                if st.st_dev not in self.hollow:
+                if self.devices is None or st.st_dev in self.devices:
                     self.add_dir(cfd, f"{arcname}/", path)
             finally:
                 os.close(cfd)

@@ -11,8 +11,9 @@ images.layers.Unpacker).
 
 Where the root comes from:
     running   /proc/PID/root of its init: what the container sees, volumes
-              included; /proc, /sys and /dev are not the container's files
-              and are left out (their mount points stay, empty)
+              and --tmpfs included; /proc, /sys, /dev and whatever the
+              container mounted itself are not its files: left out (their
+              mount points stay, empty)
     stopped   a detached overlay mount (fsopen/fsmount) of its layers and
               upper dir: mounted nowhere, gone with its last fd, so no
               mount is ever left behind; writable ones are made under the
@@ -30,8 +31,6 @@ from .errors import Conflict, DiycError, InvalidArgument
 
 _RESOLVE = _native.RESOLVE["in_root"] | _native.RESOLVE["no_magiclinks"]
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# the kernel's file systems a container is given: not its files
-_HOLLOW_TYPES = ("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue")
 
 
 class ContainerFS:
@@ -39,7 +38,7 @@ class ContainerFS:
     docstring); a context manager.  ids: the container's user namespace
     (record["userns"]) or None."""
 
-    def __init__(self, ctr, root_fd, hollow=(), lock=None, mount_fd=-1):
+    def __init__(self, ctr, root_fd, devices=None, lock=None, mount_fd=-1):
         self.ctr = ctr
         self.root_fd = root_fd       # O_RDONLY directory fd of the container's "/"
         # a detached overlay's own fd: while it is open the mount stays whole
@@ -47,7 +46,9 @@ class ContainerFS:
         # but `..` within it fails openat2's RESOLVE_IN_ROOT checks, EAGAIN)
         self.mount_fd = mount_fd
         self.userns_fd = -1          # a running container's user namespace (as_container_root)
-        self.hollow = set(hollow)    # st_dev of /proc, /sys, /dev...: never descended into
+        # st_dev of the file systems that are the container's files (None:
+        # all): its root, volumes and binds, --tmpfs; not /proc, /sys, /dev
+        self.devices = devices
         self.lock = lock
         self.userns = ctr.record.get("userns")
 
@@ -98,7 +99,7 @@ class ContainerFS:
             os.close(fds[0])
         fs = cls(ctr, root_fd)
         fs.userns_fd = fds[1] if len(fds) > 1 else -1
-        fs.hollow = fs._kernel_mounts()
+        fs.devices = fs._own_file_systems()
         return fs
 
     def as_container_root(self, work, keep_fds=()):
@@ -135,12 +136,15 @@ class ContainerFS:
             kind, _, message = report.decode(errors="replace").partition("\0")
             raise (DiycError if kind == "DiycError" else InvalidArgument)(message or f"copy failed ({status})")
 
-    def _kernel_mounts(self):
-        devs = set()
+    def _own_file_systems(self):
+        devs = {os.fstat(self.root_fd).st_dev}
         for m in self.ctr.record["spec"].get("mounts", ()):
-            if m.get("type") in _HOLLOW_TYPES or m.get("destination") == "/dev":
+            dest = m.get("destination", "")
+            bind = m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or ())
+            user_tmpfs = m.get("type") == "tmpfs" and dest != "/dev" and not dest.startswith("/dev/")
+            if bind or user_tmpfs:
                 try:
-                    fd = self.lookup(m["destination"])
+                    fd = _native.openat2(self.root_fd, dest, os.O_PATH, _RESOLVE)
                 except OSError:
                     continue
                 devs.add(os.fstat(fd).st_dev)
@@ -169,7 +173,7 @@ class ContainerFS:
         root; the last one only when `follow`).  OSError as openat2 says."""
         flags |= 0 if follow else os.O_NOFOLLOW
         fd = _native.openat2(self.root_fd, path, flags, _RESOLVE)
-        if self.hollow and os.fstat(fd).st_dev in self.hollow and _below_mount(fd):
+        if self.devices is not None and os.fstat(fd).st_dev not in self.devices and _below_mount(fd):
             os.close(fd)
             raise InvalidArgument(f"{path}: not part of the container's file system (a kernel file system)")
         return fd

@@ -69,11 +69,11 @@ def source_fd(fs, path, follow):
         raise InvalidArgument(f"{path} in container {fs.ctr.name}: {e.strerror}") from None
 
 
-def write_archive(stream, fd, arcname, ids=None, hollow=()):
+def write_archive(stream, fd, arcname, ids=None, devices=None):
     """A tar of the tree at the O_PATH fd `fd` into `stream` (see TreeTar.add_fd)."""
     layer = LayerTar(None, stream=stream)
     try:
-        TreeTar(layer, ids=ids, hollow=hollow).add_fd(fd, arcname)
+        TreeTar(layer, ids=ids, devices=devices).add_fd(fd, arcname)
         layer.close_stream()
     except BaseException:
         layer.abandon_stream()
@@ -90,7 +90,7 @@ def copy_from_container(ctr, src, dest, archive=False, follow=False, stdout=None
             if contents and not src_is_dir:
                 raise InvalidArgument(f"{src}: not a directory")
             if dest == "-":
-                write_archive(stdout, fd, "" if contents else base_name(src), fs.to_container_ids, fs.hollow)
+                write_archive(stdout, fd, "" if contents else base_name(src), fs.to_container_ids, fs.devices)
                 return
             try:
                 dest_st = os.stat(dest)
@@ -103,7 +103,7 @@ def copy_from_container(ctr, src, dest, archive=False, follow=False, stdout=None
             except OSError as e:
                 raise InvalidArgument(f"{into}: {e.strerror}") from None
             try:
-                piped(lambda w: write_archive(w, fd, name, fs.to_container_ids, fs.hollow),
+                piped(lambda w: write_archive(w, fd, name, fs.to_container_ids, fs.devices),
                       lambda r: unpack(r, dest_fd, owner))
             finally:
                 os.close(dest_fd)
@@ -276,7 +276,7 @@ def get_archive(ctr, path, chunk_size=2 << 20, follow=False):
         import tempfile
         try:
             with tempfile.TemporaryFile(dir=ctr.root.tmp) as f:
-                write_archive(f, fd, "" if contents else base_name(src), fs.to_container_ids, fs.hollow)
+                write_archive(f, fd, "" if contents else base_name(src), fs.to_container_ids, fs.devices)
                 f.seek(0)
                 while data := f.read(chunk_size):
                     yield data

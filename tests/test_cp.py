@@ -288,13 +288,32 @@ def test_dir_swapped_for_a_symlink(run_cli, tmp_path):
         run_cli("rm", "-f", name, check=True)
 
 
-def test_kernel_file_systems_are_not_copied(run_cli, running, tmp_path):
-    assert_one_line_error(run_cli("cp", f"{running}:/proc/cpuinfo", tmp_path / "x"),
-                          contains="not part of the container's file system")
-    tar = tarfile.open(fileobj=io.BytesIO(cli_bytes(run_cli, "cp", f"{running}:/", "-").stdout))
-    names = tar.getnames()
-    assert "proc" in names and "bin/busybox" in names
-    assert not [n for n in names if n.startswith(("proc/", "sys/"))]
+def test_kernel_file_systems_are_not_copied(run_cli, tmp_path):
+    """What a running container has mounted is copied when it is its files
+    (a volume, a --tmpfs), not when it is the kernel's (/proc, /sys, /dev)
+    nor what it mounted itself (a proc at /myproc: /myproc/kcore would be
+    read for ever)."""
+    name = unique("cp-mounts")
+    (tmp_path / "vol").mkdir()
+    (tmp_path / "vol" / "in-volume").write_text("v")
+    run_cli("run", "-d", "--name", name, "--network", "none", "--privileged", "-v", f"{tmp_path / 'vol'}:/vol",
+            "--tmpfs", "/scratch", "busybox", "sh", "-c",
+            "echo t > /scratch/in-tmpfs && mkdir /myproc && mount -t proc proc /myproc && touch /ready"
+            " && sleep 600", check=True)
+    try:
+        for _ in range(200):
+            if run_cli("exec", name, "test", "-e", "/ready").returncode == 0:
+                break
+        for path in ("/proc/cpuinfo", "/myproc/1/environ", "/sys/kernel", "/dev/null"):
+            assert_one_line_error(run_cli("cp", f"{name}:{path}", tmp_path / "x"),
+                                  contains="not part of the container's file system")
+        names = tarfile.open(fileobj=io.BytesIO(cli_bytes(run_cli, "cp", f"{name}:/", "-").stdout)).getnames()
+        assert {"proc", "myproc", "sys", "dev", "bin/busybox", "vol/in-volume", "scratch/in-tmpfs"} <= set(names)
+        assert not [n for n in names if n.startswith(("proc/", "sys/", "myproc/", "dev/"))]
+        run_cli("cp", tmp_path / "vol" / "in-volume", f"{name}:/vol/from-cp", check=True)
+        assert (tmp_path / "vol" / "from-cp").read_text() == "v"
+    finally:
+        run_cli("rm", "-f", name, check=True)
 
 
 @pytest.mark.parametrize("state", ["running", "stopped"])
