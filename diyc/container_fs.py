@@ -70,7 +70,14 @@ class ContainerFS:
             if writable and is_live(ctr):
                 raise Conflict(f"container {ctr.name} started meanwhile: try again")
             root_fd, mount_fd = _detached_overlay(ctr, writable)
-            return cls(ctr, root_fd, lock=lock, mount_fd=mount_fd)
+            fs = cls(ctr, root_fd, lock=lock, mount_fd=mount_fd)
+            try:
+                fs._attach_binds()
+            except BaseException:
+                fs.lock = None  # (released below)
+                fs.close()
+                raise
+            return fs
         except BaseException:
             if lock is not None:
                 lock.__exit__(None, None, None)
@@ -135,6 +142,37 @@ class ContainerFS:
         if status != 0 or report:
             kind, _, message = report.decode(errors="replace").partition("\0")
             raise (DiycError if kind == "DiycError" else InvalidArgument)(message or f"copy failed ({status})")
+
+    def _attach_binds(self):
+        """A stopped container's volumes and bind mounts, attached to its
+        detached overlay where it has them (as docker's cp sees them): a
+        copy into /vol lands in the volume.  Each mount point is resolved
+        inside the container's root; one the container never made is left
+        out."""
+        for m in self.ctr.record["spec"].get("mounts", ()):
+            options = set(m.get("options") or ())
+            if m.get("type") != "bind" and not {"bind", "rbind"} & options:
+                continue
+            try:
+                target = _native.openat2(self.root_fd, m["destination"], os.O_PATH, _RESOLVE)
+            except FileNotFoundError:
+                continue
+            try:
+                tree = _native.open_tree_clone(m["source"], recursive="rbind" in options)
+            except OSError:
+                os.close(target)
+                raise InvalidArgument(f"cannot reach {m['source']} (mounted at {m['destination']}) "
+                                      f"of container {self.ctr.name}") from None
+            try:
+                if "ro" in options:
+                    _native.mount_setattr(tree, _native.MOUNT_ATTRS["ro"], recursive=True)
+                _native.move_mount(tree, target)
+            except OSError as e:
+                raise InvalidArgument(f"cannot mount {m['destination']} of stopped container {self.ctr.name} "
+                                      f"({e.strerror}: Linux 6.15 attaches to a detached mount): start it") from None
+            finally:
+                os.close(tree)
+                os.close(target)
 
     def _own_file_systems(self):
         devs = {os.fstat(self.root_fd).st_dev}

@@ -5,6 +5,7 @@ climb out with ../.. (the container's files are its owner's, never the
 host's to follow)."""
 
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -409,3 +410,28 @@ def test_rules_match_podman(run_cli, stopped, tmp_path):
     assert diyc_out == podman_out
     assert diyc_in == podman_in
     assert _tree(tmp_path / "diyc-data") == _tree(tmp_path / "podman-data")
+
+
+def test_volumes_of_a_stopped_container(run_cli, tmp_path):
+    """A stopped container's volumes are where docker's cp finds them: a
+    copy into /vol lands in the volume, a :ro bind refuses writes; no mount
+    is left behind (the overlay and its binds are mounted nowhere)."""
+    name = unique("cp-stopped-vol")
+    volume = unique("cpvol")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "kept").write_text("k")
+    run_cli("run", "--name", name, "--network", "none", "-v", f"{volume}:/vol", "-v", f"{tmp_path / 'ro'}:/ro:ro",
+            "busybox", "sh", "-c", "echo inside > /vol/x", check=True)
+    try:
+        run_cli("cp", f"{name}:/vol/x", tmp_path / "x", check=True)
+        assert (tmp_path / "x").read_text() == "inside\n"
+        run_cli("cp", tmp_path / "x", f"{name}:/vol/y", check=True)
+        (info,) = json.loads(run_cli("volume", "inspect", volume, check=True).stdout)
+        assert sorted(os.listdir(info["Mountpoint"])) == ["x", "y"]
+        assert_one_line_error(run_cli("cp", tmp_path / "x", f"{name}:/ro/"), contains="Read-only file system")
+        assert os.listdir(tmp_path / "ro") == ["kept"]
+        with open("/proc/self/mountinfo") as f:
+            assert str(tmp_path) not in f.read()
+    finally:
+        run_cli("rm", "-f", name, check=True)
+        run_cli("volume", "rm", volume, check=True)
