@@ -103,18 +103,34 @@ def copy_from_container(ctr, src, dest, archive=False, follow=False, stdout=None
             except OSError as e:
                 raise InvalidArgument(f"{into}: {e.strerror}") from None
             try:
-                piped(lambda w: write_archive(w, fd, name, fs.to_container_ids, fs.devices),
-                      lambda r: unpack(r, dest_fd, owner))
+                # without -a the caller owns the files: no setuid bits, no devices
+                all_or_nothing(dest_fd, name if dest_st is None else "", lambda: piped(
+                    lambda w: write_archive(w, fd, name, fs.to_container_ids, fs.devices),
+                    lambda r: unpack(r, dest_fd, owner, plain_files=not archive)))
             finally:
                 os.close(dest_fd)
         finally:
             os.close(fd)
 
 
-def unpack(stream, dest_fd, owner):
+def all_or_nothing(dest_fd, new_name, copy):
+    """copy(); when it fails, what it made under the new name `new_name`
+    of the directory dest_fd is removed (fd-based, never following a
+    symlink): no half copy under a name that did not exist.  (Into an
+    existing directory, what was copied stays, as docker's.)"""
+    try:
+        copy()
+    except BaseException:
+        if new_name:
+            from .rootfs import remove_tree_at
+            remove_tree_at(dest_fd, new_name)
+        raise
+
+
+def unpack(stream, dest_fd, owner, plain_files=False):
     from .images.layers import LayerError, StorageError, unpack_archive
     try:
-        unpack_archive(stream, dest_fd, owner)
+        unpack_archive(stream, dest_fd, owner, plain_files)
     except StorageError as e:
         raise DiycError(str(e).replace("layer", "archive")) from None
     except LayerError as e:
@@ -175,11 +191,13 @@ def copy_to_container(ctr, src, dest, archive=False, follow=False, stdin=None):
             if contents and not src_is_dir:
                 raise InvalidArgument(f"{src}: not a directory")
             dest = link_target(fs, dest)
-            into, name = target(src_is_dir, contents, container_stat(fs, dest), dest, base_name(src))
+            dest_st = container_stat(fs, dest)
+            into, name = target(src_is_dir, contents, dest_st, dest, base_name(src))
             dest_fd = container_dir(fs, into)
             try:
-                piped(lambda w: write_archive(w, src_fd, name),
-                      lambda r: unpack_in_container(fs, r, dest_fd, archive))
+                all_or_nothing(dest_fd, name if dest_st is None else "", lambda: piped(
+                    lambda w: write_archive(w, src_fd, name),
+                    lambda r: unpack_in_container(fs, r, dest_fd, archive)))
             finally:
                 os.close(dest_fd)
         finally:

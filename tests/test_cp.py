@@ -435,3 +435,23 @@ def test_volumes_of_a_stopped_container(run_cli, tmp_path):
     finally:
         run_cli("rm", "-f", name, check=True)
         run_cli("volume", "rm", volume, check=True)
+
+
+def test_setuid_files_and_devices_out_need_archive_mode(run_cli, tmp_path):
+    """Without -a the caller owns what is copied out: a container's setuid
+    shell must not become a setuid-root file on the host, nor its device
+    node a door to the host's disk.  -a copies them as they are."""
+    name = unique("cp-setid")
+    run_cli("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+            "mkdir /s /dv && cp /bin/busybox /s/sh && chmod 6755 /s/sh && mknod /dv/disk b 8 0", check=True)
+    try:
+        run_cli("cp", f"{name}:/s", tmp_path / "plain", check=True)
+        assert os.stat(tmp_path / "plain" / "sh").st_mode & 0o7777 == 0o755
+        assert_one_line_error(run_cli("cp", f"{name}:/dv", tmp_path / "dv"), contains="device node")
+        assert not (tmp_path / "dv").exists()  # no half copy under a new name
+        run_cli("cp", "-a", f"{name}:/s", tmp_path / "kept", check=True)
+        assert os.stat(tmp_path / "kept" / "sh").st_mode & 0o7777 == 0o6755
+        run_cli("cp", "-a", f"{name}:/dv", tmp_path / "dv", check=True)
+        assert os.stat(tmp_path / "dv" / "disk").st_rdev == os.makedev(8, 0)
+    finally:
+        run_cli("rm", "-f", name, check=True)

@@ -94,18 +94,23 @@ class Unpacker:
     directory that was created, or nowhere when a later entry replaced it.
     """
 
-    def __init__(self, dest, *, layer=True, owner=None):
+    def __init__(self, dest, *, layer=True, owner=None, plain_files=False):
         """`dest`: a path, or the fd of a directory (duplicated: the caller
         keeps its own).  layer=False unpacks a plain archive (`diyc cp`):
         `.wh.` names are files like any other, a directory is never
         replaced by a non-directory (an error, as docker's), and `dest`
         keeps its owner and mode.  owner(uid, gid): the owner an entry gets
-        on disk (default: the entry's own)."""
+        on disk (default: the entry's own).  plain_files: no setuid/setgid
+        bits and no device nodes (an untrusted archive unpacked on the
+        host for its caller: a container's setuid shell must not become
+        root's)."""
         self.root_fd = os.dup(dest) if isinstance(dest, int) else os.open(dest, _DIR_FLAGS)
         self.open_dirs = {"": self.root_fd}   # relative path -> fd of that directory
         self.dirs = {}     # relative path -> (member, st_dev, st_ino): mode and mtime go last
         self.layer = layer
         self.owner = owner
+        self.plain_files = plain_files
+        self.mode_mask = 0o1777 if plain_files else 0o7777
 
     def close(self):
         self.forget_dirs()
@@ -225,10 +230,12 @@ class Unpacker:
                 write_file_data(tar, member, fd)
                 self.set_owner_xattrs(fd, member)
                 # after chown, which clears setuid bits
-                os.chmod(fd, member.mode & 0o7777)
+                os.chmod(fd, member.mode & self.mode_mask)
                 os.utime(fd, (member.mtime, member.mtime))
             finally:
                 os.close(fd)
+        elif (member.ischr() or member.isblk()) and self.plain_files:
+            raise LayerError(f"refusing to make device node {member.name} (copy with -a to keep devices)")
         elif member.issym() or member.ischr() or member.isblk() or member.isfifo():
             if member.issym():
                 os.symlink(member.linkname, base, dir_fd=parent_fd)
@@ -241,7 +248,7 @@ class Unpacker:
             for name, value in layer_xattrs(member):  # (no lsetxattrat: the parent by its fd)
                 os.setxattr(f"/proc/self/fd/{parent_fd}/{base}", name, value, follow_symlinks=False)
             if not member.issym():
-                os.chmod(base, member.mode & 0o7777, dir_fd=parent_fd, follow_symlinks=False)
+                os.chmod(base, member.mode & self.mode_mask, dir_fd=parent_fd, follow_symlinks=False)
             os.utime(base, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
         else:
             raise LayerError(f"unsupported layer entry type {member.type!r}: {member.name}")
@@ -274,7 +281,7 @@ class Unpacker:
             try:
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) == (dev, ino):
-                    os.chmod(fd, member.mode & 0o7777)
+                    os.chmod(fd, member.mode & self.mode_mask)
                     os.utime(fd, (member.mtime, member.mtime))
             finally:
                 os.close(fd)
@@ -405,12 +412,13 @@ def unpack_layer(fileobj, dest):
     return "sha256:" + reader.hexdigest(), reader.size
 
 
-def unpack_archive(fileobj, dest, owner=None):
+def unpack_archive(fileobj, dest, owner=None, plain_files=False):
     """Unpack a plain archive (`diyc cp`, put_archive; compressed too) into
     the existing directory `dest` (a path or a directory fd) with the same
     checks as a layer, but no whiteouts, no directory replaced by a file
-    and `dest` itself left as it is.  owner: see Unpacker."""
-    _unpack(HashingReader(decompressed(fileobj)), lambda: Unpacker(dest, layer=False, owner=owner))
+    and `dest` itself left as it is.  owner, plain_files: see Unpacker."""
+    _unpack(HashingReader(decompressed(fileobj)),
+            lambda: Unpacker(dest, layer=False, owner=owner, plain_files=plain_files))
 
 
 def _unpack(reader, make_unpacker):
