@@ -88,19 +88,12 @@ def _cached_layers(root):
     return layers
 
 
-def table_rows(usage):
-    """`diyc system df`'s rows: TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE."""
+def table_rows(usage, human_size):
+    """`diyc system df`'s rows: TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE
+    (sizes as human_size(bytes) writes them)."""
     rows = []
     for kind in KINDS:
         u = usage[kind]
         share = f" ({100 * u['reclaimable'] // u['size']}%)" if u["size"] else ""
         rows.append((kind, u["total"], u["active"], human_size(u["size"]), human_size(u["reclaimable"]) + share))
     return rows
-
-
-def human_size(n):
-    """docker's units: 1.5kB, 16.4MB (powers of 1000)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
-        n /= 1000

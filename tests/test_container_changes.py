@@ -65,7 +65,7 @@ def test_diff_of_a_running_container_and_an_unchanged_one(run_cli):
         assert run_cli("diff", name, check=True).stdout == ""
     finally:
         run_cli("rm", name, check=True)
-    assert_one_line_error(run_cli("diff", "no-such-container-x"), contains="no such container")
+    assert_one_line_error(run_cli("diff", "no-such-container-x"), code=1, contains="no such container")
 
 
 def test_export(run_cli, changed, tmp_path):

@@ -133,7 +133,7 @@ def test_bad_arguments(run_cli, stopped, tmp_path):
     assert_one_line_error(run_cli("cp", tmp_path, tmp_path), contains="at least one container")
     assert_one_line_error(run_cli("cp", f"{stopped}:/data", f"{stopped}:/x"), contains="between containers")
     assert_one_line_error(run_cli("cp", f"{stopped}:/data"), contains="requires 2 arguments")
-    assert_one_line_error(run_cli("cp", tmp_path, "no-such-container-x:/tmp"), contains="no such container")
+    assert_one_line_error(run_cli("cp", tmp_path, "no-such-container-x:/tmp"), code=1, contains="no such container")
 
 
 def test_archive_keeps_owners(run_cli, container, tmp_path):
