@@ -2,8 +2,6 @@
 diff, export, commit): a mixin of runtime.Container, thin over diyc.copy
 and diyc.changes (imported when called: none of it is on the start path)."""
 
-from __future__ import annotations  # (type hints as text: nothing imported for them)
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
