@@ -183,7 +183,8 @@ class TreeTar:
         mode = st.st_mode
         if self.whiteouts and stat.S_ISCHR(mode) and st.st_rdev == 0:
             head, _, base = arcname.rpartition("/")
-            self.layer.add(f"{head}/{WHITEOUT_PREFIX}{base}" if head else f"{WHITEOUT_PREFIX}{base}", "file", 0)
+            whiteout = f"{WHITEOUT_PREFIX}{base}"
+            self.layer.add(f"{head}/{whiteout}" if head else whiteout, "file", 0)
             return
         if path in self.skip and is_empty(dfd, name, st):
             return

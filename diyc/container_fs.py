@@ -60,7 +60,8 @@ class ContainerFS:
             root_fd, mount_fd = _detached_overlay(ctr, writable=False)
             return cls(ctr, root_fd, mount_fd=mount_fd)
         if (ctr.record.get("rootfs") or {}).get("bind"):
-            raise InvalidArgument(f"container {ctr.name} is not running and has no image layers (an OCI bundle)")
+            raise InvalidArgument(f"container {ctr.name} is not running and has no image layers "
+                                  "(an OCI bundle)")
         lock = ctr.lock() if writable else None
         if lock is not None:
             lock.__enter__()
@@ -96,7 +97,8 @@ class ContainerFS:
                 fds.append(os.open(f"/proc/{state['pid']}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
         except OSError:
             pass
-        if len(fds) < (2 if ctr.record.get("userns") else 1) or not pid_alive(state["pid"], state.get("pid_start")):
+        wanted = 2 if ctr.record.get("userns") else 1
+        if len(fds) < wanted or not pid_alive(state["pid"], state.get("pid_start")):
             for fd in fds:
                 os.close(fd)
             raise Conflict(f"container {ctr.name} stopped meanwhile: try again")
@@ -141,7 +143,8 @@ class ContainerFS:
         _, status = waitpid(pid)
         if status != 0 or report:
             kind, _, message = report.decode(errors="replace").partition("\0")
-            raise (DiycError if kind == "DiycError" else InvalidArgument)(message or f"copy failed ({status})")
+            error = DiycError if kind == "DiycError" else InvalidArgument
+            raise error(message or f"copy failed ({status})")
 
     def _attach_binds(self):
         """A stopped container's volumes and bind mounts, attached to its
@@ -168,8 +171,9 @@ class ContainerFS:
                     _native.mount_setattr(tree, _native.MOUNT_ATTRS["ro"], recursive=True)
                 _native.move_mount(tree, target)
             except OSError as e:
-                raise InvalidArgument(f"cannot mount {m['destination']} of stopped container {self.ctr.name} "
-                                      f"({e.strerror}: Linux 6.15 attaches to a detached mount): start it") from None
+                raise InvalidArgument(f"cannot mount {m['destination']} of stopped container "
+                                      f"{self.ctr.name} ({e.strerror}: Linux 6.15 attaches to a "
+                                      "detached mount): start it") from None
             finally:
                 os.close(tree)
                 os.close(target)

@@ -134,7 +134,8 @@ def unpack(stream, dest_fd, owner, plain_files=False):
     except StorageError as e:
         raise DiycError(str(e).replace("layer", "archive")) from None
     except LayerError as e:
-        raise InvalidArgument(str(e).replace("layer tarball", "archive").replace("layer", "archive")) from None
+        message = str(e).replace("layer tarball", "archive").replace("layer", "archive")
+        raise InvalidArgument(message) from None
 
 
 def piped(write, read):
@@ -263,14 +264,18 @@ def container_dir(fs, path):
 
 # -- the library API (docker-py's) ---------------------------------------------
 
+# Go's os.FileMode type bits, which docker's path stat carries
+_GO_FILE_TYPES = {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFBLK: 1 << 26,
+                  stat.S_IFCHR: (1 << 26) | (1 << 21), stat.S_IFIFO: 1 << 25, stat.S_IFSOCK: 1 << 24}
+
+
 def path_stat(fs, path, fd):
     """docker's X-Docker-Container-Path-Stat: name, size, mode (Go's
     os.FileMode bits), mtime (RFC 3339), linkTarget."""
     import time
     st = os.fstat(fd)
     mode = stat.S_IMODE(st.st_mode)
-    kind = {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFBLK: 1 << 26, stat.S_IFCHR: (1 << 26) | (1 << 21),
-            stat.S_IFIFO: 1 << 25, stat.S_IFSOCK: 1 << 24}.get(stat.S_IFMT(st.st_mode), 0)
+    kind = _GO_FILE_TYPES.get(stat.S_IFMT(st.st_mode), 0)
     setid = (1 << 23 if mode & stat.S_ISUID else 0) | (1 << 22 if mode & stat.S_ISGID else 0) \
         | (1 << 20 if mode & stat.S_ISVTX else 0)
     link = os.readlink("", dir_fd=fd) if stat.S_ISLNK(st.st_mode) else ""

@@ -95,5 +95,6 @@ def table_rows(usage, human_size):
     for kind in KINDS:
         u = usage[kind]
         share = f" ({100 * u['reclaimable'] // u['size']}%)" if u["size"] else ""
-        rows.append((kind, u["total"], u["active"], human_size(u["size"]), human_size(u["reclaimable"]) + share))
+        rows.append((kind, u["total"], u["active"], human_size(u["size"]),
+                     human_size(u["reclaimable"]) + share))
     return rows

@@ -133,13 +133,15 @@ def test_bad_arguments(run_cli, stopped, tmp_path):
     assert_one_line_error(run_cli("cp", tmp_path, tmp_path), contains="at least one container")
     assert_one_line_error(run_cli("cp", f"{stopped}:/data", f"{stopped}:/x"), contains="between containers")
     assert_one_line_error(run_cli("cp", f"{stopped}:/data"), contains="requires 2 arguments")
-    assert_one_line_error(run_cli("cp", tmp_path, "no-such-container-x:/tmp"), code=1, contains="no such container")
+    assert_one_line_error(run_cli("cp", tmp_path, "no-such-container-x:/tmp"), code=1,
+                          contains="no such container")
 
 
 def test_archive_keeps_owners(run_cli, container, tmp_path):
     run_cli("cp", f"{container}:/data/owned", tmp_path / "plain", check=True)
     run_cli("cp", "-a", f"{container}:/data/owned", tmp_path / "kept", check=True)
-    assert (os.stat(tmp_path / "plain").st_uid, os.stat(tmp_path / "plain").st_gid) == (os.getuid(), os.getgid())
+    plain = os.stat(tmp_path / "plain")
+    assert (plain.st_uid, plain.st_gid) == (os.getuid(), os.getgid())
     assert (os.stat(tmp_path / "kept").st_uid, os.stat(tmp_path / "kept").st_gid) == (1234, 5678)
     os.chown(tmp_path / "kept", 4321, 8765)
     run_cli("cp", tmp_path / "kept", f"{container}:/data/in-plain", check=True)
@@ -297,7 +299,8 @@ def test_kernel_file_systems_are_not_copied(run_cli, tmp_path):
     name = unique("cp-mounts")
     (tmp_path / "vol").mkdir()
     (tmp_path / "vol" / "in-volume").write_text("v")
-    run_cli("run", "-d", "--name", name, "--network", "none", "--privileged", "-v", f"{tmp_path / 'vol'}:/vol",
+    run_cli("run", "-d", "--name", name, "--network", "none", "--privileged",
+            "-v", f"{tmp_path / 'vol'}:/vol",
             "--tmpfs", "/scratch", "busybox", "sh", "-c",
             "echo t > /scratch/in-tmpfs && mkdir /myproc && mount -t proc proc /myproc && touch /ready"
             " && sleep 600", check=True)
@@ -309,7 +312,8 @@ def test_kernel_file_systems_are_not_copied(run_cli, tmp_path):
             assert_one_line_error(run_cli("cp", f"{name}:{path}", tmp_path / "x"),
                                   contains="not part of the container's file system")
         names = tarfile.open(fileobj=io.BytesIO(cli_bytes(run_cli, "cp", f"{name}:/", "-").stdout)).getnames()
-        assert {"proc", "myproc", "sys", "dev", "bin/busybox", "vol/in-volume", "scratch/in-tmpfs"} <= set(names)
+        expected = {"proc", "myproc", "sys", "dev", "bin/busybox", "vol/in-volume", "scratch/in-tmpfs"}
+        assert expected <= set(names)
         assert not [n for n in names if n.startswith(("proc/", "sys/", "myproc/", "dev/"))]
         run_cli("cp", tmp_path / "vol" / "in-volume", f"{name}:/vol/from-cp", check=True)
         assert (tmp_path / "vol" / "from-cp").read_text() == "v"
@@ -357,7 +361,8 @@ def _tree(path):
     for top, dirs, files in os.walk(path):
         for name in dirs + files:
             full = os.path.join(top, name)
-            out[os.path.relpath(full, path)] = "l" if os.path.islink(full) else "d" if os.path.isdir(full) else "f"
+            kind = "l" if os.path.islink(full) else "d" if os.path.isdir(full) else "f"
+            out[os.path.relpath(full, path)] = kind
     return out
 
 
@@ -420,7 +425,8 @@ def test_volumes_of_a_stopped_container(run_cli, tmp_path):
     volume = unique("cpvol")
     (tmp_path / "ro").mkdir()
     (tmp_path / "ro" / "kept").write_text("k")
-    run_cli("run", "--name", name, "--network", "none", "-v", f"{volume}:/vol", "-v", f"{tmp_path / 'ro'}:/ro:ro",
+    run_cli("run", "--name", name, "--network", "none", "-v", f"{volume}:/vol",
+            "-v", f"{tmp_path / 'ro'}:/ro:ro",
             "busybox", "sh", "-c", "echo inside > /vol/x", check=True)
     try:
         run_cli("cp", f"{name}:/vol/x", tmp_path / "x", check=True)

@@ -60,7 +60,8 @@ def cmd_export(root, opts, args):
              Option("-c --change", "changes", LIST, "list", "Apply Dockerfile instruction to the image")))
 def cmd_commit(root, opts, args):
     if len(args) not in (1, 2):
-        raise InvalidArgument('"diyc commit" requires a container: diyc commit [OPTIONS] CONTAINER [REPO[:TAG]]')
+        raise InvalidArgument('"diyc commit" requires a container: '
+                              'diyc commit [OPTIONS] CONTAINER [REPO[:TAG]]')
     from ..changes import commit
     from ..runtime import Container
     record = commit(Container.load(args[0], root), args[1] if len(args) == 2 else None, opts.get("message"),
