@@ -291,6 +291,28 @@ def test_dir_swapped_for_a_symlink(run_cli, tmp_path):
         run_cli("rm", "-f", name, check=True)
 
 
+def test_file_swapped_for_a_symlink_while_copied_out(run_cli, tmp_path):
+    """The container swaps /race/f between a file and a symlink to a host
+    file while /race is copied out: each copy has the container's file, a
+    symlink, or fails; never the host file's content."""
+    name = unique("cp-race-out")
+    secret = tmp_path / "host-secret"
+    secret.write_text("HOST SECRET\n")
+    run_cli("run", "-d", "--name", name, "--network", "none", "busybox", "sh", "-c",
+            f"mkdir /race; while :; do echo inside > /race/f.new; mv /race/f.new /race/f;"
+            f" ln -s {secret} /race/f.l; mv /race/f.l /race/f; done", check=True)
+    try:
+        for i in range(40):
+            out = tmp_path / f"out{i}"
+            run_cli("cp", f"{name}:/race", out)
+            run_cli("cp", "-L", f"{name}:/race/f", tmp_path / f"f{i}")
+            for copied in (out / "f", tmp_path / f"f{i}"):
+                if copied.exists() and not copied.is_symlink():
+                    assert copied.read_text() == "inside\n"
+    finally:
+        run_cli("rm", "-f", name, check=True)
+
+
 def test_kernel_file_systems_are_not_copied(run_cli, tmp_path):
     """What a running container has mounted is copied when it is its files
     (a volume, a --tmpfs), not when it is the kernel's (/proc, /sys, /dev)
