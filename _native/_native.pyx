@@ -42,7 +42,23 @@ cdef extern from "<linux/openat2.h>":
 
 cdef extern from "<sys/syscall.h>":
     enum:
-        SYS_openat2
+        SYS_openat2, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_open_tree, SYS_move_mount,
+        SYS_mount_setattr
+
+cdef extern from "<linux/mount.h>":
+    enum:
+        FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE,
+        MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC,
+        OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH
+    struct mount_attr:
+        unsigned long long attr_set
+        unsigned long long attr_clr
+        unsigned long long propagation
+        unsigned long long userns_fd
+
+cdef extern from "<fcntl.h>":
+    enum:
+        AT_FDCWD, AT_RECURSIVE, AT_EMPTY_PATH
 
 cdef extern from "<unistd.h>":
     long c_syscall "syscall"(long number, ...) nogil
@@ -463,6 +479,75 @@ def idmapped_tree(path, int userns_fd):
     if fd < 0:
         raise OSError(errno, strerror(errno).decode(), path)
     return fd
+
+
+def fsopen(fsname):
+    """fsopen(2) with FSOPEN_CLOEXEC -> a file system context fd."""
+    b = os.fsencode(fsname)
+    cdef const char *c_name = b
+    cdef long fd = c_syscall(SYS_fsopen, c_name, FSOPEN_CLOEXEC)
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode(), fsname)
+    return fd
+
+
+def fsconfig(int fs_fd, key, value=None):
+    """fsconfig(2): FSCONFIG_SET_STRING key=value, or FSCONFIG_CMD_CREATE
+    when key is None."""
+    cdef long r
+    cdef const char *c_key
+    cdef const char *c_value
+    if key is None:
+        r = c_syscall(SYS_fsconfig, fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0)
+    else:
+        k = os.fsencode(key)
+        v = os.fsencode(value)
+        c_key = k
+        c_value = v
+        r = c_syscall(SYS_fsconfig, fs_fd, FSCONFIG_SET_STRING, c_key, c_value, 0)
+    if r < 0:
+        raise OSError(errno, strerror(errno).decode(), key if value is None else f"{key}={value}")
+
+
+def fsmount(int fs_fd, unsigned int attrs=0):
+    """fsmount(2) with FSMOUNT_CLOEXEC -> fd of the root of a detached mount."""
+    cdef long fd = c_syscall(SYS_fsmount, fs_fd, FSMOUNT_CLOEXEC, attrs)
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode())
+    return fd
+
+
+def open_tree_clone(path, bint recursive=False):
+    """open_tree(2) with OPEN_TREE_CLONE (AT_RECURSIVE when `recursive`):
+    a detached copy of the mount(s) at `path` -> fd."""
+    b = os.fsencode(path)
+    cdef const char *c_path = b
+    cdef unsigned int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    cdef long fd = c_syscall(SYS_open_tree, AT_FDCWD, c_path, flags)
+    if fd < 0:
+        raise OSError(errno, strerror(errno).decode(), path)
+    return fd
+
+
+def move_mount(int from_fd, int to_fd):
+    """move_mount(2) of the mount `from_fd` onto the directory or file `to_fd`."""
+    if c_syscall(SYS_move_mount, from_fd, b"", to_fd, b"",
+                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0:
+        raise OSError(errno, strerror(errno).decode())
+
+
+def mount_setattr(int fd, unsigned long long attr_set, bint recursive=False):
+    """mount_setattr(2): set `attr_set` (MOUNT_ATTRS) on the mount `fd`."""
+    cdef mount_attr attr
+    memset(&attr, 0, sizeof(attr))
+    attr.attr_set = attr_set
+    if c_syscall(SYS_mount_setattr, fd, b"", AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0),
+                 &attr, sizeof(attr)) < 0:
+        raise OSError(errno, strerror(errno).decode())
+
+
+MOUNT_ATTRS = {"ro": MOUNT_ATTR_RDONLY, "nosuid": MOUNT_ATTR_NOSUID, "nodev": MOUNT_ATTR_NODEV,
+               "noexec": MOUNT_ATTR_NOEXEC}
 
 
 def attach_device_filter(int cgroup_fd, rules):

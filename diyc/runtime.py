@@ -28,6 +28,7 @@ import time
 from . import _native, cgroups, config, removal
 from . import create as create_steps
 from . import start as steps
+from .container_files import ContainerFiles
 from .errors import Conflict, ContainerNotFound
 from .events import container_event
 from .images.store import ImageStore
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 
-class Container(ContainerRecord):
+class Container(ContainerRecord, ContainerFiles):
     """A container in a diyc root: create() or load() one, then start(),
     wait(), logs(), exec_run(), kill(), remove().  A context manager:
     `with Container.create(...) as c:` removes it at the end of the block,

@@ -20,7 +20,7 @@ def _check_volume_name(name):
 
 def create_volume(root, name):
     _check_volume_name(name)
-    data = f"{_volumes_dir(root)}/{name}/_data"
+    data = volume_path(root, name)
     os.makedirs(data, exist_ok=True)
     return data
 
@@ -30,6 +30,23 @@ def list_volumes(root):
         return sorted(os.listdir(_volumes_dir(root)))
     except FileNotFoundError:
         return []
+
+
+def volume_path(root, name):
+    """The volume's data directory (its Mountpoint)."""
+    return f"{_volumes_dir(root)}/{name}/_data"
+
+
+def inspect_volume(root, name):
+    """docker's `volume inspect` shape: Name, Driver, Mountpoint, CreatedAt,
+    Labels, Scope, Options."""
+    if name not in list_volumes(root):
+        raise NotFound(f"no such volume: {name}")
+    import time
+    created = os.stat(f"{_volumes_dir(root)}/{name}").st_mtime
+    return {"CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)), "Driver": "local",
+            "Labels": None, "Mountpoint": volume_path(root, name), "Name": name, "Options": None,
+            "Scope": "local"}
 
 
 def remove_volume(root, name, users=()):

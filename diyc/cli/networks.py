@@ -82,6 +82,16 @@ def cmd_volume_ls(root, opts, args):
     return print_formatted(opts, rows, VOLUMES_TABLE, VOLUMES_HEADERS, quiet_format="{{.Name}}")
 
 
+@command("volume inspect", usage="VOLUME [VOLUME...]", help="Display detailed information on volumes")
+def cmd_volume_inspect(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc volume inspect" requires at least one volume')
+    import json
+    from .. import volumes
+    print(json.dumps([volumes.inspect_volume(root, name) for name in args], indent=4))
+    return 0
+
+
 @command("volume rm", "volume remove", usage="VOLUME [VOLUME...]", help="Remove one or more volumes")
 def cmd_volume_rm(root, opts, args):
     if not args:

@@ -130,6 +130,15 @@ def cmd_cleanup(root, opts, args):
     return 0
 
 
+@command("system df", usage="", help="Show disk usage: images, containers, local volumes, build cache")
+def cmd_system_df(root, opts, args):
+    no_arguments("system df", args)
+    from ..disk_usage import disk_usage, table_rows
+    from ..options import print_table
+    print_table(("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"), table_rows(disk_usage(root), human_size))
+    return 0
+
+
 @command("system prune", usage="[OPTIONS]", help="Remove unused data", options=(
     Option("-a --all", "all", FLAG, help="Remove all unused images, not just those without a name"),
     FORCE, Option("--volumes", "volumes", FLAG, help="Prune volumes")))

@@ -94,10 +94,23 @@ class Unpacker:
     directory that was created, or nowhere when a later entry replaced it.
     """
 
-    def __init__(self, dest):
-        self.root_fd = os.open(dest, _DIR_FLAGS)
+    def __init__(self, dest, *, layer=True, owner=None, plain_files=False):
+        """`dest`: a path, or the fd of a directory (duplicated: the caller
+        keeps its own).  layer=False unpacks a plain archive (`diyc cp`):
+        `.wh.` names are files like any other, a directory is never
+        replaced by a non-directory (an error, as docker's), and `dest`
+        keeps its owner and mode.  owner(uid, gid): the owner an entry gets
+        on disk (default: the entry's own).  plain_files: no setuid/setgid
+        bits and no device nodes (an untrusted archive unpacked on the
+        host for its caller: a container's setuid shell must not become
+        root's)."""
+        self.root_fd = os.dup(dest) if isinstance(dest, int) else os.open(dest, _DIR_FLAGS)
         self.open_dirs = {"": self.root_fd}   # relative path -> fd of that directory
         self.dirs = {}     # relative path -> (member, st_dev, st_ino): mode and mtime go last
+        self.layer = layer
+        self.owner = owner
+        self.plain_files = plain_files
+        self.mode_mask = 0o1777 if plain_files else 0o7777
 
     def close(self):
         self.forget_dirs()
@@ -146,10 +159,14 @@ class Unpacker:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return
+            if not self.layer:
+                raise LayerError(f"cannot overwrite directory {rel!r} with a non-directory")
             import shutil
             # fd-based: never follows a symlink inside the tree it removes
             shutil.rmtree(base, dir_fd=parent_fd)
             self.forget_dirs(removed=rel)
+        elif keep_dir and not self.layer:
+            raise LayerError(f"cannot overwrite non-directory {rel!r} with a directory")
         else:
             os.unlink(base, dir_fd=parent_fd)
         below = rel + "/"
@@ -162,13 +179,15 @@ class Unpacker:
             self.forget_dirs()
         if not rel:
             return  # the layer's own root: see finish()
+        if self.owner:
+            self.owner_of(member)  # ids it refuses: before anything is made
         parent, _, base = rel.rpartition("/")
         parent_fd = self.open_dir(parent, member.name)
 
-        if base == OPAQUE_MARKER:
+        if self.layer and base == OPAQUE_MARKER:
             os.setxattr(parent_fd, "trusted.overlay.opaque", b"y")
             return
-        if base.startswith(WHITEOUT_PREFIX):
+        if self.layer and base.startswith(WHITEOUT_PREFIX):
             hidden = base[len(WHITEOUT_PREFIX):]
             if hidden in ("", ".", ".."):
                 raise LayerError(f"invalid whiteout entry: {member.name}")
@@ -211,10 +230,12 @@ class Unpacker:
                 write_file_data(tar, member, fd)
                 self.set_owner_xattrs(fd, member)
                 # after chown, which clears setuid bits
-                os.chmod(fd, member.mode & 0o7777)
+                os.chmod(fd, member.mode & self.mode_mask)
                 os.utime(fd, (member.mtime, member.mtime))
             finally:
                 os.close(fd)
+        elif (member.ischr() or member.isblk()) and self.plain_files:
+            raise LayerError(f"refusing to make device node {member.name} (copy with -a to keep devices)")
         elif member.issym() or member.ischr() or member.isblk() or member.isfifo():
             if member.issym():
                 os.symlink(member.linkname, base, dir_fd=parent_fd)
@@ -223,18 +244,20 @@ class Unpacker:
                 os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent_fd)
             # no fd for these (opening a fifo blocks, a device is a device):
             # everything by name in the parent's fd, without following
-            os.chown(base, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
+            os.chown(base, *self.owner_of(member), dir_fd=parent_fd, follow_symlinks=False)
             for name, value in layer_xattrs(member):  # (no lsetxattrat: the parent by its fd)
                 os.setxattr(f"/proc/self/fd/{parent_fd}/{base}", name, value, follow_symlinks=False)
             if not member.issym():
-                os.chmod(base, member.mode & 0o7777, dir_fd=parent_fd, follow_symlinks=False)
+                os.chmod(base, member.mode & self.mode_mask, dir_fd=parent_fd, follow_symlinks=False)
             os.utime(base, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
         else:
             raise LayerError(f"unsupported layer entry type {member.type!r}: {member.name}")
 
-    @staticmethod
-    def set_owner_xattrs(fd, member):
-        os.chown(fd, member.uid, member.gid)
+    def owner_of(self, member):
+        return self.owner(member.uid, member.gid) if self.owner else (member.uid, member.gid)
+
+    def set_owner_xattrs(self, fd, member):
+        os.chown(fd, *self.owner_of(member))
         for name, value in layer_xattrs(member):  # after chown, which drops security.capability
             os.setxattr(fd, name, value)
 
@@ -258,10 +281,12 @@ class Unpacker:
             try:
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) == (dev, ino):
-                    os.chmod(fd, member.mode & 0o7777)
+                    os.chmod(fd, member.mode & self.mode_mask)
                     os.utime(fd, (member.mtime, member.mtime))
             finally:
                 os.close(fd)
+        if not self.layer:
+            return
         # The layer's root is the boundary between the host and the layer:
         # root's alone, whatever a "./" entry says, so no user of the host
         # reaches the layer's setuid-root programs or device nodes (nor owns
@@ -382,11 +407,25 @@ def decompressed(fileobj):
 def unpack_layer(fileobj, dest):
     """Unpack a tar stream (plain, gzip, xz, bzip2 or zstd) into the existing,
     empty directory `dest`.  Returns (diff_id, uncompressed size)."""
+    reader = HashingReader(decompressed(fileobj))
+    _unpack(reader, lambda: Unpacker(dest))
+    return "sha256:" + reader.hexdigest(), reader.size
+
+
+def unpack_archive(fileobj, dest, owner=None, plain_files=False):
+    """Unpack a plain archive (`diyc cp`, put_archive; compressed too) into
+    the existing directory `dest` (a path or a directory fd) with the same
+    checks as a layer, but no whiteouts, no directory replaced by a file
+    and `dest` itself left as it is.  owner, plain_files: see Unpacker."""
+    _unpack(HashingReader(decompressed(fileobj)),
+            lambda: Unpacker(dest, layer=False, owner=owner, plain_files=plain_files))
+
+
+def _unpack(reader, make_unpacker):
     unpacker = None
     try:
-        reader = HashingReader(decompressed(fileobj))
         tar = tarfile.open(fileobj=reader, mode="r|")
-        unpacker = Unpacker(dest)
+        unpacker = make_unpacker()
         for member in tar:
             unpacker.add(tar, member)
         unpacker.finish()
@@ -405,7 +444,6 @@ def unpack_layer(fileobj, dest):
     finally:
         if unpacker is not None:
             unpacker.close()
-    return "sha256:" + reader.hexdigest(), reader.size
 
 
 def zlib_error():
