@@ -114,13 +114,13 @@ def test_commit(run_cli, changed, tmp_path):
         assert seen == "only\nhi\n"
         history = run_cli("history", "--no-trunc", image, check=True).stdout.splitlines()
         assert "my message" in history[1] and "mkdir /new" in history[1]
-        config = json.loads(run_cli("image", "inspect", image, check=True).stdout)[0]["config"]
-        assert config["author"] == "Ann <ann@example.com>"
-        assert config["history"][-1]["comment"] == "my message"
+        info = json.loads(run_cli("image", "inspect", image, check=True).stdout)[0]
+        assert info["Author"] == "Ann <ann@example.com>"
+        assert info["Config"]["Cmd"] == ["cat", "/new/f"] and "GREETING=hi" in info["Config"]["Env"]
         # the layer has OCI whiteouts: podman, docker and `diyc load` read it back
         run_cli("save", "-o", tmp_path / "img.tar", image, check=True)
         archive = tarfile.open(tmp_path / "img.tar")
-        top = config["rootfs"]["diff_ids"][-1].removeprefix("sha256:")
+        top = info["RootFS"]["Layers"][-1].removeprefix("sha256:")
         layer = tarfile.open(fileobj=archive.extractfile(f"blobs/sha256/{top}"))
         names = layer.getnames()
         assert "bin/.wh.ls" in names and "usr/.wh..wh..opq" in names and "new/f" in names

@@ -134,6 +134,7 @@ def cmd_cleanup(root, opts, args):
 def cmd_system_df(root, opts, args):
     no_arguments("system df", args)
     from ..disk_usage import disk_usage, table_rows
+    from ..formatting import human_size
     from ..options import print_table
     print_table(("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"), table_rows(disk_usage(root), human_size))
     return 0
