@@ -28,8 +28,10 @@ def read_entries(path, what, lookup=None):
     except UnicodeDecodeError:
         raise InvalidArgument(f"{what} {path}: not UTF-8 text") from None
     out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.lstrip(_WHITESPACE)
+    # lines as Go's bufio.ScanLines cuts them: at \n only, less a trailing \r
+    # (str.splitlines would also cut at \f, \v, U+2028 ... inside a value)
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r").lstrip(_WHITESPACE)
         if not line or line.startswith("#"):
             continue
         key, eq, value = line.partition("=")

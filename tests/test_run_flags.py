@@ -43,6 +43,20 @@ def test_env_file_as_docker_reads_it(run_cli, tmp_path):
     assert env["D"] == "4"
 
 
+def test_env_file_lines_end_at_newlines_only(run_cli, tmp_path):
+    """docker reads lines as bufio.ScanLines does: split at \\n, a
+    trailing \\r dropped; a form feed or U+2028 inside a value is the
+    value's (str.splitlines would cut the line there)."""
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes("FF=a\fb\r\nLS=c\u2028d\nCR=e\rf\n".encode())
+    proc = run_cli("run", *NONE, "--rm", "--env-file", env_file, "busybox", "sh", "-c",
+                   'echo "${#CR}"; env -0', check=True)
+    length, _, entries = proc.stdout.partition("\n")  # (text mode: a \r would read as \n)
+    env = dict(entry.split("=", 1) for entry in entries.split("\0") if entry)
+    assert (env["FF"], env["LS"], length) == ("a\fb", "c\u2028d", "3")  # CR: e, \r, f
+    assert "b" not in env and "d" not in env
+
+
 @pytest.mark.parametrize("content, message", [
     ("GOOD=1\nBAD KEY=2\n", ":2: invalid name 'BAD KEY'"),
     ("=value\n", ":1: no variable name"),
