@@ -327,6 +327,23 @@ def test_a_closed_fd_given_as_stdio_is_refused(pool):
         assert held.wait().returncode == 0
 
 
+def test_the_held_init_checks_the_description(pool):
+    """The memfd is read by the init, which trusts nothing in it: a
+    stdio mask beyond bits 0-2 (here the sign bit, which would read as
+    a failure with no error) is refused as a protocol error."""
+    from diyc.pool import _Process
+
+    class BadMask(_Process):
+        def description(self, stdio_mask, hostname):
+            return super().description(stdio_mask | 1 << 31, hostname)
+
+    with pool.take() as held:
+        with pytest.raises(InitError, match="bad description") as e:
+            held.release(BadMask(["true"], [], "/", 0, 0, [], (0, 0)), (-1, -1, -1))
+        assert e.value.step == "process"
+    assert pool.run(["true"]).returncode == 0  # the pool goes on
+
+
 def test_a_held_container_killed_during_the_take_is_replaced(pool):
     """Killed after the take, before its release: gone with the process
     unread (ECONNRESET), so pool.run hands the same process and pipes to
