@@ -292,6 +292,15 @@ def ns_cli(diyc_root):
         yield NsCli(name, diyc_root)
 
 
+@pytest.mark.parametrize("value, message", [
+    ("80-82", "expected [HOSTIP:]HOSTPORT:CONTAINERPORT"),  # no host port: not a length mismatch
+    ("8000-8002:80-82/sctp", "'8000-8002:80-82/sctp': the protocol must be tcp or udp"),
+])
+def test_bad_port_range_names_what_was_typed(run_cli, value, message):
+    proc = run_cli("run", "--rm", "--network", "bridge", "-p", value, "busybox", "true")
+    assert message in assert_one_line_error(proc, 125)
+
+
 def test_bridge_is_the_default_and_ranges_publish(ns_cli):
     script = ("trap 'exit 0' TERM; for p in 80 81; do mkdir -p /w$p; echo port$p > /w$p/i; "
               "httpd -p $p -h /w$p; done; ip -4 -o addr show eth0; cat /etc/hosts /etc/resolv.conf; echo ready; "
