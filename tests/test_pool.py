@@ -1,6 +1,7 @@
 """diyc.Pool: warm containers held at their release, each handed one
 process (real containers; the autouse fixture checks that nothing is left)."""
 
+import fcntl
 import gc
 import os
 import select
@@ -316,9 +317,13 @@ def test_security_settings_cross_the_hold(root):
 
 
 def test_a_closed_fd_given_as_stdio_is_refused(pool):
+    # a high number: the pool's threads open fds meanwhile, and take the
+    # lowest free ones (a just-closed low one could be theirs by now)
     r, w = os.pipe()
-    os.close(r)
-    os.close(w)
+    high = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 900)
+    for fd in (r, w, high):
+        os.close(fd)
+    w = high
     with pool.take() as held:
         with pytest.raises(OSError) as e:
             held.start(["true"], stdio=(None, w, None))
