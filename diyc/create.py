@@ -27,7 +27,7 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
           name: the container's name (--name); default: a generated one.
           hostname: its hostname (-h); default: the id's first 12 digits.
           env: environment, {"K": "V"} or ["K=V"]; a None value or a bare
-              "K" copies K from our environment (-e).
+              "K" copies K from our environment, or unsets K if we have none (-e).
           workdir: the working directory, absolute (-w).
           user: "name", "uid", "uid:gid" or "name:group" (-u).
           entrypoint: overrides the image's Entrypoint: one program (str) or

@@ -43,6 +43,19 @@ def test_env_file_as_docker_reads_it(run_cli, tmp_path):
     assert env["D"] == "4"
 
 
+def test_a_bare_key_the_caller_lacks_unsets_it(run_cli, tmp_path):
+    """docker's -e KEY / an env file's KEY line: the caller's value, or
+    when the caller has none, KEY unset in the container (the image's,
+    or an earlier entry's, goes)."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("FROM_FILE=1\nFROM_FILE\nKEPT=2\n")
+    assert not {"FROM_E", "FROM_FILE", "KEPT"} & set(os.environ)
+    proc = run_cli("run", *NONE, "--rm", "--env-file", env_file, "-e", "FROM_E=1", "-e", "FROM_E",
+                   "busybox", "sh", "-c", 'echo "${FROM_E-unset} ${FROM_FILE-unset} ${KEPT-unset}"',
+                   check=True)
+    assert proc.stdout.split() == ["unset", "unset", "2"]
+
+
 def test_env_file_lines_end_at_newlines_only(run_cli, tmp_path):
     """docker reads lines as bufio.ScanLines does: split at \\n, a
     trailing \\r dropped; a form feed or U+2028 inside a value is the
