@@ -223,6 +223,15 @@ def test_tty_sets_term_unless_given(run_cli):
     assert proc.stdout == "TERM=unset\n"
 
 
+def test_rm_with_a_terminal_is_gone_when_run_returns(run_cli):
+    """docker run --rm waits for the removal: a script's next command
+    may reuse the name (a terminal's run is the supervisor's to remove)."""
+    for _ in range(3):
+        proc = run_cli("run", *NONE, "--rm", "-t", "--name", "rmtty", "busybox", "true")
+        assert proc.returncode == 0, proc.stderr
+        assert not os.listdir(f"{run_cli.root}/containers")
+
+
 def test_stop_signal_and_stop_timeout(run_cli):
     script = "trap 'echo got USR1; exit 7' USR1; echo ready; while :; do sleep 0.05; done"
     run_cli("run", *NONE, "-d", "--name", "stopsig", "--stop-signal", "SIGUSR1", "busybox", "sh", "-c",
