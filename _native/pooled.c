@@ -143,7 +143,8 @@ static int apply_description(struct diyc_init *init, int fd, struct diyc_error *
 		return diyc_fail(err, "process", errno, NULL);
 	head = (struct diyc_process *)base;
 	end = base + size;
-	if (head->size != size || head->argc < 1 || head->n_groups > 65536 ||
+	/* stdio: bits 0-2 only (returned as our int: never negative) */
+	if (head->size != size || head->argc < 1 || head->n_groups > 65536 || head->stdio > 7 ||
 	    head->argc > size || head->envc > size ||
 	    sizeof(*head) + (size_t)head->n_groups * sizeof(gid_t) > size)
 		return diyc_fail(err, "process", EPROTO, "bad description");

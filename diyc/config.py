@@ -246,7 +246,8 @@ def check_hostname(hostname):
 
 
 def merge_env(image_env, overrides, host_env=None):
-    """Image Env, then -e K=V (a bare -e K copies K from the host, as docker)."""
+    """Image Env, then -e K=V (a bare -e K copies K from the host, as docker;
+    and as docker, unsets K when the host has none: the image's K too)."""
     env = {}
     for item in image_env or ():
         k, _, v = item.partition("=")
@@ -259,6 +260,8 @@ def merge_env(image_env, overrides, host_env=None):
             env[k] = v
         elif host_env is not None and k in host_env:
             env[k] = host_env[k]
+        else:
+            env.pop(k, None)
     env.setdefault("PATH", DEFAULT_ENV_PATH)
     return [f"{k}={v}" for k, v in env.items()]
 

@@ -21,6 +21,77 @@ from .record import write_new
 from .rootfs import SECCOMP_ANNOTATION
 
 
+# What each of Container.create's keyword options means: the end of its docstring (and of
+# diyc.run's), kept here beside the defaults so that one place says both.
+OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
+          name: the container's name (--name); default: a generated one.
+          hostname: its hostname (-h); default: the id's first 12 digits.
+          env: environment, {"K": "V"} or ["K=V"]; a None value or a bare
+              "K" copies K from our environment, or unsets K if we have none (-e).
+          workdir: the working directory, absolute (-w).
+          user: "name", "uid", "uid:gid" or "name:group" (-u).
+          entrypoint: overrides the image's Entrypoint: one program (str) or
+              a list; "" clears it (--entrypoint).
+          memory: the memory limit, bytes (int) or "64m" (-m).
+          memory_swap: memory+swap, or -1 for unlimited swap (--memory-swap).
+          cpus: a CPU quota in CPUs, 0.5 or "0.5" (--cpus).
+          pids_limit: the most processes at once; -1 unlimited (--pids-limit).
+          network: "bridge" (the default, as docker's: an address on diyc's
+              default bridge), "none" (loopback only: the fast path, no
+              veth or address to set up), "host", a network's name or
+              "container:NAME" (--network).
+          ip: its address on a bridge network (--ip).
+          publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
+              ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).
+          auto_remove: remove the container when it ends (--rm).
+          rm_tmpfs_size: with auto_remove, its writes on a tmpfs of at most
+              this size, in RAM counted in `memory` (--rm-tmpfs-size).
+          cgroup_parent: the parent cgroup (--cgroup-parent).
+          read_only: the root filesystem read-only (--read-only).
+          privileged: every capability, no masked paths (--privileged).
+          cap_add, cap_drop: capabilities, ["NET_ADMIN"], "ALL" (--cap-add/drop).
+          security_opt: ["no-new-privileges", "seccomp=unconfined" or
+              "seccomp=PROFILE.json"] (--security-opt).
+          ulimits: ["nofile=1024:2048"] or docker-py's
+              [{"name": "nofile", "soft": 1024, "hard": 2048}] (--ulimit).
+          sysctls: {"net.core.somaxconn": 1024} or ["K=V"] (--sysctl).
+          oom_score_adj: the OOM score adjustment, -1000..1000 (--oom-score-adj).
+          devices: ["/dev/fuse[:/dev/fuse][:rwm]"] or [{"PathOnHost": ...,
+              "PathInContainer": ..., "CgroupPermissions": "rwm"}] (--device).
+          tmpfs: {"/run": "size=1m"} or ["/run:size=1m"] (--tmpfs).
+          restart: "no", "on-failure[:N]", "always", "unless-stopped" or
+              {"Name": "on-failure", "MaximumRetryCount": 3}; for containers
+              started detached (--restart).
+          log_opts: {"max-size": "1m"} or ["max-size=1m"] (--log-opt).
+          volumes: ["SRC:DST[:ro]"] or {"SRC": {"bind": DST, "mode": "ro"}}
+              or {"SRC": DST}; SRC a host path or a volume name (-v).
+          mounts: docker's long form, ["type=bind,source=/a,target=/b,readonly"]
+              (types bind, volume, tmpfs) or docker-py's Mount dicts
+              ({"Type", "Source", "Target", "ReadOnly", ...}) (--mount).
+          env_file: files of KEY=VALUE lines, read before env (--env-file).
+          labels: {"k": "v"} or ["k=v"], kept in the record (--label).
+          label_file: files of k=v lines (--label-file).
+          extra_hosts: {"host": "IP"} or ["host:IP"]: /etc/hosts lines; IP
+              "host-gateway" is the host's address on the bridge (--add-host).
+          dns, dns_search, dns_opt: /etc/resolv.conf's nameservers, search
+              domains and options (--dns, --dns-search, --dns-option).
+          stop_signal: what stop() sends first, "SIGINT" or 2; default the
+              image's StopSignal, else SIGTERM (--stop-signal).
+          stop_timeout: seconds stop() waits before SIGKILL; default 10
+              (--stop-timeout).
+          init: a tiny init as PID 1: signals forwarded, zombies reaped (--init).
+          tty: give it a terminal, and TERM=xterm unless TERM is set (-t).
+          userns: "auto": a user namespace, its root an unprivileged host
+              uid (--userns).
+          healthcheck: docker-py's {"test": ["CMD", ...] | ["CMD-SHELL", CMD] |
+              ["NONE"], "interval": ns, "timeout": ns, "retries": N,
+              "start_period": ns} (durations also as "5s"); over the
+              image's HEALTHCHECK (--health-cmd, ..., --no-healthcheck).
+          root: the diyc state directory (--root); default $DIYC_ROOT or
+              /var/lib/diyc.
+          trace: a diyc.trace.Trace collecting the time of each phase.
+        """
+
 # Container.create's keyword options, with their defaults: docker run's
 # flags, by name (cli/run.py's RUN_OPTIONS maps the one to the other).
 CREATE_OPTIONS = {

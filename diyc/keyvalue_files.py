@@ -2,9 +2,9 @@
 (moby's opts.ParseEnvFile): one entry a line; blank lines and lines
 starting with `#` are skipped, leading whitespace is dropped; the value is
 everything after the first `=`, quotes included (no shell unquoting); a
-bare KEY takes the value from the caller's environment (an env file only:
-and only if the caller has it), and a KEY with whitespace in it is an
-error naming the file and line."""
+bare KEY takes the value from the caller's environment (an env file
+only; without it the KEY is unset in the container, as `-e KEY`), and a
+KEY with whitespace in it is an error naming the file and line."""
 
 from .errors import InvalidArgument
 
@@ -14,8 +14,8 @@ _WHITESPACE = " \t"
 
 def read_entries(path, what, lookup=None):
     """The entries of the file at `path` (what: "--env-file") -> ["K=V"].
-    lookup: {name: value} for the bare KEY lines (None: a bare KEY is
-    kept as "K", as --label-file gives a label with an empty value)."""
+    lookup: {name: value} for the bare KEY lines; one it lacks (or
+    lookup None) is kept as "K": unset for an env, an empty label."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_SIZE + 1)
@@ -28,8 +28,10 @@ def read_entries(path, what, lookup=None):
     except UnicodeDecodeError:
         raise InvalidArgument(f"{what} {path}: not UTF-8 text") from None
     out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.lstrip(_WHITESPACE)
+    # lines as Go's bufio.ScanLines cuts them: at \n only, less a trailing \r
+    # (str.splitlines would also cut at \f, \v, U+2028 ... inside a value)
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r").lstrip(_WHITESPACE)
         if not line or line.startswith("#"):
             continue
         key, eq, value = line.partition("=")
@@ -39,10 +41,10 @@ def read_entries(path, what, lookup=None):
             raise InvalidArgument(f"{what} {path}:{number}: invalid name {key!r} (whitespace or NUL in it)")
         if eq:
             out.append(f"{key}={value}")
-        elif lookup is None:
-            out.append(key)
-        elif key in lookup:
+        elif lookup is not None and key in lookup:
             out.append(f"{key}={lookup[key]}")
+        else:
+            out.append(key)  # env: unsets KEY (config.merge_env); a label: empty
     return out
 
 

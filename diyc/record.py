@@ -215,6 +215,12 @@ class ContainerRecord:
             self.unlink_lock()
             return False
 
+    def removal_done(self):
+        """True once the container is removed, to the last step (its
+        directory gone, then its lock file: remove_under_lock's order)."""
+        return not os.path.lexists(self.dir) and \
+            not os.path.lexists(f"{self.root.path}/locks/{self.id}.lock")
+
     def unlink_lock(self):
         try:
             os.unlink(f"{self.root.path}/locks/{self.id}.lock")

@@ -122,6 +122,18 @@ def first_exit(ctr, restarts):
     return None if ctr.status == "running" else 255
 
 
+def wait_until_removed(ctr, timeout=30.0):
+    """A --rm container its supervisor removes: until the removal is done,
+    as docker run --rm returns only then (a script's next command may
+    reuse the name).  -> False if it is still there after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not ctr.removal_done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
 def wait_until_exited(ctr, timeout=None):
     """Poll the record until the container is not running.  -> status
     ("removed" when its record went away: a --rm container, or rm -f)."""

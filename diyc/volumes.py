@@ -88,15 +88,15 @@ def parse_volume(root, value):
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume {value!r}: expected SOURCE:DEST[:ro]")
     source, dest = parts[0], parts[1]
-    mode, propagation = "rw", None
+    mode, propagation = None, None
     for option in parts[2].split(",") if len(parts) == 3 else ():
-        if option in ("ro", "rw"):
+        if option in ("ro", "rw") and mode is None:  # at most one of each kind, as docker's
             mode = option
-        elif option in _PROPAGATIONS:
+        elif option in _PROPAGATIONS and propagation is None:
             propagation = option
         else:
-            raise InvalidArgument(f"invalid volume mode {option!r} in {value!r}: use ro, rw "
-                                  f"or a propagation ({', '.join(_PROPAGATIONS)})")
+            raise InvalidArgument(f"invalid volume mode {option!r} in {value!r}: at most one of ro "
+                                  f"or rw, and one propagation ({', '.join(_PROPAGATIONS)})")
     _check_destination(dest, "volume")
     if source.startswith(("/", ".")):
         source = _host_source(source, "volume")

@@ -57,7 +57,8 @@ ROWS.update(run_rows("--cap-drop", ["bogus", ""]))
 ROWS.update(run_rows("--security-opt", ["bogus", "seccomp=/nonexistent.json", "no-new-privileges=maybe",
                                         "apparmor=x", ""]))
 ROWS.update(run_rows("--device", ["/nonexistent", "/dev/null:/x:rwz", "/etc/passwd", "/dev/null:a:b:c"]))
-ROWS.update(run_rows("-v", ["/a:rel", "x:/y:rx", ":/x", "/a:", "a:b:c:d", "/a/../b:/c", ""]))
+ROWS.update(run_rows("-v", ["/a:rel", "x:/y:rx", ":/x", "/a:", "a:b:c:d", "/a/../b:/c", "",
+                            "/tmp:/x:ro,rw", "/tmp:/x:rslave,shared"]))
 ROWS.update(run_rows("--userns", ["bogus", "AUTO"]))
 ROWS.update(run_rows("--network", ["bogus", "", "container:", "container:nosuch"]))
 ROWS.update(run_rows("--name", ["", "a/b", "é", "-x", "x" * 200]))

@@ -268,6 +268,18 @@ def test_prune_without_a_terminal_or_force_does_nothing_and_says_so(own, args):
     own("network", "rm", "unusednet", check=True)
 
 
+def test_prune_with_stdin_closed_says_so(own):
+    """No stdin at all (`diyc image prune <&-`): Python's sys.stdin is
+    None; still the one line, not a traceback."""
+    own("volume", "create", "unused", check=True)
+    proc = subprocess.run(own.command + ["volume", "prune"], capture_output=True, text=True,
+                          env=own.env(), stdin=subprocess.DEVNULL, timeout=60,
+                          preexec_fn=lambda: os.close(0))
+    assert_one_line_error(proc, 1, contains="nothing removed")
+    assert own("volume", "ls").stdout.split()[-1] == "unused"
+    own("volume", "rm", "unused", check=True)
+
+
 def flat_tar(content):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

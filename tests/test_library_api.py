@@ -356,8 +356,9 @@ def test_list_all_and_filters(root):
         assert names(all=True, filters={"name": ["done", "nothing"]}) == ["lst-done"]
         assert names(all=True, filters={"id": a.id[:10]}) == ["lst-run"]
         assert names(all=True, filters={"ancestor": "busybox"}) == ["lst-done", "lst-run"]
+        assert names(all=True, filters={"label": "x"}) == []  # (labels are kept since --label)
         with pytest.raises(diyc.InvalidArgument):
-            Container.list(root, filters={"nonsense": "x"})
+            Container.list(root, filters={"bogus": "x"})
         a.kill(9)
         a.wait()
     assert gone(root)

@@ -1,6 +1,7 @@
 """diyc.Pool: warm containers held at their release, each handed one
 process (real containers; the autouse fixture checks that nothing is left)."""
 
+import fcntl
 import gc
 import os
 import select
@@ -316,15 +317,36 @@ def test_security_settings_cross_the_hold(root):
 
 
 def test_a_closed_fd_given_as_stdio_is_refused(pool):
+    # a high number: the pool's threads open fds meanwhile, and take the
+    # lowest free ones (a just-closed low one could be theirs by now)
     r, w = os.pipe()
-    os.close(r)
-    os.close(w)
+    high = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 900)
+    for fd in (r, w, high):
+        os.close(fd)
+    w = high
     with pool.take() as held:
         with pytest.raises(OSError) as e:
             held.start(["true"], stdio=(None, w, None))
         assert e.value.errno == 9  # EBADF
         held.start(["true"])  # still held: the refused start took nothing
         assert held.wait().returncode == 0
+
+
+def test_the_held_init_checks_the_description(pool):
+    """The memfd is read by the init, which trusts nothing in it: a
+    stdio mask beyond bits 0-2 (here the sign bit, which would read as
+    a failure with no error) is refused as a protocol error."""
+    from diyc.pool import _Process
+
+    class BadMask(_Process):
+        def description(self, stdio_mask, hostname):
+            return super().description(stdio_mask | 1 << 31, hostname)
+
+    with pool.take() as held:
+        with pytest.raises(InitError, match="bad description") as e:
+            held.release(BadMask(["true"], [], "/", 0, 0, [], (0, 0)), (-1, -1, -1))
+        assert e.value.step == "process"
+    assert pool.run(["true"]).returncode == 0  # the pool goes on
 
 
 def test_a_held_container_killed_during_the_take_is_replaced(pool):

@@ -43,6 +43,33 @@ def test_env_file_as_docker_reads_it(run_cli, tmp_path):
     assert env["D"] == "4"
 
 
+def test_a_bare_key_the_caller_lacks_unsets_it(run_cli, tmp_path):
+    """docker's -e KEY / an env file's KEY line: the caller's value, or
+    when the caller has none, KEY unset in the container (the image's,
+    or an earlier entry's, goes)."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("FROM_FILE=1\nFROM_FILE\nKEPT=2\n")
+    assert not {"FROM_E", "FROM_FILE", "KEPT"} & set(os.environ)
+    proc = run_cli("run", *NONE, "--rm", "--env-file", env_file, "-e", "FROM_E=1", "-e", "FROM_E",
+                   "busybox", "sh", "-c", 'echo "${FROM_E-unset} ${FROM_FILE-unset} ${KEPT-unset}"',
+                   check=True)
+    assert proc.stdout.split() == ["unset", "unset", "2"]
+
+
+def test_env_file_lines_end_at_newlines_only(run_cli, tmp_path):
+    """docker reads lines as bufio.ScanLines does: split at \\n, a
+    trailing \\r dropped; a form feed or U+2028 inside a value is the
+    value's (str.splitlines would cut the line there)."""
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes("FF=a\fb\r\nLS=c\u2028d\nCR=e\rf\n".encode())
+    proc = run_cli("run", *NONE, "--rm", "--env-file", env_file, "busybox", "sh", "-c",
+                   'echo "${#CR}"; env -0', check=True)
+    length, _, entries = proc.stdout.partition("\n")  # (text mode: a \r would read as \n)
+    env = dict(entry.split("=", 1) for entry in entries.split("\0") if entry)
+    assert (env["FF"], env["LS"], length) == ("a\fb", "c\u2028d", "3")  # CR: e, \r, f
+    assert "b" not in env and "d" not in env
+
+
 @pytest.mark.parametrize("content, message", [
     ("GOOD=1\nBAD KEY=2\n", ":2: invalid name 'BAD KEY'"),
     ("=value\n", ":1: no variable name"),
@@ -197,6 +224,15 @@ def test_tty_sets_term_unless_given(run_cli):
     assert proc.stdout == "TERM=unset\n"
 
 
+def test_rm_with_a_terminal_is_gone_when_run_returns(run_cli):
+    """docker run --rm waits for the removal: a script's next command
+    may reuse the name (a terminal's run is the supervisor's to remove)."""
+    for _ in range(3):
+        proc = run_cli("run", *NONE, "--rm", "-t", "--name", "rmtty", "busybox", "true")
+        assert proc.returncode == 0, proc.stderr
+        assert not os.listdir(f"{run_cli.root}/containers")
+
+
 def test_stop_signal_and_stop_timeout(run_cli):
     script = "trap 'echo got USR1; exit 7' USR1; echo ready; while :; do sleep 0.05; done"
     run_cli("run", *NONE, "-d", "--name", "stopsig", "--stop-signal", "SIGUSR1", "busybox", "sh", "-c",
@@ -277,6 +313,15 @@ def test_library_takes_docker_py_shapes(diyc_root, tmp_path):
 def ns_cli(diyc_root):
     with netns("diycrf") as name:
         yield NsCli(name, diyc_root)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("80-82", "expected [HOSTIP:]HOSTPORT:CONTAINERPORT"),  # no host port: not a length mismatch
+    ("8000-8002:80-82/sctp", "'8000-8002:80-82/sctp': the protocol must be tcp or udp"),
+])
+def test_bad_port_range_names_what_was_typed(run_cli, value, message):
+    proc = run_cli("run", "--rm", "--network", "bridge", "-p", value, "busybox", "true")
+    assert message in assert_one_line_error(proc, 125)
 
 
 def test_bridge_is_the_default_and_ranges_publish(ns_cli):

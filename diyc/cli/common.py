@@ -56,7 +56,7 @@ def confirm(command, warning, opts):
     bytes are no consent."""
     if opts.get("force"):
         return True
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():  # None: fd 0 closed
         raise NotConfirmed(command, "nothing removed: no terminal to confirm on (-f/--force removes "
                                     "without asking)")
     print(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ", end="", flush=True)

@@ -199,6 +199,9 @@ def start_attached(ctr, send_input=True, new=True):
         print(f"\r\ndiyc: detached from {ctr.name} (diyc attach {ctr.name} to come back)",
               file=sys.stderr)
         return 0
+    if ctr.record["auto_remove"]:
+        from ..supervisor import wait_until_removed
+        wait_until_removed(ctr)
     return code
 
 

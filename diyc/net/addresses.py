@@ -48,7 +48,8 @@ def expand_publish(spec):
     text, slash, proto = str(spec).partition("/")
     head, _, ports = text.rpartition(":")
     host_ip, sep, host_ports = head.rpartition(":")
-    if "-" not in host_ports and "-" not in ports:
+    # no range, or no host port or a bad protocol: parse_publish's error names the value given
+    if not host_ports or proto not in ("", "tcp", "udp") or ("-" not in host_ports and "-" not in ports):
         return [parse_publish(spec)]
     host_range, ctr_range = _port_range(host_ports, spec), _port_range(ports, spec)
     if len(host_range) != len(ctr_range):
