@@ -184,7 +184,10 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	if (init->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
 		return diyc_fail(err, "unshare_cgroupns", errno, NULL);
 
-	remember_host_pid();
+	/* (hooks read it; a child sharing our memory runs none and must
+	 * write nothing of ours but its own stack) */
+	if (!shares_our_memory(init))
+		remember_host_pid();
 	/* linux.namespaces[mount].path: the rootfs is set up in that namespace
 	 * (our own fs_struct, unlike a thread of the runtime, may enter it) */
 	if (init->join_mnt_fd >= 0 && setns(init->join_mnt_fd, CLONE_NEWNS) < 0)

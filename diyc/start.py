@@ -84,7 +84,15 @@ def create_cgroup(ctr):
     resources = ctr.record["spec"]["linux"]["resources"]
     cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
     ctr.limit_warnings = cgroup.set_limits(resources) or []
-    return [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
+    fds = []
+    try:
+        for f in cgroup.join_files():
+            fds.append(os.open(f, os.O_WRONLY | os.O_CLOEXEC))
+    except BaseException:
+        for fd in fds:  # (the caller's undo removes the cgroup itself)
+            os.close(fd)
+        raise
+    return fds
 
 def describe_init(ctr, held, stdio, console_fd, preserve_fds):
     """The init's description: the spec's, with the root filesystem we

@@ -280,6 +280,19 @@ def test_prune_with_stdin_closed_says_so(own):
     own("volume", "rm", "unused", check=True)
 
 
+@pytest.mark.parametrize("args", [["import", "-", "closedstdin:1"], ["load"], ["build", "-"],
+                                  ["login", "--username", "u", "--password-stdin", "127.0.0.1:9"],
+                                  ["cp", "-", "nosuchcontainer:/"]])
+def test_commands_reading_a_closed_stdin_say_so(own, args):
+    """`<&-` (fd 0 closed: sys.stdin is None) before a command that reads
+    stdin: one line naming it, nothing half-made."""
+    before = own("images", "-q").stdout
+    proc = subprocess.run(own.command + args, capture_output=True, text=True, env=own.env(),
+                          stdin=subprocess.DEVNULL, timeout=60, preexec_fn=lambda: os.close(0))
+    assert_one_line_error(proc, contains="standard input is closed")
+    assert own("images", "-q").stdout == before
+
+
 def flat_tar(content):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

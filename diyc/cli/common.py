@@ -49,6 +49,14 @@ def reason(e):
 FORCE = Option("-f --force", "force", FLAG, help="Do not prompt for confirmation")
 
 
+def standard_input():
+    """sys.stdin for a command that reads it; fd 0 closed (`<&-`: Python
+    then has no sys.stdin) is the one-line error, not a traceback."""
+    if sys.stdin is None:
+        raise InvalidArgument("standard input is closed")
+    return sys.stdin
+
+
 def confirm(command, warning, opts):
     """docker's question before a prune: True to go ahead.  -f: no
     question.  Without a terminal on stdin nothing is asked nor removed

@@ -5,6 +5,7 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
+from .common import standard_input
 from .registry import command
 
 
@@ -18,7 +19,7 @@ def cmd_cp(root, opts, args):
         raise InvalidArgument('"diyc cp" requires 2 arguments: CONTAINER:SRC DEST or SRC CONTAINER:DEST')
     from ..copy import cp
     cp(root, args[0], args[1], archive=opts.get("archive", False), follow=opts.get("follow", False),
-       stdin=sys.stdin.buffer, stdout=sys.stdout.buffer)
+       stdin=standard_input().buffer if args[0] == "-" else None, stdout=sys.stdout.buffer)
     return 0
 
 

@@ -6,7 +6,8 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
-from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, no_arguments, print_formatted, print_inspected
+from .common import (FORCE, FORMAT, INSPECT_FORMAT, confirm, no_arguments, print_formatted, print_inspected,
+                     standard_input)
 from .registry import command
 
 QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
@@ -55,7 +56,7 @@ def cmd_import(root, opts, args):
     from ..images.store import ImageStore
     store = ImageStore(root)
     if args[0] == "-":
-        record = store.import_tarball(sys.stdin.buffer, args[1])
+        record = store.import_tarball(standard_input().buffer, args[1])
     else:
         try:
             f = open(args[0], "rb")
@@ -101,7 +102,7 @@ def cmd_login(root, opts, args):
         user = input("Username: ")
     password = opts.get("password")
     if opts.get("password_stdin"):
-        password = sys.stdin.readline().rstrip("\n")
+        password = standard_input().readline().rstrip("\n")
     elif password is None:
         import getpass
         password = getpass.getpass("Password: ")
@@ -140,7 +141,7 @@ def cmd_load(root, opts, args):
     tmp = f"{root.ensure().tmp}/load-{os.getpid()}-{os.urandom(4).hex()}"
     try:
         with open(tmp, "wb") as f:
-            while chunk := sys.stdin.buffer.read(1 << 20):
+            while chunk := standard_input().buffer.read(1 << 20):
                 f.write(chunk)
         load(store, tmp, log)
     finally:
@@ -229,13 +230,13 @@ def cmd_build(root, opts, args):
     context = args[0]
     dockerfile = opts.get("file")
     if context == "-":
-        context, dockerfile = stdin_context(sys.stdin.buffer, dockerfile)
+        context, dockerfile = stdin_context(standard_input().buffer, dockerfile)
     elif not os.path.isdir(context):
         raise InvalidArgument(f"unable to prepare context: {context} is not a directory")
     elif dockerfile not in (None, "-"):
         dockerfile = os.path.abspath(dockerfile)  # -f is relative to here, as docker's
     if dockerfile == "-":
-        dockerfile = sys.stdin.buffer.read()
+        dockerfile = standard_input().buffer.read()
     image_id = build(context, tags=opts.get("tags", []), dockerfile=dockerfile, build_args=build_args,
                      target=opts.get("target"), no_cache=opts.get("no_cache", False),
                      network=opts.get("network", "none"), progress=printer, root=root)
