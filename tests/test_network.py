@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -308,3 +309,49 @@ def test_detached_container_releases_its_network_when_it_ends(net, network_ab, d
     assert leases(diyc_root, a) == []
     assert os.listdir(f"{diyc_root}/ports") == []
 
+
+
+# -- pyroute2 stays off the start path --------------------------------------------
+
+def test_run_on_a_bridge_never_imports_pyroute2(net, network_ab, diyc_root):
+    # the start path speaks netlink through diyc.net.netlink: pyroute2's
+    # import alone (~250 ms) would be twenty starts.  The first start on a
+    # network makes its bridge; -p takes the published-ports path too.
+    from conftest import PKG_DIR
+    a, _ = network_ab
+    for args in (["--network", a, "-p", "127.0.0.1:8292:80"], ["--network", a], ["--network", "bridge"]):
+        code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
+                f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--rm', *{args!r}, 'busybox', 'true']); "
+                "print(rc, sorted(m for m in sys.modules if m.split('.')[0] == 'pyroute2'))")
+        out = subprocess.run(["nsenter", f"--net=/run/netns/{net.ns}", sys.executable, "-I", "-c", code],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.splitlines()[:1] == ["0 []"], (args, out.stdout, out.stderr)
+    # ... while the management plane uses it: `network rm` deletes a bridge
+    name = f"t{os.urandom(3).hex()}c"
+    net("network", "create", name, check=True)
+    code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
+            f"rc = main(['--root', {str(diyc_root)!r}, 'network', 'rm', {name!r}]); "
+            "print(rc, 'pyroute2' in sys.modules)")
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{net.ns}", sys.executable, "-I", "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "0 True", (out.stdout, out.stderr)
+
+
+def test_stats_counts_the_bytes_of_a_containers_veth(net, network_ab, diyc_root):
+    from conftest import PKG_DIR
+    a, _ = network_ab
+    code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc; "
+            f"s = diyc.Container.load('counted', root={str(diyc_root)!r}).stats(interval=0.05); "
+            "print(s['net_rx'], s['net_tx'])")
+
+    def counters():
+        out = net.sh(sys.executable, "-I", "-c", code)
+        assert out.returncode == 0, out.stderr
+        return [int(n) for n in out.stdout.split()]
+
+    with Server(net, "counted", "--network", a) as srv:
+        rx0, tx0 = counters()
+        body = host_get(net.ns, srv.ip, 80, path="/big")  # 404, a few hundred bytes each way
+        assert "404" in body
+        rx1, tx1 = counters()
+        assert rx1 - rx0 >= 60 and tx1 - tx0 >= len(body)
