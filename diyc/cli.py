@@ -379,7 +379,7 @@ def cmd_pull(root, args):
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
     from .images.store import ImageStore
     from .images.puller import Progress, pull
-    from .images.registry import parse_reference
+    from .images.reference import parse_reference
     ref = parse_reference(pos[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
          progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))

@@ -34,7 +34,7 @@ def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
     silent).  A registry's answers are checked and capped as the CLI's."""
     from .config import check_text
     from .images.puller import Progress, pull as pull_reference
-    from .images.registry import parse_reference
+    from .images.reference import parse_reference
     check_text(reference, "reference")
     store = _store(root)
     ref = parse_reference(reference)

@@ -4,6 +4,7 @@ root and are created on first use, as in docker."""
 
 import os
 
+from .config import check_name
 from .errors import Conflict, InvalidArgument, NotFound
 from .state import remove_tree
 
@@ -12,13 +13,8 @@ def _volumes_dir(root):
     return f"{root.path}/volumes"
 
 
-def _check_volume_name(name):
-    if not name or not (name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
-        raise InvalidArgument(f"invalid volume name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
-
-
 def create_volume(root, name):
-    _check_volume_name(name)
+    check_name(name, "volume", max_length=255)  # a directory's name
     data = f"{_volumes_dir(root)}/{name}/_data"
     os.makedirs(data, exist_ok=True)
     return data

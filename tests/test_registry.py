@@ -69,7 +69,8 @@ def root(tmp_path):
 # -- unit: references and challenges ---------------------------------------
 
 def test_reference_rules():
-    from diyc.images.registry import parse_reference, parse_challenge
+    from diyc.images.reference import parse_reference
+    from diyc.images.registry import parse_challenge
     r = parse_reference("alpine")
     assert (r.registry, r.repository, r.tag, r.name) == ("docker.io", "library/alpine", "latest", "alpine")
     r = parse_reference("user/app:1.2")
@@ -80,6 +81,14 @@ def test_reference_rules():
     for bad in ("UPPER/x", "x@sha256:12", "x:", "a//b"):
         with pytest.raises(Exception):
             parse_reference(bad)
+    # the same parser gives the store its local name and tag
+    from diyc.errors import InvalidArgument
+    from diyc.images.reference import name_and_tag
+    assert name_and_tag("busybox") == ("busybox", "latest")
+    assert name_and_tag("Reg.Example:5000/a/b:v1.0") == ("Reg.Example:5000/a/b", "v1.0")
+    for bad in ("x@sha256:" + "a" * 64, "a/B", "x:-1", "a" * 256):
+        with pytest.raises(InvalidArgument):
+            name_and_tag(bad)
     scheme, p = parse_challenge('Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"')
     assert scheme == "bearer" and p["scope"] == "repository:a/b:pull,push" and p["service"] == "reg"
 

@@ -33,6 +33,7 @@ import threading
 
 from .. import _json
 from ..errors import DiycError, InvalidArgument, NotFound
+from .reference import DOCKER_HUB, DOCKER_HUB_API, check_digest, is_digest, shown
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -65,9 +66,6 @@ MAX_TOKEN_BYTES = 1 << 20      # a token server's answer
 MAX_ERROR_BYTES = 4096         # the part of an error body shown
 DEFAULT_TIMEOUT = 60           # seconds of silence; DIYC_REGISTRY_TIMEOUT
 
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
-_HEX = set("0123456789abcdef")
 
 
 class RegistryError(DiycError):
@@ -76,55 +74,6 @@ class RegistryError(DiycError):
 
 class DigestMismatch(RegistryError):
     pass
-
-
-# -- references -------------------------------------------------------------
-
-class Reference:
-    def __init__(self, registry, repository, tag=None, digest=None):
-        self.registry, self.repository, self.tag, self.digest = registry, repository, tag, digest
-
-    @property
-    def api_host(self):
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
-
-    @property
-    def name(self):
-        """The local name, as docker shows it: `alpine`, `user/x`, `host:5000/x`."""
-        if self.registry == DOCKER_HUB:
-            return self.repository.removeprefix("library/")
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def reference(self):
-        """What goes after /manifests/: the digest if given, else the tag."""
-        return self.digest or self.tag
-
-    def __str__(self):
-        s = self.name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
-
-
-def is_digest(value):
-    return (isinstance(value, str) and value.startswith("sha256:") and len(value) == 71
-            and set(value[7:]) <= _HEX)
-
-
-def check_digest(digest, what="digest"):
-    if not is_digest(digest):
-        raise InvalidArgument(f"invalid {what} {shown(digest)}: expected sha256:<64 hex digits>")
-    return digest
-
-
-def shown(value, limit=80):
-    """`value` as an error message quotes it: repr, cut to `limit` characters
-    (what a registry sends can be megabytes, or have newlines)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def registry_timeout():
@@ -141,33 +90,6 @@ def registry_timeout():
         raise InvalidArgument(f"invalid DIYC_REGISTRY_TIMEOUT {shown(value)}: "
                               "expected seconds, more than 0 and at most 86400")
     return seconds
-
-
-def parse_reference(ref):
-    """`[REGISTRY/]NAME[:TAG][@sha256:DIGEST]` -> Reference, Docker Hub rules:
-    the first component is a registry when it has a `.` or `:` or is
-    `localhost`; otherwise the registry is docker.io and a one-component
-    name lives under `library/`."""
-    from .store import parse_reference as parse_name
-    name, at, digest = ref.partition("@")
-    if at:
-        check_digest(digest)
-    tagged_name, tag = parse_name(name)  # validates characters and the tag
-    has_tag = tagged_name != name
-    first, slash, rest = tagged_name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, rest
-    else:
-        registry, repository = DOCKER_HUB, tagged_name
-    if registry in ("index.docker.io", "registry-1.docker.io"):
-        registry = DOCKER_HUB
-    if registry == DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    if repository != repository.lower():
-        raise InvalidArgument(f"invalid reference format: repository name must be lowercase: {ref!r}")
-    if at and not has_tag:
-        tag = None
-    return Reference(registry, repository, tag, digest or None)
 
 
 # -- credentials ------------------------------------------------------------

@@ -51,6 +51,7 @@ container: attach.py.
 import errno
 import os
 
+from ..config import check_name
 from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
 from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall, published
@@ -70,16 +71,9 @@ DEFAULT_SUBNETS = [f"172.{n}.0.0/16" for n in range(30, 15, -1)] + \
 
 # -- network definitions ----------------------------------------------------------
 
-def check_network_name(name):
-    if not name or len(name) > 64 or not name.isascii() or not name[0].isalnum() or \
-            not all(c.isalnum() or c in "_.-" for c in name):
-        raise InvalidArgument(f"invalid network name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
-    return name
-
-
 def create(root, name, subnet=None):
     """Define a network (the bridge itself is made on first use)."""
-    check_network_name(name)
+    check_name(name, "network", max_length=64)
     if name in ("none", "host") or name.startswith("container"):
         raise InvalidArgument(f"network name {name!r} is reserved")
     if subnet is not None:
@@ -215,7 +209,7 @@ def plan(root, network, ip=None, publish=()):
     rec = load(root, network)
     if rec is None:
         if network != DEFAULT_NETWORK:
-            check_network_name(network)
+            check_name(network, "network", max_length=64)
             raise NotFound(f"network {network} not found (see diyc network ls)")
         try:
             rec = create(root, DEFAULT_NETWORK)
