@@ -120,18 +120,18 @@ class Server:
         self.stop()
 
 
-def host_get(ns, address, port, path="/i", timeout=5.0):
-    """HTTP GET from the test's host namespace, in this process: a thread
-    enters the namespace, makes the socket (which stays bound to it), leaves."""
+def in_netns(ns, make):
+    """make() run in network namespace `ns` (a thread enters it, calls, and
+    leaves): what it returns, e.g. a socket, which stays bound to `ns`."""
     from diyc import _native
     result = {}
 
-    def make():
+    def run():
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
         try:
             _native.setns(target, CLONE_NEWNET)
-            result["sock"] = socket.create_connection((address, port), timeout=timeout)
+            result["value"] = make()
         except OSError as e:
             result["error"] = e
         finally:
@@ -139,12 +139,18 @@ def host_get(ns, address, port, path="/i", timeout=5.0):
             os.close(own)
             os.close(target)
 
-    t = threading.Thread(target=make)
+    t = threading.Thread(target=run)
     t.start()
     t.join()
     if "error" in result:
         raise result["error"]
-    with result["sock"] as s:
+    return result["value"]
+
+
+def host_get(ns, address, port, path="/i", timeout=5.0):
+    """HTTP GET from the test's host namespace, in this process."""
+    sock = in_netns(ns, lambda: socket.create_connection((address, port), timeout=timeout))
+    with sock as s:
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(4096):

@@ -14,7 +14,11 @@ Auth: a 401 carries a challenge.  `Basic` -> the credentials `diyc login`
 stored; `Bearer realm=...,service=...,scope=...` -> a token from the realm
 (anonymous, or with those credentials), then `Authorization: Bearer`.
 Redirects (blobs often live on another host) drop the Authorization header
-when the host changes.  Plain HTTP only with --insecure.
+when the host changes.  Plain HTTP for a loopback registry (localhost,
+127.0.0.0/8, ::1: docker's default insecure registries); TLS anywhere else,
+without verification (or plain HTTP if it does not speak TLS) with
+--insecure.  A proxy from the environment (HTTPS_PROXY, HTTP_PROXY,
+NO_PROXY; see diyc.http) carries the traffic to any host but loopback.
 
 A registry is not trusted: manifests, indexes and image configs are capped
 at 4 MiB (containerd's limit) and token responses at 1 MiB before they are
@@ -175,9 +179,13 @@ class Client:
     MAX_REDIRECTS = 5
 
     def __init__(self, registry, repository, insecure=False, credentials=None, timeout=None):
+        from ..http import is_loopback
         self.registry = registry
         self.host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
-        self.scheme = "http" if insecure else "https"
+        # loopback: plain HTTP, as docker's default insecure registries;
+        # --insecure: TLS unverified, or plain HTTP if it does not speak TLS
+        self.scheme = "http" if is_loopback(self.host) else "https"
+        self.insecure = insecure
         self.repository = repository
         self.credentials = credentials
         self.timeout = registry_timeout() if timeout is None else timeout
@@ -186,7 +194,7 @@ class Client:
         self._local = threading.local()
 
     def _connection(self, scheme, host, fresh=False):
-        from ..http import Connection
+        from ..http import Connection, HTTPException, proxy_for
         conns = self._local.__dict__.setdefault("conns", {})
         key = (scheme, host)
         if fresh and key in conns:
@@ -194,9 +202,12 @@ class Client:
         if key not in conns:
             context = None
             if scheme == "https":
-                import ssl
-                context = ssl.create_default_context()
-            conns[key] = Connection(host, timeout=self.timeout, tls_context=context)
+                context = tls_context(verify=not (self.insecure and host == self.host))
+            try:
+                proxy = proxy_for(scheme, host, os.environ)
+            except HTTPException as e:
+                raise RegistryError(f"registry {host}: {e}") from None
+            conns[key] = Connection(host, timeout=self.timeout, tls_context=context, proxy=proxy)
         return conns[key]
 
     def close(self):
@@ -215,8 +226,12 @@ class Client:
                 conn.close()
                 if reused and not attempt and isinstance(e, (BrokenPipeError, ConnectionResetError)):
                     continue  # a stale keep-alive connection gets one retry
-                raise RegistryError(f"cannot connect to registry {host} ({scheme}): "
-                                    f"{self.reason(e)}") from None
+                if scheme == "https" and self.insecure and host == self.host and is_tls_error(e):
+                    self.scheme = scheme = "http"  # --insecure: a registry without TLS
+                    continue
+                raise RegistryError(self.connect_error(scheme, host, e)) from None
+            except HTTPException as e:  # the proxy's answer to CONNECT
+                raise RegistryError(f"cannot connect to registry {host}: {e}") from None
             try:
                 return conn.getresponse()
             except (RemoteDisconnected, ConnectionResetError):
@@ -227,6 +242,17 @@ class Client:
                 raise RegistryError(f"registry {host}: no response after {self.timeout:g} s") from None
             except (OSError, HTTPException) as e:
                 raise RegistryError(f"registry {host}: bad response: {self.reason(e)}") from None
+        raise RegistryError(f"cannot connect to registry {host} ({scheme})")
+
+    def connect_error(self, scheme, host, e):
+        """One line for a failed connection; a TLS failure says what
+        failed and what --insecure would do, not OpenSSL's text."""
+        if not is_tls_error(e):
+            return f"cannot connect to registry {host} ({scheme}): {self.reason(e)}"
+        what = getattr(e, "verify_message", None) or getattr(e, "reason", None) or "handshake failed"
+        hint = "" if self.insecure or host != self.host else \
+            "; if you trust it, use --insecure (TLS without verification, or plain HTTP)"
+        return f"registry {host}: TLS error ({what}){hint}"
 
     def reason(self, e):
         """A network error, as a message says it."""
@@ -448,6 +474,23 @@ class Client:
         if got != digest:
             raise DigestMismatch(f"blob digest mismatch: expected {digest}, received content hashes to {got}")
         return data
+
+
+def tls_context(verify=True):
+    """The TLS settings of a registry connection: the system's trust store
+    (SSL_CERT_FILE/SSL_CERT_DIR change it), or none (--insecure)."""
+    import ssl
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def is_tls_error(e):
+    import sys
+    ssl = sys.modules.get("ssl")  # not imported: no TLS was tried
+    return ssl is not None and isinstance(e, ssl.SSLError)
 
 
 # -- what a registry sends: its shape, checked before use ----------------------
