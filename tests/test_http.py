@@ -268,3 +268,21 @@ def test_proxy_for_reads_the_environment_as_go_does():
     for bad in ("socks5://p:1080", "https://p:443", "http://p:notaport", "http://"):
         with pytest.raises(http.ProxyError):
             http.proxy_for("https", "reg.example", {"HTTPS_PROXY": bad})
+
+
+@pytest.mark.parametrize("answer, message", [
+    (hs.head("407 Proxy Authentication Required"), "refused the tunnel to reg.example:443: 407"),
+    (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200_000)),
+     "more than 100 header fields"),
+    (b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x01early", "refused the tunnel"),   # bytes before our TLS hello
+])
+def test_a_hostile_proxy_answer_to_connect(server, answer, message):
+    import ssl
+    server.routes["reg.example:443"] = hs.raw(answer)
+    conn = http.Connection("reg.example", timeout=10, tls_context=ssl.create_default_context(),
+                           proxy=http.Proxy(f"http://bob:pw@{server.host}"))
+    with pytest.raises(http.HTTPException, match=message):
+        conn.request("GET", "/v2/")
+    assert conn.sock is None
+    assert server.requests[0][1:3] == ("CONNECT", "reg.example:443")
+    assert server.requests[0][3]["proxy-authorization"] == "Basic Ym9iOnB3"
