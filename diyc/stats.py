@@ -6,6 +6,8 @@ has a veth)."""
 import os
 import time
 
+from .errors import DiycError
+
 
 def _read_int(path, default=0):
     try:
@@ -41,17 +43,24 @@ def _pids(cg):
 
 def _veths(container):
     """The host ends of a container's veths: its network's, then those of
-    the networks it joined with `diyc network connect`."""
-    own = container.record.get("network_settings") or {}
-    joined = container.record.get("networks_connected") or {}
+    the networks it joined with `diyc network connect`; with --network
+    container:NAME, NAME's (the traffic of the namespace they share)."""
+    record = container.record
+    if (record.get("network") or "").startswith("container:"):
+        from .record import ContainerRecord
+        try:
+            record = ContainerRecord.load(record["network"].partition(":")[2], container.root).record
+        except DiycError:
+            return []  # that container is gone
+    own = record.get("network_settings") or {}
+    joined = record.get("networks_connected") or {}
     return [s["veth"] for s in [own, *joined.values()] if s.get("veth")]
 
 
 def _net(rtnl, container):
     """(bytes received, bytes sent) by the container over its veths, read
     from their host ends (what the host end sends, the container receives).
-    A container on no bridge network (none, host, container:NAME) has no
-    veth of its own: 0, 0, as docker shows for host."""
+    A container on network none or host has none: 0, 0, as docker shows."""
     rx = tx = 0
     for veth in _veths(container):
         link = rtnl.link(veth)
