@@ -61,7 +61,7 @@ def diyc_build(tmp_path_factory, build_context):
 
     def diyc(*args):
         return _run([DIYC, "--root", str(root), *map(str, args)], env=env)
-    diyc("run", "--rm", "busybox", "true")  # the built-in image
+    diyc("run", "--network", "none", "--rm", "busybox", "true")  # the built-in image
     diyc("tag", "busybox", "localhost/bbox")
     return diyc
 
@@ -101,7 +101,7 @@ def test_diyc_build_cold(benchmark, diyc_build, build_context):
         out = diyc_build("build", "-q", "--no-cache", "--network", "none", "-t", "bench:cold", build_context)
         assert out.stdout.startswith("sha256:")
     benchmark.pedantic(cold, rounds=5, iterations=1, warmup_rounds=1)
-    assert diyc_build("run", "--rm", "bench:cold").stdout == f"{FILES}\n"
+    assert diyc_build("run", "--network", "none", "--rm", "bench:cold").stdout == f"{FILES}\n"
 
 
 @pytest.mark.benchmark(group="build-cold")

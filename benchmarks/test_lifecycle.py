@@ -21,7 +21,7 @@ def test_diyc_run_detached_then_rm_force(benchmark, diyc):
 
     def cycle():
         name = f"cycle{next(counter)}"
-        _cli(diyc, "run", "-d", "--name", name, "busybox", "sleep", "60")
+        _cli(diyc, "run", "--network", "none", "-d", "--name", name, "busybox", "sleep", "60")
         _cli(diyc, "rm", "-f", name)
 
     cycle()
@@ -34,7 +34,7 @@ def test_diyc_supervisor_rss(benchmark, diyc):
     timed part is a `diyc ps` over the 20 detached containers)."""
     names = [f"idle{i}" for i in range(20)]
     for n in names:
-        _cli(diyc, "run", "-d", "--name", n, "busybox", "sleep", "600")
+        _cli(diyc, "run", "--network", "none", "-d", "--name", n, "busybox", "sleep", "600")
     try:
         import json
         rss = []
@@ -56,7 +56,7 @@ def sleeper_bundle(peer_env, bench_dir):
 
 @pytest.mark.benchmark(group="exec")
 def test_diyc_exec_true(benchmark, diyc):
-    _cli(diyc, "run", "-d", "--name", "execbench", "busybox", "sleep", "1000")
+    _cli(diyc, "run", "--network", "none", "-d", "--name", "execbench", "busybox", "sleep", "1000")
     try:
         benchmark.pedantic(_cli, args=(diyc, "exec", "execbench", "/bin/true"),
                            rounds=30, iterations=1, warmup_rounds=3)

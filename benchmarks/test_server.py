@@ -160,7 +160,7 @@ def test_crun_server_exec(benchmark, peer_server, peer_env, sleeper_bundle):
 
 @pytest.mark.benchmark(group="server-exec")
 def test_diyc_warm_exec(benchmark, launcher):
-    launcher.run("run", "-d", "--name", "serverexec", "busybox", "sleep", "1000")
+    launcher.run("run", "--network", "none", "-d", "--name", "serverexec", "busybox", "sleep", "1000")
     try:
         benchmark.pedantic(launcher.run, args=("exec", "serverexec", "/bin/true"),
                            rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)

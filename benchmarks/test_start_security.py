@@ -17,7 +17,7 @@ def _bench(benchmark, bench_dir, timed, other):
     root = str(bench_dir / "diyc-root")
 
     def run(options):
-        assert diyc.run("busybox", ["/bin/true"], root=root, **options).exit_code == 0
+        assert diyc.run("busybox", ["/bin/true"], network="none", root=root, **options).exit_code == 0
 
     run(timed)
     benchmark.pedantic(run, args=(timed,), setup=lambda: run(other), rounds=ROUNDS,

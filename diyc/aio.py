@@ -255,8 +255,8 @@ class AsyncContainer:
         """Container.kill."""
         return await _in_thread(self.container.kill, sig)
 
-    async def stop(self, timeout=10):
-        """Container.stop (SIGTERM, SIGKILL after `timeout`)."""
+    async def stop(self, timeout=None):
+        """Container.stop (its stop signal, SIGKILL after `timeout`)."""
         return await _in_thread(self.container.stop, timeout)
 
     async def remove(self, force=False):

@@ -7,6 +7,7 @@ from __future__ import annotations  # (type hints as text: nothing imported for 
 import os
 import time
 
+from .create import CREATE_OPTIONS
 from .errors import DiycError
 from .result import Result
 from .runtime import Container
@@ -33,7 +34,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         entrypoint: str | Sequence[str] | None = None,
         memory: int | str | None = None, memory_swap: int | str | None = None,
         cpus: float | str | None = None, pids_limit: int | str | None = None,
-        network: str = "none", ip: str | None = None,
+        network: str = "bridge", ip: str | None = None,
         publish: Mapping[str, object] | Sequence[str] | None = None,
         auto_remove: bool = True, rm_tmpfs_size: int | str | None = None,
         cgroup_parent: str | None = None, read_only: bool = False,
@@ -48,16 +49,16 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         log_opts: Mapping[str, str] | Sequence[str] | None = None,
         volumes: Mapping[str, object] | Sequence[str] | None = None,
         init: bool = False, tty: bool = False, userns: str | None = None,
+        env_file: str | Sequence[str] | None = None,
+        labels: Mapping[str, str] | Sequence[str] | None = None,
+        label_file: str | Sequence[str] | None = None,
+        extra_hosts: Mapping[str, str] | Sequence[str] | None = None,
+        dns: Sequence[str] | None = None, dns_search: Sequence[str] | None = None,
+        dns_opt: Sequence[str] | None = None,
+        mounts: Sequence[str | Mapping[str, object]] | None = None,
+        stop_signal: str | int | None = None, stop_timeout: int | None = None,
         root: str | os.PathLike | Root | None = None, trace: bool | Trace = False) -> Result:
-    options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
-                   entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
-                   pids_limit=pids_limit, network=network, ip=ip, publish=publish,
-                   auto_remove=auto_remove, rm_tmpfs_size=rm_tmpfs_size,
-                   cgroup_parent=cgroup_parent, read_only=read_only, privileged=privileged,
-                   cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
-                   ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
-                   devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                   volumes=volumes, init=init, tty=tty, userns=userns)
+    options = {key: value for key, value in locals().items() if key in CREATE_OPTIONS}
     if timeout is not None:
         from .numbers import decimal
         timeout = decimal(timeout, "timeout (seconds)")
@@ -149,6 +150,9 @@ run.__doc__ = """Run a container to completion, as `diyc run --rm`, and return a
 
     auto_remove is True here: the container is removed when it ends (give
     auto_remove=False to keep it, as `diyc run` without --rm).
+    network is "bridge" by default, as docker-py's (the daemon's bridge):
+    network="none" is the fast path for sandboxes that need no network
+    (no veth, address or route to set up; see the README for the cost).
     trace: True (or a diyc.trace.Trace) fills Result.timings.
 
     Errors: ArgumentTypeError (also a TypeError) for an argument of the

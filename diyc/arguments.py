@@ -15,6 +15,13 @@ and parsers sees every input.
     tmpfs     {"/run": "size=1m"} or ["/run:size=1m"]
     log_opts  {"max-size": "1m"} or ["max-size=1m"]
     restart   "on-failure:3" or {"Name": "on-failure", "MaximumRetryCount": 3}
+    labels    {"k": "v"} or ["k=v"]
+    extra_hosts  {"db": "10.0.0.5"} or ["db:10.0.0.5"]
+    mounts    [{"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": True,
+              "BindOptions": {"Propagation": "rslave"}, "TmpfsOptions": {"SizeBytes": N,
+              "Mode": 0o1777}}] (docker-py's Mount) or ["type=bind,source=/a,target=/b"]
+    env_file, label_file, dns, dns_search, dns_opt   one str or a list of them
+    stop_signal  "SIGINT" or 2
 
 A wrong type is an ArgumentTypeError (a TypeError and an InvalidArgument)
 naming the argument; values are checked where they are parsed.  Nothing
@@ -185,14 +192,51 @@ def restart(value):
     return f"{name}:{_scalar(count, 'restart[MaximumRetryCount]')}" if count else name
 
 
+# the options that take one str for a list of one
+ONE_OR_MORE = ("env_file", "label_file", "dns", "dns_search", "dns_opt")
+
+
+def mounts(value):
+    """docker-py's Mount dicts (the Engine API's shape) -> --mount's CSV."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    return [_mount_text(item, i) if _is_mapping(item) else item for i, item in enumerate(value)]
+
+
+def _mount_text(item, i):
+    fields = []
+    for key, name in (("Type", "type"), ("Source", "source"), ("Target", "target")):
+        if item.get(key) is not None:
+            fields.append(f"{name}={_scalar(item[key], f'mounts[{i}][{key!r}]')}")
+    if item.get("ReadOnly"):
+        fields.append("readonly")
+    propagation = (item.get("BindOptions") or {}).get("Propagation")
+    if propagation:
+        fields.append(f"bind-propagation={_scalar(propagation, f'mounts[{i}] Propagation')}")
+    tmpfs = item.get("TmpfsOptions") or {}
+    if tmpfs.get("SizeBytes") is not None:
+        fields.append(f"tmpfs-size={_scalar(tmpfs['SizeBytes'], f'mounts[{i}] SizeBytes')}")
+    if tmpfs.get("Mode") is not None:
+        mode = tmpfs["Mode"]
+        fields.append(f"tmpfs-mode={mode:o}" if isinstance(mode, int) else f"tmpfs-mode={mode}")
+    return ",".join(fields)
+
+
 def normalize(options):
     """Container.create's keyword arguments ({name: value}, changed in
     place): every docker-py shape above turned into the CLI's."""
     for name, convert in (("env", env), ("volumes", volumes), ("publish", publish),
-                          ("ulimits", ulimits), ("devices", devices), ("restart", restart)):
+                          ("ulimits", ulimits), ("devices", devices), ("restart", restart),
+                          ("mounts", mounts)):
         if options.get(name) is not None:
             options[name] = convert(options[name])
-    for name, sep in (("sysctls", "="), ("log_opts", "="), ("tmpfs", ":")):
+    for name in ONE_OR_MORE:
+        if isinstance(options.get(name), str):
+            options[name] = [options[name]]
+    if options.get("stop_signal") is not None:
+        options["stop_signal"] = _scalar(options["stop_signal"], "stop_signal")
+    for name, sep in (("sysctls", "="), ("log_opts", "="), ("tmpfs", ":"), ("labels", "="),
+                      ("extra_hosts", ":")):
         if options.get(name) is not None:
             options[name] = key_values(options[name], name, sep)
     return options

@@ -99,9 +99,10 @@ def nul_field(obj, where=""):
 # What Container.create takes from a library caller (the CLI only ever
 # passes str): each must be a str (or None), or a list of str.
 _TEXT_ARGUMENTS = ("image", "name", "hostname", "workdir", "user", "network", "ip",
-                   "cgroup_parent", "restart", "userns")
+                   "cgroup_parent", "restart", "userns", "stop_signal")
 _LIST_ARGUMENTS = ("command", "env", "publish", "cap_add", "cap_drop", "security_opt", "ulimits",
-                   "sysctls", "devices", "tmpfs", "log_opts", "volumes")
+                   "sysctls", "devices", "tmpfs", "log_opts", "volumes", "env_file", "labels",
+                   "label_file", "extra_hosts", "dns", "dns_search", "dns_opt", "mounts")
 
 
 def check_run_arguments(arguments):
@@ -154,7 +155,7 @@ def image_run_config(image_config):
     """The part of an image's config (untrusted JSON from a registry or an
     archive) that a run uses, validated once here, where it becomes the
     container's: {"Entrypoint", "Cmd": list or None, "Env": list,
-    "User", "WorkingDir", "StopSignal": str or None}.  Wrong types are
+    "User", "WorkingDir", "StopSignal": str or None, "Labels": dict}.  Wrong types are
     refused naming the field rather than taken apart (a string Env read
     letter by letter)."""
     if not isinstance(image_config, dict):
@@ -172,8 +173,8 @@ def image_run_config(image_config):
         "User": _optional_text(cfg.get("User"), "User"),
         "WorkingDir": _optional_text(cfg.get("WorkingDir"), "WorkingDir"),
         "StopSignal": _optional_text(cfg.get("StopSignal"), "StopSignal"),
+        "Labels": _string_map(cfg.get("Labels"), "Labels") or {},
     }
-    _string_map(cfg.get("Labels"), "Labels")
     _string_map(cfg.get("ExposedPorts"), "ExposedPorts", values_are_objects=True)
     _string_map(cfg.get("Volumes"), "Volumes", values_are_objects=True)
     for field in ("Shell", "OnBuild"):

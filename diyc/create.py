@@ -22,26 +22,30 @@ from .rootfs import SECCOMP_ANNOTATION
 
 
 # Container.create's keyword options, with their defaults: docker run's
-# flags, by name (cli.RUN_OPTIONS maps the one to the other).
+# flags, by name (cli/run.py's RUN_OPTIONS maps the one to the other).
 CREATE_OPTIONS = {
     "name": None, "hostname": None, "env": (), "workdir": None, "user": None,
     "entrypoint": None, "memory": None, "memory_swap": None, "cpus": None, "pids_limit": None,
-    "network": "none", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
+    "network": "bridge", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
     "cgroup_parent": None, "read_only": False, "privileged": False, "cap_add": (), "cap_drop": (),
     "security_opt": (), "ulimits": (), "sysctls": (), "oom_score_adj": None, "devices": (),
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
-    "userns": None,
+    "userns": None, "env_file": (), "labels": (), "label_file": (), "extra_hosts": (), "dns": (),
+    "dns_search": (), "dns_opt": (), "mounts": (), "stop_signal": None, "stop_timeout": None,
 }
 # the options whose types and characters config.check_run_arguments checks
 CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
                    "publish", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
-                   "sysctls", "devices", "tmpfs", "restart", "log_opts", "volumes", "userns")
+                   "sysctls", "devices", "tmpfs", "restart", "log_opts", "volumes", "userns",
+                   "env_file", "labels", "label_file", "extra_hosts", "dns", "dns_search", "dns_opt",
+                   "mounts", "stop_signal")
 
 
 class CreateOptions:
     """Container.create's options as attributes, defaults filled in; then
     what validate() derives from them (netplan, resources, security,
-    mounts, restart_policy, scratch_size, log)."""
+    spec_mounts, restart_policy, scratch_size, log, env_file_entries,
+    label_entries, host_entries, stop_signal_number, stop_seconds)."""
 
     def __init__(self, options):
         unknown = sorted(options.keys() - CREATE_OPTIONS.keys())
@@ -78,14 +82,58 @@ def validate(root, o):
     o.security = security.SecurityOptions(o.privileged, o.cap_add, o.cap_drop, o.security_opt,
                                           o.ulimits, o.sysctls, o.oom_score_adj, o.devices, o.network)
     o.resources["devices"] = o.security.device_rules
-    o.mounts = [config.parse_tmpfs(t) for t in o.tmpfs or ()]
+    o.spec_mounts = [config.parse_tmpfs(t) for t in o.tmpfs or ()]
+    if o.mounts:
+        from .volumes import parse_mount
+        for m in o.mounts:
+            parse_mount(None, m)  # its checks; made in build_spec
     from .logs import parse_log_opts
     from .supervisor import parse_restart_policy
     o.restart_policy = parse_restart_policy(o.restart)
     if o.auto_remove and o.restart_policy["name"] != "no":
-        raise InvalidArgument("--restart and --rm cannot be combined")
+        raise InvalidArgument("conflicting options: --restart and --rm")
     o.scratch_size = rm_tmpfs_size_bytes(o.rm_tmpfs_size, o.auto_remove)
     o.log = parse_log_opts(o.log_opts)
+    validate_run_metadata(o)
+    validate_etc_files(o)
+
+
+def validate_run_metadata(o):
+    """--env-file, --label(-file), --stop-signal, --stop-timeout: the
+    files read now, before anything is made."""
+    from .keyvalue_files import env_file_entries, labels
+    o.env_file_entries = env_file_entries(o.env_file, os.environ)
+    o.label_entries = labels({}, o.labels, o.label_file)
+    o.stop_signal_number = None
+    if o.stop_signal is not None:
+        from .options import signal_number
+        o.stop_signal_number = signal_number(o.stop_signal)
+    o.stop_seconds = None
+    if o.stop_timeout is not None:
+        from .numbers import integer
+        o.stop_seconds = integer(o.stop_timeout, "--stop-timeout (seconds)", 0, MAX_STOP_TIMEOUT)
+
+
+MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
+
+
+def validate_etc_files(o):
+    """--add-host, --dns, --dns-search, --dns-option: checked; they need
+    files of our own in /etc (see net/etcfiles.py)."""
+    from .net import etcfiles
+    o.host_entries = [etcfiles.parse_extra_host(h) for h in o.extra_hosts or ()]
+    for ip in o.dns or ():
+        etcfiles.check_ip(ip, "--dns address")
+    for domain in o.dns_search or ():
+        etcfiles.check_search_domain(domain)
+    for option in o.dns_opt or ():
+        etcfiles.check_dns_option(option)
+    o.own_etc = bool(o.host_entries or o.dns or o.dns_search or o.dns_opt)
+    if o.own_etc and o.network.startswith("container:"):
+        raise InvalidArgument("conflicting options: --add-host/--dns* and --network container:NAME "
+                              "(the container shares that container's /etc/hosts and resolv.conf)")
+    if o.network == "none" and any(ip == etcfiles.HOST_GATEWAY for _, ip in o.host_entries):
+        etcfiles.extra_hosts_text(o.host_entries, None)  # raises: no gateway on `none`
 
 
 def resolve_image(root, image):
@@ -105,13 +153,16 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
         args = ["/dev/init", "--"] + args
     from .users import resolve_user
     uid, gid, groups, home = resolve_user(o.user or image_config["User"] or "0", layer_dirs)
-    env = config.merge_env(image_config["Env"], o.env, os.environ)
+    env = config.merge_env(image_config["Env"], o.env_file_entries + list(o.env or ()), os.environ)
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
-    mounts = o.mounts
-    if o.volumes:  # after the checks: this makes named volumes and missing host dirs
-        from .volumes import parse_volume
-        mounts += [parse_volume(root, v) for v in o.volumes]
+    if o.tty and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")  # as docker's -t
+    mounts = o.spec_mounts
+    if o.volumes or o.mounts:  # after the checks: this makes named volumes and missing host dirs
+        from .volumes import parse_mount, parse_volume
+        mounts += [parse_volume(root, v) for v in o.volumes or ()]
+        mounts += [parse_mount(root, m) for m in o.mounts or ()]
     if o.init:
         from .supervisor import INIT_BINARY
         mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
@@ -122,12 +173,17 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.insert(0, f"HOSTNAME={o.hostname}")
     cdir = root.container_dir(cid)
+    o.etc_files = etc_files(root, o)
     if o.netplan:
         from .net import network as networking
         mounts += networking.etc_mounts(cdir)
     elif o.network.startswith("container:"):
         from .net import network as networking
         mounts += networking.joined_mounts(root, o.network)
+    elif o.etc_files:
+        mounts += [{"destination": f"/etc/{f}", "type": "bind", "source": f"{cdir}/{f}",
+                    "options": ["rbind", "rprivate"]} for f in o.etc_files]
+    o.record_fields = run_metadata(o, image_config)
     sec = o.security
     spec = config.make_spec(
         args, env=env, cwd=o.workdir or image_config["WorkingDir"] or "/",
@@ -150,6 +206,50 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     if sec.seccomp_profile is not None:
         spec["linux"]["seccomp"] = sec.seccomp_profile
     return spec, ids
+
+
+def etc_files(root, o):
+    """{name: text} of the /etc files a container gets of its own: on a
+    bridge its resolv.conf (network.py writes the rest; the --add-host
+    lines go into the network settings, for connect()); on none or host
+    hosts and resolv.conf when --add-host or --dns* ask for them; else
+    None."""
+    from .net import etcfiles
+    if o.netplan:
+        from .net import network as networking
+        gateway = networking.defined(root, o.network)["gateway"]
+        o.netplan["extra_hosts"] = etcfiles.extra_hosts_text(o.host_entries, gateway)
+        return {"resolv.conf": etcfiles.resolv_conf(networking.host_resolv_conf(), o.dns,
+                                                    o.dns_search, o.dns_opt)}
+    if not o.own_etc:
+        return None
+    if o.network == "host":  # the host's own files: its loopback resolver is reachable
+        hosts = etcfiles.read_host_file("/etc/hosts") or etcfiles.HOSTS_HEADER
+        resolv = etcfiles.read_host_file("/etc/resolv.conf")
+        gateway = etcfiles.LOOPBACK_GATEWAY
+    else:
+        from .net import network as networking
+        hosts, resolv, gateway = etcfiles.HOSTS_HEADER, networking.host_resolv_conf(), None
+    if hosts and not hosts.endswith("\n"):
+        hosts += "\n"
+    return {"hosts": hosts + etcfiles.extra_hosts_text(o.host_entries, gateway),
+            "resolv.conf": etcfiles.resolv_conf(resolv, o.dns, o.dns_search, o.dns_opt)}
+
+
+def run_metadata(o, image_config):
+    """The record's labels (the image's, then --label-file's, then
+    --label's), stop_signal (a number: --stop-signal, else the image's
+    StopSignal, else SIGTERM) and stop_timeout (seconds, or None: stop's
+    default of 10)."""
+    labels = dict(image_config.get("Labels") or {}, **o.label_entries)
+    signal = o.stop_signal_number
+    if signal is None and image_config.get("StopSignal"):
+        from .options import signal_number
+        try:
+            signal = signal_number(image_config["StopSignal"])
+        except InvalidArgument:
+            raise InvalidArgument(f"image config: invalid StopSignal {image_config['StopSignal']!r}") from None
+    return {"labels": labels, "stop_signal": signal or 15, "stop_timeout": o.stop_seconds}
 
 
 def rootfs_path(root, cdir, o):
@@ -176,7 +276,11 @@ def write_record(root, record, o):
 
     def fill(staging):
         if o.netplan:
-            networking.write_etc_files(staging, o.hostname)
+            networking.write_etc_files(staging, o.hostname, o.etc_files["resolv.conf"])
+        else:
+            for name, text in (o.etc_files or {}).items():
+                with open(f"{staging}/{name}", "x") as f:
+                    f.write(text)
     write_new(root, record, taken=f"the container name {o.name!r} is already in use",
               alternative_name=f"{o.name}_{record['id'][:6]}" if o.generated else None,
               group=ids["gid"] if ids else None,  # searched through an fd (userns.ContainerPaths)

@@ -53,7 +53,9 @@ def _parse_log_line(line):
     return ts.decode(), stream.decode(), tag, parts[3] if len(parts) == 4 else b""
 
 
-def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None):
+def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None):
+    """Print the container's log; with follow, until it is not running
+    (or, given, until ended(ctr) says so: its first exit, say)."""
     out = out or sys.stdout.buffer
     err = err or sys.stderr.buffer
     path = f"{ctr.dir}/container.log"
@@ -73,7 +75,8 @@ def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=Non
     shown = len(records)
     while follow:
         try:
-            running = ctr.reload().status == "running"
+            ctr.reload()
+            running = ctr.status == "running" if ended is None else not ended(ctr)
         except FileNotFoundError:  # a --rm container, ended and removed
             running = False
         records = read_log(path)

@@ -1,18 +1,64 @@
 """The docker-shaped command-line grammar both front ends speak (`diyc`
-and `diyc-runc`): option tables, the parser (-dit, --flag=value, -m64m,
---), signals by name or number, and plain tables out."""
+and `diyc-runc`): option tables (each option declared once, with its help
+text and library keyword), the parser (-dit, --flag=value, -m64m, --),
+signals by name or number, and plain tables out."""
 
 from .errors import InvalidArgument
 
 FLAG, VALUE, LIST = "flag", "value", "list"
 
 
+class Option:
+    """One option, declared once: its names ("-d --detach"), the key it is
+    parsed to (dest), its kind (FLAG, VALUE or LIST: repeatable), the
+    metavar and help text its command's --help shows, and the library
+    keyword (Container.create's, say) the value is passed as, if any."""
+
+    __slots__ = ("names", "dest", "kind", "metavar", "help", "keyword", "hidden")
+
+    def __init__(self, names, dest, kind=FLAG, metavar=None, help="", keyword=None, hidden=False):
+        self.names = tuple(names.split())
+        self.dest, self.kind, self.help, self.keyword, self.hidden = dest, kind, help, keyword, hidden
+        self.metavar = metavar or ("" if kind == FLAG else dest.upper())
+
+    def label(self):
+        """ "-d, --detach" or "    --name string", as docker's help shows them."""
+        shorts = [n for n in self.names if not n.startswith("--")]
+        longs = [n for n in self.names if n.startswith("--")]
+        text = ", ".join(shorts[:1] + longs[:1]) if shorts else "    " + ", ".join(longs[:1])
+        return f"{text} {self.metavar}" if self.metavar else text
+
+
+class OptionTable(dict):
+    """{name: Option} for the parser, and the Options in declaration order
+    (.options) for help and completion."""
+
+    def __init__(self, options=()):
+        super().__init__()
+        self.options = []
+        for o in options:
+            self.add(o)
+
+    def add(self, option):
+        self.options.append(option)
+        for n in option.names:
+            self[n] = option
+        return self
+
+    def merged(self, *options):
+        """A copy with more options (--help, say); a name already taken
+        keeps its meaning (run's -h is --hostname)."""
+        table = OptionTable(self.options)
+        for o in options:
+            free = " ".join(n for n in o.names if n not in table)
+            if free:
+                table.add(Option(free, o.dest, o.kind, o.metavar, o.help, o.keyword, o.hidden))
+        return table
+
+
 def option_table(*specs):
-    table = {}
-    for names, dest, kind in specs:
-        for n in names.split():
-            table[n] = (dest, kind)
-    return table
+    """An OptionTable of Options, or of (names, dest, kind) tuples."""
+    return OptionTable(s if isinstance(s, Option) else Option(*s) for s in specs)
 
 
 def parse(args, table, stop_at_positional=True):
@@ -38,8 +84,8 @@ def parse(args, table, stop_at_positional=True):
             # -it, -eK=V, -m64m: single letters, the first taking a value ends it
             shorts = []
             for j, ch in enumerate(arg[1:], 1):
-                dest = table.get(f"-{ch}")
-                if dest and dest[1] != FLAG:
+                option = table.get(f"-{ch}")
+                if option and option.kind != FLAG:
                     rest = arg[j + 1:]
                     if rest.startswith("="):  # -m=64m, as docker takes it
                         rest = rest[1:]
@@ -49,7 +95,7 @@ def parse(args, table, stop_at_positional=True):
         for name, value in shorts:
             if name not in table:
                 raise InvalidArgument(f"unknown flag: {name}")
-            dest, kind = table[name]
+            dest, kind = table[name].dest, table[name].kind
             if kind == FLAG:
                 if value is not None and value not in ("true", "false"):
                     raise InvalidArgument(f"flag {name} takes no value")

@@ -63,7 +63,7 @@ class Container(ContainerRecord):
                entrypoint: "str | Sequence[str] | None" = None,
                memory: "int | str | None" = None, memory_swap: "int | str | None" = None,
                cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
-               network: "str" = "none", ip: "str | None" = None,
+               network: "str" = "bridge", ip: "str | None" = None,
                publish: "Mapping[str, object] | Sequence[str] | None" = None,
                auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
                cgroup_parent: "str | None" = None, read_only: "bool" = False,
@@ -78,6 +78,14 @@ class Container(ContainerRecord):
                log_opts: "Mapping[str, str] | Sequence[str] | None" = None,
                volumes: "Mapping[str, object] | Sequence[str] | None" = None,
                init: "bool" = False, tty: "bool" = False, userns: "str | None" = None,
+               env_file: "str | Sequence[str] | None" = None,
+               labels: "Mapping[str, str] | Sequence[str] | None" = None,
+               label_file: "str | Sequence[str] | None" = None,
+               extra_hosts: "Mapping[str, str] | Sequence[str] | None" = None,
+               dns: "Sequence[str] | None" = None, dns_search: "Sequence[str] | None" = None,
+               dns_opt: "Sequence[str] | None" = None,
+               mounts: "Sequence[str | Mapping[str, object]] | None" = None,
+               stop_signal: "str | int | None" = None, stop_timeout: "int | None" = None,
                root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
                ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
@@ -107,8 +115,10 @@ class Container(ContainerRecord):
           memory_swap: memory+swap, or -1 for unlimited swap (--memory-swap).
           cpus: a CPU quota in CPUs, 0.5 or "0.5" (--cpus).
           pids_limit: the most processes at once; -1 unlimited (--pids-limit).
-          network: "none" (default: loopback only), "host", "bridge", a
-              network's name or "container:NAME" (--network).
+          network: "bridge" (the default, as docker's: an address on diyc's
+              default bridge), "none" (loopback only: the fast path, no
+              veth or address to set up), "host", a network's name or
+              "container:NAME" (--network).
           ip: its address on a bridge network (--ip).
           publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
               ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).
@@ -134,23 +144,31 @@ class Container(ContainerRecord):
           log_opts: {"max-size": "1m"} or ["max-size=1m"] (--log-opt).
           volumes: ["SRC:DST[:ro]"] or {"SRC": {"bind": DST, "mode": "ro"}}
               or {"SRC": DST}; SRC a host path or a volume name (-v).
+          mounts: docker's long form, ["type=bind,source=/a,target=/b,readonly"]
+              (types bind, volume, tmpfs) or docker-py's Mount dicts
+              ({"Type", "Source", "Target", "ReadOnly", ...}) (--mount).
+          env_file: files of KEY=VALUE lines, read before env (--env-file).
+          labels: {"k": "v"} or ["k=v"], kept in the record (--label).
+          label_file: files of k=v lines (--label-file).
+          extra_hosts: {"host": "IP"} or ["host:IP"]: /etc/hosts lines; IP
+              "host-gateway" is the host's address on the bridge (--add-host).
+          dns, dns_search, dns_opt: /etc/resolv.conf's nameservers, search
+              domains and options (--dns, --dns-search, --dns-option).
+          stop_signal: what stop() sends first, "SIGINT" or 2; default the
+              image's StopSignal, else SIGTERM (--stop-signal).
+          stop_timeout: seconds stop() waits before SIGKILL; default 10
+              (--stop-timeout).
           init: a tiny init as PID 1: signals forwarded, zombies reaped (--init).
-          tty: give it a terminal (-t).
+          tty: give it a terminal, and TERM=xterm unless TERM is set (-t).
           userns: "auto": a user namespace, its root an unprivileged host
               uid (--userns).
           root: the diyc state directory (--root); default $DIYC_ROOT or
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
         """
-        options = dict(name=name, hostname=hostname, env=env, workdir=workdir, user=user,
-                       entrypoint=entrypoint, memory=memory, memory_swap=memory_swap, cpus=cpus,
-                       pids_limit=pids_limit, network=network, ip=ip, publish=publish,
-                       auto_remove=auto_remove, rm_tmpfs_size=rm_tmpfs_size,
-                       cgroup_parent=cgroup_parent, read_only=read_only, privileged=privileged,
-                       cap_add=cap_add, cap_drop=cap_drop, security_opt=security_opt,
-                       ulimits=ulimits, sysctls=sysctls, oom_score_adj=oom_score_adj,
-                       devices=devices, tmpfs=tmpfs, restart=restart, log_opts=log_opts,
-                       volumes=volumes, init=init, tty=tty, userns=userns, trace=trace)
+        # every keyword but root: Container.create's options (create.CREATE_OPTIONS) and trace
+        options = {key: value for key, value in locals().items()
+                   if key not in ("cls", "image", "command", "root")}
         if isinstance(command, str) or _library_shapes(options):  # (the CLI passes neither)
             from .arguments import command as split_command, normalize
             normalize(options)
@@ -191,6 +209,7 @@ class Container(ContainerRecord):
             "log": o.log,
             "network": o.network,
             "network_settings": o.netplan,
+            **o.record_fields,  # labels, stop_signal, stop_timeout
             "userns": ids,
             "cgroup": cgroup_fields(cgroup),
             "spec": spec,
@@ -411,6 +430,8 @@ class Container(ContainerRecord):
         self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
                                 "pid_start": process_start_time(child.pid), "started": now(),
                                 "restart_count": state.get("restart_count", 0)}
+        if "exit_code" in state:  # restarted: how the run before ended (supervisor.first_exit)
+            self.record["state"]["last_exit_code"] = state["exit_code"]
         if child.supervisor:
             self.pid = None  # the supervisor is its parent, not us
             self.supervisor = child.supervisor  # and ours: reaped by wait/remove/stop
@@ -637,8 +658,10 @@ class Container(ContainerRecord):
                         text=text, encoding=encoding, errors=errors, check=check,
                         timeout=timeout, detach=detach)
 
-    def stop(self, timeout: "float" = 10) -> "bool":
-        """As `diyc stop`: SIGTERM, then SIGKILL after `timeout` seconds.  -> False if it was not running."""
+    def stop(self, timeout: "float | None" = None) -> "bool":
+        """As `diyc stop`: its stop signal (SIGTERM unless stop_signal= or
+        the image said otherwise), then SIGKILL after `timeout` seconds
+        (None: its stop_timeout, else 10).  -> False if it was not running."""
         from .container_api import reap_supervisor
         from .supervisor import stop
         stopped = stop(self, timeout)
@@ -714,8 +737,13 @@ def cleanup(root=None):
 
 def _library_shapes(options):
     """Any option in a shape only a library caller gives (a mapping, a list
-    of other than str), for diyc.arguments to turn into the CLI's."""
-    for value in options.values():
+    of other than str, one str for a list), for diyc.arguments to turn
+    into the CLI's."""
+    if isinstance(options.get("stop_signal"), int):
+        return True
+    for name, value in options.items():
+        if isinstance(value, str) and isinstance(create_steps.CREATE_OPTIONS.get(name), tuple):
+            return True
         if hasattr(value, "items") or (isinstance(value, (list, tuple)) and
                                        not all(isinstance(v, str) for v in value)):
             return True

@@ -120,6 +120,20 @@ def _should_restart(ctr, code):
     return False
 
 
+def first_exit(ctr, restarts):
+    """The exit code of the run that began after `restarts` restarts (its
+    record's state["restart_count"] then), once it has ended - restarted
+    by its policy since, or not -; else None.  What a foreground `diyc run
+    --restart` returns, as docker's (which waits for the next exit, not
+    for the policy to give up)."""
+    state = ctr.record["state"]
+    if ctr.status != "running" and "exit_code" in state:  # ended (and maybe about to restart)
+        return state["exit_code"]
+    if state.get("restart_count", 0) > restarts:  # restarted since
+        return state.get("last_exit_code", 255)
+    return None if ctr.status == "running" else 255
+
+
 def wait_until_exited(ctr, timeout=None):
     """Poll the record until the container is not running.  -> status
     ("removed" when its record went away: a --rm container, or rm -f)."""
@@ -137,8 +151,13 @@ def wait_until_exited(ctr, timeout=None):
         time.sleep(0.02)
 
 
-def stop(ctr, timeout=10, sig=15):
-    """SIGTERM (or `sig`), then SIGKILL after `timeout` seconds."""
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def stop(ctr, timeout=None, sig=None):
+    """The container's stop signal (--stop-signal, the image's StopSignal,
+    else SIGTERM), then SIGKILL after `timeout` seconds (None: its
+    --stop-timeout, else 10)."""
     with ctr.lock():
         if not ctr.reload_if_present():
             raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)")
@@ -146,7 +165,10 @@ def stop(ctr, timeout=10, sig=15):
             return False
         ctr.record["state"]["stopped_by_user"] = True
         ctr.save()
-    ctr.kill(sig)
+    if timeout is None:
+        timeout = ctr.record.get("stop_timeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+    ctr.kill(sig or ctr.record.get("stop_signal") or 15)
     if wait_until_exited(ctr, timeout) == "running":
         ctr.kill(9)
         wait_until_exited(ctr, 30)

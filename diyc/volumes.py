@@ -1,6 +1,7 @@
 """Volumes: `-v HOST:CONTAINER[:ro]` bind mounts and named volumes
 (`-v NAME:CONTAINER`), which live in volumes/<name>/_data under the diyc
-root and are created on first use, as in docker."""
+root and are created on first use, as in docker; and docker's long form,
+`--mount type=bind|volume|tmpfs,source=,target=,...`."""
 
 import os
 
@@ -35,29 +36,128 @@ def remove_volume(root, name, users=()):
     remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
+_PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+
+
+def _host_source(source, what):
+    """A bind mount's host path: absolute, or relative to our cwd when it
+    starts with `.` (`-v ./data:/data`, as docker 23+)."""
+    if source in (".", "..") or source.startswith(("./", "../")):
+        return os.path.abspath(source)
+    if ".." in source.split("/"):
+        raise InvalidArgument(f"invalid {what} source {source!r}")
+    return source
+
+
 def parse_volume(root, value):
-    """-v SOURCE:DEST[:ro|rw] -> an OCI bind mount (creating a named
-    volume, or a missing host directory, as docker does)."""
+    """-v SOURCE:DEST[:OPTIONS] -> an OCI bind mount (creating a named
+    volume, or a missing host directory, as docker does).  OPTIONS: ro or
+    rw and a propagation (rslave, shared, ...), comma-separated."""
     parts = value.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume {value!r}: expected SOURCE:DEST[:ro]")
     source, dest = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise InvalidArgument(f"invalid volume mode {mode!r} in {value!r}: use ro or rw")
-    if not dest.startswith("/") or ".." in dest.split("/"):
-        raise InvalidArgument(f"invalid volume destination {dest!r}: an absolute path without '..'")
-    if source.startswith("/"):
-        if ".." in source.split("/"):
-            raise InvalidArgument(f"invalid volume source {source!r}")
+    mode, propagation = "rw", None
+    for option in parts[2].split(",") if len(parts) == 3 else ():
+        if option in ("ro", "rw"):
+            mode = option
+        elif option in _PROPAGATIONS:
+            propagation = option
+        else:
+            raise InvalidArgument(f"invalid volume mode {option!r} in {value!r}: use ro, rw "
+                                  f"or a propagation ({', '.join(_PROPAGATIONS)})")
+    _check_destination(dest, "volume")
+    if source.startswith(("/", ".")):
+        source = _host_source(source, "volume")
         if not os.path.exists(source):
             os.makedirs(source, exist_ok=True)
         volume = None
     else:
         volume = source
         source = create_volume(root, source)
-    options = ["rbind", "ro" if mode == "ro" else "rw"]
+    return _bind(source, dest, mode == "ro", propagation, volume)
+
+
+def _check_destination(dest, what):
+    if not dest.startswith("/") or ".." in dest.split("/"):
+        raise InvalidArgument(f"invalid {what} destination {dest!r}: an absolute path without '..'")
+
+
+def _bind(source, dest, readonly, propagation, volume):
+    options = ["rbind", "ro" if readonly else "rw"] + ([propagation] if propagation else [])
     mount = {"destination": dest, "type": "bind", "source": source, "options": options}
     if volume:
         mount["volume"] = volume  # not OCI: lets `volume rm` see who uses it
     return mount
+
+
+# --mount's keys, by docker's names and aliases
+_MOUNT_KEYS = {"type": "type", "source": "source", "src": "source", "target": "target",
+               "destination": "target", "dst": "target", "readonly": "readonly", "ro": "readonly",
+               "bind-propagation": "bind-propagation", "tmpfs-size": "tmpfs-size",
+               "tmpfs-mode": "tmpfs-mode", "volume-nocopy": "volume-nocopy",
+               "consistency": "consistency"}
+
+
+def parse_mount_fields(value):
+    """docker's --mount CSV (`type=bind,source=/a,target=/b,readonly`) ->
+    {key: value}, keys by their canonical names; checks only the syntax."""
+    fields = {}
+    for item in value.split(","):
+        key, eq, val = item.partition("=")
+        name = _MOUNT_KEYS.get(key.strip().lower())
+        if name is None:
+            raise InvalidArgument(f"invalid --mount {value!r}: unknown field {key!r}")
+        if not eq and name not in ("readonly", "volume-nocopy"):
+            raise InvalidArgument(f"invalid --mount {value!r}: {key} needs a value ({key}=...)")
+        fields[name] = val if eq else "true"
+    for flag in ("readonly", "volume-nocopy"):
+        if fields.get(flag, "true").lower() not in ("true", "1", "false", "0"):
+            raise InvalidArgument(f"invalid --mount {value!r}: {flag} is true or false")
+    return fields
+
+
+def parse_mount(root, value):
+    """--mount type=bind|volume|tmpfs,source=,target=[,readonly]
+    [,bind-propagation=][,tmpfs-size=][,tmpfs-mode=] -> an OCI mount.
+    Unlike -v, a bind source must exist (as docker's --mount).  root=None
+    checks `value` only (a volume is made on first use: not yet)."""
+    fields = parse_mount_fields(value)
+    kind, target = fields.get("type", "volume"), fields.get("target")
+    if not target:
+        raise InvalidArgument(f"invalid --mount {value!r}: target= is required")
+    _check_destination(target, "--mount")
+    readonly = fields.get("readonly", "false").lower() in ("true", "1")
+    misplaced = [k for k in fields if k.startswith(("tmpfs-", "bind-", "volume-")) and
+                 not k.startswith(kind + "-")]
+    if misplaced:
+        raise InvalidArgument(f"invalid --mount {value!r}: {misplaced[0]} is not for type={kind}")
+    if kind == "tmpfs":
+        if "source" in fields:
+            raise InvalidArgument(f"invalid --mount {value!r}: a tmpfs has no source")
+        from .config import parse_tmpfs
+        options = [f"{k[6:]}={fields[k]}" for k in ("tmpfs-size", "tmpfs-mode") if k in fields]
+        mount = parse_tmpfs(":".join([target, ",".join(options)]))
+        if readonly:
+            mount["options"].append("ro")
+        return mount
+    source = fields.get("source")
+    if not source:
+        raise InvalidArgument(f"invalid --mount {value!r}: source= is required for type={kind}")
+    if kind == "volume":
+        if root is None:
+            check_name(source, "volume", max_length=255)
+            return None
+        return _bind(create_volume(root, source), target, readonly, None, source)
+    if kind != "bind":
+        raise InvalidArgument(f"invalid --mount {value!r}: type must be bind, volume or tmpfs")
+    propagation = fields.get("bind-propagation")
+    if propagation is not None and propagation not in _PROPAGATIONS:
+        raise InvalidArgument(f"invalid --mount {value!r}: bind-propagation is one of "
+                              f"{', '.join(_PROPAGATIONS)}")
+    source = _host_source(source, "--mount")
+    if not source.startswith("/"):
+        raise InvalidArgument(f"invalid --mount {value!r}: a bind source is an absolute path")
+    if not os.path.exists(source):
+        raise InvalidArgument(f"invalid --mount {value!r}: bind source path does not exist: {source}")
+    return _bind(source, target, readonly, propagation, None)

@@ -18,6 +18,7 @@ no v2 controllers), and that module says so.
 import contextlib
 import glob
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -121,11 +122,13 @@ class Cli:
 
 
 def assert_one_line_error(proc, code=125, contains=None):
-    """diyc refused something: the exit code, and one `diyc: ...` line."""
+    """diyc refused something: the exit code, and one `diyc: ...` line
+    (`diyc COMMAND: ...` for an error of the command line: `diyc ps:
+    unknown flag: --foo`)."""
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("diyc: "), proc.stderr
+    assert re.match(r"diyc( [a-z_]+)*: ", lines[0]), proc.stderr
     assert "Traceback" not in proc.stderr
     if contains:
         assert contains in lines[0], lines[0]
@@ -307,7 +310,7 @@ def diyc_root(tmp_path_factory):
     os.environ["DIYC_ROOT"] = str(root)
     # Build the built-in busybox image once, so no test sees its one-time
     # "creating the built-in image" line on stderr.
-    Cli(root)("run", "--rm", "busybox", "true", check=True)
+    Cli(root)("run", "--network", "none", "--rm", "busybox", "true", check=True)
     yield root
     if old is None:
         os.environ.pop("DIYC_ROOT", None)
@@ -460,10 +463,30 @@ def nothing_left_behind(request):
     children = child_pids()
     if children:
         problems.append(f"child processes left: {children}")
+    bridge = _host_bridge(root)
+    if bridge:
+        problems.append(f"bridge {bridge} in the machine's network namespace (ip_forward turned on): "
+                        "a container ran on the default network outside a test netns; "
+                        "say --network none (network=\"none\")")
 
     if problems:
+        if bridge:
+            Cli(root)("network", "prune")
         _force_clean(root, leaked_cgroups, children)
         pytest.fail("left behind by the test:\n" + "\n".join(problems), pytrace=False)
+
+
+def _host_bridge(root):
+    """The session root's default bridge, if it exists in our (the
+    machine's) network namespace: --network bridge is run's default."""
+    try:
+        rid = os.readlink(root / "networks" / "root-id")
+    except OSError:
+        return None
+    from diyc.net.roots import default_bridge
+    from diyc.state import Root
+    name = default_bridge(Root(str(root)), rid)
+    return name if os.path.exists(f"/sys/class/net/{name}") else None
 
 
 def _force_clean(root, cgroups, children):

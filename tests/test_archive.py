@@ -70,7 +70,7 @@ def layers():
 
 
 def check_runs(root, ref):
-    p = ok(root, "run", "--rm", ref)
+    p = ok(root, "run", "--network", "none", "--rm", ref)
     assert p.stdout.split() == ["archive", "keep"]
 
 
@@ -135,11 +135,11 @@ def test_save_then_load_roundtrip_and_skopeo_reads_it(tmp_path, root, layers):
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["rootfs"]["diff_ids"] == img["layers"]
     # the built-in busybox image (made by `import`) can be saved too
-    ok(root2, "run", "--rm", "busybox", "true")
+    ok(root2, "run", "--network", "none", "--rm", "busybox", "true")
     ok(root2, "save", "-o", str(tmp_path / "bb.tar"), "busybox")
     root3 = tmp_path / "root3"
     ok(root3, "load", "-i", str(tmp_path / "bb.tar"))
-    assert ok(root3, "run", "--rm", "busybox:latest", "echo", "ok").stdout == "ok\n"
+    assert ok(root3, "run", "--network", "none", "--rm", "busybox:latest", "echo", "ok").stdout == "ok\n"
 
 
 def test_load_skopeo_oci_archive(tmp_path, root):

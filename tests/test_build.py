@@ -19,7 +19,7 @@ from podman_util import private_podman
 @pytest.fixture(scope="module")
 def broot(tmp_path_factory, diyc_root):
     root = tmp_path_factory.mktemp("build-root")
-    Cli(root)("run", "--rm", "busybox", "true", check=True)  # the built-in image, once
+    Cli(root)("run", "--network", "none", "--rm", "busybox", "true", check=True)  # the built-in image, once
     yield root
 
 
@@ -117,10 +117,10 @@ CMD ["arg1"]
     # WORKDIR made the directory: a layer; RUN and COPY: one each
     assert len(config["rootfs"]["diff_ids"]) == 1 + 3
 
-    run = cli("run", "--rm", "demo:1", "x", "y")
+    run = cli("run", "--network", "none", "--rm", "demo:1", "x", "y")
     assert run.returncode == 0, run.stderr
     assert run.stdout == "user=daemon pwd=/srv/app msg=two words args=x y\nhi from /srv/app\n"
-    ls = cli("run", "--rm", "--entrypoint", "ls", "demo:1", "-ln", "bin/app.sh", "greeting.txt")
+    ls = cli("run", "--network", "none", "--rm", "--entrypoint", "ls", "demo:1", "-ln", "bin/app.sh", "greeting.txt")
     assert [line.split()[2:4] for line in ls.stdout.splitlines()] == [["1", "1"], ["1", "0"]]
 
     hist = cli("history", "demo:1")
@@ -154,7 +154,7 @@ CMD ["cat", "/seen"]
     assert third != first
     assert [(ins.split()[0], cached) for ins, cached in done_steps(events)[1:]] == \
         [("RUN", True), ("COPY", False), ("ENV", False), ("RUN", False), ("CMD", False)]
-    assert cli("run", "--rm", "cache:1").stdout == "changed\n"
+    assert cli("run", "--network", "none", "--rm", "cache:1").stdout == "changed\n"
 
     # a mode change is a change too; --no-cache ignores the cache
     os.chmod(ctx / "src" / "f3.txt", 0o600)
@@ -171,7 +171,7 @@ def test_dockerignore(cli, broot, tmp_path):
         "sub/c.txt": "c"})
     proc = cli("build", "-t", "ign", ctx)
     assert proc.returncode == 0, proc.stderr
-    out = cli("run", "--rm", "ign", "find", "/ctx").stdout.split()
+    out = cli("run", "--network", "none", "--rm", "ign", "find", "/ctx").stdout.split()
     assert sorted(out) == ["/ctx", "/ctx/.dockerignore", "/ctx/a.txt", "/ctx/keep.log", "/ctx/sub",
                            "/ctx/sub/c.txt"]
     bad = context(tmp_path / "b", "FROM busybox\nCOPY secret/key /k\n", {
@@ -202,8 +202,8 @@ CMD ["cat", "/opt/artifact", "/opt/again"]
     steps = [ins for ins, _ in done_steps(events)]
     assert not any("this stage must not run" in s for s in steps)
     assert not any("test -f" in s for s in steps)
-    assert cli("run", "--rm", "multi").stdout == "built\nbuilt\n"
-    assert cli("run", "--rm", "multi", "ls", "/opt").stdout.split() == \
+    assert cli("run", "--network", "none", "--rm", "multi").stdout == "built\nbuilt\n"
+    assert cli("run", "--network", "none", "--rm", "multi", "ls", "/opt").stdout.split() == \
         ["again", "artifact", "group-from-an-image"]
     # only the final stage's layers are in the image
     assert len(image_config(broot, "multi")["rootfs"]["diff_ids"]) == 4
@@ -211,7 +211,7 @@ CMD ["cat", "/opt/artifact", "/opt/again"]
     proc = cli("build", "--target", "tester", "-t", "tester", ctx)
     assert proc.returncode == 0, proc.stderr
     assert "exit 9" not in proc.stdout
-    assert cli("run", "--rm", "tester", "cat", "/out/artifact").stdout == "built\n"
+    assert cli("run", "--network", "none", "--rm", "tester", "cat", "/out/artifact").stdout == "built\n"
     assert_one_line_error(cli("build", "--target", "nope", ctx), contains="nope")
     assert_one_line_error(cli("build", "--network", "nosuchnet", ctx), contains="network nosuchnet not found")
 
@@ -265,7 +265,7 @@ def test_copy_never_follows_a_symlink_out_of_the_context(cli, broot, tmp_path):
     os.symlink("real.txt", ctx / "inside-link")
     proc = cli("build", "-t", "links", ctx)
     assert proc.returncode == 0, proc.stderr
-    out = cli("run", "--rm", "links", "sh", "-c",
+    out = cli("run", "--network", "none", "--rm", "links", "sh", "-c",
               "cd /ctx; for f in *; do echo $f $(readlink $f); done; cat inside-link").stdout
     assert out.splitlines() == [
         "Dockerfile", f"abs-link {secret}", f"dir-link {tmp_path}/hostdir", "inside-link real.txt",
@@ -277,7 +277,7 @@ def test_copy_never_follows_a_symlink_out_of_the_context(cli, broot, tmp_path):
         assert_one_line_error(proc, contains="file not found")
     (ctx / "Dockerfile").write_text("FROM busybox\nCOPY inside-link /x\n")
     assert cli("build", "-t", "links", ctx).returncode == 0
-    assert cli("run", "--rm", "links", "cat", "/x").stdout == "real\n"
+    assert cli("run", "--network", "none", "--rm", "links", "cat", "/x").stdout == "real\n"
 
 
 def test_run_deletions_are_whiteouts_and_opaque_dirs(cli, broot, tmp_path):
@@ -287,7 +287,7 @@ RUN mkdir -p /d/sub && echo 1 > /d/a && echo 2 > /d/sub/b && echo keep > /keep
 RUN rm /d/a /bin/vi && rm -rf /d/sub && mkdir /d/sub && echo new > /d/sub/c && ln /keep /keep2
 """)
     assert cli("build", "-t", "wh", ctx).returncode == 0
-    out = cli("run", "--rm", "wh", "sh", "-c", "find /d | sort; ls /bin/vi; stat -c %h /keep").stdout
+    out = cli("run", "--network", "none", "--rm", "wh", "sh", "-c", "find /d | sort; ls /bin/vi; stat -c %h /keep").stdout
     assert out.split() == ["/d", "/d/sub", "/d/sub/c", "2"]
     from diyc.images.store import ImageStore
     store = ImageStore(str(broot))
@@ -322,14 +322,14 @@ X
 CMD cat /opt/pkg/one /opt/pkg/two /hello /etc/motd /literal
 """, {"pkg.tar.gz": buf.getvalue()})
     assert cli("build", "-t", "adds", ctx).returncode == 0
-    assert cli("run", "--rm", "adds").stdout == \
+    assert cli("run", "--network", "none", "--rm", "adds").stdout == \
         "1\n2\nhello world\nsecond line\nwelcome world\n$WHO stays\n"
     # the context as a tar on stdin
     tar_bytes = subprocess.run(["tar", "-C", ctx, "-cf", "-", "."], capture_output=True, check=True).stdout
     proc = subprocess.run(cli_argv(broot, "build", "-t", "adds-stdin", "-"), input=tar_bytes,
                           capture_output=True, env=Cli(broot).env())
     assert proc.returncode == 0, proc.stderr
-    assert cli("run", "--rm", "adds-stdin").stdout.startswith("1\n2\nhello world")
+    assert cli("run", "--network", "none", "--rm", "adds-stdin").stdout.startswith("1\n2\nhello world")
 
 
 def cli_argv(root, *args):
@@ -363,7 +363,7 @@ VOLUME /data
     assert cli("build", "-t", "entry", ctx).returncode == 0
     c = image_config(broot, "entry")["config"]
     assert c["Entrypoint"] == ["echo"] and not c.get("Cmd")
-    assert cli("run", "--rm", "entry", "only", "args").stdout == "only args\n"
+    assert cli("run", "--network", "none", "--rm", "entry", "only", "args").stdout == "only args\n"
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
     assert cli("build", "-t", "scratchy", ctx).returncode == 0
     assert len(image_config(broot, "scratchy")["rootfs"]["diff_ids"]) == 1

@@ -37,6 +37,7 @@ def container(diyc_root):
     made = []
 
     def create(command, **options):
+        options.setdefault("network", "none")
         c = Container.create("busybox", command, root=str(diyc_root), **options)
         made.append(c)
         return c
@@ -54,7 +55,7 @@ def container(diyc_root):
 # -- memory ----------------------------------------------------------------
 
 def test_oom_kill_of_pid_1_is_reported(run_cli):
-    proc = run_cli("run", "--rm", "-m", "16m", "busybox", "sh", "-c", ALLOC_100MB)
+    proc = run_cli("run", "--network", "none", "--rm", "-m", "16m", "busybox", "sh", "-c", ALLOC_100MB)
     assert "survived" not in proc.stdout
     assert proc.returncode == 137, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if "memory limit" in l]
@@ -65,7 +66,7 @@ def test_oom_kill_of_pid_1_is_reported(run_cli):
 def test_oom_kill_of_a_child_is_reported(run_cli):
     """PID 1 survives and exits 0; diyc still says the limit killed something."""
     inner = ALLOC_100MB.replace('"', '\\"').replace("$", "\\$")
-    proc = run_cli("run", "--rm", "-m", "16m", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "-m", "16m", "busybox", "sh", "-c",
                    f'sh -c "{inner}"; echo child=$?')
     assert any("memory limit" in l for l in proc.stderr.splitlines()), proc.stderr
     # the child was the victim; rarely the kernel has to take PID 1 as well
@@ -77,7 +78,7 @@ def test_oom_kill_of_a_child_is_reported(run_cli):
 
 
 def test_allocation_below_the_limit_works(run_cli):
-    proc = run_cli("run", "--rm", "-m", "64m", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "-m", "64m", "busybox", "sh", "-c",
                    'x=$(head -c 10000000 /dev/zero | tr "\\0" a); echo ${#x}')
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "10000000\n"
@@ -85,14 +86,14 @@ def test_allocation_below_the_limit_works(run_cli):
 
 
 def test_no_oom_report_without_oom(run_cli):
-    proc = run_cli("run", "--rm", "-m", "16m", "busybox", "true")
+    proc = run_cli("run", "--network", "none", "--rm", "-m", "16m", "busybox", "true")
     assert proc.returncode == 0
     assert proc.stderr == ""
 
 
 def test_library_reports_oom(diyc_root):
     import diyc
-    r = diyc.run("busybox", ["sh", "-c", ALLOC_100MB], memory="16m", capture_output=True,
+    r = diyc.run("busybox", ["sh", "-c", ALLOC_100MB], network="none", memory="16m", capture_output=True,
                  root=str(diyc_root))
     assert r.oom_killed is True
     assert r.exit_code == 137
@@ -102,7 +103,7 @@ def test_library_reports_oom(diyc_root):
 # -- pids -------------------------------------------------------------------
 
 def test_pids_limit_stops_a_fork_bomb(run_cli):
-    proc = run_cli("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
                    "for i in $(seq 1 50); do sleep 5 & done; wait; echo all-started",
                    timeout=30)
     assert "all-started" not in proc.stdout
@@ -112,7 +113,7 @@ def test_pids_limit_stops_a_fork_bomb(run_cli):
 
 
 def test_pids_limit_allows_fewer(run_cli):
-    proc = run_cli("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
                    "for i in 1 2 3 4 5; do true & done; wait; echo ok")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "ok\n"
@@ -164,7 +165,7 @@ def test_no_limits_means_unlimited(container):
 
 
 def test_cgroup_nests_under_the_callers_cgroup(run_cli, diyc_root):
-    run_cli("run", "--name", "nest", "busybox", "true", check=True)
+    run_cli("run", "--network", "none", "--name", "nest", "busybox", "true", check=True)
     try:
         (rec,) = container_records(diyc_root)
         own = own_cgroups()
@@ -231,7 +232,7 @@ def test_cgroup_parent_relative(parent_cgroups, container):
 
 def test_cgroup_parent_cli(parent_cgroups, run_cli, diyc_root):
     absolute, _, _ = parent_cgroups
-    run_cli("run", "--name", "cgp", "--cgroup-parent", absolute, "busybox", "true", check=True)
+    run_cli("run", "--network", "none", "--name", "cgp", "--cgroup-parent", absolute, "busybox", "true", check=True)
     try:
         (rec,) = container_records(diyc_root)
         assert rec["cgroup"]["paths"]["memory"] == \
@@ -245,7 +246,7 @@ def test_cgroup_parent_cli(parent_cgroups, run_cli, diyc_root):
 def test_cgroups_removed_after_rm_container(run_cli, diyc_root):
     """A --rm container: its cgroups are gone when diyc returns (the autouse
     fixture checks this for every test; here we look for its own paths)."""
-    p = run_cli.popen("run", "--rm", "busybox", "sh", "-c", "echo ready; read x; exit 4",
+    p = run_cli.popen("run", "--network", "none", "--rm", "busybox", "sh", "-c", "echo ready; read x; exit 4",
                       stdin=subprocess.PIPE)
     try:
         assert p.stdout.readline() == "ready\n"

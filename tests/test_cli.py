@@ -4,6 +4,7 @@ what a killed diyc leaves."""
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -59,7 +60,7 @@ def test_bad_run_input_rejected_before_anything_is_created(cli_path, run_cli, di
     """(No cgroup left either: the autouse fixture checks that after every
     test, telling ours from other diyc sessions' on this machine.)"""
     before = root_state(diyc_root)
-    args = ["run"] + (["--rm"] if rm else []) + BAD_RUN_ARGS[case]
+    args = ["run", "--network", "none"] + (["--rm"] if rm else []) + BAD_RUN_ARGS[case]
     proc = run_cli(*args)
     assert_one_line_error(proc, 125)
     assert proc.stdout == ""
@@ -71,7 +72,7 @@ def test_bad_run_input_rejected_before_anything_is_created(cli_path, run_cli, di
                          ids=["cpus-0.001", "cpus-1e-9", "pids-huge"])
 def test_out_of_kernel_range_values_rejected(run_cli, diyc_root, flags):
     before = root_state(diyc_root)
-    proc = run_cli("run", "--rm", *flags, "busybox", "true")
+    proc = run_cli("run", "--network", "none", "--rm", *flags, "busybox", "true")
     assert "Traceback" not in proc.stderr, proc.stderr[-300:]
     assert_one_line_error(proc, 125)
     assert root_state(diyc_root) == before
@@ -86,7 +87,7 @@ def test_failed_container_init_leaves_nothing(run_cli, diyc_root, flags, message
     """A step of container init fails inside the child: one line naming the
     step, 125, and no record, name, cgroup or mount left."""
     before = root_state(diyc_root)
-    proc = run_cli("run", *(["--rm"] if rm else []), *flags, "busybox", "true")
+    proc = run_cli("run", "--network", "none", *(["--rm"] if rm else []), *flags, "busybox", "true")
     assert assert_one_line_error(proc, 125) == f"diyc: {message}"
     assert root_state(diyc_root) == before
 
@@ -96,14 +97,14 @@ def test_failed_container_init_leaves_nothing(run_cli, diyc_root, flags, message
                          ids=["inf", "1e400", "swap-inf"])
 def test_infinite_sizes_rejected(run_cli, diyc_root, flags):
     before = root_state(diyc_root)
-    proc = run_cli("run", "--rm", *flags, "busybox", "true")
+    proc = run_cli("run", "--network", "none", "--rm", *flags, "busybox", "true")
     assert "Traceback" not in proc.stderr, proc.stderr[-300:]
     assert_one_line_error(proc, 125)
     assert root_state(diyc_root) == before
 
 
 def test_short_flag_with_equals(run_cli):
-    proc = run_cli("run", "--rm", "-m=64m", "-e=K=V", "busybox", "sh", "-c", "echo $K")
+    proc = run_cli("run", "--network", "none", "--rm", "-m=64m", "-e=K=V", "busybox", "sh", "-c", "echo $K")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "V\n"
 
@@ -113,9 +114,9 @@ def test_error_messages_name_the_problem(cli_path, run_cli):
              ("--bogus",): "--bogus", ("--network", "bogus"): "bogus",
              ("--name", "a/b"): "a/b"}
     for flags, word in cases.items():
-        line = assert_one_line_error(run_cli("run", "--rm", *flags, "busybox", "true"))
+        line = assert_one_line_error(run_cli("run", "--network", "none", "--rm", *flags, "busybox", "true"))
         assert word in line, line
-    line = assert_one_line_error(run_cli("run", "--rm", "nosuchimage", "true"))
+    line = assert_one_line_error(run_cli("run", "--network", "none", "--rm", "nosuchimage", "true"))
     assert "nosuchimage" in line
 
 
@@ -130,7 +131,8 @@ def test_unknown_command_and_global_flag(cli_path, run_cli):
 def test_help(run_cli):
     proc = run_cli("--help")
     assert proc.returncode == 0
-    assert "run [OPTIONS] IMAGE" in proc.stdout
+    assert proc.stdout.startswith("Usage:  diyc [OPTIONS] COMMAND")
+    assert re.search(r"^  run +Run a command in a new container$", proc.stdout, re.M)
     proc = run_cli("run", "--help")
     assert proc.returncode == 0
     assert "--memory" in proc.stdout
@@ -138,7 +140,7 @@ def test_help(run_cli):
 
 def test_root_option_overrides_env(run_cli, diyc_root, tmp_path):
     other = tmp_path / "other-root"
-    proc = run_cli("--root", other, "run", "--rm", "busybox", "echo", "hi")
+    proc = run_cli("--root", other, "run", "--network", "none", "--rm", "busybox", "echo", "hi")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n"
     assert (other / "layers").is_dir()
@@ -147,25 +149,25 @@ def test_root_option_overrides_env(run_cli, diyc_root, tmp_path):
 
 
 def test_name_already_in_use(cli_path, run_cli, diyc_root):
-    run_cli("run", "--name", "x", "busybox", "true", check=True)
+    run_cli("run", "--network", "none", "--name", "x", "busybox", "true", check=True)
     try:
         before = root_state(diyc_root)
-        proc = run_cli("run", "--name", "x", "busybox", "true")
+        proc = run_cli("run", "--network", "none", "--name", "x", "busybox", "true")
         assert_one_line_error(proc, 125, contains="already in use")
-        proc = run_cli("run", "--rm", "--name", "x", "busybox", "true")
+        proc = run_cli("run", "--network", "none", "--rm", "--name", "x", "busybox", "true")
         assert_one_line_error(proc, 125, contains="already in use")
         assert root_state(diyc_root) == before
         assert len(container_records(diyc_root)) == 1
     finally:
         run_cli("rm", "x", check=True)
     # free again
-    run_cli("run", "--rm", "--name", "x", "busybox", "true", check=True)
+    run_cli("run", "--network", "none", "--rm", "--name", "x", "busybox", "true", check=True)
 
 
 # -- lifecycle ----------------------------------------------------------------------
 
 def test_ps_rm_of_an_exited_container(run_cli, diyc_root):
-    assert run_cli("run", "--name", "exited3", "busybox", "sh", "-c", "exit 3").returncode == 3
+    assert run_cli("run", "--network", "none", "--name", "exited3", "busybox", "sh", "-c", "exit 3").returncode == 3
     (rec,) = container_records(diyc_root)
     short = rec["id"][:12]
     try:
@@ -204,7 +206,7 @@ def test_rm_unknown_container(run_cli):
 
 
 def test_rm_of_a_running_container_needs_force(run_cli, diyc_root):
-    p = run_cli.popen("run", "--name", "runner", "busybox", "sleep", "30")
+    p = run_cli.popen("run", "--network", "none", "--name", "runner", "busybox", "sleep", "30")
     try:
         rec = running_record(diyc_root)
         row = [l for l in run_cli("ps", check=True).stdout.splitlines() if "runner" in l]
@@ -227,7 +229,7 @@ def test_rm_of_a_running_container_needs_force(run_cli, diyc_root):
 
 
 def test_kept_container_keeps_its_changes_until_rm(run_cli, diyc_root):
-    run_cli("run", "--name", "keep", "busybox", "sh", "-c",
+    run_cli("run", "--network", "none", "--name", "keep", "busybox", "sh", "-c",
             "echo data > /newfile && rm /etc/group && mkdir -p /var/lib/x", check=True)
     try:
         (rec,) = container_records(diyc_root)
@@ -247,7 +249,7 @@ def test_kept_container_keeps_its_changes_until_rm(run_cli, diyc_root):
 
 
 def test_rm_container_leaves_no_trace_on_disk(run_cli, diyc_root):
-    run_cli("run", "--rm", "busybox", "sh", "-c", "echo data > /newfile", check=True)
+    run_cli("run", "--network", "none", "--rm", "busybox", "sh", "-c", "echo data > /newfile", check=True)
     assert os.listdir(f"{diyc_root}/containers") == []
     # the writable layer went with the container dir; scratch is only a mount point
     assert os.listdir(f"{diyc_root}/scratch") == []
@@ -259,7 +261,7 @@ def _orphan_then_kill(run_cli, diyc_root, *run_args, reap=True):
     """Start a container, SIGKILL its diyc (nobody records the end), then
     kill the container's init.  We are the subreaper: the init becomes our
     child, and we reap it (or leave it a zombie: reap=False).  -> record"""
-    p = run_cli.popen("run", *run_args)
+    p = run_cli.popen("run", "--network", "none", *run_args)
     try:
         rec = running_record(diyc_root)
         pid = rec["state"]["pid"]
@@ -314,7 +316,7 @@ def test_zombie_init_counts_as_dead(run_cli, diyc_root):
 
 
 def test_cleanup_leaves_a_running_container_alone(run_cli, diyc_root):
-    p = run_cli.popen("run", "--rm", "busybox", "sleep", "30")
+    p = run_cli.popen("run", "--network", "none", "--rm", "busybox", "sleep", "30")
     try:
         rec = running_record(diyc_root)
         proc = run_cli("cleanup", check=True)
@@ -375,7 +377,7 @@ def test_cleanup_after_a_killed_load_from_stdin(run_cli, diyc_root):
 # -- concurrency ------------------------------------------------------------------
 
 def test_concurrent_runs(run_cli, diyc_root):
-    procs = [run_cli.popen("run", "--rm", "-m", "32m", "busybox", "sh", "-c",
+    procs = [run_cli.popen("run", "--network", "none", "--rm", "-m", "32m", "busybox", "sh", "-c",
                            f"echo $HOSTNAME {i}; sleep 0.2") for i in range(10)]
     outs = []
     for p in procs:
@@ -390,7 +392,7 @@ def test_concurrent_first_use_builds_the_image_once(run_cli, tmp_path):
     """A fresh root: every concurrent run builds the built-in image; all
     succeed and the store ends with one layer, one image, no staging."""
     root = tmp_path / "fresh-root"
-    procs = [run_cli.popen("--root", root, "run", "--rm", "busybox", "echo", f"hi{i}")
+    procs = [run_cli.popen("--root", root, "run", "--network", "none", "--rm", "busybox", "echo", f"hi{i}")
              for i in range(6)]
     for i, p in enumerate(procs):
         out, err = p.communicate(timeout=60)

@@ -112,7 +112,7 @@ def test_import_run_images_rmi(run_cli, tmp_path, diyc_root):
     rows = [l.split() for l in listing[1:]]
     assert ["testimg", "v1", image_id[7:19]] in [r[:3] for r in rows]
 
-    proc = run_cli("run", "--rm", "testimg:v1", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "testimg:v1", "sh", "-c",
                    "cat /etc/marker; echo $((6 * 7)); ls /bin | wc -l; ls /", check=True)
     lines = proc.stdout.splitlines()
     assert lines[0] == "imported image"
@@ -120,7 +120,7 @@ def test_import_run_images_rmi(run_cli, tmp_path, diyc_root):
     assert lines[2] == str(1 + len(APPLETS))  # our image, not the built-in busybox
     assert set(lines[3:]) == {"bin", "dev", "etc", "proc", "sys", "tmp"}
     # the default command is the image's Cmd, sh: it reads stdin
-    assert run_cli("run", "--rm", "testimg:v1", input="echo from-stdin\n",
+    assert run_cli("run", "--network", "none", "--rm", "testimg:v1", input="echo from-stdin\n",
                    check=True).stdout == "from-stdin\n"
 
     proc = run_cli("rmi", "testimg:v1", check=True)
@@ -129,14 +129,14 @@ def test_import_run_images_rmi(run_cli, tmp_path, diyc_root):
                                         f"Deleted layer: sha256:{layer}"]
     assert not os.path.exists(f"{diyc_root}/layers/{layer}")
     assert "testimg" not in run_cli("images", check=True).stdout
-    proc = run_cli("run", "--rm", "testimg:v1", "true")
+    proc = run_cli("run", "--network", "none", "--rm", "testimg:v1", "true")
     assert_one_line_error(proc, 125, contains="testimg:v1")
 
 
 def test_import_gzip_and_from_stdin(run_cli, imported):
     data = tarball()
     imported("gzimg", gzip.compress(data))
-    out = run_cli("run", "--rm", "gzimg", "cat", "/etc/marker", check=True).stdout
+    out = run_cli("run", "--network", "none", "--rm", "gzimg", "cat", "/etc/marker", check=True).stdout
     assert out == "imported image\n"
     proc = subprocess.run(DIYC + ["import", "-", "stdinimg"], input=data, capture_output=True,
                           env=run_cli.env())
@@ -165,13 +165,13 @@ def test_rmi_refused_while_a_container_uses_it(run_cli, tmp_path, diyc_root):
     p = write(tmp_path, "rootfs.tar", tarball())
     run_cli("import", p, "usedimg", check=True)
     try:
-        run_cli("run", "--name", "user1", "usedimg", "true", check=True)
+        run_cli("run", "--network", "none", "--name", "user1", "usedimg", "true", check=True)
         try:
             state = store_state(diyc_root)
             proc = run_cli("rmi", "usedimg")
             assert_one_line_error(proc, 125, contains="being used by stopped container")
             assert store_state(diyc_root) == state
-            assert run_cli("run", "--rm", "usedimg", "true").returncode == 0
+            assert run_cli("run", "--network", "none", "--rm", "usedimg", "true").returncode == 0
         finally:
             run_cli("rm", "user1", check=True)
     finally:
@@ -182,7 +182,7 @@ def test_rmi_refused_while_a_container_uses_it(run_cli, tmp_path, diyc_root):
 def test_run_by_image_id(run_cli, busybox_image):
     full = busybox_image["id"]
     for ref in (full, full.removeprefix("sha256:"), full[7:19]):
-        proc = run_cli("run", "--rm", ref, "echo", "by-id")
+        proc = run_cli("run", "--network", "none", "--rm", ref, "echo", "by-id")
         assert proc.returncode == 0, (ref, proc.stderr)
         assert proc.stdout == "by-id\n"
 
@@ -373,7 +373,7 @@ def test_concurrent_rmi_keeps_a_layer_being_imported(run_cli, diyc_root, tmp_pat
         assert p.returncode == 0
         rmi.communicate(timeout=20)
         assert rmi.returncode == 0
-        proc = run_cli("run", "--rm", "raceimg", "cat", "/mine")
+        proc = run_cli("run", "--network", "none", "--rm", "raceimg", "cat", "/mine")
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "m"
     finally:
@@ -401,7 +401,7 @@ def test_bad_reference_rejected(run_cli, diyc_root, tmp_path, ref):
     before = store_state(diyc_root)
     assert_one_line_error(run_cli("import", p, ref), 125)
     assert store_state(diyc_root) == before
-    assert_one_line_error(run_cli("run", "--rm", ref, "true"), 125)
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", ref, "true"), 125)
     assert_one_line_error(run_cli("tag", "busybox", ref), 125)
 
 
@@ -410,7 +410,7 @@ def test_bad_reference_rejected(run_cli, diyc_root, tmp_path, ref):
 def test_good_references_accepted(run_cli, ref):
     run_cli("tag", "busybox", ref, check=True)
     try:
-        assert run_cli("run", "--rm", ref, "true").returncode == 0
+        assert run_cli("run", "--network", "none", "--rm", ref, "true").returncode == 0
     finally:
         run_cli("rmi", ref, check=True)
 
@@ -465,7 +465,7 @@ def test_whiteouts_hide_lower_layer_files_in_a_container(run_cli, diyc_root):
     l2, _ = store.add_layer(io.BytesIO(tarball(upper, base=False)))
     store.add_image({"config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]}}, [l1, l2], "twolayer")
     try:
-        out = run_cli("run", "--rm", "twolayer", "sh", "-c",
+        out = run_cli("run", "--network", "none", "--rm", "twolayer", "sh", "-c",
                       "ls /etc; echo --; ls /opq", check=True).stdout
         etc, _, opq = out.partition("--\n")
         assert "gone" not in etc.split()
@@ -486,7 +486,7 @@ def test_setuid_and_ownership_preserved(run_cli, imported, tmp_path):
         add(tar, "sym", tarfile.SYMTYPE, 0o777, linkname="owned", uid=7, gid=8)
         add(tar, "attr", data=b"a", pax={"SCHILY.xattr.user.diyctest": "value"})
     imported("metaimg", tarball(entries))
-    out = run_cli("run", "--rm", "metaimg", "stat", "-c", "%n %a %u %g %F",
+    out = run_cli("run", "--network", "none", "--rm", "metaimg", "stat", "-c", "%n %a %u %g %F",
                   "/bin/suidbox", "/owned", "/sticky", "/private", "/private/inner", "/sym",
                   check=True).stdout.splitlines()
     assert out == ["/bin/suidbox 4755 0 0 regular file",
@@ -496,7 +496,7 @@ def test_setuid_and_ownership_preserved(run_cli, imported, tmp_path):
                    "/private/inner 600 42 43 regular file",
                    "/sym 777 7 8 symbolic link"]
     # and the bit is honoured: the root filesystem is not mounted nosuid
-    out = run_cli("run", "--rm", "metaimg", "cat", "/proc/mounts", check=True).stdout
+    out = run_cli("run", "--network", "none", "--rm", "metaimg", "cat", "/proc/mounts", check=True).stdout
     (root_line,) = [l for l in out.splitlines() if l.split()[1] == "/"]
     assert "nosuid" not in root_line.split()[3].split(","), root_line
 
@@ -531,11 +531,11 @@ def test_hard_links_in_a_layer(run_cli, diyc_root, tmp_path):
     proc = run_cli("import", p, "hardlinkimg")
     try:
         assert proc.returncode == 0, proc.stderr
-        out = run_cli("run", "--rm", "hardlinkimg", "stat", "-c", "%i %h %u %a", "/owned",
+        out = run_cli("run", "--network", "none", "--rm", "hardlinkimg", "stat", "-c", "%i %h %u %a", "/owned",
                       "/hard", check=True).stdout.splitlines()
         assert out[0] == out[1]  # one inode
         assert out[0].split()[1:] == ["2", "1234", "640"]
-        out = run_cli("run", "--rm", "hardlinkimg", "/usr/bin/wc", "-c", input="12345",
+        out = run_cli("run", "--network", "none", "--rm", "hardlinkimg", "/usr/bin/wc", "-c", input="12345",
                       check=True).stdout
         assert out.split() == ["5"]
     finally:

@@ -11,7 +11,7 @@ from conftest import container_records, tree_snapshot
 
 def out(run_cli, *args):
     """stdout of a `diyc run --rm busybox ...` that must succeed."""
-    proc = run_cli("run", "--rm", *args, check=True)
+    proc = run_cli("run", "--network", "none", "--rm", *args, check=True)
     return proc.stdout
 
 
@@ -39,7 +39,7 @@ def test_default_hostname_is_12_hex_and_in_env(run_cli):
 
 
 def test_hostname_of_named_container_matches_id(run_cli, diyc_root):
-    proc = run_cli("run", "--name", "hn2", "busybox", "hostname", check=True)
+    proc = run_cli("run", "--network", "none", "--name", "hn2", "busybox", "hostname", check=True)
     try:
         (rec,) = container_records(diyc_root)
         assert proc.stdout.strip() == rec["id"][:12]
@@ -118,7 +118,7 @@ def test_dev_has_only_the_default_devices(run_cli):
 
 
 def test_sys_is_read_only(run_cli):
-    proc = run_cli("run", "--rm", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "busybox", "sh", "-c",
                    "touch /sys/diyc-test; echo rc=$?; grep ' /sys ' /proc/mounts")
     assert "rc=1" in proc.stdout
     assert "Read-only file system" in proc.stderr
@@ -161,9 +161,9 @@ def test_cgroup_namespace_hides_the_host_path(run_cli):
 
 
 def test_read_only_root(run_cli):
-    proc = run_cli("run", "--rm", "--read-only", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "--read-only", "busybox", "sh", "-c",
                    "touch /x; echo rc=$?; echo shm > /dev/shm/f && cat /dev/shm/f")
     assert proc.stdout == "rc=1\nshm\n"
     assert "Read-only file system" in proc.stderr
     # and without --read-only the root is writable
-    assert run_cli("run", "--rm", "busybox", "touch", "/x").returncode == 0
+    assert run_cli("run", "--network", "none", "--rm", "busybox", "touch", "/x").returncode == 0

@@ -21,7 +21,7 @@ def open_fds():
 
 
 def test_run_captures_stdout(root):
-    r = diyc.run("busybox", ["echo", "hi"], capture_output=True, root=root)
+    r = diyc.run("busybox", ["echo", "hi"], network="none", capture_output=True, root=root)
     assert r.exit_code == 0
     assert r.returncode == 0
     assert r.stdout == b"hi\n"
@@ -32,21 +32,21 @@ def test_run_captures_stdout(root):
 
 def test_run_captures_stderr_separately(root):
     r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2; exit 5"],
-                 capture_output=True, root=root)
+                 network="none", capture_output=True, root=root)
     assert r.exit_code == 5
     assert r.stdout == b"out\n"
     assert r.stderr == b"err\n"
 
 
 def test_run_feeds_input(root):
-    r = diyc.run("busybox", ["sh", "-c", "cat; echo done"], input=b"from python\n",
+    r = diyc.run("busybox", ["sh", "-c", "cat; echo done"], network="none", input=b"from python\n",
                  capture_output=True, root=root)
     assert r.stdout == b"from python\ndone\n"
 
 
 def test_run_large_input_and_output(root):
     data = os.urandom(3 << 20)
-    r = diyc.run("busybox", ["cat"], input=data, capture_output=True, root=root)
+    r = diyc.run("busybox", ["cat"], network="none", input=data, capture_output=True, root=root)
     assert r.exit_code == 0
     assert r.stdout == data
 
@@ -54,19 +54,19 @@ def test_run_large_input_and_output(root):
 def test_input_without_capture(root, tmp_path):
     out = tmp_path / "out"
     with open(out, "wb") as f:
-        r = diyc.run("busybox", ["wc", "-c"], input=b"12345", stdout=f, root=root)
+        r = diyc.run("busybox", ["wc", "-c"], network="none", input=b"12345", stdout=f, root=root)
     assert r.exit_code == 0
     assert r.stdout is None
     assert out.read_text().split() == ["5"]
 
 
 def test_container_that_ignores_its_input(root):
-    r = diyc.run("busybox", ["true"], input=os.urandom(1 << 20), capture_output=True, root=root)
+    r = diyc.run("busybox", ["true"], network="none", input=os.urandom(1 << 20), capture_output=True, root=root)
     assert r.exit_code == 0
 
 
 def test_run_with_memory_limit(root):
-    r = diyc.run("busybox", ["sh", "-c", "echo ok"], memory="64m", capture_output=True,
+    r = diyc.run("busybox", ["sh", "-c", "echo ok"], network="none", memory="64m", capture_output=True,
                  root=root)
     assert r.exit_code == 0
     assert r.stdout == b"ok\n"
@@ -75,19 +75,19 @@ def test_run_with_memory_limit(root):
 
 def test_run_options(root):
     r = diyc.run("busybox", ["sh", "-c", "hostname; pwd; id -u; echo $FOO"],
-                 hostname="lib-box", workdir="/tmp/w", user="65534", env=["FOO=bar"],
+                 network="none", hostname="lib-box", workdir="/tmp/w", user="65534", env=["FOO=bar"],
                  capture_output=True, root=root)
     assert r.stdout.decode().split() == ["lib-box", "/tmp/w", "65534", "bar"]
 
 
 def test_timings(root):
-    r = diyc.run("busybox", ["true"], capture_output=True, root=root)
+    r = diyc.run("busybox", ["true"], network="none", capture_output=True, root=root)
     assert set(r.timings) >= {"config", "cgroup", "rootfs", "clone", "exec", "wait"}
     assert all(isinstance(v, float) and v >= 0 for v in r.timings.values())
 
 
 def test_container_lifecycle(root):
-    c = Container.create("busybox", ["sh", "-c", "exit 4"], name="libcycle", root=root)
+    c = Container.create("busybox", ["sh", "-c", "exit 4"], network="none", name="libcycle", root=root)
     try:
         assert c.name == "libcycle"
         assert c.status == "created"
@@ -111,7 +111,7 @@ def test_container_lifecycle(root):
 
 
 def test_container_kill_and_auto_remove(root):
-    c = Container.create("busybox", ["sleep", "30"], auto_remove=True, root=root)
+    c = Container.create("busybox", ["sleep", "30"], network="none", auto_remove=True, root=root)
     c.start()
     assert c.status == "running"
     with pytest.raises(diyc.Conflict):
@@ -123,7 +123,7 @@ def test_container_kill_and_auto_remove(root):
 
 
 def test_start_twice_refused(root):
-    c = Container.create("busybox", ["sleep", "30"], root=root)
+    c = Container.create("busybox", ["sleep", "30"], network="none", root=root)
     try:
         c.start()
         with pytest.raises(diyc.Conflict):
@@ -137,7 +137,7 @@ def test_start_twice_refused(root):
 def test_many_sequential_runs_leave_nothing_behind(root):
     fds = open_fds()
     for i in range(50):
-        r = diyc.run("busybox", ["sh", "-c", f"echo {i}"], capture_output=True, root=root)
+        r = diyc.run("busybox", ["sh", "-c", f"echo {i}"], network="none", capture_output=True, root=root)
         assert r.exit_code == 0
         assert r.stdout == f"{i}\n".encode()
     assert open_fds() == fds
@@ -150,9 +150,9 @@ def test_errors_leave_no_fd_behind(root):
     fds = open_fds()
     for _ in range(5):
         with pytest.raises(diyc.CommandNotFound):
-            diyc.run("busybox", ["nosuchcmd"], capture_output=True, root=root)
+            diyc.run("busybox", ["nosuchcmd"], network="none", capture_output=True, root=root)
         with pytest.raises(diyc.CommandNotExecutable):
-            diyc.run("busybox", ["/etc/passwd"], input=b"x", capture_output=True, root=root)
+            diyc.run("busybox", ["/etc/passwd"], network="none", input=b"x", capture_output=True, root=root)
     assert open_fds() == fds
 
 
@@ -164,7 +164,7 @@ def test_init_failure_carries_step_errno_and_detail(root, userns):
     fds = open_fds()
     for _ in range(3):
         with pytest.raises(diyc.InitError) as info:
-            diyc.run("busybox", ["true"], workdir="/etc/passwd", userns=userns, root=root)
+            diyc.run("busybox", ["true"], network="none", workdir="/etc/passwd", userns=userns, root=root)
         e = info.value
         assert (e.step, e.errno, e.detail) == ("chdir", errno.ENOTDIR, "/etc/passwd")
         assert str(e) == "chdir: Not a directory (/etc/passwd)"
@@ -193,7 +193,7 @@ def test_init_description_is_typed():
 
 def test_image_not_found(root):
     with pytest.raises(diyc.ImageNotFound) as info:
-        diyc.run("nosuchimage", ["true"], root=root)
+        diyc.run("nosuchimage", ["true"], network="none", root=root)
     assert isinstance(info.value, diyc.NotFound)
     assert isinstance(info.value, diyc.DiycError)
     assert info.value.exit_code == 125
@@ -204,7 +204,7 @@ def test_image_not_found(root):
                                      {"workdir": "relative"}, {"user": "nosuchuser"}])
 def test_invalid_argument(root, options):
     with pytest.raises(diyc.InvalidArgument) as info:
-        diyc.run("busybox", ["true"], root=root, **options)
+        diyc.run("busybox", ["true"], network="none", root=root, **options)
     assert info.value.exit_code == 125
     assert container_records(root) == []
 
@@ -219,7 +219,7 @@ def test_unknown_network(root):
 
 def test_command_not_found(root):
     with pytest.raises(diyc.CommandNotFound) as info:
-        diyc.run("busybox", ["nosuchcmd"], root=root)
+        diyc.run("busybox", ["nosuchcmd"], network="none", root=root)
     e = info.value
     assert isinstance(e, diyc.InitError)
     assert e.step == "exec"
@@ -230,16 +230,16 @@ def test_command_not_found(root):
 
 def test_command_not_executable(root):
     with pytest.raises(diyc.CommandNotExecutable) as info:
-        diyc.run("busybox", ["/etc/passwd"], root=root)
+        diyc.run("busybox", ["/etc/passwd"], network="none", root=root)
     assert info.value.step == "exec"
     assert info.value.exit_code == 126
 
 
 def test_name_conflict(root):
-    c = Container.create("busybox", ["true"], name="libdup", root=root)
+    c = Container.create("busybox", ["true"], network="none", name="libdup", root=root)
     try:
         with pytest.raises(diyc.Conflict):
-            diyc.run("busybox", ["true"], name="libdup", root=root)
+            diyc.run("busybox", ["true"], network="none", name="libdup", root=root)
     finally:
         c.remove()
 
@@ -288,7 +288,7 @@ def test_run_while_other_threads_start(root):
 
             def work():
                 try:
-                    box["r"] = diyc.run("busybox", ["echo", str(i)], capture_output=True,
+                    box["r"] = diyc.run("busybox", ["echo", str(i)], network="none", capture_output=True,
                                         root=root)
                 except Exception as e:
                     box["e"] = e
@@ -324,7 +324,7 @@ def test_runs_from_several_threads(root):
         start.wait()
         try:
             for i in range(3):
-                r = diyc.run("busybox", ["sh", "-c", f"echo {t}-{i}"], capture_output=True,
+                r = diyc.run("busybox", ["sh", "-c", f"echo {t}-{i}"], network="none", capture_output=True,
                              root=root)
                 results[(t, i)] = (r.exit_code, r.stdout)
         except Exception as e:

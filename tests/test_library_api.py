@@ -68,10 +68,10 @@ def test_help_documents_every_option():
 
 def test_unknown_keywords_name_the_function(root):
     with pytest.raises(TypeError) as info:
-        diyc.run("busybox", ["true"], memroy="64m", root=root)
+        diyc.run("busybox", ["true"], network="none", memroy="64m", root=root)
     assert "diyc.run()" in str(info.value) and "memroy" in str(info.value)
     with pytest.raises(TypeError) as info:
-        diyc.Container.create("busybox", ["true"], bogus=1, root=root)
+        diyc.Container.create("busybox", ["true"], network="none", bogus=1, root=root)
     assert "Container.create()" in str(info.value)
     assert gone(root)
 
@@ -106,7 +106,7 @@ def test_public_classes_and_methods_have_docstrings():
 
 def test_result_is_shaped_like_completed_process(root):
     r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2; exit 3"],
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, root=root)
+                 network="none", stdout=subprocess.PIPE, stderr=subprocess.PIPE, root=root)
     assert (r.args, r.returncode, r.stdout, r.stderr) == (
         ["sh", "-c", "echo out; echo err >&2; exit 3"], 3, b"out\n", b"err\n")
     with pytest.raises(subprocess.CalledProcessError) as info:
@@ -116,51 +116,51 @@ def test_result_is_shaped_like_completed_process(root):
 
 
 def test_stderr_to_stdout_and_devnull(root):
-    r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2"], stdout=diyc.PIPE,
+    r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2"], network="none", stdout=diyc.PIPE,
                  stderr=diyc.STDOUT, root=root)
     assert sorted(r.stdout.splitlines()) == [b"err", b"out"]
     assert r.stderr is None
-    r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2"], stdout=subprocess.DEVNULL,
+    r = diyc.run("busybox", ["sh", "-c", "echo out; echo err >&2"], network="none", stdout=subprocess.DEVNULL,
                  stderr=subprocess.PIPE, root=root)
     assert (r.stdout, r.stderr) == (None, b"err\n")
 
 
 def test_file_objects_and_fds(root, tmp_path):
     with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
-        diyc.run("busybox", ["sh", "-c", "echo o; echo e >&2"], stdout=out, stderr=err.fileno(),
+        diyc.run("busybox", ["sh", "-c", "echo o; echo e >&2"], network="none", stdout=out, stderr=err.fileno(),
                  root=root)
     assert (tmp_path / "out").read_bytes() == b"o\n"
     assert (tmp_path / "err").read_bytes() == b"e\n"
     with open(tmp_path / "out", "rb") as f:
-        r = diyc.run("busybox", ["cat"], stdin=f, capture_output=True, root=root)
+        r = diyc.run("busybox", ["cat"], network="none", stdin=f, capture_output=True, root=root)
     assert r.stdout == b"o\n"
     with pytest.raises(TypeError):
-        diyc.run("busybox", ["true"], stdout="out.txt", root=root)
+        diyc.run("busybox", ["true"], network="none", stdout="out.txt", root=root)
     with pytest.raises(io.UnsupportedOperation):  # as subprocess: no fileno()
-        diyc.run("busybox", ["true"], stdout=io.BytesIO(), root=root)
+        diyc.run("busybox", ["true"], network="none", stdout=io.BytesIO(), root=root)
     assert gone(root)
 
 
 def test_text_encoding_and_input(root):
-    r = diyc.run("busybox", ["sh", "-c", "cat; printf 'a\\r\\nb\\n'"], input="é\n", text=True,
+    r = diyc.run("busybox", ["sh", "-c", "cat; printf 'a\\r\\nb\\n'"], network="none", input="é\n", text=True,
                  capture_output=True, root=root)
     assert r.stdout == "é\na\nb\n"
-    r = diyc.run("busybox", ["cat"], input="é".encode("latin-1"), encoding="latin-1",
+    r = diyc.run("busybox", ["cat"], network="none", input="é".encode("latin-1"), encoding="latin-1",
                  capture_output=True, root=root)
     assert r.stdout == "é"
-    r = diyc.run("busybox", ["cat"], input=b"\xff", text=True, errors="replace",
+    r = diyc.run("busybox", ["cat"], network="none", input=b"\xff", text=True, errors="replace",
                  capture_output=True, root=root)
     assert r.stdout == "\ufffd"
     with pytest.raises(TypeError):
-        diyc.run("busybox", ["cat"], input="no text=True", root=root)
+        diyc.run("busybox", ["cat"], network="none", input="no text=True", root=root)
     with pytest.raises(ValueError):
-        diyc.run("busybox", ["true"], capture_output=True, stdout=diyc.PIPE, root=root)
+        diyc.run("busybox", ["true"], network="none", capture_output=True, stdout=diyc.PIPE, root=root)
     assert gone(root)
 
 
 def test_check_raises_container_error(root):
     with pytest.raises(diyc.ContainerError) as info:
-        diyc.run("busybox", "sh -c 'echo out; echo err >&2; exit 7'", check=True,
+        diyc.run("busybox", "sh -c 'echo out; echo err >&2; exit 7'", network="none", check=True,
                  capture_output=True, root=root)
     e = info.value
     assert isinstance(e, subprocess.CalledProcessError)
@@ -168,13 +168,13 @@ def test_check_raises_container_error(root):
                                                          ["sh", "-c", "echo out; echo err >&2; exit 7"])
     assert len(e.id) == 64 and e.id[:12] in str(e)
     assert gone(root)
-    assert diyc.run("busybox", ["true"], check=True, root=root).returncode == 0
+    assert diyc.run("busybox", ["true"], network="none", check=True, root=root).returncode == 0
 
 
 @pytest.mark.parametrize("capture", [True, False])
 def test_timeout_kills_and_removes(root, capture):
     with pytest.raises(subprocess.TimeoutExpired) as info:
-        diyc.run("busybox", ["sh", "-c", "echo started; exec sleep 60"], timeout=0.5,
+        diyc.run("busybox", ["sh", "-c", "echo started; exec sleep 60"], network="none", timeout=0.5,
                  capture_output=capture, stdout=None if capture else subprocess.DEVNULL, root=root)
     e = info.value
     assert isinstance(e, diyc.ContainerTimeout)
@@ -190,15 +190,15 @@ def test_timeout_kills_and_removes(root, capture):
 def test_env_as_a_mapping(root, monkeypatch):
     monkeypatch.setenv("FROM_HOST", "host-value")
     r = diyc.run("busybox", ["sh", "-c", "echo $A-$B-$FROM_HOST"],
-                 env={"A": "1", "B": 2, "FROM_HOST": None}, capture_output=True, root=root)
+                 network="none", env={"A": "1", "B": 2, "FROM_HOST": None}, capture_output=True, root=root)
     assert r.stdout == b"1-2-host-value\n"
 
 
 def test_command_string_split_with_shlex(root):
-    r = diyc.run("busybox", "sh -c 'echo \"a  b\"; echo c'", capture_output=True, root=root)
+    r = diyc.run("busybox", "sh -c 'echo \"a  b\"; echo c'", network="none", capture_output=True, root=root)
     assert r.stdout == b"a  b\nc\n"
     assert r.args == ["sh", "-c", 'echo "a  b"; echo c']
-    assert diyc.run("busybox", "echo hi", capture_output=True, root=root).stdout == b"hi\n"
+    assert diyc.run("busybox", "echo hi", network="none", capture_output=True, root=root).stdout == b"hi\n"
 
 
 def test_volumes_ulimits_devices_sysctls_tmpfs_as_dicts(root, tmp_path):
@@ -207,7 +207,7 @@ def test_volumes_ulimits_devices_sysctls_tmpfs_as_dicts(root, tmp_path):
     r = diyc.run("busybox", ["sh", "-c", "cat /in/f; touch /in/x 2>/dev/null || echo ro; "
                              "ulimit -Sn; ulimit -Hn; test -c /dev/mynull && echo dev; "
                              "cat /proc/sys/net/ipv4/ip_forward; grep ' /scratch ' /proc/mounts"],
-                 volumes={str(tmp_path / "data"): {"bind": "/in", "mode": "ro"}},
+                 network="none", volumes={str(tmp_path / "data"): {"bind": "/in", "mode": "ro"}},
                  ulimits=[{"Name": "nofile", "Soft": 512, "Hard": 1024}],
                  devices=[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull",
                            "CgroupPermissions": "rwm"}],
@@ -216,7 +216,7 @@ def test_volumes_ulimits_devices_sysctls_tmpfs_as_dicts(root, tmp_path):
     lines = r.stdout.decode().splitlines()
     assert lines[:6] == ["from host", "ro", "512", "1024", "dev", "1"], r.stderr
     assert lines[6].startswith("tmpfs /scratch tmpfs") and "size=1024k" in lines[6]
-    r = diyc.run("busybox", ["cat", "/in/f"], volumes={str(tmp_path / "data"): "/in"},
+    r = diyc.run("busybox", ["cat", "/in/f"], network="none", volumes={str(tmp_path / "data"): "/in"},
                  capture_output=True, root=root)
     assert r.stdout == b"from host\n"
 
@@ -237,7 +237,7 @@ def test_ports_in_docker_py_shape():
 def test_wrong_types_are_type_errors(root, options):
     command = options.pop("command", ["true"])
     with pytest.raises(TypeError) as info:
-        diyc.run("busybox", command, root=root, **options)
+        diyc.run("busybox", command, network="none", root=root, **options)
     assert isinstance(info.value, diyc.InvalidArgument)  # one `diyc:` line in the CLI
     assert gone(root)
 
@@ -250,7 +250,7 @@ def test_wrong_types_are_type_errors(root, options):
 ], ids=repr)
 def test_bad_values_are_invalid_arguments(root, options):
     with pytest.raises(diyc.InvalidArgument) as info:
-        diyc.run("busybox", ["true"], root=root, **options)
+        diyc.run("busybox", ["true"], network="none", root=root, **options)
     assert not isinstance(info.value, TypeError)
     assert gone(root)
 
@@ -258,23 +258,23 @@ def test_bad_values_are_invalid_arguments(root, options):
 # -- containers -----------------------------------------------------------------------------
 
 def test_container_is_a_context_manager(root):
-    with diyc.Container.create("busybox", ["sleep", "60"], name="ctx", root=root) as c:
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", name="ctx", root=root) as c:
         c.start()
         assert c.status == "running"
     assert gone(root)
     with pytest.raises(RuntimeError):
-        with diyc.Container.create("busybox", ["sleep", "60"], root=root) as c:
+        with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
             c.start(detach=True)
             raise RuntimeError("boom")
     assert gone(root)
-    with diyc.Container.create("busybox", ["true"], root=root) as c:
+    with diyc.Container.create("busybox", ["true"], network="none", root=root) as c:
         pass  # never started
     assert gone(root)
     assert child_pids() == []
 
 
 def test_wait_timeout(root):
-    with diyc.Container.create("busybox", ["sleep", "60"], root=root) as c:
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
         c.start()
         with pytest.raises(subprocess.TimeoutExpired) as info:
             c.wait(timeout=0.2)
@@ -282,7 +282,7 @@ def test_wait_timeout(root):
         assert c.status == "running"  # it runs on
         c.kill(9)
         assert c.wait(timeout=30).returncode == 137
-    with diyc.Container.create("busybox", ["sleep", "60"], root=root) as c:
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
         c.start(detach=True)
         with pytest.raises(diyc.ContainerTimeout):
             c.wait(timeout=0.2)
@@ -293,7 +293,7 @@ def test_wait_timeout(root):
 
 def test_logs(root):
     with diyc.Container.create("busybox", ["sh", "-c", "echo one; echo two >&2; echo three"],
-                               root=root) as c:
+                               network="none", root=root) as c:
         c.start(detach=True)
         assert c.wait(timeout=30).returncode == 0
         assert sorted(c.logs().splitlines()) == [b"one", b"three", b"two"]
@@ -314,14 +314,14 @@ def test_logs(root):
 
 def test_logs_follow_and_attach(root):
     with diyc.Container.create("busybox", ["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.1; done"],
-                               root=root) as c:
+                               network="none", root=root) as c:
         c.start(detach=True)
         assert list(c.attach(logs=True)) == [b"1\n", b"2\n", b"3\n"]  # ends with the container
         assert c.logs(follow=True) == b"1\n2\n3\n"
 
 
 def test_exec_run(root):
-    with diyc.Container.create("busybox", ["sleep", "60"], root=root) as c:
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
         c.start(detach=True)
         r = c.exec_run("sh -c 'echo $X; pwd; echo err >&2'", env={"X": "x"}, workdir="/tmp")
         assert (r.returncode, r.stdout, r.stderr) == (0, b"x\n/tmp\n", b"err\n")
@@ -343,8 +343,8 @@ def test_exec_run(root):
 
 
 def test_list_all_and_filters(root):
-    with diyc.Container.create("busybox", ["sleep", "60"], name="lst-run", root=root) as a, \
-            diyc.Container.create("busybox", ["sh", "-c", "exit 3"], name="lst-done", root=root) as b:
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", name="lst-run", root=root) as a, \
+            diyc.Container.create("busybox", ["sh", "-c", "exit 3"], network="none", name="lst-done", root=root) as b:
         a.start()
         b.start()
         b.wait()
@@ -375,7 +375,7 @@ def test_images_list_pull_remove(tmp_path):
         record = diyc.images.pull(f"{reg.host}/lib/tools:1.0", insecure=True, root=root)
         assert record["id"] == pushed["config"]
         assert [i["repo_tags"] for i in diyc.images.list(root=root)] == [[f"{reg.host}/lib/tools:1.0"]]
-        assert diyc.run(f"{reg.host}/lib/tools:1.0", ["true"], root=root).returncode == 0
+        assert diyc.run(f"{reg.host}/lib/tools:1.0", ["true"], network="none", root=root).returncode == 0
         lines = diyc.images.remove(f"{reg.host}/lib/tools:1.0", root=root)
         assert f"Untagged: {reg.host}/lib/tools:1.0" in lines and f"Deleted: {pushed['config']}" in lines
         assert diyc.images.list(root=root) == []
@@ -389,7 +389,7 @@ def test_images_list_pull_remove(tmp_path):
 
 def test_arun_many_at_once(root):
     async def main():
-        return await asyncio.gather(*(diyc.arun("busybox", f"sh -c 'echo {i}'", capture_output=True,
+        return await asyncio.gather(*(diyc.arun("busybox", f"sh -c 'echo {i}'", network="none", capture_output=True,
                                                 root=root) for i in range(8)))
     results = asyncio.run(main())
     assert [(r.returncode, r.stdout) for r in results] == [(0, f"{i}\n".encode()) for i in range(8)]
@@ -402,7 +402,7 @@ def test_arun_many_at_once_in_a_fresh_root(tmp_path):
     root = str(tmp_path / "fresh")
 
     async def main():
-        return await asyncio.gather(*(diyc.arun("busybox", ["echo", str(i)], capture_output=True,
+        return await asyncio.gather(*(diyc.arun("busybox", ["echo", str(i)], network="none", capture_output=True,
                                                 root=root) for i in range(6)))
     results = asyncio.run(main())
     assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(6)]
@@ -411,22 +411,22 @@ def test_arun_many_at_once_in_a_fresh_root(tmp_path):
 
 def test_arun_conventions_timeout_and_cancel(root):
     async def main():
-        r = await diyc.arun("busybox", ["cat"], input="x", text=True, capture_output=True, root=root)
+        r = await diyc.arun("busybox", ["cat"], network="none", input="x", text=True, capture_output=True, root=root)
         assert r.stdout == "x"
         with pytest.raises(diyc.ContainerError):
-            await diyc.arun("busybox", ["false"], check=True, root=root)
+            await diyc.arun("busybox", ["false"], network="none", check=True, root=root)
         with pytest.raises(subprocess.TimeoutExpired) as info:
-            await diyc.arun("busybox", ["sh", "-c", "echo started; exec sleep 60"], timeout=0.3,
+            await diyc.arun("busybox", ["sh", "-c", "echo started; exec sleep 60"], network="none", timeout=0.3,
                             capture_output=True, root=root)
         assert info.value.stdout == b"started\n"
-        task = asyncio.ensure_future(diyc.arun("busybox", ["sleep", "60"], root=root))
+        task = asyncio.ensure_future(diyc.arun("busybox", ["sleep", "60"], network="none", root=root))
         while not container_records(root):
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         with pytest.raises(TypeError) as info:
-            await diyc.arun("busybox", ["true"], bogus=1, root=root)
+            await diyc.arun("busybox", ["true"], network="none", bogus=1, root=root)
         assert "diyc.arun()" in str(info.value)
     asyncio.run(main())
     assert gone(root)
@@ -435,10 +435,10 @@ def test_arun_conventions_timeout_and_cancel(root):
 
 def test_async_with_container(root):
     async def main():
-        async with diyc.Container.create("busybox", ["sleep", "60"], root=root) as c:
+        async with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
             c.start()
         assert gone(root)
-        async with await diyc.AsyncContainer.create("busybox", ["sleep", "60"], root=root) as c:
+        async with await diyc.AsyncContainer.create("busybox", ["sleep", "60"], network="none", root=root) as c:
             await c.start()
             assert (await c.exec_run("echo hi")).stdout == b"hi\n"
             with pytest.raises(diyc.ContainerTimeout):
@@ -453,7 +453,7 @@ def test_async_with_container(root):
 
 def test_cli_start_path_imports_none_of_the_library_extras(diyc_root):
     code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
-            f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--rm', 'busybox', 'true']); "
+            f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--network', 'none', '--rm', 'busybox', 'true']); "
             "print(rc, sorted(m for m in sys.modules if m in {'asyncio', 'shlex', 'subprocess', "
             "'typing', 'inspect', '__future__', 'importlib', 'diyc.api', 'diyc.aio', 'diyc.stdio', "
             "'diyc.arguments', 'diyc.container_api', 'diyc.process_errors'}))")

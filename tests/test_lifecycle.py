@@ -22,7 +22,7 @@ def record(diyc_root, name):
 
 
 def run_d(run_cli, *args):
-    proc = run_cli("run", "-d", *args, check=True)
+    proc = run_cli("run", "--network", "none", "-d", *args, check=True)
     cid = proc.stdout.strip()
     assert len(cid) == 64 and all(c in "0123456789abcdef" for c in cid)
     return cid
@@ -131,7 +131,7 @@ def test_restart_policy_on_failure(run_cli, diyc_root):
     time.sleep(0.5)
     assert run_cli("logs", "flaky").stdout.split() == ["try"] * 3
     run_cli("rm", "flaky", check=True)
-    assert_one_line_error(run_cli("run", "-d", "--restart", "sometimes", "busybox", "true"))
+    assert_one_line_error(run_cli("run", "--network", "none", "-d", "--restart", "sometimes", "busybox", "true"))
 
 
 def test_killed_supervisor_is_detected(run_cli, diyc_root):
@@ -216,20 +216,20 @@ def test_fifty_detached_containers(run_cli, diyc_root):
 
 def test_volumes_bind_and_named(run_cli, tmp_path):
     (tmp_path / "in.txt").write_text("from host\n")
-    out = run_cli("run", "--rm", "-v", f"{tmp_path}:/data:ro", "busybox", "sh", "-c",
+    out = run_cli("run", "--network", "none", "--rm", "-v", f"{tmp_path}:/data:ro", "busybox", "sh", "-c",
                   "cat /data/in.txt; echo x > /data/new 2>/dev/null || echo read-only",
                   check=True).stdout
     assert out.split("\n")[:2] == ["from host", "read-only"]
-    run_cli("run", "--rm", "-v", "testvol:/v", "busybox", "sh", "-c", "echo kept > /v/f", check=True)
-    assert run_cli("run", "--rm", "-v", "testvol:/v", "busybox", "cat", "/v/f").stdout == "kept\n"
+    run_cli("run", "--network", "none", "--rm", "-v", "testvol:/v", "busybox", "sh", "-c", "echo kept > /v/f", check=True)
+    assert run_cli("run", "--network", "none", "--rm", "-v", "testvol:/v", "busybox", "cat", "/v/f").stdout == "kept\n"
     assert "testvol" in run_cli("volume", "ls").stdout.split()
     run_cli("volume", "rm", "testvol", check=True)
-    assert_one_line_error(run_cli("run", "--rm", "-v", "/a:rel", "busybox", "true"))
-    assert_one_line_error(run_cli("run", "--rm", "-v", "x:/y:rx", "busybox", "true"))
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "-v", "/a:rel", "busybox", "true"))
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "-v", "x:/y:rx", "busybox", "true"))
 
 
 def test_init_reaps_and_forwards(run_cli):
-    proc = run_cli("run", "--rm", "--init", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "--init", "busybox", "sh", "-c",
                    "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); kill -TERM 1; sleep 5")
     assert proc.stdout.startswith("pid1=/dev/init -- sh")
     assert proc.returncode == 128 + signal.SIGTERM
@@ -282,7 +282,7 @@ def _exit_code(pid):
 
 
 def test_run_it_shell_resize_detach_attach(cli_path, run_cli):
-    pid, fd = _spawn_tty(run_cli, "run", "-it", "--name", "tty", "busybox", "sh")
+    pid, fd = _spawn_tty(run_cli, "run", "--network", "none", "-it", "--name", "tty", "busybox", "sh")
     assert b"# " in _read_until(fd, b"# ")
     os.write(fd, b"tty; stty size\r")
     out = _read_until(fd, b"100")

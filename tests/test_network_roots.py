@@ -38,7 +38,7 @@ def two_roots(tmp_path):
         # the value diyc must restore; set here, not assumed
         assert a.sh("sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward").returncode == 0
         for cli in (a, b):  # the built-in image, made once per root (one stderr line)
-            cli("run", "--rm", "busybox", "true", check=True)
+            cli("run", "--network", "none", "--rm", "busybox", "true", check=True)
         try:
             yield a, b
         finally:

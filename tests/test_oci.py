@@ -471,7 +471,7 @@ def test_a_seccomp_profile_does_not_constrain_the_inits_own_steps(runc, bundle, 
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(NOT_FOR_THE_INIT))
     flags = ["--security-opt", "no-new-privileges"] if no_new_privs else []
-    proc = run_cli("run", "--rm", "--security-opt", f"seccomp={path}", *flags, "busybox", "sh",
+    proc = run_cli("run", "--network", "none", "--rm", "--security-opt", f"seccomp={path}", *flags, "busybox", "sh",
                    "-c", script)
     assert (proc.returncode, proc.stdout.split()) == (0, ["1", "0"]), proc.stderr
 
@@ -504,11 +504,11 @@ def test_an_init_killed_after_start_is_reported_by_every_front_end(runc, bundle,
 
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(KILL_AT_EXECVE))
-    assert_one_line_error(run_cli("run", "--rm", "--security-opt", f"seccomp={path}", "busybox",
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--security-opt", f"seccomp={path}", "busybox",
                                   "echo", "ran"), contains=why)
     with pytest.raises(InitError, match=why):
-        diyc.run("busybox", ["echo", "ran"], security_opt=[f"seccomp={path}"], root=str(diyc_root))
-    c = Container.create("busybox", ["echo", "ran"], security_opt=[f"seccomp={path}"],
+        diyc.run("busybox", ["echo", "ran"], network="none", security_opt=[f"seccomp={path}"], root=str(diyc_root))
+    c = Container.create("busybox", ["echo", "ran"], network="none", security_opt=[f"seccomp={path}"],
                          root=str(diyc_root))
     try:
         with pytest.raises(InitError, match=why):

@@ -113,10 +113,10 @@ def test_pull_oci_layered_and_run(reg, root):
     assert os.getxattr(l3 / "olddir", "trusted.overlay.opaque") == b"y"
 
     # config honoured: Entrypoint + Cmd, Env, WorkingDir, User
-    p = ok(root, "run", "--rm", ref)
+    p = ok(root, "run", "--network", "none", "--rm", ref)
     assert p.stdout.split("\n")[:4] == ["default cmd", "/data", "65534", "FOO=bar"]
     # the container sees the upper layer's deletion and directory replacement
-    p = ok(root, "run", "--rm", "--entrypoint", "", "-u", "0", ref, "sh", "-c",
+    p = ok(root, "run", "--network", "none", "--rm", "--entrypoint", "", "-u", "0", ref, "sh", "-c",
            "ls /data; test -e /data/gone && echo GONE-STILL-THERE; ls -a /olddir; cat /etc/motd; hello")
     assert p.stdout.split() == ["keep", ".", "..", "new", "layer", "3", "hello", "from", "layer", "2"]
 
@@ -130,7 +130,7 @@ def test_pull_zstd_layer(reg, root):
     ok(root, "pull", "--insecure", ref)
     img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
     assert img["layers"] == pushed["diff_ids"]
-    assert ok(root, "run", "--rm", ref, "cat", "/etc/zstd-was-here").stdout == "yes\n"
+    assert ok(root, "run", "--network", "none", "--rm", ref, "cat", "/etc/zstd-was-here").stdout == "yes\n"
     ok(root, "rmi", ref)
 
 
@@ -169,7 +169,7 @@ def test_pull_index_platform_and_digest(reg, root):
     # by digest, and runnable by that digest
     by_digest = f"{reg.host}/test/layered@{reg.images['docker']['digest']}"
     ok(root, "pull", "--insecure", by_digest)
-    assert ok(root, "run", "--rm", "-u", "0", by_digest, "cat /etc/motd").stdout.endswith("layer 3\n")
+    assert ok(root, "run", "--network", "none", "--rm", "-u", "0", by_digest, "cat /etc/motd").stdout.endswith("layer 3\n")
 
 
 def test_loopback_registries_speak_plain_http_without_insecure(reg, root):

@@ -82,7 +82,7 @@ def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
 
 def test_rm_of_several_goes_on_after_a_failure(run_cli, diyc_root):
     for name in ("m1", "m2"):
-        run_cli("run", "--name", name, "busybox", "true", check=True)
+        run_cli("run", "--network", "none", "--name", name, "busybox", "true", check=True)
     proc = run_cli("rm", "m1", "nosuch", "m2")
     assert proc.returncode == 1
     assert proc.stdout.split() == ["m1", "m2"]
@@ -92,7 +92,7 @@ def test_rm_of_several_goes_on_after_a_failure(run_cli, diyc_root):
 
 def test_stop_and_kill_of_several_go_on_after_a_failure(run_cli, diyc_root):
     for name in ("k1", "k2", "k3"):
-        run_cli("run", "-d", "--name", name, "busybox", "sleep", "60", check=True)
+        run_cli("run", "--network", "none", "-d", "--name", name, "busybox", "sleep", "60", check=True)
     try:
         proc = run_cli("stop", "-t", "0", "k1", "nosuch", "k2")
         assert proc.returncode == 1

@@ -33,7 +33,7 @@ def hold_after(run_cli, diyc_root, script, *run_args):
     """Start `diyc run --rm ... sh -c SCRIPT; read` and return once SCRIPT
     printed its last line: the container then waits for a line on its stdin
     (ours, inherited through diyc).  -> (process, record, lines printed)"""
-    p = run_cli.popen("run", "--rm", *run_args, "busybox", "sh", "-c", f"{script} && echo held && read x",
+    p = run_cli.popen("run", "--network", "none", "--rm", *run_args, "busybox", "sh", "-c", f"{script} && echo held && read x",
                       stdin=subprocess.PIPE)
     lines = []
     try:
@@ -57,7 +57,7 @@ def let_go(p):
 def test_default_write_past_the_memory_limit_succeeds(run_cli, diyc_root):
     """The upper dir is on disk: its page cache can be written back, where
     tmpfs pages stay charged to the container's memory cgroup (OOM kill)."""
-    proc = run_cli("run", "--rm", "-m", "64m", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "-m", "64m", "busybox", "sh", "-c",
                    "dd if=/dev/zero of=/big bs=1M count=100 && echo ok")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "ok\n"
@@ -100,7 +100,7 @@ def test_tmpfs_option_holds_the_writes_in_memory(run_cli, diyc_root):
 def test_tmpfs_option_past_its_size_is_enospc(run_cli, diyc_root):
     """Capped: a write past the cap fails with ENOSPC inside the container,
     below the memory limit, so the container is not OOM-killed either."""
-    proc = run_cli("run", "--rm", "-m", "64m", "--rm-tmpfs-size", "16m", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "-m", "64m", "--rm-tmpfs-size", "16m", "busybox", "sh", "-c",
                    "df -k / | tail -n 1; dd if=/dev/zero of=/big bs=1M count=40")
     assert proc.returncode == 1, proc.stderr
     assert "No space left on device" in proc.stderr
@@ -118,7 +118,7 @@ def test_tmpfs_option_past_its_size_is_enospc(run_cli, diyc_root):
     (("--rm", "--rm-tmpfs-size", "lots"), "invalid --rm-tmpfs-size"),
 ])
 def test_tmpfs_option_bad_input(run_cli, diyc_root, args, message):
-    proc = run_cli("run", *args, "busybox", "true")
+    proc = run_cli("run", "--network", "none", *args, "busybox", "true")
     assert_one_line_error(proc, contains=message)
 
 
@@ -181,7 +181,7 @@ def test_killed_diyc_leaves_an_upper_dir_that_cleanup_removes(run_cli, diyc_root
     dir on disk) outlives it; once the container is dead too, `diyc
     cleanup` removes the upper dir with the rest."""
     with subreaper():
-        p = run_cli.popen("run", "--rm", "busybox", "sh", "-c", "echo data > /file; sleep 30")
+        p = run_cli.popen("run", "--network", "none", "--rm", "busybox", "sh", "-c", "echo data > /file; sleep 30")
         try:
             rec = running_record(diyc_root)
             pid = rec["state"]["pid"]
@@ -208,17 +208,17 @@ def test_killed_diyc_leaves_an_upper_dir_that_cleanup_removes(run_cli, diyc_root
 
 def test_library_default_is_on_disk(diyc_root):
     r = diyc.run("busybox", ["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=100 2>/dev/null && echo ok"],
-                 memory="64m", capture_output=True, root=str(diyc_root))
+                 network="none", memory="64m", capture_output=True, root=str(diyc_root))
     assert (r.exit_code, r.stdout, r.oom_killed) == (0, b"ok\n", False)
 
 
 def test_library_tmpfs_size(diyc_root):
     r = diyc.run("busybox", ["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=10"],
-                 rm_tmpfs_size="4m", capture_output=True, root=str(diyc_root))
+                 network="none", rm_tmpfs_size="4m", capture_output=True, root=str(diyc_root))
     assert r.exit_code == 1
     assert b"No space left on device" in r.stderr
     with pytest.raises(InvalidArgument, match="needs --rm"):
-        diyc.run("busybox", ["true"], auto_remove=False, rm_tmpfs_size="4m", root=str(diyc_root))
+        diyc.run("busybox", ["true"], network="none", auto_remove=False, rm_tmpfs_size="4m", root=str(diyc_root))
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def test_user_namespace(run_cli, open_root, tmpfs):
     """--userns auto: the container's root writes its upper dir, on disk
     (owned by its host uid) or on the capped tmpfs."""
     env = {"DIYC_ROOT": open_root}
-    p = run_cli.popen("run", "--rm", "--userns", "auto", *tmpfs, "busybox", "sh", "-c",
+    p = run_cli.popen("run", "--network", "none", "--rm", "--userns", "auto", *tmpfs, "busybox", "sh", "-c",
                       "echo data > /f && cat /f && df -k / | tail -n 1 && read x",
                       stdin=subprocess.PIPE, env=env)
     try:

@@ -84,12 +84,12 @@ def probe_image(diyc_root, tmp_path_factory):
 
 
 def probe(run_cli, image, *args, flags=()):
-    proc = run_cli("run", "--rm", *flags, image, "probe", *args)
+    proc = run_cli("run", "--network", "none", "--rm", *flags, image, "probe", *args)
     return proc.stdout.strip()
 
 
 def status_fields(run_cli, *flags):
-    out = run_cli("run", "--rm", *flags, "busybox", "cat", "/proc/self/status", check=True).stdout
+    out = run_cli("run", "--network", "none", "--rm", *flags, "busybox", "cat", "/proc/self/status", check=True).stdout
     return dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
 
 
@@ -174,9 +174,9 @@ def loop_device(tmp_path):
 def test_block_device_node_cannot_be_read(run_cli, probe_image, loop_device):
     major, minor = os.major(loop_device), os.minor(loop_device)
     script = f"mknod /tmp/disk b {major} {minor} && probe readblock /tmp/disk"
-    out = run_cli("run", "--rm", probe_image, "sh", "-c", script).stdout.strip()
+    out = run_cli("run", "--network", "none", "--rm", probe_image, "sh", "-c", script).stdout.strip()
     assert out == "EPERM"   # mknod is allowed (as in docker), opening is not
-    out = run_cli("run", "--rm", "--privileged", probe_image, "sh", "-c", script).stdout.strip()
+    out = run_cli("run", "--network", "none", "--rm", "--privileged", probe_image, "sh", "-c", script).stdout.strip()
     assert out == "ok"
 
 
@@ -185,18 +185,18 @@ def test_proc_paths_masked_and_read_only(run_cli):
     # read-only paths are checked in mountinfo, not by writing to sysrq-trigger)
     script = ("wc -c < /proc/timer_list; ls /sys/firmware | wc -l; "
               "awk '$5 ~ /^\\/proc\\/sys/ {print $5, substr($6, 1, 2)}' /proc/self/mountinfo")
-    out = run_cli("run", "--rm", "busybox", "sh", "-c", script, check=True).stdout.splitlines()
+    out = run_cli("run", "--network", "none", "--rm", "busybox", "sh", "-c", script, check=True).stdout.splitlines()
     assert out[:2] == ["0", "0"]
     expected = ["/proc/sys ro"] + (["/proc/sysrq-trigger ro"]
                                    if os.path.exists("/proc/sysrq-trigger") else [])
     assert sorted(out[2:]) == expected
-    out = run_cli("run", "--rm", "--privileged", "busybox", "sh", "-c", script).stdout.splitlines()
+    out = run_cli("run", "--network", "none", "--rm", "--privileged", "busybox", "sh", "-c", script).stdout.splitlines()
     assert int(out[0]) > 0
     assert out[2:] == []
 
 
 def test_host_processes_invisible(run_cli):
-    out = run_cli("run", "--rm", "busybox", "sh", "-c",
+    out = run_cli("run", "--network", "none", "--rm", "busybox", "sh", "-c",
                   f"ls -d /proc/{os.getpid()} 2>/dev/null; ls /proc | grep -c '^[0-9]'",
                   check=True).stdout.split()
     assert out[-1] in ("1", "2", "3")  # sh, ls, grep at most
@@ -208,7 +208,7 @@ def test_no_host_fd_leaks_into_the_container(diyc_root):
     fd = os.open("/etc/hostname", os.O_RDONLY)
     os.set_inheritable(fd, True)
     try:
-        r = diyc.run("busybox", ["ls", "/proc/self/fd"], capture_output=True, root=str(diyc_root))
+        r = diyc.run("busybox", ["ls", "/proc/self/fd"], network="none", capture_output=True, root=str(diyc_root))
     finally:
         os.close(fd)
     assert r.exit_code == 0
@@ -218,17 +218,17 @@ def test_no_host_fd_leaks_into_the_container(diyc_root):
 
 def test_hostname_change_stays_inside(run_cli):
     before = socket.gethostname()
-    proc = run_cli("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
                    "hostname evil-host && hostname")
     assert proc.stdout.strip() == "evil-host"
     assert socket.gethostname() == before
 
 
 def test_sysctl_only_namespaced_keys(run_cli):
-    out = run_cli("run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "busybox",
+    out = run_cli("run", "--network", "none", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "busybox",
                   "cat", "/proc/sys/net/ipv4/ip_forward", check=True).stdout
     assert out.strip() == "1"
-    assert_one_line_error(run_cli("run", "--rm", "--sysctl", "kernel.panic=1", "busybox", "true"),
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--sysctl", "kernel.panic=1", "busybox", "true"),
                           contains="not a namespaced sysctl")
     assert_one_line_error(run_cli("run", "--rm", "--network", "host", "--sysctl",
                                   "net.ipv4.ip_forward=1", "busybox", "true"),
@@ -236,16 +236,16 @@ def test_sysctl_only_namespaced_keys(run_cli):
 
 
 def test_ulimit_and_oom_score_adj(run_cli):
-    out = run_cli("run", "--rm", "--ulimit", "nofile=100:200", "--oom-score-adj", "500",
+    out = run_cli("run", "--network", "none", "--rm", "--ulimit", "nofile=100:200", "--oom-score-adj", "500",
                   "busybox", "sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj",
                   check=True).stdout.split()
     assert out == ["100", "200", "500"]
-    assert_one_line_error(run_cli("run", "--rm", "--ulimit", "nofile=5:1", "busybox", "true"))
-    assert_one_line_error(run_cli("run", "--rm", "--ulimit", "bogus=1", "busybox", "true"))
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--ulimit", "nofile=5:1", "busybox", "true"))
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--ulimit", "bogus=1", "busybox", "true"))
 
 
 def test_read_only_root_with_tmpfs(run_cli):
-    out = run_cli("run", "--rm", "--read-only", "--tmpfs", "/tmp", "busybox", "sh", "-c",
+    out = run_cli("run", "--network", "none", "--rm", "--read-only", "--tmpfs", "/tmp", "busybox", "sh", "-c",
                   "touch /x 2>/dev/null || echo root-ro; touch /tmp/x && echo tmp-rw").stdout.split()
     assert out == ["root-ro", "tmp-rw"]
 
@@ -265,7 +265,7 @@ def test_seccomp_profile_file(run_cli, tmp_path):
     }
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(profile))
-    out = run_cli("run", "--rm", "--security-opt", f"seccomp={path}", "busybox", "sh", "-c",
+    out = run_cli("run", "--network", "none", "--rm", "--security-opt", f"seccomp={path}", "busybox", "sh", "-c",
                   "mkdir /tmp/d 2>&1; kill -0 1 && echo probe-ok; kill -USR1 1 2>&1; "
                   "grep -c keyctl /proc/self/status; true").stdout
     assert "Operation not permitted" in out       # mkdir: errnoRet 1
@@ -273,9 +273,9 @@ def test_seccomp_profile_file(run_cli, tmp_path):
     assert "Permission denied" in out             # kill(1, USR1): errnoRet 13
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"defaultAction": "SCMP_ACT_MAYBE"}))
-    assert_one_line_error(run_cli("run", "--rm", "--security-opt", f"seccomp={bad}", "busybox",
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--security-opt", f"seccomp={bad}", "busybox",
                                   "true"), contains="SCMP_ACT_MAYBE")
-    assert_one_line_error(run_cli("run", "--rm", "--security-opt", f"seccomp={tmp_path}/none.json",
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--security-opt", f"seccomp={tmp_path}/none.json",
                                   "busybox", "true"), contains="No such file")
 
 
@@ -299,7 +299,7 @@ def test_seccomp_argument_operators(run_cli, tmp_path, op, value, value_two,
     path.write_text(json.dumps(profile))
     script = "; ".join(f"kill -{n} 1 2>/dev/null && echo {n}:sent || echo {n}:denied"
                        for n in signals_denied + signals_allowed)
-    out = run_cli("run", "--rm", "--security-opt", f"seccomp={path}", "busybox", "sh", "-c",
+    out = run_cli("run", "--network", "none", "--rm", "--security-opt", f"seccomp={path}", "busybox", "sh", "-c",
                   script, check=True).stdout.split()
     assert out == [f"{n}:denied" for n in signals_denied] + [f"{n}:sent" for n in signals_allowed]
 
@@ -322,7 +322,7 @@ def test_user_namespace_auto(run_cli, diyc_root, open_root):
     """--userns auto: container root is an unprivileged host uid; the
     image's files (idmapped layers) still look root-owned inside."""
     env = {"DIYC_ROOT": open_root}
-    proc = run_cli("run", "-d", "--name", "uns", "--userns", "auto", "busybox", "sh", "-c",
+    proc = run_cli("run", "--network", "none", "-d", "--name", "uns", "--userns", "auto", "busybox", "sh", "-c",
                    "echo data > /f; sleep 30", check=True, env=env)
     cid = proc.stdout.strip()
     try:
@@ -342,16 +342,16 @@ def test_user_namespace_auto(run_cli, diyc_root, open_root):
     finally:
         run_cli("rm", "-f", "uns", check=True, env=env)
     assert os.listdir(f"{open_root}/userns") == []
-    assert_one_line_error(run_cli("run", "--rm", "--userns", "bogus", "busybox", "true"),
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--userns", "bogus", "busybox", "true"),
                           contains="--userns")
     # the session root lives under pytest's 0700 temp dir: the init reaches
     # its directories through fds, no path from / has to be open to its uid
-    assert run_cli("run", "--rm", "--userns", "auto", "busybox", "sh", "-c", "id -u; ls /bin/sh",
+    assert run_cli("run", "--network", "none", "--rm", "--userns", "auto", "busybox", "sh", "-c", "id -u; ls /bin/sh",
                    check=True).stdout.split() == ["0", "/bin/sh"]
 
 
 def test_unsupported_security_opts_rejected(run_cli):
-    assert_one_line_error(run_cli("run", "--rm", "--security-opt", "apparmor=x", "busybox", "true"),
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--security-opt", "apparmor=x", "busybox", "true"),
                           contains="not supported")
-    assert_one_line_error(run_cli("run", "--rm", "--cap-add", "NOT_A_CAP", "busybox", "true"),
+    assert_one_line_error(run_cli("run", "--network", "none", "--rm", "--cap-add", "NOT_A_CAP", "busybox", "true"),
                           contains="unknown capability")

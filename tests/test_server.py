@@ -132,16 +132,16 @@ def test_start_status_stop_and_private_socket(private):
 
 
 def test_first_use_starts_the_server_and_off_means_off(private):
-    proc = private("run", "--rm", "busybox", "echo", "first", env={"DIYC_SERVER": "on"})
+    proc = private("run", "--network", "none", "--rm", "busybox", "echo", "first", env={"DIYC_SERVER": "on"})
     assert proc.returncode == 0 and proc.stdout == "first\n"
     assert len(private.fallbacks()) == 1  # this call went the direct way ...
     deadline = time.monotonic() + 20
     while not (private.root / "server" / "socket").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (private.root / "server" / "socket").exists()  # ... and started the server
-    assert private("run", "--rm", "busybox", "true").returncode == 0
+    assert private("run", "--network", "none", "--rm", "busybox", "true").returncode == 0
     assert len(private.fallbacks()) == 1
-    assert private("run", "--rm", "busybox", "true", env={"DIYC_SERVER": "off"}).returncode == 0
+    assert private("run", "--network", "none", "--rm", "busybox", "true", env={"DIYC_SERVER": "off"}).returncode == 0
     assert len(private.fallbacks()) == 2
 
 
@@ -241,7 +241,7 @@ def test_no_server_fds_or_environment_in_workers(private):
     private.start(env={"DIYC_SERVER_SECRET": "leak"})
     # the worker runs the command with the caller's environment only:
     # `diyc run -e NAME` takes NAME's value from the environment diyc sees
-    proc = private("run", "--rm", "-e", "DIYC_SERVER_SECRET", "-e", "CALLER_VAR", "busybox",
+    proc = private("run", "--network", "none", "--rm", "-e", "DIYC_SERVER_SECRET", "-e", "CALLER_VAR", "busybox",
                    "sh", "-c", "echo secret=$DIYC_SERVER_SECRET caller=$CALLER_VAR; ls /proc/self/fd",
                    env={"CALLER_VAR": "mine"})
     assert proc.returncode == 0, proc.stderr
@@ -250,7 +250,7 @@ def test_no_server_fds_or_environment_in_workers(private):
     assert sorted(lines[2:]) == ["0", "1", "2", "3"]  # 3: ls's own directory
     assert not private.fallbacks()
     # a detached container's supervisor holds none of the server's fds either
-    assert private("run", "-d", "--name", "leak", "busybox", "sleep", "30").returncode == 0
+    assert private("run", "--network", "none", "-d", "--name", "leak", "busybox", "sleep", "30").returncode == 0
     try:
         shim = json.loads(private("inspect", "leak").stdout)
         shim = shim[0] if isinstance(shim, list) else shim
@@ -264,7 +264,7 @@ def test_no_server_fds_or_environment_in_workers(private):
 
 def test_sigkill_of_the_server_mid_request_costs_nothing(private):
     pid = private.start()
-    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "busybox", "sh", "-c",
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--network", "none", "--rm", "busybox", "sh", "-c",
                                "echo started; sleep 1; echo done"],
                               env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
@@ -276,7 +276,7 @@ def test_sigkill_of_the_server_mid_request_costs_nothing(private):
     assert not private.fallbacks()
     assert os.listdir(private.root / "containers") == []
     # with the server gone (its socket stale), the launcher falls back
-    proc = private("run", "--rm", "busybox", "echo", "direct")
+    proc = private("run", "--network", "none", "--rm", "busybox", "echo", "direct")
     assert (proc.returncode, proc.stdout) == (0, "direct\n")
     assert len(private.fallbacks()) == 1
 
@@ -367,7 +367,7 @@ def test_containers_nest_under_the_callers_cgroup(private):
         def enter():
             with open(f"{caller}/cgroup.procs", "w") as f:
                 f.write("0")
-        proc = subprocess.run([str(private.bin / "diyc"), "run", "-d", "--name", "nested",
+        proc = subprocess.run([str(private.bin / "diyc"), "run", "--network", "none", "-d", "--name", "nested",
                                "busybox", "sleep", "30"], env=private.env, capture_output=True,
                               text=True, preexec_fn=enter, timeout=60)
         assert proc.returncode == 0, proc.stderr
@@ -387,7 +387,7 @@ def test_containers_nest_under_the_callers_cgroup(private):
 
 def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
     private.start()
-    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--rm", "--name", "victim",
+    client = subprocess.Popen([str(private.bin / "diyc"), "run", "--network", "none", "--rm", "--name", "victim",
                                "busybox", "sh", "-c", "echo up; sleep 30"],
                               env=private.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
@@ -414,7 +414,7 @@ def test_the_callers_rlimits_reach_the_container(private):
     script = "ulimit -S -s 4096; ulimit -S -c 1000; exec \"$0\" \"$@\""
     outs = []
     for mode in ("off", "nostart"):
-        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--rm",
+        proc = subprocess.run(["sh", "-c", script, str(private.bin / "diyc"), "run", "--network", "none", "--rm",
                                "busybox", "sh", "-c", "ulimit -s; ulimit -c"],
                               env={**private.env, "DIYC_SERVER": mode}, capture_output=True,
                               text=True, timeout=60)
@@ -426,7 +426,7 @@ def test_the_callers_rlimits_reach_the_container(private):
 
 def test_the_callers_cwd_and_umask_hold_for_files_diyc_writes(private, tmp_path):
     private.start()
-    assert private("run", "--rm", "busybox", "true").returncode == 0  # the built-in image
+    assert private("run", "--network", "none", "--rm", "busybox", "true").returncode == 0  # the built-in image
     modes = []
     for mode in ("off", "nostart"):
         out = tmp_path / f"out-{mode}"

@@ -96,7 +96,7 @@ def test_host_users_cannot_reach_setuid_files_or_devices_of_images(open_parent, 
                               capture_output=True, text=True, timeout=30)
         assert proc.stdout.split() == ["ok"] + ["EACCES"] * 5, (proc.stdout, proc.stderr)
         # inside a container the image is what it was
-        out = run_cli("run", "--rm", "suidimg", "sh", "-c",
+        out = run_cli("run", "--network", "none", "--rm", "suidimg", "sh", "-c",
                       "stat -c %a /bin/suid-busybox; stat -c %t,%T /etc/null0", check=True).stdout
         assert out.split() == ["4755", "1,3"]
     finally:
@@ -223,8 +223,8 @@ def test_a_full_disk_fails_commands_cleanly_and_keeps_the_index(small_root, tmp_
         filler.leave(1)  # the index is written short: then ENOSPC
         failures = [cli("tag", "full:1", "full:2")]
         filler.leave(0)  # (a record may fit in one page)
-        failures += [cli("run", "--rm", "full:1", "true"),
-                     cli("run", "-d", "full:1", "busybox", "sleep", "10"),
+        failures += [cli("run", "--network", "none", "--rm", "full:1", "true"),
+                     cli("run", "--network", "none", "-d", "full:1", "busybox", "sleep", "10"),
                      net("network", "create", "fullnet", "--subnet", "10.252.9.0/24")]
         for proc in failures:
             line = assert_one_line_error(proc)
@@ -241,8 +241,8 @@ def test_a_full_disk_fails_commands_cleanly_and_keeps_the_index(small_root, tmp_
     # with room again, all of it works, and nothing was lost
     cli("tag", "full:1", "full:2", check=True)
     assert _repositories(small_root) == dict(tags, **{"full:2": image_id})
-    assert cli("run", "--rm", "full:1", "cat", "/etc/marker", check=True).stdout == "imported image\n"
-    cid = cli("run", "-d", "full:1", "busybox", "sleep", "10", check=True).stdout.strip()
+    assert cli("run", "--network", "none", "--rm", "full:1", "cat", "/etc/marker", check=True).stdout == "imported image\n"
+    cid = cli("run", "--network", "none", "-d", "full:1", "busybox", "sleep", "10", check=True).stdout.strip()
     cli("rm", "-f", cid, check=True)
     proc = net("network", "create", "fullnet", "--subnet", "10.252.9.0/24")
     assert proc.returncode == 0, proc.stderr
@@ -255,7 +255,7 @@ def test_corrupt_state_files_are_named_in_one_line(tmp_path, netns):
     root = tmp_path / "corrupt"
     cli = Cli(root)
     image_id = _import(cli, tmp_path, "corrupt:1")
-    cli("run", "--name", "keeper", "corrupt:1", "true", check=True)
+    cli("run", "--network", "none", "--name", "keeper", "corrupt:1", "true", check=True)
     proc = subprocess.run(netns + DIYC + ["network", "create", "cnet", "--subnet", "10.252.8.0/24"],
                           capture_output=True, text=True, env=cli.env())
     assert proc.returncode == 0, proc.stderr
@@ -264,7 +264,7 @@ def test_corrupt_state_files_are_named_in_one_line(tmp_path, netns):
         good = index.read_bytes()
         for bad in (good[:len(good) // 2], b"", b"[]", b"\xff\xfe{"):
             index.write_bytes(bad)  # truncated, as the old writer left it on a full disk
-            for args in (("images",), ("run", "--rm", "corrupt:1", "true"), ("tag", "corrupt:1", "x")):
+            for args in (("images",), ("run", "--network", "none", "--rm", "corrupt:1", "true"), ("tag", "corrupt:1", "x")):
                 line = assert_one_line_error(cli(*args))
                 assert f"{index}: corrupt state file" in line, line
         index.write_bytes(good)
@@ -334,7 +334,7 @@ def test_rmi_racing_run_never_leaves_a_container_without_its_image(run_cli, diyc
     try:
         for _ in range(20):
             run_cli("import", path, "race:1", check=True)
-            runner = run_cli.popen("run", "--rm", "race:1", "sh", "-c", "ls /bin/busybox")
+            runner = run_cli.popen("run", "--network", "none", "--rm", "race:1", "sh", "-c", "ls /bin/busybox")
             time.sleep(rng.uniform(0, 0.008))
             rmi = run_cli("rmi", "race:1")
             out, err = runner.communicate(timeout=60)

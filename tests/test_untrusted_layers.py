@@ -408,7 +408,7 @@ def test_run_user_never_reads_host_files_through_the_image(root, tmp_path, link)
     p = tmp_path / "img.tar"
     p.write_bytes(layer_tar(entries))
     cli("import", p, "passwd/img:1", check=True)
-    proc = cli("run", "--rm", "--user", "evil", "passwd/img:1", "id", "-u", timeout=30)
+    proc = cli("run", "--network", "none", "--rm", "--user", "evil", "passwd/img:1", "id", "-u", timeout=30)
     line = assert_one_line_error(proc, 125)
     assert "evil" in line or "passwd" in line, line
     assert str(EVIL_UID) not in proc.stdout
@@ -465,7 +465,7 @@ def test_host_users_cannot_reach_a_layers_setuid_programs(open_root, tmp_path):
     assert reach.returncode == 0 and the_layer(root).name in reach.stdout, reach.stderr
     out = as_nobody(f"exec {suid} -u")     # ... the layer is not
     assert out.returncode != 0 and "Permission denied" in out.stderr, (out.stdout, out.stderr)
-    run = cli("run", "--rm", "--user", "65534", "suid/img:1", "cat", "/hello", timeout=30)
+    run = cli("run", "--network", "none", "--rm", "--user", "65534", "suid/img:1", "cat", "/hello", timeout=30)
     assert (run.returncode, run.stdout) == (0, "hello from the layer\n"), run.stderr
     cli("rmi", "suid/img:1", check=True)
 

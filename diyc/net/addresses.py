@@ -41,6 +41,32 @@ def overlaps(a, alen, b, blen):
     return (a & mask) == (b & mask)
 
 
+def expand_publish(spec):
+    """docker's -p with port ranges, [HOSTIP:]HOSTPORTS:PORTS[/tcp|udp]
+    where each side is a port or a range of as many (8000-8002:80-82)
+    -> [dict as parse_publish gives it], one per port."""
+    text, slash, proto = str(spec).partition("/")
+    head, _, ports = text.rpartition(":")
+    host_ip, sep, host_ports = head.rpartition(":")
+    if "-" not in host_ports and "-" not in ports:
+        return [parse_publish(spec)]
+    host_range, ctr_range = _port_range(host_ports, spec), _port_range(ports, spec)
+    if len(host_range) != len(ctr_range):
+        raise InvalidArgument(f"invalid -p value {spec!r}: the host and container port ranges "
+                              "must be of the same length")
+    return [parse_publish(f"{host_ip}{sep}{h}:{c}{slash}{proto}") for h, c in zip(host_range, ctr_range)]
+
+
+def _port_range(text, spec):
+    first, dash, last = text.partition("-")
+    if not dash:
+        return [first]
+    if not (is_digits(first) and is_digits(last) and len(first) <= 5 and len(last) <= 5) or \
+            not 1 <= int(first) <= int(last) <= 65535:
+        raise InvalidArgument(f"invalid -p value {spec!r}: {text!r} is not a port range (such as 8000-8002)")
+    return [str(n) for n in range(int(first), int(last) + 1)]
+
+
 def parse_publish(spec):
     """docker's -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] -> dict."""
     text, _, proto = str(spec).partition("/")

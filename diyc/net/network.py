@@ -55,7 +55,7 @@ from ..config import check_name
 from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
 from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall, published
-from .addresses import int_to_ip, ip_to_int, overlaps, parse_publish, parse_subnet
+from .addresses import expand_publish, int_to_ip, ip_to_int, overlaps, parse_subnet
 from .roots import (default_bridge, delete_bridge, diyc_bridges, firewall_table, forward_state_path,
                     host_lock, leases_dir, list_networks, load, netlink_socket, networks_dir,
                     other_roots_subnets,
@@ -203,19 +203,16 @@ def plan(root, network, ip=None, publish=()):
                                   "(the network belongs to that container)")
         _joined_container(root, network)
         return None
-    ports = [parse_publish(p) for p in publish or ()]  # before the default network is defined
+    # before the default network is defined
+    ports = [port for spec in publish or () for port in expand_publish(spec)]
     if ip is not None:
         ip_to_int(ip, "--ip address")
     rec = load(root, network)
-    if rec is None:
-        if network != DEFAULT_NETWORK:
-            check_name(network, "network", max_length=64)
-            raise NotFound(f"network {network} not found (see diyc network ls)")
-        try:
-            rec = create(root, DEFAULT_NETWORK)
-        except Conflict:
-            rec = load(root, network)  # another diyc defined it just now
+    if rec is None and network != DEFAULT_NETWORK:
+        check_name(network, "network", max_length=64)
+        raise NotFound(f"network {network} not found (see diyc network ls)")
     if ip is not None:
+        rec = defined(root, network)
         _check_ip_in(rec, ip)
         try:
             os.readlink(f"{leases_dir(root, network)}/{ip}")
@@ -229,6 +226,19 @@ def plan(root, network, ip=None, publish=()):
             raise InvalidArgument(f"host port {p['host_port']}/{p['proto']} is published twice")
         seen.add(key)
     return {"network": network, "requested_ip": ip, "ports": ports}
+
+
+def defined(root, network):
+    """The record of `network`, the default one defined on first use
+    (once the container's other checks passed: a refused run leaves no
+    network behind)."""
+    rec = load(root, network)
+    if rec is None and network == DEFAULT_NETWORK:
+        try:
+            rec = create(root, DEFAULT_NETWORK)
+        except Conflict:
+            rec = load(root, network)  # another diyc defined it just now
+    return rec
 
 
 def _joined_container(root, network):
@@ -288,11 +298,12 @@ def etc_mounts(cdir):
              "options": ["rbind", "rprivate"]} for f in ("hostname", "hosts", "resolv.conf")]
 
 
-def write_etc_files(cdir, hostname):
-    """/etc/hostname and /etc/resolv.conf now; /etc/hosts gets its addresses
-    when connect() knows them (written in place: it is bind-mounted)."""
+def write_etc_files(cdir, hostname, resolv_conf=None):
+    """/etc/hostname and /etc/resolv.conf (`resolv_conf`, default the
+    host's) now; /etc/hosts gets its addresses when connect() knows them
+    (written in place: it is bind-mounted)."""
     _write(f"{cdir}/hostname", f"{hostname}\n")
-    _write(f"{cdir}/resolv.conf", host_resolv_conf())
+    _write(f"{cdir}/resolv.conf", host_resolv_conf() if resolv_conf is None else resolv_conf)
     _write(f"{cdir}/hosts", _hosts_header())
 
 
@@ -345,7 +356,8 @@ def connect(ctr, pid):
                         bridge=rec["bridge"], veth=f"veth{os.urandom(5).hex()}", ifname="eth0")
         write_json(f"{ctr.dir}/network.json", settings)
         line = f"{ip}\t{hostname} {ctr.name}\n"
-        _write(f"{ctr.dir}/hosts", _hosts_header() + line + announce(root, name, cid, line))
+        _write(f"{ctr.dir}/hosts", _hosts_header() + settings.get("extra_hosts", "") + line +
+               announce(root, name, cid, line))
     if settings["ports"]:
         published.reserve(root, cid, ip, settings["ports"])
     plumb(root, rec, settings, pid, default_route=True)

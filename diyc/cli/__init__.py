@@ -1,0 +1,166 @@
+"""The `diyc` command: a thin layer over the library, one module per
+concern (run, containers, images, networks, system), every command and
+option declared once in the table of registry.py.
+
+To add a command, decorate its handler in the module of its concern (or in
+a new module, named in registry.MODULES):
+
+    @command("top", "container top", usage="CONTAINER", help="Show its processes",
+             options=(Option("-a --all", "all", FLAG, help="Show all"),))
+    def cmd_top(root, opts, args):    # opts: {dest: value} parsed; args: the rest
+        ...                           # return the exit code
+
+--help, `diyc help top`, `diyc container top --help`, the errors naming the
+command and bash completion follow from the declaration.  To add a run flag,
+add one Option to run.RUN_OPTIONS with keyword= the Container.create keyword
+it is passed as (keyword=None: the CLI acts on it itself).
+
+The option parser is our own, small and docker-shaped (options stop at the
+image name, `-it` combines, `--name=x` and `--name x` both work): argparse
+costs ~7 ms to import here, half of a whole container start."""
+
+import sys
+
+from . import registry  # first: it notes the start time
+from ..errors import DiycError, InvalidArgument
+from ..options import FLAG, VALUE, Option, parse
+from .registry import COMMANDS, GROUPS, command, find, load_all
+from . import run  # noqa: F401 (the start path: imported with us, the rest on demand)
+
+VERSION = "0.1.0"
+
+
+class UsageError(InvalidArgument):
+    """A command line diyc cannot take, reported as `diyc COMMAND: ...`."""
+
+    def __init__(self, command, message):
+        super().__init__(message)
+        self.command = command
+RUN_OPTIONS = COMMANDS["run"].options  # the parser's table of `diyc run`
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    root = None
+    try:
+        while argv and argv[0].startswith("-"):
+            opt = argv.pop(0)
+            if opt in ("-h", "--help"):
+                load_all()
+                from .helptext import main_help
+                print(main_help())
+                return 0
+            if opt in ("-v", "--version"):
+                print(f"diyc version {VERSION}")
+                return 0
+            if opt == "--root" or opt.startswith("--root="):
+                root = opt.partition("=")[2] if "=" in opt else argv.pop(0) if argv else ""
+                if not root:  # (Root("") would be the default root: not what was meant)
+                    raise InvalidArgument("--root needs a directory")
+            else:
+                raise InvalidArgument(f"unknown flag: {opt}")
+        if not argv:
+            load_all()
+            from .helptext import main_help
+            print(main_help(), file=sys.stderr)
+            return 125
+        name, args = _command_name(argv)
+        if name is None:  # `diyc GROUP --help`
+            load_all()
+            from .helptext import group_help
+            print(group_help(argv[0]))
+            return 0
+        return _run_command(root, name, args)
+    except DiycError as e:
+        # one line, whatever the message quotes (a library's multi-line text)
+        prefix = f"diyc {e.command}" if isinstance(e, UsageError) else "diyc"
+        print(f"{prefix}: " + " ".join(str(e).split("\n")), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+    except OSError as e:
+        from ..errors import environment_error
+        error = environment_error(e)  # a full disk, say: one line, not a traceback
+        if error is None:
+            raise
+        print(f"diyc: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def _command_name(argv):
+    """-> (the command's name in the table, its arguments); (None, ...)
+    for a group's --help."""
+    word = argv[0]
+    if word in GROUPS:
+        if len(argv) < 2:
+            raise UsageError(word, f"a command is needed (see diyc {word} --help)")
+        if argv[1] in ("-h", "--help"):
+            return None, argv[2:]
+        name = f"{word} {argv[1]}"
+        if find(name) is None:
+            raise UsageError(word, f"unknown command: {argv[1]} (see diyc {word} --help)")
+        return name, argv[2:]
+    if find(word) is None:
+        raise InvalidArgument(f"unknown command: {word} (see diyc --help)")
+    return word, argv[1:]
+
+
+def _run_command(root, name, args):
+    cmd = COMMANDS[name]
+    try:
+        opts, positional = parse(args, cmd.options, cmd.stop_at_positional)
+    except InvalidArgument as e:  # named: `diyc ps: unknown flag: --foo`
+        raise UsageError(name, str(e)) from None
+    if opts.pop("help", False):  # help, and nothing else: not a prune that goes ahead
+        load_all()  # (its aliases)
+        from .helptext import command_help
+        print(command_help(name))
+        return 0
+    from ..state import Root
+    return cmd.handler(Root(root), opts, positional)
+
+
+# -- the server: its workers run main() -------------------------------------
+
+SERVER_START_OPTIONS = (
+    Option("--foreground", "foreground", FLAG, help="Stay in the foreground, log to stderr"),
+    Option("--quiet", "quiet", FLAG, help="Print nothing once started"),
+    Option("--idle", "idle", VALUE, "SECONDS", "Exit after this long without a request (default 600)"),
+)
+
+
+@command("server start", usage="[OPTIONS]", help="Start the server", options=SERVER_START_OPTIONS)
+def cmd_server_start(root, opts, args):
+    again = [f"--{o.dest}" for o in SERVER_START_OPTIONS if o.kind == FLAG and opts.get(o.dest)]
+    if "idle" in opts:
+        again.append(f"--idle={opts['idle']}")
+    return _server(root, ["start", *again, *args])
+
+
+@command("server stop", usage="", help="Stop the server")
+def cmd_server_stop(root, opts, args):
+    return _server(root, ["stop", *args])
+
+
+@command("server status", usage="", help="Whether the server runs, its pid and socket")
+def cmd_server_status(root, opts, args):
+    return _server(root, ["status", *args])
+
+
+def _server(root, args):
+    from ..server import command as server_command
+    return server_command(root, args, {"diyc": _served, "diyc-runc": _served_runc})
+
+
+def _served(argv, accepted_ns):
+    """`diyc` as a server's worker runs it."""
+    registry.START_NS = accepted_ns  # --trace: the command's own start
+    return main(argv)
+
+
+def _served_runc(argv, accepted_ns):
+    """`diyc-runc` as a server's worker runs it."""
+    from ..oci.runc_cli import main as runc_main
+    return runc_main(argv)

@@ -1,0 +1,250 @@
+"""The commands on existing containers: ps, rm, start, stop, restart,
+kill, wait, logs, stats, attach, inspect, container prune."""
+
+import sys
+import time
+
+from ..errors import DiycError, InvalidArgument
+from ..options import FLAG, VALUE, Option, print_table, signal_number
+from .common import ago, each_container, human_size, no_arguments, ports_text, quote_cmd, status_text
+from .registry import command
+
+MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
+
+
+@command("ps", "container ls", "container list", "container ps", usage="[OPTIONS]",
+         help="List containers", options=(
+             Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
+             Option("-q --quiet", "quiet", FLAG, help="Only display container IDs"),
+             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
+             Option("--format", "format", VALUE, "json|table", "Format output")))
+def cmd_ps(root, opts, args):
+    no_arguments("ps", args)
+    if opts.get("format") not in (None, "json", "table"):
+        raise InvalidArgument(f"invalid --format {opts['format']!r}: json or table")
+    from ..runtime import Container
+    rows = []
+    listed = []
+    for c in Container.list(root, all=True):
+        status = c.status
+        if status != "running" and not opts.get("all"):
+            continue
+        listed.append(c)
+        if opts.get("format") == "json":
+            continue
+        if opts.get("quiet"):
+            print(c.id if opts.get("no_trunc") else c.id[:12])
+            continue
+        rows.append((c.id if opts.get("no_trunc") else c.id[:12], c.record["image"],
+                     quote_cmd(c.record["spec"]["process"]["args"]),
+                     ago(c.record["created"]), status_text(c), ports_text(c), c.name))
+    if opts.get("format") == "json":
+        import json
+        print(json.dumps([{"Id": c.id, "Names": c.name, "Image": c.record["image"],
+                           "Command": " ".join(c.record["spec"]["process"]["args"]),
+                           "Created": c.record["created"], "State": c.status,
+                           "Status": status_text(c), "Ports": ports_text(c),
+                           "ExitCode": c.record["state"].get("exit_code")} for c in listed], indent=2))
+        return 0
+    if not opts.get("quiet"):
+        print_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
+    return 0
+
+
+@command("rm", "container rm", "container remove", usage="[OPTIONS] CONTAINER [CONTAINER...]",
+         help="Remove one or more containers", options=(
+             Option("-f --force", "force", FLAG, help="Force the removal of a running container"),))
+def cmd_rm(root, opts, args):
+    return each_container(root, args, lambda ctr: ctr.remove(force=opts.get("force", False)), "rm",
+                          echo_ref=True)
+
+
+@command("start", "container start", usage="[OPTIONS] CONTAINER [CONTAINER...]",
+         help="Start one or more stopped containers", options=(
+             Option("-a --attach", "attach", FLAG, help="Attach to the container's output"),))
+def cmd_start(root, opts, args):
+    from ..logs import print_logs
+    from .run import start_attached
+    exit_codes = []
+
+    def start(ctr):
+        if ctr.status == "running":
+            raise DiycError(f"container {ctr.name} is already running")
+        if ctr.record["auto_remove"] and ctr.status != "created":
+            raise DiycError(f"container {ctr.name} was started with --rm and cannot be restarted")
+        ctr.record["state"].pop("stopped_by_user", None)
+        if opts.get("attach") and ctr.record.get("tty"):
+            exit_codes.append(start_attached(ctr, new=False))
+            return
+        ctr.start(detach=True)
+        if opts.get("attach"):
+            print_logs(ctr, follow=True)
+        else:
+            print(ctr.name)
+    code = each_container(root, args, start, "start")
+    if exit_codes:
+        return exit_codes[0]
+    if opts.get("attach") and len(args) == 1 and code == 0:
+        from ..runtime import Container
+        return Container.load(args[0], root).record["state"].get("exit_code") or 0
+    return code
+
+
+STOP_OPTIONS = (Option("-t --time", "time", VALUE, "SECONDS",
+                       "Seconds to wait before killing the container (default: its --stop-timeout, "
+                       "else 10)"),)
+
+
+@command("stop", "container stop", usage="[OPTIONS] CONTAINER [CONTAINER...]",
+         help="Stop one or more running containers (its stop signal, then SIGKILL)", options=STOP_OPTIONS)
+def cmd_stop(root, opts, args, restart=False):
+    from ..numbers import decimal
+    timeout = None if opts.get("time") is None else \
+        decimal(opts["time"], "-t (seconds)", 0, MAX_STOP_TIMEOUT)  # None: its --stop-timeout
+    from ..supervisor import stop
+
+    def stop_one(ctr):
+        stop(ctr, timeout)
+        if restart:
+            ctr.reload()
+            ctr.record["state"].pop("stopped_by_user", None)
+            ctr.start(detach=True)
+        print(ctr.name)
+    return each_container(root, args, stop_one, "restart" if restart else "stop")
+
+
+@command("restart", "container restart", usage="[OPTIONS] CONTAINER [CONTAINER...]",
+         help="Restart one or more containers", options=STOP_OPTIONS)
+def cmd_restart(root, opts, args):
+    return cmd_stop(root, opts, args, restart=True)
+
+
+@command("kill", "container kill", usage="[OPTIONS] CONTAINER [CONTAINER...]",
+         help="Send a signal to one or more running containers", options=(
+             Option("-s --signal", "signal", VALUE, "SIGNAL", "Signal to send (default KILL)"),))
+def cmd_kill(root, opts, args):
+    sig = signal_number(opts.get("signal", "KILL"))
+
+    def kill(ctr):
+        if ctr.status != "running":
+            raise DiycError(f"container {ctr.name} is not running")
+        ctr.kill(sig)
+        print(ctr.name)
+    return each_container(root, args, kill, "kill")
+
+
+@command("wait", "container wait", usage="CONTAINER [CONTAINER...]",
+         help="Block until containers stop, then print their exit codes")
+def cmd_wait(root, opts, args):
+    return each_container(root, args, lambda ctr: print(ctr.wait().exit_code), "wait")
+
+
+@command("logs", "container logs", usage="[OPTIONS] CONTAINER", help="Fetch the logs of a container",
+         options=(Option("-f --follow", "follow", FLAG, help="Follow log output"),
+                  Option("-n --tail", "tail", VALUE, "N",
+                         'Number of lines to show from the end of the logs (default "all")'),
+                  Option("-t --timestamps", "timestamps", FLAG, help="Show timestamps")))
+def cmd_logs(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc logs" requires exactly one container')
+    tail = opts.get("tail")
+    if tail in (None, "all"):
+        tail = None
+    else:
+        from ..numbers import INT64_MAX, integer
+        tail = integer(tail, "--tail value", 0, INT64_MAX)
+    from ..logs import print_logs
+    from ..runtime import Container
+    print_logs(Container.load(args[0], root), follow=opts.get("follow", False),
+               tail=tail, timestamps=opts.get("timestamps", False))
+    return 0
+
+
+@command("stats", "container stats", usage="[OPTIONS] [CONTAINER...]",
+         help="Display a live stream of containers' CPU, memory, pids and network use",
+         options=(Option("--no-stream", "no_stream", FLAG,
+                         help="Disable streaming stats and only pull the first result"),))
+def cmd_stats(root, opts, args):
+    from ..runtime import Container
+    from ..stats import sample
+    containers = [Container.load(r, root) for r in args] if args else \
+        [c for c in Container.list(root, all=True) if c.status == "running"]
+    while True:
+        rows = []
+        for c, s in zip(containers, sample(containers)):
+            rows.append((c.id[:12], c.name, f"{s['cpu_percent']:.2f}%",
+                         f"{human_size(s['memory'])} / {human_size(s['memory_limit'])}",
+                         str(s["pids"]), f"{human_size(s['net_rx'])} / {human_size(s['net_tx'])}"))
+        print_table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O"), rows)
+        if opts.get("no_stream"):
+            return 0
+
+
+@command("attach", "container attach", usage="[OPTIONS] CONTAINER",
+         help="Attach to a running container's terminal or output", options=(
+             Option("--no-stdin", "no_stdin", FLAG, help="Do not attach STDIN"),))
+def cmd_attach(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc attach" requires exactly one container')
+    from ..runtime import Container
+    ctr = Container.load(args[0], root)
+    if ctr.status != "running":
+        raise DiycError(f"container {ctr.name} is not running")
+    if not ctr.record.get("tty"):
+        from ..logs import print_logs
+        print_logs(ctr, follow=True, tail=0)
+        return ctr.reload().record["state"].get("exit_code") or 0
+    from ..attach import attach, connect
+    with connect(ctr) as sock:
+        code = attach(sock, send_input=not opts.get("no_stdin"))
+    if code is None:
+        print(f"\r\ndiyc: detached from {ctr.name}", file=sys.stderr)
+        return 0
+    # The supervisor sends the code, then records the end: wait for that, so
+    # that a command after this one (`diyc rm`) sees the container exited.
+    deadline = time.monotonic() + 10
+    while ctr.reload().status == "running" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return code
+
+
+@command("inspect", "container inspect", usage="CONTAINER|IMAGE [CONTAINER|IMAGE...]",
+         help="Show the records of containers or images as JSON")
+def cmd_inspect(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc inspect" requires a container or image')
+    import json
+    from ..errors import NotFound
+    from ..images.store import ImageStore
+    from ..runtime import Container
+    out = []
+    for ref in args:
+        try:
+            c = Container.load(ref, root)
+            rec = dict(c.record)
+            rec["state"] = dict(rec["state"], status=c.status)
+            out.append(rec)
+        except NotFound:
+            out.append(ImageStore(root).resolve(ref))
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+@command("container prune", usage="[OPTIONS]", help="Remove all stopped containers")
+def cmd_container_prune(root, opts, args):
+    no_arguments("container prune", args)
+    from ..runtime import Container
+    for c in Container.list(root, all=True):
+        if c.status in ("exited", "created", "dead"):
+            c.remove(force=True)
+            print(c.id)
+    return 0
+
+
+@command("_finish", usage="CONTAINER", hidden=True)
+def cmd_finish(root, opts, args):
+    """Internal: the supervisor of a detached container calls this at its end."""
+    from ..runtime import Container
+    from ..supervisor import finish
+    finish(Container.load(args[0], root))
+    return 0

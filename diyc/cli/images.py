@@ -1,0 +1,252 @@
+"""The image commands: images, rmi, tag, import, pull, login, logout, load,
+save, image inspect, build, history."""
+
+import os
+import sys
+
+from ..errors import InvalidArgument
+from ..options import FLAG, LIST, VALUE, Option, print_table
+from .common import human_size, no_arguments
+from .registry import command
+
+QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
+
+
+@command("images", "image ls", "image list", usage="[OPTIONS]", help="List images", options=(QUIET,))
+def cmd_images(root, opts, args):
+    no_arguments("images", args)
+    from ..images.store import ImageStore
+    rows = []
+    for img in ImageStore(root).list():
+        short = img["id"].removeprefix("sha256:")[:12]
+        if opts.get("quiet"):
+            print(short)
+            continue
+        for ref in img["repo_tags"] or ["<none>:<none>"]:
+            repo, _, tag = ref.rpartition(":")
+            rows.append((repo, tag, short, img.get("created", ""), human_size(img.get("size", 0))))
+    if not opts.get("quiet"):
+        print_table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
+    return 0
+
+
+@command("rmi", "image rm", "image remove", usage="IMAGE [IMAGE...]", help="Remove one or more images")
+def cmd_rmi(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc rmi" requires at least one image')
+    from ..images.store import ImageStore
+    for ref in args:
+        for line in ImageStore(root).remove(ref):
+            print(line)
+    return 0
+
+
+@command("tag", "image tag", usage="SOURCE_IMAGE TARGET_IMAGE[:TAG]",
+         help="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
+def cmd_tag(root, opts, args):
+    if len(args) != 2:
+        raise InvalidArgument('"diyc tag" requires SOURCE and TARGET')
+    from ..images.store import ImageStore
+    ImageStore(root).tag(args[0], args[1])
+    return 0
+
+
+@command("import", "image import", usage="TARBALL|- NAME[:TAG]",
+         help="Import a flat rootfs tarball as an image")
+def cmd_import(root, opts, args):
+    if len(args) != 2:
+        raise InvalidArgument('"diyc import" requires TARBALL and NAME[:TAG]')
+    from ..images.store import ImageStore
+    store = ImageStore(root)
+    if args[0] == "-":
+        record = store.import_tarball(sys.stdin.buffer, args[1])
+    else:
+        try:
+            f = open(args[0], "rb")
+        except OSError as e:
+            raise InvalidArgument(f"cannot open {args[0]}: {e.strerror}") from None
+        with f:
+            record = store.import_tarball(f, args[1])
+    print(record["id"])
+    return 0
+
+
+INSECURE = Option("--insecure", "insecure", FLAG,
+                  help="Accept any TLS certificate, or plain HTTP (loopback registries are plain HTTP anyway)")
+
+
+@command("pull", "image pull", usage="[OPTIONS] [REGISTRY/]NAME[:TAG|@DIGEST]",
+         help="Pull an image from a registry (v2 API)", options=(
+             Option("--platform", "platform", VALUE, "OS/ARCH", "Platform to pull"), INSECURE,
+             Option("-q --quiet", "quiet", FLAG, help="Suppress verbose output")))
+def cmd_pull(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
+    from ..images.puller import Progress, pull
+    from ..images.reference import parse_reference
+    from ..images.store import ImageStore
+    ref = parse_reference(args[0])
+    pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
+         progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
+    print(ref)
+    return 0
+
+
+@command("login", usage="[OPTIONS] REGISTRY", help="Store registry credentials (0600)", options=(
+    Option("-u --username", "user", VALUE, "USER", "Username"),
+    Option("-p --password", "password", VALUE, "PASS", "Password"),
+    Option("--password-stdin", "password_stdin", FLAG, help="Take the password from stdin"),
+    INSECURE))
+def cmd_login(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc login" requires a registry: diyc login [-u USER] REGISTRY')
+    from ..images.registry import login
+    user = opts.get("user")
+    if user is None:
+        user = input("Username: ")
+    password = opts.get("password")
+    if opts.get("password_stdin"):
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        import getpass
+        password = getpass.getpass("Password: ")
+    if not user or not password:
+        raise InvalidArgument('"diyc login" requires a username and a password')
+    login(root, args[0], user, password, insecure=opts.get("insecure", False))
+    print("Login Succeeded")
+    return 0
+
+
+@command("logout", usage="REGISTRY", help="Remove a registry's stored credentials")
+def cmd_logout(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc logout" requires a registry')
+    from ..images.registry import remove_credentials
+    print(f"Removed login credentials for {args[0]}" if remove_credentials(root, args[0])
+          else f"Not logged in to {args[0]}")
+    return 0
+
+
+@command("load", "image load", usage="[OPTIONS]", help="Load a docker-save or OCI archive", options=(
+    Option("-i --input", "input", VALUE, "FILE", "Read from a tar archive file, instead of STDIN"),
+    Option("-q --quiet", "quiet", FLAG, help="Suppress the load output")))
+def cmd_load(root, opts, args):
+    if args:
+        raise InvalidArgument('"diyc load" takes no arguments: diyc load -i FILE')
+    from ..images.archive import load
+    from ..images.store import ImageStore
+    store = ImageStore(root)
+    log = (lambda line: None) if opts.get("quiet") else print
+    path = opts.get("input", "-")
+    if path != "-":
+        load(store, path, log)
+        return 0
+    # stdin: spool it (the archive is read out of order)
+    tmp = f"{root.ensure().tmp}/load-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(tmp, "wb") as f:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                f.write(chunk)
+        load(store, tmp, log)
+    finally:
+        os.unlink(tmp)
+    return 0
+
+
+@command("save", "image save", usage="[OPTIONS] IMAGE [IMAGE...]",
+         help="Write images as an OCI archive", options=(
+             Option("-o --output", "output", VALUE, "FILE", "Write to a file, instead of STDOUT"),))
+def cmd_save(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc save" requires at least one image: diyc save -o FILE IMAGE...')
+    from ..images.archive import save
+    from ..images.store import ImageStore
+    out = opts.get("output")
+    if out is None or out == "-":
+        if sys.stdout.isatty():
+            raise InvalidArgument('"diyc save" refuses to write an archive to a terminal: use -o FILE')
+        save(ImageStore(root), args, sys.stdout.buffer)
+    else:
+        try:
+            save(ImageStore(root), args, out)
+        except OSError as e:  # the output's directory is missing, not writable, full
+            if not str(e.filename or "").startswith(out):
+                raise
+            raise InvalidArgument(f"cannot write {out}: {e.strerror}") from None
+    return 0
+
+
+@command("image inspect", usage="IMAGE [IMAGE...]", help="Show image records as JSON")
+def cmd_image_inspect(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc image inspect" requires at least one image')
+    import json
+    from ..images.store import ImageStore
+    store = ImageStore(root)
+    print(json.dumps([store.resolve(ref) for ref in args], indent=2))
+    return 0
+
+
+@command("build", "image build", usage="[OPTIONS] CONTEXT|-", help="Build an image from a Dockerfile",
+         options=(
+             Option("-t --tag", "tags", LIST, "NAME[:TAG]", "Name and optionally a tag (repeatable)"),
+             Option("-f --file", "file", VALUE, "FILE", "Name of the Dockerfile (default CONTEXT/Dockerfile)"),
+             Option("--build-arg", "build_args", LIST, "K=V", "Set a build-time variable (repeatable)"),
+             Option("--target", "target", VALUE, "STAGE", "Build this stage"),
+             Option("--no-cache", "no_cache", FLAG, help="Do not use the build cache"),
+             Option("--network", "network", VALUE, "MODE", "Network of the RUN steps (default none)"),
+             Option("--progress", "progress", VALUE, "MODE", "auto, plain, tty or quiet"),
+             Option("-q --quiet", "quiet", FLAG, help="Print only the image ID")))
+def cmd_build(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc build" requires exactly one argument: diyc build [OPTIONS] CONTEXT|-')
+    build_args = {}
+    for item in opts.get("build_args", []):
+        k, eq, v = item.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid --build-arg {item!r}: expected KEY=VALUE")
+        if eq:
+            build_args[k] = v
+        elif k in os.environ:  # a bare KEY takes the value from our environment, as docker
+            build_args[k] = os.environ[k]
+    mode = opts.get("progress", "auto")
+    if mode not in ("auto", "plain", "tty", "quiet"):
+        raise InvalidArgument(f"invalid --progress {mode!r}: expected plain, tty or auto")
+    from ..build_progress import Printer
+    from ..builder import build, stdin_context
+    # progress on stdout, as docker's classic builder and podman; the last
+    # line is the image id (the only one with -q); errors are one line on stderr
+    printer = Printer(sys.stdout, quiet=opts.get("quiet") or mode == "quiet",
+                      tty=mode == "tty" or (mode == "auto" and sys.stdout.isatty()))
+    context = args[0]
+    dockerfile = opts.get("file")
+    if context == "-":
+        context, dockerfile = stdin_context(sys.stdin.buffer, dockerfile)
+    elif not os.path.isdir(context):
+        raise InvalidArgument(f"unable to prepare context: {context} is not a directory")
+    elif dockerfile not in (None, "-"):
+        dockerfile = os.path.abspath(dockerfile)  # -f is relative to here, as docker's
+    if dockerfile == "-":
+        dockerfile = sys.stdin.buffer.read()
+    image_id = build(context, tags=opts.get("tags", []), dockerfile=dockerfile, build_args=build_args,
+                     target=opts.get("target"), no_cache=opts.get("no_cache", False),
+                     network=opts.get("network", "none"), progress=printer, root=root)
+    print(image_id)
+    return 0
+
+
+@command("history", "image history", usage="[OPTIONS] IMAGE", help="Show the history of an image",
+         options=(Option("-q --quiet", "quiet", FLAG, help="Only show image IDs"),
+                  Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output")))
+def cmd_history(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc history" requires one image')
+    from ..build_progress import history_rows
+    from ..images.store import ImageStore
+    rows = history_rows(ImageStore(root), args[0], no_trunc=opts.get("no_trunc", False))
+    if opts.get("quiet"):
+        for r in rows:
+            print(r[0])
+        return 0
+    print_table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
+    return 0

@@ -1,0 +1,105 @@
+"""`diyc network ...` and `diyc volume ...`."""
+
+from ..errors import InvalidArgument
+from ..options import FLAG, VALUE, Option, print_table
+from .common import no_arguments
+from .registry import command
+
+
+@command("network create", usage="[OPTIONS] NETWORK", help="Create a bridge network", options=(
+    Option("--subnet", "subnet", VALUE, "CIDR", "Subnet of the network (default: a free /24)"),
+    Option("-d --driver", "driver", VALUE, "DRIVER", "Driver of the network (bridge only)")))
+def cmd_network_create(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc network create" requires exactly one network name')
+    if opts.get("driver", "bridge") != "bridge":
+        raise InvalidArgument(f"unknown network driver {opts['driver']!r}: only bridge is supported")
+    from ..net import network as networking
+    print(networking.create(root, args[0], subnet=opts.get("subnet"))["id"])
+    return 0
+
+
+@command("network ls", "network list", usage="[OPTIONS]", help="List networks", options=(
+    Option("-q --quiet", "quiet", FLAG, help="Only display network names"),))
+def cmd_network_ls(root, opts, args):
+    no_arguments("network ls", args)
+    from ..net import network as networking
+    nets = networking.list_networks(root)
+    if opts.get("quiet"):
+        for n in nets:
+            print(n["name"])
+    else:
+        print_table(("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY"),
+                    [(n["id"][:12], n["name"], n["bridge"], n["subnet"], n["gateway"]) for n in nets])
+    return 0
+
+
+@command("network rm", "network remove", usage="NETWORK [NETWORK...]",
+         help="Remove one or more networks")
+def cmd_network_rm(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc network rm" requires at least one network')
+    from ..net import network as networking
+    for name in args:
+        networking.remove(root, name)
+        print(name)
+    return 0
+
+
+@command("network prune", usage="[OPTIONS]", help="Remove all unused networks")
+def cmd_network_prune(root, opts, args):
+    no_arguments("network prune", args)
+    from ..net import network as networking
+    for line in networking.prune(root):
+        print(line)
+    return 0
+
+
+@command("network inspect", usage="NETWORK [NETWORK...]", help="Show networks' records as JSON")
+def cmd_network_inspect(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc network inspect" requires at least one network')
+    import json
+    from ..errors import NotFound
+    from ..net import network as networking
+    out = []
+    for name in args:
+        rec = networking.load(root, name)
+        if rec is None:
+            raise NotFound(f"no such network: {name}")
+        out.append(rec)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+@command("volume create", usage="NAME", help="Create a named volume (-v NAME:/path)")
+def cmd_volume_create(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc volume create" requires exactly one volume name')
+    from .. import volumes
+    volumes.create_volume(root.ensure(), args[0])
+    print(args[0])
+    return 0
+
+
+@command("volume ls", "volume list", usage="", help="List volumes")
+def cmd_volume_ls(root, opts, args):
+    no_arguments("volume ls", args)
+    from .. import volumes
+    print("VOLUME NAME")
+    for name in volumes.list_volumes(root):
+        print(name)
+    return 0
+
+
+@command("volume rm", "volume remove", usage="VOLUME [VOLUME...]", help="Remove one or more volumes")
+def cmd_volume_rm(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc volume rm" requires at least one volume')
+    from .. import volumes
+    from ..runtime import Container
+    used = {m.get("volume") for c in Container.list(root, all=True) for m in c.record["spec"]["mounts"]}
+    for name in args:
+        volumes.remove_volume(root, name, used)
+        print(name)
+    return 0

@@ -1,0 +1,88 @@
+"""The table of diyc's commands: each registered once, by the @command
+decorator on its function, with its names ("ps", "container ls"), usage,
+one-line help and options.  Dispatch, --help, `diyc help`, the errors that
+name a command and bash completion all read this table."""
+
+import time
+
+START_NS = time.perf_counter_ns()  # --trace counts from here (the server resets it)
+
+from ..options import FLAG, Option, option_table  # noqa: E402
+
+HELP = Option("-h --help", "help", FLAG, help="Print usage")
+
+# the management commands: `diyc GROUP SUB`
+GROUPS = {
+    "container": "Manage containers",
+    "image": "Manage images",
+    "network": "Manage networks",
+    "volume": "Manage volumes",
+    "system": "Manage diyc",
+    "server": "Manage the server that runs diyc commands without a Python start each",
+}
+
+# The modules that register commands, in the order of the help; imported
+# only until the command asked for is found (`diyc run`: run only).
+MODULES = ("run", "containers", "images", "networks", "system")
+
+COMMANDS = {}  # every name ("ps", "container ls") -> its Command
+ORDER = []     # the Commands, in the order they were registered
+
+
+class Command:
+    __slots__ = ("names", "handler", "options", "usage", "help", "stop_at_positional", "hidden")
+
+    def __init__(self, names, handler, options, usage, help, stop_at_positional, hidden):
+        self.names, self.handler, self.usage, self.help = names, handler, usage, help
+        self.options = option_table(*options).merged(HELP)
+        self.stop_at_positional, self.hidden = stop_at_positional, hidden
+
+    @property
+    def name(self):
+        return self.names[0]
+
+
+def command(*names, usage="", help="", options=(), stop_at_positional=False, hidden=False):
+    """Register the decorated handler(root, opts, args) -> exit code under
+    each name ("rm", "container rm").  usage: what follows the name in the
+    usage line ("[OPTIONS] CONTAINER..."); help: one line; options: Options
+    (or (names, dest, kind) tuples), parsed into opts by dest;
+    stop_at_positional: options end at the first argument (run, exec)."""
+    def register(handler):
+        cmd = Command(names, handler, options, usage, help, stop_at_positional, hidden)
+        for name in names:
+            group = name.partition(" ")[0]
+            if " " in name and group not in GROUPS:
+                raise ValueError(f"command {name!r}: no group {group!r}")
+            if name in COMMANDS:
+                raise ValueError(f"command {name!r} registered twice")
+            COMMANDS[name] = cmd
+        ORDER.append(cmd)
+        return handler
+    return register
+
+
+def find(name):
+    """The Command of a name ("ps", "network ls"), or None."""
+    for module in MODULES:
+        if name in COMMANDS:
+            break
+        __import__(f"{__package__}.{module}")
+    return COMMANDS.get(name)
+
+
+def load_all():
+    for module in MODULES:
+        __import__(f"{__package__}.{module}")
+
+
+def group_commands(group):
+    """{sub: Command} of a group, in registration order."""
+    prefix = group + " "
+    return {n[len(prefix):]: c for c in ORDER for n in c.names
+            if n.startswith(prefix) and not c.hidden}
+
+
+def top_level():
+    """The commands named without a group, visible, in registration order."""
+    return [c for c in ORDER if " " not in c.name and not c.hidden and c.name not in GROUPS]

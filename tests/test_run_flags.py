@@ -1,0 +1,337 @@
+"""The `run` flags docker users type without thinking (issue #12), driven
+as a docker user drives them: --env-file, -l/--label, --label-file,
+--add-host, --dns*, --mount, -v ./relative, -p ranges, --stop-signal,
+--stop-timeout, -t's TERM, --restart in the foreground, the bridge as the
+default network and `diyc system reset`.
+
+Containers that need no network say --network none; what needs a bridge
+runs inside a test network namespace (netns_util), reached on its
+loopback only."""
+
+import json
+import os
+
+import pytest
+
+from conftest import assert_one_line_error, wait_for
+from netns_util import NsCli, host_get, netns
+
+NONE = ("--network", "none")
+
+
+def inspect(run_cli, name):
+    return json.loads(run_cli("inspect", name, check=True).stdout)[0]
+
+
+# -- --env-file --------------------------------------------------------------------
+
+def test_env_file_as_docker_reads_it(run_cli, tmp_path):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# a comment\n\nA=1\n   B=two words\nQUOTED=\"kept\"\nFROM_CALLER\n"
+                        "NOT_IN_CALLER\nC=from-file\n")
+    second = tmp_path / "more.env"
+    second.write_text("D=4\nA=second-file\n")
+    proc = run_cli("run", *NONE, "--rm", "--env-file", env_file, "--env-file", second, "-e", "C=from-e",
+                   "busybox", "env", env={"FROM_CALLER": "caller's"}, check=True)
+    env = dict(line.split("=", 1) for line in proc.stdout.splitlines())
+    assert env["A"] == "second-file"          # files in order, the later one wins
+    assert env["B"] == "two words"            # leading whitespace dropped, the rest kept
+    assert env["QUOTED"] == '"kept"'          # no shell unquoting
+    assert env["FROM_CALLER"] == "caller's"   # a bare KEY takes the caller's value
+    assert "NOT_IN_CALLER" not in env         # ... and is left out when the caller has none
+    assert env["C"] == "from-e"               # -e comes after the files
+    assert env["D"] == "4"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("GOOD=1\nBAD KEY=2\n", ":2: invalid name 'BAD KEY'"),
+    ("=value\n", ":1: no variable name"),
+])
+def test_bad_env_file_is_one_line(run_cli, tmp_path, content, message):
+    path = tmp_path / "bad.env"
+    path.write_text(content)
+    assert_one_line_error(run_cli("run", *NONE, "--rm", "--env-file", path, "busybox", "true"),
+                          contains=message)
+
+
+def test_missing_env_file_is_one_line(run_cli, tmp_path):
+    assert_one_line_error(run_cli("run", *NONE, "--rm", "--env-file", tmp_path / "nope", "busybox", "true"),
+                          contains="No such file or directory")
+
+
+# -- labels ------------------------------------------------------------------------
+
+def test_labels_and_label_file_go_into_the_record(run_cli, tmp_path):
+    label_file = tmp_path / "labels"
+    label_file.write_text("# team labels\ntier=backend\nowner=ops\nempty\n")
+    run_cli("run", *NONE, "--name", "labelled", "-l", "app=web", "--label", "owner=dev",
+            "--label-file", label_file, "busybox", "true", check=True)
+    try:
+        rec = inspect(run_cli, "labelled")
+        # the file first, then --label; a bare key is an empty label
+        assert rec["labels"] == {"tier": "backend", "owner": "dev", "empty": "", "app": "web"}
+    finally:
+        run_cli("rm", "labelled", check=True)
+
+
+# -- /etc/hosts and /etc/resolv.conf ------------------------------------------------
+
+def test_add_host_and_dns_flags_without_a_network(run_cli):
+    proc = run_cli("run", *NONE, "--rm", "--add-host", "db:10.1.2.3", "--add-host", "six:::1",
+                   "--add-host", "other=192.0.2.7", "--dns", "9.9.9.9", "--dns", "2001:db8::53",
+                   "--dns-search", "corp.example", "--dns-option", "ndots:2",
+                   "--dns-option", "timeout:1", "busybox", "sh", "-c",
+                   "cat /etc/hosts; echo ---; cat /etc/resolv.conf", check=True)
+    hosts, resolv = proc.stdout.split("---\n")
+    assert "10.1.2.3\tdb\n" in hosts and "::1\tsix\n" in hosts and "192.0.2.7\tother\n" in hosts
+    assert hosts.startswith("127.0.0.1\tlocalhost\n")
+    lines = resolv.splitlines()
+    assert [line for line in lines if line.startswith("nameserver")] == \
+        ["nameserver 9.9.9.9", "nameserver 2001:db8::53"]
+    assert "search corp.example" in lines
+    assert "options ndots:2 timeout:1" in lines
+
+
+def test_no_flags_no_files_of_our_own_without_a_network(run_cli):
+    """The fast path: --network none without these flags keeps the image's
+    /etc (nothing is bind-mounted over it)."""
+    proc = run_cli("run", *NONE, "--rm", "busybox", "sh", "-c", "grep -c ' /etc/' /proc/mounts || true",
+                   check=True)
+    assert proc.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--add-host", "db"], "invalid --add-host 'db'"),
+    (["--add-host", "db:10.1.2"], "not an IP address"),
+    (["--add-host", "bad host:10.1.2.3"], "is not a host name"),
+    (["--add-host", "gw:host-gateway"], "host-gateway needs a bridge network"),
+    (["--dns", "nine"], "invalid --dns address 'nine'"),
+    (["--dns-option", "a b"], "invalid --dns-option"),
+    (["--dns-search", "bad domain"], "invalid --dns-search"),
+])
+def test_bad_hosts_and_dns_flags(run_cli, flags, message):
+    assert_one_line_error(run_cli("run", *NONE, "--rm", *flags, "busybox", "true"), contains=message)
+
+
+# -- --mount and -v ----------------------------------------------------------------
+
+def test_mount_bind_readonly_and_propagation(run_cli, tmp_path):
+    (tmp_path / "f").write_text("host file\n")
+    proc = run_cli("run", *NONE, "--name", "bound", "--mount",
+                   f"type=bind,source={tmp_path},target=/data,readonly,bind-propagation=rslave",
+                   "busybox", "sh", "-c",
+                   "cat /data/f; touch /data/x 2>/dev/null && echo writable || echo read-only; "
+                   "grep ' /data ' /proc/self/mountinfo", check=True)
+    try:
+        out = proc.stdout.splitlines()
+        assert out[:2] == ["host file", "read-only"]
+        assert " ro," in out[2], out[2]
+        assert not (tmp_path / "x").exists()
+        # (a slave of the host's mount only shows as one where that is shared)
+        (mount,) = [m for m in inspect(run_cli, "bound")["spec"]["mounts"] if m["destination"] == "/data"]
+        assert mount["source"] == str(tmp_path) and {"ro", "rslave"} <= set(mount["options"])
+    finally:
+        run_cli("rm", "bound", check=True)
+
+
+def test_mount_tmpfs_with_size_and_mode(run_cli):
+    proc = run_cli("run", *NONE, "--rm", "--mount", "type=tmpfs,destination=/cache,tmpfs-size=1m,tmpfs-mode=1770",
+                   "busybox", "sh", "-c", "grep ' /cache ' /proc/mounts; stat -c %a /cache", check=True)
+    mount, mode = proc.stdout.splitlines()
+    assert "tmpfs" in mount and "size=1024k" in mount
+    assert mode == "1770"
+
+
+def test_mount_volume_is_a_named_volume(run_cli):
+    run_cli("run", *NONE, "--rm", "--mount", "type=volume,src=rfvol,dst=/v", "busybox", "sh", "-c",
+            "echo kept > /v/f", check=True)
+    try:
+        proc = run_cli("run", *NONE, "--rm", "-v", "rfvol:/w:ro", "busybox", "cat", "/w/f", check=True)
+        assert proc.stdout == "kept\n"
+        assert "rfvol" in run_cli("volume", "ls", check=True).stdout.split()
+    finally:
+        run_cli("volume", "rm", "rfvol", check=True)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("type=bind,source=/nonexistent-rf,target=/x", "bind source path does not exist"),
+    ("type=bind,target=/x", "source= is required"),
+    ("type=tmpfs,source=/tmp,target=/x", "a tmpfs has no source"),
+    ("type=tmpfs,target=/x,bind-propagation=rslave", "bind-propagation is not for type=tmpfs"),
+    ("type=nfs,source=a,target=/x", "type must be bind, volume or tmpfs"),
+    ("type=volume,source=v", "target= is required"),
+    ("type=bind,source=/tmp,target=relative", "invalid --mount destination"),
+    ("type=bind,source=/tmp,target=/x,colour=red", "unknown field 'colour'"),
+    ("type=tmpfs,target=/x,tmpfs-size=lots", "--tmpfs size"),
+])
+def test_bad_mount_is_one_line_and_makes_nothing(run_cli, diyc_root, spec, message):
+    before = sorted(os.listdir(diyc_root / "volumes")) if (diyc_root / "volumes").exists() else []
+    assert_one_line_error(run_cli("run", *NONE, "--rm", "--mount", spec, "busybox", "true"), contains=message)
+    after = sorted(os.listdir(diyc_root / "volumes")) if (diyc_root / "volumes").exists() else []
+    assert after == before
+
+
+def test_volume_relative_to_the_current_directory(run_cli, tmp_path):
+    """docker 23+: `-v ./dir:/path` is a bind of a directory under the cwd
+    (a bare name stays a named volume)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f").write_text("relative\n")
+    proc = run_cli.popen("run", *NONE, "--rm", "-v", "./data:/data:ro", "-v", "./made:/made",
+                         "busybox", "sh", "-c", "cat /data/f; echo new > /made/g", cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == "relative\n"
+    assert (tmp_path / "made" / "g").read_text() == "new\n"  # made, as -v makes a missing host dir
+
+
+# -- -t, --stop-signal, --stop-timeout, --restart ------------------------------------------
+
+def test_tty_sets_term_unless_given(run_cli):
+    proc = run_cli("run", *NONE, "--rm", "-t", "busybox", "sh", "-c", "echo TERM=$TERM")
+    assert proc.returncode == 0, proc.stderr
+    assert "TERM=xterm" in proc.stdout
+    proc = run_cli("run", *NONE, "--rm", "-t", "-e", "TERM=vt100", "busybox", "sh", "-c", "echo TERM=$TERM")
+    assert "TERM=vt100" in proc.stdout
+    proc = run_cli("run", *NONE, "--rm", "busybox", "sh", "-c", "echo TERM=${TERM-unset}", check=True)
+    assert proc.stdout == "TERM=unset\n"
+
+
+def test_stop_signal_and_stop_timeout(run_cli):
+    script = "trap 'echo got USR1; exit 7' USR1; echo ready; while :; do sleep 0.05; done"
+    run_cli("run", *NONE, "-d", "--name", "stopsig", "--stop-signal", "SIGUSR1", "busybox", "sh", "-c",
+            script, check=True)
+    try:
+        wait_for(lambda: "ready" in run_cli("logs", "stopsig").stdout, what="the trap")
+        run_cli("stop", "stopsig", check=True)
+        rec = inspect(run_cli, "stopsig")
+        assert rec["stop_signal"] == 10
+        assert rec["state"]["exit_code"] == 7
+        assert "got USR1" in run_cli("logs", "stopsig", check=True).stdout
+    finally:
+        run_cli("rm", "-f", "stopsig")
+    # a container that ignores the signal is killed after --stop-timeout
+    run_cli("run", *NONE, "-d", "--name", "stoptime", "--stop-timeout", "1", "busybox", "sh", "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done", check=True)
+    try:
+        wait_for(lambda: "ready" in run_cli("logs", "stoptime").stdout, what="the trap")
+        assert inspect(run_cli, "stoptime")["stop_timeout"] == 1
+        run_cli("stop", "stoptime", check=True)
+        assert inspect(run_cli, "stoptime")["state"]["exit_code"] == 137
+    finally:
+        run_cli("rm", "-f", "stoptime")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--stop-signal", "SIGNOPE"], "invalid signal: SIGNOPE"),
+    (["--stop-timeout", "soon"], "--stop-timeout"),
+    (["--rm", "--restart", "always"], "conflicting options: --restart and --rm"),
+])
+def test_bad_stop_and_restart_flags(run_cli, flags, message):
+    assert_one_line_error(run_cli("run", *NONE, *flags, "busybox", "true"), contains=message)
+
+
+def test_foreground_run_with_restart_returns_the_first_exit(run_cli):
+    """As docker: `docker run --restart on-failure:2 IMAGE` prints the
+    container's output and exits with its first exit code; the policy
+    restarts it meanwhile, in the background."""
+    proc = run_cli("run", *NONE, "--name", "fgrestart", "--restart", "on-failure:2", "busybox", "sh", "-c",
+                   "echo run; exit 3")
+    try:
+        assert proc.returncode == 3, proc.stderr
+        assert proc.stdout.startswith("run\n")
+
+        def given_up():  # three runs logged, and the end of the last recorded
+            if run_cli("logs", "fgrestart", check=True).stdout != "run\n" * 3:
+                return None
+            rec = inspect(run_cli, "fgrestart")
+            return rec["state"]["status"] == "exited" and rec
+        rec = wait_for(given_up, timeout=30, what="the two restarts")
+        assert (rec["state"]["exit_code"], rec["state"]["restart_count"]) == (3, 2)
+    finally:
+        run_cli("rm", "-f", "fgrestart")
+
+
+# -- the library's keywords, as docker-py's -------------------------------------------------
+
+def test_library_takes_docker_py_shapes(diyc_root, tmp_path):
+    import diyc
+    r = diyc.run("busybox", ["sh", "-c", "cat /etc/hosts; grep ' /t ' /proc/mounts; echo $TERM"],
+                 network="none", extra_hosts={"db": "10.0.0.5"}, dns=["9.9.9.9"], dns_search="corp",
+                 labels={"a": "b"}, stop_signal=2, stop_timeout=3, root=str(diyc_root),
+                 mounts=[{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1 << 20}}],
+                 capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "10.0.0.5\tdb" in r.stdout and "size=1024k" in r.stdout
+    c = diyc.Container.create("busybox", ["true"], network="none", labels=["x=1"], stop_signal="HUP",
+                              root=str(diyc_root))
+    try:
+        assert (c.record["labels"], c.record["stop_signal"], c.record["stop_timeout"]) == ({"x": "1"}, 1, None)
+    finally:
+        c.remove()
+
+
+# -- the default network: a bridge, in a test namespace ------------------------------------
+
+@pytest.fixture(scope="module")
+def ns_cli(diyc_root):
+    with netns("diycrf") as name:
+        yield NsCli(name, diyc_root)
+
+
+def test_bridge_is_the_default_and_ranges_publish(ns_cli):
+    script = ("trap 'exit 0' TERM; for p in 80 81; do mkdir -p /w$p; echo port$p > /w$p/i; "
+              "httpd -p $p -h /w$p; done; ip -4 -o addr show eth0; cat /etc/hosts /etc/resolv.conf; echo ready; "
+              "sleep 60 & wait")
+    proc = ns_cli.popen("run", "--rm", "--name", "ranged", "--hostname", "web", "--add-host", "gw:host-gateway",
+                        "--dns", "192.0.2.53", "--dns-search", "corp.example",
+                        "-p", "127.0.0.1:18080-18081:80-81", "busybox", "sh", "-c", script)
+    try:
+        lines = []
+        while "ready" not in lines:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line.strip())
+        assert "inet 172." in lines[0] or "inet 10." in lines[0], lines  # eth0 without --network
+        gateway = next(line.split()[0] for line in lines if line.endswith("\tgw") or line.endswith(" gw"))
+        assert gateway == json.loads(ns_cli("network", "inspect", "bridge", check=True).stdout)[0]["gateway"]
+        assert any(line.endswith("\tweb ranged") for line in lines)  # its own address, as before
+        assert [line for line in lines if line.startswith("nameserver")] == ["nameserver 192.0.2.53"]
+        assert "search corp.example" in lines
+        assert "port80" in host_get(ns_cli.ns, "127.0.0.1", 18080)
+        assert "port81" in host_get(ns_cli.ns, "127.0.0.1", 18081)
+    finally:
+        proc.terminate()  # diyc forwards it to the container
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_system_reset_undoes_the_host_changes(ns_cli):
+    ns_cli("run", "-d", "--name", "resetme", "busybox", "sleep", "60", check=True)
+    assert ns_cli.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+    refused = ns_cli("system", "reset")  # no terminal, no -f: nothing done
+    assert refused.returncode != 0
+    assert "resetme" in ns_cli("ps", "-a", check=True).stdout
+    out = ns_cli("system", "reset", "-f", check=True).stdout
+    assert "resetme" in out
+    assert "resetme" not in ns_cli("ps", "-a", check=True).stdout
+    assert ns_cli.sh("nft", "list", "table", "ip", ns_cli.table()).returncode != 0
+    assert "diyc" not in ns_cli.sh("ip", "-br", "link").stdout
+    assert ns_cli.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
+    ns_cli("network", "rm", "bridge")  # the definition, made for this namespace's routes
+
+
+def test_image_labels_and_stop_signal_are_the_defaults(run_cli, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nLABEL from.image=yes team=image\nSTOPSIGNAL SIGUSR2\n")
+    run_cli("build", "-q", "-t", "rf-stopsig:1", tmp_path, check=True)
+    try:
+        run_cli("run", *NONE, "--name", "imgdefaults", "-l", "team=run", "rf-stopsig:1", "true", check=True)
+        run_cli("run", *NONE, "--name", "overridden", "--stop-signal", "9", "rf-stopsig:1", "true", check=True)
+        try:
+            rec = inspect(run_cli, "imgdefaults")
+            assert rec["labels"] == {"from.image": "yes", "team": "run"}  # --label over the image's
+            assert rec["stop_signal"] == 12
+            assert inspect(run_cli, "overridden")["stop_signal"] == 9
+        finally:
+            run_cli("rm", "imgdefaults", "overridden", check=True)
+    finally:
+        run_cli("rmi", "rf-stopsig:1", check=True)
