@@ -315,10 +315,11 @@ def test_detached_container_releases_its_network_when_it_ends(net, network_ab, d
 def test_run_on_a_bridge_never_imports_pyroute2(net, network_ab, diyc_root):
     # the start path speaks netlink through diyc.net.netlink: pyroute2's
     # import alone (~250 ms) would be twenty starts.  The first start on a
-    # network makes its bridge; -p takes the published-ports path too.
+    # network makes its bridge; -p takes the published-ports path too; no
+    # --network is the default bridge.
     from conftest import PKG_DIR
     a, _ = network_ab
-    for args in (["--network", a, "-p", "127.0.0.1:8292:80"], ["--network", a], ["--network", "bridge"]):
+    for args in (["--network", a, "-p", "127.0.0.1:8292:80"], ["--network", a], ["--network", "bridge"], []):
         code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
                 f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--rm', *{args!r}, 'busybox', 'true']); "
                 "print(rc, sorted(m for m in sys.modules if m.split('.')[0] == 'pyroute2'))")
