@@ -102,11 +102,14 @@ def _free_ifname(pid):
 
 
 def _undo(ctr, settings):
-    """A connect that failed half-way: its veth (if made), its lease."""
-    if settings.get("veth"):
+    """A connection's veth (if made), its lease, its /etc/hosts lines."""
+    pid = ctr.record["state"].get("pid")
+    if settings.get("veth") and pid and ctr.status == "running":
+        # its end in the container: found wherever this diyc runs (the
+        # host end is where the bridge is); the pair goes with it
         from .management import Rtnl
-        with Rtnl() as nl:
-            nl.delete_link(settings["veth"])
+        with Rtnl(f"/proc/{pid}/ns/net") as nl:
+            nl.delete_link(settings["ifname"])
     release_file(ctr.root, ctr.id, _attachment(ctr, settings["network"]))
     _drop_own_hosts_lines(ctr, settings)
 
