@@ -406,6 +406,11 @@ def test_connect_and_disconnect_a_running_container(net, network_ab, diyc_root):
         net("network", "connect", "--ip", "10.251.2.77", b, "roamer", check=True)
         assert "10.251.2.77" in leases(diyc_root, b)
     assert leases(diyc_root, a) == [] and leases(diyc_root, b) == []
+    # docker's events for each, on the network
+    events = net("events", "--since", "0", "--until", f"{time.time():.6f}", "--filter", "type=network",
+                 "--format", "{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.name}}",
+                 check=True).stdout.splitlines()
+    assert events.count(f"connect {roamer.id} {b}") == 2 and events.count(f"disconnect {roamer.id} {b}") == 1
 
 
 def test_connect_refuses_what_it_cannot_do(net, network_ab):

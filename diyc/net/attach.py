@@ -17,6 +17,7 @@ it with the netns); disconnect deletes it through pyroute2.
 import os
 
 from ..errors import Conflict, InvalidArgument, NotFound
+from ..events import emit
 from ..state import read_json, write_json
 from .addresses import parse_subnet
 from .network import announce, lease, leases, plumb, release_file
@@ -55,6 +56,7 @@ def connect(root, network, container, ip=None):
             raise
         ctr.record.setdefault("networks_connected", {})[network] = settings
         ctr.save()
+    emit(root, "network", "connect", rec["id"], {"container": ctr.id, "name": network, "type": "bridge"})
     return settings
 
 
@@ -112,7 +114,7 @@ def _undo(ctr, settings):
 
 def disconnect(root, network, container):
     """Undo connect(): the veth, the lease, the /etc/hosts lines."""
-    _network(root, network)
+    rec = _network(root, network)
     ctr = _load_container(root, container)
     with ctr.lock():
         ctr.reload()
@@ -128,6 +130,7 @@ def disconnect(root, network, container):
         _undo(ctr, settings)
         ctr.record.get("networks_connected", {}).pop(network, None)
         ctr.save()
+    emit(root, "network", "disconnect", rec["id"], {"container": ctr.id, "name": network, "type": "bridge"})
 
 
 def _drop_own_hosts_lines(ctr, settings):
