@@ -212,9 +212,10 @@ def _network_settings(ctr):
     settings = rec.get("network_settings") or {}
     name = rec.get("network") or "none"
     ip = settings.get("ip") or ""
-    endpoint = {"IPAddress": ip, "IPPrefixLen": settings.get("prefixlen") or 0,
-                "Gateway": settings.get("gateway") or "", "MacAddress": settings.get("mac") or "",
-                "NetworkID": _network_id(ctr.root, name) if settings else ""}
+    endpoint = _endpoint(ctr.root, name, settings)
+    networks = Map({name.partition(":")[0] if name.startswith("container:") else name: endpoint})
+    for joined, joined_settings in (rec.get("networks_connected") or {}).items():  # network connect
+        networks[joined] = _endpoint(ctr.root, joined, joined_settings)
     ports = Map(_port_bindings(rec))
     # docker fills the top-level address for its default network only
     default = name == "bridge"
@@ -226,8 +227,15 @@ def _network_settings(ctr):
         "IPPrefixLen": endpoint["IPPrefixLen"] if default else 0,
         "Gateway": endpoint["Gateway"] if default else "",
         "MacAddress": endpoint["MacAddress"] if default else "",
-        "Networks": Map({name.partition(":")[0] if name.startswith("container:") else name: endpoint}),
+        "Networks": networks,
     }
+
+
+def _endpoint(root, name, settings):
+    """docker's endpoint of a container on network `name`."""
+    return {"IPAddress": settings.get("ip") or "", "IPPrefixLen": settings.get("prefixlen") or 0,
+            "Gateway": settings.get("gateway") or "", "MacAddress": settings.get("mac") or "",
+            "NetworkID": _network_id(root, name) if settings else ""}
 
 
 def _network_id(root, name):
@@ -282,18 +290,15 @@ def _volume_named(root, ref):
 
 
 def _network_named(root, ref):
+    from .config import check_name
     from .errors import InvalidArgument
     from .net import network as networking
-    from .record import ContainerRecord
     try:
-        networking.check_network_name(ref)
+        check_name(ref, "network", max_length=64)
     except InvalidArgument:  # not a network's name at all
         return None
     rec = networking.load(root, ref)
-    if rec is None:
-        return None
-    attached = [c for c in ContainerRecord.list(root) if c.record.get("network") == ref]
-    return network(root, rec, attached)
+    return network(root, rec) if rec is not None else None
 
 
 _LOOKUPS = {"container": _container_named, "image": _image_named, "volume": _volume_named,
@@ -346,15 +351,11 @@ def _image_config(run):
 
 # -- networks and volumes ------------------------------------------------------------------
 
-def network(root, rec, containers=()):
-    """docker's network inspect for a network record; containers: the
-    ContainerRecords attached to it."""
-    attached = Map()
-    for c in containers:
-        s = c.record.get("network_settings") or {}
-        if s.get("ip"):
-            attached[c.id] = {"Name": c.name, "MacAddress": s.get("mac") or "",
-                              "IPv4Address": f"{s['ip']}/{s.get('prefixlen', 0)}", "IPv6Address": ""}
+def network(root, rec):
+    """docker's network inspect for a network record, with its containers
+    (those started on it and those `diyc network connect`ed to it)."""
+    from .net.attach import endpoints
+    attached = Map(endpoints(root, rec["name"]))
     return {
         "Name": rec["name"], "Id": rec["id"], "Created": rfc3339_nano(rec.get("created")),
         "Scope": "local", "Driver": "bridge", "EnableIPv6": False,

@@ -221,7 +221,8 @@ def test_bash_completion_in_a_real_bash(own, tmp_path):
     got = dict(line.split("|", 1) for line in lines[1:])
     assert got["diyc p"].split() == ["ps", "port", "pause", "pull"]
     assert got["diyc ps --la"].split() == ["--last", "--latest"]
-    assert got["diyc network "].split() == ["create", "ls", "list", "rm", "remove", "prune", "inspect"]
+    assert got["diyc network "].split() == ["create", "ls", "list", "rm", "remove", "prune", "inspect",
+                                          "connect", "disconnect"]
     assert got["diyc container pr"] == "prune"
     assert got["diyc stop w"] == "web-1"
     assert got["diyc network rm comp"] == "compnet"

@@ -68,7 +68,8 @@ def cmd_import(root, opts, args):
     return 0
 
 
-INSECURE = Option("--insecure", "insecure", FLAG, help="Speak plain HTTP to the registry")
+INSECURE = Option("--insecure", "insecure", FLAG,
+                  help="Accept any TLS certificate, or plain HTTP (loopback registries are plain HTTP anyway)")
 
 
 @command("pull", "image pull", usage="[OPTIONS] [REGISTRY/]NAME[:TAG|@DIGEST]",
@@ -79,7 +80,7 @@ def cmd_pull(root, opts, args):
     if len(args) != 1:
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
     from ..images.puller import Progress, pull
-    from ..images.registry import parse_reference
+    from ..images.reference import parse_reference
     from ..images.store import ImageStore
     ref = parse_reference(args[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),

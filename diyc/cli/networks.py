@@ -62,6 +62,27 @@ def cmd_network_inspect(root, opts, args):
     return print_inspected(opts, [lookup(root, name, "network") for name in args])
 
 
+@command("network connect", usage="[OPTIONS] NETWORK CONTAINER",
+         help="Connect a running container to a network", options=(
+             Option("--ip", "ip", VALUE, "ADDRESS", "Its IPv4 address on the network (default: the first free one)"),))
+def cmd_network_connect(root, opts, args):
+    if len(args) != 2:
+        raise InvalidArgument('"diyc network connect" requires exactly 2 arguments: NETWORK CONTAINER')
+    from ..net import attach
+    attach.connect(root, args[0], args[1], ip=opts.get("ip"))
+    return 0
+
+
+@command("network disconnect", usage="NETWORK CONTAINER",
+         help="Disconnect a running container from a network it joined with connect")
+def cmd_network_disconnect(root, opts, args):
+    if len(args) != 2:
+        raise InvalidArgument('"diyc network disconnect" requires exactly 2 arguments: NETWORK CONTAINER')
+    from ..net import attach
+    attach.disconnect(root, args[0], args[1])
+    return 0
+
+
 @command("volume create", usage="NAME", help="Create a named volume (-v NAME:/path)")
 def cmd_volume_create(root, opts, args):
     if len(args) != 1:
