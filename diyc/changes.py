@@ -102,9 +102,10 @@ def commit(ctr, ref=None, message=None, author=None, changes=()):
     WORKDIR), and a history entry.  -> the image record."""
     from .buildlayer import LayerTar, upper_to_layer
     from .buildstate import base_history, timestamp
-    from .images.store import ImageStore, parse_reference
+    from .images.reference import name_and_tag
+    from .images.store import ImageStore
     if ref:
-        parse_reference(ref)
+        name_and_tag(ref)  # a local name[:tag], checked before any work
     upper = writable_layer(ctr)
     store = ImageStore(ctr.root)
     image = store.get(ctr.record["image_id"])
