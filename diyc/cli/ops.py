@@ -2,7 +2,6 @@
 unpause, update - and events: thin layers over diyc.operations,
 diyc.container_api and diyc.events."""
 
-
 from ..errors import DiycError, InvalidArgument
 from ..options import LIST, VALUE, Option, print_table
 from .common import each_container
