@@ -1,5 +1,5 @@
-"""diyc.images.list / pull / remove: the image commands of the CLI (`diyc
-images`, `diyc pull`, `diyc rmi`) for a Python caller, on the same store.
+"""diyc.images.list / pull / push / remove: the image commands of the CLI
+(`diyc images`, `diyc pull`, `diyc push`, `diyc rmi`) for a Python caller, on the same store.
 (diyc.images reaches these through its module __getattr__: a function
 named `list` in the store's own module would hide the builtin there.)"""
 
@@ -42,6 +42,25 @@ def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
                           progress=progress or Progress(quiet=True))
 
 
+def push(repository: str, tag: str | None = None, *, insecure: bool = False, progress=None,
+         root: str | os.PathLike | Root | None = None) -> dict:
+    """Push a stored image to a registry (v2 API), as `diyc push`, with the
+    credentials `diyc login` stored.  repository: [REGISTRY/]NAME, or
+    NAME:TAG when `tag` is None (docker-py's form; default tag latest).
+    -> {"digest": the manifest's sha256:..., "size": its bytes, "tag": ...}.
+    insecure: plain HTTP (or unverified TLS); progress as pull's."""
+    from .config import check_text
+    from .images.puller import Progress
+    from .images.pusher import push as push_reference
+    from .images.registry import parse_reference
+    check_text(repository, "repository")
+    if tag is not None:
+        check_text(tag, "tag")
+        repository = f"{repository}:{tag}"
+    return push_reference(_store(root), parse_reference(repository), insecure=insecure,
+                          progress=progress or Progress(quiet=True))
+
+
 def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> list[str]:
     """Remove an image (or one of its tags), as `diyc rmi`: -> the lines
     the CLI prints ("Untagged: NAME", "Deleted: sha256:...").  Conflict if
@@ -52,4 +71,4 @@ def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> l
 
 
 # diyc.images.<name> -> the function here
-FUNCTIONS = {"list": list_images, "pull": pull, "remove": remove}
+FUNCTIONS = {"list": list_images, "pull": pull, "push": push, "remove": remove}

@@ -1,4 +1,4 @@
-"""The image commands: images, rmi, tag, import, pull, login, logout, load,
+"""The image commands: images, rmi, tag, import, pull, push, login, logout, load,
 save, image inspect, build, history."""
 
 import os
@@ -88,6 +88,25 @@ def cmd_pull(root, opts, args):
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
          progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
     print(ref)
+    return 0
+
+
+@command("push", "image push", usage="[OPTIONS] [REGISTRY/]NAME[:TAG]",
+         help="Push an image to a registry (v2 API)", options=(
+             INSECURE, Option("-q --quiet", "quiet", FLAG, help="Suppress verbose output")))
+def cmd_push(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc push" requires one image: diyc push [REGISTRY/]NAME[:TAG]')
+    from ..images.puller import Progress
+    from ..images.pusher import push
+    from ..images.registry import parse_reference
+    from ..images.store import ImageStore
+    ref = parse_reference(args[0])
+    quiet = opts.get("quiet", False)
+    push(ImageStore(root), ref, insecure=opts.get("insecure", False),
+         progress=Progress(sys.stdout, quiet=quiet))
+    if quiet:
+        print(f"{ref.name}:{ref.tag or 'latest'}")
     return 0
 
 

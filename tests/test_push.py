@@ -1,0 +1,202 @@
+"""`diyc push` (and diyc.images.push) against a real registry (Debian's
+docker-registry on 127.0.0.1): what was pushed is read back by skopeo, an
+independent client, and pulled into a second diyc root and run there."""
+
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import registry_util as ru  # noqa: E402
+from conftest import Cli, assert_one_line_error  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not all(os.path.exists(p) for p in (ru.REGISTRY_BIN, "/bin/busybox", "/usr/bin/skopeo")),
+    reason="needs docker-registry, skopeo and busybox-static")
+
+
+def skopeo(*args):
+    p = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=60)
+    return p
+
+
+def remote(ref, raw=False):
+    """What skopeo sees at docker://ref: the inspect record, or the raw manifest."""
+    p = skopeo("inspect", "--tls-verify=false", *(["--raw"] if raw else []), f"docker://{ref}")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def image_id(cli, ref):
+    return json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["id"]
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory):
+    r = ru.Registry(tmp_path_factory.mktemp("pushreg"))
+    try:
+        layers = ru.layered_image_layers()
+        r.images = {"oci": r.push_image("src/layered", "oci", layers),
+                    "docker": r.push_image("src/layered", "schema2", layers, oci=False)}
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return Cli(tmp_path / "root")
+
+
+@pytest.fixture
+def cli2(tmp_path):
+    """A second root: the images pushed are pulled back into it."""
+    return Cli(tmp_path / "root2")
+
+
+def import_image(cli, ref, data):
+    p = subprocess.run(cli.command + ["import", "-", ref], input=data, capture_output=True,
+                       env=cli.env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode().strip()
+
+
+def test_push_imported_image_then_pull_it_elsewhere_and_run(reg, cli, cli2):
+    ref = f"{reg.host}/pushed/bb:1"
+    image = import_image(cli, ref, ru.busybox_layer())
+    p = cli("push", "--insecure", ref, check=True)
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"The push refers to repository [{reg.host}/pushed/bb]"
+    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+    assert f"{diff_id[7:19]}: Pushed" in lines
+    tag, _, rest = lines[-1].partition(": digest: ")
+    digest, _, size = rest.partition(" size: ")
+    assert tag == "1" and digest.startswith("sha256:") and int(size) > 0
+
+    # skopeo: the manifest at the tag is the one announced, naming the image's layer
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{ref}").stdout.encode()
+    assert ru.sha256(raw) == digest and len(raw) == int(size)
+    seen = remote(ref)
+    assert seen["Digest"] == digest and seen["Layers"] == [diff_id]  # imported: stored as a plain tar
+    assert json.loads(raw)["config"]["digest"] == image
+
+    # again: nothing to send, the same manifest
+    again = cli("push", "--insecure", ref, check=True).stdout.splitlines()
+    assert f"{diff_id[7:19]}: Layer already exists" in again and again[-1] == lines[-1]
+
+    cli2("pull", "--insecure", ref, check=True)
+    assert image_id(cli2, ref) == image
+    p = cli2("run", "--rm", "--network", "none", ref, "sh", "-c", "echo pulled back; ls /bin/busybox")
+    assert p.returncode == 0 and p.stdout.split() == ["pulled", "back", "/bin/busybox"], p.stderr
+
+
+@pytest.mark.parametrize("kind, media", [("docker", ru.MT_DOCKER_MANIFEST), ("oci", ru.MT_OCI_MANIFEST)])
+def test_push_pulled_image_sends_the_blobs_it_came_as(reg, cli, cli2, kind, media):
+    src = f"{reg.host}/src/layered:{'schema2' if kind == 'docker' else 'oci'}"
+    cli("pull", "--insecure", src, check=True)
+    dest = f"{reg.host}/copy/{kind}:v1"
+    cli("tag", src, dest, check=True)
+    out = cli("push", "--insecure", "-q", dest, check=True).stdout
+    assert out == f"{dest}\n"  # -q: only the name
+    manifest = remote(dest, raw=True)
+    # the schema of the source, its config and its compressed layers byte for byte
+    assert manifest["mediaType"] == media
+    assert manifest["config"]["digest"] == reg.images[kind]["config"]
+    assert [layer["digest"] for layer in manifest["layers"]] == reg.images[kind]["blobs"]
+    cli2("pull", "--insecure", dest, check=True)
+    assert image_id(cli2, dest) == reg.images[kind]["config"]
+    p = cli2("run", "--rm", "--network", "none", dest, "sh", "-c", "cat /etc/motd; ls /olddir; ls /data")
+    assert p.returncode == 0 and p.stdout.split() == ["layer", "3", "new", "keep"], p.stderr
+
+
+def test_push_built_image(reg, cli, cli2, tmp_path):
+    import_image(cli, "base:1", ru.busybox_layer())
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM base:1\nRUN echo built by diyc > /built\n'
+                                    'COPY note /note\nCMD ["cat", "/built", "/note"]\n')
+    (ctx / "note").write_text("copied\n")
+    ref = f"{reg.host}/built/app:2"
+    image = cli("build", "-q", "-t", ref, str(ctx), check=True).stdout.strip()
+    cli("push", "--insecure", ref, check=True)
+    assert len(remote(ref)["Layers"]) == 3
+    cli2("pull", "--insecure", ref, check=True)
+    assert image_id(cli2, ref) == image
+    p = cli2("run", "--rm", "--network", "none", ref)
+    assert p.returncode == 0 and p.stdout == "built by diyc\ncopied\n", p.stderr
+
+
+def test_push_xz_layer_as_its_plain_tar(reg, cli, cli2):
+    """No registry media type has xz: the layer goes as its plain tar,
+    whose digest is its diff-id."""
+    ref = f"{reg.host}/xz/bb:1"
+    image = import_image(cli, ref, lzma.compress(ru.busybox_layer()))
+    cli("push", "--insecure", ref, check=True)
+    diff_id = ru.sha256(ru.busybox_layer())
+    manifest = remote(ref, raw=True)
+    assert [(x["mediaType"], x["digest"]) for x in manifest["layers"]] == \
+        [("application/vnd.oci.image.layer.v1.tar", diff_id)]
+    cli2("pull", "--insecure", ref, check=True)
+    assert image_id(cli2, ref) == image
+    assert not any(f.startswith("push-") for f in os.listdir(Path(cli.root) / "tmp"))
+
+
+def test_push_refuses_a_layer_whose_blob_is_gone(reg, cli):
+    ref = f"{reg.host}/broken/bb:1"
+    import_image(cli, ref, ru.busybox_layer())
+    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+    meta = json.loads((Path(cli.root) / "layerdb" / f"{diff_id[7:]}.json").read_text())
+    os.unlink(Path(cli.root) / "blobs" / "sha256" / meta["blob"][7:])
+    assert_one_line_error(cli("push", "--insecure", ref), contains="has no stored blob")
+    p = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{ref}")
+    assert p.returncode != 0 and "manifest unknown" in p.stderr  # no manifest was pushed
+
+
+def test_push_errors_are_one_line(reg, cli):
+    assert_one_line_error(cli("push", "--insecure", f"{reg.host}/nothing/here:1"),
+                          contains="No such image")
+    import_image(cli, "127.0.0.1:1/bb:1", ru.busybox_layer())
+    assert_one_line_error(cli("push", "--insecure", "127.0.0.1:1/bb:1"), contains="cannot connect")
+    assert_one_line_error(cli("push", f"{reg.host}/x@sha256:" + "0" * 64), contains="digest")
+    assert_one_line_error(cli("push"))
+
+
+def test_library_push(reg, tmp_path):
+    import diyc
+    root = tmp_path / "libroot"
+    image = import_image(Cli(root), f"{reg.host}/lib/bb:7", ru.busybox_layer())
+    result = diyc.images.push(f"{reg.host}/lib/bb", tag="7", insecure=True, root=root)
+    assert result["tag"] == "7" and remote(f"{reg.host}/lib/bb:7")["Digest"] == result["digest"]
+    assert remote(f"{reg.host}/lib/bb:7", raw=True)["config"]["digest"] == image
+
+
+# -- a registry that asks for credentials ------------------------------------
+
+@pytest.fixture(scope="module")
+def auth_reg(tmp_path_factory):
+    r = ru.Registry(tmp_path_factory.mktemp("pushauthreg"), users={"alice": "s3cret"})
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def test_push_with_basic_auth(auth_reg, cli, cli2):
+    ref = f"{auth_reg.host}/private/bb:1"
+    image = import_image(cli, ref, ru.busybox_layer())
+    assert_one_line_error(cli("push", "--insecure", ref), contains=f"diyc login {auth_reg.host}")
+    # credentials the registry refuses (stored as `diyc login` stores them)
+    from diyc.images.registry import store_credentials
+    from diyc.state import Root
+    store_credentials(Root(cli.root), auth_reg.host, "alice", "wrong")
+    assert_one_line_error(cli("push", "--insecure", ref), contains="authentication required or refused")
+    cli("login", "--insecure", "-u", "alice", "-p", "s3cret", auth_reg.host, check=True)
+    cli("push", "--insecure", ref, check=True)
+    cli2("login", "--insecure", "-u", "alice", "-p", "s3cret", auth_reg.host, check=True)
+    cli2("pull", "--insecure", ref, check=True)
+    assert image_id(cli2, ref) == image
