@@ -53,14 +53,15 @@ def _parse_log_line(line):
     return ts.decode(), stream.decode(), tag, parts[3] if len(parts) == 4 else b""
 
 
-def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None):
+def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None, skip=0):
     """Print the container's log; with follow, until it is not running
-    (or, given, until ended(ctr) says so: its first exit, say)."""
+    (or, given, until ended(ctr) says so: its first exit, say).  skip:
+    records not to print (those of its runs before a `start -a`)."""
     out = out or sys.stdout.buffer
     err = err or sys.stderr.buffer
     path = f"{ctr.dir}/container.log"
-    shown = 0
     records = read_log(path)
+    shown = skip if skip <= len(records) else 0  # fewer: rotated since
     if tail is not None:
         shown = max(0, len(records) - tail)
 

@@ -106,8 +106,8 @@ class ContainerRecord:
         if state["status"] == "created" and state.get("pid"):
             # held before execve (create/start split): gone means stopped
             return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
-        if state["status"] == "created" and self.record["auto_remove"] and \
-                not pid_alive(state.get("creator"), state.get("creator_start")):
+        if state["status"] == "created" and self.record["auto_remove"] and "creator" in state and \
+                not pid_alive(state["creator"], state.get("creator_start")):
             return "dead"
         return state["status"]
 
@@ -120,6 +120,16 @@ class ContainerRecord:
     def reload(self):
         self.record = read_json(f"{self.dir}/container.json")
         return self
+
+    def keep_created(self):
+        """Let a created container outlive the process that created it (`diyc
+        create`; `diyc start` runs it later): with auto_remove it is no longer
+        garbage once we exit, it is removed when it ends after its start."""
+        with self.lock():
+            self.reload()
+            for field in ("creator", "creator_start"):
+                self.record["state"].pop(field, None)
+            self.save()
 
     def lock(self):
         """Serialises commands on one container (stop, rm, _finish, the end of
