@@ -84,6 +84,7 @@ def test_push_imported_image_then_pull_it_elsewhere_and_run(reg, cli, cli2):
     seen = remote(ref)
     assert seen["Digest"] == digest and seen["Layers"] == [diff_id]  # imported: stored as a plain tar
     assert json.loads(raw)["config"]["digest"] == image
+    assert image_id(cli, f"{reg.host}/pushed/bb@{digest}") == image  # the push is known by digest
 
     # again: nothing to send, the same manifest
     again = cli("push", "--insecure", ref, check=True).stdout.splitlines()
@@ -101,8 +102,11 @@ def test_push_pulled_image_sends_the_blobs_it_came_as(reg, cli, cli2, kind, medi
     cli("pull", "--insecure", src, check=True)
     dest = f"{reg.host}/copy/{kind}:v1"
     cli("tag", src, dest, check=True)
-    out = cli("push", "--insecure", "-q", dest, check=True).stdout
-    assert out == f"{dest}\n"  # -q: only the name
+    out = cli("push", "--insecure", dest, check=True).stdout.splitlines()
+    # the registry has them in the repository they came from: mounted, not sent
+    diff_ids = reg.images[kind]["diff_ids"]
+    assert sorted(f"{d[7:19]}: Mounted from src/layered" for d in diff_ids) == \
+        sorted(line for line in out if "Mounted" in line or "Pushed" in line)  # (in parallel: any order)
     manifest = remote(dest, raw=True)
     # the schema of the source, its config and its compressed layers byte for byte
     assert manifest["mediaType"] == media
@@ -123,7 +127,7 @@ def test_push_built_image(reg, cli, cli2, tmp_path):
     (ctx / "note").write_text("copied\n")
     ref = f"{reg.host}/built/app:2"
     image = cli("build", "-q", "-t", ref, str(ctx), check=True).stdout.strip()
-    cli("push", "--insecure", ref, check=True)
+    assert cli("push", "--insecure", "-q", ref, check=True).stdout == f"{ref}\n"  # -q: the name only
     assert len(remote(ref)["Layers"]) == 3
     cli2("pull", "--insecure", ref, check=True)
     assert image_id(cli2, ref) == image
@@ -200,3 +204,99 @@ def test_push_with_basic_auth(auth_reg, cli, cli2):
     cli2("login", "--insecure", "-u", "alice", "-p", "s3cret", auth_reg.host, check=True)
     cli2("pull", "--insecure", ref, check=True)
     assert image_id(cli2, ref) == image
+
+
+# -- a token registry: Bearer challenges, a token per scope ------------------
+
+class TokenProxy:
+    """In front of the registry: answers 401 `Bearer realm=...,scope=...`
+    (pull for GET/HEAD, pull,push for the rest, as distribution's token
+    auth) unless the request carries a token for that scope; the token
+    server hands one out for the scope asked.  Upload Locations are
+    rewritten to point here."""
+
+    def __init__(self, upstream):
+        import http.server
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        self.upstream, self.log = upstream, []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def handle_any(self):
+                auth = self.headers.get("Authorization")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.log.append((self.command, self.path, auth))
+                if self.path.startswith("/token?"):
+                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                    scope = query["scope"][0]
+                    return self.send(200, json.dumps({"token": f"tok:{scope}"}).encode())
+                repo = self.path.split("/")[2] + "/" + self.path.split("/")[3] if self.path.count("/") > 3 else ""
+                scope = f"repository:{repo}:{'pull' if self.command in ('GET', 'HEAD') else 'pull,push'}"
+                if auth not in (f"Bearer tok:{scope}", f"Bearer tok:repository:{repo}:pull,push"):
+                    realm = f"http://127.0.0.1:{proxy.port}/token"
+                    return self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token"}]}',
+                                     {"WWW-Authenticate": f'Bearer realm="{realm}",service="diyc-test",'
+                                                          f'scope="{scope}"'})
+                headers = {k: v for k, v in self.headers.items()
+                           if k in ("Content-Type", "Content-Length", "Accept")}
+                req = urllib.request.Request(f"http://{proxy.upstream}{self.path}", data=body or None,
+                                             method=self.command, headers=headers)
+                try:
+                    with urllib.request.urlopen(req) as r:
+                        status, answer, got = r.status, r.read(), r.headers
+                except urllib.error.HTTPError as e:
+                    status, answer, got = e.code, e.read(), e.headers
+                keep = {k: v for k, v in got.items()
+                        if k in ("Content-Type", "Docker-Content-Digest", "Location", "Range")}
+                if "Location" in keep:
+                    keep["Location"] = keep["Location"].replace(proxy.upstream, f"127.0.0.1:{proxy.port}")
+                return self.send(status, answer, keep, head=self.command == "HEAD")
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = handle_any
+
+            def send(self, code, body, headers=None, head=False):
+                ru.reply(self, code, body, headers, head)
+
+        self.server, self.port = ru.serve(Handler)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_push_with_bearer_tokens(reg, cli, cli2):
+    proxy = TokenProxy(reg.host)
+    try:
+        ref = f"127.0.0.1:{proxy.port}/tok/bb:1"
+        image = import_image(cli, ref, ru.busybox_layer())
+        cli("push", "--insecure", ref, check=True)
+        writes = [(m, a) for m, p, a in proxy.log if m in ("POST", "PATCH", "PUT")]
+        assert writes and all(a == "Bearer tok:repository:tok/bb:pull,push" for m, a in writes[1:])
+        cli2("pull", "--insecure", ref, check=True)
+        assert image_id(cli2, ref) == image
+    finally:
+        proxy.close()
+
+
+def test_pushed_schema2_manifest_is_the_one_docker_wrote(reg, cli):
+    """A schema2 manifest as docker formats it (3-space indent, descriptor
+    fields mediaType, size, digest): pulled and pushed again, it comes out
+    byte for byte, so its digest is the source's."""
+    source = remote(f"{reg.host}/src/layered:schema2", raw=True)
+    docker = {"schemaVersion": 2, "mediaType": ru.MT_DOCKER_MANIFEST,
+              "config": {k: source["config"][k] for k in ("mediaType", "size", "digest")},
+              "layers": [{k: x[k] for k in ("mediaType", "size", "digest")} for x in source["layers"]]}
+    body = json.dumps(docker, indent=3).encode()
+    for desc in [source["config"]] + source["layers"]:
+        with open(reg.blob_data(desc["digest"]), "rb") as f:
+            reg.push_blob("src/dockerfmt", f.read())
+    digest = reg.push_manifest("src/dockerfmt", "v1", body, ru.MT_DOCKER_MANIFEST)
+    cli("pull", "--insecure", f"{reg.host}/src/dockerfmt:v1", check=True)
+    cli("tag", f"{reg.host}/src/dockerfmt:v1", f"{reg.host}/again/dockerfmt:v1", check=True)
+    out = cli("push", "--insecure", f"{reg.host}/again/dockerfmt:v1", check=True).stdout
+    assert out.splitlines()[-1] == f"v1: digest: {digest} size: {len(body)}"

@@ -24,8 +24,9 @@ that was not sent as it names it.
 import hashlib
 import os
 
+from .. import _json
 from ..errors import InvalidArgument, NotFound
-from .registry import Client, RegistryError, load_credentials
+from .registry import Client, RegistryError, load_credentials, parse_reference
 
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -69,12 +70,11 @@ class Layer:
         return self.diff_id[7:19]  # docker's push lines name a layer by its diff-id
 
 
-def push(store, ref, insecure=False, progress=None):
+def push(store, ref, insecure=False, progress=None, max_workers=4):
     """Push the stored image `ref` ("[REGISTRY/]NAME[:TAG]", a Reference of
-    the registry module) -> {"digest": manifest digest, "size": its bytes,
-    "tag": tag}."""
-    from .puller import Progress
-    from .registry import parse_reference
+    the registry module), its layers on up to max_workers threads ->
+    {"digest": manifest digest, "size": its bytes, "tag": tag}."""
+    from .puller import Progress, in_threads
     r = parse_reference(ref) if isinstance(ref, str) else ref
     if r.digest:
         raise InvalidArgument(f"cannot push a digest reference: {r}; push NAME[:TAG]")
@@ -91,13 +91,21 @@ def push(store, ref, insecure=False, progress=None):
         progress.log(f"The push refers to repository [{r.name}]")
         for layer in layers:
             progress.update(layer.short, "Preparing")
+        missing = []  # asked on one connection first: a push of what is there starts no thread
         for layer in layers:
-            _push_layer(client, layer, progress)
+            if layer.digest in (m.digest for m in missing) or _blob_exists(client, layer.digest):
+                progress.update(layer.short, "Layer already exists")
+            else:
+                missing.append(layer)
+        known = known_repositories(store, r.registry, r.repository) if missing else {}
+        in_threads([(layer, [] if layer.temporary else known.get(layer.diff_id, [])) for layer in missing],
+                   max_workers, lambda layer, mount_from: _push_layer(client, layer, mount_from, progress))
         config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         if not _blob_exists(client, config_digest):
             _upload(client, config_digest, len(config_bytes), config_bytes)
         manifest, media = manifest_bytes(config_bytes, config_digest, layers)
         digest = _put_manifest(client, tag, manifest, media)
+        store.tag_pulled(record["id"], None, f"{r.name}@{digest}")  # docker's RepoDigests after a push
     finally:
         client.close()
         for layer in layers:
@@ -138,7 +146,6 @@ def manifest_bytes(config_bytes, config_digest, layers):
     -> (bytes, media type).  Docker schema2 when every layer has a Docker
     media type, formatted as docker writes it (3-space indent, descriptor
     fields in distribution's order); OCI otherwise."""
-    import json
     docker = all(layer.stored_media in DOCKER_LAYER for layer in layers)
     names = DOCKER_LAYER if docker else OCI_LAYER
     media = MT_DOCKER_MANIFEST if docker else MT_OCI_MANIFEST
@@ -147,19 +154,50 @@ def manifest_bytes(config_bytes, config_digest, layers):
                            "size": len(config_bytes), "digest": config_digest},
                 "layers": [{"mediaType": names[layer.stored_media], "size": layer.size,
                             "digest": layer.digest} for layer in layers]}
-    return json.dumps(manifest, indent=3).encode(), media
+    return indented(manifest).encode(), media
 
 
-def _push_layer(client, layer, progress):
-    if _blob_exists(client, layer.digest):
-        progress.update(layer.short, "Layer already exists")
-        return
+def indented(value, depth=0):
+    """JSON as Go's json.MarshalIndent(v, "", "   ") writes it (docker's
+    manifests), without the json package (it imports re: ~10 ms)."""
+    pad, inner = "   " * depth, "   " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{_json.dumps(k)}: {indented(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and value:
+        return "[\n" + ",\n".join(inner + indented(v, depth + 1) for v in value) + f"\n{pad}]"
+    return _json.dumps(value)
+
+
+def known_repositories(store, registry, repository):
+    """{diff-id: [repository]}: the other repositories of `registry` that
+    hold a layer as stored (an image with it was pulled from or pushed
+    there): where a push mounts it from instead of sending it, as docker."""
+    by_image = {}
+    for ref, image_id in store.references().items():
+        if "@" not in ref:
+            continue
+        try:
+            where = parse_reference(ref)
+        except InvalidArgument:
+            continue
+        if where.registry == registry and where.repository != repository:
+            by_image.setdefault(image_id, []).append(where.repository)
+    known = {}
+    for image_id, repositories in by_image.items():
+        record = store.existing_image(image_id)
+        for diff_id in record["layers"] if record else ():
+            known.setdefault(diff_id, []).extend(repositories)
+    return known
+
+
+def _push_layer(client, layer, mount_from, progress):
     progress.update(layer.short, "Pushing")
     with open(layer.path, "rb") as f:
         body = _CountingReader(f, lambda n: progress.update(
             layer.short, f"Pushing {n / 1e6:.1f}MB/{layer.size / 1e6:.1f}MB", force=False))
-        _upload(client, layer.digest, layer.size, body)
-    progress.update(layer.short, "Pushed")
+        source = _upload(client, layer.digest, layer.size, body, mount_from[:1])
+    progress.update(layer.short, f"Mounted from {source}" if source else "Pushed")
 
 
 def _blob_exists(client, digest):
@@ -171,11 +209,19 @@ def _blob_exists(client, digest):
     return True
 
 
-def _upload(client, digest, size, body):
+def _upload(client, digest, size, body, mount_from=()):
     """Start an upload session, send the blob in one PATCH, close it with
-    PUT ?digest= (docker's sequence; the registry checks the digest)."""
-    resp = client.request("POST", f"/v2/{client.repository}/blobs/uploads/",
+    PUT ?digest= (docker's sequence; the registry checks the digest).
+    mount_from: a repository of the registry that has the blob: asked to
+    mount it (201: done, -> that repository; 202: a session, the upload
+    goes on).  -> None when the blob was sent."""
+    from urllib.parse import urlencode
+    query = f"?{urlencode({'mount': digest, 'from': mount_from[0]})}" if mount_from else ""
+    resp = client.request("POST", f"/v2/{client.repository}/blobs/uploads/{query}",
                           headers={"Content-Length": "0"})
+    if mount_from and resp.status == 201:
+        client.discard(resp)
+        return mount_from[0]
     location = _location(client, resp, "POST blobs/uploads/")
     resp = client.request("PATCH", location, body=body,
                           headers={"Content-Type": "application/octet-stream",
@@ -187,6 +233,7 @@ def _upload(client, digest, size, body):
     client.discard(resp)
     if announced and announced != digest:
         raise RegistryError(f"registry {client.registry} stored blob {digest} as {announced}")
+    return None
 
 
 def _location(client, resp, what):

@@ -101,6 +101,11 @@ class ImageStore:
                 raise InvalidArgument(f"image id prefix {ref!r} is ambiguous")
         raise ImageNotFound(f"No such image: {ref}")
 
+    def references(self):
+        """{reference: image id}: every tag (name:tag) and digest
+        (name@sha256:...) the store knows."""
+        return self._read_repositories()
+
     def get(self, ref):
         """resolve(), creating the built-in busybox image on first use."""
         try:
