@@ -64,8 +64,8 @@ class Builder:
         self.context = context
         self.tags = list(tags)
         for t in self.tags:
-            from .images.store import parse_reference
-            parse_reference(t)
+            from .images.reference import name_and_tag
+            name_and_tag(t)
         self.build_args = dict(build_args or {})
         self.used_args = set()
         self.target = target

@@ -218,10 +218,13 @@ def resources(memory=None, memory_swap=None, cpus=None, pids_limit=None):
     return res
 
 
-def check_name(name):
-    if not name or len(name) > 128 or not (name[0].isalnum() and name.isascii()) or \
+def check_name(name, kind="container", max_length=128):
+    """A container's, network's or volume's name: docker's rule for all
+    three, [a-zA-Z0-9][a-zA-Z0-9_.-]*, ASCII, at most `max_length`."""
+    if not name or len(name) > max_length or not (name[0].isalnum() and name.isascii()) or \
             not all(c.isalnum() or c in "_.-" for c in name):
-        raise InvalidArgument(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        raise InvalidArgument(f"invalid {kind} name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]* "
+                              f"(at most {max_length} characters)")
     return name
 
 

@@ -1,5 +1,7 @@
 """A small HTTP/1.1 client for the registry: requests with keep-alive,
-Content-Length and chunked bodies, streamed reads, TLS when asked.
+Content-Length and chunked bodies, streamed reads, TLS when asked, through
+a proxy from the environment (HTTPS_PROXY: a CONNECT tunnel; HTTP_PROXY:
+absolute-URI requests; NO_PROXY) as docker's Go client reads it.
 
 http.client imports the email package, ssl and socket (itself enum):
 ~25 ms, more than all the rest of a `diyc pull` of an image whose layers
@@ -35,6 +37,10 @@ class BodyIncomplete(HTTPException):
     """The connection ended before the body its framing announced."""
 
 
+class ProxyError(HTTPException):
+    """The proxy refused the tunnel, or its URL is not one we can use."""
+
+
 def content_length(value):
     """A Content-Length header -> int.  Digits only; a list of equal values
     (a repeated header) counts once, different ones are an error."""
@@ -47,44 +53,188 @@ def content_length(value):
     return int(number)
 
 
-class Connection:
-    """One keep-alive connection to `host` ("name[:port]")."""
+def split_host(host, default_port):
+    """"name[:port]" or "[v6]:port" -> (name, port or default_port)."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, colon, port = host.rpartition(":")
+        if not colon or ":" in name:  # no port, or a bare IPv6 address
+            name, port = host, ""
+    if not port:
+        return name, default_port
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise OSError(f"bad port in {host[:80]!r}")
+    return name, int(port)
 
-    def __init__(self, host, timeout=60, tls_context=None):
+
+def _open(host, timeout, default_port):
+    """A TCP connection to `host` ("name[:port]")."""
+    name, port = split_host(host, default_port)
+    try:
+        addresses = _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM)
+    except (ValueError, OverflowError):  # a NUL, a name IDNA cannot encode
+        raise OSError(f"bad host name {name[:80]!r}") from None
+    error = None
+    for family, kind, proto, _, addr in addresses:
+        sock = _socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(addr)
+        except OSError as e:
+            sock.close()
+            error = e
+            continue
+        return sock
+    raise error or OSError(f"cannot resolve {name}")
+
+
+def is_loopback(host):
+    """Whether `host` ("name[:port]") is this machine by name or address:
+    localhost, 127.0.0.0/8, ::1 (docker's default insecure registries;
+    never proxied, as Go's ProxyFromEnvironment does)."""
+    name = split_host(host, None)[0].lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    parts = name.split(".")
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() for p in parts):
+        return parts[0] == "127"
+    try:
+        return _socket.inet_pton(_socket.AF_INET6, name) == b"\0" * 15 + b"\1"
+    except (OSError, ValueError):
+        return False
+
+
+class Proxy:
+    """An HTTP proxy: `host` ("name:port") and its credentials if its URL
+    had any (sent as Proxy-Authorization: Basic)."""
+
+    def __init__(self, url):
+        from urllib.parse import unquote, urlsplit
+        if "://" not in url:
+            url = f"http://{url}"  # as curl and Go take a bare host:port
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            raise ProxyError(f"bad proxy URL {url[:80]!r}") from None
+        if parts.scheme != "http" or not parts.hostname:
+            raise ProxyError(f"unsupported proxy URL {url[:80]!r}: expected http://HOST[:PORT]")
+        self.host = parts.netloc.rpartition("@")[2]
+        if ":" not in self.host.rpartition("]")[2]:
+            self.host += ":80"
+        self.credentials = None
+        if parts.username is not None:
+            self.credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+
+    def headers(self):
+        if self.credentials is None:
+            return []
+        import base64
+        return [f"Proxy-Authorization: Basic {base64.b64encode(self.credentials.encode()).decode()}"]
+
+
+def proxy_for(scheme, host, environ):
+    """The Proxy for a request by `scheme` ("http"/"https") to `host`, from
+    `environ` (https_proxy/HTTPS_PROXY, http_proxy/HTTP_PROXY, no_proxy/
+    NO_PROXY; lower case first), or None: no proxy set, `host` in
+    NO_PROXY, or `host` is loopback."""
+    url = environ.get(f"{scheme}_proxy")
+    if url is None and not (scheme == "http" and "REQUEST_METHOD" in environ):  # httpoxy: CGI sets HTTP_PROXY
+        url = environ.get(f"{scheme.upper()}_PROXY")
+    if not url or is_loopback(host):
+        return None
+    no_proxy = environ.get("no_proxy", environ.get("NO_PROXY", ""))
+    if bypassed(host, 443 if scheme == "https" else 80, no_proxy):
+        return None
+    return Proxy(url)
+
+
+def bypassed(host, default_port, no_proxy):
+    """Whether NO_PROXY's list names `host`, as Go reads it: `*` is every
+    host; an IP address or CIDR range matches addresses; a domain matches
+    itself and its subdomains (only them with a leading "."); any entry
+    may end in :PORT."""
+    name, port = split_host(host, default_port)
+    name = name.lower().rstrip(".")
+    address = _ip_address(name)
+    for entry in no_proxy.lower().split(","):
+        entry = entry.strip()
+        if entry == "*":
+            return True
+        try:
+            entry_name, entry_port = split_host(entry, None) if "/" not in entry else (entry, None)
+        except OSError:
+            continue
+        entry_name = entry_name.rstrip(".")
+        if not entry_name or (entry_port is not None and entry_port != port):
+            continue
+        if address is not None:
+            if _matches_address(address, entry_name):
+                return True
+        elif name == entry_name.lstrip(".") and not entry_name.startswith(".") or \
+                name.endswith("." + entry_name.lstrip(".")):
+            return True
+    return False
+
+
+def _ip_address(text):
+    import ipaddress
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _matches_address(address, entry):
+    """An address against a NO_PROXY entry: an address or a CIDR range."""
+    import ipaddress
+    try:
+        return address in ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+
+
+class Connection:
+    """One keep-alive connection to `host` ("name[:port]"), directly or
+    through `proxy` (a Proxy)."""
+
+    def __init__(self, host, timeout=60, tls_context=None, proxy=None):
         self.host = host
         self.timeout = timeout
         self.tls_context = tls_context
+        self.proxy = proxy
         self.sock = None
         self.buffer = bytearray()
 
     def _connect(self):
-        name, _, port = self.host.rpartition(":")
-        if not name or not port.isdigit():
-            name, port = self.host, "443" if self.tls_context else "80"
-        name = name.strip("[]")
-        if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-            raise OSError(f"bad port in {self.host[:80]!r}")
-        try:
-            addresses = _socket.getaddrinfo(name, int(port), 0, _socket.SOCK_STREAM)
-        except (ValueError, OverflowError):  # a NUL, a name IDNA cannot encode
-            raise OSError(f"bad host name {name[:80]!r}") from None
-        error = None
-        for family, kind, proto, _, addr in addresses:
-            sock = _socket.socket(family, kind, proto)
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(addr)
-            except OSError as e:
-                sock.close()
-                error = e
-                continue
-            if self.tls_context is not None:
-                import socket
-                sock = self.tls_context.wrap_socket(socket.socket(fileno=sock.detach()),
-                                                    server_hostname=name)
-            self.sock = sock
+        self.sock = _open(self.proxy.host if self.proxy else self.host, self.timeout,
+                          443 if self.tls_context else 80)
+        if self.tls_context is None:
             return
-        raise error or OSError(f"cannot resolve {name}")
+        if self.proxy:
+            self._tunnel()
+        import socket
+        self.sock = self.tls_context.wrap_socket(socket.socket(fileno=self.sock.detach()),
+                                                 server_hostname=split_host(self.host, 443)[0])
+
+    def _tunnel(self):
+        """CONNECT through the proxy: afterwards the socket is a byte pipe
+        to self.host, for TLS."""
+        target = self.host if split_host(self.host, None)[1] else f"{self.host}:443"
+        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"] + self.proxy.headers()
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        try:
+            version, status, reason = self._status_line()
+            self.read_fields("header")
+        except BaseException:
+            self.close()
+            raise
+        if not 200 <= status < 300 or self.buffer:
+            self.close()
+            raise ProxyError(f"proxy {self.proxy.host} refused the tunnel to {target}: "
+                             f"{status} {reason}".rstrip())
 
     def close(self):
         if self.sock is not None:
@@ -97,8 +247,12 @@ class Connection:
         caller's headers give its Content-Length)."""
         if self.sock is None:
             self._connect()
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}"]
+        forward = self.proxy is not None and self.tls_context is None
+        target = f"http://{self.host}{path}" if forward else path  # a proxy's plain-HTTP form
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        if forward:
+            lines += self.proxy.headers()
         self.method = method
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if body is None or isinstance(body, (bytes, bytearray)):
@@ -113,18 +267,22 @@ class Connection:
         read through the Response.  Any error closes the connection (what
         is left on it cannot be trusted to be where a response starts)."""
         try:
-            line = self._readline(MAX_LINE, "status line")
-            if not line:
-                raise RemoteDisconnected("the server closed the connection")
-            parts = line.decode("latin-1").split(None, 2)
-            if (len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3
-                    or not (parts[1].isascii() and parts[1].isdigit())):
-                raise HTTPException(f"bad status line {line[:80]!r}")
-            headers = self.read_fields("header")
-            return Response(self, parts[0], int(parts[1]), headers)
+            version, status, _ = self._status_line()
+            return Response(self, version, status, self.read_fields("header"))
         except BaseException:
             self.close()
             raise
+
+    def _status_line(self):
+        """-> (version, status, reason) of the next response."""
+        line = self._readline(MAX_LINE, "status line")
+        if not line:
+            raise RemoteDisconnected("the server closed the connection")
+        parts = line.decode("latin-1").split(None, 2)
+        if (len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3
+                or not (parts[1].isascii() and parts[1].isdigit())):
+            raise HTTPException(f"bad status line {line[:80]!r}")
+        return parts[0], int(parts[1]), parts[2].strip() if len(parts) > 2 else ""
 
     def read_fields(self, what):
         """Header (or trailer) fields up to the empty line -> {lowercase

@@ -29,12 +29,13 @@ def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
          progress=None, root: str | os.PathLike | Root | None = None) -> dict:
     """Pull an image from a registry (v2 API), as `diyc pull`, and return
     its record.  reference: [REGISTRY/]NAME[:TAG|@sha256:DIGEST].
-    platform: "linux/amd64" (default: this machine's).  insecure: plain
-    HTTP (or unverified TLS).  progress: a diyc.images.puller.Progress (default:
+    platform: "linux/amd64" (default: this machine's).  insecure: TLS
+    without verification, or plain HTTP if the registry does not speak TLS
+    (a loopback registry, localhost or 127.0.0.0/8, is plain HTTP anyway).  progress: a diyc.images.puller.Progress (default:
     silent).  A registry's answers are checked and capped as the CLI's."""
     from .config import check_text
     from .images.puller import Progress, pull as pull_reference
-    from .images.registry import parse_reference
+    from .images.reference import parse_reference
     check_text(reference, "reference")
     store = _store(root)
     ref = parse_reference(reference)
@@ -52,7 +53,7 @@ def push(repository: str, tag: str | None = None, *, insecure: bool = False, pro
     from .config import check_text
     from .images.puller import Progress
     from .images.pusher import push as push_reference
-    from .images.registry import parse_reference
+    from .images.reference import parse_reference
     check_text(repository, "repository")
     if tag is not None:
         check_text(tag, "tag")

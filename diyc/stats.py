@@ -1,8 +1,12 @@
 """`diyc stats`: resource use of running containers, from their cgroups
-(CPU, memory, pids) and network namespaces (bytes in and out)."""
+(CPU, memory, pids) and the counters of their veths (bytes in and out,
+through pyroute2: imported once per `diyc stats`, only when a container
+has a veth)."""
 
 import os
 import time
+
+from .errors import DiycError
 
 
 def _read_int(path, default=0):
@@ -37,19 +41,32 @@ def _pids(cg):
     return _read_int(f"{p}/pids.current")
 
 
-def _net(pid):
+def _veths(container):
+    """The host ends of a container's veths: its network's, then those of
+    the networks it joined with `diyc network connect`; with --network
+    container:NAME, NAME's (the traffic of the namespace they share)."""
+    record = container.record
+    if (record.get("network") or "").startswith("container:"):
+        from .record import ContainerRecord
+        try:
+            record = ContainerRecord.load(record["network"].partition(":")[2], container.root).record
+        except DiycError:
+            return []  # that container is gone
+    own = record.get("network_settings") or {}
+    joined = record.get("networks_connected") or {}
+    return [s["veth"] for s in [own, *joined.values()] if s.get("veth")]
+
+
+def _net(rtnl, container):
+    """(bytes received, bytes sent) by the container over its veths, read
+    from their host ends (what the host end sends, the container receives).
+    A container on network none or host has none: 0, 0, as docker shows."""
     rx = tx = 0
-    try:
-        with open(f"/proc/{pid}/net/dev") as f:
-            for line in f.readlines()[2:]:
-                name, data = line.split(":", 1)
-                if name.strip() == "lo":
-                    continue
-                fields = data.split()
-                rx += int(fields[0])
-                tx += int(fields[8])
-    except OSError:
-        pass
+    for veth in _veths(container):
+        link = rtnl.link(veth)
+        if link:
+            rx += link["tx_bytes"]
+            tx += link["rx_bytes"]
     return rx, tx
 
 
@@ -62,14 +79,23 @@ def sample(containers, interval=0.5):
     time.sleep(interval)
     elapsed = time.monotonic() - t0
     out = []
-    for c, g, b in zip(containers, groups, before):
+    for c, g, b, (rx, tx) in zip(containers, groups, before, _net_counters(containers)):
         used, limit = _memory(g)
         host_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        rx, tx = _net(c.record["state"].get("pid"))
         out.append({"cpu_percent": 100.0 * (_cpu_ns(g) - b) / (elapsed * 1e9),
                     "memory": used, "memory_limit": min(limit, host_mem) if limit else host_mem,
                     "pids": _pids(g), "net_rx": rx, "net_tx": tx})
     return out
+
+
+def _net_counters(containers):
+    """[(rx, tx)] of each container; pyroute2 is imported (and one netlink
+    socket opened) only when some container has a veth to read."""
+    if not any(_veths(c) for c in containers):
+        return [(0, 0)] * len(containers)
+    from .net.management import Rtnl
+    with Rtnl() as rtnl:
+        return [_net(rtnl, c) for c in containers]
 
 
 def oci_stats(cg):

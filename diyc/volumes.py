@@ -5,6 +5,7 @@ root and are created on first use, as in docker; and docker's long form,
 
 import os
 
+from .config import check_name
 from .errors import Conflict, InvalidArgument, NotFound
 from .state import remove_tree
 
@@ -13,13 +14,8 @@ def _volumes_dir(root):
     return f"{root.path}/volumes"
 
 
-def _check_volume_name(name):
-    if not name or not (name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
-        raise InvalidArgument(f"invalid volume name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
-
-
 def create_volume(root, name):
-    _check_volume_name(name)
+    check_name(name, "volume", max_length=255)  # a directory's name
     data = f"{_volumes_dir(root)}/{name}/_data"
     os.makedirs(data, exist_ok=True)
     return data
@@ -150,7 +146,8 @@ def parse_mount(root, value):
         raise InvalidArgument(f"invalid --mount {value!r}: source= is required for type={kind}")
     if kind == "volume":
         if root is None:
-            return _check_volume_name(source)
+            check_name(source, "volume", max_length=255)
+            return None
         return _bind(create_volume(root, source), target, readonly, None, source)
     if kind != "bind":
         raise InvalidArgument(f"invalid --mount {value!r}: type must be bind, volume or tmpfs")

@@ -17,7 +17,7 @@ apt-get install -y -qq --no-install-recommends \
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check \
-    "cython>=3" setuptools wheel pytest pytest-benchmark zstandard
+    "cython>=3" setuptools wheel pytest pytest-benchmark zstandard pyroute2
 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .
 # The extension also goes next to the sources, so that tests and benchmarks
 # run from this checkout import the same code whichever copy they find.

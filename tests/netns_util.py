@@ -1,8 +1,8 @@
 """Network namespaces as test "hosts", shared by the network test modules.
 
 A test's diyc commands run inside a network namespace the test creates
-(`ip netns add`, then `nsenter --net`: unlike `ip netns exec` it keeps the
-machine's /sys, so cgroups stay visible), so the machine's own links,
+(pyroute2's netns.create, as `ip netns add`; then `nsenter --net`: unlike
+`ip netns exec` it keeps the machine's /sys, so cgroups stay visible), so the machine's own links,
 routes and firewall are never touched and all traffic stays between that
 namespace and its containers.  Deleting the namespace takes whatever diyc
 left there (bridges, nftables tables) with it.
@@ -22,18 +22,25 @@ CLONE_NEWNET = 0x40000000
 
 @contextlib.contextmanager
 def netns(prefix="diyctest"):
-    """A fresh network namespace with its loopback up -> its name."""
+    """A fresh network namespace (/run/netns/NAME, as `ip netns add` makes
+    it) with its loopback up -> its name."""
+    from pyroute2 import IPRoute, netns as namespaces
     name = f"{prefix}-{os.getpid()}-{os.urandom(3).hex()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    namespaces.create(name)
     try:
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "ip", "link", "set", "lo", "up"], check=True)
+        with IPRoute(netns=name, flags=0) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         # A new namespace inherits the host's ip_forward (devconf_inherit_init_net=0):
         # start from 0, so what diyc turns on and restores is its own doing.
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-c",
-                        "echo 0 > /proc/sys/net/ipv4/ip_forward"], check=True)
+        in_netns(name, lambda: _write_sysctl("net/ipv4/ip_forward", "0"))
         yield name
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
+        namespaces.remove(name)
+
+
+def _write_sysctl(name, value):
+    with open(f"/proc/sys/{name}", "w") as f:  # the calling thread's namespace's
+        f.write(value)
 
 
 class NsCli:
@@ -72,6 +79,15 @@ class NsCli:
         from diyc.net.network import firewall_table
         from diyc.state import Root
         return firewall_table(Root(self.root))
+
+
+def network_info(cli, name):
+    """`diyc network inspect NAME` (docker's shape) -> {"bridge", "subnet",
+    "gateway", "containers", "doc": all of it}."""
+    doc = json.loads(cli("network", "inspect", name, check=True).stdout)[0]
+    ipam = doc["IPAM"]["Config"][0]
+    return {"bridge": doc["Options"]["com.docker.network.bridge.name"], "subnet": ipam["Subnet"],
+            "gateway": ipam["Gateway"], "containers": doc["Containers"], "doc": doc}
 
 
 # (busybox 1.35's `wget -T` crashes: timeouts come from `timeout`)
@@ -120,18 +136,18 @@ class Server:
         self.stop()
 
 
-def host_get(ns, address, port, path="/i", timeout=5.0):
-    """HTTP GET from the test's host namespace, in this process: a thread
-    enters the namespace, makes the socket (which stays bound to it), leaves."""
+def in_netns(ns, make):
+    """make() run in network namespace `ns` (a thread enters it, calls, and
+    leaves): what it returns, e.g. a socket, which stays bound to `ns`."""
     from diyc import _native
     result = {}
 
-    def make():
+    def run():
         own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
         try:
             _native.setns(target, CLONE_NEWNET)
-            result["sock"] = socket.create_connection((address, port), timeout=timeout)
+            result["value"] = make()
         except OSError as e:
             result["error"] = e
         finally:
@@ -139,12 +155,18 @@ def host_get(ns, address, port, path="/i", timeout=5.0):
             os.close(own)
             os.close(target)
 
-    t = threading.Thread(target=make)
+    t = threading.Thread(target=run)
     t.start()
     t.join()
     if "error" in result:
         raise result["error"]
-    with result["sock"] as s:
+    return result["value"]
+
+
+def host_get(ns, address, port, path="/i", timeout=5.0):
+    """HTTP GET from the test's host namespace, in this process."""
+    sock = in_netns(ns, lambda: socket.create_connection((address, port), timeout=timeout))
+    with sock as s:
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(4096):

@@ -230,3 +230,59 @@ def test_stalled_body_times_out(server):
     with pytest.raises(TimeoutError):
         resp.read(10)
     conn.close()
+
+
+# -- proxies from the environment (the real tunnel: test_registry_transport.py) --
+
+@pytest.mark.parametrize("host, no_proxy, bypassed", [
+    ("198.51.100.7", "198.51.100.0/24", True),
+    ("198.51.100.7", "51.100.7,100.7", False),       # an address is not a domain
+    ("198.51.100.7:443", "198.51.100.7:443", True),
+    ("198.51.100.7:5000", "198.51.100.7:443", False),
+    ("reg.example.org", "example.org", True),         # a domain and its subdomains
+    ("badexample.org", "example.org", False),
+    ("example.org", ".example.org", False),           # a leading dot: subdomains only
+    ("a.example.org", " .example.org ", True),
+    ("[2001:db8::2]:5000", "2001:db8::/64", True),
+    ("anything", "*", True),
+    ("anything", "", False),
+])
+def test_no_proxy_matching(host, no_proxy, bypassed):
+    assert http.bypassed(host, 443, no_proxy) is bypassed
+
+
+def test_proxy_for_reads_the_environment_as_go_does():
+    url = "http://proxy.example:3128"
+    assert http.proxy_for("https", "reg.example", {"HTTPS_PROXY": url}).host == "proxy.example:3128"
+    assert http.proxy_for("https", "reg.example", {"https_proxy": "p1:1", "HTTPS_PROXY": "p2:2"}).host == "p1:1"
+    assert http.proxy_for("http", "reg.example", {"HTTPS_PROXY": url}) is None     # per scheme
+    assert http.proxy_for("https", "reg.example", {"HTTPS_PROXY": url, "NO_PROXY": "reg.example"}) is None
+    assert http.proxy_for("http", "reg.example", {"HTTP_PROXY": url, "REQUEST_METHOD": "GET"}) is None  # httpoxy
+    for loopback in ("localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "registry.localhost"):
+        assert http.is_loopback(loopback)
+        assert http.proxy_for("https", loopback, {"HTTPS_PROXY": url}) is None
+    assert not http.is_loopback("128.0.0.1") and not http.is_loopback("localhost.example")
+    proxy = http.proxy_for("https", "reg.example", {"HTTPS_PROXY": "http://a%40b:c%3Ad@[2001:db8::1]:8080"})
+    assert proxy.host == "[2001:db8::1]:8080" and proxy.credentials == "a@b:c:d"
+    assert http.proxy_for("https", "reg.example", {"HTTPS_PROXY": "proxy.example"}).host == "proxy.example:80"
+    for bad in ("socks5://p:1080", "https://p:443", "http://p:notaport", "http://"):
+        with pytest.raises(http.ProxyError):
+            http.proxy_for("https", "reg.example", {"HTTPS_PROXY": bad})
+
+
+@pytest.mark.parametrize("answer, message", [
+    (hs.head("407 Proxy Authentication Required"), "refused the tunnel to reg.example:443: 407"),
+    (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200_000)),
+     "more than 100 header fields"),
+    (b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x01early", "refused the tunnel"),   # bytes before our TLS hello
+])
+def test_a_hostile_proxy_answer_to_connect(server, answer, message):
+    import ssl
+    server.routes["reg.example:443"] = hs.raw(answer)
+    conn = http.Connection("reg.example", timeout=10, tls_context=ssl.create_default_context(),
+                           proxy=http.Proxy(f"http://bob:pw@{server.host}"))
+    with pytest.raises(http.HTTPException, match=message):
+        conn.request("GET", "/v2/")
+    assert conn.sock is None
+    assert server.requests[0][1:3] == ("CONNECT", "reg.example:443")
+    assert server.requests[0][3]["proxy-authorization"] == "Basic Ym9iOnB3"

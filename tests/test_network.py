@@ -14,12 +14,13 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
 
 from conftest import assert_one_line_error, container_records, wait_for
-from netns_util import NsCli, Server, host_get, netns, try_get
+from netns_util import NsCli, Server, host_get, netns, network_info, try_get
 
 SUBNET_A = "10.251.1.0/24"
 SUBNET_B = "10.251.2.0/24"
@@ -81,7 +82,7 @@ def test_bridge_network_is_ready_at_the_first_instruction(net, diyc_root, busybo
     assert "nameserver 127." not in files
     assert "gateway-reachable" in proc.stdout
     # The bridge exists with the gateway address; the container's lease is gone.
-    bridge = json.loads(net("network", "inspect", "bridge", check=True).stdout)[0]["bridge"]
+    bridge = network_info(net, "bridge")["bridge"]
     assert f"inet {gateway}/16" in net.sh("ip", "-4", "addr", "show", bridge).stdout
     assert leases(diyc_root, "bridge") == []
     # The files were bind-mounted: nothing written into the image.
@@ -92,8 +93,7 @@ def test_bridge_network_is_ready_at_the_first_instruction(net, diyc_root, busybo
 def test_outbound_nat_and_forwarding_installed(net):
     net("run", "--rm", "--network", "bridge", "busybox", "true", check=True)
     rules = net.sh("nft", "list", "table", "ip", net.table()).stdout
-    subnet = net("network", "inspect", "bridge", check=True).stdout
-    subnet = re.search(r'"subnet": "([^"]+)"', subnet).group(1)
+    subnet = network_info(net, "bridge")["subnet"]
     assert f"ip saddr {subnet} oifname != \"diyc*\" masquerade" in rules
     assert net.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
 
@@ -140,7 +140,7 @@ def test_networks_are_isolated(net, network_ab):
 def test_published_port(net, diyc_root):
     with Server(net, "pub", "--network", "bridge", "-p", "8080:80") as srv:
         assert "pub" in host_get(net.ns, "127.0.0.1", 8080)
-        gateway = re.search(r'"gateway": "([^"]+)"', net("network", "inspect", "bridge").stdout).group(1)
+        gateway = network_info(net, "bridge")["gateway"]
         assert "pub" in host_get(net.ns, gateway, 8080)
         # from another container, through the host's port
         other = net("run", "--rm", "--network", "bridge", "busybox", "timeout", "3", "wget", "-q", "-O-",
@@ -247,7 +247,7 @@ def test_bad_run_values(net, args, message):
 
 
 def test_bad_gateway_ip(net):
-    gateway = re.search(r'"gateway": "([^"]+)"', net("network", "inspect", "bridge", check=True).stdout).group(1)
+    gateway = network_info(net, "bridge")["gateway"]
     assert_one_line_error(net("run", "--rm", "--network", "bridge", "--ip", gateway, "busybox", "true"),
                           contains="gateway")
 
@@ -308,3 +308,112 @@ def test_detached_container_releases_its_network_when_it_ends(net, network_ab, d
     assert leases(diyc_root, a) == []
     assert os.listdir(f"{diyc_root}/ports") == []
 
+
+
+# -- pyroute2 stays off the start path --------------------------------------------
+
+def test_run_on_a_bridge_never_imports_pyroute2(net, network_ab, diyc_root):
+    # the start path speaks netlink through diyc.net.netlink: pyroute2's
+    # import alone (~250 ms) would be twenty starts.  The first start on a
+    # network makes its bridge; -p takes the published-ports path too; no
+    # --network is the default bridge.
+    from conftest import PKG_DIR
+    a, _ = network_ab
+    for args in (["--network", a, "-p", "127.0.0.1:8292:80"], ["--network", a], ["--network", "bridge"], []):
+        code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
+                f"rc = main(['--root', {str(diyc_root)!r}, 'run', '--rm', *{args!r}, 'busybox', 'true']); "
+                "print(rc, sorted(m for m in sys.modules if m.split('.')[0] == 'pyroute2'))")
+        out = subprocess.run(["nsenter", f"--net=/run/netns/{net.ns}", sys.executable, "-I", "-c", code],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.splitlines()[:1] == ["0 []"], (args, out.stdout, out.stderr)
+    # ... while the management plane uses it: `network rm` deletes a bridge
+    name = f"t{os.urandom(3).hex()}c"
+    net("network", "create", name, check=True)
+    code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); from diyc.cli import main; "
+            f"rc = main(['--root', {str(diyc_root)!r}, 'network', 'rm', {name!r}]); "
+            "print(rc, 'pyroute2' in sys.modules)")
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{net.ns}", sys.executable, "-I", "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "0 True", (out.stdout, out.stderr)
+
+
+def test_stats_counts_the_bytes_of_a_containers_veth(net, network_ab, diyc_root):
+    from conftest import PKG_DIR
+    a, _ = network_ab
+
+    def counters(name):
+        code = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc; "
+                f"s = diyc.Container.load({name!r}, root={str(diyc_root)!r}).stats(interval=0.05); "
+                "print(s['net_rx'], s['net_tx'])")
+        out = net.sh(sys.executable, "-I", "-c", code)
+        assert out.returncode == 0, out.stderr
+        return [int(n) for n in out.stdout.split()]
+
+    with Server(net, "counted", "--network", a) as srv:
+        rx0, tx0 = counters("counted")
+        body = host_get(net.ns, srv.ip, 80, path="/big")  # 404, a few hundred bytes each way
+        assert "404" in body
+        rx1, tx1 = counters("counted")
+        assert rx1 - rx0 >= 60 and tx1 - tx0 >= len(body)
+        # a container in its network namespace counts the same interface
+        net("run", "-d", "--name", "sharer", "--network", "container:counted", "busybox", "sleep", "30",
+            check=True)
+        try:
+            rx2, tx2 = counters("sharer")
+            assert rx2 >= rx1 and tx2 >= tx1
+        finally:
+            net("rm", "-f", "sharer", check=True)
+
+
+# -- network connect / disconnect / inspect -----------------------------------------
+
+MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def test_connect_and_disconnect_a_running_container(net, network_ab, diyc_root):
+    a, b = network_ab
+    with Server(net, "peer-b", "--network", b) as peer, Server(net, "roamer", "--network", a) as roamer:
+        net("network", "connect", b, "roamer", check=True)
+        info = network_info(net, b)
+        assert info["subnet"] == SUBNET_B and info["doc"]["Driver"] == "bridge" and info["doc"]["Scope"] == "local"
+        mine, theirs = info["containers"][roamer.id], info["containers"][peer.id]
+        assert (mine["Name"], theirs["Name"]) == ("roamer", "peer-b")
+        assert MAC.fullmatch(mine["MacAddress"]) and theirs["IPv4Address"] == f"{peer.ip}/24"
+        ip_b = mine["IPv4Address"].removesuffix("/24")
+        assert ip_b in leases(diyc_root, b)
+        # inside: a second interface with that address, and peer-b by name
+        out = net("exec", "roamer", "sh", "-c", "ip -4 -o addr show eth1; ip link show eth1; "
+                  "timeout 5 wget -q -O- http://peer-b/i", check=True).stdout
+        assert f"inet {ip_b}/24" in out and mine["MacAddress"] in out and out.strip().endswith("peer-b")
+        assert re.search(rf"^{re.escape(ip_b)}\t\S+ roamer$", net("exec", "peer-b", "cat", "/etc/hosts").stdout, re.M)
+        assert "roamer" in host_get(net.ns, ip_b, 80)   # its httpd, on its new address
+        assert_one_line_error(net("network", "connect", b, "roamer"), contains="already connected")
+        assert_one_line_error(net("network", "disconnect", a, "roamer"), contains="started on")
+        assert_one_line_error(net("network", "rm", b), contains="in use by container(s): peer-b, roamer")
+
+        net("network", "disconnect", b, "roamer", check=True)
+        assert roamer.id not in network_info(net, b)["containers"]
+        assert "eth1" not in net("exec", "roamer", "ip", "-o", "link", check=True).stdout
+        assert ip_b not in net("exec", "peer-b", "cat", "/etc/hosts", check=True).stdout
+        assert peer.ip not in net("exec", "roamer", "cat", "/etc/hosts", check=True).stdout
+        assert try_get(net.ns, ip_b, 80) is None and leases(diyc_root, b) == [peer.ip]
+        assert_one_line_error(net("network", "disconnect", b, "roamer"), contains="not connected")
+        # connected again (at a chosen address), then the container ends:
+        # its end releases that network too
+        net("network", "connect", "--ip", "10.251.2.77", b, "roamer", check=True)
+        assert "10.251.2.77" in leases(diyc_root, b)
+    assert leases(diyc_root, a) == [] and leases(diyc_root, b) == []
+
+
+def test_connect_refuses_what_it_cannot_do(net, network_ab):
+    a, b = network_ab
+    net("run", "-d", "--name", "loner", "--network", "none", "busybox", "sleep", "30", check=True)
+    try:
+        assert_one_line_error(net("network", "connect", b, "loner"), contains="bridge network")
+        net("kill", "loner", check=True)
+        net("wait", "loner")
+        assert_one_line_error(net("network", "connect", b, "loner"), contains="not running")
+    finally:
+        net("rm", "-f", "loner", check=True)
+    assert_one_line_error(net("network", "connect", "nosuchnet", "loner"), contains="no such network")
+    assert_one_line_error(net("network", "connect", b), contains="requires exactly 2 arguments")

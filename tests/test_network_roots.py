@@ -5,7 +5,6 @@ goes.  Both roots live in one network namespace this module creates (see
 netns_util), which is deleted at the end.
 """
 
-import json
 import os
 import re
 import shutil
@@ -13,15 +12,11 @@ import shutil
 import pytest
 
 from conftest import assert_one_line_error, container_records
-from netns_util import NsCli, Server, host_get, netns, try_get
+from netns_util import NsCli, Server, host_get, netns, network_info, try_get
 
 
 def forward(cli):
     return cli.sh("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
-
-
-def inspect_network(cli, name):
-    return json.loads(cli("network", "inspect", name, check=True).stdout)[0]
 
 
 def links(cli):
@@ -58,7 +53,7 @@ def test_two_roots_share_a_namespace_without_touching_each_other(two_roots):
     # the second root must not pick the first one's subnet
     a("network", "create", "usr", check=True)
     b("network", "create", "usr", check=True)
-    assert inspect_network(a, "usr")["subnet"] != inspect_network(b, "usr")["subnet"]
+    assert network_info(a, "usr")["subnet"] != network_info(b, "usr")["subnet"]
 
     a_def = Server(a, "web", "--network", "bridge", "-p", "127.0.0.1:8601:80")
     a_usr = Server(a, "web-usr", "--network", "usr", "-p", "127.0.0.1:8603:80")
@@ -68,7 +63,7 @@ def test_two_roots_share_a_namespace_without_touching_each_other(two_roots):
     b_def = Server(b, "web", "--network", "bridge", "-p", "127.0.0.1:8602:80")
     b_usr = Server(b, "web-usr", "--network", "usr", "-p", "127.0.0.1:8604:80")
     try:
-        bridges = {cli.root: (inspect_network(cli, "bridge"), inspect_network(cli, "usr")) for cli in (a, b)}
+        bridges = {cli.root: (network_info(cli, "bridge"), network_info(cli, "usr")) for cli in (a, b)}
         (a_bridge, a_net), (b_bridge, b_net) = bridges[a.root], bridges[b.root]
         assert len({a_bridge["bridge"], a_net["bridge"], b_bridge["bridge"], b_net["bridge"]}) == 4
         assert a_bridge["subnet"] != b_bridge["subnet"]
@@ -136,12 +131,12 @@ def test_same_explicit_subnet_in_two_roots_is_refused_at_the_second_bridge(two_r
     b("network", "create", "dup", "--subnet", subnet, check=True)
     try:
         a("run", "--rm", "--network", "dup", "busybox", "true", check=True)
-        bridge_a = inspect_network(a, "dup")["bridge"]
+        bridge_a = network_info(a, "dup")["bridge"]
         proc = b("run", "--rm", "--network", "dup", "busybox", "true")
         assert_one_line_error(proc, contains=f"overlaps the route via {bridge_a}")
         assert container_records(b.root) == []
         assert os.listdir(f"{b.root}/networks/dup/leases") == []
-        assert inspect_network(b, "dup")["bridge"] not in links(b)
+        assert network_info(b, "dup")["bridge"] not in links(b)
     finally:
         for cli in (a, b):
             cli("network", "prune", check=True)
@@ -154,7 +149,7 @@ def test_same_explicit_subnet_in_two_roots_is_refused_at_the_second_bridge(two_r
 def test_a_deleted_root_no_longer_claims_subnets(two_roots, tmp_path):
     a, b = two_roots
     a("network", "create", "first", check=True)
-    taken = inspect_network(a, "first")["subnet"]
+    taken = network_info(a, "first")["subnet"]
     gone = root_id(a.root)
     assert os.path.lexists(f"/run/diyc/roots/{gone}")
     shutil.rmtree(a.root)  # (no bridge was made: nothing of it is in the namespace)
@@ -162,6 +157,6 @@ def test_a_deleted_root_no_longer_claims_subnets(two_roots, tmp_path):
     # one again, as it was for root A)
     b("network", "create", "second", check=True)
     assert not os.path.lexists(f"/run/diyc/roots/{gone}")
-    assert inspect_network(b, "second")["subnet"] == taken
+    assert network_info(b, "second")["subnet"] == taken
     b("network", "rm", "second", check=True)
     assert not os.path.lexists(f"/run/diyc/roots/{root_id(b.root)}")

@@ -68,7 +68,8 @@ def root(tmp_path):
 # -- unit: references and challenges ---------------------------------------
 
 def test_reference_rules():
-    from diyc.images.registry import parse_reference, parse_challenge
+    from diyc.images.reference import parse_reference
+    from diyc.images.registry import parse_challenge
     r = parse_reference("alpine")
     assert (r.registry, r.repository, r.tag, r.name) == ("docker.io", "library/alpine", "latest", "alpine")
     r = parse_reference("user/app:1.2")
@@ -79,6 +80,14 @@ def test_reference_rules():
     for bad in ("UPPER/x", "x@sha256:12", "x:", "a//b"):
         with pytest.raises(Exception):
             parse_reference(bad)
+    # the same parser gives the store its local name and tag
+    from diyc.errors import InvalidArgument
+    from diyc.images.reference import name_and_tag
+    assert name_and_tag("busybox") == ("busybox", "latest")
+    assert name_and_tag("Reg.Example:5000/a/b:v1.0") == ("Reg.Example:5000/a/b", "v1.0")
+    for bad in ("x@sha256:" + "a" * 64, "a/B", "x:-1", "a" * 256):
+        with pytest.raises(InvalidArgument):
+            name_and_tag(bad)
     scheme, p = parse_challenge('Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"')
     assert scheme == "bearer" and p["scope"] == "repository:a/b:pull,push" and p["service"] == "reg"
 
@@ -162,9 +171,17 @@ def test_pull_index_platform_and_digest(reg, root):
     assert ok(root, "run", "--network", "none", "--rm", "-u", "0", by_digest, "cat /etc/motd").stdout.endswith("layer 3\n")
 
 
-def test_pull_without_insecure_uses_https(reg, root):
-    p = diyc(root, "pull", f"{reg.host}/test/layered")
-    assert p.returncode == 125 and "cannot connect" in p.stderr and "https" in p.stderr
+def test_loopback_registries_speak_plain_http_without_insecure(reg, root):
+    # docker's default insecure registries: localhost and 127.0.0.0/8
+    port = reg.host.rpartition(":")[2]
+    for host in (reg.host, f"localhost:{port}"):
+        ref = f"{host}/test/layered"
+        ok(root, "pull", ref)
+        assert ok(root, "run", "--rm", "-u", "0", ref, "cat /etc/motd").stdout.endswith("layer 3\n")
+    # any other host is TLS (the suite's network safety: a name that does
+    # not resolve, so nothing leaves the machine)
+    p = diyc(root, "pull", "registry.invalid/test/layered")
+    assert p.returncode == 125 and "cannot connect" in p.stderr and "(https)" in p.stderr
 
 
 # -- malformed input: clear error, exit 125, unchanged store ----------------
@@ -244,9 +261,10 @@ def test_basic_auth(auth_reg, root):
     p = diyc(root, "login", "--insecure", "-u", "alice", "-p", "wrong", auth_reg.host)
     assert p.returncode == 125 and "authentication" in p.stderr
     assert not (root / "auth.json").exists()
-    ok(root, "login", "--insecure", "-u", "alice", "--password-stdin", auth_reg.host, input="s3cret\n")
+    # loopback: plain HTTP without --insecure, for login as for pull
+    ok(root, "login", "-u", "alice", "--password-stdin", auth_reg.host, input="s3cret\n")
     assert stat.S_IMODE(os.stat(root / "auth.json").st_mode) == 0o600
-    ok(root, "pull", "--insecure", ref)
+    ok(root, "pull", ref)
     assert json.loads(ok(root, "image", "inspect", ref).stdout)[0]["id"] == auth_reg.images["img"]["config"]
     ok(root, "logout", auth_reg.host)
     ok(root, "rmi", ref)

@@ -71,7 +71,8 @@ def cmd_import(root, opts, args):
     return 0
 
 
-INSECURE = Option("--insecure", "insecure", FLAG, help="Speak plain HTTP to the registry")
+INSECURE = Option("--insecure", "insecure", FLAG,
+                  help="Accept any TLS certificate, or plain HTTP (loopback registries are plain HTTP anyway)")
 
 
 @command("pull", "image pull", usage="[OPTIONS] [REGISTRY/]NAME[:TAG|@DIGEST]",
@@ -82,7 +83,7 @@ def cmd_pull(root, opts, args):
     if len(args) != 1:
         raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
     from ..images.puller import Progress, pull
-    from ..images.registry import parse_reference
+    from ..images.reference import parse_reference
     from ..images.store import ImageStore
     ref = parse_reference(args[0])
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
@@ -99,7 +100,7 @@ def cmd_push(root, opts, args):
         raise InvalidArgument('"diyc push" requires one image: diyc push [REGISTRY/]NAME[:TAG]')
     from ..images.puller import Progress
     from ..images.pusher import push
-    from ..images.registry import parse_reference
+    from ..images.reference import parse_reference
     from ..images.store import ImageStore
     ref = parse_reference(args[0])
     quiet = opts.get("quiet", False)

@@ -55,20 +55,35 @@ def cmd_network_prune(root, opts, args):
     return 0
 
 
-@command("network inspect", usage="NETWORK [NETWORK...]", help="Show networks' records as JSON")
+@command("network inspect", usage="NETWORK [NETWORK...]",
+         help="Show networks and their containers as JSON (docker's shape)")
 def cmd_network_inspect(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc network inspect" requires at least one network')
     import json
-    from ..errors import NotFound
-    from ..net import network as networking
-    out = []
-    for name in args:
-        rec = networking.load(root, name)
-        if rec is None:
-            raise NotFound(f"no such network: {name}")
-        out.append(rec)
-    print(json.dumps(out, indent=2))
+    from ..net import attach
+    print(json.dumps([attach.inspect(root, name) for name in args], indent=2))
+    return 0
+
+
+@command("network connect", usage="[OPTIONS] NETWORK CONTAINER",
+         help="Connect a running container to a network", options=(
+             Option("--ip", "ip", VALUE, "ADDRESS", "Its IPv4 address on the network (default: the first free one)"),))
+def cmd_network_connect(root, opts, args):
+    if len(args) != 2:
+        raise InvalidArgument('"diyc network connect" requires exactly 2 arguments: NETWORK CONTAINER')
+    from ..net import attach
+    attach.connect(root, args[0], args[1], ip=opts.get("ip"))
+    return 0
+
+
+@command("network disconnect", usage="NETWORK CONTAINER",
+         help="Disconnect a running container from a network it joined with connect")
+def cmd_network_disconnect(root, opts, args):
+    if len(args) != 2:
+        raise InvalidArgument('"diyc network disconnect" requires exactly 2 arguments: NETWORK CONTAINER')
+    from ..net import attach
+    attach.disconnect(root, args[0], args[1])
     return 0
 
 

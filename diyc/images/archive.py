@@ -120,7 +120,7 @@ class _Archive:
         return _parse_json(self.read(name), name, kind)
 
     def blob(self, digest, limit=64 << 20):
-        from .registry import check_digest
+        from .reference import check_digest
         check_digest(digest)
         data = self.read(f"blobs/sha256/{digest[7:]}", limit)
         got = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -176,7 +176,7 @@ class _Image:
         self.config = _parse_json(config_bytes, "image config")
         rootfs = _expect(self.config.get("rootfs"), dict, "the image config's rootfs")
         self.diff_ids = _expect_list_of(rootfs.get("diff_ids"), str, "the image config's rootfs.diff_ids")
-        from .registry import check_digest
+        from .reference import check_digest
         for d in self.diff_ids:
             check_digest(d, "diff-id")
         self.layers = layers      # [(archive name, expected blob digest or None, media type)]
@@ -245,7 +245,7 @@ def _finish(store, image, log):
 
 
 def _docker_images(archive):
-    from .store import parse_reference
+    from .reference import name_and_tag
     manifest = archive.json("manifest.json", list)
     if not manifest:
         raise ArchiveError("manifest.json in image archive lists no image")
@@ -266,7 +266,7 @@ def _docker_images(archive):
                   for name in names]
         tags = _expect_list_of(entry.get("RepoTags"), str, f"{what}.RepoTags", optional=True)
         for t in tags:
-            parse_reference(t)
+            name_and_tag(t)
         images.append(_Image(config_bytes, layers, list(tags)))
     return images
 
@@ -281,7 +281,7 @@ def _digest_of_name(name):
 
 def _oci_images(archive):
     from .puller import choose_manifest, host_platform
-    from .registry import check_digest
+    from .reference import check_digest
     index = archive.json("index.json")
     descs = _expect_list_of(index.get("manifests"), dict, "index.json's manifests", optional=True)
     images = []
@@ -325,7 +325,7 @@ def _oci_images(archive):
 
 
 def _local_name(ref):
-    from .registry import parse_reference
+    from .reference import parse_reference
     r = parse_reference(ref)
     return f"{r.name}:{r.tag or 'latest'}"
 
@@ -359,7 +359,7 @@ def save(store, refs, out_path):
 
 
 def _write(store, images, fileobj):
-    from .store import parse_reference
+    from .reference import name_and_tag
     written = set()
     index = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": []}
     docker_manifest = []
@@ -410,7 +410,7 @@ def _write(store, images, fileobj):
             manifest_digest = add_blob_bytes(manifest_bytes)
             repo_tags = []
             for t in tags:
-                name, tag = parse_reference(t)
+                name, tag = name_and_tag(t)
                 repo_tags.append(f"{name}:{tag}")
             descs = [{"mediaType": MT_OCI_MANIFEST, "digest": manifest_digest,
                       "size": len(manifest_bytes)}]

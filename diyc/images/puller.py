@@ -16,8 +16,9 @@ import time
 
 from .. import _json
 from ..errors import InvalidArgument, NotFound
+from .reference import check_digest, parse_reference
 from .registry import (INDEX_TYPES, MANIFEST_TYPES, MAX_CONFIG_BYTES, Client, RegistryError,
-                       check_digest, check_image_config, load_credentials, parse_reference)
+                       check_image_config, load_credentials)
 
 # -- platforms ------------------------------------------------------------------
 

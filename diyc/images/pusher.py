@@ -26,7 +26,8 @@ import os
 
 from .. import _json
 from ..errors import InvalidArgument, NotFound
-from .registry import Client, RegistryError, load_credentials, parse_reference
+from .reference import parse_reference
+from .registry import Client, RegistryError, load_credentials
 
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"

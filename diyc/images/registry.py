@@ -14,7 +14,11 @@ Auth: a 401 carries a challenge.  `Basic` -> the credentials `diyc login`
 stored; `Bearer realm=...,service=...,scope=...` -> a token from the realm
 (anonymous, or with those credentials), then `Authorization: Bearer`.
 Redirects (blobs often live on another host) drop the Authorization header
-when the host changes.  Plain HTTP only with --insecure.
+when the host changes.  Plain HTTP for a loopback registry (localhost,
+127.0.0.0/8, ::1: docker's default insecure registries); TLS anywhere else,
+without verification (or plain HTTP if it does not speak TLS) with
+--insecure.  A proxy from the environment (HTTPS_PROXY, HTTP_PROXY,
+NO_PROXY; see diyc.http) carries the traffic to any host but loopback.
 
 A registry is not trusted: manifests, indexes and image configs are capped
 at 4 MiB (containerd's limit) and token responses at 1 MiB before they are
@@ -33,6 +37,7 @@ import threading
 
 from .. import _json
 from ..errors import DiycError, InvalidArgument, NotFound
+from .reference import DOCKER_HUB, DOCKER_HUB_API, check_digest, is_digest, shown
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -65,9 +70,6 @@ MAX_TOKEN_BYTES = 1 << 20      # a token server's answer
 MAX_ERROR_BYTES = 4096         # the part of an error body shown
 DEFAULT_TIMEOUT = 60           # seconds of silence; DIYC_REGISTRY_TIMEOUT
 
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
-_HEX = set("0123456789abcdef")
 
 
 class RegistryError(DiycError):
@@ -76,55 +78,6 @@ class RegistryError(DiycError):
 
 class DigestMismatch(RegistryError):
     pass
-
-
-# -- references -------------------------------------------------------------
-
-class Reference:
-    def __init__(self, registry, repository, tag=None, digest=None):
-        self.registry, self.repository, self.tag, self.digest = registry, repository, tag, digest
-
-    @property
-    def api_host(self):
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
-
-    @property
-    def name(self):
-        """The local name, as docker shows it: `alpine`, `user/x`, `host:5000/x`."""
-        if self.registry == DOCKER_HUB:
-            return self.repository.removeprefix("library/")
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def reference(self):
-        """What goes after /manifests/: the digest if given, else the tag."""
-        return self.digest or self.tag
-
-    def __str__(self):
-        s = self.name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
-
-
-def is_digest(value):
-    return (isinstance(value, str) and value.startswith("sha256:") and len(value) == 71
-            and set(value[7:]) <= _HEX)
-
-
-def check_digest(digest, what="digest"):
-    if not is_digest(digest):
-        raise InvalidArgument(f"invalid {what} {shown(digest)}: expected sha256:<64 hex digits>")
-    return digest
-
-
-def shown(value, limit=80):
-    """`value` as an error message quotes it: repr, cut to `limit` characters
-    (what a registry sends can be megabytes, or have newlines)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def registry_timeout():
@@ -141,33 +94,6 @@ def registry_timeout():
         raise InvalidArgument(f"invalid DIYC_REGISTRY_TIMEOUT {shown(value)}: "
                               "expected seconds, more than 0 and at most 86400")
     return seconds
-
-
-def parse_reference(ref):
-    """`[REGISTRY/]NAME[:TAG][@sha256:DIGEST]` -> Reference, Docker Hub rules:
-    the first component is a registry when it has a `.` or `:` or is
-    `localhost`; otherwise the registry is docker.io and a one-component
-    name lives under `library/`."""
-    from .store import parse_reference as parse_name
-    name, at, digest = ref.partition("@")
-    if at:
-        check_digest(digest)
-    tagged_name, tag = parse_name(name)  # validates characters and the tag
-    has_tag = tagged_name != name
-    first, slash, rest = tagged_name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, rest
-    else:
-        registry, repository = DOCKER_HUB, tagged_name
-    if registry in ("index.docker.io", "registry-1.docker.io"):
-        registry = DOCKER_HUB
-    if registry == DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    if repository != repository.lower():
-        raise InvalidArgument(f"invalid reference format: repository name must be lowercase: {ref!r}")
-    if at and not has_tag:
-        tag = None
-    return Reference(registry, repository, tag, digest or None)
 
 
 # -- credentials ------------------------------------------------------------
@@ -253,9 +179,13 @@ class Client:
     MAX_REDIRECTS = 5
 
     def __init__(self, registry, repository, insecure=False, credentials=None, timeout=None):
+        from ..http import is_loopback
         self.registry = registry
         self.host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
-        self.scheme = "http" if insecure else "https"
+        # loopback: plain HTTP, as docker's default insecure registries;
+        # --insecure: TLS unverified, or plain HTTP if it does not speak TLS
+        self.scheme = "http" if is_loopback(self.host) else "https"
+        self.insecure = insecure
         self.repository = repository
         self.credentials = credentials
         self.timeout = registry_timeout() if timeout is None else timeout
@@ -264,7 +194,7 @@ class Client:
         self._local = threading.local()
 
     def _connection(self, scheme, host, fresh=False):
-        from ..http import Connection
+        from ..http import Connection, HTTPException, proxy_for
         conns = self._local.__dict__.setdefault("conns", {})
         key = (scheme, host)
         if fresh and key in conns:
@@ -272,9 +202,12 @@ class Client:
         if key not in conns:
             context = None
             if scheme == "https":
-                import ssl
-                context = ssl.create_default_context()
-            conns[key] = Connection(host, timeout=self.timeout, tls_context=context)
+                context = tls_context(verify=not (self.insecure and host == self.host))
+            try:
+                proxy = proxy_for(scheme, host, os.environ)
+            except HTTPException as e:
+                raise RegistryError(f"registry {host}: {e}") from None
+            conns[key] = Connection(host, timeout=self.timeout, tls_context=context, proxy=proxy)
         return conns[key]
 
     def close(self):
@@ -296,8 +229,12 @@ class Client:
                 conn.close()
                 if reused and not attempt and isinstance(e, (BrokenPipeError, ConnectionResetError)):
                     continue  # a stale keep-alive connection gets one retry
-                raise RegistryError(f"cannot connect to registry {host} ({scheme}): "
-                                    f"{self.reason(e)}") from None
+                if scheme == "https" and self.insecure and host == self.host and is_tls_error(e):
+                    self.scheme = scheme = "http"  # --insecure: a registry without TLS
+                    continue
+                raise RegistryError(self.connect_error(scheme, host, e)) from None
+            except HTTPException as e:  # the proxy's answer to CONNECT
+                raise RegistryError(f"cannot connect to registry {host}: {e}") from None
             try:
                 return conn.getresponse()
             except (RemoteDisconnected, ConnectionResetError):
@@ -308,6 +245,17 @@ class Client:
                 raise RegistryError(f"registry {host}: no response after {self.timeout:g} s") from None
             except (OSError, HTTPException) as e:
                 raise RegistryError(f"registry {host}: bad response: {self.reason(e)}") from None
+        raise RegistryError(f"cannot connect to registry {host} ({scheme})")
+
+    def connect_error(self, scheme, host, e):
+        """One line for a failed connection; a TLS failure says what
+        failed and what --insecure would do, not OpenSSL's text."""
+        if not is_tls_error(e):
+            return f"cannot connect to registry {host} ({scheme}): {self.reason(e)}"
+        what = getattr(e, "verify_message", None) or getattr(e, "reason", None) or "handshake failed"
+        hint = "" if self.insecure or host != self.host else \
+            "; if you trust it, use --insecure (TLS without verification, or plain HTTP)"
+        return f"registry {host}: TLS error ({what}){hint}"
 
     def reason(self, e):
         """A network error, as a message says it."""
@@ -544,6 +492,23 @@ class Client:
         if got != digest:
             raise DigestMismatch(f"blob digest mismatch: expected {digest}, received content hashes to {got}")
         return data
+
+
+def tls_context(verify=True):
+    """The TLS settings of a registry connection: the system's trust store
+    (SSL_CERT_FILE/SSL_CERT_DIR change it), or none (--insecure)."""
+    import ssl
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def is_tls_error(e):
+    import sys
+    ssl = sys.modules.get("ssl")  # not imported: no TLS was tried
+    return ssl is not None and isinstance(e, ssl.SSLError)
 
 
 # -- what a registry sends: its shape, checked before use ----------------------

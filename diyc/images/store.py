@@ -25,39 +25,11 @@ import time
 from .. import _json
 from ..errors import Conflict, ImageNotFound, InvalidArgument, NotFound, StateWriteError
 from ..state import Root, listdir, read_json, remove_tree, write_json
+from .reference import name_and_tag
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILTIN_IMAGE = "busybox:latest"
 BUSYBOX_BINARY = "/bin/busybox"
-
-_REF_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-/")
-_TAG_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-
-def parse_reference(ref):
-    """'name[:tag]' -> (name, tag).  Docker's rules, checked by hand (`re`
-    is too slow to import on the start path)."""
-    if not ref or len(ref) > 255:
-        raise InvalidArgument(f"invalid reference format: {ref!r}")
-    name, tag = ref, "latest"
-    colon = ref.rfind(":")
-    if colon > ref.rfind("/"):
-        name, tag = ref[:colon], ref[colon + 1:]
-        if not tag or len(tag) > 128 or tag[0] in ".-" or not set(tag) <= _TAG_CHARS:
-            raise InvalidArgument(f"invalid reference format: bad tag in {ref!r}")
-    first, _, rest = name.partition("/")
-    # a registry host may carry a port and upper case
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host_ok = all(c.isalnum() or c in ".-:" for c in first)
-        path = rest
-    else:
-        host_ok, path = True, name
-    if (not host_ok or not path or not set(path) <= _REF_CHARS
-            or any(not part or not part[0].isalnum() or not part[-1].isalnum()
-                   for part in path.split("/"))):
-        raise InvalidArgument(f"invalid reference format: {ref!r} (names are lower case: a-z 0-9 . _ - /)")
-    return name, tag
-
 
 class ImageStore:
     def __init__(self, root=None):
@@ -87,7 +59,7 @@ class ImageStore:
                 return read_json(self._record_path(image_id))
             raise ImageNotFound(f"No such image: {ref}")
         if ":" in ref or not looks_like_id(ref):
-            name, tag = parse_reference(ref)
+            name, tag = name_and_tag(ref)
             image_id = repos.get(f"{name}:{tag}")
             if image_id:
                 return read_json(self._record_path(image_id))
@@ -168,7 +140,7 @@ class ImageStore:
         return record
 
     def _tag_locked(self, image_id, ref):
-        name, tag = parse_reference(ref)
+        name, tag = name_and_tag(ref)
         repos = self._read_repositories()
         repos[f"{name}:{tag}"] = image_id
         write_json(self._repositories, repos)
@@ -426,7 +398,7 @@ class ImageStore:
     def _tag_pulled_locked(self, image_id, tag_ref, repo_digest):
         repos = self._read_repositories()
         if tag_ref:
-            name, tag = parse_reference(tag_ref)
+            name, tag = name_and_tag(tag_ref)
             repos[f"{name}:{tag}"] = image_id
         if repo_digest:
             repos[_normalize_digest_ref(repo_digest)] = image_id
@@ -470,7 +442,7 @@ class ImageStore:
 
     def import_tarball(self, fileobj, ref, config=None):
         """`diyc import`: a flat rootfs tarball (docker export) as an image."""
-        parse_reference(ref)  # reject a bad name before unpacking anything
+        name_and_tag(ref)  # reject a bad name before unpacking anything
         with self.adding():
             diff_id, size = self.add_layer(fileobj)
             config = config or {"config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]}}

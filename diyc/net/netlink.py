@@ -1,8 +1,9 @@
-"""A small rtnetlink client: just the requests diyc's networking makes
+"""A small rtnetlink client: just the requests a container start makes
 (links, veth pairs, bridges, IPv4 addresses and routes), over a raw
-AF_NETLINK socket.
+AF_NETLINK socket.  Everything else (deleting bridges and veths, counters,
+the `diyc network` commands) is management.py's, through pyroute2.
 
-Why not pyroute2: importing it costs ~250 ms, twenty times a whole
+Why not pyroute2 here: importing it costs ~250 ms, twenty times a whole
 `diyc run`, and the per-container work is five requests.  This module
 imports only `_socket` and `struct` (~0.4 ms together).
 
@@ -36,8 +37,8 @@ NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200   # flags of an NLMSG_ERROR
 NLMSGERR_ATTR_MSG = 1
 
 # <linux/rtnetlink.h>
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_GETADDR = 20, 22
+RTM_NEWLINK, RTM_GETLINK = 16, 18
+RTM_NEWADDR = 20
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 RT_TABLE_MAIN = 254
 RTPROT_BOOT, RTPROT_STATIC = 3, 4
@@ -214,9 +215,6 @@ class Netlink:
     def set_up(self, index):
         self.request(RTM_NEWLINK, ifinfomsg(index, flags=IFF_UP, change=IFF_UP))
 
-    def del_link(self, name):
-        self.request(RTM_DELLINK, ifinfomsg() + attr(IFLA_IFNAME, name))
-
     # -- addresses and routes -------------------------------------------------
 
     def add_address(self, index, address, prefixlen):
@@ -245,16 +243,4 @@ class Netlink:
             dst = _socket.inet_ntoa(attrs[RTA_DST]) if RTA_DST in attrs else "0.0.0.0"
             oif = struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
             out.append((dst, dst_len, oif))
-        return out
-
-    def ipv4_addresses(self):
-        """[(address, prefixlen, link index)] of every IPv4 address."""
-        out = []
-        for _, payload in self.request(RTM_GETADDR, _IFADDRMSG.pack(_socket.AF_INET, 0, 0, 0, 0),
-                                       flags=NLM_F_DUMP):
-            _, prefixlen, _, _, index = _IFADDRMSG.unpack_from(payload)
-            attrs = parse_attrs(payload, _IFADDRMSG.size)
-            raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-            if raw:
-                out.append((_socket.inet_ntoa(raw), prefixlen, index))
         return out

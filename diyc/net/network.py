@@ -39,22 +39,27 @@ touching each other's: see roots.py, and
 /run/diyc/ for the little state they share.
 
 Everything on the start path speaks netlink through diyc.net.netlink (raw
-sockets: `import pyroute2` alone costs ~250 ms).  The firewall (firewall.py)
-is the one exception: nftables rules, as JSON, through the `nft` command;
-the plain start path with no -p never runs it.
+sockets: `import pyroute2` alone costs ~250 ms); the management plane
+(rm, prune, inspect, disconnect, stats) through pyroute2, in
+management.py.  `network create` stays on netlink.py: the first `run
+--network bridge` defines the default network.  Published ports (published.py) are the one exception:
+nftables rules, as JSON, through the `nft` command; the plain start path
+with no -p never runs it.  `diyc network connect/disconnect` on a running
+container: attach.py.
 """
 
 import errno
 import os
 
+from ..config import check_name
 from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
 from ..state import atomic_write, listdir, read_json, write_json
-from . import firewall
+from . import firewall, published
 from .addresses import expand_publish, int_to_ip, ip_to_int, overlaps, parse_subnet
 from .roots import (default_bridge, delete_bridge, diyc_bridges, firewall_table, forward_state_path,
                     host_lock, leases_dir, list_networks, load, netlink_socket, networks_dir,
-                    other_roots_subnets, ports_dir, published_here_by_other_roots, read_sysctl,
-                    record_path, register_root, root_id, same_host_port, unregister_root,
+                    other_roots_subnets,
+                    ports_dir, read_sysctl, record_path, register_root, root_id, unregister_root,
                     write_sysctl)
 
 DEFAULT_NETWORK = "bridge"
@@ -66,16 +71,9 @@ DEFAULT_SUBNETS = [f"172.{n}.0.0/16" for n in range(30, 15, -1)] + \
 
 # -- network definitions ----------------------------------------------------------
 
-def check_network_name(name):
-    if not name or len(name) > 64 or not name.isascii() or not name[0].isalnum() or \
-            not all(c.isalnum() or c in "_.-" for c in name):
-        raise InvalidArgument(f"invalid network name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
-    return name
-
-
 def create(root, name, subnet=None):
     """Define a network (the bridge itself is made on first use)."""
-    check_network_name(name)
+    check_name(name, "network", max_length=64)
     if name in ("none", "host") or name.startswith("container"):
         raise InvalidArgument(f"network name {name!r} is reserved")
     if subnet is not None:
@@ -89,6 +87,8 @@ def create(root, name, subnet=None):
             raise Conflict(f"network {name!r} already exists")
         own = list_networks(root)
         taken = [(parse_subnet(n["subnet"]), f"network {n['name']!r}") for n in own]
+        # netlink.py, not pyroute2: the first `run --network bridge` defines
+        # the default network here, on the start path
         with netlink_socket() as nl:
             host_routes = _host_routes(nl, {n["bridge"] for n in own})
             links = set(nl.links())
@@ -147,7 +147,7 @@ def remove(root, name):
         raise NotFound(f"no such network: {name}")
     with root.lock(f"network-{name}"):
         _reclaim_orphans(root, name)
-        users = _leases(root, name)
+        users = leases(root, name)
         if users:
             names = ", ".join(sorted(u[1] for u in users.values()))
             raise Conflict(f"network {name} is in use by container(s): {names}")
@@ -156,7 +156,7 @@ def remove(root, name):
         from ..state import remove_tree
         remove_tree(f"{networks_dir(root)}/{name}")
     with root.lock("ports"):
-        _apply_firewall(root, only_if_present=True)
+        published.apply_firewall(root, only_if_present=True)
     unregister_root(root)
 
 
@@ -172,7 +172,7 @@ def prune(root):
         name = rec["name"]
         with root.lock(f"network-{name}"):
             _reclaim_orphans(root, name)
-            if _leases(root, name):
+            if leases(root, name):
                 in_use = True
                 continue
             deleted, restored = delete_bridge(rec["bridge"])
@@ -186,7 +186,7 @@ def prune(root):
     table = firewall_table(root)
     with root.lock("ports"):
         if in_use:
-            _apply_firewall(root, only_if_present=True)
+            published.apply_firewall(root, only_if_present=True)
         elif firewall.delete_table(table):
             out.append(f"removed nftables table ip {table}")
     return out
@@ -209,7 +209,7 @@ def plan(root, network, ip=None, publish=()):
         ip_to_int(ip, "--ip address")
     rec = load(root, network)
     if rec is None and network != DEFAULT_NETWORK:
-        check_network_name(network)
+        check_name(network, "network", max_length=64)
         raise NotFound(f"network {network} not found (see diyc network ls)")
     if ip is not None:
         rec = defined(root, network)
@@ -349,28 +349,42 @@ def connect(ctr, pid):
     rec = load(root, name)
     if rec is None:
         raise NotFound(f"network {name} not found (removed after the container was created?)")
-    net, plen = parse_subnet(rec["subnet"])
     hostname = ctr.record["spec"].get("hostname") or cid[:12]
-    me = f"{cid} {ctr.name} {hostname}"
-    leases = leases_dir(root, name)
     with root.lock(f"network-{name}"):
-        ip = _lease(root, rec, me, settings.get("requested_ip"))
-        settings.update(ip=ip, prefixlen=plen, gateway=rec["gateway"], bridge=rec["bridge"],
-                        veth=f"veth{os.urandom(5).hex()}")
+        ip = lease(root, rec, f"{cid} {ctr.name} {hostname}", settings.get("requested_ip"))
+        settings.update(ip=ip, prefixlen=parse_subnet(rec["subnet"])[1], gateway=rec["gateway"],
+                        bridge=rec["bridge"], veth=f"veth{os.urandom(5).hex()}", ifname="eth0")
         write_json(f"{ctr.dir}/network.json", settings)
-        peers = _leases(root, name, leases)
         line = f"{ip}\t{hostname} {ctr.name}\n"
-        _write(f"{ctr.dir}/hosts", _hosts_header() + settings.get("extra_hosts", "") + line + "".join(
-            f"{pip}\t{phost} {pname}\n" for pip, (pcid, pname, phost) in sorted(peers.items()) if pcid != cid))
-        for pip, (pcid, _, _) in peers.items():
-            if pcid != cid:
-                try:
-                    _write(f"{root.container_dir(pcid)}/hosts", line, flags=os.O_APPEND)
-                except FileNotFoundError:
-                    pass  # a peer being removed
+        _write(f"{ctr.dir}/hosts", _hosts_header() + settings.get("extra_hosts", "") + line +
+               announce(root, name, cid, line))
     if settings["ports"]:
-        _publish(root, cid, ip, settings["ports"])
+        published.reserve(root, cid, ip, settings["ports"])
+    plumb(root, rec, settings, pid, default_route=True)
+    return settings
 
+
+def announce(root, name, cid, line):
+    """Append `line` (container `cid`'s address) to the /etc/hosts of its
+    peers on network `name` -> their lines, for its own.  The caller holds
+    the network's lock."""
+    lines = []
+    for pip, (pcid, pname, phost) in sorted(leases(root, name).items()):
+        if pcid == cid:
+            continue
+        lines.append(f"{pip}\t{phost} {pname}\n")
+        try:
+            _write(f"{root.container_dir(pcid)}/hosts", line, flags=os.O_APPEND)
+        except FileNotFoundError:
+            pass  # a peer being removed
+    return "".join(lines)
+
+
+def plumb(root, rec, settings, pid, default_route):
+    """The veth pair of `settings` (its host end `veth` on the network's
+    bridge, made first if need be; its peer `ifname` in the netns of
+    `pid`), with the leased address, up; the default route through the
+    network's gateway if asked."""
     from .netlink import Netlink
     try:
         with Netlink() as nl:
@@ -380,50 +394,50 @@ def connect(ctr, pid):
                 if e.errno != errno.ENODEV:
                     raise
                 master = _setup_bridge(root, rec, nl)
-            nl.add_veth(settings["veth"], "eth0", pid, master)
+            nl.add_veth(settings["veth"], settings["ifname"], pid, master)
         with Netlink.in_netns(f"/proc/{pid}/ns/net") as inner:
-            eth0 = inner.link_index("eth0")
-            inner.set_up(eth0)
-            inner.add_address(eth0, ip, plen)
-            inner.add_default_route(rec["gateway"], eth0)
+            index = inner.link_index(settings["ifname"])
+            inner.set_up(index)
+            inner.add_address(index, settings["ip"], settings["prefixlen"])
+            if default_route:
+                inner.add_default_route(rec["gateway"], index)
     except OSError as e:
-        raise NetworkError(f"network {name}: {e.strerror}") from None
-    return settings
+        raise NetworkError(f"network {rec['name']}: {e.strerror}") from None
 
 
-def _lease(root, rec, me, requested):
+def lease(root, rec, me, requested):
     """Claim an address (the caller holds the network's lock)."""
     name = rec["name"]
-    leases = leases_dir(root, name)
-    os.makedirs(leases, exist_ok=True)
+    where = leases_dir(root, name)
+    os.makedirs(where, exist_ok=True)
     if requested:
         _check_ip_in(rec, requested)
         try:
-            os.symlink(me, f"{leases}/{requested}")
+            os.symlink(me, f"{where}/{requested}")
         except FileExistsError:
             raise Conflict(f"address {requested} is already in use on network {name}") from None
         return requested
     net, plen = parse_subnet(rec["subnet"])
     gateway = ip_to_int(rec["gateway"])
     for attempt in (0, 1):
-        used = {ip_to_int(ip) for ip in listdir(leases)}
+        used = {ip_to_int(ip) for ip in listdir(where)}
         for n in range(net + 1, net + (1 << (32 - plen)) - 1):
             if n != gateway and n not in used:
                 ip = int_to_ip(n)
-                os.symlink(me, f"{leases}/{ip}")
+                os.symlink(me, f"{where}/{ip}")
                 return ip
         if not attempt:
             _reclaim_orphans(root, name)
     raise Conflict(f"no free address left on network {name} ({rec['subnet']})")
 
 
-def _leases(root, name, leases=None):
+def leases(root, name):
     """{ip: (container id, name, hostname)} of the network's leases."""
-    leases = leases or leases_dir(root, name)
+    where = leases_dir(root, name)
     out = {}
-    for ip in listdir(leases):
+    for ip in listdir(where):
         try:
-            target = os.readlink(f"{leases}/{ip}")
+            target = os.readlink(f"{where}/{ip}")
         except FileNotFoundError:
             continue
         parts = target.split(" ")
@@ -459,92 +473,22 @@ def _setup_bridge(root, rec, nl):
         write_sysctl(f"net/ipv4/conf/{rec['bridge']}/route_localnet", "1")
         write_sysctl("net/ipv4/ip_forward", "1")
     with root.lock("ports"):
-        _apply_firewall(root)
+        published.apply_firewall(root)
     return index
-
-
-# -- published ports and the firewall ---------------------------------------------
-
-def _port_key(p):
-    return f"{p['proto']}-{p['host_port']}-{p['host_ip']}"
-
-
-def _publish(root, cid, ip, ports):
-    pdir = ports_dir(root)
-    os.makedirs(pdir, exist_ok=True)
-    with root.lock("ports"):
-        existing = listdir(pdir)
-        for p in ports:
-            for entry in existing:
-                if same_host_port(entry, p):
-                    owner = os.readlink(f"{pdir}/{entry}").split(" ")[0]
-                    raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already "
-                                   f"published by container {owner[:12]}")
-            _check_port_free(p)
-        with host_lock():  # checked and claimed as one step against other roots too
-            clash = published_here_by_other_roots(root_id(root), ports)
-            if clash:
-                p, what = clash
-                raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
-            for p in ports:
-                os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{_port_key(p)}")
-        if not firewall.add_ports(firewall_table(root), ip, ports):
-            _apply_firewall(root)  # the table is gone (pruned?): rebuild it, ports included
-
-
-def _check_port_free(p):
-    """A host socket already bound to the port would be shadowed by DNAT:
-    refuse, as docker's proxy would."""
-    import _socket
-    kind = _socket.SOCK_STREAM if p["proto"] == "tcp" else _socket.SOCK_DGRAM
-    s = _socket.socket(_socket.AF_INET, kind)
-    try:
-        s.bind((p["host_ip"], p["host_port"]))
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already in use on the host") from None
-        if e.errno != errno.EADDRNOTAVAIL:
-            raise
-        raise InvalidArgument(f"cannot publish on {p['host_ip']}: not an address of this host") from None
-    finally:
-        s.close()
-
-
-def _apply_firewall(root, only_if_present=False):
-    """(Re)write this root's table (`ip diyc`, `ip diyc-<root id>`) from
-    its network records and port reservations, in one transaction (see
-    firewall.py).  The caller holds lock "ports"."""
-    table = firewall_table(root)
-    if only_if_present and not firewall.table_exists(table):
-        return
-    published = []
-    pdir = ports_dir(root)
-    for entry in listdir(pdir):
-        try:
-            proto, port, host_ip = entry.split("-", 2)
-            cip, cport = os.readlink(f"{pdir}/{entry}").split(" ")[1].split(":")
-            published.append(({"proto": proto, "host_port": int(port), "host_ip": host_ip}, cip, int(cport)))
-        except (OSError, ValueError, IndexError):
-            continue
-    firewall.write_table(table, [(rec["subnet"], rec["bridge"]) for rec in list_networks(root)], published)
 
 
 # -- end of a container -------------------------------------------------------------
 
 def release(ctr):
-    """Undo connect(): lease, peers' hosts lines, ports.  Idempotent (each
-    step checks that what it removes is still there and still ours), and
-    safe on a half-done connect (crash or failure at any step)."""
-    path = f"{ctr.dir}/network.json"
-    try:
-        settings = read_json(path)
-    except FileNotFoundError:
-        return
-    _release(ctr.root, ctr.id, settings)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass  # a second releaser (not under the container's lock) was quicker
+    """Undo connect() and any `network connect` (attach.py): leases, peers'
+    hosts lines, ports.  Idempotent (each step checks that what it removes
+    is still there and still ours), and safe on a half-done connect (crash
+    or failure at any step).  The veths go with the container's netns."""
+    for entry in listdir(ctr.dir):
+        if entry.startswith("network-") and entry.endswith(".json"):
+            release_file(ctr.root, ctr.id, f"{ctr.dir}/{entry}")
+    release_file(ctr.root, ctr.id, f"{ctr.dir}/network.json")
+    ctr.record.pop("networks_connected", None)
     if ctr.record.get("auto_remove"):
         # about to be removed: an empty dir is one rmdir(), not a tree walk
         for f in ("hostname", "hosts", "resolv.conf"):
@@ -554,7 +498,22 @@ def release(ctr):
                 pass
 
 
-def _release(root, cid, settings):
+def release_file(root, cid, path):
+    """Release what the settings at `path` hold, then the file."""
+    try:
+        settings = read_json(path)
+    except FileNotFoundError:
+        return
+    release_address(root, cid, settings)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass  # a second releaser (not under the container's lock) was quicker
+
+
+def release_address(root, cid, settings):
+    """A network's lease of container `cid`, its peers' hosts lines for it
+    and its published ports."""
     name, ip = settings["network"], settings.get("ip")
     if settings.get("ports"):
         pdir = ports_dir(root)
@@ -562,7 +521,7 @@ def _release(root, cid, settings):
         with root.lock("ports"):
             released = []
             for p in settings["ports"]:
-                path = f"{pdir}/{_port_key(p)}"
+                path = f"{pdir}/{published.port_key(p)}"
                 try:
                     if os.readlink(path).split(" ")[0] != cid:
                         continue  # never ours: the reservation failed on it
@@ -580,7 +539,7 @@ def _release(root, cid, settings):
             except FileNotFoundError:
                 pass
             prefix = f"{ip}\t"
-            for pcid, _, _ in _leases(root, name).values():
+            for pcid, _, _ in leases(root, name).values():
                 _drop_hosts_lines(f"{root.container_dir(pcid)}/hosts", prefix)
 
 
@@ -603,15 +562,16 @@ def _reclaim_orphans(root, name):
     (their diyc was killed).  The caller holds the network's lock."""
     from ..record import ContainerRecord
     out = []
-    for ip, (cid, cname, _) in _leases(root, name).items():
+    for ip, (cid, cname, _) in leases(root, name).items():
         try:
             status = ContainerRecord.load_id(root, cid).status
         except (FileNotFoundError, NotADirectoryError, ValueError):
             status = "gone"
         # an exited container keeps its network.json only while starting
         # again (connect wrote it) or while its release is under way
-        if status in ("gone", "dead") or \
-                (status == "exited" and not os.path.exists(f"{root.container_dir(cid)}/network.json")):
+        cdir = root.container_dir(cid)
+        if status in ("gone", "dead") or (status == "exited" and not os.path.exists(f"{cdir}/network.json")
+                                          and not os.path.exists(f"{cdir}/network-{name}.json")):
             try:
                 os.unlink(f"{leases_dir(root, name)}/{ip}")
                 out.append(f"released address {ip} of container {cid[:12]} ({cname}) on network {name}")
@@ -645,5 +605,5 @@ def cleanup(root):
                     out.append(f"released published port {entry}")
                 except FileNotFoundError:
                     pass
-            _apply_firewall(root, only_if_present=True)
+            published.apply_firewall(root, only_if_present=True)
     return out

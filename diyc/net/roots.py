@@ -3,7 +3,6 @@ reservations, and what several roots on one host share (names, subnets,
 ip_forward, the host lock).  network.py builds on it.
 """
 
-import errno
 import os
 
 from ..errors import DiycError
@@ -53,6 +52,7 @@ def list_networks(root):
 
 
 def netlink_socket():
+    """The start path's rtnetlink socket (see management.py for the rest)."""
     from .netlink import Netlink
     return Netlink()
 
@@ -216,6 +216,8 @@ def same_host_port(entry, p):
 
 
 def diyc_bridges(nl):
+    """The diyc bridges (of any root) among the links of `nl`, a
+    netlink.Netlink or a management.Rtnl."""
     return [name for name, (_, _, kind) in nl.links().items()
             if kind == "bridge" and name.startswith("diyc")]
 
@@ -229,16 +231,11 @@ def forward_state_path():
 def delete_bridge(bridge):
     """Delete one of this root's bridges (if there) -> (deleted, the
     ip_forward value restored or None): with the last diyc bridge of this
-    namespace goes the forwarding diyc turned on."""
-    with host_lock(), netlink_socket() as nl:
-        try:
-            nl.del_link(bridge)
-            deleted = True
-        except OSError as e:
-            if e.errno != errno.ENODEV:
-                raise
-            deleted = False
-        return deleted, restore_forwarding(nl)
+    namespace goes the forwarding diyc turned on.  (Management plane:
+    pyroute2.)"""
+    from .management import Rtnl
+    with host_lock(), Rtnl() as nl:
+        return nl.delete_link(bridge), restore_forwarding(nl)
 
 
 def restore_forwarding(nl):
