@@ -164,7 +164,7 @@ def test_push_refuses_a_layer_whose_blob_is_gone(reg, cli):
 
 def test_push_errors_are_one_line(reg, cli):
     assert_one_line_error(cli("push", "--insecure", f"{reg.host}/nothing/here:1"),
-                          contains="No such image")
+                          contains="does not exist locally")
     import_image(cli, "127.0.0.1:1/bb:1", ru.busybox_layer())
     assert_one_line_error(cli("push", "--insecure", "127.0.0.1:1/bb:1"), contains="cannot connect")
     assert_one_line_error(cli("push", f"{reg.host}/x@sha256:" + "0" * 64), contains="digest")
@@ -175,9 +175,24 @@ def test_library_push(reg, tmp_path):
     import diyc
     root = tmp_path / "libroot"
     image = import_image(Cli(root), f"{reg.host}/lib/bb:7", ru.busybox_layer())
-    result = diyc.images.push(f"{reg.host}/lib/bb", tag="7", insecure=True, root=root)
+    result = diyc.images.push(f"{reg.host}/lib/bb", tag="7", root=root)
     assert result["tag"] == "7" and remote(f"{reg.host}/lib/bb:7")["Digest"] == result["digest"]
     assert remote(f"{reg.host}/lib/bb:7", raw=True)["config"]["digest"] == image
+    Cli(root)("tag", f"{reg.host}/lib/bb:7", f"{reg.host}/lib/bb:8", check=True)
+    assert [r["tag"] for r in diyc.images.push(f"{reg.host}/lib/bb", all_tags=True, root=root)] == ["7", "8"]
+
+
+def test_push_all_tags(reg, cli):
+    first = import_image(cli, f"{reg.host}/all/bb:one", ru.busybox_layer())
+    second = import_image(cli, f"{reg.host}/all/bb:two", lzma.compress(ru.busybox_layer()))
+    cli("tag", f"{reg.host}/all/bb:two", f"{reg.host}/other/bb:three", check=True)  # another name
+    out = cli("push", "-a", "-q", f"{reg.host}/all/bb", check=True).stdout
+    assert out == f"{reg.host}/all/bb:one\n{reg.host}/all/bb:two\n"
+    assert remote(f"{reg.host}/all/bb:one", raw=True)["config"]["digest"] == first
+    assert remote(f"{reg.host}/all/bb:two", raw=True)["config"]["digest"] == second
+    assert sorted(remote(f"{reg.host}/all/bb:one")["RepoTags"]) == ["one", "two"]
+    assert_one_line_error(cli("push", "-a", f"{reg.host}/all/bb:one"), contains="--all-tags")
+    assert_one_line_error(cli("push", "-a", f"{reg.host}/none/bb"), contains="does not exist locally")
 
 
 # -- a registry that asks for credentials ------------------------------------

@@ -25,7 +25,7 @@ import hashlib
 import os
 
 from .. import _json
-from ..errors import InvalidArgument, NotFound
+from ..errors import ImageNotFound, InvalidArgument, NotFound
 from .reference import parse_reference
 from .registry import Client, RegistryError, load_credentials
 
@@ -80,7 +80,7 @@ def push(store, ref, insecure=False, progress=None, max_workers=4):
     if r.digest:
         raise InvalidArgument(f"cannot push a digest reference: {r}; push NAME[:TAG]")
     tag = r.tag or "latest"
-    record = store.resolve(f"{r.name}:{tag}")
+    record = local_image(store, r, tag)
     progress = progress or Progress()
     config_bytes = store.config_bytes(record)
     layers = []
@@ -114,6 +114,24 @@ def push(store, ref, insecure=False, progress=None, max_workers=4):
                 _unlink(layer.path)
     progress.log(f"{tag}: digest: {digest} size: {len(manifest)}")
     return {"digest": digest, "size": len(manifest), "tag": tag}
+
+
+def local_image(store, r, tag):
+    """The stored image `r` names with `tag`: by its name as written, or as
+    a pull stores it (`alpine` for docker.io/library/alpine)."""
+    for name in dict.fromkeys((r.given or r.name, r.name)):
+        try:
+            return store.resolve(f"{name}:{tag}")
+        except ImageNotFound:
+            continue
+    raise ImageNotFound(f"An image does not exist locally with the tag: {r.given or r.name}:{tag}")
+
+
+def local_tags(store, r):
+    """The tags the store has for the name of `r`, sorted (`push -a`)."""
+    names = {r.given or r.name, r.name}
+    return sorted({ref.rpartition(":")[2] for ref in store.references()
+                   if "@" not in ref and ref.rpartition(":")[0] in names})
 
 
 def _layer(store, record, diff_id):
