@@ -162,6 +162,19 @@ def test_push_refuses_a_layer_whose_blob_is_gone(reg, cli):
     assert p.returncode != 0 and "manifest unknown" in p.stderr  # no manifest was pushed
 
 
+def test_push_refuses_an_xz_layer_that_does_not_unpack_to_its_diff_id(reg, cli):
+    ref = f"{reg.host}/broken/xz:1"
+    import_image(cli, ref, lzma.compress(ru.busybox_layer()))
+    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+    meta = json.loads((Path(cli.root) / "layerdb" / f"{diff_id[7:]}.json").read_text())
+    blob = Path(cli.root) / "blobs" / "sha256" / meta["blob"][7:]
+    blob.write_bytes(lzma.compress(ru.make_tar([("other", "file", b"not the layer\n", 0o644)])))
+    assert_one_line_error(cli("push", ref), contains="cannot be reproduced")
+    assert not any(f.startswith("push-") for f in os.listdir(Path(cli.root) / "tmp"))
+    p = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{ref}")
+    assert p.returncode != 0 and "manifest unknown" in p.stderr
+
+
 def test_push_errors_are_one_line(reg, cli):
     assert_one_line_error(cli("push", "--insecure", f"{reg.host}/nothing/here:1"),
                           contains="does not exist locally")
