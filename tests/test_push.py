@@ -240,9 +240,11 @@ def test_push_with_basic_auth(auth_reg, cli, cli2):
 class TokenProxy:
     """In front of the registry: answers 401 `Bearer realm=...,scope=...`
     (pull for GET/HEAD, pull,push for the rest, as distribution's token
-    auth) unless the request carries a token for that scope; the token
-    server hands one out for the scope asked.  Upload Locations are
-    rewritten to point here."""
+    auth) unless the request's token grants that scope; the token server
+    grants every scope asked (the token lists them).  A mount (POST
+    ?mount=&from=) goes through only if the token grants pull on its
+    source, else it is an upload, as distribution does; upload Locations
+    are rewritten to point here."""
 
     def __init__(self, upstream):
         import http.server
@@ -257,23 +259,28 @@ class TokenProxy:
                 pass
 
             def handle_any(self):
-                auth = self.headers.get("Authorization")
+                auth = self.headers.get("Authorization") or ""
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
                 proxy.log.append((self.command, self.path, auth))
-                if self.path.startswith("/token?"):
-                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                    scope = query["scope"][0]
-                    return self.send(200, json.dumps({"token": f"tok:{scope}"}).encode())
-                repo = self.path.split("/")[2] + "/" + self.path.split("/")[3] if self.path.count("/") > 3 else ""
-                scope = f"repository:{repo}:{'pull' if self.command in ('GET', 'HEAD') else 'pull,push'}"
-                if auth not in (f"Bearer tok:{scope}", f"Bearer tok:repository:{repo}:pull,push"):
+                if url.path == "/token":
+                    return self.send(200, json.dumps({"token": "tok:" + "|".join(query["scope"])}).encode())
+                granted = set(auth.removeprefix("Bearer tok:").split("|")) if auth.startswith("Bearer tok:") \
+                    else set()
+                repo = "/".join(url.path.split("/")[2:4])
+                need = f"repository:{repo}:{'pull' if self.command in ('GET', 'HEAD') else 'pull,push'}"
+                if need not in granted and f"repository:{repo}:pull,push" not in granted:
                     realm = f"http://127.0.0.1:{proxy.port}/token"
                     return self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token"}]}',
                                      {"WWW-Authenticate": f'Bearer realm="{realm}",service="diyc-test",'
-                                                          f'scope="{scope}"'})
+                                                          f'scope="{need}"'})
+                path = self.path
+                if "mount" in query and f"repository:{query['from'][0]}:pull" not in granted:
+                    path = url.path  # no right to read the source: an upload session instead
                 headers = {k: v for k, v in self.headers.items()
                            if k in ("Content-Type", "Content-Length", "Accept")}
-                req = urllib.request.Request(f"http://{proxy.upstream}{self.path}", data=body or None,
+                req = urllib.request.Request(f"http://{proxy.upstream}{path}", data=body or None,
                                              method=self.command, headers=headers)
                 try:
                     with urllib.request.urlopen(req) as r:
@@ -298,16 +305,25 @@ class TokenProxy:
         self.server.server_close()
 
 
-def test_push_with_bearer_tokens(reg, cli, cli2):
+def test_push_with_bearer_tokens_and_a_mount(reg, cli, cli2):
     proxy = TokenProxy(reg.host)
     try:
-        ref = f"127.0.0.1:{proxy.port}/tok/bb:1"
+        ref = f"127.0.0.1:{proxy.port}/tok/src:1"
         image = import_image(cli, ref, ru.busybox_layer())
-        cli("push", "--insecure", ref, check=True)
-        writes = [(m, a) for m, p, a in proxy.log if m in ("POST", "PATCH", "PUT")]
-        assert writes and all(a == "Bearer tok:repository:tok/bb:pull,push" for m, a in writes[1:])
-        cli2("pull", "--insecure", ref, check=True)
+        cli("push", ref, check=True)
+        writes = [a for m, p, a in proxy.log if m in ("POST", "PATCH", "PUT")]
+        assert writes and all(a == "Bearer tok:repository:tok/src:pull,push" for a in writes[1:])
+        cli2("pull", ref, check=True)
         assert image_id(cli2, ref) == image
+
+        # to another repository: its blob mounted from the first, with a
+        # token that grants pull there (asked for as docker asks for it)
+        dest = f"127.0.0.1:{proxy.port}/tok/dst:1"
+        cli("tag", ref, dest, check=True)
+        diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+        assert f"{diff_id[7:19]}: Mounted from tok/src" in cli("push", dest, check=True).stdout
+        assert not [p for m, p, a in proxy.log if m == "PATCH" and "/tok/dst/" in p]  # nor its config
+        assert remote(f"{reg.host}/tok/dst:1", raw=True)["config"]["digest"] == image
     finally:
         proxy.close()
 

@@ -75,7 +75,7 @@ def push(store, ref, insecure=False, progress=None, max_workers=4):
     """Push the stored image `ref` ("[REGISTRY/]NAME[:TAG]", a Reference of
     the registry module), its layers on up to max_workers threads ->
     {"digest": manifest digest, "size": its bytes, "tag": tag}."""
-    from .puller import Progress, in_threads
+    from .puller import Progress
     r = parse_reference(ref) if isinstance(ref, str) else ref
     if r.digest:
         raise InvalidArgument(f"cannot push a digest reference: {r}; push NAME[:TAG]")
@@ -92,18 +92,7 @@ def push(store, ref, insecure=False, progress=None, max_workers=4):
         progress.log(f"The push refers to repository [{r.name}]")
         for layer in layers:
             progress.update(layer.short, "Preparing")
-        missing = []  # asked on one connection first: a push of what is there starts no thread
-        for layer in layers:
-            if layer.digest in (m.digest for m in missing) or _blob_exists(client, layer.digest):
-                progress.update(layer.short, "Layer already exists")
-            else:
-                missing.append(layer)
-        known = known_repositories(store, r.registry, r.repository) if missing else {}
-        in_threads([(layer, [] if layer.temporary else known.get(layer.diff_id, [])) for layer in missing],
-                   max_workers, lambda layer, mount_from: _push_layer(client, layer, mount_from, progress))
-        config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-        if not _blob_exists(client, config_digest):
-            _upload(client, config_digest, len(config_bytes), config_bytes)
+        config_digest = _push_blobs(store, client, r, record, layers, config_bytes, progress, max_workers)
         manifest, media = manifest_bytes(config_bytes, config_digest, layers)
         digest = _put_manifest(client, tag, manifest, media)
         store.tag_pulled(record["id"], None, f"{r.name}@{digest}")  # docker's RepoDigests after a push
@@ -188,10 +177,37 @@ def indented(value, depth=0):
     return _json.dumps(value)
 
 
+def _push_blobs(store, client, r, record, layers, config_bytes, progress, max_workers):
+    """Each layer and the config the registry lacks, mounted from another
+    repository that has it when one is known, else sent -> the config's
+    digest.  The blobs are asked for on one connection first: a push of
+    what is there starts no thread."""
+    from .puller import in_threads
+    config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    missing = []
+    for layer in layers:
+        if layer.digest in (m.digest for m in missing) or _blob_exists(client, layer.digest):
+            progress.update(layer.short, "Layer already exists")
+        else:
+            missing.append(layer)
+    config_missing = not _blob_exists(client, config_digest)
+    known = known_repositories(store, r.registry, r.repository) if missing or config_missing else {}
+    mounts = {layer.digest: [] if layer.temporary else known.get(layer.diff_id, [])[:1] for layer in missing}
+    mounts[config_digest] = known.get(record["id"], [])[:1]
+    # a token server is asked for pull where blobs mount from, as docker asks
+    client.extra_scopes = sorted({f"repository:{source}:pull" for sources in mounts.values() for source in sources})
+    in_threads([(layer, mounts[layer.digest]) for layer in missing], max_workers,
+               lambda layer, mount_from: _push_layer(client, layer, mount_from, progress))
+    if config_missing:
+        _upload(client, config_digest, len(config_bytes), config_bytes, mounts[config_digest])
+    return config_digest
+
+
 def known_repositories(store, registry, repository):
-    """{diff-id: [repository]}: the other repositories of `registry` that
-    hold a layer as stored (an image with it was pulled from or pushed
-    there): where a push mounts it from instead of sending it, as docker."""
+    """{diff-id or image id: [repository]}: the other repositories of
+    `registry` that hold a layer as stored, or an image's config (an image
+    was pulled from or pushed there): where a push mounts them from
+    instead of sending them, as docker."""
     by_image = {}
     for ref, image_id in store.references().items():
         if "@" not in ref:
@@ -202,7 +218,7 @@ def known_repositories(store, registry, repository):
             continue
         if where.registry == registry and where.repository != repository:
             by_image.setdefault(image_id, []).append(where.repository)
-    known = {}
+    known = dict(by_image)
     for image_id, repositories in by_image.items():
         record = store.existing_image(image_id)
         for diff_id in record["layers"] if record else ():

@@ -192,6 +192,7 @@ class Client:
         self.authorization = None
         self._auth_lock = threading.Lock()
         self._local = threading.local()
+        self.extra_scopes = []  # asked of a token server too (a push: pull where it mounts from)
 
     def _connection(self, scheme, host, fresh=False):
         from ..http import Connection, HTTPException, proxy_for
@@ -409,7 +410,9 @@ class Client:
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         if self.repository:
             query.setdefault("scope", f"repository:{self.repository}:pull")
-        path = (url.path or "/") + "?" + (f"{url.query}&" if url.query else "") + urlencode(query)
+        scopes = [("scope", scope) for scope in self.extra_scopes if scope != query.get("scope")]
+        path = (url.path or "/") + "?" + (f"{url.query}&" if url.query else "") + \
+            urlencode(list(query.items()) + scopes)
         headers = {"User-Agent": "diyc/0.1"}
         if basic:
             headers["Authorization"] = basic
