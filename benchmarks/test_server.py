@@ -85,7 +85,7 @@ def launcher(diyc):
     yield lx
     lx.stop_server()
     # the bridge benchmark's bridge, firewall table and ip_forward: undone
-    subprocess.run([str(bin_dir / "diyc-py"), "network", "prune"], env=lx.env, check=True,
+    subprocess.run([str(bin_dir / "diyc-py"), "network", "prune", "-f"], env=lx.env, check=True,
                    capture_output=True)
 
 

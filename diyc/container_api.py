@@ -82,22 +82,35 @@ def remove_at_exit(ctr):
 
 # -- Container.list's filters ------------------------------------------------------
 
-_FILTERS = ("status", "name", "id", "ancestor", "exited")
+_FILTERS = ("status", "name", "id", "ancestor", "exited", "label", "network")
+STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+
+
+def checked_filters(filters):
+    """{key: [str values]} of docker's filters, each key's values a str or a
+    list (any of which matches); an unknown key or status is refused."""
+    out = {}
+    for key, wanted in dict(filters or {}).items():
+        if key not in _FILTERS:
+            raise InvalidArgument(f"invalid filter {key!r}: use one of {', '.join(_FILTERS)}")
+        out[key] = [str(v) for v in ([wanted] if isinstance(wanted, (str, int)) else list(wanted))]
+    for v in out.get("status", ()):
+        if v not in STATUSES:
+            raise InvalidArgument(f"invalid filter 'status={v}': use one of {', '.join(STATUSES)}")
+    return out
 
 
 def matches(ctr, all, filters):
-    """docker's filters: each key's values (a str or a list) any of which
-    matches; every key must match.  status= and exited= imply all."""
-    filters = dict(filters or {})
-    for key in filters:
-        if key not in _FILTERS:
-            raise InvalidArgument(f"invalid filter {key!r}: use one of {', '.join(_FILTERS)}")
+    """filters (checked_filters'): every key must match.  status= and
+    exited= imply all."""
     status = ctr.status
     if not all and status != "running" and not ({"status", "exited"} & filters.keys()):
         return False
-    for key, wanted in filters.items():
-        values = [wanted] if isinstance(wanted, (str, int)) else list(wanted)
-        values = [str(v) for v in values]
+    return all_filters_match(ctr, status, filters)
+
+
+def all_filters_match(ctr, status, filters):
+    for key, values in filters.items():
         if key == "status":
             ok = status in values
         elif key == "name":
@@ -108,6 +121,12 @@ def matches(ctr, all, filters):
             image = ctr.record.get("image")
             ok = any(v in (image, ctr.record.get("image_id")) or
                      (":" not in v and image == f"{v}:latest") for v in values)
+        elif key == "label":  # KEY or KEY=VALUE
+            labels = ctr.record.get("labels") or {}
+            ok = any(labels.get(k) == v if eq else k in labels
+                     for k, eq, v in (w.partition("=") for w in values))
+        elif key == "network":
+            ok = ctr.record.get("network") in values
         else:  # exited
             ok = status == "exited" and str(ctr.record["state"].get("exit_code")) in values
         if not ok:

@@ -45,15 +45,14 @@ class OptionTable(dict):
             self[n] = option
         return self
 
-    def merged(self, *options):
-        """A copy with more options (--help, say); a name already taken
-        keeps its meaning (run's -h is --hostname)."""
-        table = OptionTable(self.options)
-        for o in options:
-            free = " ".join(n for n in o.names if n not in table)
-            if free:
-                table.add(Option(free, o.dest, o.kind, o.metavar, o.help, o.keyword, o.hidden))
-        return table
+    def add_where_free(self, option):
+        """Add option (--help, say) under those of its names not taken: a
+        name already taken keeps its meaning (run's -h is --hostname)."""
+        free = " ".join(n for n in option.names if n not in self)
+        if free:
+            o = option
+            self.add(Option(free, o.dest, o.kind, o.metavar, o.help, o.keyword, o.hidden))
+        return self
 
 
 def option_table(*specs):

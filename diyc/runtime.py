@@ -230,13 +230,14 @@ class Container(ContainerRecord):
              filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
-        "id": PREFIX, "ancestor": IMAGE, "exited": CODE}, each a value or a
-        list of values (any of which matches), as docker's."""
-        everything = super().list(root)
+        "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "label": "K[=V]",
+        "network": NAME}, each a value or a list of values (any of which
+        matches), as docker's."""
         if all and not filters:
-            return everything
-        from .container_api import matches
-        return [c for c in everything if matches(c, all, filters)]
+            return super().list(root)
+        from .container_api import checked_filters, matches
+        filters = checked_filters(filters)
+        return [c for c in super().list(root) if matches(c, all, filters)]
 
     # -- start --------------------------------------------------------------
 

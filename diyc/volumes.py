@@ -36,6 +36,16 @@ def remove_volume(root, name, users=()):
     remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
+def prune_volumes(root, users=()):
+    """Remove every volume not in users; -> their names."""
+    removed = []
+    for name in list_volumes(root):
+        if name not in users:
+            remove_tree(f"{_volumes_dir(root)}/{name}")
+            removed.append(name)
+    return removed
+
+
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 

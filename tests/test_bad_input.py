@@ -211,6 +211,19 @@ ROWS.update({f"network-subnet={v!r}": ["network", "create", "tbadnet", "--subnet
                        f"10.0.0.0/{VERY_LONG}", "10.0.0.0/ 24", "10.0.0.0", "10.0.0.1/24"]})
 
 
+# A container that does not exist: one line and exit 1, as docker's
+# commands (run alone says 125: nothing started).
+MISSING = {case: ROWS.pop(case) for case in ("inspect-nosuch", "exec-nosuch", "stats-nosuch")}
+
+
+@pytest.mark.parametrize("case", sorted(MISSING))
+def test_missing_object_is_one_line_exit_1_and_changes_nothing(run_cli, diyc_root, case):
+    before = store_state(diyc_root)
+    line = assert_one_line_error(run_cli(*MISSING[case], input=""), 1)
+    assert "nosuch" in line.lower() and "no such" in line.lower(), line
+    assert store_state(diyc_root) == before
+
+
 @pytest.mark.parametrize("case", sorted(ROWS))
 def test_bad_input_is_one_line_and_changes_nothing(run_cli, diyc_root, case):
     before = store_state(diyc_root)

@@ -403,3 +403,21 @@ def test_concurrent_first_use_builds_the_image_once(run_cli, tmp_path):
     assert os.listdir(root / "containers") == []
     images = [f for f in os.listdir(root / "images") if f != "repositories.json"]
     assert len(images) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["stop", "nosuch"], ["wait", "nosuch"], ["logs", "nosuch"], ["kill", "nosuch"], ["rm", "nosuch"],
+    ["start", "nosuch"], ["restart", "nosuch"], ["attach", "nosuch"], ["exec", "nosuch", "true"],
+    ["stats", "--no-stream", "nosuch"], ["container", "logs", "nosuch"], ["logs", "-f", "nosuch"],
+])
+def test_a_missing_container_is_one_line_and_exit_1_in_every_command(run_cli, args):
+    """As docker's commands: `No such container: x`, exit 1, whichever asks."""
+    assert assert_one_line_error(run_cli(*args), 1) == "diyc: no such container: nosuch"
+
+
+def test_a_missing_container_among_others_does_not_stop_the_rest(run_cli):
+    run_cli("run", "--network", "none", "-d", "--name", "alive", "busybox", "sleep", "60", check=True)
+    proc = run_cli("rm", "-f", "nosuch", "alive")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "alive\n", "diyc: no such container: nosuch\n")
+    assert_one_line_error(run_cli("inspect", "nosuch"), 1, contains="no such container or image: nosuch")
+    assert_one_line_error(run_cli("run", "--rm", "nosuchimage"), 125, contains="nosuchimage")

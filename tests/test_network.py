@@ -38,7 +38,7 @@ def net(host_ns, diyc_root):
     yield cli
     # What `prune` must remove: the bridges, the firewall table, ip_forward.
     table = cli.table()
-    out = cli("network", "prune", check=True).stdout
+    out = cli("network", "prune", "-f", check=True).stdout
     assert f"removed nftables table ip {table}" in out
     assert cli.sh("nft", "list", "table", "ip", table).returncode != 0
     assert "diyc" not in cli.sh("ip", "-br", "link").stdout

@@ -90,7 +90,7 @@ def test_two_roots_share_a_namespace_without_touching_each_other(two_roots):
         b_usr.stop()
 
     # root B cleans up everything of its own, while root A's containers run
-    out_b = b("network", "prune", check=True).stdout + b("cleanup", check=True).stdout
+    out_b = b("network", "prune", "-f", check=True).stdout + b("cleanup", check=True).stdout
     assert b_bridge["bridge"] in out_b and a_bridge["bridge"] not in out_b
     assert f"removed nftables table ip {b.table()}" in out_b
     assert "ip_forward" not in out_b
@@ -108,7 +108,7 @@ def test_two_roots_share_a_namespace_without_touching_each_other(two_roots):
         a_usr.stop()
 
     # the last root: nothing of diyc is left, ip_forward is what it was
-    out_a = a("network", "prune", check=True).stdout
+    out_a = a("network", "prune", "-f", check=True).stdout
     assert "restored net.ipv4.ip_forward=0" in out_a
     assert "diyc" not in links(a)
     assert tables(a) == []
@@ -139,7 +139,7 @@ def test_same_explicit_subnet_in_two_roots_is_refused_at_the_second_bridge(two_r
         assert network_info(b, "dup")["bridge"] not in links(b)
     finally:
         for cli in (a, b):
-            cli("network", "prune", check=True)
+            cli("network", "prune", "-f", check=True)
             cli("network", "rm", "bridge")
     assert "diyc" not in links(a)
     assert tables(a) == []

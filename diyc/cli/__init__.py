@@ -1,6 +1,6 @@
 """The `diyc` command: a thin layer over the library, one module per
-concern (run, containers, images, networks, system), every command and
-option declared once in the table of registry.py.
+concern (run, ps, containers, images, networks, system, completion), every
+command and option declared once in the table of registry.py.
 
 To add a command, decorate its handler in the module of its concern (or in
 a new module, named in registry.MODULES):
@@ -11,9 +11,10 @@ a new module, named in registry.MODULES):
         ...                           # return the exit code
 
 --help, `diyc help top`, `diyc container top --help`, the errors naming the
-command and bash completion follow from the declaration.  To add a run flag,
-add one Option to run.RUN_OPTIONS with keyword= the Container.create keyword
-it is passed as (keyword=None: the CLI acts on it itself).
+command and bash completion follow from the declaration; paste the output
+of `python -m diyc.cli.helptext` into the README's list of commands.  To add
+a run flag, add one Option to run.RUN_OPTIONS with keyword= the
+Container.create keyword it is passed as (None: the CLI acts on it itself).
 
 The option parser is our own, small and docker-shaped (options stop at the
 image name, `-it` combines, `--name=x` and `--name x` both work): argparse
@@ -22,43 +23,21 @@ costs ~7 ms to import here, half of a whole container start."""
 import sys
 
 from . import registry  # first: it notes the start time
-from ..errors import DiycError, InvalidArgument
+from ..errors import ContainerNotFound, DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option, parse
-from .registry import COMMANDS, GROUPS, command, find, load_all
+from .registry import COMMANDS, GROUPS, UsageError, command, find, load_all
 from . import run  # noqa: F401 (the start path: imported with us, the rest on demand)
 
-VERSION = "0.1.0"
-
-
-class UsageError(InvalidArgument):
-    """A command line diyc cannot take, reported as `diyc COMMAND: ...`."""
-
-    def __init__(self, command, message):
-        super().__init__(message)
-        self.command = command
 RUN_OPTIONS = COMMANDS["run"].options  # the parser's table of `diyc run`
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    root = None
+    cmd = None
     try:
-        while argv and argv[0].startswith("-"):
-            opt = argv.pop(0)
-            if opt in ("-h", "--help"):
-                load_all()
-                from .helptext import main_help
-                print(main_help())
-                return 0
-            if opt in ("-v", "--version"):
-                print(f"diyc version {VERSION}")
-                return 0
-            if opt == "--root" or opt.startswith("--root="):
-                root = opt.partition("=")[2] if "=" in opt else argv.pop(0) if argv else ""
-                if not root:  # (Root("") would be the default root: not what was meant)
-                    raise InvalidArgument("--root needs a directory")
-            else:
-                raise InvalidArgument(f"unknown flag: {opt}")
+        root, argv = _global_options(argv)
+        if argv and argv[0] in ("-h", "--help", "-v", "--version"):
+            return _print_help_or_version(argv[0])
         if not argv:
             load_all()
             from .helptext import main_help
@@ -70,12 +49,14 @@ def main(argv=None):
             from .helptext import group_help
             print(group_help(argv[0]))
             return 0
+        cmd = COMMANDS[name]
         return _run_command(root, name, args)
     except DiycError as e:
         # one line, whatever the message quotes (a library's multi-line text)
         prefix = f"diyc {e.command}" if isinstance(e, UsageError) else "diyc"
         print(f"{prefix}: " + " ".join(str(e).split("\n")), file=sys.stderr)
-        return e.exit_code
+        # no such container: 1, as docker's commands say it; 125 for run
+        return cmd.missing_exit if isinstance(e, ContainerNotFound) and cmd else e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -87,6 +68,31 @@ def main(argv=None):
             raise
         print(f"diyc: {error}", file=sys.stderr)
         return error.exit_code
+
+
+def _global_options(argv):
+    """-> (--root's value or None, the rest from -h/-v or the command on)."""
+    root = None
+    while argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--version"):
+        opt = argv.pop(0)
+        if opt == "--root" or opt.startswith("--root="):
+            root = opt.partition("=")[2] if "=" in opt else argv.pop(0) if argv else ""
+            if not root:  # (Root("") would be the default root: not what was meant)
+                raise InvalidArgument("--root needs a directory")
+        else:
+            raise InvalidArgument(f"unknown flag: {opt}")
+    return root, argv
+
+
+def _print_help_or_version(flag):
+    if flag in ("-v", "--version"):
+        from .. import __version__
+        print(f"diyc version {__version__}")
+        return 0
+    load_all()
+    from .helptext import main_help
+    print(main_help())
+    return 0
 
 
 def _command_name(argv):

@@ -5,7 +5,9 @@ with docker's error shape, the prune confirmation, and the text columns
 import sys
 import time
 
-from ..errors import DiycError, InvalidArgument
+from ..errors import ContainerNotFound, DiycError, InvalidArgument
+from ..options import FLAG, Option
+from .registry import NotConfirmed
 
 
 def no_arguments(command, positional):
@@ -27,6 +29,9 @@ def each_container(root, refs, action, verb, echo_ref=False):
             action(Container.load(ref, root))
             if echo_ref:
                 print(ref)
+        except ContainerNotFound as e:  # as every command says it: `diyc: no such container: x`
+            print(f"diyc: {e}", file=sys.stderr)
+            code = 1
         except (DiycError, OSError) as e:
             print(f"diyc: {verb} {ref}: {reason(e)}", file=sys.stderr)
             code = 1
@@ -38,6 +43,25 @@ def reason(e):
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     return str(e)
+
+
+# -- prunes ------------------------------------------------------------------
+
+FORCE = Option("-f --force", "force", FLAG, help="Do not prompt for confirmation")
+
+
+def confirm(command, warning, opts):
+    """docker's question before a prune: True to go ahead.  -f: no
+    question.  Without a terminal on stdin nothing is asked nor removed
+    (NotConfirmed, exit 1): a script gets no silent success, and a pipe's
+    bytes are no consent."""
+    if opts.get("force"):
+        return True
+    if not sys.stdin.isatty():
+        raise NotConfirmed(command, "nothing removed: no terminal to confirm on (-f/--force removes "
+                                    "without asking)")
+    print(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ", end="", flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 # -- formatting -------------------------------------------------------------

@@ -1,55 +1,16 @@
-"""The commands on existing containers: create, ps, rm, start, stop, restart,
-kill, wait, logs, stats, attach, inspect, container prune."""
+"""The commands on containers: create, rm, start, stop, restart, kill,
+wait, logs, stats, attach, inspect, container prune."""
 
 import sys
 import time
 
 from ..errors import DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option, print_table, signal_number
-from .common import ago, each_container, human_size, no_arguments, ports_text, quote_cmd, status_text
+from .common import FORCE, confirm, each_container, human_size, no_arguments
 from .registry import command
 from .run import RUN_OPTIONS, library_keywords, start_foreground
 
 MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
-
-
-@command("ps", "container ls", "container list", "container ps", usage="[OPTIONS]",
-         help="List containers", options=(
-             Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
-             Option("-q --quiet", "quiet", FLAG, help="Only display container IDs"),
-             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
-             Option("--format", "format", VALUE, "json|table", "Format output")))
-def cmd_ps(root, opts, args):
-    no_arguments("ps", args)
-    if opts.get("format") not in (None, "json", "table"):
-        raise InvalidArgument(f"invalid --format {opts['format']!r}: json or table")
-    from ..runtime import Container
-    rows = []
-    listed = []
-    for c in Container.list(root, all=True):
-        status = c.status
-        if status != "running" and not opts.get("all"):
-            continue
-        listed.append(c)
-        if opts.get("format") == "json":
-            continue
-        if opts.get("quiet"):
-            print(c.id if opts.get("no_trunc") else c.id[:12])
-            continue
-        rows.append((c.id if opts.get("no_trunc") else c.id[:12], c.record["image"],
-                     quote_cmd(c.record["spec"]["process"]["args"]),
-                     ago(c.record["created"]), status_text(c), ports_text(c), c.name))
-    if opts.get("format") == "json":
-        import json
-        print(json.dumps([{"Id": c.id, "Names": c.name, "Image": c.record["image"],
-                           "Command": " ".join(c.record["spec"]["process"]["args"]),
-                           "Created": c.record["created"], "State": c.status,
-                           "Status": status_text(c), "Ports": ports_text(c),
-                           "ExitCode": c.record["state"].get("exit_code")} for c in listed], indent=2))
-        return 0
-    if not opts.get("quiet"):
-        print_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
-    return 0
 
 
 @command("rm", "container rm", "container remove", usage="[OPTIONS] CONTAINER [CONTAINER...]",
@@ -243,7 +204,7 @@ def cmd_inspect(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc inspect" requires a container or image')
     import json
-    from ..errors import NotFound
+    from ..errors import ContainerNotFound, NotFound
     from ..images.store import ImageStore
     from ..runtime import Container
     out = []
@@ -254,20 +215,34 @@ def cmd_inspect(root, opts, args):
             rec["state"] = dict(rec["state"], status=c.status)
             out.append(rec)
         except NotFound:
-            out.append(ImageStore(root).resolve(ref))
+            try:
+                out.append(ImageStore(root).resolve(ref))
+            except NotFound:
+                # (docker's "No such object": exit 1, as for a container)
+                raise ContainerNotFound(f"no such container or image: {ref}") from None
     print(json.dumps(out, indent=2))
     return 0
 
 
-@command("container prune", usage="[OPTIONS]", help="Remove all stopped containers")
+@command("container prune", usage="[OPTIONS]", help="Remove all stopped containers",
+         options=(FORCE,))
 def cmd_container_prune(root, opts, args):
     no_arguments("container prune", args)
+    if confirm("container prune", "This will remove all stopped containers.", opts):
+        for line in prune_containers(root):
+            print(line)
+    return 0
+
+
+def prune_containers(root):
+    """Remove every stopped container; -> their ids."""
     from ..runtime import Container
+    out = []
     for c in Container.list(root, all=True):
         if c.status in ("exited", "created", "dead"):
             c.remove(force=True)
-            print(c.id)
-    return 0
+            out.append(c.id)
+    return out
 
 
 @command("_finish", usage="CONTAINER", hidden=True)

@@ -83,3 +83,25 @@ def help_for(words):
     if name in COMMANDS and not COMMANDS[name].hidden:
         return command_help(name)
     return None
+
+
+def command_list():
+    """Every command once, with its usage and help: the README's list
+    (`python -m diyc.cli.helptext` prints it)."""
+    seen, rows = set(), []
+    for cmd in top_level():
+        seen.add(id(cmd))
+        rows.append((f"diyc {cmd.name} {cmd.usage}".rstrip(), cmd.help))
+    for group in GROUPS:
+        for sub, cmd in group_commands(group).items():
+            if id(cmd) not in seen:
+                seen.add(id(cmd))
+                rows.append((f"diyc {group} {sub} {cmd.usage}".rstrip(), cmd.help))
+    width = max(len(usage) for usage, _ in rows)
+    return "\n".join(f"{usage.ljust(width)}  {text}" for usage, text in rows)
+
+
+if __name__ == "__main__":
+    from .registry import load_all
+    load_all()
+    print(command_list())

@@ -6,7 +6,7 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option, print_table
-from .common import human_size, no_arguments
+from .common import FORCE, confirm, human_size, no_arguments
 from .registry import command
 
 QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
@@ -208,6 +208,20 @@ def cmd_save(root, opts, args):
     return 0
 
 
+@command("image prune", usage="[OPTIONS]", help="Remove unused images", options=(
+    Option("-a --all", "all", FLAG, help="Remove all images not used by a container, not just "
+                                         "those without a name"), FORCE))
+def cmd_image_prune(root, opts, args):
+    no_arguments("image prune", args)
+    warning = ("This will remove all images without at least one container associated to them."
+               if opts.get("all") else "This will remove all dangling images.")
+    if confirm("image prune", warning, opts):
+        from ..images.store import ImageStore
+        for line in ImageStore(root).prune(all=opts.get("all", False)):
+            print(line)
+    return 0
+
+
 @command("image inspect", usage="IMAGE [IMAGE...]", help="Show image records as JSON")
 def cmd_image_inspect(root, opts, args):
     if not args:
@@ -222,7 +236,8 @@ def cmd_image_inspect(root, opts, args):
 @command("build", "image build", usage="[OPTIONS] CONTEXT|-", help="Build an image from a Dockerfile",
          options=(
              Option("-t --tag", "tags", LIST, "NAME[:TAG]", "Name and optionally a tag (repeatable)"),
-             Option("-f --file", "file", VALUE, "FILE", "Name of the Dockerfile (default CONTEXT/Dockerfile)"),
+             Option("-f --file", "file", VALUE, "FILE",
+                    "Name of the Dockerfile (default CONTEXT/Dockerfile)"),
              Option("--build-arg", "build_args", LIST, "K=V", "Set a build-time variable (repeatable)"),
              Option("--target", "target", VALUE, "STAGE", "Build this stage"),
              Option("--no-cache", "no_cache", FLAG, help="Do not use the build cache"),

@@ -2,7 +2,7 @@
 
 from ..errors import InvalidArgument
 from ..options import FLAG, VALUE, Option, print_table
-from .common import no_arguments
+from .common import FORCE, confirm, no_arguments
 from .registry import command
 
 
@@ -46,12 +46,14 @@ def cmd_network_rm(root, opts, args):
     return 0
 
 
-@command("network prune", usage="[OPTIONS]", help="Remove all unused networks")
+@command("network prune", usage="[OPTIONS]", help="Remove all unused networks", options=(FORCE,))
 def cmd_network_prune(root, opts, args):
     no_arguments("network prune", args)
-    from ..net import network as networking
-    for line in networking.prune(root):
-        print(line)
+    if confirm("network prune", "This will remove all custom networks not used by at least one "
+               "container.", opts):
+        from ..net import network as networking
+        for line in networking.prune(root):
+            print(line)
     return 0
 
 
@@ -112,9 +114,31 @@ def cmd_volume_rm(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc volume rm" requires at least one volume')
     from .. import volumes
-    from ..runtime import Container
-    used = {m.get("volume") for c in Container.list(root, all=True) for m in c.record["spec"]["mounts"]}
+    used = volumes_in_use(root)
     for name in args:
         volumes.remove_volume(root, name, used)
         print(name)
     return 0
+
+
+@command("volume prune", usage="[OPTIONS]", help="Remove all unused volumes", options=(
+    FORCE, Option("-a --all", "all", FLAG,
+                  help="Accepted, as docker's: diyc's volumes are all named, and all are pruned")))
+def cmd_volume_prune(root, opts, args):
+    no_arguments("volume prune", args)
+    if confirm("volume prune", "This will remove all volumes not used by at least one container.",
+               opts):
+        for name in prune_volumes(root):
+            print(name)
+    return 0
+
+
+def prune_volumes(root):
+    from .. import volumes
+    return volumes.prune_volumes(root, volumes_in_use(root))
+
+
+def volumes_in_use(root):
+    """The named volumes a container (of any state) mounts."""
+    from ..runtime import Container
+    return {m.get("volume") for c in Container.list(root, all=True) for m in c.record["spec"]["mounts"]}

@@ -7,6 +7,7 @@ import time
 
 START_NS = time.perf_counter_ns()  # --trace counts from here (the server resets it)
 
+from ..errors import InvalidArgument  # noqa: E402
 from ..options import FLAG, Option, option_table  # noqa: E402
 
 HELP = Option("-h --help", "help", FLAG, help="Print usage")
@@ -23,33 +24,52 @@ GROUPS = {
 
 # The modules that register commands, in the order of the help; imported
 # only until the command asked for is found (`diyc run`: run only).
-MODULES = ("run", "containers", "images", "networks", "system")
+MODULES = ("run", "ps", "containers", "images", "networks", "system", "completion")
+
+
+class UsageError(InvalidArgument):
+    """A command line diyc cannot take, reported as `diyc COMMAND: ...`."""
+
+    def __init__(self, command, message):
+        super().__init__(message)
+        self.command = command
+
+
+class NotConfirmed(UsageError):
+    """A prune without -f and without a terminal to ask on: nothing done."""
+    exit_code = 1
+
 
 COMMANDS = {}  # every name ("ps", "container ls") -> its Command
 ORDER = []     # the Commands, in the order they were registered
 
 
 class Command:
-    __slots__ = ("names", "handler", "options", "usage", "help", "stop_at_positional", "hidden")
+    __slots__ = ("names", "handler", "options", "usage", "help", "stop_at_positional", "hidden",
+                 "missing_exit")
 
-    def __init__(self, names, handler, options, usage, help, stop_at_positional, hidden):
+    def __init__(self, names, handler, options, usage, help, stop_at_positional, hidden, missing_exit):
         self.names, self.handler, self.usage, self.help = names, handler, usage, help
-        self.options = option_table(*options).merged(HELP)
-        self.stop_at_positional, self.hidden = stop_at_positional, hidden
+        self.options = option_table(*options).add_where_free(HELP)
+        self.stop_at_positional, self.hidden, self.missing_exit = stop_at_positional, hidden, missing_exit
 
     @property
     def name(self):
         return self.names[0]
 
 
-def command(*names, usage="", help="", options=(), stop_at_positional=False, hidden=False):
+def command(*names, usage="", help="", options=(), stop_at_positional=False, hidden=False,
+            missing_exit=1):
     """Register the decorated handler(root, opts, args) -> exit code under
     each name ("rm", "container rm").  usage: what follows the name in the
     usage line ("[OPTIONS] CONTAINER..."); help: one line; options: Options
     (or (names, dest, kind) tuples), parsed into opts by dest;
-    stop_at_positional: options end at the first argument (run, exec)."""
+    stop_at_positional: options end at the first argument (run, exec);
+    missing_exit: the exit code when a container it names does not exist
+    (docker's 1; run's 125, as for anything that stops a container from
+    starting)."""
     def register(handler):
-        cmd = Command(names, handler, options, usage, help, stop_at_positional, hidden)
+        cmd = Command(names, handler, options, usage, help, stop_at_positional, hidden, missing_exit)
         for name in names:
             group = name.partition(" ")[0]
             if " " in name and group not in GROUPS:

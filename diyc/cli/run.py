@@ -7,7 +7,6 @@ import sys
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
 from . import registry
-from .common import human_size
 from .registry import command
 
 ENV = Option("-e --env", "env", LIST, "K=V", "Set an environment variable (repeatable)", keyword="env")
@@ -107,7 +106,8 @@ def library_keywords(opts, options):
 
 
 @command("run", "container run", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
-         help="Run a command in a new container", options=RUN_OPTIONS, stop_at_positional=True)
+         help="Run a command in a new container", options=RUN_OPTIONS, stop_at_positional=True,
+         missing_exit=125)
 def cmd_run(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc run" requires an image: diyc run [OPTIONS] IMAGE [COMMAND...]')
@@ -161,6 +161,7 @@ def start_foreground(ctr, trace=None, new=True, send_input=True):
         trace.mark("wait")
         trace.report()
     if result.oom_killed:
+        from .common import human_size
         limit = ctr.record["spec"]["linux"]["resources"].get("memory", {}).get("limit")
         print(f"diyc: container {ctr.name}: a process was killed by the memory limit "
               f"({human_size(limit)}): out of memory", file=sys.stderr)

@@ -182,6 +182,19 @@ class ImageStore:
             out += self._collect_layers()
         return out
 
+    def prune(self, all=False):
+        """`docker image prune [-a]`: remove the images without a name (all:
+        every image) that no container uses; -> remove()'s lines."""
+        out = []
+        for record in self.list():
+            if record["repo_tags"] and not all:
+                continue
+            try:
+                out += self.remove(record["id"])
+            except (Conflict, ImageNotFound):  # in use, or removed meanwhile
+                continue
+        return out
+
     def using(self):
         """Held (shared) by a container's creation from resolving its image
         until its record exists: remove() waits for it, then sees the record.
