@@ -42,18 +42,17 @@ DOCKER_LAYER = {
         "application/vnd.docker.image.rootfs.diff.tar.gzip",  # its blob is here: pushed as any layer
     "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.docker.image.rootfs.diff.tar",
 }
-# ... and what an OCI manifest calls it (None: not a registry type, sent as the plain tar)
+# ... and what an OCI manifest calls it (a type not here, xz or bzip2: sent as the plain tar)
+OCI_GZIP, OCI_ZSTD = OCI_TAR + "+gzip", OCI_TAR + "+zstd"
 OCI_LAYER = {
-    OCI_TAR: OCI_TAR,
-    "application/vnd.oci.image.layer.v1.tar+gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    OCI_TAR: OCI_TAR, OCI_GZIP: OCI_GZIP, OCI_ZSTD: OCI_ZSTD,
     "application/vnd.oci.image.layer.nondistributable.v1.tar": OCI_TAR,
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": OCI_GZIP,
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": OCI_ZSTD,
     "application/vnd.docker.image.rootfs.diff.tar": OCI_TAR,
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": OCI_GZIP,
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": OCI_GZIP,
+    "application/vnd.docker.image.rootfs.diff.tar.zstd": OCI_ZSTD,
 }
 
 
@@ -195,7 +194,8 @@ def _push_blobs(store, client, r, record, layers, config_bytes, progress, max_wo
     mounts = {layer.digest: [] if layer.temporary else known.get(layer.diff_id, [])[:1] for layer in missing}
     mounts[config_digest] = known.get(record["id"], [])[:1]
     # a token server is asked for pull where blobs mount from, as docker asks
-    client.extra_scopes = sorted({f"repository:{source}:pull" for sources in mounts.values() for source in sources})
+    client.extra_scopes = sorted({f"repository:{source}:pull"
+                                  for sources in mounts.values() for source in sources})
     in_threads([(layer, mounts[layer.digest]) for layer in missing], max_workers,
                lambda layer, mount_from: _push_layer(client, layer, mount_from, progress))
     if config_missing:
