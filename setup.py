@@ -25,20 +25,15 @@ def write_syscall_table(header="/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
 
 write_syscall_table()
 
+# the init's C code: the extension's, and diyc-held's (with held.c)
+INIT_SOURCES = ["_native/spawn.c", "_native/mounts.c", "_native/process.c", "_native/caps.c",
+                "_native/seccomp.c", "_native/devices.c", "_native/hooks.c", "_native/error.c",
+                "_native/channel.c", "_native/pooled.c"]
+HELD_SOURCES = ["_native/held.c"] + INIT_SOURCES
+
 native = Extension(
     "diyc._native",
-    sources=[
-        "_native/_native.pyx",
-        "_native/spawn.c",
-        "_native/mounts.c",
-        "_native/process.c",
-        "_native/caps.c",
-        "_native/seccomp.c",
-        "_native/devices.c",
-        "_native/hooks.c",
-        "_native/error.c",
-        "_native/channel.c",
-    ],
+    sources=["_native/_native.pyx"] + INIT_SOURCES,
     include_dirs=["_native"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
 )
@@ -58,6 +53,12 @@ class BuildWithHelpers(build_ext):
                                             extra_postargs=["-Os", "-Wall"])
             self.compiler.link_executable(objects, f"diyc-{name}", output_dir=target_dir,
                                           extra_postargs=["-static"])
+        # diyc-held, what a pool's container init waits as: the init's C code
+        # (not the Python process it was cloned from) around the end of a start
+        objects = self.compiler.compile(HELD_SOURCES, output_dir=os.path.join(self.build_temp, "held"),
+                                        include_dirs=["_native"], extra_postargs=["-Os", "-Wall"])
+        self.compiler.link_executable(objects, "diyc-held", output_dir=target_dir,
+                                      extra_postargs=["-static"])
 
 
 setup(ext_modules=cythonize([native], language_level=3, quiet=True),

@@ -128,6 +128,11 @@ struct diyc_init {
 	int console_fd;         /* terminal: send the pty master over this socket, or -1 ... */
 	int console_to_parent;  /* ... or to the parent, on the channel (CONSOLE) */
 	int console_recv_fd;    /* detached terminal: the supervisor receives it here */
+	int process_on_release; /* a pool's: READY at the release, which is a PROCESS message
+				 * carrying what to run (struct diyc_process); until then the
+				 * init keeps no fd it does not need */
+	int held_exe_fd;        /* ... and it waits as diyc-held (this fd), not as a copy
+				 * of the embedding process (struct diyc_held_state), or -1 */
 	struct diyc_rlimit *rlimits;
 	int n_rlimits;
 	const char *oom_score_adj;   /* written to /proc/self/oom_score_adj, or NULL */
@@ -150,6 +155,34 @@ enum diyc_msg_type {
 	DIYC_MSG_ID_MAPS_DONE,  /* parent: id maps written; fds: the idmapped layers */
 	DIYC_MSG_RELEASE,       /* parent: go on to execve */
 	DIYC_MSG_START,         /* `start`, on the start FIFO: the held init may exec */
+	DIYC_MSG_PROCESS,       /* parent: the release of a pooled init, with its process;
+				 * fds: the description (a memfd), then the stdio fds */
+};
+
+/* The head of a PROCESS message's description (a memfd), followed by
+ * n_groups gid_t, then the cwd, the argc arguments and the envc
+ * environment entries, each NUL-terminated.  Native byte order. */
+struct diyc_process {
+	uint32_t size;          /* of the whole description */
+	uint32_t uid, gid;
+	uint32_t n_groups, argc, envc;
+	uint32_t stdio;         /* bit i: an fd for stdio i came with the message (in order);
+				 * clear: stdio i is closed */
+	uint32_t reserved;
+	uint64_t cap_effective, cap_permitted;  /* for the user (unless privileged) */
+};
+#define DIYC_PROCESS_MAX (64u << 20)
+
+/* What a pooled init takes across its execve of diyc-held (a memfd, its
+ * number diyc-held's argv[1]): the fields the end of the start reads,
+ * then n_rlimits struct diyc_rlimit, then the seccomp filter. */
+struct diyc_held_state {
+	uint32_t size;
+	int32_t channel;
+	uint32_t umask;
+	int32_t set_caps, last_cap, no_new_privs;
+	int32_t seccomp_len, n_rlimits;
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 };
 
 #define DIYC_MSG_PAYLOAD 256
@@ -217,12 +250,16 @@ struct diyc_child {
 };
 
 /* spawn.c */
+int finish_and_exec(const struct diyc_init *init, struct diyc_error *err);
+_Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err);
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err);
 int diyc_release(struct diyc_child *child, struct diyc_error *err);
 int diyc_id_maps_done(struct diyc_child *child, const int *layer_fds, int n, struct diyc_error *err);
 pid_t diyc_wait_pid(struct diyc_child *child, struct diyc_error *err);
 int diyc_wait_console(struct diyc_child *child, struct diyc_error *err);
 int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err);
+int diyc_wait_held(struct diyc_child *child, struct diyc_error *err);
+int diyc_send_process(struct diyc_child *child, const int *fds, int n, struct diyc_error *err);
 
 /* error.c: async-signal-safe helpers usable in the child */
 int diyc_fail(struct diyc_error *err, const char *step, int errnum, const char *detail);
@@ -273,6 +310,10 @@ int setup_stdio(const struct diyc_init *init, struct diyc_error *err);
 int setup_console(const struct diyc_init *init, struct diyc_error *err);
 int set_identity(const struct diyc_init *init, struct diyc_error *err);
 int close_inherited_fds(const struct diyc_init *init, struct diyc_error *err);
+int close_unneeded_fds(const struct diyc_init *init, struct diyc_error *err);
+int receive_process(const struct diyc_init *init, struct diyc_error *err);
+int load_held_state(struct diyc_init *init, int fd, struct diyc_error *err);
+int shares_our_memory(const struct diyc_init *init);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);
 int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
 int find_command(const struct diyc_init *init, char *out, size_t size, struct diyc_error *err);

@@ -63,8 +63,11 @@ static int start_clean(const struct diyc_init *init, struct diyc_error *err)
 	umask(0);
 	/* Until execve we are a copy of the runtime: not dumpable, so nothing in
 	 * the container can open our /proc/PID/exe (the CVE-2019-5736 lesson).
-	 * execve of the container's binary makes the process dumpable again. */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+	 * execve of the container's binary makes the process dumpable again.
+	 * (Dumpable belongs to the memory: sharing ours, the pooled init
+	 * leaves it to diyc-held, its first act; nothing runs in the
+	 * container before.) */
+	if (!shares_our_memory(init) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return diyc_fail(err, "set_dumpable", errno, NULL);
 	/* A name only we use until execve replaces it: a process found dead
 	 * under this name died before its program ran (init_died_before_exec). */
@@ -127,17 +130,21 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  * no_new_privs the filter needs CAP_SYS_ADMIN: see seccomp_extra_caps() for
  * why holding it until execve gives the program nothing.
  */
-static int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
+int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
-	uint64_t extra = seccomp_extra_caps(init);
-	/* privileged (no capability sets) as another user: the setuid drops
-	 * every capability, so the filter must go on before it */
-	int filter_first = init->seccomp_len && !init->no_new_privs && !init->set_caps && init->uid != 0;
+	uint64_t extra;
+	int filter_first;
 	static char command[4096];  /* the child's own copy of memory: no malloc */
 	sigset_t none;
 
-	if (wait_for_release(init, err) < 0 ||
-	    set_rlimits(init, err) < 0 ||
+	/* a pooled init learns here what it runs, and as whom (pooled.c) */
+	if ((init->process_on_release ? receive_process(init, err) : wait_for_release(init, err)) < 0)
+		return -1;
+	extra = seccomp_extra_caps(init);
+	/* privileged (no capability sets) as another user: the setuid drops
+	 * every capability, so the filter must go on before it */
+	filter_first = init->seccomp_len && !init->no_new_privs && !init->set_caps && init->uid != 0;
+	if (set_rlimits(init, err) < 0 ||
 	    close_inherited_fds(init, err) < 0)
 		return -1;
 	if (filter_first && install_seccomp(init, err) < 0)
@@ -166,7 +173,8 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 
 static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 {
-	if (start_clean(init, err) < 0)
+	if (start_clean(init, err) < 0 ||
+	    (init->process_on_release && close_unneeded_fds(init, err) < 0))
 		return -1;
 	/* Into the cgroup first, so everything the start allocates (tmpfs and
 	 * overlay pages included) is charged to the container. */
@@ -237,7 +245,7 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 	return finish_and_exec(init, err);
 }
 
-static _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
+_Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)
 {
 	diyc_send_error(reporting_fd(init), err);
 	if (strcmp(err->step, "exec") == 0)
@@ -319,7 +327,8 @@ static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
 	}
 	pid = clone(fn, stack + STACK_SIZE, flags | SIGCHLD, arg);
 	saved = errno;
-	/* Without CLONE_VM the child has its own copy of the stack. */
+	/* Without CLONE_VM the child has its own copy of the stack; with it
+	 * (and CLONE_VFORK) we are back here once the child has exec'd. */
 	munmap(stack, STACK_SIZE);
 	errno = saved;
 	return pid;
@@ -327,7 +336,9 @@ static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
 
 static pid_t clone_init(struct diyc_init *init)
 {
-	return clone_on_stack(container_init, init->clone_flags, init);
+	int flags = init->clone_flags | (shares_our_memory(init) ? CLONE_VM | CLONE_VFORK : 0);
+
+	return clone_on_stack(container_init, flags, init);
 }
 
 /* The master end of a container's pty, sent by setup_console(); the fd is
@@ -615,9 +626,10 @@ int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
 	}
 	r = r < 0 ? errno : 0;
 	close_channel(child);
-	if (r)
+	/* ECONNRESET: it died with our message unread - before its release */
+	if (r && r != ECONNRESET)
 		return diyc_fail(err, "wait_exec", r, NULL);
 	if (exec_next)
 		return 0;
-	return diyc_fail(err, DIYC_INIT_DIED, 0, NULL);
+	return diyc_fail(err, DIYC_INIT_DIED, r, NULL);
 }

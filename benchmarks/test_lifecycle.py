@@ -39,7 +39,7 @@ def test_diyc_supervisor_rss(benchmark, diyc):
         import json
         rss = []
         for c in json.loads(_cli(diyc, "inspect", *names)):
-            with open(f"/proc/{c['state']['supervisor']}/status") as f:
+            with open(f"/proc/{c['State']['SupervisorPid']}/status") as f:
                 rss.append(int([l for l in f if l.startswith("VmRSS")][0].split()[1]))
         benchmark.extra_info["supervisor_rss_kb_max"] = max(rss)
         benchmark.extra_info["supervisor_rss_kb_mean"] = sum(rss) / len(rss)

@@ -11,6 +11,9 @@ kernel up.
 
     result = await diyc.arun("busybox", "true")  # asyncio (diyc.aio)
 
+    with diyc.Pool("busybox", size=4, memory="64m", network="none") as pool:   # warm containers
+        pool.run(["echo", "hi"], capture_output=True)           # (diyc.pool)
+
 help(diyc.run) documents every option; docs/library.md has examples.
 Attributes are imported lazily, so `import diyc` costs next to nothing."""
 
@@ -26,9 +29,9 @@ _LAZY = {
     "ContainerError": "process_errors", "ContainerTimeout": "process_errors",
     "PIPE": "stdio", "STDOUT": "stdio", "DEVNULL": "stdio",
     "arun": "aio", "AsyncContainer": "aio",
-    "ImageStore": "images.store", "Root": "state", "build": "builder",
+    "ImageStore": "images.store", "Root": "state", "build": "builder", "Pool": "pool",
 }
-_SUBMODULES = ("images", "aio")
+_SUBMODULES = ("images", "aio", "events")
 
 __all__ = sorted([
     "ArgumentTypeError", "CommandNotExecutable", "CommandNotFound", "Conflict",

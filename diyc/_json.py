@@ -73,6 +73,22 @@ def dumps(obj):
     return "".join(_encoder(obj, 0))
 
 
+def compact(obj, default=None):
+    """As docker's templates write JSON (Go's encoding/json): no spaces,
+    keys in their order, non-ASCII as is.  default(o): a JSON value for
+    an object that has none."""
+    if _c is None:
+        import json
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=default)
+    encoder = _c.make_encoder({}, default or _no_default, _c.encode_basestring, None, ":", ",",
+                              False, False, True)
+    return "".join(encoder(obj, 0))
+
+
+def _no_default(o):
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
 def load_file(path):
     with open(path, "rb") as f:
         return loads(f.read())

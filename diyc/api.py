@@ -57,6 +57,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         dns_opt: Sequence[str] | None = None,
         mounts: Sequence[str | Mapping[str, object]] | None = None,
         stop_signal: str | int | None = None, stop_timeout: int | None = None,
+        healthcheck: Mapping[str, object] | None = None,
         root: str | os.PathLike | Root | None = None, trace: bool | Trace = False) -> Result:
     options = {key: value for key, value in locals().items() if key in CREATE_OPTIONS}
     if timeout is not None:

@@ -60,37 +60,3 @@ class Printer:
         elif kind == "image":
             names = "".join(f"\nSuccessfully tagged {t}" for t in event["tags"])
             self._write(f"Successfully built {event['id'][7:19]}{names}\n")
-
-
-def _human_size(n):
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1000
-    return f"{n}"
-
-
-def history_rows(store, ref, no_trunc=False):
-    """(image, created, created by, size, comment) per history entry, newest first."""
-    record = store.resolve(ref)
-    config = record["config"]
-    layers = list(record["layers"])
-    history = list(config.get("history") or [])
-    if sum(1 for h in history if not h.get("empty_layer")) != len(layers):
-        history = [{"created": config.get("created", ""), "created_by": ""} for _ in layers]
-    rows = []
-    layer_index = 0
-    for h in history:
-        size = 0
-        if not h.get("empty_layer"):
-            size = store.layer_size(layers[layer_index])
-            layer_index += 1
-        by = h.get("created_by", "")
-        if not no_trunc and len(by) > 45:
-            by = by[:44] + "…"
-        rows.append(["<missing>", h.get("created", "")[:19].replace("T", " "), by, _human_size(size),
-                     h.get("comment", "")])
-    rows.reverse()
-    if rows:
-        rows[0][0] = record["id"] if no_trunc else record["id"][7:19]
-    return rows

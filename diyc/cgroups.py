@@ -20,11 +20,13 @@ import time
 from .errors import DiycError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+# (not freezer: `diyc pause` makes that one when it is first needed, off the start path)
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 # An OCI container joins every hierarchy, as with runc (clients read its
 # cgroups from /proc/PID/cgroup); the mounted ones of these.
 V1_ALL_CONTROLLERS = V1_CONTROLLERS + ("cpuset", "blkio", "freezer", "hugetlb", "net_cls",
                                        "net_prio", "perf_event")
+FREEZE_TIMEOUT = 10.0  # seconds for every task to reach the freezer (or leave it)
 
 
 class CgroupError(DiycError):
@@ -104,7 +106,8 @@ def open_cgroup(name, parent=None, root=CGROUP_ROOT, proc_file="/proc/self/cgrou
 
 def _rmdir_when_empty(path, procs_file, kill_file=None, timeout=2.0):
     """rmdir a cgroup, killing what is left in it.  A pid namespace dies
-    with its init, but the kernel reaps those processes asynchronously."""
+    with its init, but the kernel reaps those processes asynchronously.
+    A frozen cgroup (v1's freezer) is thawed first: its tasks cannot die."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -115,6 +118,8 @@ def _rmdir_when_empty(path, procs_file, kill_file=None, timeout=2.0):
         except OSError as e:
             if e.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise CgroupError(f"cannot remove cgroup {path}: {e.strerror}") from None
+        if os.path.exists(f"{path}/freezer.state"):
+            _write_optional(f"{path}/freezer.state", "THAWED")
         if kill_file and os.path.exists(kill_file):
             _write_optional(kill_file, 1)
         else:
@@ -353,6 +358,75 @@ class CgroupV1:
             for fd in fds.values():
                 os.close(fd)
 
+    def update_limits(self, resources):
+        """set_limits() on a live cgroup (`diyc update`): the memory limit
+        may never exceed memory+swap, so a memsw limit that grows is
+        written before the memory limit, one that shrinks after it."""
+        memory = resources.get("memory") or {}
+        m = self.paths.get("memory")
+        if m and memory.get("swap") is not None and os.path.exists(f"{m}/memory.memsw.limit_in_bytes"):
+            current = _read_int(f"{m}/memory.memsw.limit_in_bytes")
+            if memory["swap"] < 0 or current is None or memory["swap"] > current:
+                _set(m, "memory.memsw.limit_in_bytes", memory["swap"], "memory.swap")
+        return self.set_limits(resources)
+
+    def freeze(self):
+        """Stop every task (`diyc pause`): the v1 freezer, until it reads
+        FROZEN.  A container starts without a freezer cgroup (one mkdir,
+        join and rmdir less on every start): the first pause makes it,
+        frozen and empty, and moves the container's processes in, each
+        frozen as it arrives, until none is left outside (a fork racing
+        the move is caught by the next round).  The caller records
+        paths["freezer"]: later execs and starts join it, remove() removes it."""
+        if "freezer" not in self.paths:
+            self._make_freezer()
+        self._freezer_state("FROZEN")
+
+    def _make_freezer(self):
+        path = open_cgroup(os.path.basename(self.path), controllers=("freezer",)).paths["freezer"]
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+        self.paths["freezer"] = path
+        self._freezer_state("FROZEN")
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while time.monotonic() < deadline:
+            outside = set(self.pids()) - set(_pids(path))
+            if not outside:
+                return
+            for pid in outside:
+                try:
+                    _write(f"{path}/cgroup.procs", pid)
+                except ProcessLookupError:
+                    pass  # ended meanwhile
+        raise CgroupError(f"cannot move the container's processes into {path}")
+
+    def thaw(self):
+        self._freezer_state("THAWED")
+
+    def frozen(self):
+        d = self.paths.get("freezer")
+        try:
+            return bool(d) and _read(f"{d}/freezer.state").strip() == "FROZEN"
+        except OSError:
+            return False
+
+    def _freezer_state(self, wanted):
+        d = self.paths.get("freezer")
+        if d is None:
+            raise CgroupError("this container has no freezer cgroup")
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while True:
+            # FREEZING means a task has not stopped yet: writing again retries it
+            _set(d, "freezer.state", wanted, "freezer")
+            now = _read(f"{d}/freezer.state").strip()
+            if now == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise CgroupError(f"cannot set {d}/freezer.state to {wanted}: it stays {now}")
+            time.sleep(0.001)
+
     def add_process(self, pid):
         for path in self.created:
             _write(f"{path}/cgroup.procs", pid)
@@ -525,6 +599,33 @@ class CgroupV2:
             raise CgroupError(f"cannot set the device rules of {self.path}: {e}") from None
         finally:
             os.close(fd)
+
+    def update_limits(self, resources):
+        """set_limits() on a live cgroup: v2's memory.max and memory.swap.max
+        are independent of each other, no order to keep."""
+        return self.set_limits(resources)
+
+    def freeze(self):
+        """Stop every task (`diyc pause`): cgroup.freeze, until cgroup.events
+        says frozen."""
+        self._freeze(1)
+
+    def thaw(self):
+        self._freeze(0)
+
+    def frozen(self):
+        try:
+            return _flat_keyed(_read(f"{self.path}/cgroup.events")).get("frozen") == "1"
+        except OSError:
+            return False
+
+    def _freeze(self, wanted):
+        _set(self.path, "cgroup.freeze", wanted, "freezer")
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while self.frozen() != bool(wanted):
+            if time.monotonic() > deadline:
+                raise CgroupError(f"{self.path}: cgroup.events does not say frozen {wanted}")
+            time.sleep(0.001)
 
     def add_process(self, pid):
         _write(f"{self.path}/cgroup.procs", pid)

@@ -218,6 +218,19 @@ def resources(memory=None, memory_swap=None, cpus=None, pids_limit=None):
     return res
 
 
+def parse_restart_policy(value):
+    """docker's --restart no|on-failure[:N]|always|unless-stopped."""
+    if value in (None, "", "no"):
+        return {"name": "no", "max_retries": 0}
+    name, _, count = value.partition(":")
+    if name not in ("on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
+        raise InvalidArgument(f"invalid --restart {value!r}: expected no, on-failure[:N], always "
+                              "or unless-stopped")
+    retries = numbers.integer(count, f"--restart {numbers.shown(value)}: N", 0,
+                              numbers.INT64_MAX) if count else 0
+    return {"name": name, "max_retries": retries}
+
+
 def check_name(name, kind="container", max_length=128):
     """A container's, network's or volume's name: docker's rule for all
     three, [a-zA-Z0-9][a-zA-Z0-9_.-]*, ASCII, at most `max_length`."""

@@ -82,7 +82,7 @@ def remove_at_exit(ctr):
 
 # -- Container.list's filters ------------------------------------------------------
 
-_FILTERS = ("status", "name", "id", "ancestor", "exited", "label", "network")
+_FILTERS = ("status", "name", "id", "ancestor", "exited", "label", "network", "health")
 STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 
 
@@ -111,8 +111,10 @@ def matches(ctr, all, filters):
 
 def all_filters_match(ctr, status, filters):
     for key, values in filters.items():
-        if key == "status":
-            ok = status in values
+        if key == "status":  # docker's: paused is a status of its own
+            ok = (ctr.state_name if status == "running" else status) in values
+        elif key == "health":  # healthy, unhealthy, starting, none
+            ok = (ctr.health_status or "none") in values
         elif key == "name":
             ok = any(v in ctr.name for v in values)
         elif key == "id":
@@ -136,33 +138,22 @@ def all_filters_match(ctr, status, filters):
 
 # -- logs ---------------------------------------------------------------------------
 
-def _log_time(since):
-    """A Unix time (int, float) or an aware/naive-UTC datetime -> the log's
-    timestamp format (RFC 3339, UTC, 9 digits), which sorts as text."""
-    if hasattr(since, "timestamp"):
-        since = since.timestamp()
-    if isinstance(since, bool) or not isinstance(since, (int, float)):
-        from .errors import ArgumentTypeError
-        raise ArgumentTypeError(f"since must be a Unix time or a datetime, not {type(since).__name__}")
-    secs = int(since // 1)
-    nanos = int(round((since - secs) * 1e9))
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
-
-
-def logs(ctr, stdout=True, stderr=True, follow=False, since=None, tail=None, timestamps=False):
+def logs(ctr, stdout=True, stderr=True, follow=False, since=None, until=None, tail=None,
+         timestamps=False):
     """Lines (bytes, each ending in a newline) of a detached container's
-    log; with follow, more as they come until the container ends."""
-    from .logs import read_log
+    log; with follow, more as they come until the container ends (or
+    `until` passes)."""
+    from .logs import read_log, time_window
     if tail is not None:
         from .numbers import INT64_MAX, integer
         tail = integer(tail, "tail", 0, INT64_MAX)
-    after = None if since is None else _log_time(since)
+    within = time_window(since, until)
     streams = {s for s, wanted in (("stdout", stdout), ("stderr", stderr)) if wanted}
     path = f"{ctr.dir}/container.log"
 
     def lines(records):
         for ts, stream, text in records:
-            if stream in streams and (after is None or ts >= after):
+            if stream in streams and within(ts):
                 yield (ts.encode() + b" " if timestamps else b"") + text + b"\n"
 
     records = read_log(path)
@@ -182,7 +173,7 @@ def logs(ctr, stdout=True, stderr=True, follow=False, since=None, tail=None, tim
             shown = 0
         yield from lines(records[shown:])
         shown = len(records)
-        if not running:
+        if not running or within.passed():
             return
         time.sleep(0.05)
 
@@ -232,26 +223,119 @@ def exec_run(ctr, cmd, env=None, workdir=None, user=None, stdin=None, stdout=Non
     return result
 
 
-# -- top ----------------------------------------------------------------------------------
+# -- attrs ----------------------------------------------------------------------------------
 
-TOP_TITLES = ["PID", "PPID", "UID", "STAT", "CMD"]
+def attrs(ctr):
+    """Container.attrs: docker's inspect of its record as it is now (as it
+    was last, once it is removed)."""
+    from .inspect_view import container
+    try:
+        ctr.reload()
+    except FileNotFoundError:
+        pass
+    return container(ctr)
 
 
-def top(ctr):
-    """Its processes (those in its cgroup), from /proc: host pids."""
+# -- top ---------------------------------------------------------------------------------
+
+TOP_TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]  # ps -ef's
+
+
+def top(ctr, ps_args=None):
+    """Its processes (those in its cgroup), host pids.  Without ps_args,
+    ps -ef's columns read from /proc; with them (["-o", "pid,comm"] or
+    "aux"), the host's ps with those options, its rows kept for the
+    container's pids (as docker does: the PID column must be there)."""
+    from .errors import Conflict
+    if ctr.status != "running":
+        raise Conflict(f"container {ctr.name} is not running")
+    pids = sorted(ctr.control_group().pids())
+    if ps_args:
+        return _ps_rows(pids, ps_args.split() if isinstance(ps_args, str) else list(ps_args))
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    boot = time.time() - uptime
     rows = []
-    for pid in sorted(ctr.control_group().pids()):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{pid}/status", "rb") as f:
-                uid = next((line.split()[1] for line in f if line.startswith(b"Uid:")), b"?")
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ")
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # ended meanwhile
-        fields = stat[stat.rindex(b")") + 2:].split()  # (the name may hold spaces and parens)
-        comm = stat[stat.index(b"(") + 1:stat.rindex(b")")]
-        rows.append([str(pid), fields[1].decode(), uid.decode(), fields[0].decode(),
-                     (cmdline or b"[" + comm + b"]").decode(errors="replace")])
+    for pid in pids:
+        row = _proc_row(pid, ticks, uptime, boot)
+        if row:
+            rows.append(row)
     return {"Titles": list(TOP_TITLES), "Processes": rows}
+
+
+def _proc_row(pid, ticks, uptime, boot):
+    """One process as ps -ef shows it, or None when it has ended."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        uid = os.stat(f"/proc/{pid}").st_uid
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()  # (the name may hold spaces and parens)
+    comm = stat[stat.index(b"(") + 1:stat.rindex(b")")]
+    cpu = (int(fields[11]) + int(fields[12])) / ticks   # utime + stime
+    started = int(fields[19]) / ticks                   # since boot
+    elapsed = max(uptime - started, 1e-9)
+    return [_user_name(uid), str(pid), fields[1].decode(), str(int(cpu * 100 / elapsed)),
+            _start_time(boot + started), _tty_name(int(fields[4])), _cpu_time(cpu),
+            (cmdline or b"[" + comm + b"]").decode(errors="replace")]
+
+
+def _user_name(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _start_time(t):
+    """ps's STIME: HH:MM today, MonDD this year, else the year."""
+    now = time.localtime()
+    then = time.localtime(t)
+    if then[:3] == now[:3]:
+        return time.strftime("%H:%M", then)
+    return time.strftime("%b%d" if then.tm_year == now.tm_year else "%Y", then)
+
+
+def _tty_name(tty_nr):
+    if tty_nr == 0:
+        return "?"
+    major, minor = (tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)
+    if 136 <= major <= 143:
+        return f"pts/{(major - 136) * 256 + minor}"
+    return f"tty{minor}" if major == 4 else "?"
+
+
+def _cpu_time(seconds):
+    """ps's TIME: [DD-]HH:MM:SS of CPU."""
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    text = f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def _ps_rows(pids, ps_args):
+    """The host's ps with the user's options, filtered to `pids`."""
+    import subprocess
+    from .errors import InvalidArgument
+    try:
+        proc = subprocess.run(["ps"] + ps_args, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise InvalidArgument("top with ps options needs the host's ps (procps)") from None
+    if proc.returncode != 0:
+        raise InvalidArgument(f"ps {' '.join(ps_args)}: {' '.join(proc.stderr.split()) or 'failed'}")
+    lines = proc.stdout.splitlines()
+    titles = lines[0].split() if lines else []
+    if "PID" not in titles:
+        raise InvalidArgument(f"ps {' '.join(ps_args)}: its output has no PID column")
+    column, wanted = titles.index("PID"), {str(p) for p in pids}
+    rows = []
+    for line in lines[1:]:
+        fields = line.split(None, len(titles) - 1)  # the last column (the command) keeps its spaces
+        if len(fields) > column and fields[column] in wanted:
+            rows.append(fields)
+    return {"Titles": titles, "Processes": rows}

@@ -32,6 +32,7 @@ CREATE_OPTIONS = {
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
     "userns": None, "env_file": (), "labels": (), "label_file": (), "extra_hosts": (), "dns": (),
     "dns_search": (), "dns_opt": (), "mounts": (), "stop_signal": None, "stop_timeout": None,
+    "healthcheck": None,
 }
 # the options whose types and characters config.check_run_arguments checks
 CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
@@ -88,8 +89,7 @@ def validate(root, o):
         for m in o.mounts:
             parse_mount(None, m)  # its checks; made in build_spec
     from .logs import parse_log_opts
-    from .supervisor import parse_restart_policy
-    o.restart_policy = parse_restart_policy(o.restart)
+    o.restart_policy = config.parse_restart_policy(o.restart)
     if o.auto_remove and o.restart_policy["name"] != "no":
         raise InvalidArgument("conflicting options: --restart and --rm")
     o.scratch_size = rm_tmpfs_size_bytes(o.rm_tmpfs_size, o.auto_remove)
@@ -143,6 +143,16 @@ def resolve_image(root, image):
     store = ImageStore(root.ensure())
     image_record = image if isinstance(image, dict) else store.get(image)
     return image_record, config.image_run_config(image_record["config"]), store.layer_dirs(image_record)
+
+
+def healthcheck(o, image_record):
+    """The container's health check (health.resolve: the option over the
+    image's HEALTHCHECK), or None; health is imported only when there is one."""
+    image_config = image_record.get("config") or {}
+    if o.healthcheck is None and not (image_config.get("config") or {}).get("Healthcheck"):
+        return None
+    from .health import resolve
+    return resolve(o.healthcheck, image_config)
 
 
 def build_spec(root, cid, o, command, image_config, layer_dirs):
@@ -257,7 +267,7 @@ def rootfs_path(root, cdir, o):
     scratch dir, in its own mount namespace: on the empty dir itself, or
     on a dir in the tmpfs it mounts there (--rm-tmpfs-size; the idmapped
     layers of --userns have a scratch dir of their own).  A kept one has
-    its own.  (runtime.Container._prepare_rootfs decides the same at start.)"""
+    its own.  (start.prepare_rootfs decides the same at start.)"""
     if not o.auto_remove:
         return f"{cdir}/merged"
     if o.userns == "auto":
@@ -314,12 +324,26 @@ def rm_tmpfs_size_bytes(value, auto_remove):
     return n
 
 
-def command_line(image_config, command, entrypoint):
-    """image_config: as config.image_run_config() returns it."""
+def run_config(image_config, command, o):
+    """What docker's inspect calls the container's Config beyond the spec
+    and the record's labels: its Cmd and Entrypoint as asked (the image's
+    unless overridden), the user as named."""
+    entry, cmd = _entry_and_cmd(image_config, command, o.entrypoint)
+    return {"Cmd": cmd or None, "Entrypoint": entry or None,
+            "User": o.user or image_config["User"] or ""}
+
+
+def _entry_and_cmd(image_config, command, entrypoint):
     entry = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint or image_config["Entrypoint"] or [])
     if entrypoint == "":
         entry = []
     cmd = list(command) if command else list(image_config["Cmd"] or []) if entrypoint is None else []
+    return entry, cmd
+
+
+def command_line(image_config, command, entrypoint):
+    """image_config: as config.image_run_config() returns it."""
+    entry, cmd = _entry_and_cmd(image_config, command, entrypoint)
     args = entry + cmd
     if not args:
         raise InvalidArgument("no command given and the image has neither Cmd nor Entrypoint")

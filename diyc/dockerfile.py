@@ -468,25 +468,8 @@ def key_values(ins, env, escape="\\", used=None, legacy=True):
 
 def parse_duration(text):
     """Go durations (`30s`, `1m30s`, `500ms`) -> nanoseconds."""
-    units = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-    total, i, s = 0, 0, text.strip()
-    if s == "0":
-        return 0
-    if not s:
-        raise DockerfileError(f"invalid duration {text!r}")
-    while i < len(s):
-        j = i
-        while j < len(s) and (s[j].isdigit() or s[j] == "."):
-            j += 1
-        k = j
-        while k < len(s) and not (s[k].isdigit() or s[k] == "."):
-            k += 1
-        number, unit = s[i:j], s[j:k]
-        if not number or unit not in units:
-            raise DockerfileError(f"invalid duration {text!r}")
-        try:
-            total += int(float(number) * units[unit])
-        except ValueError:
-            raise DockerfileError(f"invalid duration {text!r}") from None
-        i = k
-    return total
+    from .numbers import duration_ns
+    try:
+        return duration_ns(text.strip(), "duration")
+    except InvalidArgument:
+        raise DockerfileError(f"invalid duration {text!r}") from None

@@ -66,6 +66,8 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
     if ctr.status != "running":
         raise Conflict(f"container {ctr.name} is not running")
+    if ctr.paused:
+        raise Conflict(f"container {ctr.name} is paused: unpause it before exec")
     spec = ctr.record["spec"]
     state = ctr.record["state"]
     exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},

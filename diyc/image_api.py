@@ -77,5 +77,16 @@ def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> l
     return _store(root).remove(reference)
 
 
+def inspect(reference: str, *, root: str | os.PathLike | Root | None = None) -> dict:
+    """An image as `diyc image inspect` shows it, in docker's shape: {"Id",
+    "RepoTags", "RepoDigests", "Created", "Config": {"Env", "Cmd", ...},
+    "RootFS": {"Type", "Layers"}, "Size", "Architecture", "Os"}."""
+    from .config import check_text
+    from .inspect_view import image
+    check_text(reference, "reference")
+    store = _store(root)
+    return image(store, store.resolve(reference))
+
+
 # diyc.images.<name> -> the function here
-FUNCTIONS = {"list": list_images, "pull": pull, "push": push, "remove": remove}
+FUNCTIONS = {"list": list_images, "pull": pull, "push": push, "remove": remove, "inspect": inspect}

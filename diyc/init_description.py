@@ -76,6 +76,10 @@ class InitDescription:
     supervisor_argv: tuple = None
     console_recv_fd: int = -1       # a terminal: the supervisor receives the master here
 
+    # -- a pool's container: held at the release, its process comes with it
+    process_on_release: bool = False  # (pooled.c; diyc/pool.py)
+    held_exe_fd: int = -1           # ... waiting as diyc-held (this fd), not as our copy
+
     # -- exec into a running container
     join_ns_fds: tuple = ()         # namespaces to setns() into, in order
 

@@ -53,13 +53,48 @@ def _parse_log_line(line):
     return ts.decode(), stream.decode(), tag, parts[3] if len(parts) == 4 else b""
 
 
-def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None, skip=0):
+class TimeWindow:
+    """docker's logs --since/--until on the log's timestamps (RFC 3339,
+    UTC, 9 digits: they sort as text): since inclusive, until exclusive."""
+
+    def __init__(self, since=None, until=None):
+        self.until_time = until
+        self.after = None if since is None else log_time(since)
+        self.before = None if until is None else log_time(until)
+
+    def __call__(self, ts):
+        return (self.after is None or ts >= self.after) and (self.before is None or ts < self.before)
+
+    def passed(self):
+        """Whether `until` is past: a follow stops there."""
+        return self.until_time is not None and time.time() >= self.until_time
+
+
+def time_window(since=None, until=None):
+    """since/until: a Unix time, a datetime, or docker's text (RFC 3339,
+    a Unix time, `10m` ago: numbers.point_in_time)."""
+    from .numbers import point_in_time
+    return TimeWindow(None if since is None else point_in_time(since, "since"),
+                      None if until is None else point_in_time(until, "until"))
+
+
+def log_time(t):
+    """A Unix time -> the log's timestamp format."""
+    secs = int(t // 1)
+    nanos = min(int(round((t - secs) * 1e9)), 999_999_999)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None,
+               since=None, until=None, skip=0):
     """Print the container's log; with follow, until it is not running
-    (or, given, until ended(ctr) says so: its first exit, say).  skip:
-    records not to print (those of its runs before a `start -a`)."""
+    (or, given, until ended(ctr) says so: its first exit, say) or `until`
+    passes.  since/until as time_window() takes them; skip: records not
+    to print (those of its runs before a `start -a`)."""
     out = out or sys.stdout.buffer
     err = err or sys.stderr.buffer
     path = f"{ctr.dir}/container.log"
+    within = time_window(since, until)
     records = read_log(path)
     shown = skip if skip <= len(records) else 0  # fewer: rotated since
     if tail is not None:
@@ -67,6 +102,8 @@ def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=Non
 
     def emit(recs):
         for ts, stream, text in recs:
+            if not within(ts):
+                continue
             f = err if stream == "stderr" else out
             f.write((ts.encode() + b" " if timestamps else b"") + text + b"\n")
         out.flush()
@@ -85,6 +122,6 @@ def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=Non
             shown = 0
         emit(records[shown:])
         shown = len(records)
-        if not running:
+        if not running or within.passed():
             return
         time.sleep(0.1)

@@ -16,6 +16,7 @@ It depends on nothing above it (runtime, networks, the OCI front end):
 they depend on it.
 """
 
+import errno
 import os
 import time
 
@@ -104,12 +105,84 @@ class ContainerRecord:
             if not pid_alive(state["pid"], state.get("pid_start")):
                 return "dead"  # whoever ran it was killed: nobody recorded the end
         if state["status"] == "created" and state.get("pid"):
-            # held before execve (create/start split): gone means stopped
-            return "created" if pid_alive(state["pid"], state.get("pid_start")) else "stopped"
+            # held before execve (create/start split): gone means stopped;
+            # a --rm one (a pool's) is garbage then: nobody will remove it
+            if pid_alive(state["pid"], state.get("pid_start")):
+                return "created"
+            return "dead" if self.record["auto_remove"] else "stopped"
         if state["status"] == "created" and self.record["auto_remove"] and "creator" in state and \
                 not pid_alive(state["creator"], state.get("creator_start")):
             return "dead"
         return state["status"]
+
+    @property
+    def paused(self):
+        """Running with its processes frozen (`diyc pause`): read from its
+        cgroup, the one place that knows."""
+        return self.status == "running" and self.control_group().frozen()
+
+    @property
+    def health_status(self):
+        """Its health check's verdict while it runs: "starting", "healthy",
+        "unhealthy"; None without a check (or when it does not run)."""
+        health = self.record["state"].get("health")
+        return health.get("Status") if health and self.status == "running" else None
+
+    @property
+    def state_name(self):
+        """docker's State.Status: created, running, paused, exited, dead."""
+        return "paused" if self.paused else self.status
+
+    @property
+    def ports(self) -> "dict":
+        """Its published ports, as docker-py's Container.ports: {"80/tcp":
+        [{"HostIp": "0.0.0.0", "HostPort": "8080"}]} (empty unless it runs)."""
+        out = {}
+        if self.status != "running":
+            return out
+        for p in (self.record.get("network_settings") or {}).get("ports") or ():
+            if isinstance(p, dict) and "host_port" in p:
+                out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+                    {"HostIp": p.get("host_ip", "0.0.0.0"), "HostPort": str(p["host_port"])})
+        return out
+
+    def died(self, exit_code, oom_killed):
+        """The end's events: oom (when the memory limit killed a process), die."""
+        from .events import container_event
+        if oom_killed:
+            container_event(self, "oom")
+        container_event(self, "die", exitCode=exit_code)
+
+    # -- docker-py's operations on a live container (diyc.operations) ----------
+
+    def pause(self) -> None:
+        """Freeze its processes (`diyc pause`): the cgroup freezer."""
+        from .operations import pause
+        pause(self)
+
+    def unpause(self) -> None:
+        from .operations import unpause
+        unpause(self)
+
+    def update(self, *, memory=None, memory_swap=None, cpus=None, cpu_shares=None,
+               pids_limit=None, restart=None, mem_limit=None, memswap_limit=None,
+               restart_policy=None) -> None:
+        """Change its limits and restart policy, live (`diyc update`): the
+        names of Container.create (memory="128m", cpus=0.5, pids_limit=64,
+        restart="on-failure:3") or docker-py's (mem_limit, memswap_limit,
+        restart_policy={"Name": "always"})."""
+        from .operations import update
+        if restart_policy is not None:
+            from .arguments import restart as restart_text
+            restart = restart_text(restart_policy)
+        update(self, memory=memory if memory is not None else mem_limit,
+               memory_swap=memory_swap if memory_swap is not None else memswap_limit,
+               cpus=cpus, cpu_shares=cpu_shares, pids_limit=pids_limit, restart=restart)
+
+    def rename(self, name: str) -> None:
+        """Give it another name (`diyc rename`); a running one runs on."""
+        from .operations import rename
+        rename(self, name)
 
     # -- the record on disk ---------------------------------------------------
 
@@ -119,6 +192,7 @@ class ContainerRecord:
 
     def reload(self):
         self.record = read_json(f"{self.dir}/container.json")
+        self.cgroup = None  # as the record names it now (a first pause adds the v1 freezer)
         return self
 
     def keep_created(self):
@@ -249,13 +323,14 @@ def wait_gone(pid, start_time, timeout=10.0):
         time.sleep(0.005)
 
 
-def exec_error(child, reap, pid=None, ready=False):
+def exec_error(child, reap, pid=None, ready=False, released=True):
     """None once `child` (a _native.Child) has reached its program - with
     ready, once it holds before execve - else the exception for what it
     reported.  An init that died without a word (a signal, the OOM killer)
     shows as such; one that dies after its last report (a seccomp KILL of
     execve itself) as a zombie still named INIT_COMM: execve renames it.
     Its fds close a moment before either, so we look until one shows.
+    released=False: our release never reached it (EPIPE).
     reap: we are its parent, its wait status says how it ended.  pid: the
     process that execs, when it is not the child (exec's second clone)."""
     pid = pid or child.pid
@@ -295,4 +370,7 @@ def exec_error(child, reap, pid=None, ready=False):
             how = f"was killed by signal {sig}"
     else:
         how = f"exited with {os.waitstatus_to_exitcode(status)}"
+    if failure[1] or not released:  # ECONNRESET, EPIPE: our release (a pool's process) unread
+        return init_error("release", failure[1] or errno.EPIPE,
+                          f"the container's init {how} before its release")
     return init_error("init", 0, f"the container's init {how} before execve")

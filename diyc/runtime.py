@@ -16,7 +16,10 @@ A start, top to bottom:
     release   let the child go on to execve
     exec      wait until execve succeeded, or raise the child's error
 
-Container.start() reads as these steps, each a method of its own.
+Container.create() reads as the config step's functions (create.py),
+Container.start() as the others' (start.py), each a function of its own.
+A pool's container (pool.py) stops after `network`: its init holds at the
+release until it is handed the process it runs.
 """
 
 import os
@@ -24,13 +27,15 @@ import time
 
 from . import _native, cgroups, config
 from . import create as create_steps
-from .errors import Conflict, ContainerNotFound, init_error
+from . import start as steps
+from .errors import Conflict, ContainerNotFound
+from .events import container_event
 from .images.store import ImageStore
-from .rootfs import init_config, overlay_options, remove_writable_layer, spawn_in
+from .rootfs import remove_writable_layer
 from .result import Result  # (re-exported: diyc.runtime.Result)
 from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
                      now, wait_gone, waitpid)
-from .state import Root, listdir, pid_alive, process_start_time, read_json, release_name, remove_tree
+from .state import Root, listdir, pid_alive, read_json, release_name, remove_tree
 from .trace import Trace
 
 # Type hints are strings: nothing is imported or evaluated for them at run time.
@@ -52,6 +57,7 @@ class Container(ContainerRecord):
         self.pid = None  # set only while we are the parent of its init
         self.supervisor = None  # set while we are the parent of its supervisor (detached)
         self.limit_warnings = []  # limits the kernel took but does not enforce
+        self.held_child = None  # start(hold_for_process=True): the held init's _native.Child
 
     # -- create -------------------------------------------------------------
 
@@ -86,6 +92,7 @@ class Container(ContainerRecord):
                dns_opt: "Sequence[str] | None" = None,
                mounts: "Sequence[str | Mapping[str, object]] | None" = None,
                stop_signal: "str | int | None" = None, stop_timeout: "int | None" = None,
+               healthcheck: "Mapping[str, object] | None" = None,
                root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
                ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
@@ -162,6 +169,10 @@ class Container(ContainerRecord):
           tty: give it a terminal, and TERM=xterm unless TERM is set (-t).
           userns: "auto": a user namespace, its root an unprivileged host
               uid (--userns).
+          healthcheck: docker-py's {"test": ["CMD", ...] | ["CMD-SHELL", CMD] |
+              ["NONE"], "interval": ns, "timeout": ns, "retries": N,
+              "start_period": ns} (durations also as "5s"); over the
+              image's HEALTHCHECK (--health-cmd, ..., --no-healthcheck).
           root: the diyc state directory (--root); default $DIYC_ROOT or
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
@@ -192,6 +203,7 @@ class Container(ContainerRecord):
         root = root if isinstance(root, Root) else Root(root)
         create_steps.validate(root, o)
         image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
+        healthcheck = create_steps.healthcheck(o, image_record)
         cid = os.urandom(32).hex()
         spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
         cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
@@ -206,6 +218,7 @@ class Container(ContainerRecord):
             "rm_tmpfs_size": o.scratch_size,  # None: the writable layer is on disk
             "tty": o.tty,
             "restart": o.restart_policy,
+            "healthcheck": healthcheck,
             "log": o.log,
             "network": o.network,
             "network_settings": o.netplan,
@@ -213,6 +226,7 @@ class Container(ContainerRecord):
             "userns": ids,
             "cgroup": cgroup_fields(cgroup),
             "spec": spec,
+            "config": create_steps.run_config(image_config, command, o),
             "state": creator_fields(),
         }
         try:
@@ -223,7 +237,9 @@ class Container(ContainerRecord):
                 user_namespaces.release(root, cid, ids)
             raise
         trace.mark("config")
-        return cls(root, record, trace)
+        ctr = cls(root, record, trace)
+        container_event(ctr, "create")
+        return ctr
 
     @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
@@ -231,8 +247,8 @@ class Container(ContainerRecord):
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
         "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "label": "K[=V]",
-        "network": NAME}, each a value or a list of values (any of which
-        matches), as docker's."""
+        "network": NAME, "health": "healthy"} (status "paused" included), each a
+        value or a list of values (any of which matches), as docker's."""
         if all and not filters:
             return super().list(root)
         from .container_api import checked_filters, matches
@@ -241,56 +257,8 @@ class Container(ContainerRecord):
 
     # -- start --------------------------------------------------------------
 
-    def _prepare_rootfs(self, place=None):
-        """-> (overlay options, scratch dir or None, its size cap or None,
-        root path or None).  The scratch dir gets a tmpfs of the init's own:
-        for the idmapped copies of the layers (--userns) and for upper and
-        work (--rm-tmpfs-size).  place(path): the path the init resolves for
-        a host path (a user namespace's: see userns.ContainerPaths)."""
-        if (self.record.get("rootfs") or {}).get("bind"):
-            return None, None, None, None  # an OCI bundle's rootfs: used as it is, no overlay
-        place = place or (lambda path: path)
-        lowers = self.record["layers"]
-        userns = self.record.get("userns")
-        scratch_size = self.record.get("rm_tmpfs_size")
-        scratch = None
-        if userns:
-            # on a directory of its own, which the container's root may reach
-            scratch = f"{self.dir}/scratch"
-            try:
-                os.mkdir(scratch, 0o755)
-            except FileExistsError:
-                pass
-            lowers = [place(f"{scratch}/lower{i}") for i in range(len(lowers))]
-        elif scratch_size:
-            scratch = self.root.scratch
-        if scratch_size:  # --rm-tmpfs-size: upper and work on the capped tmpfs
-            return (overlay_options(lowers, place(f"{scratch}/upper"), place(f"{scratch}/work")),
-                    place(scratch), scratch_size, place(f"{scratch}/merged"))
-        # On disk, in the container's directory (--rm too: on a tmpfs all it
-        # writes would stay in RAM, charged to its memory limit); removing
-        # the container removes them.  A --rm container's mount point is the
-        # empty scratch dir (or the scratch tmpfs's merged/), its overlay
-        # volatile: never synced.
-        for d in ("upper", "work") if self.record["auto_remove"] else ("upper", "work", "merged"):
-            try:
-                os.mkdir(f"{self.dir}/{d}", 0o755)
-                if userns and d != "merged":  # written by the container's root
-                    os.chown(f"{self.dir}/{d}", userns["uid"], userns["gid"])
-            except FileExistsError:
-                pass  # a restart keeps the container's changes
-        if not self.record["auto_remove"]:
-            rootfs = place(f"{self.dir}/merged")
-        elif scratch:
-            rootfs = place(f"{scratch}/merged")
-        else:
-            rootfs = self.root.scratch
-        return (overlay_options(lowers, place(f"{self.dir}/upper"), place(f"{self.dir}/work"),
-                                volatile=self.record["auto_remove"]),
-                place(scratch) if scratch else None, None, rootfs)
-
     def start(self, stdio=(-1, -1, -1), detach=False, hold_before_exec=False, console_fd=None,
-              preserve_fds=0):
+              preserve_fds=0, hold_for_process=False):
         """Start the container's process; returns once it has exec'd.
         detach: a supervisor (diyc-shim) becomes the container's parent,
         keeps its output in a log and records its end; we may exit.
@@ -299,34 +267,43 @@ class Container(ContainerRecord):
         console_fd: a unix socket; the init gets a terminal made in the
         container's devpts and sends its master there (OCI console socket).
         preserve_fds: our fds 3 .. 3+N-1 stay open in the container.
+        hold_for_process: a pool's container (diyc.pool) - return once the
+        init holds at the release, every step before it done; the process
+        it runs comes later, on the channel (self.held_child).
 
         The steps, as the module's docstring tells them: cgroup, rootfs
         (the init's description), clone, userns, network, release, exec."""
         if self.record["state"]["status"] == "running" and self.status == "running":
             raise Conflict(f"container {self.name} is already running")
         t = self.trace
-        held = _StartHeld()
+        held = steps.StartHeld()
         try:
-            held.cgroup_fds = self._create_cgroup()
+            held.cgroup_fds = steps.create_cgroup(self)
             t.mark("cgroup")
-            init = self._describe_init(held, stdio, console_fd, preserve_fds)
+            init = steps.describe_init(self, held, stdio, console_fd, preserve_fds)
             if hold_before_exec:
-                self._make_start_fifos(init, held)
+                steps.make_start_fifos(self, init, held)
+            if hold_for_process:
+                steps.hold_for_process(init, held)
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)
             t.mark("rootfs")
-            child = held.child = self._clone(init, held)
+            child = held.child = steps.clone(self, init, held)
             self.pid = child.pid
             if init.userns:
-                self._map_user_namespace(child)
+                steps.map_user_namespace(self, child)
             t.mark("clone")
             if self.record.get("network_settings"):  # the child is paused before execve
                 from .net import network as networking
                 networking.connect(self, child.pid)
                 t.mark("network")
-            self._release_and_wait(child, hold_before_exec, t)
-            t.mark("exec")
+            if hold_for_process:
+                steps.wait_held(child)
+                held.child, self.held_child = None, child  # its channel: the pool's now
+            else:
+                steps.release_and_wait(child, hold_before_exec, t)
+                t.mark("exec")
         except BaseException:
             held.undo()
             self.pid = None
@@ -334,111 +311,10 @@ class Container(ContainerRecord):
             raise
         finally:
             held.close()
-        self._record_started(child, hold_before_exec)
+        steps.record_started(self, child, hold_before_exec or hold_for_process)
+        if not (hold_before_exec or hold_for_process):
+            self._started()
         return child.pid
-
-    def _create_cgroup(self):
-        """The container's cgroup with its limits -> the open files the
-        init writes to join it."""
-        cgroup = self.control_group()
-        resources = self.record["spec"]["linux"]["resources"]
-        cgroup.create(resources) if cgroup.version == 2 else cgroup.create()
-        self.limit_warnings = cgroup.set_limits(resources) or []
-        return [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in cgroup.join_files()]
-
-    def _describe_init(self, held, stdio, console_fd, preserve_fds):
-        """The init's description: the spec's, with the root filesystem we
-        prepare, the cgroup to join and (--userns) the paths it must
-        reopen and how many idmapped layers it gets."""
-        spec = self.record["spec"]
-        if self.record.get("userns"):  # its uid may not search the diyc root
-            from .userns import ContainerPaths
-            held.place = ContainerPaths(self.root.path, self.dir)
-        place = held.place
-        overlay, scratch, scratch_size, rootfs = self._prepare_rootfs(place)
-        init = init_config(spec, overlay=overlay, scratch=scratch, scratch_size=scratch_size,
-                           stdio=stdio)
-        if rootfs:
-            init.rootfs = rootfs
-        if place:
-            init.mounts = [(place(m[0]),) + m[1:] for m in init.mounts]
-            init.reopen = place.reopen
-        init.cgroup_fds = held.cgroup_fds
-        if init.create_hooks or init.start_hooks:
-            from .rootfs import hook_state
-            oci = self.record.get("oci") or {}
-            init.hook_state = hook_state(spec.get("ociVersion", ""), self.name,
-                                         oci.get("bundle", ""), oci.get("annotations") or {})
-        if init.userns:
-            init.n_layers = len(self.record["layers"])
-        if console_fd is not None:
-            init.console_fd = console_fd
-        init.preserve_fds = preserve_fds
-        return init
-
-    def _make_start_fifos(self, init, held):
-        """The create/start split: the init holds on start.fifo until
-        `start` writes to it, then reports to report.fifo.  Opened here,
-        O_RDWR, for the init: a mapped root could not."""
-        for name in ("start", "report"):
-            fifo = f"{self.dir}/{name}.fifo"
-            if os.path.lexists(fifo):
-                os.unlink(fifo)
-            os.mkfifo(fifo, 0o600)
-            held.for_child.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
-        init.start_fifo_fd, init.report_fifo_fd = held.for_child[-2:]
-
-    def _clone(self, init, held):
-        """_native.spawn, in the network namespace of the container we
-        share it with (--network container:NAME) -> a _native.Child."""
-        try:
-            if self.record.get("network", "").startswith("container:"):
-                from .net import network as networking
-                return networking.spawn_joined(self, init)
-            return spawn_in(init)
-        except OSError as e:
-            raise init_error(getattr(e, "step", "clone"), e.errno, getattr(e, "detail", "")) from None
-        finally:
-            held.close_for_child()  # the container's and the supervisor's now
-
-    def _map_user_namespace(self, child):
-        """The child waits in its new user namespace: give it id maps, then
-        let it go on with its idmapped layers."""
-        from . import userns
-        linux = self.record["spec"]["linux"]
-        userns.write_maps(child.pid, linux["uidMappings"], linux["gidMappings"])
-        layers = userns.idmapped_layers(child.pid, self.record["layers"])
-        try:
-            child.id_maps_done(layers)
-        finally:
-            for fd in layers:
-                os.close(fd)
-
-    @staticmethod
-    def _release_and_wait(child, hold_before_exec, t):
-        """Let the child go on to execve (or to hold before it) and raise
-        what it reports instead."""
-        try:
-            child.release()
-            t.mark("release")
-        finally:
-            error = exec_error(child, reap=not child.supervisor, ready=hold_before_exec)
-        if error:
-            raise error
-
-    def _record_started(self, child, hold_before_exec):
-        state = self.record["state"]
-        self.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
-                                "pid_start": process_start_time(child.pid), "started": now(),
-                                "restart_count": state.get("restart_count", 0)}
-        if "exit_code" in state:  # restarted: how the run before ended (supervisor.first_exit)
-            self.record["state"]["last_exit_code"] = state["exit_code"]
-        if child.supervisor:
-            self.pid = None  # the supervisor is its parent, not us
-            self.supervisor = child.supervisor  # and ours: reaped by wait/remove/stop
-            self.record["state"].update(supervisor=child.supervisor,
-                                        supervisor_start=process_start_time(child.supervisor))
-        self.save()
 
     # -- run-time ---------------------------------------------------------------
 
@@ -475,19 +351,29 @@ class Container(ContainerRecord):
             state.update(status="exited", exit_code=125, error=str(error), finished=now())
             self.save()
             raise error
-        state["status"] = "running"
-        state["started"] = now()
+        state.update(status="running", started=now(), **steps.health_fields(self.record))
         self.save()
+        self._started()
+
+    def _started(self):
+        """After the program is running: its event, and (with a health
+        check) the health monitor, off the start's path."""
+        container_event(self, "start")
+        if self.record.get("healthcheck"):
+            from .health import spawn_monitor
+            spawn_monitor(self)
 
     def kill(self, sig: int = 15) -> None:
         """Send signal `sig` (a number; default SIGTERM) to its process 1,
-        if it runs."""
+        if it runs.  A paused container is thawed first when the signal's
+        default is to end the process (as docker's stop and kill do)."""
         from .numbers import integer
         sig = integer(sig, "signal", 0, 64)  # 0 probes; above 64 is no Linux signal
         state = self.record["state"]
         pid = self.pid or state.get("pid")
         if pid and pid_alive(pid, state.get("pid_start")):
-            os.kill(pid, sig)
+            from .operations import signal
+            signal(self, pid, sig)
 
     def wait(self, timeout: "float | None" = None) -> "Result":
         """Wait for the container to end and return a Result.  If we started
@@ -519,6 +405,7 @@ class Container(ContainerRecord):
             if self.reload_if_present():
                 self.record["state"].update(status="exited", exit_code=exit_code, oom_killed=oom,
                                             finished=now())
+                self.died(exit_code, oom)
                 self.release_resources()
                 if self.record["auto_remove"]:
                     self.remove_under_lock()
@@ -593,6 +480,7 @@ class Container(ContainerRecord):
             os.rmdir(self.dir)
         except OSError:
             remove_tree(self.dir)
+        container_event(self, "destroy")
         # The lock file last: once it is unlinked, a newcomer's open()
         # makes a new one that our flock does not exclude, so it must
         # find the record gone already.
@@ -620,17 +508,18 @@ class Container(ContainerRecord):
         return False
 
     def logs(self, *, stdout: "bool" = True, stderr: "bool" = True, stream: "bool" = False,
-             follow: "bool" = False, since: "float | None" = None, tail: "int | None" = None,
-             timestamps: "bool" = False):
+             follow: "bool" = False, since: "float | None" = None, until: "float | None" = None,
+             tail: "int | None" = None, timestamps: "bool" = False):
         """The output a detached container logged (`diyc logs`): bytes, or
         with stream=True an iterator of lines (bytes, each ending in \\n).
         follow: until the container ends (with stream=False: all of it,
-        once it has ended).  since: a Unix time (float) or datetime; only
-        later lines.  tail: only the last N lines.  timestamps: each line
-        starts with its RFC 3339 time."""
+        once it has ended).  since, until: a Unix time (float), a datetime
+        or docker's text ("2026-11-29T21:00:00Z", "10m" ago); only the
+        lines from since and before until.  tail: only the last N lines.
+        timestamps: each line starts with its RFC 3339 time."""
         from .container_api import logs
-        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, tail=tail,
-                     timestamps=timestamps)
+        lines = logs(self, stdout=stdout, stderr=stderr, follow=follow, since=since, until=until,
+                     tail=tail, timestamps=timestamps)
         return lines if stream else b"".join(lines)
 
     def attach(self, *, stdout: "bool" = True, stderr: "bool" = True, logs: "bool" = False):
@@ -672,15 +561,25 @@ class Container(ContainerRecord):
     def stats(self, interval: "float" = 0.5) -> "dict":
         """One sample of its resource use, as `diyc stats --no-stream`:
         {"cpu_percent" (over `interval` seconds; 100 = one CPU), "memory",
-        "memory_limit" (bytes), "pids", "net_rx", "net_tx" (bytes)}."""
+        "memory_limit" (bytes), "memory_percent", "pids", "net_rx", "net_tx",
+        "block_read", "block_write" (bytes)}."""
         from .stats import sample
         return dict(sample([self], interval)[0], id=self.id, name=self.name)
 
-    def top(self) -> "dict":
-        """Its processes: {"Titles": ["PID", "PPID", "UID", "STAT", "CMD"],
-        "Processes": [[...], ...]} (host pids), as docker-py's top()."""
+    @property
+    def attrs(self) -> "dict":
+        """docker's inspect of it, as docker-py's container.attrs and `diyc
+        inspect`: {"Id", "Name": "/NAME", "State": {"Status", "Running",
+        "Pid", "ExitCode", ...}, "Config", "HostConfig", "NetworkSettings",
+        "Mounts", ...}, read afresh each time."""
+        from .container_api import attrs
+        return attrs(self)
+
+    def top(self, ps_args: "str | Sequence[str] | None" = None) -> "dict":
+        """docker-py's top(): {"Titles": ps -ef's ["UID", "PID", ... "CMD"],
+        "Processes": [[...], ...]}; ps_args: the host's ps with these options."""
         from .container_api import top
-        return top(self)
+        return top(self, ps_args)
 
 
 def cleanup(root=None):
@@ -749,33 +648,3 @@ def _library_shapes(options):
                                        not all(isinstance(v, str) for v in value)):
             return True
     return False
-
-
-class _StartHeld:
-    """What a start holds until it ends, and undoes if it fails."""
-
-    def __init__(self):
-        self.cgroup_fds = []
-        self.for_child = []     # fds the init (or supervisor) inherits: ours until the clone
-        self.place = None       # --userns: userns.ContainerPaths
-        self.child = None
-
-    def close_for_child(self):
-        for fd in self.for_child:
-            os.close(fd)
-        self.for_child = []
-
-    def undo(self):
-        if self.child is not None:
-            self.child.close()
-            self.child.kill()  # a supervisor reaps it, then records the end
-
-    def close(self):
-        self.close_for_child()
-        for fd in self.cgroup_fds:
-            os.close(fd)
-        self.cgroup_fds = []
-        if self.place:
-            self.place.close()
-        if self.child is not None:
-            self.child.close()

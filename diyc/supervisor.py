@@ -22,19 +22,6 @@ SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-shim")
 INIT_BINARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-init")
 
 
-def parse_restart_policy(value):
-    """docker's --restart no|on-failure[:N]|always|unless-stopped."""
-    if value in (None, "", "no"):
-        return {"name": "no", "max_retries": 0}
-    name, _, count = value.partition(":")
-    if name not in ("on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
-        raise InvalidArgument(f"invalid --restart {value!r}: expected no, on-failure[:N], always "
-                              "or unless-stopped")
-    from .numbers import INT64_MAX, integer, shown
-    retries = integer(count, f"--restart {shown(value)}: N", 0, INT64_MAX) if count else 0
-    return {"name": name, "max_retries": retries}
-
-
 def _finish_command(ctr):
     """How the shim calls us back: this interpreter, this copy of diyc."""
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +81,7 @@ def finish(ctr):
         oom = ctr.control_group().oom_killed()
         state.update(status="exited", exit_code=code, oom_killed=oom, finished=now(),
                      pid=None, supervisor=None)
+        ctr.died(code, oom)
         ctr.pid = None
         ctr.release_resources()
         if not state.get("removing") and _should_restart(ctr, code):
@@ -173,6 +161,8 @@ def stop(ctr, timeout=None, sig=None):
         ctr.kill(9)
         wait_until_exited(ctr, 30)
     wait_for_supervisor(ctr)
+    from .events import container_event
+    container_event(ctr, "stop")
     return True
 
 

@@ -432,6 +432,7 @@ def nothing_left_behind(request):
         return
     root = request.getfixturevalue("diyc_root")
     cgroups_before = diyc_cgroups()
+    bridges_before = host_bridges()
     yield
     problems = []
     for sub in ("containers", "names", "tmp"):
@@ -464,16 +465,37 @@ def nothing_left_behind(request):
     if children:
         problems.append(f"child processes left: {children}")
     bridge = _host_bridge(root)
-    if bridge:
-        problems.append(f"bridge {bridge} in the machine's network namespace (ip_forward turned on): "
-                        "a container ran on the default network outside a test netns; "
-                        "say --network none (network=\"none\")")
+    # Any root's (a test's own temporary root too): bridge is run's default.
+    new_bridges = sorted(host_bridges() - bridges_before)
+    if bridge or new_bridges:
+        problems.append(f"bridges {new_bridges or [bridge]} in the machine's network namespace "
+                        "(ip_forward turned on): a container ran on the default network outside "
+                        "a test netns; say --network none (network=\"none\")")
 
     if problems:
         if bridge:
-            Cli(root)("network", "prune")
+            Cli(root)("network", "prune", "-f")
+        _remove_host_bridges(set(new_bridges) - {bridge})
         _force_clean(root, leaked_cgroups, children)
         pytest.fail("left behind by the test:\n" + "\n".join(problems), pytrace=False)
+
+
+def host_bridges():
+    """diyc's bridges in the machine's network namespace (any root's)."""
+    return {n for n in os.listdir("/sys/class/net") if n.startswith("diyc")
+            and os.path.isdir(f"/sys/class/net/{n}/bridge")}
+
+
+def _remove_host_bridges(names):
+    """A leaked bridge of a root the test already deleted: its bridge and
+    nft table go the way diyc's own prune takes them (ip_forward restored
+    with the last one)."""
+    from diyc.net import firewall, roots
+    for name in sorted(names):
+        roots.delete_bridge(name)
+        table = "diyc" + name.removeprefix("diyc0")  # diyc0-<id> -> diyc-<id>
+        if table != "diyc" and firewall.table_exists(table):
+            firewall.delete_table(table)
 
 
 def _host_bridge(root):

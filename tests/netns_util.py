@@ -115,10 +115,10 @@ class Server:
         if proc.returncode:
             return None
         rec = json.loads(proc.stdout)[0]
-        if rec["state"]["status"] != "running":
+        if rec["State"]["Status"] != "running":
             return None
-        self.id = rec["id"]
-        return rec["network_settings"]["ip"]
+        self.id = rec["Id"]
+        return next(iter(rec["NetworkSettings"]["Networks"].values()))["IPAddress"]
 
     def stop(self):
         self.proc.terminate()

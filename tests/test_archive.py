@@ -91,7 +91,7 @@ def test_load_old_docker_save_with_symlinked_layer(tmp_path, root, layers):
     p = ok(root, "load", "-i", str(tmp_path / "old.tar"))
     assert "Loaded image: old/save:1" in p.stdout and "already exists" in p.stdout
     img = json.loads(ok(root, "image", "inspect", "old/save:1").stdout)[0]
-    assert img["id"] == ru.sha256(config)
+    assert img["Id"] == ru.sha256(config)
     check_runs(root, "old/save:1")
     assert len(os.listdir(root / "layers")) == 3
 
@@ -127,13 +127,13 @@ def test_save_then_load_roundtrip_and_skopeo_reads_it(tmp_path, root, layers):
     root2 = tmp_path / "root2"
     ok(root2, "load", "-i", str(tmp_path / "out.tar"))
     img = json.loads(ok(root2, "image", "inspect", "rt").stdout)[0]
-    assert img["id"] == ru.sha256(config)
+    assert img["Id"] == ru.sha256(config)
     check_runs(root2, "rt")
     if shutil.which("skopeo"):
         out = subprocess.run(["skopeo", "inspect", "--config", f"oci-archive:{tmp_path / 'out.tar'}"],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout)["rootfs"]["diff_ids"] == img["layers"]
+        assert json.loads(out.stdout)["rootfs"]["diff_ids"] == img["RootFS"]["Layers"]
     # the built-in busybox image (made by `import`) can be saved too
     ok(root2, "run", "--network", "none", "--rm", "busybox", "true")
     ok(root2, "save", "-o", str(tmp_path / "bb.tar"), "busybox")

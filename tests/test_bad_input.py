@@ -103,7 +103,7 @@ ROWS.update({
     "global-root-missing": ["--root"],
     "global-root-empty": ["--root=", "ps"],
     "unknown-command": ["bogus"],
-    "ps-format": ["ps", "--format", "bogus"],
+    "ps-format": ["ps", "--format", "{{.Bogus"],
     "ps-format-missing": ["ps", "--format"],
     "ps-unknown-flag": ["ps", "--bogus"],
     "ps-argument": ["ps", "extra"],
@@ -356,11 +356,11 @@ def test_stop_with_bad_timeout_refused_then_good_one_kills(run_cli):
     try:
         for value in ("nan", "1e400", "inf", VERY_LONG):
             assert_one_line_error(run_cli("stop", "-t", value, "stubborn", timeout=30), 125)
-        assert json.loads(run_cli("inspect", "stubborn", check=True).stdout)[0]["state"]["status"] == "running"
+        assert json.loads(run_cli("inspect", "stubborn", check=True).stdout)[0]["State"]["Status"] == "running"
         proc = run_cli("stop", "-t", "0", "stubborn", timeout=30)
         assert (proc.returncode, proc.stdout) == (0, "stubborn\n"), proc.stderr
-        state = json.loads(run_cli("inspect", "stubborn", check=True).stdout)[0]["state"]
-        assert (state["status"], state["exit_code"]) == ("exited", 137)
+        state = json.loads(run_cli("inspect", "stubborn", check=True).stdout)[0]["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 137)
     finally:
         run_cli("rm", "-f", "stubborn")
 

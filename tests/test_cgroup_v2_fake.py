@@ -223,3 +223,25 @@ def test_what_v2_cannot_do_is_refused_by_field(tmp_path, resources, field):
     with pytest.raises(CgroupError, match=field.replace(".", r"\.")) as e:
         limits_of(tmp_path, resources)
     assert "\n" not in str(e.value)
+
+
+def test_stats_read_block_io_and_memory_from_v2_files(tmp_path):
+    """`diyc stats`' BLOCK I/O (io.stat, every device) and MEM USAGE
+    (memory.current less inactive_file, as docker) on a v2 cgroup; and the
+    v1 blkio file's format, parsed the same way."""
+    from diyc import stats
+    root, parent, proc = make_fake_v2(tmp_path)
+    cg = open_cgroup("diyc-abc", None, root=str(root), proc_file=str(proc))
+    path = parent / "diyc-abc"
+    path.mkdir()
+    (path / "io.stat").write_text("8:0 rbytes=4096 wbytes=1048576 rios=1 wios=8 dbytes=0 dios=0\n"
+                                  "253:1 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n")
+    (path / "memory.current").write_text(f"{10 * MIB}\n")
+    (path / "memory.max").write_text("max\n")
+    (path / "memory.stat").write_text(f"anon {4 * MIB}\nfile {6 * MIB}\ninactive_file {2 * MIB}\n")
+    assert stats.block_io(cg) == (4096 + 512, 1048576)
+    assert stats.memory_used(cg) == 8 * MIB
+    v1 = "8:0 Read 1024\n8:0 Write 2048\n8:0 Sync 3072\n8:0 Async 0\n8:0 Total 3072\nTotal 3072\n"
+    assert stats.parse_blkio_service_bytes(v1) == (1024, 2048)
+    (path / "io.stat").write_text("")  # no I/O yet: an empty file
+    assert stats.block_io(cg) == (0, 0)

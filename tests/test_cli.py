@@ -184,9 +184,9 @@ def test_ps_rm_of_an_exited_container(run_cli, diyc_root):
         assert run_cli("ps", "-aq", "--no-trunc", check=True).stdout.split() == [rec["id"]]
 
         info = json.loads(run_cli("inspect", "exited3", check=True).stdout)[0]
-        assert info["id"] == rec["id"]
-        assert info["state"]["status"] == "exited"
-        assert info["state"]["exit_code"] == 3
+        assert info["Id"] == rec["id"]
+        assert info["State"]["Status"] == "exited"
+        assert info["State"]["ExitCode"] == 3
 
         # by id prefix too
         proc = run_cli("rm", short[:6])
@@ -419,5 +419,5 @@ def test_a_missing_container_among_others_does_not_stop_the_rest(run_cli):
     run_cli("run", "--network", "none", "-d", "--name", "alive", "busybox", "sleep", "60", check=True)
     proc = run_cli("rm", "-f", "nosuch", "alive")
     assert (proc.returncode, proc.stdout, proc.stderr) == (1, "alive\n", "diyc: no such container: nosuch\n")
-    assert_one_line_error(run_cli("inspect", "nosuch"), 1, contains="no such container or image: nosuch")
+    assert_one_line_error(run_cli("inspect", "nosuch"), 1, contains="no such object: nosuch")
     assert_one_line_error(run_cli("run", "--rm", "nosuchimage"), 125, contains="nosuchimage")

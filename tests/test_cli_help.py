@@ -62,7 +62,7 @@ def on_a_terminal(cli, args, answer):
 
 def names(cli, *args):
     """The names `diyc ps ARGS` lists, in its order."""
-    return [c["Names"] for c in json.loads(cli("ps", "--format", "json", *args, check=True).stdout)]
+    return cli("ps", "--format", "{{.Names}}", *args, check=True).stdout.split()
 
 
 # -- help --------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_bash_completion_in_a_real_bash(own, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0] == "complete -F _diyc diyc"
     got = dict(line.split("|", 1) for line in lines[1:])
-    assert got["diyc p"].split() == ["ps", "pull", "push"]
+    assert got["diyc p"].split() == ["ps", "port", "pause", "pull", "push"]
     assert got["diyc ps --la"].split() == ["--last", "--latest"]
     assert got["diyc network "].split() == ["create", "ls", "list", "rm", "remove", "prune", "inspect",
                                           "connect", "disconnect"]
@@ -294,7 +294,7 @@ def test_prunes_with_force_remove_what_nothing_uses(own):
     assert own("container", "prune", "-f", check=True).stdout == f"{stopped}\n"
     assert names(own, "-a") == ["up"]
     assert own("volume", "prune", "--force", check=True).stdout == "unused\n"
-    assert own("volume", "ls", check=True).stdout == "VOLUME NAME\nused\n"
+    assert own("volume", "ls", "-q", check=True).stdout == "used\n"
     out = own("image", "prune", "-f", check=True).stdout
     assert f"Deleted: {first}" in out
     images = own("image", "ls", check=True).stdout
@@ -304,7 +304,7 @@ def test_prunes_with_force_remove_what_nothing_uses(own):
     own("rm", "-f", "up", check=True)
     out = own("system", "prune", "-a", "-f", "--volumes", check=True).stdout
     assert "Deleted Volumes:\nused\n" in out and "Untagged: busybox:latest" in out
-    assert own("volume", "ls", check=True).stdout == "VOLUME NAME\n"
+    assert own("volume", "ls", "-q", check=True).stdout == ""
 
 
 # -- ps ----------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def test_import_gzip_and_from_stdin(run_cli, imported):
         # the same layer: the uncompressed stream is the same, so is its diff-id
         a = json.loads(run_cli("inspect", "gzimg", check=True).stdout)[0]
         b = json.loads(run_cli("inspect", "stdinimg", check=True).stdout)[0]
-        assert a["layers"] == b["layers"]
+        assert a["RootFS"]["Layers"] == b["RootFS"]["Layers"]
     finally:
         run_cli("rmi", "stdinimg", check=True)
 

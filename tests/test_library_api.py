@@ -334,8 +334,8 @@ def test_exec_run(root):
         with pytest.raises(diyc.ContainerTimeout):
             c.exec_run(["sleep", "60"], timeout=0.3)
         top = c.top()
-        assert top["Titles"] == ["PID", "PPID", "UID", "STAT", "CMD"]
-        assert [p[4] for p in top["Processes"]] == ["sleep 60"]  # the exec'd sleep is gone
+        assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+        assert [p[7] for p in top["Processes"]] == ["sleep 60"]  # the exec'd sleep is gone
         stats = c.stats(interval=0.1)
         assert stats["pids"] == 1 and stats["memory"] > 0 and stats["id"] == c.id
         assert set(stats) >= {"cpu_percent", "memory", "memory_limit", "net_rx", "net_tx"}
@@ -357,7 +357,7 @@ def test_list_all_and_filters(root):
         assert names(all=True, filters={"id": a.id[:10]}) == ["lst-run"]
         assert names(all=True, filters={"ancestor": "busybox"}) == ["lst-done", "lst-run"]
         with pytest.raises(diyc.InvalidArgument):
-            Container.list(root, filters={"label": "x"})
+            Container.list(root, filters={"nonsense": "x"})
         a.kill(9)
         a.wait()
     assert gone(root)

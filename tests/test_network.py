@@ -190,7 +190,7 @@ def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root, tm
 def test_killed_diyc_leaves_what_cleanup_removes(net, diyc_root):
     srv = Server(net, "victim", "--network", "bridge", "-p", "8181:80")
     assert leases(diyc_root, "bridge") == [srv.ip]
-    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["state"]["pid"]
+    init_pid = json.loads(net("inspect", "victim", check=True).stdout)[0]["State"]["Pid"]
     srv.proc.kill()  # SIGKILL to diyc: nobody releases anything
     srv.proc.wait()
     os.kill(init_pid, 9)  # (it holds diyc's stdout: kill it before reading that)
@@ -265,8 +265,8 @@ def test_bad_subnets(net, network_ab, subnet, message):
 
 def test_network_ls_rm_and_in_use(net, network_ab):
     a, b = network_ab
-    ls = net("network", "ls", check=True).stdout
-    assert a in ls and SUBNET_A in ls and b in ls
+    ls = net("network", "ls", "--format", "{{.Name}} {{.Subnet}}", check=True).stdout.splitlines()
+    assert f"{a} {SUBNET_A}" in ls and any(line.startswith(f"{b} ") for line in ls)
     assert_one_line_error(net("network", "create", a), contains="already exists")
     with Server(net, "user", "--network", a):
         assert_one_line_error(net("network", "rm", a), contains="in use by container(s): user")
@@ -381,6 +381,8 @@ def test_connect_and_disconnect_a_running_container(net, network_ab, diyc_root):
         assert MAC.fullmatch(mine["MacAddress"]) and theirs["IPv4Address"] == f"{peer.ip}/24"
         ip_b = mine["IPv4Address"].removesuffix("/24")
         assert ip_b in leases(diyc_root, b)
+        networks = json.loads(net("inspect", "roamer", check=True).stdout)[0]["NetworkSettings"]["Networks"]
+        assert (networks[a]["IPAddress"], networks[b]["IPAddress"]) == (roamer.ip, ip_b)
         # inside: a second interface with that address, and peer-b by name
         out = net("exec", "roamer", "sh", "-c", "ip -4 -o addr show eth1; ip link show eth1; "
                   "timeout 5 wget -q -O- http://peer-b/i", check=True).stdout
@@ -393,6 +395,7 @@ def test_connect_and_disconnect_a_running_container(net, network_ab, diyc_root):
 
         net("network", "disconnect", b, "roamer", check=True)
         assert roamer.id not in network_info(net, b)["containers"]
+        assert list(json.loads(net("inspect", "roamer", check=True).stdout)[0]["NetworkSettings"]["Networks"]) == [a]
         assert "eth1" not in net("exec", "roamer", "ip", "-o", "link", check=True).stdout
         assert ip_b not in net("exec", "peer-b", "cat", "/etc/hosts", check=True).stdout
         assert peer.ip not in net("exec", "roamer", "cat", "/etc/hosts", check=True).stdout
@@ -403,6 +406,11 @@ def test_connect_and_disconnect_a_running_container(net, network_ab, diyc_root):
         net("network", "connect", "--ip", "10.251.2.77", b, "roamer", check=True)
         assert "10.251.2.77" in leases(diyc_root, b)
     assert leases(diyc_root, a) == [] and leases(diyc_root, b) == []
+    # docker's events for each, on the network
+    events = net("events", "--since", "0", "--until", f"{time.time():.6f}", "--filter", "type=network",
+                 "--format", "{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.name}}",
+                 check=True).stdout.splitlines()
+    assert events.count(f"connect {roamer.id} {b}") == 2 and events.count(f"disconnect {roamer.id} {b}") == 1
 
 
 def test_connect_refuses_what_it_cannot_do(net, network_ab):

@@ -99,14 +99,14 @@ def test_pull_oci_layered_and_run(reg, root):
     p = ok(root, "pull", "--insecure", ref)
     assert "Downloaded newer image" in p.stdout
     img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
-    assert img["id"] == reg.images["oci"]["config"]          # id = config digest
-    assert img["layers"] == reg.images["oci"]["diff_ids"]
-    assert img["config"]["config"]["Labels"] == {"x": "y"}
+    assert img["Id"] == reg.images["oci"]["config"]          # id = config digest
+    assert img["RootFS"]["Layers"] == reg.images["oci"]["diff_ids"]
+    assert img["Config"]["Labels"] == {"x": "y"}
     # every blob kept, verified by name
-    for d in reg.images["oci"]["blobs"] + [img["id"]]:
+    for d in reg.images["oci"]["blobs"] + [img["Id"]]:
         assert (root / "blobs/sha256" / d[7:]).exists()
     # whiteout + opaque dir as overlayfs sees them
-    l3 = root / "layers" / img["layers"][2][7:]
+    l3 = root / "layers" / img["RootFS"]["Layers"][2][7:]
     st = os.lstat(l3 / "data/gone")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
     assert os.getxattr(l3 / "olddir", "trusted.overlay.opaque") == b"y"
@@ -128,7 +128,7 @@ def test_pull_zstd_layer(reg, root):
     ref = f"{reg.host}/test/zstd:1"
     ok(root, "pull", "--insecure", ref)
     img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
-    assert img["layers"] == pushed["diff_ids"]
+    assert img["RootFS"]["Layers"] == pushed["diff_ids"]
     assert ok(root, "run", "--network", "none", "--rm", ref, "cat", "/etc/zstd-was-here").stdout == "yes\n"
     ok(root, "rmi", ref)
 
@@ -157,14 +157,14 @@ def test_pull_index_platform_and_digest(reg, root):
     ref = f"{reg.host}/test/multi"
     ok(root, "pull", "--insecure", ref)
     img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
-    assert img["id"] == reg.images["amd"]["config"]
+    assert img["Id"] == reg.images["amd"]["config"]
     ok(root, "pull", "--insecure", "--platform", "linux/arm64", f"{ref}:latest")
     img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
-    assert img["id"] == reg.images["arm"]["config"] and len(img["layers"]) == 2
+    assert img["Id"] == reg.images["arm"]["config"] and len(img["RootFS"]["Layers"]) == 2
     p = diyc(root, "pull", "--insecure", "--platform", "linux/s390x", ref)
     assert p.returncode == 125 and "no image for platform linux/s390x" in p.stderr
     ok(root, "pull", "--insecure", f"{ref}:dockerlist")
-    assert json.loads(ok(root, "image", "inspect", f"{ref}:dockerlist").stdout)[0]["id"] == reg.images["amd"]["config"]
+    assert json.loads(ok(root, "image", "inspect", f"{ref}:dockerlist").stdout)[0]["Id"] == reg.images["amd"]["config"]
     # by digest, and runnable by that digest
     by_digest = f"{reg.host}/test/layered@{reg.images['docker']['digest']}"
     ok(root, "pull", "--insecure", by_digest)
@@ -177,7 +177,8 @@ def test_loopback_registries_speak_plain_http_without_insecure(reg, root):
     for host in (reg.host, f"localhost:{port}"):
         ref = f"{host}/test/layered"
         ok(root, "pull", ref)
-        assert ok(root, "run", "--rm", "-u", "0", ref, "cat /etc/motd").stdout.endswith("layer 3\n")
+        assert ok(root, "run", "--network", "none", "--rm", "-u", "0", ref, "cat /etc/motd").stdout \
+            .endswith("layer 3\n")
     # any other host is TLS (the suite's network safety: a name that does
     # not resolve, so nothing leaves the machine)
     p = diyc(root, "pull", "registry.invalid/test/layered")
@@ -265,7 +266,7 @@ def test_basic_auth(auth_reg, root):
     ok(root, "login", "-u", "alice", "--password-stdin", auth_reg.host, input="s3cret\n")
     assert stat.S_IMODE(os.stat(root / "auth.json").st_mode) == 0o600
     ok(root, "pull", ref)
-    assert json.loads(ok(root, "image", "inspect", ref).stdout)[0]["id"] == auth_reg.images["img"]["config"]
+    assert json.loads(ok(root, "image", "inspect", ref).stdout)[0]["Id"] == auth_reg.images["img"]["config"]
     ok(root, "logout", auth_reg.host)
     ok(root, "rmi", ref)
     assert diyc(root, "pull", "--insecure", ref).returncode == 125
@@ -343,7 +344,7 @@ def test_bearer_token_flow_and_redirect(reg, root):
         ref = f"127.0.0.1:{proxy.port}/test/layered"
         ok(root, "pull", "--insecure", ref)
         img = json.loads(ok(root, "image", "inspect", ref).stdout)[0]
-        assert img["id"] == reg.images["oci"]["config"]
+        assert img["Id"] == reg.images["oci"]["config"]
         token_requests = [entry for entry in proxy.log if entry[1].startswith("/token")]
         assert token_requests and token_requests[0][2] is None  # anonymous
         redirected = [entry for entry in proxy.log if entry[1].startswith("/direct/")]

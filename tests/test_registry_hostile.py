@@ -353,7 +353,7 @@ def test_framing_variants_pull_fine(server, root):
         server.routes.update(image(**variant))
         p = run_diyc(root, "pull", "--insecure", ref)
         assert p.returncode == 0, (variant, p.stderr)
-        assert json.loads(run_diyc(root, "image", "inspect", ref).stdout)[0]["id"] == image_id
+        assert json.loads(run_diyc(root, "image", "inspect", ref).stdout)[0]["Id"] == image_id
         assert run_diyc(root, "rmi", ref).returncode == 0
     config_bytes = json.dumps(CONFIG).encode()
     server.routes.update(image(

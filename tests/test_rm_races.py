@@ -34,8 +34,8 @@ def _address(cli, name):
     if proc.returncode:
         return None
     rec = json.loads(proc.stdout)[0]
-    ip = (rec.get("network_settings") or {}).get("ip")
-    return rec if rec["state"]["status"] == "running" and ip else None
+    ip = next(iter(rec["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    return rec if rec["State"]["Status"] == "running" and ip else None
 
 
 def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
@@ -53,8 +53,8 @@ def test_rm_f_races_the_end_of_foreground_runs(racy, diyc_root):
         try:
             recs = [wait_for(lambda n=n: _address(racy, n), timeout=30, what=f"{n} to run")
                     for n in ("s1", "s2")]
-            ids = [r["id"] for r in recs]
-            cgroups = [p for r in recs for p in r["cgroup"]["paths"].values()]
+            ids = [r["Id"] for r in recs]
+            cgroups = [p for r in recs for p in r["CgroupPaths"].values()]
             assert all(os.path.isdir(p) for p in cgroups)
             order = ["s1", "s2"] if i % 2 == 0 else ["s2", "s1"]
             rm = racy("rm", "-f", *order)
@@ -86,7 +86,7 @@ def test_rm_of_several_goes_on_after_a_failure(run_cli, diyc_root):
     proc = run_cli("rm", "m1", "nosuch", "m2")
     assert proc.returncode == 1
     assert proc.stdout.split() == ["m1", "m2"]
-    assert proc.stderr.splitlines() == ["diyc: rm nosuch: no such container: nosuch"]
+    assert proc.stderr.splitlines() == ["diyc: no such container: nosuch"]
     assert container_records(diyc_root) == []
 
 
@@ -97,7 +97,7 @@ def test_stop_and_kill_of_several_go_on_after_a_failure(run_cli, diyc_root):
         proc = run_cli("stop", "-t", "0", "k1", "nosuch", "k2")
         assert proc.returncode == 1
         assert proc.stdout.split() == ["k1", "k2"]
-        assert proc.stderr.splitlines() == ["diyc: stop nosuch: no such container: nosuch"]
+        assert proc.stderr.splitlines() == ["diyc: no such container: nosuch"]
         proc = run_cli("kill", "k1", "k3")   # k1 is not running any more
         assert proc.returncode == 1
         assert proc.stdout.split() == ["k3"]
@@ -105,7 +105,7 @@ def test_stop_and_kill_of_several_go_on_after_a_failure(run_cli, diyc_root):
         proc = run_cli("wait", "k3", "nosuch")
         assert proc.returncode == 1
         assert proc.stdout.split() == ["137"]
-        assert proc.stderr.splitlines() == ["diyc: wait nosuch: no such container: nosuch"]
+        assert proc.stderr.splitlines() == ["diyc: no such container: nosuch"]
         states = {r["name"]: r["state"]["status"] for r in container_records(diyc_root)}
         assert states == {"k1": "exited", "k2": "exited", "k3": "exited"}
     finally:

@@ -69,7 +69,7 @@ def test_labels_and_label_file_go_into_the_record(run_cli, tmp_path):
     try:
         rec = inspect(run_cli, "labelled")
         # the file first, then --label; a bare key is an empty label
-        assert rec["labels"] == {"tier": "backend", "owner": "dev", "empty": "", "app": "web"}
+        assert rec["Config"]["Labels"] == {"tier": "backend", "owner": "dev", "empty": "", "app": "web"}
     finally:
         run_cli("rm", "labelled", check=True)
 
@@ -128,8 +128,9 @@ def test_mount_bind_readonly_and_propagation(run_cli, tmp_path):
         assert " ro," in out[2], out[2]
         assert not (tmp_path / "x").exists()
         # (a slave of the host's mount only shows as one where that is shared)
-        (mount,) = [m for m in inspect(run_cli, "bound")["spec"]["mounts"] if m["destination"] == "/data"]
-        assert mount["source"] == str(tmp_path) and {"ro", "rslave"} <= set(mount["options"])
+        (mount,) = [m for m in inspect(run_cli, "bound")["Mounts"] if m["Destination"] == "/data"]
+        assert (mount["Type"], mount["Source"], mount["RW"], mount["Propagation"]) == \
+            ("bind", str(tmp_path), False, "rslave")
     finally:
         run_cli("rm", "bound", check=True)
 
@@ -204,8 +205,8 @@ def test_stop_signal_and_stop_timeout(run_cli):
         wait_for(lambda: "ready" in run_cli("logs", "stopsig").stdout, what="the trap")
         run_cli("stop", "stopsig", check=True)
         rec = inspect(run_cli, "stopsig")
-        assert rec["stop_signal"] == 10
-        assert rec["state"]["exit_code"] == 7
+        assert rec["Config"]["StopSignal"] == "SIGUSR1"
+        assert rec["State"]["ExitCode"] == 7
         assert "got USR1" in run_cli("logs", "stopsig", check=True).stdout
     finally:
         run_cli("rm", "-f", "stopsig")
@@ -214,9 +215,9 @@ def test_stop_signal_and_stop_timeout(run_cli):
             "trap '' TERM; echo ready; while :; do sleep 0.05; done", check=True)
     try:
         wait_for(lambda: "ready" in run_cli("logs", "stoptime").stdout, what="the trap")
-        assert inspect(run_cli, "stoptime")["stop_timeout"] == 1
+        assert inspect(run_cli, "stoptime")["Config"]["StopTimeout"] == 1
         run_cli("stop", "stoptime", check=True)
-        assert inspect(run_cli, "stoptime")["state"]["exit_code"] == 137
+        assert inspect(run_cli, "stoptime")["State"]["ExitCode"] == 137
     finally:
         run_cli("rm", "-f", "stoptime")
 
@@ -244,9 +245,9 @@ def test_foreground_run_with_restart_returns_the_first_exit(run_cli):
             if run_cli("logs", "fgrestart", check=True).stdout != "run\n" * 3:
                 return None
             rec = inspect(run_cli, "fgrestart")
-            return rec["state"]["status"] == "exited" and rec
+            return rec["State"]["Status"] == "exited" and rec
         rec = wait_for(given_up, timeout=30, what="the two restarts")
-        assert (rec["state"]["exit_code"], rec["state"]["restart_count"]) == (3, 2)
+        assert (rec["State"]["ExitCode"], rec["RestartCount"]) == (3, 2)
     finally:
         run_cli("rm", "-f", "fgrestart")
 
@@ -293,7 +294,8 @@ def test_bridge_is_the_default_and_ranges_publish(ns_cli):
             lines.append(line.strip())
         assert "inet 172." in lines[0] or "inet 10." in lines[0], lines  # eth0 without --network
         gateway = next(line.split()[0] for line in lines if line.endswith("\tgw") or line.endswith(" gw"))
-        assert gateway == json.loads(ns_cli("network", "inspect", "bridge", check=True).stdout)[0]["gateway"]
+        assert gateway == ns_cli("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge",
+                                 check=True).stdout.strip()
         assert any(line.endswith("\tweb ranged") for line in lines)  # its own address, as before
         assert [line for line in lines if line.startswith("nameserver")] == ["nameserver 192.0.2.53"]
         assert "search corp.example" in lines
@@ -328,9 +330,9 @@ def test_image_labels_and_stop_signal_are_the_defaults(run_cli, tmp_path):
         run_cli("run", *NONE, "--name", "overridden", "--stop-signal", "9", "rf-stopsig:1", "true", check=True)
         try:
             rec = inspect(run_cli, "imgdefaults")
-            assert rec["labels"] == {"from.image": "yes", "team": "run"}  # --label over the image's
-            assert rec["stop_signal"] == 12
-            assert inspect(run_cli, "overridden")["stop_signal"] == 9
+            assert rec["Config"]["Labels"] == {"from.image": "yes", "team": "run"}  # --label over the image's
+            assert rec["Config"]["StopSignal"] == "SIGUSR2"
+            assert inspect(run_cli, "overridden")["Config"]["StopSignal"] == "SIGKILL"
         finally:
             run_cli("rm", "imgdefaults", "overridden", check=True)
     finally:

@@ -254,7 +254,7 @@ def test_no_server_fds_or_environment_in_workers(private):
     try:
         shim = json.loads(private("inspect", "leak").stdout)
         shim = shim[0] if isinstance(shim, list) else shim
-        supervisor = shim["state"]["supervisor"]
+        supervisor = shim["State"]["SupervisorPid"]
         targets = {os.readlink(f"/proc/{supervisor}/fd/{fd}")
                    for fd in os.listdir(f"/proc/{supervisor}/fd")}
         assert not any("/server/" in t for t in targets), targets
@@ -374,7 +374,7 @@ def test_containers_nest_under_the_callers_cgroup(private):
         try:
             record = json.loads(private("inspect", "nested").stdout)
             record = record[0] if isinstance(record, list) else record
-            with open(f"/proc/{record['state']['pid']}/cgroup") as f:
+            with open(f"/proc/{record['State']['Pid']}/cgroup") as f:
                 memory = next(line.split(":", 2)[2] for line in f.read().splitlines()
                               if line.split(":", 2)[1] == "memory")
             assert memory.startswith(caller[len("/sys/fs/cgroup/memory"):] + "/"), memory
@@ -395,7 +395,7 @@ def test_the_launcher_dies_by_the_signal_that_killed_its_worker(private):
         assert client.stdout.readline() == "up\n"
         record = json.loads(private("inspect", "victim").stdout)
         record = record[0] if isinstance(record, list) else record
-        with open(f"/proc/{record['state']['pid']}/stat") as f:
+        with open(f"/proc/{record['State']['Pid']}/stat") as f:
             worker = int(f.read().rsplit(")", 1)[1].split()[1])
         assert worker != client.pid and os.getpgid(worker) != os.getpgid(client.pid)
         os.kill(worker, signal.SIGKILL)  # (the others it forwards to the container)

@@ -86,7 +86,7 @@ def test_host_users_cannot_reach_setuid_files_or_devices_of_images(open_parent, 
     _import(run_cli, tmp_path, "suidimg", _setuid_and_device)
     try:
         record = json.loads(run_cli("image", "inspect", "suidimg", check=True).stdout)[0]
-        layer = f"{diyc_root}/layers/{record['layers'][0].removeprefix('sha256:')}"
+        layer = f"{diyc_root}/layers/{record['RootFS']['Layers'][0].removeprefix('sha256:')}"
         suid, dev = f"{layer}/bin/suid-busybox", f"{layer}/etc/null0"
         st = os.lstat(suid)
         assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o4755)  # the store keeps the bit

@@ -1,12 +1,11 @@
 """What several commands share: argument checks, the each-container loop
-with docker's error shape, the prune confirmation, and the text columns
-(sizes, "5 minutes ago", status) of the listings."""
+with docker's error shape, the prune confirmation, and --format (the
+listings' rows and templates are the library's: diyc.listing)."""
 
 import sys
-import time
 
 from ..errors import ContainerNotFound, DiycError, InvalidArgument
-from ..options import FLAG, Option
+from ..options import FLAG, VALUE, Option
 from .registry import NotConfirmed
 
 
@@ -64,45 +63,32 @@ def confirm(command, warning, opts):
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-# -- formatting -------------------------------------------------------------
+# -- --format ----------------------------------------------------------------
 
-def human_size(n):
-    if n is None:
-        return "unlimited"
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1000
-    return str(n)
+FORMAT = Option("--format", "format", VALUE, "string",
+                "Format output: 'table', 'table TEMPLATE' (with headers), 'json' or a Go TEMPLATE")
 
 
-def ago(t):
-    secs = max(0, time.time() - t)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= size:
-            n = int(secs // size)
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return f"{int(secs)} seconds ago"
+def print_formatted(opts, rows, default, headers, quiet_format=None):
+    """A listing as docker prints it: the rows (template_values.Contexts)
+    through --format, or the default table, or -q's template."""
+    from ..formatting import format_rows, resolve
+    fmt = resolve(opts.get("format"), default, quiet_format, opts.get("quiet", False))
+    sys.stdout.write(format_rows(fmt, rows, headers))
+    return 0
 
 
-def status_text(c):
-    status = c.status
-    state = c.record["state"]
-    if status == "running":
-        return "Up " + ago(state.get("started", c.record["created"]))[:-4]
-    if status == "exited":
-        return f"Exited ({state.get('exit_code')}) {ago(state.get('finished', c.record['created']))}"
-    if status == "dead":
-        return "Dead (its diyc process is gone)"
-    return status.capitalize()
+INSPECT_FORMAT = Option("-f --format", "format", VALUE, "string",
+                        "Format output using a Go template ('json': one line of JSON)")
 
 
-def quote_cmd(args):
-    s = " ".join(args)
-    return f'"{s[:20]}…"' if len(s) > 20 else f'"{s}"'
-
-
-def ports_text(c):
-    ports = (c.record.get("network_settings") or {}).get("ports") or []
-    return ", ".join(f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
-                     for p in ports if isinstance(p, dict) and "host_port" in p)
+def print_inspected(opts, values):
+    """docker's inspect output: a JSON array (4-space indent), or each
+    value through -f's template."""
+    if opts.get("format"):
+        from ..formatting import format_each
+        sys.stdout.write(format_each(opts["format"], values))
+    else:
+        import json
+        print(json.dumps(values, indent=4, ensure_ascii=False))
+    return 0

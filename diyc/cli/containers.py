@@ -5,8 +5,8 @@ import sys
 import time
 
 from ..errors import DiycError, InvalidArgument
-from ..options import FLAG, VALUE, Option, print_table, signal_number
-from .common import FORCE, confirm, each_container, human_size, no_arguments
+from ..options import FLAG, VALUE, Option, signal_number
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, no_arguments, print_inspected
 from .registry import command
 from .run import RUN_OPTIONS, library_keywords, start_foreground
 
@@ -133,7 +133,11 @@ def cmd_wait(root, opts, args):
          options=(Option("-f --follow", "follow", FLAG, help="Follow log output"),
                   Option("-n --tail", "tail", VALUE, "N",
                          'Number of lines to show from the end of the logs (default "all")'),
-                  Option("-t --timestamps", "timestamps", FLAG, help="Show timestamps")))
+                  Option("-t --timestamps", "timestamps", FLAG, help="Show timestamps"),
+                  Option("--since", "since", VALUE, "string", "Show logs since timestamp (e.g. "
+                         '"2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)'),
+                  Option("--until", "until", VALUE, "string", "Show logs before a timestamp (e.g. "
+                         '"2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')))
 def cmd_logs(root, opts, args):
     if len(args) != 1:
         raise InvalidArgument('"diyc logs" requires exactly one container')
@@ -144,30 +148,39 @@ def cmd_logs(root, opts, args):
         from ..numbers import INT64_MAX, integer
         tail = integer(tail, "--tail value", 0, INT64_MAX)
     from ..logs import print_logs
+    from ..numbers import point_in_time
     from ..runtime import Container
+    window = {key: point_in_time(opts[key], f"--{key}") for key in ("since", "until") if key in opts}
     print_logs(Container.load(args[0], root), follow=opts.get("follow", False),
-               tail=tail, timestamps=opts.get("timestamps", False))
+               tail=tail, timestamps=opts.get("timestamps", False), **window)
     return 0
 
 
 @command("stats", "container stats", usage="[OPTIONS] [CONTAINER...]",
-         help="Display a live stream of containers' CPU, memory, pids and network use",
-         options=(Option("--no-stream", "no_stream", FLAG,
-                         help="Disable streaming stats and only pull the first result"),))
+         help="Display a live stream of containers' CPU, memory, pids, network and block I/O use",
+         options=(Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
+                  Option("--no-stream", "no_stream", FLAG,
+                         help="Disable streaming stats and only pull the first result"),
+                  Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
 def cmd_stats(root, opts, args):
+    from ..formatting import format_rows, resolve
+    from ..listing import STATS_HEADERS, STATS_TABLE, stats_row
     from ..runtime import Container
-    from ..stats import sample
-    containers = [Container.load(r, root) for r in args] if args else \
-        [c for c in Container.list(root, all=True) if c.status == "running"]
-    while True:
-        rows = []
-        for c, s in zip(containers, sample(containers)):
-            rows.append((c.id[:12], c.name, f"{s['cpu_percent']:.2f}%",
-                         f"{human_size(s['memory'])} / {human_size(s['memory_limit'])}",
-                         str(s["pids"]), f"{human_size(s['net_rx'])} / {human_size(s['net_tx'])}"))
-        print_table(("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O"), rows)
-        if opts.get("no_stream"):
-            return 0
+    from ..stats import watch
+    fmt = resolve(opts.get("format"), STATS_TABLE)
+    named = [(Container.load(ref, root), ref) for ref in args]
+
+    def containers():
+        if named:
+            return [c for c, _ in named]
+        return Container.list(root, all=opts.get("all", False))
+
+    def render(pairs):
+        given = {id(c): ref for c, ref in named}
+        return format_rows(fmt, [stats_row(c, s, given.get(id(c)), opts.get("no_trunc", False))
+                                 for c, s in pairs], STATS_HEADERS)
+    watch(containers, render, sys.stdout, stream=not opts.get("no_stream"), tty=sys.stdout.isatty())
+    return 0
 
 
 @command("attach", "container attach", usage="[OPTIONS] CONTAINER",
@@ -198,30 +211,16 @@ def cmd_attach(root, opts, args):
     return code
 
 
-@command("inspect", "container inspect", usage="CONTAINER|IMAGE [CONTAINER|IMAGE...]",
-         help="Show the records of containers or images as JSON")
+@command("inspect", "container inspect", usage="[OPTIONS] NAME|ID [NAME|ID...]",
+         help="Show low-level information on containers, images, volumes or networks", options=(
+             INSPECT_FORMAT,
+             Option("--type", "type", VALUE, "string", "Only inspect objects of this type "
+                    "(container, image, volume or network)")))
 def cmd_inspect(root, opts, args):
     if not args:
-        raise InvalidArgument('"diyc inspect" requires a container or image')
-    import json
-    from ..errors import ContainerNotFound, NotFound
-    from ..images.store import ImageStore
-    from ..runtime import Container
-    out = []
-    for ref in args:
-        try:
-            c = Container.load(ref, root)
-            rec = dict(c.record)
-            rec["state"] = dict(rec["state"], status=c.status)
-            out.append(rec)
-        except NotFound:
-            try:
-                out.append(ImageStore(root).resolve(ref))
-            except NotFound:
-                # (docker's "No such object": exit 1, as for a container)
-                raise ContainerNotFound(f"no such container or image: {ref}") from None
-    print(json.dumps(out, indent=2))
-    return 0
+        raise InvalidArgument('"diyc inspect" requires at least one container, image, volume or network')
+    from ..inspect_view import lookup
+    return print_inspected(opts, [lookup(root, ref, opts.get("type")) for ref in args])
 
 
 @command("container prune", usage="[OPTIONS]", help="Remove all stopped containers",

@@ -5,29 +5,25 @@ import os
 import sys
 
 from ..errors import InvalidArgument
-from ..options import FLAG, LIST, VALUE, Option, print_table
-from .common import FORCE, confirm, human_size, no_arguments
+from ..options import FLAG, LIST, VALUE, Option
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, no_arguments, print_formatted, print_inspected
 from .registry import command
 
 QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
 
 
-@command("images", "image ls", "image list", usage="[OPTIONS]", help="List images", options=(QUIET,))
+@command("images", "image ls", "image list", usage="[OPTIONS]", help="List images", options=(
+    QUIET, Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
+    Option("--digests", "digests", FLAG, help="Show digests"), FORMAT))
 def cmd_images(root, opts, args):
     no_arguments("images", args)
     from ..images.store import ImageStore
-    rows = []
-    for img in ImageStore(root).list():
-        short = img["id"].removeprefix("sha256:")[:12]
-        if opts.get("quiet"):
-            print(short)
-            continue
-        for ref in img["repo_tags"] or ["<none>:<none>"]:
-            repo, _, tag = ref.rpartition(":")
-            rows.append((repo, tag, short, img.get("created", ""), human_size(img.get("size", 0))))
-    if not opts.get("quiet"):
-        print_table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
-    return 0
+    from ..listing import IMAGES_DIGESTS_TABLE, IMAGES_HEADERS, IMAGES_TABLE, image_rows
+    rows = image_rows(ImageStore(root), no_trunc=opts.get("no_trunc", False))
+    if opts.get("quiet"):  # an image once, however many names it has
+        rows = list({row.fields["ID"]: row for row in rows}.values())
+    table = IMAGES_DIGESTS_TABLE if opts.get("digests") else IMAGES_TABLE
+    return print_formatted(opts, rows, table, IMAGES_HEADERS, quiet_format="{{.ID}}")
 
 
 @command("rmi", "image rm", "image remove", usage="IMAGE [IMAGE...]", help="Remove one or more images")
@@ -222,15 +218,13 @@ def cmd_image_prune(root, opts, args):
     return 0
 
 
-@command("image inspect", usage="IMAGE [IMAGE...]", help="Show image records as JSON")
+@command("image inspect", usage="[OPTIONS] IMAGE [IMAGE...]",
+         help="Show low-level information on images, in docker's shape", options=(INSPECT_FORMAT,))
 def cmd_image_inspect(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc image inspect" requires at least one image')
-    import json
-    from ..images.store import ImageStore
-    store = ImageStore(root)
-    print(json.dumps([store.resolve(ref) for ref in args], indent=2))
-    return 0
+    from ..inspect_view import lookup
+    return print_inspected(opts, [lookup(root, ref, "image") for ref in args])
 
 
 @command("build", "image build", usage="[OPTIONS] CONTEXT|-", help="Build an image from a Dockerfile",
@@ -284,16 +278,15 @@ def cmd_build(root, opts, args):
 
 @command("history", "image history", usage="[OPTIONS] IMAGE", help="Show the history of an image",
          options=(Option("-q --quiet", "quiet", FLAG, help="Only show image IDs"),
-                  Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output")))
+                  Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
+                  Option("-H --human", "human", FLAG,
+                         help="Print sizes and dates in human readable format (default true)"),
+                  FORMAT))
 def cmd_history(root, opts, args):
     if len(args) != 1:
         raise InvalidArgument('"diyc history" requires one image')
-    from ..build_progress import history_rows
     from ..images.store import ImageStore
-    rows = history_rows(ImageStore(root), args[0], no_trunc=opts.get("no_trunc", False))
-    if opts.get("quiet"):
-        for r in rows:
-            print(r[0])
-        return 0
-    print_table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
-    return 0
+    from ..listing import HISTORY_HEADERS, HISTORY_TABLE, history_rows
+    rows = history_rows(ImageStore(root), args[0], no_trunc=opts.get("no_trunc", False),
+                        human=opts.get("human", True))
+    return print_formatted(opts, rows, HISTORY_TABLE, HISTORY_HEADERS, quiet_format="{{.ID}}")

@@ -1,8 +1,8 @@
 """`diyc network ...` and `diyc volume ...`."""
 
 from ..errors import InvalidArgument
-from ..options import FLAG, VALUE, Option, print_table
-from .common import FORCE, confirm, no_arguments
+from ..options import FLAG, VALUE, Option
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, no_arguments, print_formatted, print_inspected
 from .registry import command
 
 
@@ -20,18 +20,14 @@ def cmd_network_create(root, opts, args):
 
 
 @command("network ls", "network list", usage="[OPTIONS]", help="List networks", options=(
-    Option("-q --quiet", "quiet", FLAG, help="Only display network names"),))
+    Option("-q --quiet", "quiet", FLAG, help="Only display network IDs"),
+    Option("--no-trunc", "no_trunc", FLAG, help="Do not truncate the output"), FORMAT))
 def cmd_network_ls(root, opts, args):
     no_arguments("network ls", args)
+    from ..listing import NETWORKS_HEADERS, NETWORKS_TABLE, network_row
     from ..net import network as networking
-    nets = networking.list_networks(root)
-    if opts.get("quiet"):
-        for n in nets:
-            print(n["name"])
-    else:
-        print_table(("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY"),
-                    [(n["id"][:12], n["name"], n["bridge"], n["subnet"], n["gateway"]) for n in nets])
-    return 0
+    rows = [network_row(n, no_trunc=opts.get("no_trunc", False)) for n in networking.list_networks(root)]
+    return print_formatted(opts, rows, NETWORKS_TABLE, NETWORKS_HEADERS, quiet_format="{{.ID}}")
 
 
 @command("network rm", "network remove", usage="NETWORK [NETWORK...]",
@@ -57,15 +53,13 @@ def cmd_network_prune(root, opts, args):
     return 0
 
 
-@command("network inspect", usage="NETWORK [NETWORK...]",
-         help="Show networks and their containers as JSON (docker's shape)")
+@command("network inspect", usage="[OPTIONS] NETWORK [NETWORK...]",
+         help="Show networks in docker's shape, with their containers", options=(INSPECT_FORMAT,))
 def cmd_network_inspect(root, opts, args):
     if not args:
         raise InvalidArgument('"diyc network inspect" requires at least one network')
-    import json
-    from ..net import attach
-    print(json.dumps([attach.inspect(root, name) for name in args], indent=2))
-    return 0
+    from ..inspect_view import lookup
+    return print_inspected(opts, [lookup(root, name, "network") for name in args])
 
 
 @command("network connect", usage="[OPTIONS] NETWORK CONTAINER",
@@ -99,14 +93,14 @@ def cmd_volume_create(root, opts, args):
     return 0
 
 
-@command("volume ls", "volume list", usage="", help="List volumes")
+@command("volume ls", "volume list", usage="[OPTIONS]", help="List volumes", options=(
+    Option("-q --quiet", "quiet", FLAG, help="Only display volume names"), FORMAT))
 def cmd_volume_ls(root, opts, args):
     no_arguments("volume ls", args)
     from .. import volumes
-    print("VOLUME NAME")
-    for name in volumes.list_volumes(root):
-        print(name)
-    return 0
+    from ..listing import VOLUMES_HEADERS, VOLUMES_TABLE, volume_row
+    rows = [volume_row(root, name) for name in volumes.list_volumes(root)]
+    return print_formatted(opts, rows, VOLUMES_TABLE, VOLUMES_HEADERS, quiet_format="{{.Name}}")
 
 
 @command("volume rm", "volume remove", usage="VOLUME [VOLUME...]", help="Remove one or more volumes")

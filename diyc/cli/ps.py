@@ -1,13 +1,10 @@
-"""`diyc ps` (`container ls`): docker's listing, filters and columns."""
-
-import os
+"""`diyc ps` (`container ls`): docker's listing and filters; its rows,
+columns and --format are diyc.listing's."""
 
 from ..errors import InvalidArgument
-from ..options import FLAG, LIST, VALUE, Option, print_table
-from .common import ago, human_size, no_arguments, ports_text, quote_cmd, status_text
+from ..options import FLAG, LIST, VALUE, Option
+from .common import FORMAT, no_arguments, print_formatted
 from .registry import command
-
-HEADER = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
 
 
 @command("ps", "container ls", "container list", "container ps", usage="[OPTIONS]",
@@ -20,23 +17,13 @@ HEADER = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAM
                     help="Show the latest created container (includes all states)"),
              Option("-q --quiet", "quiet", FLAG, help="Only display container IDs"),
              Option("-s --size", "size", FLAG, help="Display total file sizes"),
-             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
-             Option("--format", "format", VALUE, "json|table", "Format output")))
+             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
 def cmd_ps(root, opts, args):
     no_arguments("ps", args)
-    if opts.get("format") not in (None, "json", "table"):
-        raise InvalidArgument(f"invalid --format {opts['format']!r}: json or table")
-    listed = listed_containers(root, opts)
-    if opts.get("format") == "json":
-        import json
-        print(json.dumps([as_json(c) for c in listed], indent=2))
-    elif opts.get("quiet"):
-        for c in listed:
-            print(c.id if opts.get("no_trunc") else c.id[:12])
-    else:
-        rows = [row(c, opts.get("no_trunc"), opts.get("size"), root) for c in listed]
-        print_table(HEADER + (("SIZE",) if opts.get("size") else ()), rows)
-    return 0
+    from ..listing import PS_HEADERS, PS_TABLE, container_row
+    rows = [container_row(c, no_trunc=opts.get("no_trunc", False)) for c in listed_containers(root, opts)]
+    table = PS_TABLE + "\\t{{.Size}}" if opts.get("size") else PS_TABLE
+    return print_formatted(opts, rows, table, PS_HEADERS, quiet_format="{{.ID}}")
 
 
 def listed_containers(root, opts):
@@ -55,44 +42,3 @@ def listed_containers(root, opts):
         filters.setdefault(key, []).append(value)
     listed = Container.list(root, all=opts.get("all", False) or last is not None, filters=filters)
     return listed if last is None else listed[:last]
-
-
-def row(c, no_trunc, size, root):
-    cells = (c.id if no_trunc else c.id[:12], c.record["image"],
-             quote_cmd(c.record["spec"]["process"]["args"]),
-             ago(c.record["created"]), status_text(c), ports_text(c), c.name)
-    if not size:
-        return cells
-    writable = tree_size(f"{root.container_dir(c.id)}/upper")
-    image = image_size(root, c.record.get("image_id"))
-    return cells + (f"{human_size(writable)} (virtual {human_size(writable + image)})",)
-
-
-def as_json(c):
-    return {"Id": c.id, "Names": c.name, "Image": c.record["image"],
-            "Command": " ".join(c.record["spec"]["process"]["args"]),
-            "Created": c.record["created"], "State": c.status,
-            "Status": status_text(c), "Ports": ports_text(c),
-            "ExitCode": c.record["state"].get("exit_code")}
-
-
-def tree_size(path):
-    """Bytes of the files under path (a container's writable layer: its
-    own content, so no link is followed)."""
-    total = 0
-    for top, _dirs, files in os.walk(path):  # (os.walk enters no symlinked directory)
-        for name in files:
-            try:
-                total += os.stat(f"{top}/{name}", follow_symlinks=False).st_size
-            except OSError:
-                continue  # changed under us
-    return total
-
-
-def image_size(root, image_id):
-    from ..errors import NotFound
-    from ..images.store import ImageStore
-    try:
-        return ImageStore(root).resolve(image_id).get("size", 0) if image_id else 0
-    except NotFound:
-        return 0

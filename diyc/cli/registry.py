@@ -24,7 +24,7 @@ GROUPS = {
 
 # The modules that register commands, in the order of the help; imported
 # only until the command asked for is found (`diyc run`: run only).
-MODULES = ("run", "ps", "containers", "images", "networks", "system", "completion")
+MODULES = ("run", "ps", "containers", "ops", "images", "networks", "system", "completion")
 
 
 class UsageError(InvalidArgument):

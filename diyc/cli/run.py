@@ -15,6 +15,16 @@ WORKDIR = Option("-w --workdir", "workdir", VALUE, "DIR", "Working directory ins
 USER = Option("-u --user", "user", VALUE, "U[:G]", "User name or uid (and group) to run as",
               keyword="user")
 
+# the limits `diyc update` changes too
+MEMORY = Option("-m --memory", "memory", VALUE, "SIZE", "Memory limit (e.g. 64m)", keyword="memory")
+MEMORY_SWAP = Option("--memory-swap", "memory_swap", VALUE, "SIZE",
+                     "Memory+swap limit (-1: unlimited swap)", keyword="memory_swap")
+CPUS = Option("--cpus", "cpus", VALUE, "N", "CPU quota in CPUs (e.g. 0.5)", keyword="cpus")
+PIDS_LIMIT = Option("--pids-limit", "pids_limit", VALUE, "N",
+                    "Maximum number of processes (-1: unlimited)", keyword="pids_limit")
+RESTART = Option("--restart", "restart", VALUE, "POLICY", keyword="restart",
+                 help="no, on-failure[:N], always, unless-stopped (foreground: exits at the first end)")
+
 # Each option of `diyc run`: how it is written, and the Container.create
 # keyword it is passed as (None: the CLI itself acts on it).
 RUN_OPTIONS = (
@@ -25,8 +35,7 @@ RUN_OPTIONS = (
     Option("-i --interactive", "interactive", FLAG, help="With -t: send our stdin to the container"),
     Option("-t --tty", "tty", FLAG, keyword="tty",
            help="Give the container a terminal (Ctrl-p Ctrl-q detaches)"),
-    Option("--restart", "restart", VALUE, "POLICY", keyword="restart",
-           help="no, on-failure[:N], always, unless-stopped (foreground: exits at the first end)"),
+    RESTART,
     Option("--log-opt", "log_opts", LIST, "max-size=S", keyword="log_opts",
            help="Rotate the container's log at this size"),
     Option("--name", "name", VALUE, "NAME", "Container name", keyword="name"),
@@ -41,12 +50,7 @@ RUN_OPTIONS = (
     WORKDIR, USER,
     Option("--entrypoint", "entrypoint", VALUE, "CMD", "Override the image's entrypoint",
            keyword="entrypoint"),
-    Option("-m --memory", "memory", VALUE, "SIZE", "Memory limit (e.g. 64m)", keyword="memory"),
-    Option("--memory-swap", "memory_swap", VALUE, "SIZE", "Memory+swap limit (-1: unlimited swap)",
-           keyword="memory_swap"),
-    Option("--cpus", "cpus", VALUE, "N", "CPU quota in CPUs (e.g. 0.5)", keyword="cpus"),
-    Option("--pids-limit", "pids_limit", VALUE, "N", "Maximum number of processes (-1: unlimited)",
-           keyword="pids_limit"),
+    MEMORY, MEMORY_SWAP, CPUS, PIDS_LIMIT,
     Option("--network --net", "network", VALUE, "MODE", keyword="network",
            help="bridge (default), none (loopback only: fastest), host, container:NAME, a network"),
     Option("-p --publish", "publish", LIST, "[IP:]HOSTPORT[-END]:PORT[-END][/tcp|udp]",
@@ -98,6 +102,33 @@ RUN_OPTIONS = (
            "A user namespace: container root is an unprivileged host uid", keyword="userns"),
     Option("--trace", "trace", FLAG, help="Print the time of each start phase to stderr"),
 )
+# docker's health flags: the CLI makes them one healthcheck={...} (health.from_flags)
+HEALTH_OPTIONS = (
+    Option("--health-cmd", "health_cmd", VALUE, "string", "Command to run to check health"),
+    Option("--health-interval", "health_interval", VALUE, "duration",
+           "Time between running the check (ms|s|m|h) (default 30s)"),
+    Option("--health-timeout", "health_timeout", VALUE, "duration",
+           "Maximum time to allow one check to run (ms|s|m|h) (default 30s)"),
+    Option("--health-retries", "health_retries", VALUE, "int",
+           "Consecutive failures needed to report unhealthy (default 3)"),
+    Option("--health-start-period", "health_start_period", VALUE, "duration",
+           "Start period for the container to initialize before failures count (ms|s|m|h)"),
+    Option("--no-healthcheck", "no_healthcheck", FLAG, help="Disable any container-specified "
+           "HEALTHCHECK"),
+)
+RUN_OPTIONS += HEALTH_OPTIONS
+
+
+def healthcheck_option(opts):
+    """{"healthcheck": ...} of the --health-* flags given (none: nothing
+    imported, nothing passed)."""
+    if not any(o.dest in opts for o in HEALTH_OPTIONS):
+        return {}
+    from ..health import from_flags
+    return {"healthcheck": from_flags(opts.get("health_cmd"), opts.get("health_interval"),
+                                      opts.get("health_timeout"), opts.get("health_retries"),
+                                      opts.get("health_start_period"),
+                                      opts.get("no_healthcheck", False))}
 
 
 def library_keywords(opts, options):
@@ -117,7 +148,7 @@ def cmd_run(root, opts, args):
                   start_ns=registry.START_NS)
     trace.mark("cli")
     ctr = Container.create(args[0], args[1:], root=root, trace=trace,
-                           **library_keywords(opts, RUN_OPTIONS))
+                           **library_keywords(opts, RUN_OPTIONS), **healthcheck_option(opts))
     if opts.get("tty") and not opts.get("detach"):
         return start_attached(ctr, send_input=opts.get("interactive", False))
     if opts.get("detach"):
@@ -161,10 +192,10 @@ def start_foreground(ctr, trace=None, new=True, send_input=True):
         trace.mark("wait")
         trace.report()
     if result.oom_killed:
-        from .common import human_size
+        from ..formatting import bytes_size
         limit = ctr.record["spec"]["linux"]["resources"].get("memory", {}).get("limit")
         print(f"diyc: container {ctr.name}: a process was killed by the memory limit "
-              f"({human_size(limit)}): out of memory", file=sys.stderr)
+              f"({bytes_size(limit) if limit else 'unlimited'}): out of memory", file=sys.stderr)
     return result.exit_code
 
 

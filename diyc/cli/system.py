@@ -5,7 +5,7 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, VALUE, Option
-from .common import FORCE, confirm, human_size, no_arguments, reason
+from .common import FORCE, confirm, no_arguments, reason
 from .registry import command, load_all
 
 
@@ -28,22 +28,24 @@ def version_info():
 
 
 @command("version", usage="", help="Show the diyc version information", options=(
-    Option("--format", "format", VALUE, "json", "Format output"),))
+    Option("--format", "format", VALUE, "string", "Format output: 'json' or a Go template"),))
 def cmd_version(root, opts, args):
     no_arguments("version", args)
     return _print_fields(version_info(), opts)
 
 
 @command("info", "system info", usage="", help="Display system-wide information", options=(
-    Option("--format", "format", VALUE, "json", "Format output"),))
+    Option("--format", "format", VALUE, "string", "Format output: 'json' or a Go template"),))
 def cmd_info(root, opts, args):
     no_arguments("info", args)
     return _print_fields(system_info(root), opts)
 
 
 def _print_fields(fields, opts):
-    if opts.get("format") not in (None, "json"):
-        raise InvalidArgument(f"invalid --format {opts['format']!r}: json")
+    if opts.get("format") not in (None, "json"):  # a Go template: {{.Version}}, {{index . "Root Dir"}}
+        from ..formatting import format_each
+        sys.stdout.write(format_each(opts["format"], [fields]))
+        return 0
     if opts.get("format") == "json":
         import json
         print(json.dumps(fields, indent=2))
@@ -60,6 +62,7 @@ def _print_fields(fields, opts):
 
 def system_info(root):
     """docker info's facts, read without creating anything."""
+    from ..formatting import bytes_size
     from ..runtime import Container
     statuses = [c.status for c in Container.list(root, all=True)] if os.path.isdir(root.path) else []
     machine = os.uname()
@@ -76,7 +79,7 @@ def system_info(root):
         "Operating System": _os_name(),
         "Architecture": machine.machine,
         "CPUs": os.cpu_count(),
-        "Total Memory": human_size(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
+        "Total Memory": bytes_size(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")),
         "Runtimes": ["diyc (in process)", "diyc-runc (OCI, for podman, containerd, CRI-O)"],
         "Security Options": ["seccomp (built-in default profile)", "no-new-privileges",
                              "userns (--userns auto)"],

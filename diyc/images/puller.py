@@ -173,7 +173,10 @@ def pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4
     """Pull `ref` into `store` (see _pull); layers are safe from garbage
     collection until the image that uses them is recorded."""
     with store.adding():
-        return _pull(store, ref, platform, insecure, progress, max_workers)
+        record = _pull(store, ref, platform, insecure, progress, max_workers)
+    from ..events import emit
+    emit(store.root, "image", "pull", str(ref), {"name": str(ref)})
+    return record
 
 
 def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=4):

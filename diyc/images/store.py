@@ -108,6 +108,14 @@ class ImageStore:
                 images.append(record)
         return images
 
+    def names_of(self, image_id):
+        """(its name:tag references, its name@digest references), sorted."""
+        tags, digests = [], []
+        for ref, target in self._read_repositories().items():
+            if target == image_id:
+                (digests if "@" in ref else tags).append(ref)
+        return sorted(tags), sorted(digests)
+
     def layer_dirs(self, record):
         """The unpacked layer directories of an image, top layer first (the
         order overlayfs wants its lowerdirs in)."""
@@ -149,6 +157,8 @@ class ImageStore:
         record = self.resolve(source)
         with self.root.lock("images"):
             self._tag_locked(record["id"], ref)
+        from ..events import emit
+        emit(self.root, "image", "tag", record["id"], {"name": ref})
 
     def remove(self, ref):
         """Untag `ref`; when no tag is left, delete the image and every layer
@@ -167,6 +177,7 @@ class ImageStore:
             if by_name and len(names) > 1:
                 del repos[by_name]
                 write_json(self._repositories, repos)
+                _removal_events(self.root, image_id, [by_name], deleted=False)
                 return [f"Untagged: {by_name}"]
             user = self._container_using(image_id)
             if user:
@@ -180,6 +191,7 @@ class ImageStore:
             os.unlink(self._record_path(image_id))
             out = [f"Untagged: {n}" for n in names] + [f"Deleted: {image_id}"]
             out += self._collect_layers()
+        _removal_events(self.root, image_id, names, deleted=True)
         return out
 
     def prune(self, all=False):
@@ -600,9 +612,22 @@ def build_busybox_image(store):
     import io
     import sys
     print(f"diyc: creating the built-in image {BUILTIN_IMAGE} from {BUSYBOX_BINARY}", file=sys.stderr)
+    # Its date is the binary's (its package's build, as installed): a real
+    # date, and the same binary still gives the same image id.
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(os.stat(BUSYBOX_BINARY).st_mtime)))
     config = {
-        "created": "1970-01-01T00:00:00Z",
+        "created": created,
         "config": {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]},
+        "history": [{"created": created, "created_by": f"diyc: the host's {BUSYBOX_BINARY}",
+                     "comment": "diyc's built-in image"}],
     }
     return store.import_tarball(io.BytesIO(busybox_rootfs_tar()), BUILTIN_IMAGE, config)
 
+
+def _removal_events(root, image_id, names, deleted):
+    """docker's events of an rmi: untag for each name, then delete."""
+    from ..events import emit
+    for name in names:
+        emit(root, "image", "untag", image_id, {"name": name})
+    if deleted:
+        emit(root, "image", "delete", image_id, {"name": names[0] if names else image_id})

@@ -1,5 +1,5 @@
-"""`diyc network connect/disconnect` on a running container, and `diyc
-network inspect` in docker's shape.
+"""`diyc network connect/disconnect` on a running container, and the
+containers of a network for `diyc network inspect` (inspect_view.network).
 
 A container on a bridge network can join more networks while it runs: a
 veth pair whose peer is its next free `ethN`, an address from the
@@ -17,14 +17,11 @@ it with the netns); disconnect deletes it through pyroute2.
 import os
 
 from ..errors import Conflict, InvalidArgument, NotFound
+from ..events import emit
 from ..state import read_json, write_json
 from .addresses import parse_subnet
 from .network import announce, lease, leases, plumb, release_file
 from .roots import load
-
-# docker's shape for what diyc does not have
-_NO_IPV6 = ""
-
 
 def _network(root, name):
     rec = load(root, name)
@@ -59,6 +56,7 @@ def connect(root, network, container, ip=None):
             raise
         ctr.record.setdefault("networks_connected", {})[network] = settings
         ctr.save()
+    emit(root, "network", "connect", rec["id"], {"container": ctr.id, "name": network, "type": "bridge"})
     return settings
 
 
@@ -116,7 +114,7 @@ def _undo(ctr, settings):
 
 def disconnect(root, network, container):
     """Undo connect(): the veth, the lease, the /etc/hosts lines."""
-    _network(root, network)
+    rec = _network(root, network)
     ctr = _load_container(root, container)
     with ctr.lock():
         ctr.reload()
@@ -132,6 +130,7 @@ def disconnect(root, network, container):
         _undo(ctr, settings)
         ctr.record.get("networks_connected", {}).pop(network, None)
         ctr.save()
+    emit(root, "network", "disconnect", rec["id"], {"container": ctr.id, "name": network, "type": "bridge"})
 
 
 def _drop_own_hosts_lines(ctr, settings):
@@ -153,24 +152,21 @@ def _drop_own_hosts_lines(ctr, settings):
             f.truncate()
 
 
-# -- inspect ------------------------------------------------------------------------
+# -- the containers of a network, for its inspect ------------------------------------
 
-def inspect(root, name):
-    """`diyc network inspect NAME`, in docker's shape."""
-    rec = _network(root, name)
-    plen = parse_subnet(rec["subnet"])[1]
-    containers = {}
+def endpoints(root, name):
+    """{container id: docker's endpoint (Name, EndpointID, MacAddress,
+    IPv4Address, IPv6Address)} of every container with an address on
+    network `name`: those started on it and those connected to it.  The
+    MAC address is read from the container's namespace (pyroute2)."""
+    plen = parse_subnet(_network(root, name)["subnet"])[1]
+    out = {}
     for ip, (cid, cname, _) in sorted(leases(root, name).items()):
         settings, pid = _connection_of(root, cid, name)
-        containers[cid] = {"Name": cname, "EndpointID": settings.get("veth", ""),
-                           "MacAddress": _mac(pid, settings.get("ifname")),
-                           "IPv4Address": f"{ip}/{plen}", "IPv6Address": _NO_IPV6}
-    return {"Name": rec["name"], "Id": rec["id"], "Scope": "local", "Driver": "bridge",
-            "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": {},
-                     "Config": [{"Subnet": rec["subnet"], "Gateway": rec["gateway"]}]},
-            "Internal": False, "Attachable": True, "Containers": containers,
-            "Options": {"com.docker.network.bridge.name": rec["bridge"]}, "Labels": {}}
+        out[cid] = {"Name": cname, "EndpointID": settings.get("veth", ""),
+                    "MacAddress": _mac(pid, settings.get("ifname")),
+                    "IPv4Address": f"{ip}/{plen}", "IPv6Address": ""}
+    return out
 
 
 def _connection_of(root, cid, name):

@@ -53,6 +53,7 @@ import os
 
 from ..config import check_name
 from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
+from ..events import emit
 from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall, published
 from .addresses import expand_publish, int_to_ip, ip_to_int, overlaps, parse_subnet
@@ -121,6 +122,7 @@ def create(root, name, subnet=None):
         os.makedirs(leases_dir(root, name), exist_ok=True)
         write_json(record_path(root, name), record)
         register_root(root, rid)
+    emit(root, "network", "create", nid, {"name": name, "type": "bridge"})
     return record
 
 
@@ -158,6 +160,7 @@ def remove(root, name):
     with root.lock("ports"):
         published.apply_firewall(root, only_if_present=True)
     unregister_root(root)
+    emit(root, "network", "destroy", rec["id"], {"name": name, "type": "bridge"})
 
 
 def prune(root):

@@ -1,0 +1,362 @@
+"""diyc.Pool: warm containers held at their release, each handed one
+process (real containers; the autouse fixture checks that nothing is left)."""
+
+import gc
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import diyc
+from diyc.errors import ArgumentTypeError, CommandNotFound, DiycError, InitError, InvalidArgument
+
+from conftest import PKG_DIR, child_pids, container_records, wait_for
+
+
+@pytest.fixture
+def root(diyc_root):
+    return str(diyc_root)
+
+
+@pytest.fixture
+def pool(root):
+    with diyc.Pool("busybox", network="none", size=2, root=root) as p:
+        yield p
+
+
+def ready(p):
+    return len(p._warm.ready)
+
+
+def test_run_returns_a_result(pool):
+    r = pool.run(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True)
+    assert (r.returncode, r.stdout, r.stderr) == (3, b"out\n", b"err\n")
+    assert r.args == ["sh", "-c", "echo out; echo err >&2; exit 3"]
+    assert len(r.id) == 64 and r.oom_killed is False
+    assert pool.run("sh -c 'exit 7'").returncode == 7  # a str is split as a shell would
+
+
+def test_env_cwd_and_user_are_handed_over(root):
+    with diyc.Pool("busybox", network="none", size=1, root=root, env={"FROM_POOL": "p", "BOTH": "pool"}) as p:
+        r = p.run(["sh", "-c", "echo $FROM_POOL $FROM_RUN $BOTH $HOME; pwd; id -u; id -g; id -G"],
+                  env={"FROM_RUN": "r", "BOTH": "run"}, cwd="/made/by/the/init", user="nobody",
+                  capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        vars_, cwd, uid, gid, groups = r.stdout.splitlines()
+        assert vars_.split() == ["p", "r", "run", "/nonexistent"]  # nobody's HOME in the image
+        assert cwd == "/made/by/the/init"
+        assert (uid, gid) == ("65534", "65534")
+        assert groups == "65534"
+        r = p.run(["sh", "-c", "id -u; id -g; id -G"], user="1234:5678", capture_output=True, text=True)
+        assert r.stdout.split() == ["1234", "5678", "5678"]
+
+
+def test_capabilities_follow_the_user(pool):
+    def cap_eff(user):
+        r = pool.run(["grep", "CapEff", "/proc/self/status"], user=user, capture_output=True, text=True)
+        return int(r.stdout.split()[1], 16)
+    assert cap_eff("0") != 0
+    assert cap_eff("nobody") == 0
+
+
+def test_stdin_input_and_text(pool):
+    r = pool.run(["sh", "-c", "cat; echo done"], input="from python\n", text=True,
+                 capture_output=True)
+    assert r.stdout == "from python\ndone\n"
+    data = os.urandom(1 << 20)
+    assert pool.run(["cat"], input=data, capture_output=True).stdout == data
+
+
+def test_output_to_a_file_without_capture(pool, tmp_path):
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        r = pool.run(["echo", "to a file"], stdout=f)
+    assert r.stdout is None and r.returncode == 0
+    assert out.read_bytes() == b"to a file\n"
+
+
+def test_each_run_gets_a_fresh_container(pool):
+    first = pool.run(["sh", "-c", "echo mark > /left-over; hostname"], capture_output=True)
+    second = pool.run(["sh", "-c", "cat /left-over; hostname"], capture_output=True)
+    assert b"/left-over': No such file" in second.stderr
+    assert first.id != second.id and first.stdout != second.stdout
+
+
+def test_refused_input_takes_no_container(pool):
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    with pytest.raises(InvalidArgument, match="no command"):
+        pool.run([])
+    with pytest.raises(ArgumentTypeError, match="env"):
+        pool.run(["true"], env=[1, 2])
+    with pytest.raises(InvalidArgument, match="must be absolute"):
+        pool.run(["true"], cwd="relative")
+    with pytest.raises(InvalidArgument, match="unable to find user nosuchuser"):
+        pool.run(["true"], user="nosuchuser")
+    with pytest.raises(InvalidArgument, match="NUL"):
+        pool.run(["echo", "a\0b"])
+    assert ready(pool) == 2
+
+
+def test_a_failure_in_the_init_names_its_step(root):
+    with diyc.Pool("busybox", network="none", size=1, root=root, read_only=True) as p:
+        with pytest.raises(CommandNotFound, match="executable file not found: nosuch") as e:
+            p.run(["nosuch"])
+        assert e.value.step == "exec" and e.value.exit_code == 127
+        with pytest.raises(InitError, match="workdir: Read-only file system") as e:
+            p.run(["true"], cwd="/not/there")
+        assert e.value.step == "workdir"
+        assert p.run(["true"]).returncode == 0  # the pool goes on
+
+
+def test_bad_pool_options_raise_at_once(root):
+    with pytest.raises(InvalidArgument, match="memory"):
+        diyc.Pool("busybox", network="none", size=1, root=root, memory="1k")
+    with pytest.raises(InvalidArgument, match="takes no name"):
+        diyc.Pool("busybox", network="none", root=root, name="x")
+    with pytest.raises(TypeError, match="diyc.Pool.. got an unexpected keyword argument 'nosuch'"):
+        diyc.Pool("busybox", network="none", root=root, nosuch=1)
+    with pytest.raises(diyc.ImageNotFound):
+        diyc.Pool("no-such-image", network="none", root=root)
+    assert container_records(root) == []
+
+
+def test_limits_apply(root):
+    with diyc.Pool("busybox", network="none", size=1, root=root, memory="32m") as p:
+        with p.take() as held:
+            cgroup = held.container.control_group()
+            if cgroup.version == 1:
+                limit = f"{cgroup.paths['memory']}/memory.limit_in_bytes"
+            else:
+                limit = f"{cgroup.path}/memory.max"
+            with open(limit) as f:
+                assert int(f.read()) == 32 << 20
+            held.start(["true"])
+            assert held.wait().returncode == 0
+
+
+def test_timeout_kills_and_removes(pool, root):
+    with pytest.raises(diyc.ContainerTimeout) as e:
+        pool.run(["sh", "-c", "echo started; sleep 30"], timeout=0.5, capture_output=True)
+    assert e.value.stdout == b"started\n"
+    assert e.value.timeout == 0.5
+
+
+def test_threads_share_a_pool(pool):
+    results, errors = {}, []
+
+    def worker(n):
+        try:
+            for i in range(4):
+                r = pool.run(["echo", f"{n}-{i}"], capture_output=True)
+                results[(n, i)] = r.stdout
+        except Exception as e:  # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results == {(n, i): f"{n}-{i}\n".encode() for n in range(4) for i in range(4)}
+
+
+def test_take_start_wait_with_our_fds(pool):
+    r, w = os.pipe()
+    try:
+        with pool.take() as held:
+            pid = held.start(["sh", "-c", "echo $0 $K; exec sleep 30", "arg0"], env={"K": "V"},
+                             stdio=(None, w, None))
+            os.close(w)
+            w = -1
+            assert os.read(r, 100) == b"arg0 V\n"
+            held.kill(signal.SIGKILL)
+            result = held.wait()
+        assert pid == held.pid and result.returncode == 128 + signal.SIGKILL
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_a_held_container_keeps_none_of_our_fds(root):
+    """Clone copies every fd (close-on-exec acts at execve): a held init
+    that kept a pipe's write end would stop its reader from seeing EOF."""
+    r, w = os.pipe()
+    try:
+        with diyc.Pool("busybox", network="none", size=2, root=root):
+            os.close(w)
+            w = -1
+            assert select.select([r], [], [], 5)[0], "a held container keeps the pipe open"
+            assert os.read(r, 1) == b""
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_close_removes_held_containers(root):
+    p = diyc.Pool("busybox", network="none", size=3, root=root)
+    wait_for(lambda: ready(p) == 3, what="a full pool")
+    held = [h.pid for h in p._warm.ready]
+    assert len(container_records(root)) == 3
+    p.close()
+    p.close()  # idempotent
+    assert container_records(root) == []
+    assert not set(held) & set(child_pids())
+    with pytest.raises(DiycError, match="closed"):
+        p.run(["true"])
+
+
+def test_garbage_collected_pool_is_closed(root):
+    p = diyc.Pool("busybox", network="none", size=2, root=root)
+    wait_for(lambda: ready(p) == 2, what="a full pool")
+    del p
+    gc.collect()
+    assert container_records(root) == []
+
+
+def test_keyboard_interrupt_in_run_leaves_nothing(pool, root):
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            pool.run(["sleep", "30"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert pool.run(["true"]).returncode == 0
+    wait_for(lambda: len(container_records(root)) == 2, what="the interrupted container removed")
+
+
+def test_a_forked_child_cannot_use_the_pool(pool):
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    pid = os.fork()
+    if pid == 0:  # the child: refused, and its close() touches nothing of the parent's
+        code = 1
+        try:
+            pool.run(["true"])
+        except DiycError as e:
+            code = 0 if "forked process" in str(e) else 2
+        pool.close()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ready(pool) == 2
+    assert pool.run(["echo", "still mine"], capture_output=True).stdout == b"still mine\n"
+
+
+def test_interpreter_exit_closes_an_open_pool(root):
+    script = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc, time\n"
+              f"p = diyc.Pool('busybox', network='none', size=2, root={root!r})\n"
+              "while len(p._warm.ready) < 2: time.sleep(0.01)\n"
+              "print(p.run(['echo', 'ran'], capture_output=True).stdout.decode(), end='')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "ran\n", "")
+    assert container_records(root) == []
+
+
+def test_cleanup_removes_what_a_killed_owner_held(root, run_cli):
+    script = (f"import sys; sys.path.insert(0, {PKG_DIR!r}); import diyc, time\n"
+              f"p = diyc.Pool('busybox', network='none', size=2, root={root!r})\n"
+              "while len(p._warm.ready) < 2: time.sleep(0.01)\n"
+              "print('ready', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    records = container_records(root)
+    assert len(records) == 2
+    # the held inits saw their channel close and exited
+    wait_for(lambda: all(not os.path.exists(f"/proc/{r['state']['pid']}") or
+                         open(f"/proc/{r['state']['pid']}/stat").read().split()[2] == "Z"
+                         for r in records), what="the held inits gone")
+    out = run_cli("cleanup", check=True)
+    assert out.stdout.count("removed dead container") == 2
+    assert container_records(root) == []
+
+
+def test_a_held_container_that_died_is_skipped(pool):
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    for held in list(pool._warm.ready):
+        os.kill(held.pid, signal.SIGKILL)  # as the OOM killer, or a `diyc rm -f`, might
+    r = pool.run(["echo", "from a live one"], capture_output=True)
+    assert (r.returncode, r.stdout) == (0, b"from a live one\n")
+
+
+def test_check_and_init(root):
+    with diyc.Pool("busybox", network="none", size=1, root=root, init=True) as p:
+        with pytest.raises(diyc.ContainerError) as e:
+            p.run(["sh", "-c", "echo $$; exit 4"], capture_output=True, check=True)
+        assert e.value.returncode == 4
+        assert int(e.value.stdout) != 1  # /dev/init is PID 1, the command its child
+        assert e.value.cmd == ["/dev/init", "--", "sh", "-c", "echo $$; exit 4"]
+
+
+def test_security_settings_cross_the_hold(root):
+    """The held init waits as diyc-held: rlimits, no_new_privs, the
+    capability sets and the seccomp filter it hands over still apply."""
+    with diyc.Pool("busybox", network="none", size=1, root=root, security_opt=["no-new-privileges"],
+                   ulimits=["nofile=100"], cap_drop=["ALL"], rm_tmpfs_size="16m") as p:
+        r = p.run(["sh", "-c", "ulimit -n; grep -E '^(NoNewPrivs|CapBnd|Seccomp):' /proc/self/status;"
+                   " ls /proc/self/fd"], capture_output=True, text=True)
+        lines = r.stdout.splitlines()
+        assert lines[0] == "100"
+        status = dict(line.split(":\t") for line in lines[1:4])
+        assert status == {"CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
+        assert lines[4:] == ["0", "1", "2", "3"]  # (3: ls's own directory)
+
+
+def test_a_closed_fd_given_as_stdio_is_refused(pool):
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pool.take() as held:
+        with pytest.raises(OSError) as e:
+            held.start(["true"], stdio=(None, w, None))
+        assert e.value.errno == 9  # EBADF
+        held.start(["true"])  # still held: the refused start took nothing
+        assert held.wait().returncode == 0
+
+
+def test_a_held_container_killed_during_the_take_is_replaced(pool):
+    """Killed after the take, before its release: gone with the process
+    unread (ECONNRESET), so pool.run hands the same process and pipes to
+    the next container."""
+    wait_for(lambda: ready(pool) == 2, what="a full pool")
+    take = pool._warm.take
+
+    def take_and_kill(timeout=None):
+        held = take(timeout)
+        if not getattr(take_and_kill, "done", False):
+            take_and_kill.done = True
+            os.kill(held.pid, signal.SIGKILL)
+            os.waitid(os.P_PID, held.pid, os.WEXITED | os.WNOWAIT)
+        return held
+    pool._warm.take = take_and_kill
+    try:
+        r = pool.run(["cat"], input=b"to the second one", capture_output=True)
+    finally:
+        pool._warm.take = take
+    assert take_and_kill.done
+    assert (r.returncode, r.stdout) == (0, b"to the second one")
+
+
+def test_close_kills_what_a_caller_took_and_did_not_end(root):
+    p = diyc.Pool("busybox", network="none", size=1, root=root)
+    held = p.take()
+    held.start(["sleep", "30"], stdio=(None, None, None))
+    p.close()
+    assert container_records(root) == []
+    assert held.pid not in child_pids()
+    with pytest.raises(diyc.Conflict, match="not running"):
+        held.wait()
+    held.close()  # (idempotent, after the pool's)
