@@ -33,7 +33,7 @@ def remote(ref, raw=False):
 
 
 def image_id(cli, ref):
-    return json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["id"]
+    return json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["Id"]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_push_imported_image_then_pull_it_elsewhere_and_run(reg, cli, cli2):
     p = cli("push", ref, check=True)
     lines = p.stdout.splitlines()
     assert lines[0] == f"The push refers to repository [{reg.host}/pushed/bb]"
-    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["RootFS"]["Layers"][0]
     assert f"{diff_id[7:19]}: Pushed" in lines
     tag, _, rest = lines[-1].partition(": digest: ")
     digest, _, size = rest.partition(" size: ")
@@ -154,7 +154,7 @@ def test_push_xz_layer_as_its_plain_tar(reg, cli, cli2):
 def test_push_refuses_a_layer_whose_blob_is_gone(reg, cli):
     ref = f"{reg.host}/broken/bb:1"
     import_image(cli, ref, ru.busybox_layer())
-    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["RootFS"]["Layers"][0]
     meta = json.loads((Path(cli.root) / "layerdb" / f"{diff_id[7:]}.json").read_text())
     os.unlink(Path(cli.root) / "blobs" / "sha256" / meta["blob"][7:])
     assert_one_line_error(cli("push", "--insecure", ref), contains="has no stored blob")
@@ -165,7 +165,7 @@ def test_push_refuses_a_layer_whose_blob_is_gone(reg, cli):
 def test_push_refuses_an_xz_layer_that_does_not_unpack_to_its_diff_id(reg, cli):
     ref = f"{reg.host}/broken/xz:1"
     import_image(cli, ref, lzma.compress(ru.busybox_layer()))
-    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+    diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["RootFS"]["Layers"][0]
     meta = json.loads((Path(cli.root) / "layerdb" / f"{diff_id[7:]}.json").read_text())
     blob = Path(cli.root) / "blobs" / "sha256" / meta["blob"][7:]
     blob.write_bytes(lzma.compress(ru.make_tar([("other", "file", b"not the layer\n", 0o644)])))
@@ -320,7 +320,7 @@ def test_push_with_bearer_tokens_and_a_mount(reg, cli, cli2):
         # token that grants pull there (asked for as docker asks for it)
         dest = f"127.0.0.1:{proxy.port}/tok/dst:1"
         cli("tag", ref, dest, check=True)
-        diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["layers"][0]
+        diff_id = json.loads(cli("image", "inspect", ref, check=True).stdout)[0]["RootFS"]["Layers"][0]
         assert f"{diff_id[7:19]}: Mounted from tok/src" in cli("push", dest, check=True).stdout
         assert not [p for m, p, a in proxy.log if m == "PATCH" and "/tok/dst/" in p]  # nor its config
         assert remote(f"{reg.host}/tok/dst:1", raw=True)["config"]["digest"] == image
