@@ -242,7 +242,9 @@ class Connection:
             self.sock = None
         self.buffer.clear()
 
-    def request(self, method, path, headers=None):
+    def request(self, method, path, headers=None, body=None):
+        """Send a request; `body`: bytes, or a file read to its end (the
+        caller's headers give its Content-Length)."""
         if self.sock is None:
             self._connect()
         forward = self.proxy is not None and self.tls_context is None
@@ -252,7 +254,13 @@ class Connection:
         if forward:
             lines += self.proxy.headers()
         self.method = method
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if body is None or isinstance(body, (bytes, bytearray)):
+            self.sock.sendall(head + (body or b""))
+            return
+        self.sock.sendall(head)
+        while chunk := body.read(1 << 20):
+            self.sock.sendall(chunk)
 
     def getresponse(self):
         """The status line and headers of the next response; the body is

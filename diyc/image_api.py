@@ -1,5 +1,5 @@
-"""diyc.images.list / pull / remove: the image commands of the CLI (`diyc
-images`, `diyc pull`, `diyc rmi`) for a Python caller, on the same store.
+"""diyc.images.list / pull / push / remove: the image commands of the CLI
+(`diyc images`, `diyc pull`, `diyc push`, `diyc rmi`) for a Python caller, on the same store.
 (diyc.images reaches these through its module __getattr__: a function
 named `list` in the store's own module would hide the builtin there.)"""
 
@@ -43,6 +43,31 @@ def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
                           progress=progress or Progress(quiet=True))
 
 
+def push(repository: str, tag: str | None = None, *, all_tags: bool = False, insecure: bool = False,
+         progress=None, root: str | os.PathLike | Root | None = None) -> dict | list[dict]:
+    """Push a stored image to a registry (v2 API), as `diyc push`, with the
+    credentials `diyc login` stored.  repository: [REGISTRY/]NAME, or
+    NAME:TAG when `tag` is None (docker-py's form; default tag latest).
+    -> {"digest": the manifest's sha256:..., "size": its bytes, "tag": ...};
+    all_tags: every tag of the name, as `diyc push -a` -> a list of those.
+    insecure: unverified TLS, or plain HTTP (loopback registries are plain
+    HTTP anyway); progress as pull's."""
+    from .config import check_text
+    from .images.puller import Progress
+    from .images.pusher import local_tags, push as push_reference
+    from .images.reference import parse_reference
+    check_text(repository, "repository")
+    if tag is not None:
+        check_text(tag, "tag")
+        repository = f"{repository}:{tag}"
+    store, ref = _store(root), parse_reference(repository)
+    progress = progress or Progress(quiet=True)
+    if not all_tags:
+        return push_reference(store, ref, insecure=insecure, progress=progress)
+    return [push_reference(store, parse_reference(f"{ref.given}:{t}"), insecure=insecure, progress=progress)
+            for t in local_tags(store, ref)]
+
+
 def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> list[str]:
     """Remove an image (or one of its tags), as `diyc rmi`: -> the lines
     the CLI prints ("Untagged: NAME", "Deleted: sha256:...").  Conflict if
@@ -64,4 +89,4 @@ def inspect(reference: str, *, root: str | os.PathLike | Root | None = None) -> 
 
 
 # diyc.images.<name> -> the function here
-FUNCTIONS = {"list": list_images, "pull": pull, "remove": remove, "inspect": inspect}
+FUNCTIONS = {"list": list_images, "pull": pull, "push": push, "remove": remove, "inspect": inspect}

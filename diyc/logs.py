@@ -86,16 +86,17 @@ def log_time(t):
 
 
 def print_logs(ctr, follow=False, tail=None, timestamps=False, out=None, err=None, ended=None,
-               since=None, until=None):
+               since=None, until=None, skip=0):
     """Print the container's log; with follow, until it is not running
     (or, given, until ended(ctr) says so: its first exit, say) or `until`
-    passes.  since/until as time_window() takes them."""
+    passes.  since/until as time_window() takes them; skip: records not
+    to print (those of its runs before a `start -a`)."""
     out = out or sys.stdout.buffer
     err = err or sys.stderr.buffer
     path = f"{ctr.dir}/container.log"
-    shown = 0
     within = time_window(since, until)
     records = read_log(path)
+    shown = skip if skip <= len(records) else 0  # fewer: rotated since
     if tail is not None:
         shown = max(0, len(records) - tail)
 

@@ -110,8 +110,8 @@ class ContainerRecord:
             if pid_alive(state["pid"], state.get("pid_start")):
                 return "created"
             return "dead" if self.record["auto_remove"] else "stopped"
-        if state["status"] == "created" and self.record["auto_remove"] and \
-                not pid_alive(state.get("creator"), state.get("creator_start")):
+        if state["status"] == "created" and self.record["auto_remove"] and "creator" in state and \
+                not pid_alive(state["creator"], state.get("creator_start")):
             return "dead"
         return state["status"]
 
@@ -194,6 +194,16 @@ class ContainerRecord:
         self.record = read_json(f"{self.dir}/container.json")
         self.cgroup = None  # as the record names it now (a first pause adds the v1 freezer)
         return self
+
+    def keep_created(self):
+        """Let a created container outlive the process that created it (`diyc
+        create`; `diyc start` runs it later): with auto_remove it is no longer
+        garbage once we exit, it is removed when it ends after its start."""
+        with self.lock():
+            self.reload()
+            for field in ("creator", "creator_start"):
+                self.record["state"].pop(field, None)
+            self.save()
 
     def lock(self):
         """Serialises commands on one container (stop, rm, _finish, the end of

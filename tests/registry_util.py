@@ -192,6 +192,30 @@ class Registry:
         return f"{self.storage}/docker/registry/v2/blobs/sha256/{hexd[:2]}/{hexd}/data"
 
 
+# -- fake fronts for a registry (auth proxies) ------------------------------
+
+def reply(handler, code, body, headers=None, head=False):
+    """An http.server handler's answer, with its Content-Length (and no
+    body for a HEAD)."""
+    handler.send_response(code)
+    for k, v in (headers or {}).items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if not head:
+        handler.wfile.write(body)
+
+
+def serve(handler_class):
+    """A threaded HTTP server on 127.0.0.1 for `handler_class`, serving in
+    a thread -> (server, port); stop it with server.shutdown(), server_close()."""
+    import http.server
+    import threading
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
 # -- layers -----------------------------------------------------------------
 
 def make_tar(entries):

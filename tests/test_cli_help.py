@@ -95,7 +95,8 @@ def test_every_command_has_help_by_each_way_of_asking(run_cli):
         assert text.startswith(f"Usage:  diyc {name}"), (name, text)
         assert "\nOptions:\n" in text and "--help" in text, name
         assert run_cli("help", *name.split(), check=True).stdout == text, name
-        if name not in ("run", "container run"):  # run's -h is --hostname, as docker's
+        # run's and create's -h is --hostname, as docker's
+        if name not in ("run", "container run", "create", "container create"):
             assert run_cli(*name.split(), "-h", check=True).stdout == text, name
 
 
@@ -219,7 +220,7 @@ def test_bash_completion_in_a_real_bash(own, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0] == "complete -F _diyc diyc"
     got = dict(line.split("|", 1) for line in lines[1:])
-    assert got["diyc p"].split() == ["ps", "port", "pause", "pull"]
+    assert got["diyc p"].split() == ["ps", "port", "pause", "pull", "push"]
     assert got["diyc ps --la"].split() == ["--last", "--latest"]
     assert got["diyc network "].split() == ["create", "ls", "list", "rm", "remove", "prune", "inspect",
                                           "connect", "disconnect"]

@@ -1,4 +1,4 @@
-"""The commands on existing containers: rm, start, stop, restart, kill,
+"""The commands on containers: create, rm, start, stop, restart, kill,
 wait, logs, stats, attach, inspect, container prune."""
 
 import sys
@@ -8,6 +8,7 @@ from ..errors import DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option, signal_number
 from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, no_arguments, print_inspected
 from .registry import command
+from .run import RUN_OPTIONS, library_keywords, start_foreground
 
 MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
 
@@ -20,12 +21,34 @@ def cmd_rm(root, opts, args):
                           echo_ref=True)
 
 
+# `diyc create` takes run's options, less those about the start itself
+CREATE_OPTIONS = tuple(o for o in RUN_OPTIONS if o.dest not in ("detach", "trace"))
+
+
+@command("create", "container create", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
+         help="Create a new container; `diyc start` runs it", options=CREATE_OPTIONS,
+         stop_at_positional=True)
+def cmd_create(root, opts, args):
+    if not args:
+        raise InvalidArgument('"diyc create" requires an image: diyc create [OPTIONS] IMAGE [COMMAND...]')
+    from ..runtime import Container
+    ctr = Container.create(args[0], args[1:], root=root, **library_keywords(opts, CREATE_OPTIONS))
+    ctr.keep_created()
+    print(ctr.id)
+    return 0
+
+
 @command("start", "container start", usage="[OPTIONS] CONTAINER [CONTAINER...]",
-         help="Start one or more stopped containers", options=(
-             Option("-a --attach", "attach", FLAG, help="Attach to the container's output"),))
+         help="Start one or more created or stopped containers", options=(
+             Option("-a --attach", "attach", FLAG, help="Attach to the container's output"),
+             Option("-i --interactive", "interactive", FLAG,
+                    help="Attach, and send our stdin to the container")))
 def cmd_start(root, opts, args):
-    from ..logs import print_logs
+    from ..logs import print_logs, read_log
     from .run import start_attached
+    attach, interactive = opts.get("attach") or opts.get("interactive"), opts.get("interactive")
+    if attach and len(args) != 1:
+        raise InvalidArgument('"diyc start" can attach to one container only')
     exit_codes = []
 
     def start(ctr):
@@ -34,18 +57,24 @@ def cmd_start(root, opts, args):
         if ctr.record["auto_remove"] and ctr.status != "created":
             raise DiycError(f"container {ctr.name} was started with --rm and cannot be restarted")
         ctr.record["state"].pop("stopped_by_user", None)
-        if opts.get("attach") and ctr.record.get("tty"):
-            exit_codes.append(start_attached(ctr, new=False))
+        if attach and ctr.record.get("tty"):
+            exit_codes.append(start_attached(ctr, send_input=interactive or opts.get("attach"), new=False))
             return
+        if (interactive or (attach and ctr.record["auto_remove"])) and ctr.record["restart"]["name"] == "no":
+            # as `diyc run`: our child (-i: our stdin is its stdin); its exit
+            # code known when --rm removes it at its end
+            exit_codes.append(start_foreground(ctr, new=False, send_input=interactive))
+            return
+        earlier = len(read_log(f"{ctr.dir}/container.log")) if attach else 0
         ctr.start(detach=True)
-        if opts.get("attach"):
-            print_logs(ctr, follow=True)
+        if attach:
+            print_logs(ctr, follow=True, skip=earlier)  # this run's output, as docker attaches
         else:
             print(ctr.name)
     code = each_container(root, args, start, "start")
     if exit_codes:
         return exit_codes[0]
-    if opts.get("attach") and len(args) == 1 and code == 0:
+    if attach and code == 0:
         from ..runtime import Container
         return Container.load(args[0], root).record["state"].get("exit_code") or 0
     return code

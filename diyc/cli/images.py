@@ -1,4 +1,4 @@
-"""The image commands: images, rmi, tag, import, pull, login, logout, load,
+"""The image commands: images, rmi, tag, import, pull, push, login, logout, load,
 save, image inspect, build, history."""
 
 import os
@@ -86,6 +86,38 @@ def cmd_pull(root, opts, args):
     pull(ImageStore(root), ref, platform=opts.get("platform"), insecure=opts.get("insecure", False),
          progress=Progress(sys.stdout, quiet=opts.get("quiet", False)))
     print(ref)
+    return 0
+
+
+@command("push", "image push", usage="[OPTIONS] [REGISTRY/]NAME[:TAG]",
+         help="Push an image to a registry (v2 API)", options=(
+             Option("-a --all-tags", "all_tags", FLAG, help="Push every tag of NAME"),
+             INSECURE, Option("-q --quiet", "quiet", FLAG, help="Suppress verbose output")))
+def cmd_push(root, opts, args):
+    if len(args) != 1:
+        raise InvalidArgument('"diyc push" requires one image: diyc push [REGISTRY/]NAME[:TAG]')
+    from ..errors import ImageNotFound
+    from ..images.puller import Progress
+    from ..images.pusher import local_tags, push
+    from ..images.reference import parse_reference
+    from ..images.store import ImageStore
+    store = ImageStore(root)
+    ref = parse_reference(args[0])
+    if ref.digest:
+        raise InvalidArgument(f"cannot push a digest reference: {args[0]}; push NAME[:TAG]")
+    tags = [ref.tag]
+    if opts.get("all_tags"):
+        if ":" in args[0].rpartition("/")[2]:
+            raise InvalidArgument("tag can't be used with --all-tags/-a")
+        tags = local_tags(store, ref)
+        if not tags:
+            raise ImageNotFound(f"An image does not exist locally with the tag: {args[0]}")
+    quiet = opts.get("quiet", False)
+    for tag in tags:
+        tagged = parse_reference(f"{ref.given}:{tag}")
+        push(store, tagged, insecure=opts.get("insecure", False), progress=Progress(sys.stdout, quiet=quiet))
+        if quiet:
+            print(f"{ref.given}:{tag}")
     return 0
 
 

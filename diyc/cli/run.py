@@ -162,17 +162,35 @@ def cmd_run(root, opts, args):
         return 0
     if ctr.record["restart"]["name"] != "no":
         return start_following(ctr)
+    return start_foreground(ctr, trace)
+
+
+def start_foreground(ctr, trace=None, new=True, send_input=True):
+    """Start the container as our child, with our stdout and stderr (and
+    stdin; else /dev/null), and wait for its end -> its exit code.  new:
+    a failure removes it (a `run`'s own)."""
     restore = forward_signals(ctr)
+    stdin = -1 if send_input else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ctr.start()
+        ctr.start(stdio=(stdin, -1, -1))
+        if stdin >= 0:
+            os.close(stdin)
+            stdin = -1
         result = ctr.wait()
     except BaseException:
-        ctr.discard()
+        if new:
+            ctr.discard()
+        elif ctr.pid:  # ours to end, its end recorded (and with --rm, it removed)
+            ctr.kill(9)
+            ctr.wait()
         raise
     finally:
         restore()
-    trace.mark("wait")
-    trace.report()
+        if stdin >= 0:
+            os.close(stdin)
+    if trace is not None:
+        trace.mark("wait")
+        trace.report()
     if result.oom_killed:
         from ..formatting import bytes_size
         limit = ctr.record["spec"]["linux"]["resources"].get("memory", {}).get("limit")
@@ -195,6 +213,9 @@ def start_attached(ctr, send_input=True, new=True):
         raise
     with sock:
         code = attach(sock, send_input=send_input)
+    if code is not None and ctr.record["restart"]["name"] == "no":
+        from ..supervisor import wait_until_exited
+        wait_until_exited(ctr, timeout=10)  # its end recorded: a `diyc rm` next finds it exited
     if code is None:
         print(f"\r\ndiyc: detached from {ctr.name} (diyc attach {ctr.name} to come back)",
               file=sys.stderr)

@@ -22,7 +22,7 @@ import os
 import tarfile
 
 from .. import _json
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument
 from .layers import LayerError, StorageError, clean_name
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
@@ -386,16 +386,12 @@ def _write(store, images, fileobj):
 
         add_bytes("oci-layout", _json.dumps(OCI_LAYOUT).encode())
         for record, tags in images:
-            config_bytes = _config_bytes(store, record)
+            config_bytes = store.config_bytes(record)
             config_digest = add_blob_bytes(config_bytes)
             layer_descs = []
             for diff_id in record["layers"]:
-                meta = store.layer_meta(diff_id)
-                path = store.blob_path(meta["blob"]) if meta and meta.get("blob") else None
-                if not path or not os.path.exists(path):
-                    raise NotFound(f"cannot save {record['id'][7:19]}: layer {diff_id} has no stored "
-                                   "blob (stored by an older diyc); pull or import the image again")
-                media = _OCI_LAYER.get(meta.get("media_type"))
+                path, digest, stored_media = store.layer_blob(diff_id, record["id"])
+                media = _OCI_LAYER.get(stored_media)
                 if media is None:
                     # xz/bzip2 are not OCI layer types: write the plain tar,
                     # whose digest is the diff-id itself
@@ -403,7 +399,7 @@ def _write(store, images, fileobj):
                     data = _decompressed_bytes(path)
                     digest, size = add_blob_bytes(data), len(data)
                 else:
-                    digest, size = meta["blob"], os.path.getsize(path)
+                    size = os.path.getsize(path)
                     add_blob_file(path, digest, size)
                 layer_descs.append({"mediaType": media, "digest": digest, "size": size})
             manifest = {"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
@@ -428,20 +424,6 @@ def _write(store, images, fileobj):
                                     "Layers": [f"blobs/sha256/{d['digest'][7:]}" for d in layer_descs]})
         add_bytes("index.json", _json.dumps(index).encode())
         add_bytes("manifest.json", _json.dumps(docker_manifest).encode())
-
-
-def _config_bytes(store, record):
-    """The config exactly as its digest (the image id) names it."""
-    path = store.blob_path(record["id"])
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        pass
-    data = _json.dumps(record["config"]).encode()  # how add_image serialized it
-    if "sha256:" + hashlib.sha256(data).hexdigest() != record["id"]:
-        raise NotFound(f"cannot save {record['id']}: its config blob is missing")
-    return data
 
 
 def _decompressed_bytes(path):

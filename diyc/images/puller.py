@@ -212,7 +212,7 @@ def _pull(store, ref, platform=None, insecure=False, progress=None, max_workers=
             todo.append((desc, diff_id))
         added = []  # the layers this pull stored: discarded if it fails
         try:
-            _fetch_layers(todo, max_workers, lambda desc, diff_id: _fetch_layer(
+            in_threads(todo, max_workers, lambda desc, diff_id: _fetch_layer(
                 store, client, r, desc, diff_id, progress, added))
             size = sum(store.layer_size(d) for d in diff_ids)
             record = store.add_pulled_image(config_bytes, config, diff_ids, tag_ref, repo_digest, size)
@@ -253,9 +253,10 @@ def _image_config(client, r, config_desc):
         raise RegistryError(f"{r}: malformed image config {config_digest}: not JSON") from None
 
 
-def _fetch_layers(todo, max_workers, fetch):
-    """fetch(desc, diff_id) for each layer of `todo`, on up to max_workers
-    threads; the first error is raised once every fetch has ended."""
+def in_threads(todo, max_workers, fetch):
+    """fetch(a, b) for each pair (a, b) of `todo` (a layer's descriptor and
+    diff-id, say), on up to max_workers threads; the first error is raised
+    once every fetch has ended."""
     if len(todo) <= 1 or max_workers <= 1:
         for desc, diff_id in todo:
             fetch(desc, diff_id)

@@ -192,6 +192,7 @@ class Client:
         self.authorization = None
         self._auth_lock = threading.Lock()
         self._local = threading.local()
+        self.extra_scopes = []  # asked of a token server too (a push: pull where it mounts from)
 
     def _connection(self, scheme, host, fresh=False):
         from ..http import Connection, HTTPException, proxy_for
@@ -214,14 +215,17 @@ class Client:
         for c in self._local.__dict__.get("conns", {}).values():
             c.close()
 
-    def _send(self, method, scheme, host, path, headers):
-        """The response's status and headers (the body is the caller's)."""
+    def _send(self, method, scheme, host, path, headers, body=None):
+        """The response's status and headers (the body is the caller's).
+        `body`: bytes, or a seekable file sent from its start."""
         from ..http import HTTPException, RemoteDisconnected
         for attempt in (0, 1):
             conn = self._connection(scheme, host, fresh=attempt > 0)
             reused = conn.sock is not None
+            if hasattr(body, "seek"):
+                body.seek(0)
             try:
-                conn.request(method, path, headers=headers)
+                conn.request(method, path, headers=headers, body=body)
             except OSError as e:
                 conn.close()
                 if reused and not attempt and isinstance(e, (BrokenPipeError, ConnectionResetError)):
@@ -287,48 +291,63 @@ class Client:
             resp.abort()
 
     def get(self, path, accept=None):
-        """GET /v2/<repository>/<path>, following the auth challenge and
+        """GET /v2/<repository>/<path> (None: /v2/), following the auth
+        challenge and redirects.  Returns the response (2xx) or raises."""
+        return self.request("GET", f"/v2/{self.repository}/{path}" if path is not None else "/v2/",
+                            accept=accept)
+
+    def request(self, method, target, accept=None, headers=None, body=None):
+        """METHOD `target` (a path on the registry, or a URL it gave: an
+        upload's Location), answering the auth challenge (the body, bytes
+        or a seekable file, is sent again) and following a GET's or HEAD's
         redirects.  Returns the response (2xx) or raises."""
-        from urllib.parse import urlsplit
         scheme, host = self.scheme, self.host
-        target = f"/v2/{self.repository}/{path}" if path is not None else "/v2/"
+        if not target.startswith("/"):
+            scheme, host, target = self.location(target, scheme, host)
         authed_retry = False
         for _ in range(self.MAX_REDIRECTS + 1):
-            headers = {"User-Agent": "diyc/0.1", "Accept-Encoding": "identity"}
+            sent = {"User-Agent": "diyc/0.1", "Accept-Encoding": "identity", **(headers or {})}
             if accept:
-                headers["Accept"] = accept
+                sent["Accept"] = accept
             if self.authorization and host == self.host:
-                headers["Authorization"] = self.authorization
-            resp = self._send("GET", scheme, host, target, headers)
+                sent["Authorization"] = self.authorization
+            resp = self._send(method, scheme, host, target, sent, body)
             if resp.status == 401 and host == self.host and not authed_retry:
                 challenge = resp.getheader("WWW-Authenticate") or ""
                 self.discard(resp)
                 self.authenticate(challenge)
                 authed_retry = True
                 continue
-            if resp.status in (301, 302, 303, 307, 308):
+            if resp.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
                 location = resp.getheader("Location")
                 self.discard(resp)
                 if not location:
                     raise RegistryError(f"registry {host}: redirect without a Location")
-                try:
-                    url = urlsplit(location)
-                except ValueError:
-                    url = None
-                if url is None or url.scheme not in ("", "http", "https") or "@" in url.netloc:
-                    raise RegistryError(f"registry {host}: bad redirect to {shown(location)}")
-                if url.scheme == "http" and scheme == "https":
-                    raise RegistryError(f"registry {host}: refusing a redirect from https to "
-                                        f"plain HTTP ({shown(location)})")
-                if url.netloc:
-                    scheme, host = url.scheme or scheme, url.netloc
-                target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+                scheme, host, target = self.location(location, scheme, host)
                 continue
             if 200 <= resp.status < 300:
                 return resp
             body = self.error_body(resp)
             raise self._http_error(resp.status, body, target)
         raise RegistryError(f"registry {self.host}: too many redirects")
+
+    def location(self, location, scheme, host):
+        """A Location the registry sent (a redirect, an upload's URL),
+        relative to `scheme`://`host` -> (scheme, host, target); never
+        from https down to plain HTTP, never with credentials in it."""
+        from urllib.parse import urlsplit
+        try:
+            url = urlsplit(location)
+        except ValueError:
+            url = None
+        if url is None or url.scheme not in ("", "http", "https") or "@" in url.netloc:
+            raise RegistryError(f"registry {host}: bad redirect to {shown(location)}")
+        if url.scheme == "http" and scheme == "https":
+            raise RegistryError(f"registry {host}: refusing a redirect from https to "
+                                f"plain HTTP ({shown(location)})")
+        if url.netloc:
+            scheme, host = url.scheme or scheme, url.netloc
+        return scheme, host, (url.path or "/") + (f"?{url.query}" if url.query else "")
 
     def error_body(self, resp):
         """The start of an error response's body (b"" if it does not come)."""
@@ -391,7 +410,9 @@ class Client:
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         if self.repository:
             query.setdefault("scope", f"repository:{self.repository}:pull")
-        path = (url.path or "/") + "?" + (f"{url.query}&" if url.query else "") + urlencode(query)
+        scopes = [("scope", scope) for scope in self.extra_scopes if scope != query.get("scope")]
+        path = (url.path or "/") + "?" + (f"{url.query}&" if url.query else "") + \
+            urlencode(list(query.items()) + scopes)
         headers = {"User-Agent": "diyc/0.1"}
         if basic:
             headers["Authorization"] = basic

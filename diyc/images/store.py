@@ -23,7 +23,7 @@ import os
 import time
 
 from .. import _json
-from ..errors import Conflict, ImageNotFound, InvalidArgument, StateWriteError
+from ..errors import Conflict, ImageNotFound, InvalidArgument, NotFound, StateWriteError
 from ..state import Root, listdir, read_json, remove_tree, write_json
 from .reference import name_and_tag
 
@@ -72,6 +72,11 @@ class ImageStore:
             if len(matches) > 1:
                 raise InvalidArgument(f"image id prefix {ref!r} is ambiguous")
         raise ImageNotFound(f"No such image: {ref}")
+
+    def references(self):
+        """{reference: image id}: every tag (name:tag) and digest
+        (name@sha256:...) the store knows."""
+        return self._read_repositories()
 
     def get(self, ref):
         """resolve(), creating the built-in busybox image on first use."""
@@ -299,6 +304,32 @@ class ImageStore:
 
     def blob_path(self, digest):
         return f"{self.blobs}/{digest.removeprefix('sha256:')}"
+
+    def config_bytes(self, record):
+        """An image's config exactly as its digest (the image id) names it:
+        the blob as received (pull, load), else the JSON add_image made the
+        id of (import, build).  NotFound when neither hashes to the id."""
+        import hashlib
+        try:
+            with open(self.blob_path(record["id"]), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            pass
+        data = _json.dumps(record["config"]).encode()
+        if "sha256:" + hashlib.sha256(data).hexdigest() != record["id"]:
+            raise NotFound(f"image {record['id'][7:19]}: its config blob is missing and "
+                           "its record does not reproduce it")
+        return data
+
+    def layer_blob(self, diff_id, image_id):
+        """The blob a layer came as -> (path, digest, media type as stored).
+        NotFound when it was not kept (a layer stored by an older diyc)."""
+        meta = self.layer_meta(diff_id)
+        path = self.blob_path(meta["blob"]) if meta and meta.get("blob") else None
+        if not path or not os.path.exists(path):
+            raise NotFound(f"image {image_id[7:19]}: layer {diff_id} has no stored blob (stored by "
+                           "an older diyc); pull, load or import the image again")
+        return path, meta["blob"], meta.get("media_type")
 
     def add_blob(self, data, digest=None):
         """Store bytes as a blob (verified against `digest` if given)."""
