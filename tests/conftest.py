@@ -362,6 +362,8 @@ def make_launcher_dir(bin_dir, pkg_dir=PKG_DIR):
             f"with open({str(bin_dir / 'fallbacks')!r}, 'a') as f:\n"
             "    f.write(' '.join(sys.argv[1:]) + '\\n')\n"
             f"sys.path.insert(0, {str(pkg_dir)!r})\n"
+            # (-S: no site; diyc's dependencies, pyroute2, are the venv's)
+            f"sys.path.append({sysconfig.get_paths()['platlib']!r})\n"
             f"from diyc.{module} import main\n"
             "sys.exit(main())\n")
         script.chmod(0o755)
@@ -379,6 +381,11 @@ def diyc_server(diyc_root, tmp_path_factory):
     pid = server.pid()
     yield server
     stop_process(pid)
+    # A server restarts itself when the package under test changes (an
+    # edit during a long run): the one its pid file names now goes too.
+    with contextlib.suppress(OSError, ValueError):
+        if (now := server.pid()) != pid:
+            stop_process(now)
 
 
 def stop_process(pid, timeout=10):
