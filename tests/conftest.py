@@ -499,7 +499,7 @@ def _entries(d):
 
 def host_bridges():
     """diyc's bridges in the machine's network namespace (any root's)."""
-    return {n for n in os.listdir("/sys/class/net") if n.startswith("diyc")
+    return {n for n in os.listdir("/sys/class/net") if n.startswith(("diyc0", "diyc-"))
             and os.path.isdir(f"/sys/class/net/{n}/bridge")}
 
 
