@@ -46,6 +46,21 @@ def test_container_create_and_detached_start(run_cli):
     run_cli("rm", "made_bg", check=True)
 
 
+def test_start_of_a_running_container_is_no_error(run_cli):
+    """docker start of a running container: its name, exit 0, nothing
+    restarted; attaching to it that way is refused in one line."""
+    run_cli("run", "--network", "none", "-d", "--name", "up", "busybox", "sleep", "60", check=True)
+    try:
+        def pid():
+            return run_cli("inspect", "-f", "{{.State.Pid}}", "up", check=True).stdout
+        before = pid()
+        assert run_cli("start", "up", check=True).stdout == "up\n"
+        assert ps(run_cli)["up"]["State"] == "running" and pid() == before
+        assert_one_line_error(run_cli("start", "-a", "up"), 1, contains="already running")
+    finally:
+        run_cli("rm", "-f", "up", check=True)
+
+
 def test_start_interactive_sends_stdin(run_cli):
     create(run_cli, "--name", "made_i", "busybox", "sh", "-c", "read line; echo got $line; exit 4")
     p = run_cli("start", "-i", "made_i", input="hello\n")

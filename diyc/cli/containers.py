@@ -52,8 +52,11 @@ def cmd_start(root, opts, args):
     exit_codes = []
 
     def start(ctr):
+        if ctr.status == "running" and not attach:  # nothing to do, as docker: not an error
+            print(ctr.name)
+            return
         if ctr.status == "running":
-            raise DiycError(f"container {ctr.name} is already running")
+            raise DiycError(f"container {ctr.name} is already running: diyc attach {ctr.name}")
         if ctr.record["auto_remove"] and ctr.status != "created":
             raise DiycError(f"container {ctr.name} was started with --rm and cannot be restarted")
         ctr.record["state"].pop("stopped_by_user", None)
