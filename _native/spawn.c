@@ -23,6 +23,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -31,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/nsfs.h>
 
 #include "diyc.h"
 
@@ -337,11 +339,42 @@ static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg)
 	return pid;
 }
 
+/* `diyc exec`'s first process only joins the namespaces and clones the one
+ * that runs the command, so it may share our memory: no copy of the
+ * runtime's page tables (for a Python runtime most of a fork's cost), and
+ * we wait (CLONE_VFORK) until it is gone.  Not when it joins a user
+ * namespace: setns() refuses a process whose memory is shared. */
+static int joins_without_copy(const struct diyc_init *init)
+{
+	if (!init->n_join_ns)
+		return 0;
+	for (int i = 0; i < init->n_join_ns; i++) {
+		int type = ioctl(init->join_ns_fds[i], NS_GET_NSTYPE);
+
+		if (type < 0 || type == CLONE_NEWUSER)
+			return 0;
+	}
+	return 1;
+}
+
 static pid_t clone_init(struct diyc_init *init)
 {
 	int flags = init->clone_flags | (shares_our_memory(init) ? CLONE_VM | CLONE_VFORK : 0);
+	int dumpable, saved;
+	pid_t pid;
 
-	return clone_on_stack(container_init, flags, init);
+	if (!joins_without_copy(init))
+		return clone_on_stack(container_init, flags, init);
+	/* start_clean() makes the memory it shares with us not dumpable, so
+	 * that the process it clones (a copy, in the container's pid
+	 * namespace) is not from its first instruction; ours is ours again. */
+	dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	pid = clone_on_stack(container_init, flags | CLONE_VM | CLONE_VFORK, init);
+	saved = errno;
+	if (dumpable > 0)
+		prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+	errno = saved;
+	return pid;
 }
 
 /* The master end of a container's pty, sent by setup_console(); the fd is

@@ -121,6 +121,12 @@ def test_diyc_warm_run_interleaved(benchmark, launcher, peer_env, peer_server):
             times[name].append(server.run_once())
         return RUN, {}
     benchmark.pedantic(launcher.run, setup=setup, rounds=ROUNDS, iterations=1)
+    _interleaved_ratios(benchmark, times)
+
+
+def _interleaved_ratios(benchmark, times):
+    """times: {peer: its times, one per round}: their medians and our
+    median's ratio to each go to extra_info."""
     median = statistics.median(benchmark.stats.stats.data)
     for name, values in times.items():
         benchmark.extra_info[f"{name}_interleaved_median_s"] = statistics.median(values)
@@ -190,6 +196,26 @@ def test_diyc_warm_exec(benchmark, launcher):
         launcher.run("rm", "-f", "serverexec")
 
 
+@pytest.mark.benchmark(group="server-exec")
+def test_diyc_warm_exec_interleaved(benchmark, launcher, peer_env, peer_server, sleeper_bundle):
+    """The warm exec with crun exec run in turn before each round (like
+    test_diyc_warm_run_interleaved: extra_info has the ratio)."""
+    crun = peer_server("crun", peer_env.bundle)
+    crun.start_sleeper(sleeper_bundle)
+    times = {"crun": []}
+
+    def setup():
+        times["crun"].append(crun.exec_once())
+        return ("exec", "serverexec-interleaved", "/bin/true"), {}
+    launcher.run("run", "--network", "none", "-d", "--name", "serverexec-interleaved", "busybox",
+                 "sleep", "1000")
+    try:
+        benchmark.pedantic(launcher.run, setup=setup, rounds=ROUNDS, iterations=1)
+    finally:
+        launcher.run("rm", "-f", "serverexec-interleaved")
+    _interleaved_ratios(benchmark, times)
+
+
 @pytest.mark.benchmark(group="server-oci-run")
 def test_crun_server_oci_run(benchmark, peer_env, peer_server):
     _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
@@ -206,5 +232,28 @@ def test_diyc_front_end_warm_oci_run(benchmark, peer_env, launcher, bench_dir):
                            next(ids)], env=launcher.env)
     run_once()
     benchmark.pedantic(run_once, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    _assert_no_runc_leftovers(root)
+
+
+@pytest.mark.benchmark(group="server-oci-run")
+def test_diyc_front_end_warm_oci_run_interleaved(benchmark, peer_env, peer_server, launcher,
+                                                 bench_dir):
+    """diyc-runc run warm with crun run in turn before each round."""
+    crun = peer_server("crun", peer_env.bundle)
+    runc = str(launcher.bin_dir / "diyc-runc")
+    root = bench_dir / "diyc-runc-server-root-interleaved"
+    ids = (f"{peer_env.id_prefix}diycsi-{n}" for n in itertools.count())
+    times = {"crun": []}
+
+    def setup():
+        times["crun"].append(crun.run_once())
+        return ([runc, "--root", str(root), "run", "--bundle", str(peer_env.bundle), next(ids)],), \
+            {"env": launcher.env}
+    benchmark.pedantic(peers.run_command, setup=setup, rounds=ROUNDS, iterations=1)
+    _interleaved_ratios(benchmark, times)
+    _assert_no_runc_leftovers(root)
+
+
+def _assert_no_runc_leftovers(root):
     left = os.listdir(root / "names") if (root / "names").is_dir() else []
     assert not left, f"diyc-runc left containers behind: {left}"

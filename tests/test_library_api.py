@@ -342,6 +342,21 @@ def test_exec_run(root):
     assert gone(root)
 
 
+
+def test_exec_leaves_the_caller_dumpable(root):
+    """exec's first process shares our memory and makes it undumpable, so
+    that the process it clones into the container is undumpable from its
+    start; once it is gone, our memory is dumpable again."""
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    get_dumpable = 3  # PR_GET_DUMPABLE
+    with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
+        c.start(detach=True)
+        assert prctl(get_dumpable, 0, 0, 0, 0) == 1
+        assert c.exec_run(["true"]).returncode == 0
+        assert prctl(get_dumpable, 0, 0, 0, 0) == 1
+    assert gone(root)
+
 def test_list_all_and_filters(root):
     with diyc.Container.create("busybox", ["sleep", "60"], network="none", name="lst-run", root=root) as a, \
             diyc.Container.create("busybox", ["sh", "-c", "exit 3"], network="none", name="lst-done", root=root) as b:
