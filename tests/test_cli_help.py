@@ -393,7 +393,7 @@ def test_the_readme_lists_every_command():
             "runpy.run_module('diyc.cli.helptext', run_name='__main__')")
     listing = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
                              check=True).stdout
-    readme = (Path(PKG_DIR) / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = readme.split("<!-- commands: generated from the command table by `python -m diyc.cli.helptext` "
                          "-->\n```\n", 1)[1].split("```\n<!-- end of commands -->", 1)[0]
     assert block == listing, "README's list of commands is stale: paste `python -m diyc.cli.helptext`"
