@@ -247,7 +247,7 @@ class Container(ContainerRecord, ContainerFiles):
             raise
         finally:
             held.close()
-        steps.record_started(self, child, hold_before_exec or hold_for_process)
+        steps.record_started(self, child, hold_before_exec or hold_for_process, pooled=hold_for_process)
         if not (hold_before_exec or hold_for_process):
             self._started()
         return child.pid

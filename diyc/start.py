@@ -196,9 +196,12 @@ def wait_held(child):
             raise init_error(e.step, e.errno, e.detail) from None
         raise init_error("init", 0, "the container's init died before its release") from None
 
-def record_started(ctr, child, hold_before_exec):
+def record_started(ctr, child, hold_before_exec, pooled=False):
+    """pooled: a pool's container is "running" from here: its init is
+    alive and the pool's, so rm without -f and the prunes leave it be."""
     state = ctr.record["state"]
-    ctr.record["state"] = {"status": "created" if hold_before_exec else "running", "pid": child.pid,
+    status = "created" if hold_before_exec and not pooled else "running"
+    ctr.record["state"] = {"status": status, "pid": child.pid,
                            "pid_start": process_start_time(child.pid), "started": now(),
                            "restart_count": state.get("restart_count", 0)}
     if "exit_code" in state:  # restarted: how the run before ended (supervisor.first_exit)
