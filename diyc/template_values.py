@@ -154,7 +154,16 @@ def go_sprintf(fmt, *args):
     return "".join(out)
 
 
+MAX_WIDTH = 1 << 20  # a width, precision or pad count past this is a mistake, not a layout
+
+
+def _check_width(*counts):
+    if any(int(n) > MAX_WIDTH for n in counts if n):
+        raise ValueError(f"width larger than {MAX_WIDTH}")
+
+
 def _format_one(spec, verb, arg):
+    _check_width(*"".join(c if c.isdigit() else " " for c in spec).split())
     is_int = isinstance(arg, int) and not isinstance(arg, bool)
     if verb in "vs":
         return ("%" + spec.replace("0", "") + "s") % go_str(arg) if spec else go_str(arg)
@@ -296,6 +305,7 @@ def _title(s):
 
 
 def _pad(s, left, right):
+    _check_width(left, right)
     s = go_str(s)
     return " " * left + s + " " * right if s else s
 

@@ -295,7 +295,10 @@ def parse(text):
     """A Template for `text` (TemplateError on bad syntax)."""
     if not isinstance(text, str):
         raise TemplateError(f"template: not a string: {text!r}")
-    nodes, _, _, _ = _Parser(text).parse_list()
+    try:
+        nodes, _, _, _ = _Parser(text).parse_list()
+    except RecursionError:
+        raise TemplateError("template: nested too deeply") from None
     return Template(text, nodes)
 
 
@@ -318,7 +321,10 @@ class Template:
         the standard ones (docker's header functions)."""
         out = []
         state = _State(self.text, data, dict(FUNCTIONS, **(functions or {})))
-        state.run(self.nodes, data, out)
+        try:
+            state.run(self.nodes, data, out)
+        except RecursionError:
+            raise TemplateError("template: nested too deeply") from None
         return "".join(out)
 
 
@@ -376,7 +382,7 @@ class _State:
         elif isinstance(value, (list, tuple)):
             items = list(enumerate(value))
         elif isinstance(value, int) and not isinstance(value, bool):
-            items = [(k, k) for k in range(value)]
+            items = ((k, k) for k in range(value)) if value > 0 else []  # lazily: {{break}} may end it
         else:
             raise self.error(pipe, f"range can't iterate over {go_str(value)}")
         if not items:
@@ -426,8 +432,8 @@ class _State:
                 return fn(*[self.operand(pipe, a, dot) for a in args], *final)
             except TemplateError:
                 raise
-            except (TypeError, ValueError, KeyError, IndexError) as e:
-                raise self.error(pipe, f"error calling {value}: {e}") from None
+            except (TypeError, ValueError, KeyError, IndexError, OverflowError, MemoryError) as e:
+                raise self.error(pipe, f"error calling {value}: {e or type(e).__name__}") from None
         if kind in ("field", "var", "sub"):
             return self.chain(pipe, head, dot, [self.operand(pipe, a, dot) for a in args] + final,
                               called=bool(args) or bool(final))

@@ -110,6 +110,12 @@ def test_templates_as_go_runs_them(template, expected):
     ("{{}}", "missing value for command"),
     ("{{/* open }}", "unclosed comment"),
     ("{{define \"x\"}}{{end}}", "not supported"),
+    # hostile sizes and depths: one line, not a traceback or all the memory
+    ('{{printf "%c" 99999999999999999999}}', "error calling printf"),
+    ('{{printf "%99999999999d" 1}}', "width larger than"),
+    ('{{pad "x" 99999999999 0}}', "width larger than"),
+    ("{{" + "(" * 3000 + "1" + ")" * 3000 + "}}", "nested too deeply"),
+    ("{{if 1}}" * 1500 + "{{end}}" * 1500, "nested too deeply"),
 ])
 def test_errors_are_one_clear_line(template, message):
     with pytest.raises(TemplateError) as info:
@@ -117,6 +123,11 @@ def test_errors_are_one_clear_line(template, message):
     text = str(info.value)
     assert text.startswith("template: ") and message in text and "\n" not in text, text
     assert info.value.exit_code == 125
+
+
+def test_range_over_a_huge_number_is_lazy():
+    assert run("{{range 10000000000}}x{{break}}{{end}}") == "x"
+    assert run("{{range 0}}a{{else}}none{{end}}") == "none"
 
 
 def test_an_unknown_field_names_the_fields_there_are():
