@@ -125,13 +125,15 @@ def cmd_volume_rm(root, opts, args):
     return 0
 
 
-@command("volume prune", usage="[OPTIONS]", help="Remove all unused volumes", options=(
-    FORCE, Option("-a --all", "all", FLAG,
-                  help="Accepted, as docker's: diyc's volumes are all named, and all are pruned")))
+@command("volume prune", usage="[OPTIONS]", help="Remove unused volumes (named ones with -a)", options=(
+    FORCE, Option("-a --all", "all", FLAG, help="Remove all unused volumes, not just anonymous ones")))
 def cmd_volume_prune(root, opts, args):
+    """As docker 23+: without -a only anonymous volumes go, and diyc makes
+    none (-v /path is refused), so a named volume's data needs -a."""
     no_arguments("volume prune", args)
-    if confirm("volume prune", "This will remove all volumes not used by at least one container.",
-               opts):
+    which = "all local volumes" if opts.get("all") else "anonymous local volumes"
+    if confirm("volume prune", f"This will remove {which} not used by at least one container.", opts) \
+            and opts.get("all"):
         for name in prune_volumes(root):
             print(name)
     return 0

@@ -142,11 +142,12 @@ def cmd_system_df(root, opts, args):
 
 @command("system prune", usage="[OPTIONS]", help="Remove unused data", options=(
     Option("-a --all", "all", FLAG, help="Remove all unused images, not just those without a name"),
-    FORCE, Option("--volumes", "volumes", FLAG, help="Prune volumes")))
+    FORCE, Option("--volumes", "volumes", FLAG,
+                  help="Prune anonymous volumes (as docker 23+; diyc makes none: named ones need volume prune -a)")))
 def cmd_system_prune(root, opts, args):
     no_arguments("system prune", args)
     items = ["all stopped containers", "all networks not used by at least one container"]
-    items += ["all volumes not used by at least one container"] if opts.get("volumes") else []
+    items += ["anonymous volumes not used by at least one container"] if opts.get("volumes") else []
     items += ["all images without at least one container associated to them" if opts.get("all")
               else "all dangling images"]
     if not confirm("system prune", "This will remove:\n" + "\n".join(f"  - {i}" for i in items), opts):
@@ -154,10 +155,7 @@ def cmd_system_prune(root, opts, args):
     from ..images.store import ImageStore
     from ..net import network as networking
     from .containers import prune_containers
-    from .networks import prune_volumes
     sections = [("Deleted Containers", prune_containers(root)), ("Networks", networking.prune(root))]
-    if opts.get("volumes"):
-        sections.append(("Deleted Volumes", prune_volumes(root)))
     sections.append(("Deleted Images", ImageStore(root).prune(all=opts.get("all", False))))
     for title, lines in sections:
         if lines:
