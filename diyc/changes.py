@@ -77,7 +77,9 @@ def export_to_file(ctr, path):
     it, renamed over it once complete)."""
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        # a new file, never one planted there (O_EXCL: nor a symlink's target)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                               | os.O_CLOEXEC, 0o600), "wb") as f:
             export(ctr, f)
         os.rename(tmp, path)
     except OSError as e:

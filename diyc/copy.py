@@ -103,10 +103,12 @@ def copy_from_container(ctr, src, dest, archive=False, follow=False, stdout=None
             except OSError as e:
                 raise InvalidArgument(f"{into}: {e.strerror}") from None
             try:
-                # without -a the caller owns the files: no setuid bits, no devices
+                # without -a the caller owns the files; with or without, a
+                # container's file reaches the host without setuid bits,
+                # file capabilities or device nodes
                 all_or_nothing(dest_fd, name if dest_st is None else "", lambda: piped(
                     lambda w: write_archive(w, fd, name, fs.to_container_ids, fs.devices),
-                    lambda r: unpack(r, dest_fd, owner, plain_files=not archive)))
+                    lambda r: unpack(r, dest_fd, owner, plain_files=True)))
             finally:
                 os.close(dest_fd)
         finally:
@@ -286,26 +288,28 @@ def path_stat(fs, path, fd):
 def get_archive(ctr, path, chunk_size=2 << 20, follow=False):
     """-> (an iterator of the tar's bytes, the path's stat), as docker-py's
     container.get_archive."""
+    import tempfile
     src, contents = split_source(path)
-    fs = ContainerFS.open(ctr)
+    # The tar is made now, into a temp file, and the container let go of
+    # before returning: an iterator never iterated holds no mount or fd.
+    f = tempfile.TemporaryFile(dir=ctr.root.tmp)
     try:
-        fd = source_fd(fs, src, follow)
+        with ContainerFS.open(ctr) as fs:
+            fd = source_fd(fs, src, follow)
+            try:
+                info = path_stat(fs, src, fd)
+                write_archive(f, fd, "" if contents else base_name(src), fs.to_container_ids, fs.devices)
+            finally:
+                os.close(fd)
+        f.seek(0)
     except BaseException:
-        fs.close()
+        f.close()
         raise
-    info = path_stat(fs, src, fd)
 
     def chunks():
-        import tempfile
-        try:
-            with tempfile.TemporaryFile(dir=ctr.root.tmp) as f:
-                write_archive(f, fd, "" if contents else base_name(src), fs.to_container_ids, fs.devices)
-                f.seek(0)
-                while data := f.read(chunk_size):
-                    yield data
-        finally:
-            os.close(fd)
-            fs.close()
+        with f:
+            while data := f.read(chunk_size):
+                yield data
     return chunks(), info
 
 

@@ -14,10 +14,13 @@ def tree_size(path):
     """Bytes of the regular files below `path` (each inode once), never
     following a symlink (a container's or a volume's tree is untrusted)."""
     total, seen = 0, set()
-    for top, dirs, files in os.walk(path):  # (os.walk does not follow symlinks)
+    # fwalk: each directory by an fd opened O_NOFOLLOW from its parent's, so a
+    # directory swapped for a symlink meanwhile is not followed (os.walk is
+    # fooled by that race)
+    for _, _, files, dir_fd in os.fwalk(path, follow_symlinks=False):
         for name in files:
             try:
-                st = os.lstat(f"{top}/{name}")
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 continue
             if st.st_nlink > 1:

@@ -465,21 +465,28 @@ def test_volumes_of_a_stopped_container(run_cli, tmp_path):
         run_cli("volume", "rm", volume, check=True)
 
 
-def test_setuid_files_and_devices_out_need_archive_mode(run_cli, tmp_path):
-    """Without -a the caller owns what is copied out: a container's setuid
-    shell must not become a setuid-root file on the host, nor its device
-    node a door to the host's disk.  -a copies them as they are."""
+def test_setuid_files_capabilities_and_devices_never_reach_the_host(run_cli, diyc_root, tmp_path):
+    """What a container made must not become a privilege on the host: its
+    setuid shell is copied out without the setuid bits, its file
+    capabilities (security.capability) are not set, its device node is
+    refused - with -a too, which keeps only the owners."""
     name = unique("cp-setid")
+    cap = bytes.fromhex("01000002" "80000000" "00000000" "00000000" "00000000")  # v2: cap_setuid+ep
     run_cli("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
-            "mkdir /s /dv && cp /bin/busybox /s/sh && chmod 6755 /s/sh && mknod /dv/disk b 8 0", check=True)
+            "mkdir /s /dv && cp /bin/busybox /s/sh && chmod 6755 /s/sh && cp /bin/busybox /s/capped "
+            "&& mknod /dv/disk b 8 0", check=True)
     try:
-        run_cli("cp", f"{name}:/s", tmp_path / "plain", check=True)
-        assert os.stat(tmp_path / "plain" / "sh").st_mode & 0o7777 == 0o755
-        assert_one_line_error(run_cli("cp", f"{name}:/dv", tmp_path / "dv"), contains="device node")
-        assert not (tmp_path / "dv").exists()  # no half copy under a new name
-        run_cli("cp", "-a", f"{name}:/s", tmp_path / "kept", check=True)
-        assert os.stat(tmp_path / "kept" / "sh").st_mode & 0o7777 == 0o6755
-        run_cli("cp", "-a", f"{name}:/dv", tmp_path / "dv", check=True)
-        assert os.stat(tmp_path / "dv" / "disk").st_rdev == os.makedev(8, 0)
+        # file capabilities set from the host side, as a container with CAP_SETFCAP would
+        cid = run_cli("inspect", "-f", "{{.Id}}", name, check=True).stdout.strip()
+        upper = diyc_root / "containers" / cid / "upper"  # the stopped container's writes
+        os.setxattr(f"{upper}/s/capped", "security.capability", cap, follow_symlinks=False)
+        assert os.getxattr(f"{upper}/s/capped", "security.capability") == cap
+        for flags, dest in (([], "plain"), (["-a"], "kept")):
+            run_cli("cp", *flags, f"{name}:/s", tmp_path / dest, check=True)
+            assert os.stat(tmp_path / dest / "sh").st_mode & 0o7777 == 0o755
+            assert "security.capability" not in os.listxattr(tmp_path / dest / "capped")
+            proc = run_cli("cp", *flags, f"{name}:/dv", tmp_path / f"dv{dest}")
+            assert_one_line_error(proc, contains="device node")
+            assert not (tmp_path / f"dv{dest}").exists()  # no half copy under a new name
     finally:
         run_cli("rm", "-f", name, check=True)

@@ -101,7 +101,8 @@ class Unpacker:
         replaced by a non-directory (an error, as docker's), and `dest`
         keeps its owner and mode.  owner(uid, gid): the owner an entry gets
         on disk (default: the entry's own).  plain_files: no setuid/setgid
-        bits and no device nodes (an untrusted archive unpacked on the
+        bits, no file capabilities (xattrs other than user.*) and no
+        device nodes (an untrusted archive unpacked on the
         host for its caller: a container's setuid shell must not become
         root's)."""
         self.root_fd = os.dup(dest) if isinstance(dest, int) else os.open(dest, _DIR_FLAGS)
@@ -245,7 +246,7 @@ class Unpacker:
             # no fd for these (opening a fifo blocks, a device is a device):
             # everything by name in the parent's fd, without following
             os.chown(base, *self.owner_of(member), dir_fd=parent_fd, follow_symlinks=False)
-            for name, value in layer_xattrs(member):  # (no lsetxattrat: the parent by its fd)
+            for name, value in self.xattrs(member):  # (no lsetxattrat: the parent by its fd)
                 os.setxattr(f"/proc/self/fd/{parent_fd}/{base}", name, value, follow_symlinks=False)
             if not member.issym():
                 os.chmod(base, member.mode & self.mode_mask, dir_fd=parent_fd, follow_symlinks=False)
@@ -258,8 +259,14 @@ class Unpacker:
 
     def set_owner_xattrs(self, fd, member):
         os.chown(fd, *self.owner_of(member))
-        for name, value in layer_xattrs(member):  # after chown, which drops security.capability
+        for name, value in self.xattrs(member):  # after chown, which drops security.capability
             os.setxattr(fd, name, value)
+
+    def xattrs(self, member):
+        """An entry's xattrs to set; plain_files: user.* only (a file's
+        security.capability is a setuid bit by another name)."""
+        pairs = layer_xattrs(member)
+        return [(n, v) for n, v in pairs if n.startswith("user.")] if self.plain_files else pairs
 
     def remember_dir(self, rel, fd, member):
         st = os.fstat(fd)
