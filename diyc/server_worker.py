@@ -185,6 +185,10 @@ def _decline_reason(conn, request, facts):
         return f"caller uid {uid} gid {gid} is not the server's"
     if request.command not in ("diyc", "diyc-runc"):
         return f"unknown command {request.command!r}"
+    if request.command == "diyc-runc" and _leaves_a_process_to_the_caller(request.argv):
+        return "a container or process the caller must be the parent of"
+    if _privileges(pid) != _privileges("self"):
+        return "caller with other capabilities, no_new_privs or seccomp than the server's"
     if os.path.realpath(request.root) != facts.real_root:
         return f"root {request.root} is not the server's"
     if namespaces(pid) != facts.namespaces:
@@ -203,6 +207,35 @@ def _decline_reason(conn, request, facts):
     if facts.watch.changed():
         return RESTARTING
     return None
+
+
+# runc's global options that take a value (before the subcommand)
+_RUNC_GLOBAL_VALUES = ("--root", "--log", "--log-format", "--criu")
+
+
+def _leaves_a_process_to_the_caller(argv):
+    """diyc-runc create, run -d, exec -d, or --preserve-fds: what outlives
+    the command must be the caller's child (conmon and containerd's shim
+    are subreapers that wait for it), and the fds to preserve are the
+    caller's: the direct path gives both, a worker neither."""
+    args = list(argv)
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name = args[i].split("=", 1)[0]
+        i += 2 if name in _RUNC_GLOBAL_VALUES and "=" not in args[i] else 1
+    sub, rest = (args[i], args[i + 1:]) if i < len(args) else ("", [])
+    detached = any(a in ("-d", "--detach") or a.startswith(("--detach=", "--preserve-fds"))
+                   for a in rest)
+    return sub in ("create", "restore") or detached
+
+
+def _privileges(pid):
+    """What a caller could do itself: it gets nothing more through us."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return [line for line in f if line.startswith(("CapEff", "CapBnd", "NoNewPrivs", "Seccomp:"))]
+    except OSError:
+        return None
 
 
 def _above(limit, ceiling):

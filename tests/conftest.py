@@ -353,7 +353,7 @@ def make_launcher_dir(bin_dir, pkg_dir=PKG_DIR):
     if not launcher.exists():
         pytest.skip(f"{launcher} not built")
     bin_dir.mkdir(exist_ok=True)
-    for name, module in (("diyc", "cli"), ("diyc-runc", "runc_cli")):
+    for name, module in (("diyc", "cli"), ("diyc-runc", "oci.runc_cli")):
         shutil.copy(launcher, bin_dir / name)
         script = bin_dir / f"{name}-py"
         script.write_text(

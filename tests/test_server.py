@@ -346,7 +346,13 @@ def test_runc_cli_through_the_server(private, tmp_path):
     assert call("delete", "--force", "c2").returncode == 0
     missing = call("state", "c2")
     assert missing.returncode == 1 and missing.stderr.startswith("diyc-runc: ")
-    assert not private.fallbacks()
+    # create (and run -d, exec -d, --preserve-fds) is declined: what it leaves
+    # must be its caller's child (conmon, containerd's shim), with its fds
+    assert private.fallbacks() == [f"--root {runc_root} create --bundle {bundle} c2"]
+    detached = call("run", "-d", "--bundle", str(bundle), "c3")
+    assert detached.returncode == 0, detached.stderr
+    assert call("delete", "--force", "c3").returncode == 0
+    assert private.fallbacks()[-1] == f"--root {runc_root} run -d --bundle {bundle} c3"
 
 
 @pytest.mark.skipif(not os.path.exists(ru.REGISTRY_BIN), reason="needs docker-registry")
@@ -555,3 +561,17 @@ def test_a_terminal_resizes_and_detaches_through_the_launcher(private, mode):
         os.close(fd)
         private("rm", "-f", "t")
     assert len([f for f in private.fallbacks() if f.startswith("run")]) == (mode == "off")
+
+
+def test_a_caller_with_fewer_privileges_is_not_served(private):
+    """A root caller under no_new_privs (or a smaller bounding set, or
+    seccomp) gets nothing more through the server: declined, it runs the
+    direct path, confined as it is."""
+    private.start()
+    assert private("ps", "-q").returncode == 0
+    assert private.fallbacks() == []
+    confined = subprocess.run(["setpriv", "--no-new-privs", str(private.bin / "diyc"), "ps", "-q"],
+                              capture_output=True, text=True, env=private.env, timeout=60)
+    assert confined.returncode == 0, confined.stderr
+    assert private.fallbacks() == ["ps -q"]
+    assert "no_new_privs" in private.log()
