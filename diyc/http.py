@@ -95,7 +95,7 @@ def is_loopback(host):
     localhost, 127.0.0.0/8, ::1 (docker's default insecure registries;
     never proxied, as Go's ProxyFromEnvironment does)."""
     name = split_host(host, None)[0].lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
+    if name == "localhost":  # (not *.localhost: docker decides by the address, we by the name)
         return True
     parts = name.split(".")
     if len(parts) == 4 and all(p.isascii() and p.isdigit() for p in parts):

@@ -365,6 +365,31 @@ def test_bearer_token_with_credentials(reg, root):
         proxy.close()
 
 
+def test_credentials_never_go_in_clear_text_to_another_host(root):
+    """A plain-HTTP (loopback) registry whose token realm is a plain-HTTP
+    URL on another host: refused before any connection, so `diyc login`'s
+    password is not sent in clear text across the network."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ru.reply(self, 401, b"{}", {"WWW-Authenticate": 'Bearer realm="http://auth.example/token",'
+                                                          'service="x"'})
+
+        def log_message(self, *args):
+            pass
+    server, port = ru.serve(Handler)
+    try:
+        for args in (["login", "-u", "bob", "-p", "pw", f"127.0.0.1:{port}"],
+                     ["pull", f"127.0.0.1:{port}/test/image"]):
+            p = diyc(root, *args)
+            assert p.returncode == 125 and "refusing a plain-HTTP token realm" in p.stderr, p.stderr
+            assert len(p.stderr.splitlines()) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # -- sizes a registry sends are capped (issue #17, item 7) --------------------
 
 def test_config_over_4MiB_refused(reg, root):

@@ -370,6 +370,7 @@ class Client:
         if status == 401:
             return RegistryError(f"registry {self.registry}: authentication required or refused"
                                  f" ({detail or 'unauthorized'}); try `diyc login {self.registry}`")
+        target = target.split("?", 1)[0]  # an upload's query may hold its state or a signature
         if status == 404:
             return NotFound(f"not found in registry {self.registry}: {target} ({detail or '404'})")
         return RegistryError(f"registry {self.registry}: HTTP {status} for {target}"
@@ -405,7 +406,11 @@ class Client:
             url = None
         if url is None or url.scheme not in ("http", "https") or not url.netloc or "@" in url.netloc:
             raise RegistryError(f"registry {self.registry}: bad token realm {shown(realm)}")
-        if url.scheme == "http" and self.scheme == "https":
+        # credentials in clear text only to this machine, or to the registry
+        # itself when it is plain HTTP already (a loopback one, --insecure)
+        from ..http import is_loopback
+        if url.scheme == "http" and (self.scheme == "https" or not (
+                is_loopback(url.netloc) or url.netloc.lower() == self.host.lower())):
             raise RegistryError(f"registry {self.registry}: refusing a plain-HTTP token realm {shown(realm)}")
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         if self.repository:
