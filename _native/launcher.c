@@ -28,6 +28,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,6 +82,9 @@ static void start_server(const char *root)
 			dup2(null, 1);
 			dup2(null, 2);
 		}
+		/* Nothing else of the first caller's: a long-lived server must not
+		 * hold its locks or the write end of a pipe someone waits on. */
+		syscall(SYS_close_range, 3U, ~0U, 0U);
 		char *args[] = {path, "--root", (char *)root, "server", "start", "--quiet", NULL};
 		execv(path, args);
 		_exit(127);

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PKG_DIR, assert_one_line_error, make_launcher_dir, stop_process
+from conftest import PKG_DIR, assert_one_line_error, make_launcher_dir, stop_process, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import registry_util as ru  # noqa: E402
@@ -575,3 +575,29 @@ def test_a_caller_with_fewer_privileges_is_not_served(private):
     assert confined.returncode == 0, confined.stderr
     assert private.fallbacks() == ["ps -q"]
     assert "no_new_privs" in private.log()
+
+
+def test_a_server_started_on_first_use_keeps_none_of_its_callers_fds(tmp_path):
+    """The first `diyc` starts the server: an fd it had open (a lock, the
+    write end of a pipe a CI runner waits on) is not held by the server."""
+    own = PrivateServer(tmp_path)
+    env = dict(own.env, DIYC_SERVER="on")
+    r, w = os.pipe()
+    try:
+        proc = subprocess.run([str(own.bin / "diyc"), "ps", "-q"], env=env, capture_output=True,
+                              text=True, timeout=60, pass_fds=(w,))
+        assert proc.returncode == 0, proc.stderr
+        os.close(w)
+        w = -1
+        wait_for(lambda: (own.root / "server" / "pid").exists(), what="the server")
+        pid = own.pid()
+        held = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        assert not any(f"pipe:[{os.fstat(r).st_ino}]" == h for h in held)
+        # so the pipe's reader gets its EOF now, not when the server idles out
+        import select
+        assert select.select([r], [], [], 10)[0] and os.read(r, 1) == b""
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+        own.python_cli("server", "stop")
