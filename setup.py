@@ -28,7 +28,7 @@ write_syscall_table()
 # the init's C code: the extension's, and diyc-held's (with held.c)
 INIT_SOURCES = ["_native/spawn.c", "_native/mounts.c", "_native/process.c", "_native/caps.c",
                 "_native/seccomp.c", "_native/devices.c", "_native/hooks.c", "_native/error.c",
-                "_native/channel.c", "_native/pooled.c"]
+                "_native/channel.c", "_native/child.c", "_native/pooled.c"]
 HELD_SOURCES = ["_native/held.c"] + INIT_SOURCES
 
 native = Extension(

@@ -253,11 +253,18 @@ struct diyc_child {
 int finish_and_exec(const struct diyc_init *init, struct diyc_error *err);
 _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err);
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err);
+
+/* child.c: the parent's half of the channel */
 int diyc_release(struct diyc_child *child, struct diyc_error *err);
 int diyc_id_maps_done(struct diyc_child *child, const int *layer_fds, int n, struct diyc_error *err);
 pid_t diyc_wait_pid(struct diyc_child *child, struct diyc_error *err);
 int diyc_wait_console(struct diyc_child *child, struct diyc_error *err);
 int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err);
+/* wait for message `want` (an ERROR fails with its step); close the channel */
+int diyc_child_wait(struct diyc_child *child, int want, struct diyc_error *err);
+void diyc_child_close(struct diyc_child *child);
+
+/* pooled.c */
 int diyc_wait_held(struct diyc_child *child, struct diyc_error *err);
 int diyc_send_process(struct diyc_child *child, const int *fds, int n, struct diyc_error *err);
 
