@@ -172,9 +172,11 @@ def validate(root, o):
 def validate_run_metadata(o):
     """--env-file, --label(-file), --stop-signal, --stop-timeout: the
     files read now, before anything is made."""
-    from .keyvalue_files import env_file_entries, labels
-    o.env_file_entries = env_file_entries(o.env_file, os.environ)
-    o.label_entries = labels({}, o.labels, o.label_file)
+    o.env_file_entries, o.label_entries = [], {}
+    if o.env_file or o.labels or o.label_file:  # (the start path imports nothing for none)
+        from .keyvalue_files import env_file_entries, labels
+        o.env_file_entries = env_file_entries(o.env_file, os.environ)
+        o.label_entries = labels({}, o.labels, o.label_file)
     o.stop_signal_number = None
     if o.stop_signal is not None:
         from .options import signal_number
@@ -191,6 +193,9 @@ MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
 def validate_etc_files(o):
     """--add-host, --dns, --dns-search, --dns-option: checked; they need
     files of our own in /etc (see net/etcfiles.py)."""
+    o.host_entries, o.own_etc = [], False
+    if not (o.extra_hosts or o.dns or o.dns_search or o.dns_opt):
+        return  # (the start path imports nothing for none)
     from .net import etcfiles
     o.host_entries = [etcfiles.parse_extra_host(h) for h in o.extra_hosts or ()]
     for ip in o.dns or ():
@@ -295,6 +300,8 @@ def etc_files(root, o):
     lines go into the network settings, for connect()); on none or host
     hosts and resolv.conf when --add-host or --dns* ask for them; else
     None."""
+    if not (o.netplan or o.own_etc):
+        return None  # (the fast path: --network none, no --add-host/--dns*)
     from .net import etcfiles
     if o.netplan:
         from .net import network as networking

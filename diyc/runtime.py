@@ -317,11 +317,11 @@ class Container(ContainerRecord, ContainerFiles):
         a detached one's supervisor does that, we watch the record.
         timeout: seconds, then diyc.ContainerTimeout (a
         subprocess.TimeoutExpired); the container runs on."""
-        from .supervisor import wait_until_exited
         if timeout is not None:
             from .container_api import wait_for_end
             wait_for_end(self, timeout)
         if not self.pid:
+            from .supervisor import wait_until_exited
             ended = wait_until_exited(self)
             if self.supervisor:  # started detached by this object: ours to reap
                 from .container_api import reap_supervisor
