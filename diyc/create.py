@@ -42,7 +42,12 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
               "container:NAME" (--network).
           ip: its address on a bridge network (--ip).
           publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
-              ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).
+              ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)}; no
+              host port ("80", "127.0.0.1::80", {"80/tcp": None}): a random
+              free one, picked at each start (-p).
+          publish_all_ports: publish every port the image exposes (and
+              `expose`) on a random free host port (-P/--publish-all).
+          expose: ports to expose, ["80", "53/udp", "8000-8002"] (--expose).
           auto_remove: remove the container when it ends (--rm).
           rm_tmpfs_size: with auto_remove, its writes on a tmpfs of at most
               this size, in RAM counted in `memory` (--rm-tmpfs-size).
@@ -97,7 +102,8 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
 CREATE_OPTIONS = {
     "name": None, "hostname": None, "env": (), "workdir": None, "user": None,
     "entrypoint": None, "memory": None, "memory_swap": None, "cpus": None, "pids_limit": None,
-    "network": "bridge", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
+    "network": "bridge", "ip": None, "publish": (), "publish_all_ports": False,
+    "expose": (), "auto_remove": False, "rm_tmpfs_size": None,
     "cgroup_parent": None, "read_only": False, "privileged": False, "cap_add": (), "cap_drop": (),
     "security_opt": (), "ulimits": (), "sysctls": (), "oom_score_adj": None, "devices": (),
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
@@ -107,7 +113,7 @@ CREATE_OPTIONS = {
 }
 # the options whose types and characters config.check_run_arguments checks
 CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
-                   "publish", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
+                   "publish", "expose", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
                    "sysctls", "devices", "tmpfs", "restart", "log_opts", "volumes", "userns",
                    "env_file", "labels", "label_file", "extra_hosts", "dns", "dns_search", "dns_opt",
                    "mounts", "stop_signal")
@@ -134,8 +140,14 @@ def validate(root, o):
     if o.network not in ("none", "host"):
         from .net import network as networking
         o.netplan = networking.plan(root, o.network, ip=o.ip, publish=o.publish)
-    elif o.ip is not None or o.publish:
+    elif o.ip is not None or o.publish or o.publish_all_ports:
         raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {o.network}")
+    if o.publish_all_ports and o.network.startswith("container:"):
+        raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+    o.exposed = []
+    if o.expose:
+        from .net.addresses import parse_expose
+        o.exposed = [port for text in o.expose for port in parse_expose(text)]
     if o.userns not in (None, "", "host", "auto"):
         raise InvalidArgument(f"invalid --userns {o.userns!r}: expected auto or host")
     mem = config.parse_memory(o.memory) if o.memory is not None else None
@@ -235,6 +247,7 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     """The container's OCI spec -> (spec, its user namespace's ids or
     None).  Names the container (o.name, o.hostname) when not named."""
     args = command_line(image_config, command, o.entrypoint)
+    publish_exposed(o, image_config)
     if o.init:
         args = ["/dev/init", "--"] + args
     from .users import resolve_user
@@ -292,6 +305,26 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     if sec.seccomp_profile is not None:
         spec["linux"]["seccomp"] = sec.seccomp_profile
     return spec, ids
+
+
+def publish_exposed(o, image_config):
+    """o.exposed_ports: docker's Config.ExposedPorts (the image's, --expose's,
+    the published ones); with -P, each one not published yet gets a random
+    host port (appended to the network plan)."""
+    exposed = dict.fromkeys(image_config["ExposedPorts"])
+    exposed.update(dict.fromkeys(o.exposed))
+    ports = o.netplan["ports"] if o.netplan else []
+    exposed.update(dict.fromkeys(f"{p['container_port']}/{p['proto']}" for p in ports))
+    o.exposed_ports = exposed
+    if not (o.publish_all_ports and o.netplan):
+        return
+    from .net.addresses import parse_expose, parse_publish
+    published = {f"{p['container_port']}/{p['proto']}" for p in ports}
+    for key in image_config["ExposedPorts"]:
+        parse_expose(key, "image config: ExposedPorts key")  # (tcp and udp only: refused, not skipped)
+    for key in exposed:
+        if key not in published:
+            ports.append(parse_publish(key))
 
 
 def etc_files(root, o):
@@ -407,8 +440,11 @@ def run_config(image_config, command, o):
     and the record's labels: its Cmd and Entrypoint as asked (the image's
     unless overridden), the user as named."""
     entry, cmd = _entry_and_cmd(image_config, command, o.entrypoint)
-    return {"Cmd": cmd or None, "Entrypoint": entry or None,
-            "User": o.user or image_config["User"] or ""}
+    out = {"Cmd": cmd or None, "Entrypoint": entry or None,
+           "User": o.user or image_config["User"] or ""}
+    if o.exposed_ports:
+        out["ExposedPorts"] = {key: {} for key in o.exposed_ports}
+    return out
 
 
 def _entry_and_cmd(image_config, command, entrypoint):

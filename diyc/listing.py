@@ -98,9 +98,13 @@ def container_row(ctr, no_trunc=False):
 
 
 def ports_text(rec):
+    """docker's PORTS: a random host port only while it runs (the next
+    start picks another)."""
     ports = (rec.get("network_settings") or {}).get("ports") or []
+    running = rec["state"].get("status") == "running"
     return ", ".join(f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
-                     for p in ports if isinstance(p, dict) and "host_port" in p)
+                     for p in ports if isinstance(p, dict) and "host_port" in p
+                     and (running or not p.get("random")))
 
 
 def status_text(ctr, status=None):

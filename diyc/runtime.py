@@ -71,6 +71,8 @@ class Container(ContainerRecord, ContainerFiles):
                cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
                network: "str" = "bridge", ip: "str | None" = None,
                publish: "Mapping[str, object] | Sequence[str] | None" = None,
+               publish_all_ports: "bool" = False,
+               expose: "Sequence[str | int] | str | int | None" = None,
                auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
                cgroup_parent: "str | None" = None, read_only: "bool" = False,
                privileged: "bool" = False, cap_add: "Sequence[str] | None" = None,
@@ -575,7 +577,8 @@ def _library_shapes(options):
     if isinstance(options.get("stop_signal"), int):
         return True
     for name, value in options.items():
-        if isinstance(value, str) and isinstance(create_steps.CREATE_OPTIONS.get(name), tuple):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and \
+                isinstance(create_steps.CREATE_OPTIONS.get(name), tuple):
             return True
         if hasattr(value, "items") or (isinstance(value, (list, tuple)) and
                                        not all(isinstance(v, str) for v in value)):

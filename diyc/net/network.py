@@ -225,6 +225,8 @@ def plan(root, network, ip=None, publish=()):
     seen = set()
     for p in ports:
         key = (p["proto"], p["host_port"])
+        if p.get("random"):
+            continue  # each gets a free port of its own at start
         if key in seen:
             raise InvalidArgument(f"host port {p['host_port']}/{p['proto']} is published twice")
         seen.add(key)
@@ -363,6 +365,8 @@ def connect(ctr, pid):
                announce(root, name, cid, line))
     if settings["ports"]:
         published.reserve(root, cid, ip, settings["ports"])
+        if any(p.get("random") for p in settings["ports"]):
+            write_json(f"{ctr.dir}/network.json", settings)  # the host ports picked, for release()
     plumb(root, rec, settings, pid, default_route=True)
     return settings
 
@@ -523,7 +527,7 @@ def release_address(root, cid, settings):
         table = firewall_table(root)
         with root.lock("ports"):
             released = []
-            for p in settings["ports"]:
+            for p in published.with_picked(pdir, cid, settings["ports"]):
                 path = f"{pdir}/{published.port_key(p)}"
                 try:
                     if os.readlink(path).split(" ")[0] != cid:
