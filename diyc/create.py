@@ -167,10 +167,12 @@ def validate(root, o):
                                           o.ulimits, o.sysctls, o.oom_score_adj, o.devices, o.network)
     o.resources["devices"] = o.security.device_rules
     o.spec_mounts = [config.parse_tmpfs(t) for t in o.tmpfs or ()]
-    if o.mounts:
-        from .volumes import parse_mount
-        for m in o.mounts:
+    if o.mounts or o.volumes:
+        from .volumes import parse_mount, parse_volume
+        for m in o.mounts or ():
             parse_mount(None, m)  # its checks; made in build_spec
+        for v in o.volumes or ():
+            parse_volume(None, v)
     from .logs import parse_log_opts
     o.restart_policy = config.parse_restart_policy(o.restart)
     if o.auto_remove and o.restart_policy["name"] != "no":
@@ -258,10 +260,15 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     if o.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")  # as docker's -t
     mounts = o.spec_mounts
+    o.made_volumes = mounts  # (what a failure from here removes: discard_volumes)
     if o.volumes or o.mounts:  # after the checks: this makes named volumes and missing host dirs
         from .volumes import parse_mount, parse_volume
-        mounts += [parse_volume(root, v) for v in o.volumes or ()]
-        mounts += [parse_mount(root, m) for m in o.mounts or ()]
+        for v in o.volumes or ():
+            mounts.append(parse_volume(root, v))
+        for m in o.mounts or ():
+            mounts.append(parse_mount(root, m))
+    if image_config["Volumes"]:
+        image_volumes(root, mounts, image_config["Volumes"])
     if o.init:
         from .supervisor import INIT_BINARY
         mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
@@ -325,6 +332,28 @@ def publish_exposed(o, image_config):
     for key in exposed:
         if key not in published:
             ports.append(parse_publish(key))
+
+
+def image_volumes(root, mounts, paths):
+    """An anonymous volume at each of the image's VOLUME paths that no
+    other mount covers (appended to `mounts`), as docker's.  (The image's
+    files there are not copied in.)"""
+    from .volumes import anonymous_volume
+    taken = {m["destination"].rstrip("/") or "/" for m in mounts}
+    for path in paths:
+        dest = path.rstrip("/") or "/"
+        if not dest.startswith("/") or ".." in dest.split("/") or dest == "/":
+            raise InvalidArgument(f"image config: invalid VOLUME {path!r}: an absolute path without '..'")
+        if dest not in taken:
+            taken.add(dest)
+            mounts.append(anonymous_volume(root, dest))
+
+
+def discard_volumes(root, o):
+    """After a failed create: the anonymous volumes build_spec made."""
+    if getattr(o, "made_volumes", None):
+        from .volumes import remove_anonymous
+        remove_anonymous(root, o.made_volumes)
 
 
 def etc_files(root, o):

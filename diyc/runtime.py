@@ -143,8 +143,12 @@ class Container(ContainerRecord, ContainerFiles):
         image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
         healthcheck = create_steps.healthcheck(o, image_record)
         cid = os.urandom(32).hex()
-        spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
-        cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
+        try:
+            spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
+            cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
+        except BaseException:
+            create_steps.discard_volumes(root, o)
+            raise
         record = {
             "id": cid,
             "name": o.name,
@@ -173,6 +177,7 @@ class Container(ContainerRecord, ContainerFiles):
             if ids:
                 from . import userns as user_namespaces
                 user_namespaces.release(root, cid, ids)
+            create_steps.discard_volumes(root, o)
             raise
         trace.mark("config")
         ctr = cls(root, record, trace)
@@ -374,10 +379,12 @@ class Container(ContainerRecord, ContainerFiles):
             self.pid = None
         self.remove(force=True)
 
-    def remove(self, force=False):
-        """Remove the container (force: kill it first if it runs).  Racing
-        another remover (the end of its own `run --rm`, its supervisor,
-        another `rm`) is fine: the second one finds it gone and returns."""
+    def remove(self, force=False, v=False):
+        """Remove the container (force: kill it first if it runs; v: its
+        anonymous volumes too, as `rm -v` and docker-py's v=True; a --rm
+        container's always go).  Racing another remover (the end of its own
+        `run --rm`, its supervisor, another `rm`) is fine: the second one
+        finds it gone and returns."""
         from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
@@ -395,21 +402,24 @@ class Container(ContainerRecord, ContainerFiles):
             wait_for_supervisor(self)
         with self.lock():
             if self.reload_if_present():
-                self.remove_under_lock()
+                self.remove_under_lock(volumes=v)
         if self.supervisor:  # started detached by this object: ours to reap
             from .container_api import reap_supervisor
             reap_supervisor(self)
 
-    def remove_under_lock(self):
+    def remove_under_lock(self, volumes=False):
         """Every step idempotent: a remove interrupted half-way (or raced)
         is finished by the next one.  What others see goes now (lease, name,
-        ids, the record); the cgroup and the writable layer follow, in a
-        served `run --rm` after the reply (diyc.removal)."""
+        ids, the record, the anonymous volumes with `volumes` or --rm); the
+        cgroup and the writable layer follow, in a served `run --rm` after
+        the reply (diyc.removal)."""
         self._release_network()
         release_name(self.root, self.name, self.id)
         if self.record.get("userns"):
             from . import userns
             userns.release(self.root, self.id, self.record["userns"])
+        if volumes or self.record.get("auto_remove"):
+            self._remove_anonymous_volumes()
         staged = removal.stage(self.root, self.dir, self.id)
         container_event(self, "destroy")
         # The lock file once the record is out of containers/: a newcomer's
@@ -417,6 +427,14 @@ class Container(ContainerRecord, ContainerFiles):
         # find the record gone already.
         self.unlink_lock()
         removal.finish_staged(staged, self.dir, self.control_group())
+
+    def _remove_anonymous_volumes(self):
+        mounts = self.record["spec"].get("mounts") or ()
+        if any(m.get("anonymous") for m in mounts):  # (else: no listing, no import)
+            from .volumes import remove_anonymous
+            users = {m.get("volume") for c in super().list(self.root) if c.id != self.id
+                     for m in c.record["spec"].get("mounts") or ()}
+            remove_anonymous(self.root, mounts, users)
 
 
     # -- the library's conveniences (diyc.container_api does the work) ------------

@@ -1,7 +1,12 @@
 """Volumes: `-v HOST:CONTAINER[:ro]` bind mounts and named volumes
 (`-v NAME:CONTAINER`), which live in volumes/<name>/_data under the diyc
 root and are created on first use, as in docker; and docker's long form,
-`--mount type=bind|volume|tmpfs,source=,target=,...`."""
+`--mount type=bind|volume|tmpfs,source=,target=,...`.
+
+Anonymous volumes (`-v /path`, `--mount type=volume,target=/path`, an
+image's VOLUME): a volume named by 64 random hex digits, marked by a file
+`anonymous` beside its _data; `rm -v`, the end of a `--rm` container and
+`volume prune` (without -a) remove them, as docker's."""
 
 import os
 
@@ -14,11 +19,37 @@ def _volumes_dir(root):
     return f"{root.path}/volumes"
 
 
+ANONYMOUS_MARK = "anonymous"
+
+
 def create_volume(root, name):
     check_name(name, "volume", max_length=255)  # a directory's name
     data = volume_path(root, name)
     os.makedirs(data, exist_ok=True)
     return data
+
+
+def anonymous_volume(root, dest, readonly=False):
+    """A new anonymous volume mounted at `dest` -> its OCI mount."""
+    name = os.urandom(32).hex()
+    data = create_volume(root, name)
+    with open(f"{_volumes_dir(root)}/{name}/{ANONYMOUS_MARK}", "x"):
+        pass
+    mount = _bind(data, dest, readonly, None, name)
+    mount["anonymous"] = True
+    return mount
+
+
+def is_anonymous(root, name):
+    return os.path.exists(f"{_volumes_dir(root)}/{name}/{ANONYMOUS_MARK}")
+
+
+def remove_anonymous(root, mounts, users=()):
+    """Remove the anonymous volumes among `mounts` (a container's spec
+    mounts, at its removal) that no other container in `users` mounts."""
+    for m in mounts:
+        if m.get("anonymous") and m.get("volume") and m["volume"] not in users:
+            remove_tree(f"{_volumes_dir(root)}/{m['volume']}")
 
 
 def list_volumes(root):
@@ -53,11 +84,12 @@ def remove_volume(root, name, users=()):
     remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
-def prune_volumes(root, users=()):
-    """Remove every volume not in users; -> their names."""
+def prune_volumes(root, users=(), anonymous_only=False):
+    """Remove every volume not in users (anonymous_only: only the
+    anonymous ones, as docker 23+'s prune without -a); -> their names."""
     removed = []
     for name in list_volumes(root):
-        if name not in users:
+        if name not in users and (is_anonymous(root, name) or not anonymous_only):
             remove_tree(f"{_volumes_dir(root)}/{name}")
             removed.append(name)
     return removed
@@ -77,12 +109,16 @@ def _host_source(source, what):
 
 
 def parse_volume(root, value):
-    """-v SOURCE:DEST[:OPTIONS] -> an OCI bind mount (creating a named
-    volume, or a missing host directory, as docker does).  OPTIONS: ro or
-    rw and a propagation (rslave, shared, ...), comma-separated."""
+    """-v [SOURCE:]DEST[:OPTIONS] -> an OCI bind mount (creating a named
+    volume, or a missing host directory, as docker does; no SOURCE: an
+    anonymous volume).  OPTIONS: ro or rw and a propagation (rslave,
+    shared, ...), comma-separated.  root=None checks `value` only."""
     parts = value.split(":")
+    if len(parts) == 1 and value.startswith("/"):
+        _check_destination(value, "volume")
+        return anonymous_volume(root, value) if root is not None else None
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume {value!r}: expected SOURCE:DEST[:ro]")
+        raise InvalidArgument(f"invalid volume {value!r}: expected [SOURCE:]DEST[:ro]")
     source, dest = parts[0], parts[1]
     mode, propagation = None, None
     for option in parts[2].split(",") if len(parts) == 3 else ():
@@ -94,6 +130,10 @@ def parse_volume(root, value):
             raise InvalidArgument(f"invalid volume mode {option!r} in {value!r}: at most one of ro "
                                   f"or rw, and one propagation ({', '.join(_PROPAGATIONS)})")
     _check_destination(dest, "volume")
+    if root is None:  # the checks only: nothing made
+        _host_source(source, "volume") if source.startswith(("/", ".")) else \
+            check_name(source, "volume", max_length=255)
+        return None
     if source.startswith(("/", ".")):
         source = _host_source(source, "volume")
         if not os.path.exists(source):
@@ -169,6 +209,8 @@ def parse_mount(root, value):
             mount["options"].append("ro")
         return mount
     source = fields.get("source")
+    if not source and kind == "volume":  # an anonymous volume
+        return anonymous_volume(root, target, readonly) if root is not None else None
     if not source:
         raise InvalidArgument(f"invalid --mount {value!r}: source= is required for type={kind}")
     if kind == "volume":

@@ -226,6 +226,28 @@ def test_ports_in_docker_py_shape():
     assert publish({"80/tcp": 8080, "53/udp": [("127.0.0.1", 5353), 5354], 22: 2222}) == [
         "8080:80/tcp", "127.0.0.1:5353:53/udp", "5354:53/udp", "2222:22"]
     assert publish(["8080:80"]) == ["8080:80"]
+    # None: a random free host port, as docker-py's
+    assert publish({"80/tcp": None, "81": ("127.0.0.1", None)}) == ["80/tcp", "127.0.0.1::81"]
+
+
+def test_anonymous_volumes_and_remove_v(root):
+    """volumes=["/path"] is an anonymous volume; remove(v=True) removes it,
+    as docker-py's container.remove(v=True)."""
+    from diyc.volumes import list_volumes
+    from diyc.state import Root
+    before = set(list_volumes(Root(root)))
+    kept = Container.create("busybox", "true", network="none", root=root, volumes=["/a"])
+    dropped = Container.create("busybox", "true", network="none", root=root, volumes=["/b"],
+                               mounts=[{"Type": "volume", "Target": "/c"}])
+    made = set(list_volumes(Root(root))) - before
+    assert len(made) == 3
+    dropped.remove(v=True)
+    (left,) = set(list_volumes(Root(root))) - before
+    assert kept.attrs["Mounts"][0]["Name"] == left
+    kept.remove()
+    assert set(list_volumes(Root(root))) - before == {left}
+    from diyc.volumes import remove_volume
+    remove_volume(Root(root), left)
 
 
 @pytest.mark.parametrize("options", [
@@ -244,7 +266,7 @@ def test_wrong_types_are_type_errors(root, options):
 
 @pytest.mark.parametrize("options", [
     {"ulimits": [{"name": "nofile", "soft": "lots"}]}, {"ulimits": [{"name": "bogus", "soft": 1}]},
-    {"volumes": {"/x": {"bind": "relative"}}}, {"publish": {"80/tcp": None}},
+    {"volumes": {"/x": {"bind": "relative"}}}, {"expose": ["80/sctp"]},
     {"devices": [{"PathOnHost": "/dev/nosuchdevice"}]}, {"tmpfs": {"relative": ""}},
     {"restart": {"Name": "sometimes"}}, {"memory": "lots"},
 ], ids=repr)

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import assert_one_line_error, container_records, wait_for
+from conftest import assert_one_line_error, built_image, container_records, wait_for
 from netns_util import NsCli, Server, host_get, netns, network_info, try_get
 
 SUBNET_A = "10.251.1.0/24"
@@ -230,11 +230,8 @@ def test_random_port_picked_again_at_each_start(net, diyc_root):
 
 @pytest.fixture(scope="module")
 def exposing_image(net, tmp_path_factory):
-    ctx = tmp_path_factory.mktemp("expose")
-    (ctx / "Dockerfile").write_text("FROM busybox\nEXPOSE 80 90/udp\n")
-    net("build", "-q", "-t", "exposing:1", str(ctx), check=True)
-    yield "exposing:1"
-    net("rmi", "exposing:1", check=True)
+    with built_image(net, tmp_path_factory, "exposing:1", "FROM busybox\nEXPOSE 80 90/udp\n") as tag:
+        yield tag
 
 
 def test_publish_all_publishes_every_exposed_port(net, diyc_root, exposing_image):

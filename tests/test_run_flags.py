@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from conftest import assert_one_line_error, wait_for
+from conftest import assert_one_line_error, built_image, wait_for
 from netns_util import NsCli, host_get, netns
 
 NONE = ("--network", "none")
@@ -197,6 +197,73 @@ def test_bad_mount_is_one_line_and_makes_nothing(run_cli, diyc_root, spec, messa
     assert_one_line_error(run_cli("run", *NONE, "--rm", "--mount", spec, "busybox", "true"), contains=message)
     after = sorted(os.listdir(diyc_root / "volumes")) if (diyc_root / "volumes").exists() else []
     assert after == before
+
+
+def _volumes(run_cli):
+    return set(run_cli("volume", "ls", "-q", check=True).stdout.split())
+
+
+@pytest.fixture(scope="module")
+def volume_image(run_cli, tmp_path_factory):
+    with built_image(run_cli, tmp_path_factory, "withvol:1", "FROM busybox\nVOLUME /data /cache/\n") as tag:
+        yield tag
+
+
+def test_anonymous_volumes_and_rm_v(run_cli, volume_image):
+    """-v /path, --mount type=volume without a source and the image's
+    VOLUMEs are anonymous volumes, as docker's: kept by `rm`, removed by
+    `rm -v` (a named one stays), by `volume prune` without -a."""
+    before = _volumes(run_cli)
+    script = "echo a > /anon/f; echo m > /m/f; echo d > /data/f; echo n > /named/f; " \
+             "grep -c -E ' /(anon|m|data|cache|named) ' /proc/mounts"
+    for name in ("av1", "av2"):
+        proc = run_cli("run", *NONE, "--name", name, "-v", "/anon", "--mount", "type=volume,target=/m",
+                       "-v", "avnamed:/named", "-v", "/cache", volume_image, "sh", "-c", script, check=True)
+        assert proc.stdout == "5\n"  # /cache: one mount, -v's (the image's is covered)
+    try:
+        mounts = {m["Destination"]: m for m in inspect(run_cli, "av1")["Mounts"]}
+        assert set(mounts) == {"/anon", "/m", "/data", "/cache", "/named"}
+        anonymous = {mounts[d]["Name"] for d in ("/anon", "/m", "/data", "/cache")}
+        assert all(m["Type"] == "volume" for m in mounts.values())
+        assert all(len(n) == 64 and int(n, 16) >= 0 for n in anonymous)
+        assert _volumes(run_cli) - before == anonymous | {"avnamed"} | \
+            {m["Name"] for m in inspect(run_cli, "av2")["Mounts"] if m["Destination"] != "/named"}
+        with open(f"{mounts['/data']['Source']}/f") as f:
+            assert f.read() == "d\n"
+        run_cli("rm", "-v", "av1", check=True)
+        left = _volumes(run_cli) - before
+        assert not left & anonymous and "avnamed" in left and len(left) == 5
+        run_cli("rm", "av2", check=True)  # without -v: kept, until a prune
+        assert len(_volumes(run_cli) - before) == 5
+        pruned = run_cli("volume", "prune", "-f", check=True).stdout.split()
+        assert len(pruned) == 4 and "avnamed" not in pruned
+        assert _volumes(run_cli) - before == {"avnamed"}
+    finally:
+        run_cli("rm", "-f", "av1", "av2")
+        run_cli("volume", "rm", "avnamed", check=True)
+
+
+def test_rm_flag_removes_anonymous_volumes(run_cli, diyc_root, volume_image):
+    """--rm: the anonymous volumes go with the container, foreground or
+    detached (docker does the same); a failed create leaves none."""
+    before = _volumes(run_cli)
+    run_cli("run", *NONE, "--rm", "-v", "/anon", volume_image, "sh", "-c", "touch /anon/f /data/f",
+            check=True)
+    assert _volumes(run_cli) == before
+    run_cli("run", *NONE, "-d", "--rm", "-v", "/anon", volume_image, "sh", "-c", "touch /anon/f",
+            check=True)
+    wait_for(lambda: not os.listdir(diyc_root / "containers"), what="the --rm container to go")
+    assert _volumes(run_cli) == before  # (gone before its record)
+    run_cli("create", *NONE, "--name", "avtaken", volume_image, "true", check=True)
+    try:
+        made = _volumes(run_cli) - before
+        assert len(made) == 2
+        taken = run_cli("create", *NONE, "--name", "avtaken", "-v", "/x", volume_image, "true")
+        assert_one_line_error(taken, contains="already in use")
+        assert _volumes(run_cli) - before == made
+    finally:
+        run_cli("rm", "-v", "avtaken", check=True)
+    assert _volumes(run_cli) == before
 
 
 def test_volume_relative_to_the_current_directory(run_cli, tmp_path):

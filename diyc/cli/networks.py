@@ -128,20 +128,19 @@ def cmd_volume_rm(root, opts, args):
 @command("volume prune", usage="[OPTIONS]", help="Remove unused volumes (named ones with -a)", options=(
     FORCE, Option("-a --all", "all", FLAG, help="Remove all unused volumes, not just anonymous ones")))
 def cmd_volume_prune(root, opts, args):
-    """As docker 23+: without -a only anonymous volumes go, and diyc makes
-    none (-v /path is refused), so a named volume's data needs -a."""
+    """As docker 23+: without -a only anonymous volumes go (-v /path, an
+    image's VOLUME); a named volume's data needs -a."""
     no_arguments("volume prune", args)
     which = "all local volumes" if opts.get("all") else "anonymous local volumes"
-    if confirm("volume prune", f"This will remove {which} not used by at least one container.", opts) \
-            and opts.get("all"):
-        for name in prune_volumes(root):
+    if confirm("volume prune", f"This will remove {which} not used by at least one container.", opts):
+        for name in prune_volumes(root, anonymous_only=not opts.get("all")):
             print(name)
     return 0
 
 
-def prune_volumes(root):
+def prune_volumes(root, anonymous_only=False):
     from .. import volumes
-    return volumes.prune_volumes(root, volumes_in_use(root))
+    return volumes.prune_volumes(root, volumes_in_use(root), anonymous_only)
 
 
 def volumes_in_use(root):
