@@ -68,13 +68,15 @@ def push(repository: str, tag: str | None = None, *, all_tags: bool = False, ins
             for t in local_tags(store, ref)]
 
 
-def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> list[str]:
+def remove(reference: str, *, force: bool = False,
+           root: str | os.PathLike | Root | None = None) -> list[str]:
     """Remove an image (or one of its tags), as `diyc rmi`: -> the lines
     the CLI prints ("Untagged: NAME", "Deleted: sha256:...").  Conflict if
-    a container uses it."""
+    a container uses it; force=True (`rmi -f`): a stopped container's image
+    goes all the same, a running one's name is only untagged."""
     from .config import check_text
     check_text(reference, "reference")
-    return _store(root).remove(reference)
+    return _store(root).remove(reference, force=bool(force))
 
 
 def inspect(reference: str, *, root: str | os.PathLike | Root | None = None) -> dict:

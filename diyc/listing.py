@@ -19,7 +19,7 @@ import os
 import time
 
 from . import _json
-from .errors import DiycError
+from .errors import DiycError, InvalidArgument
 from .formatting import ago, bytes_size, go_time, human_duration, human_size, parse_rfc3339
 from .inspect_view import labels_of, user_binds
 from .template_values import Context, Method
@@ -159,11 +159,25 @@ def tree_size(path):
 
 # -- images ------------------------------------------------------------------------------
 
-def image_rows(store, no_trunc=False, digests=False):
-    """One row per name:tag of each image (one `<none>` row for an untagged one)."""
+IMAGE_FILTERS = ("dangling", "reference", "label")
+
+
+def image_rows(store, no_trunc=False, digests=False, filters=None):
+    """One row per name:tag of each image (one `<none>` row for an untagged
+    one).  filters, docker's {key: [values]}: dangling=true|false (without
+    names, or with), reference=PATTERN (the names matching a glob, on the
+    name or the name:tag), label=KEY[=VALUE] (all of them)."""
+    filters = _image_filters(filters)
     rows = []
     for img in store.list():
         tags, repo_digests = store.names_of(img["id"])
+        if "reference" in filters:  # only the matching names; an image with none is left out
+            tags = [t for t in tags if any(_reference_match(p, t) for p in filters["reference"])]
+            if not tags:
+                continue
+        if filters.get("dangling") not in (None, bool(not tags)) or \
+                not _labels_match(img, filters.get("label", ())):
+            continue
         created = parse_rfc3339((img.get("config") or {}).get("created") or img.get("created"))
         for ref in tags or ["<none>:<none>"]:
             repo, _, tag = ref.rpartition(":")
@@ -171,6 +185,37 @@ def image_rows(store, no_trunc=False, digests=False):
                           "<none>")
             rows.append(_image_row(img, repo, tag, digest, created, no_trunc))
     return rows
+
+
+def _image_filters(filters):
+    out = {}
+    for key, values in (filters or {}).items():
+        if key not in IMAGE_FILTERS:
+            raise InvalidArgument(f"invalid filter {key!r}: use one of {', '.join(IMAGE_FILTERS)}")
+        out[key] = [str(v) for v in ([values] if isinstance(values, (str, bool)) else values)]
+    for value in out.pop("dangling", ()):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}': use true or false")
+        out["dangling"] = value.lower() in ("true", "1")
+    return out
+
+
+def _reference_match(pattern, ref):
+    """docker's reference filter: a glob (`*` within a path component) on
+    the name, or on name:tag."""
+    import re
+    regex = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern)
+    name = ref.rpartition(":")[0]
+    return any(re.fullmatch(regex, text) for text in (name, ref))
+
+
+def _labels_match(img, wanted):
+    labels = ((img.get("config") or {}).get("config") or {}).get("Labels") or {}
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
 
 
 def _image_row(img, repo, tag, digest, created, no_trunc):

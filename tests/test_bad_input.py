@@ -116,7 +116,7 @@ ROWS.update({
     "import-three": ["import", "a", "b", "c"],
     "import-missing-file": ["import", "/nonexistent.tar", "x"],
     "images-unknown-flag": ["images", "--bogus"],
-    "images-argument": ["images", "busybox"],
+    "images-two-arguments": ["images", "busybox", "x"],
     "rmi-none": ["rmi"],
     "rmi-nosuch": ["rmi", "nosuchimage"],
     "tag-none": ["tag"],

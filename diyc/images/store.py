@@ -160,11 +160,15 @@ class ImageStore:
         from ..events import emit
         emit(self.root, "image", "tag", record["id"], {"name": ref})
 
-    def remove(self, ref):
+    def remove(self, ref, force=False):
         """Untag `ref`; when no tag is left, delete the image and every layer
-        no other image uses.  Refused while a container uses the image: one
-        recorded, or one being created (it holds using() from resolving the
-        image until its record exists, and we wait for it)."""
+        no other image (nor container) uses.  Refused while a container uses
+        the image: one recorded, or one being created (it holds using() from
+        resolving the image until its record exists, and we wait for it).
+        force, as docker's rmi -f: a stopped container's image is untagged
+        and deleted all the same (the container keeps its layers); with a
+        running one, a name given is untagged (the image stays, unnamed),
+        an id refused."""
         with self.root.lock("layers-gc"), self.root.lock("images"):
             record = self.resolve(ref)
             image_id = record["id"]
@@ -180,8 +184,16 @@ class ImageStore:
                 _removal_events(self.root, image_id, [by_name], deleted=False)
                 return [f"Untagged: {by_name}"]
             user = self._container_using(image_id)
-            if user:
+            if user and force and user[1] == "running" and by_name:
+                del repos[by_name]
+                write_json(self._repositories, repos)
+                _removal_events(self.root, image_id, [by_name], deleted=False)
+                return [f"Untagged: {by_name}"]
+            if user and (not force or user[1] == "running"):
                 cid, status = user
+                if force:
+                    raise Conflict(f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - "
+                                   f"image is being used by running container {cid[:12]}")
                 kind = status if status in ("running", "created") else "stopped"
                 raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
                                f"being used by {kind} container {cid[:12]}: remove the container first")
@@ -215,17 +227,25 @@ class ImageStore:
 
     def _container_using(self, image_id):
         """(container id, recorded status) of a container whose record names
-        `image_id`, or None."""
+        `image_id` - "running" for one that runs or is held before its
+        execve, preferred to a stopped one -, or None."""
+        found = None
+        for cid, record in self._container_records():
+            if record.get("image_id") == image_id:
+                state = record.get("state") or {}
+                if state.get("status") == "running" or (state.get("status") == "created" and state.get("pid")):
+                    return cid, "running"
+                found = found or (cid, state.get("status"))
+        return found
+
+    def _container_records(self):
         for cid in listdir(self.root.containers):
             try:
-                record = read_json(f"{self.root.container_dir(cid)}/container.json")
+                yield cid, read_json(f"{self.root.container_dir(cid)}/container.json")
             except (FileNotFoundError, NotADirectoryError):
                 continue  # being removed
             except ValueError:
                 continue  # unreadable: says nothing about images
-            if record.get("image_id") == image_id:
-                return cid, (record.get("state") or {}).get("status")
-        return None
 
     def _collect_layers(self):
         """Delete layers no image references, and blobs nothing references
@@ -240,10 +260,14 @@ class ImageStore:
         return removed
 
     def _used_layers(self):
+        """The layers of every image, and of every container (whose image
+        `rmi -f` may have deleted)."""
         used = set()
         for f in os.listdir(self.root.images):
             if f.endswith(".json") and f != "repositories.json":
                 used.update(d.removeprefix("sha256:") for d in read_json(f"{self.root.images}/{f}")["layers"])
+        for _, record in self._container_records():
+            used.update(os.path.basename(d) for d in record.get("layers") or () if isinstance(d, str))
         return used
 
     def _remove_layer(self, hexid):
