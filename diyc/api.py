@@ -59,6 +59,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         mounts: Sequence[str | Mapping[str, object]] | None = None,
         stop_signal: str | int | None = None, stop_timeout: int | None = None,
         healthcheck: Mapping[str, object] | None = None,
+        pull: str | None = None, platform: str | None = None,
         root: str | os.PathLike | Root | None = None, trace: bool | Trace = False) -> Result:
     options = {key: value for key, value in locals().items() if key in CREATE_OPTIONS}
     if timeout is not None:

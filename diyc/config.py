@@ -99,7 +99,7 @@ def nul_field(obj, where=""):
 # What Container.create takes from a library caller (the CLI only ever
 # passes str): each must be a str (or None), or a list of str.
 _TEXT_ARGUMENTS = ("image", "name", "hostname", "workdir", "user", "network", "ip",
-                   "cgroup_parent", "restart", "userns", "stop_signal")
+                   "cgroup_parent", "restart", "userns", "stop_signal", "pull", "platform")
 _LIST_ARGUMENTS = ("command", "env", "publish", "expose", "cap_add", "cap_drop", "security_opt", "ulimits",
                    "sysctls", "devices", "tmpfs", "log_opts", "volumes", "env_file", "labels",
                    "label_file", "extra_hosts", "dns", "dns_search", "dns_opt", "mounts")

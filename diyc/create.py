@@ -92,6 +92,11 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
               ["NONE"], "interval": ns, "timeout": ns, "retries": N,
               "start_period": ns} (durations also as "5s"); over the
               image's HEALTHCHECK (--health-cmd, ..., --no-healthcheck).
+          pull: "missing" (pull the image when it is not in the store),
+              "always" (pull it first), "never"; default: never (--pull;
+              docker's default is missing).
+          platform: "linux/ARCH[/VARIANT]": only this host's platform is
+              run; an image of another is refused (--platform).
           root: the diyc state directory (--root); default $DIYC_ROOT or
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
@@ -109,14 +114,14 @@ CREATE_OPTIONS = {
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
     "userns": None, "env_file": (), "labels": (), "label_file": (), "extra_hosts": (), "dns": (),
     "dns_search": (), "dns_opt": (), "mounts": (), "stop_signal": None, "stop_timeout": None,
-    "healthcheck": None,
+    "healthcheck": None, "pull": None, "platform": None,
 }
 # the options whose types and characters config.check_run_arguments checks
 CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
                    "publish", "expose", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
                    "sysctls", "devices", "tmpfs", "restart", "log_opts", "volumes", "userns",
                    "env_file", "labels", "label_file", "extra_hosts", "dns", "dns_search", "dns_opt",
-                   "mounts", "stop_signal")
+                   "mounts", "stop_signal", "pull", "platform")
 
 
 class CreateOptions:
@@ -148,6 +153,10 @@ def validate(root, o):
     if o.expose:
         from .net.addresses import parse_expose
         o.exposed = [port for text in o.expose for port in parse_expose(text)]
+    if o.pull not in (None, "always", "missing", "never"):
+        raise InvalidArgument(f"invalid --pull {o.pull!r}: expected always, missing or never")
+    if o.platform is not None:
+        check_platform(o.platform)
     if o.userns not in (None, "", "host", "auto"):
         raise InvalidArgument(f"invalid --userns {o.userns!r}: expected auto or host")
     mem = config.parse_memory(o.memory) if o.memory is not None else None
@@ -226,13 +235,57 @@ def validate_etc_files(o):
         etcfiles.extra_hosts_text(o.host_entries, None)  # raises: no gateway on `none`
 
 
-def resolve_image(root, image):
+def resolve_image(root, image, pull=None, platform=None):
     """`image`: a reference, or an image record (a build step's layers and
     config, which need no name in the store) -> (record, run config, layer
-    dirs)."""
+    dirs).  pull, platform: as Container.create's."""
     store = ImageStore(root.ensure())
-    image_record = image if isinstance(image, dict) else store.get(image)
+    if isinstance(image, dict):
+        image_record = image
+    elif pull in ("always", "missing") or platform is not None:
+        image_record = pulled_image(store, image, pull, platform)
+    else:
+        image_record = store.get(image)
     return image_record, config.image_run_config(image_record["config"]), store.layer_dirs(image_record)
+
+
+def check_platform(platform):
+    """--platform: OS/ARCH[/VARIANT], and this host's (diyc runs no other
+    architecture) -> (os, arch, variant)."""
+    from .images.puller import host_platform, parse_platform
+    want, host = parse_platform(platform), host_platform()
+    if want[:2] != host[:2] or (want[2] and host[2] and want[2] != host[2]):
+        raise InvalidArgument(f"--platform {platform}: diyc runs only this host's platform, "
+                              f"{'/'.join(filter(None, host))}")
+    return want
+
+
+def pulled_image(store, image, pull, platform):
+    """The image, pulled when `pull` says so (always; missing: when the
+    store lacks it), its progress on stderr as docker's run shows it; with
+    `platform`, an image of another platform refused."""
+    import sys
+    from .errors import ImageNotFound
+    record = None
+    if pull != "always":
+        try:
+            record = store.get(image)
+        except ImageNotFound:
+            if pull != "missing":
+                raise
+            print(f"Unable to find image '{image}' locally", file=sys.stderr)
+    if record is None:
+        from .images.puller import Progress, pull as pull_image
+        from .images.reference import parse_reference
+        record = pull_image(store, parse_reference(image), platform=platform, progress=Progress(sys.stderr))
+    if platform is not None:
+        cfg = record.get("config") or {}
+        want = check_platform(platform)
+        have = (cfg.get("os") or want[0], cfg.get("architecture") or want[1])
+        if have != want[:2]:
+            raise InvalidArgument(f"image {image} is {'/'.join(have)}: it does not match the requested "
+                                  f"platform {platform}")
+    return record
 
 
 def healthcheck(o, image_record):

@@ -95,6 +95,7 @@ class Container(ContainerRecord, ContainerFiles):
                mounts: "Sequence[str | Mapping[str, object]] | None" = None,
                stop_signal: "str | int | None" = None, stop_timeout: "int | None" = None,
                healthcheck: "Mapping[str, object] | None" = None,
+               pull: "str | None" = None, platform: "str | None" = None,
                root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
                ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
@@ -140,7 +141,7 @@ class Container(ContainerRecord, ContainerFiles):
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
         create_steps.validate(root, o)
-        image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
+        image_record, image_config, layer_dirs = create_steps.resolve_image(root, image, o.pull, o.platform)
         healthcheck = create_steps.healthcheck(o, image_record)
         cid = os.urandom(32).hex()
         try:

@@ -119,6 +119,27 @@ def test_add_host_and_dns_flags_without_a_network(run_cli):
     assert "options ndots:2 timeout:1" in lines
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--pull", "sometimes"], "invalid --pull 'sometimes': expected always, missing or never"),
+    (["--platform", "linux"], "invalid --platform 'linux': expected OS/ARCH[/VARIANT]"),
+    (["--platform", "windows/amd64"], "diyc runs only this host's platform"),
+    (["--platform", "linux/s390x" if os.uname().machine != "s390x" else "linux/amd64"],
+     "diyc runs only this host's platform"),
+    (["--pull", "never", "--platform", "HOST"], None),
+])
+def test_pull_and_platform_flags(run_cli, diyc_root, flags, message):
+    """--pull and --platform checked before anything is made; this host's
+    platform runs (busybox, the built-in image, is the host's)."""
+    from diyc.images.puller import host_platform
+    flags = [f.replace("HOST", "/".join(filter(None, host_platform()))) for f in flags]
+    proc = run_cli("run", *NONE, "--rm", *flags, "busybox", "echo", "ran")
+    if message is None:
+        assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+    else:
+        assert_one_line_error(proc, contains=message)
+    assert os.listdir(diyc_root / "containers") == []
+
+
 def test_no_flags_no_files_of_our_own_without_a_network(run_cli):
     """The fast path: --network none without these flags keeps the image's
     /etc (nothing is bind-mounted over it)."""

@@ -105,6 +105,10 @@ RUN_OPTIONS = (
            keyword="init"),
     Option("--userns", "userns", VALUE, "auto",
            "A user namespace: container root is an unprivileged host uid", keyword="userns"),
+    Option("--pull", "pull", VALUE, "always|missing|never", keyword="pull",
+           help="Pull the image before running: always, when missing, or never (the default)"),
+    Option("--platform", "platform", VALUE, "OS/ARCH", keyword="platform",
+           help="The image's platform, OS/ARCH: this host's only"),
     Option("--trace", "trace", FLAG, help="Print the time of each start phase to stderr"),
 )
 # docker's health flags: the CLI makes them one healthcheck={...} (health.from_flags)
