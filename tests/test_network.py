@@ -285,6 +285,33 @@ def test_library_random_ports_and_publish_all(net, diyc_root, exposing_image):
         ctr.remove()
 
 
+def test_mac_address_in_inspect(net, network_ab):
+    """NetworkSettings.MacAddress and Networks.*.MacAddress: eth0's (and
+    eth1's after `network connect`), 02:42 and the IPv4 address's bytes as
+    docker's made them."""
+    a, b = network_ab
+    net("run", "-d", "--name", "macs", "--network", "bridge", "busybox", "sleep", "60", check=True)
+    try:
+        net("network", "connect", b, "macs", check=True)
+        doc = json.loads(net("inspect", "macs", check=True).stdout)[0]["NetworkSettings"]
+        inside = net("exec", "macs", "cat", "/sys/class/net/eth0/address", "/sys/class/net/eth1/address",
+                     check=True).stdout.split()
+        for (name, endpoint), mac in zip(sorted(doc["Networks"].items(), key=lambda kv: kv[0] != "bridge"),
+                                         inside):
+            ip = endpoint["IPAddress"]
+            assert endpoint["MacAddress"] == mac == "02:42:" + ":".join(f"{int(x):02x}" for x in ip.split("."))
+        assert doc["MacAddress"] == inside[0]
+    finally:
+        net("rm", "-f", "macs", check=True)
+    # on a created network the top-level fields stay empty, as docker's
+    net("run", "-d", "--name", "macs2", "--network", a, "busybox", "sleep", "60", check=True)
+    try:
+        doc = json.loads(net("inspect", "macs2", check=True).stdout)[0]["NetworkSettings"]
+        assert doc["MacAddress"] == "" and doc["Networks"][a]["MacAddress"].startswith("02:42:0a:fb:01:")
+    finally:
+        net("rm", "-f", "macs2", check=True)
+
+
 # -- allocation ----------------------------------------------------------------------
 
 def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root, tmp_path):

@@ -35,6 +35,14 @@ def parse_subnet(text):
     return net, prefixlen
 
 
+def mac_for(ip):
+    """A container's MAC address on a bridge, from its IPv4 address as
+    docker's (before 26.0) made it: 02:42 and the address's four bytes (a
+    locally administered, unicast address, unique where the address is)."""
+    n = ip_to_int(ip)
+    return ":".join(f"{b:02x}" for b in (0x02, 0x42, n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255))
+
+
 def overlaps(a, alen, b, blen):
     plen = min(alen, blen)
     mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0

@@ -56,7 +56,7 @@ from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
 from ..events import emit
 from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall, published
-from .addresses import expand_publish, int_to_ip, ip_to_int, overlaps, parse_subnet
+from .addresses import expand_publish, int_to_ip, ip_to_int, mac_for, overlaps, parse_subnet
 from .roots import (default_bridge, delete_bridge, diyc_bridges, firewall_table, forward_state_path,
                     host_lock, leases_dir, list_networks, load, netlink_socket, networks_dir,
                     other_roots_subnets,
@@ -401,7 +401,8 @@ def plumb(root, rec, settings, pid, default_route):
                 if e.errno != errno.ENODEV:
                     raise
                 master = _setup_bridge(root, rec, nl)
-            nl.add_veth(settings["veth"], settings["ifname"], pid, master)
+            settings["mac"] = mac_for(settings["ip"])  # (docker's MacAddress)
+            nl.add_veth(settings["veth"], settings["ifname"], pid, master, peer_mac=settings["mac"])
         with Netlink.in_netns(f"/proc/{pid}/ns/net") as inner:
             index = inner.link_index(settings["ifname"])
             inner.set_up(index)
