@@ -238,7 +238,8 @@ def validate_etc_files(o):
 def resolve_image(root, image, pull=None, platform=None):
     """`image`: a reference, or an image record (a build step's layers and
     config, which need no name in the store) -> (record, run config, layer
-    dirs).  pull, platform: as Container.create's."""
+    dirs).  pull, platform: as Container.create's.  A build step mounts
+    no volume at its image's VOLUMEs (as BuildKit's RUN)."""
     store = ImageStore(root.ensure())
     if isinstance(image, dict):
         image_record = image
@@ -246,7 +247,10 @@ def resolve_image(root, image, pull=None, platform=None):
         image_record = pulled_image(store, image, pull, platform)
     else:
         image_record = store.get(image)
-    return image_record, config.image_run_config(image_record["config"]), store.layer_dirs(image_record)
+    run_config = config.image_run_config(image_record["config"])
+    if isinstance(image, dict):
+        run_config["Volumes"] = []
+    return image_record, run_config, store.layer_dirs(image_record)
 
 
 def check_platform(platform):
@@ -322,6 +326,7 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
             mounts.append(parse_mount(root, m))
     if image_config["Volumes"]:
         image_volumes(root, mounts, image_config["Volumes"])
+    fill_new_volumes(mounts, layer_dirs)
     if o.init:
         from .supervisor import INIT_BINARY
         mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
@@ -400,6 +405,15 @@ def image_volumes(root, mounts, paths):
         if dest not in taken:
             taken.add(dest)
             mounts.append(anonymous_volume(root, dest))
+
+
+def fill_new_volumes(mounts, layer_dirs):
+    """The volumes made for this container get the image's files at their
+    mount points, as docker's (copy.image_files_into)."""
+    for m in mounts:
+        if m.pop("fill", False) and layer_dirs:
+            from .copy import image_files_into
+            image_files_into(layer_dirs, m["destination"], m["source"])
 
 
 def discard_volumes(root, o):

@@ -6,7 +6,9 @@ root and are created on first use, as in docker; and docker's long form,
 Anonymous volumes (`-v /path`, `--mount type=volume,target=/path`, an
 image's VOLUME): a volume named by 64 random hex digits, marked by a file
 `anonymous` beside its _data; `rm -v`, the end of a `--rm` container and
-`volume prune` (without -a) remove them, as docker's."""
+`volume prune` (without -a) remove them, as docker's.  A volume made for a
+container (anonymous, or named and new) gets the image's files at its
+mount point, as docker's (the mount's "fill": create.fill_new_volumes)."""
 
 import os
 
@@ -36,7 +38,16 @@ def anonymous_volume(root, dest, readonly=False):
     with open(f"{_volumes_dir(root)}/{name}/{ANONYMOUS_MARK}", "x"):
         pass
     mount = _bind(data, dest, readonly, None, name)
-    mount["anonymous"] = True
+    mount.update(anonymous=True, fill=True)
+    return mount
+
+
+def _named_volume(root, name, dest, readonly, propagation=None):
+    """Volume `name` (made if new: then marked "fill") mounted at `dest`."""
+    new = not os.path.isdir(volume_path(root, name))
+    mount = _bind(create_volume(root, name), dest, readonly, propagation, name)
+    if new:
+        mount["fill"] = True
     return mount
 
 
@@ -134,15 +145,12 @@ def parse_volume(root, value):
         _host_source(source, "volume") if source.startswith(("/", ".")) else \
             check_name(source, "volume", max_length=255)
         return None
-    if source.startswith(("/", ".")):
-        source = _host_source(source, "volume")
-        if not os.path.exists(source):
-            os.makedirs(source, exist_ok=True)
-        volume = None
-    else:
-        volume = source
-        source = create_volume(root, source)
-    return _bind(source, dest, mode == "ro", propagation, volume)
+    if not source.startswith(("/", ".")):
+        return _named_volume(root, source, dest, mode == "ro", propagation)
+    source = _host_source(source, "volume")
+    if not os.path.exists(source):
+        os.makedirs(source, exist_ok=True)
+    return _bind(source, dest, mode == "ro", propagation, None)
 
 
 def _check_destination(dest, what):
@@ -217,7 +225,7 @@ def parse_mount(root, value):
         if root is None:
             check_name(source, "volume", max_length=255)
             return None
-        return _bind(create_volume(root, source), target, readonly, None, source)
+        return _named_volume(root, source, target, readonly)
     if kind != "bind":
         raise InvalidArgument(f"invalid --mount {value!r}: type must be bind, volume or tmpfs")
     propagation = fields.get("bind-propagation")

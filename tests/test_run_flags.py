@@ -264,6 +264,36 @@ def test_anonymous_volumes_and_rm_v(run_cli, volume_image):
         run_cli("volume", "rm", "avnamed", check=True)
 
 
+def test_new_volumes_get_the_image_files(run_cli, tmp_path_factory):
+    """As docker's: a volume made for a container (the image's VOLUME, -v
+    /path, a new named one) starts with the image's files there, owners
+    and mode kept (a non-root USER can write its VOLUME); an existing
+    volume is left as it is."""
+    dockerfile = ("FROM busybox\nRUN mkdir -p /data/sub && echo seeded > /data/sub/f && "
+                  "ln -s /etc/passwd /data/link && chown -R 1000:1000 /data && chmod 0750 /data\n"
+                  "USER 1000\nVOLUME /data\n")
+    with built_image(run_cli, tmp_path_factory, "seeded:1", dockerfile) as image:
+        out = run_cli("run", *NONE, "--rm", image, "sh", "-c", "stat -c '%u %g %a' /data; cat /data/sub/f; "
+                      "readlink /data/link; echo mine > /data/new && cat /data/new", check=True).stdout
+        assert out.splitlines() == ["1000 1000 750", "seeded", "/etc/passwd", "mine"]
+        out = run_cli("run", *NONE, "--rm", "-u", "0", "-v", "/v", "-v", "seedvol:/data", image, "sh", "-c",
+                      "ls /v | wc -l; echo changed > /data/sub/f", check=True).stdout
+        assert out == "0\n"  # nothing at /v in the image
+        try:
+            out = run_cli("run", *NONE, "--rm", "-v", "seedvol:/data", image, "cat", "/data/sub/f",
+                          check=True).stdout
+            assert out == "changed\n"  # an existing volume: not filled again
+        finally:
+            run_cli("volume", "rm", "seedvol", check=True)
+        # a build's RUN mounts no volume at a VOLUME (as BuildKit's): its writes there are kept
+        before = _volumes(run_cli)
+        with built_image(run_cli, tmp_path_factory, "seeded:2",
+                         f"FROM {image}\nUSER 0\nRUN echo built > /data/built\n") as derived:
+            assert _volumes(run_cli) == before
+            out = run_cli("run", *NONE, "--rm", derived, "ls", "/data", check=True).stdout
+            assert out.split() == ["built", "link", "sub"]
+
+
 def test_rm_flag_removes_anonymous_volumes(run_cli, diyc_root, volume_image):
     """--rm: the anonymous volumes go with the container, foreground or
     detached (docker does the same); a failed create leaves none."""
@@ -404,7 +434,7 @@ def ns_cli(diyc_root):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("80-82", "expected [HOSTIP:]HOSTPORT:CONTAINERPORT"),  # no host port: not a length mismatch
+    ("80-", "'80-' is not a port range"),  # (`80-82`, no host port: random ones, as docker's)
     ("8000-8002:80-82/sctp", "'8000-8002:80-82/sctp': the protocol must be tcp or udp"),
 ])
 def test_bad_port_range_names_what_was_typed(run_cli, value, message):
