@@ -219,6 +219,9 @@ def _network_settings(ctr):
     for joined, joined_settings in (rec.get("networks_connected") or {}).items():  # network connect
         networks[joined] = _endpoint(ctr.root, joined, joined_settings)
     ports = Map(_port_bindings(rec))
+    if settings:  # an exposed port not published: null, as docker's
+        ports.update((key, None) for key in (rec.get("config") or {}).get("ExposedPorts") or ()
+                     if key not in ports)
     # docker fills the top-level address for its default network only
     default = name == "bridge"
     return {

@@ -99,12 +99,16 @@ def container_row(ctr, no_trunc=False):
 
 def ports_text(rec):
     """docker's PORTS: a random host port only while it runs (the next
-    start picks another)."""
-    ports = (rec.get("network_settings") or {}).get("ports") or []
+    start picks another); an exposed port not published as `80/tcp`."""
+    ports = [p for p in (rec.get("network_settings") or {}).get("ports") or []
+             if isinstance(p, dict) and "host_port" in p]
     running = rec["state"].get("status") == "running"
-    return ", ".join(f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
-                     for p in ports if isinstance(p, dict) and "host_port" in p
-                     and (running or not p.get("random")))
+    out = [f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
+           for p in ports if running or not p.get("random")]
+    if running:
+        published = {f"{p['container_port']}/{p['proto']}" for p in ports}
+        out += [key for key in (rec.get("config") or {}).get("ExposedPorts") or () if key not in published]
+    return ", ".join(out)
 
 
 def status_text(ctr, status=None):

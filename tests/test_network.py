@@ -257,14 +257,19 @@ def test_publish_all_publishes_every_exposed_port(net, diyc_root, exposing_image
     # --expose without -P publishes nothing; -P without EXPOSE'd ports neither
     out = net("run", "--rm", "--network", "bridge", "--expose", "80", "-P", "busybox", "true")
     assert out.returncode == 0, out.stderr
-    net("create", "--name", "exponly", "--network", "bridge", "--expose", "7/udp", exposing_image,
-        "true", check=True)
+    net("run", "-d", "--name", "exponly", "--network", "bridge", "--expose", "7/udp", "-p", "8585:80",
+        exposing_image, "sleep", "60", check=True)
     try:
         doc = json.loads(net("inspect", "exponly", check=True).stdout)[0]
         assert set(doc["Config"]["ExposedPorts"]) == {"7/udp", "80/tcp", "90/udp"}
-        assert doc["HostConfig"]["PortBindings"] == {}
+        assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8585"}]}
+        # exposed, not published: null in NetworkSettings.Ports, `90/udp` in ps, as docker's
+        assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8585"}],
+                                                   "7/udp": None, "90/udp": None}
+        ps = net("ps", "--filter", "name=exponly", "--format", "{{.Ports}}", check=True).stdout.strip()
+        assert sorted(ps.split(", ")) == ["0.0.0.0:8585->80/tcp", "7/udp", "90/udp"]
     finally:
-        net("rm", "exponly", check=True)
+        net("rm", "-f", "exponly", check=True)
 
 
 def test_library_random_ports_and_publish_all(net, diyc_root, exposing_image):
