@@ -166,22 +166,30 @@ def tree_size(path):
 IMAGE_FILTERS = ("dangling", "reference", "label")
 
 
-def image_rows(store, no_trunc=False, digests=False, filters=None):
-    """One row per name:tag of each image (one `<none>` row for an untagged
-    one).  filters, docker's {key: [values]}: dangling=true|false (without
+def filtered_images(store, filters=None):
+    """[(image record, its name:tags, its name@digests)] that docker's
+    filters ({key: value or [values]}) keep: dangling=true|false (without
     names, or with), reference=PATTERN (the names matching a glob, on the
-    name or the name:tag), label=KEY[=VALUE] (all of them)."""
+    name or the name:tag: only those), label=KEY[=VALUE] (all of them)."""
     filters = _image_filters(filters)
-    rows = []
+    out = []
     for img in store.list():
         tags, repo_digests = store.names_of(img["id"])
         if "reference" in filters:  # only the matching names; an image with none is left out
             tags = [t for t in tags if any(_reference_match(p, t) for p in filters["reference"])]
             if not tags:
                 continue
-        if filters.get("dangling") not in (None, bool(not tags)) or \
-                not _labels_match(img, filters.get("label", ())):
-            continue
+        if filters.get("dangling") in (None, bool(not tags)) and \
+                _labels_match(img, filters.get("label", ())):
+            out.append((img, tags, repo_digests))
+    return out
+
+
+def image_rows(store, no_trunc=False, digests=False, filters=None):
+    """One row per name:tag of each image (one `<none>` row for an untagged
+    one), of the images filtered_images keeps."""
+    rows = []
+    for img, tags, repo_digests in filtered_images(store, filters):
         created = parse_rfc3339((img.get("config") or {}).get("created") or img.get("created"))
         for ref in tags or ["<none>:<none>"]:
             repo, _, tag = ref.rpartition(":")

@@ -413,6 +413,18 @@ def test_images_list_pull_remove(tmp_path):
         record = diyc.images.pull(f"{reg.host}/lib/tools:1.0", insecure=True, root=root)
         assert record["id"] == pushed["config"]
         assert [i["repo_tags"] for i in diyc.images.list(root=root)] == [[f"{reg.host}/lib/tools:1.0"]]
+        # docker-py's images.list(name, filters): globs on the name, dangling, label
+        diyc.images.pull(f"{reg.host}/lib/tools:1.0", insecure=True, root=root)
+        from diyc.images.store import ImageStore
+        ImageStore(root).tag(f"{reg.host}/lib/tools:1.0", "other:2")
+        assert [i["repo_tags"] for i in diyc.images.list("other", root=root)] == [["other:2"]]
+        assert [i["repo_tags"] for i in diyc.images.list(filters={"reference": "*/*/tools"}, root=root)] == \
+            [[f"{reg.host}/lib/tools:1.0"]]
+        assert diyc.images.list(filters={"dangling": True}, root=root) == []
+        assert diyc.images.list("nothing*", root=root) == []
+        with pytest.raises(diyc.InvalidArgument):
+            diyc.images.list(filters={"before": "x"}, root=root)
+        diyc.images.remove("other:2", root=root)
         assert diyc.run(f"{reg.host}/lib/tools:1.0", ["true"], network="none", root=root).returncode == 0
         lines = diyc.images.remove(f"{reg.host}/lib/tools:1.0", root=root)
         assert f"Untagged: {reg.host}/lib/tools:1.0" in lines and f"Deleted: {pushed['config']}" in lines
