@@ -213,6 +213,21 @@ def test_rmi_force_as_docker(run_cli, tmp_path, diyc_root):
     assert run_cli("rmi", image_id, check=True).stdout.startswith(f"Deleted: {image_id}")
 
 
+def test_rmi_of_an_id_with_names_in_several_repositories_needs_force(run_cli, tmp_path):
+    p = write(tmp_path, "rootfs.tar", tarball())
+    image_id = run_cli("import", p, "repo1:1", check=True).stdout.strip()
+    run_cli("tag", "repo1:1", "repo1:2", check=True)
+    out = run_cli("rmi", image_id[7:19], check=True).stdout  # one repository: every name goes
+    assert out.splitlines()[:2] == ["Untagged: repo1:1", "Untagged: repo1:2"]
+    image_id = run_cli("import", p, "repo1:1", check=True).stdout.strip()
+    run_cli("tag", "repo1:1", "repo2:1", check=True)
+    assert_one_line_error(run_cli("rmi", image_id[7:19]), 125,
+                          contains=f"unable to delete {image_id[7:19]} (must be forced) - image is "
+                                   "referenced in multiple repositories")
+    out = run_cli("rmi", "-f", image_id[7:19], check=True).stdout
+    assert out.splitlines()[:3] == ["Untagged: repo1:1", "Untagged: repo2:1", f"Deleted: {image_id}"]
+
+
 def test_images_repository_argument_and_filters(run_cli, tmp_path):
     p = write(tmp_path, "rootfs.tar", tarball())
     image_id = run_cli("import", p, "flt:1", check=True).stdout.strip()

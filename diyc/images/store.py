@@ -160,7 +160,7 @@ class ImageStore:
         from ..events import emit
         emit(self.root, "image", "tag", record["id"], {"name": ref})
 
-    def remove(self, ref, force=False):
+    def remove(self, ref, force=False, every_name=False):
         """Untag `ref`; when no tag is left, delete the image and every layer
         no other image (nor container) uses.  Refused while a container uses
         the image: one recorded, or one being created (it holds using() from
@@ -168,7 +168,8 @@ class ImageStore:
         force, as docker's rmi -f: a stopped container's image is untagged
         and deleted all the same (the container keeps its layers); with a
         running one, a name given is untagged (the image stays, unnamed),
-        an id refused."""
+        an id refused.  An id whose image has names in several repositories
+        needs force (or every_name: prune's), as docker's."""
         with self.root.lock("layers-gc"), self.root.lock("images"):
             record = self.resolve(ref)
             image_id = record["id"]
@@ -178,6 +179,10 @@ class ImageStore:
             by_name = ref if ref in repos and "@" not in ref else None
             if by_name is None and ":" not in ref and not looks_like_id(ref):
                 by_name = f"{ref}:latest" if f"{ref}:latest" in repos else None
+            if by_name is None and "@" not in ref and not (force or every_name) and \
+                    len({n.rpartition(":")[0] for n in names}) > 1:
+                raise Conflict(f"conflict: unable to delete {image_id[7:19]} (must be forced) - image is "
+                               "referenced in multiple repositories")
             if by_name and len(names) > 1:
                 del repos[by_name]
                 write_json(self._repositories, repos)
@@ -214,7 +219,7 @@ class ImageStore:
             if record["repo_tags"] and not all:
                 continue
             try:
-                out += self.remove(record["id"])
+                out += self.remove(record["id"], every_name=True)
             except (Conflict, ImageNotFound):  # in use, or removed meanwhile
                 continue
         return out
