@@ -204,7 +204,8 @@ def _port_bindings(rec, asked=False):
     out = {}
     for p in ((rec.get("network_settings") or {}).get("ports") or []):
         if isinstance(p, dict) and "host_port" in p:
-            port = "" if asked and p.get("random") else str(p["host_port"])
+            port = "-".join(map(str, p.get("host_range") or ())) if asked and p.get("random") \
+                else str(p["host_port"])
             out.setdefault(_port_key(p), []).append({"HostIp": p.get("host_ip", "0.0.0.0"), "HostPort": port})
     return out
 

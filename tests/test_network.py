@@ -198,6 +198,11 @@ def test_random_host_ports(net, diyc_root):
         assert set(doc["Config"]["ExposedPorts"]) == {"80/tcp", "80/udp"}
         assert sorted(os.listdir(f"{diyc_root}/ports")) == \
             sorted([f"tcp-{tcp_port}-0.0.0.0", f"udp-{udp_port}-127.0.0.1"])
+        # a host range for one port: its first free port (8686 is taken)
+        with Server(net, "rng", "--network", "bridge", "-p", "8686-8688:81", "-p", "8686:80"):
+            assert _port_lines(net, "rng")["81/tcp"] == ("0.0.0.0", 8687)
+            doc = json.loads(net("inspect", "rng", check=True).stdout)[0]
+            assert doc["HostConfig"]["PortBindings"]["81/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8686-8688"}]
         # a second container gets other ports, and a fixed -p of a taken random one is refused
         other = net("run", "--rm", "--network", "bridge", "-p", "80", "busybox", "true")
         assert other.returncode == 0, other.stderr

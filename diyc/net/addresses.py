@@ -54,7 +54,8 @@ def expand_publish(spec):
     where each side is a port or a range of as many (8000-8002:80-82)
     -> [dict as parse_publish gives it], one per port.  No host port
     (`80`, `80-82`, `127.0.0.1::80`): each gets a random free one at start
-    (host_port 0, "random")."""
+    (host_port 0, "random"); a host range for one port (8000-8010:80): a
+    free one of the range ("host_range": [8000, 8010])."""
     text, slash, proto = str(spec).partition("/")
     head, _, ports = text.rpartition(":")
     host_ip, sep, host_ports = head.rpartition(":")
@@ -65,6 +66,9 @@ def expand_publish(spec):
     if not host_ports:  # random host ports for a range of container ports
         return [parse_publish(f"{head}{':' if head else ''}{c}{slash}{proto}") for c in ctr_range]
     host_range = _port_range(host_ports, spec)
+    if len(ctr_range) == 1 and len(host_range) > 1:  # one port, a free one of the range
+        p = parse_publish(f"{host_ip}{sep}{host_range[0]}:{ctr_range[0]}{slash}{proto}")
+        return [dict(p, host_port=0, random=True, host_range=[int(host_range[0]), int(host_range[-1])])]
     if len(host_range) != len(ctr_range):
         raise InvalidArgument(f"invalid -p value {spec!r}: the host and container port ranges "
                               "must be of the same length")

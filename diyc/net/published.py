@@ -36,7 +36,7 @@ def reserve(root, cid, ip, ports):
             if clash:
                 p, what = clash
                 raise Conflict(f"port {p['host_ip']}:{p['host_port']}/{p['proto']} is already published by {what}")
-            for p in ports:
+            for p in fixed + [p for p in ports if p.get("random")]:  # (a random one never takes a fixed one's)
                 if p.get("random"):
                     p["host_port"] = _free_port(root, p, existing)
                 os.symlink(f"{cid} {ip}:{p['container_port']}", f"{pdir}/{port_key(p)}")
@@ -47,17 +47,21 @@ def reserve(root, cid, ip, ports):
 
 def _free_port(root, p, existing):
     """A host port for `p` (its proto and host_ip) that no socket holds
-    and no reservation of any root takes, as docker's: from the kernel's
-    ephemeral range (ip_local_port_range), through bind(port 0).  The
-    caller holds lock "ports" and the host lock."""
+    and no reservation of any root takes, as docker's: the first free one
+    of its host_range, else one of the kernel's ephemeral range
+    (ip_local_port_range), through bind(port 0).  The caller holds lock
+    "ports" and the host lock."""
     import _socket
     kind = _socket.SOCK_STREAM if p["proto"] == "tcp" else _socket.SOCK_DGRAM
-    for _ in range(100):
+    low, high = p.get("host_range") or (0, 0)
+    for wanted in range(low, high + 1) if low else [0] * 100:
         s = _socket.socket(_socket.AF_INET, kind)
         try:
-            s.bind((p["host_ip"], 0))
+            s.bind((p["host_ip"], wanted))
             port = s.getsockname()[1]
         except OSError as e:
+            if e.errno == errno.EADDRINUSE and wanted:
+                continue
             if e.errno == errno.EADDRNOTAVAIL:
                 raise InvalidArgument(f"cannot publish on {p['host_ip']}: not an address of this host") from None
             raise
@@ -67,7 +71,8 @@ def _free_port(root, p, existing):
         if not any(same_host_port(entry, candidate) for entry in existing) and \
                 not published_here_by_other_roots(root_id(root), [candidate]):
             return port
-    raise Conflict(f"no free host port found for {p['host_ip']}::{p['container_port']}/{p['proto']}")
+    where = f"{low}-{high}" if low else ""
+    raise Conflict(f"no free host port for {p['host_ip']}:{where}:{p['container_port']}/{p['proto']}")
 
 
 def with_picked(pdir, cid, ports):
