@@ -80,7 +80,7 @@ def container_row(ctr, no_trunc=False):
     command = " ".join(args)
     return Context("ContainerContext", {
         "ID": rec["id"] if no_trunc else rec["id"][:12],
-        "Image": rec.get("image") or "",
+        "Image": lambda: image_text(ctr),
         "Command": _go_quote(command if no_trunc else ellipsis(command, 20)),
         "CreatedAt": lambda: go_time(rec["created"]),
         "RunningFor": lambda: ago(rec["created"]),
@@ -95,6 +95,24 @@ def container_row(ctr, no_trunc=False):
         "Networks": rec.get("network") or "none",
         "LocalVolumes": lambda: str(sum(1 for m in rec["spec"].get("mounts") or [] if m.get("volume"))),
     })
+
+
+def image_text(ctr):
+    """docker's IMAGE: the name the container was made from while it still
+    names its image, else that image's short id (`rmi -f`, a re-tag)."""
+    rec = ctr.record
+    given, image_id = rec.get("image") or "", rec.get("image_id") or ""
+    from .images.reference import name_and_tag
+    from .images.store import ImageStore, looks_like_id
+    if not image_id or looks_like_id(given):
+        return given
+    try:
+        name, tag = name_and_tag(given)
+    except DiycError:
+        return given
+    if ImageStore(ctr.root).references().get(f"{name}:{tag}") == image_id:
+        return given
+    return image_id.removeprefix("sha256:")[:12]
 
 
 def ports_text(rec):

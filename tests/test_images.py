@@ -193,6 +193,9 @@ def test_rmi_force_as_docker(run_cli, tmp_path, diyc_root):
         assert out.splitlines() == ["Untagged: forced:1", f"Deleted: {image_id}"]  # no layer yet
         assert image_id[7:19] not in run_cli("images", "-q", check=True).stdout
         assert run_cli("start", "-a", "stopped1", check=True).stdout == "imported image\n"
+        # its image named by its id now, as docker's ps shows it
+        ps = run_cli("ps", "-a", "--filter", "name=stopped1", "--format", "{{.Image}}", check=True).stdout
+        assert ps == f"{image_id[7:19]}\n"
     finally:
         run_cli("rm", "stopped1", check=True)
     run_cli("image", "prune", "-f", check=True)  # (nothing: its layer went with the container)
