@@ -124,6 +124,7 @@ def _run_command(root, name, args):
         from .helptext import command_help
         print(command_help(name))
         return 0
+    cmd.check_nargs(positional)
     from ..state import Root
     return cmd.handler(Root(root), opts, positional)
 

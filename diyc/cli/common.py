@@ -9,11 +9,6 @@ from ..options import FLAG, VALUE, Option
 from .registry import NotConfirmed
 
 
-def no_arguments(command, positional):
-    if positional:
-        raise InvalidArgument(f'"diyc {command}" accepts no arguments (got {positional[0]!r})')
-
-
 def each_container(root, refs, action, verb, echo_ref=False):
     """Apply action(container) to each ref, as docker does: a failure is
     reported (one line, `diyc: VERB REF: reason`) and the others are still
