@@ -1,6 +1,6 @@
-"""What several commands share: argument checks, the each-container loop
-with docker's error shape, the prune confirmation, and --format (the
-listings' rows and templates are the library's: diyc.listing)."""
+"""What several commands share: the each-container loop with docker's
+error shape, the prune confirmation, and --format (the listings' rows and
+templates are the library's: diyc.listing)."""
 
 import sys
 
