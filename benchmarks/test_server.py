@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import peers
-from benchmarks.test_start_peers import ROUNDS, WARMUP_ROUNDS, _bench_peer
+from benchmarks.peers import ROUNDS, WARMUP_ROUNDS
 
 RUN = ("run", "--rm", "--network", "none", "busybox", "/bin/true")
 
@@ -92,14 +92,8 @@ def launcher(diyc):
                    capture_output=True)
 
 
-@pytest.mark.benchmark(group="server-run")
-def test_crun_server_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
-
-
-@pytest.mark.benchmark(group="server-run")
-def test_runc_server_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("runc", peer_env.bundle))
+test_crun_server_run = pytest.mark.benchmark(group="server-run")(peers.peer_run_benchmark("crun"))
+test_runc_server_run = pytest.mark.benchmark(group="server-run")(peers.peer_run_benchmark("runc"))
 
 
 @pytest.mark.benchmark(group="server-run")
@@ -216,9 +210,7 @@ def test_diyc_warm_exec_interleaved(benchmark, launcher, peer_env, peer_server, 
     _interleaved_ratios(benchmark, times)
 
 
-@pytest.mark.benchmark(group="server-oci-run")
-def test_crun_server_oci_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
+test_crun_server_oci_run = pytest.mark.benchmark(group="server-oci-run")(peers.peer_run_benchmark("crun"))
 
 
 @pytest.mark.benchmark(group="server-oci-run")

@@ -510,8 +510,8 @@ def _remove_host_bridges(names):
     from diyc.net import firewall, roots
     for name in sorted(names):
         roots.delete_bridge(name)
-        table = "diyc" + name.removeprefix("diyc0")  # diyc0-<id> -> diyc-<id>
-        if table != "diyc" and firewall.table_exists(table):
+        table = roots.bridge_firewall_table(name)
+        if table not in (None, roots.NFT_TABLE) and firewall.table_exists(table):  # (never the default root's)
             firewall.delete_table(table)
 
 
