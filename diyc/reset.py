@@ -18,7 +18,7 @@ def reset(root):
     from .net import network as networking
     from .runtime import Container
     out, failed = [], []
-    for ctr in Container.list(root, all=True):
+    for ctr in Container.list(root, all=True, held=True):
         try:
             ctr.remove(force=True)
             out.append(f"removed container {ctr.id[:12]} ({ctr.name})")

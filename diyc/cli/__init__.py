@@ -165,6 +165,7 @@ def _server(root, args):
 def _served(argv, accepted_ns):
     """`diyc` as a server's worker runs it."""
     registry.START_NS = accepted_ns  # --trace: the command's own start
+    registry.SERVED = True
     return main(argv)
 
 

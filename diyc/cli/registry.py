@@ -6,6 +6,7 @@ name a command and bash completion all read this table."""
 import time
 
 START_NS = time.perf_counter_ns()  # --trace counts from here (the server resets it)
+SERVED = False  # a server's worker runs us (then `run --rm` may find a warm container)
 
 from ..errors import InvalidArgument  # noqa: E402
 from ..options import FLAG, Option, option_table  # noqa: E402

@@ -1,0 +1,303 @@
+"""The keeper of one server pool (diyc/server_pool.py has the design).
+
+A server worker that ran a poolable `run --rm` the direct way becomes,
+after its reply, the keeper of those settings - unless another keeper has
+them, or MAX_KEEPERS run already.  It keeps a diyc.Pool of POOL_SIZE held
+containers and serves each request in a thread: take a held container,
+release it with the request's process and fds, relay signals, wait, reply
+with the exit code.  It ends after POOL_IDLE_SECONDS without a request, on
+SIGTERM (the server stops) or when the server is gone; its runs in flight
+finish first, then the pool is closed (every held container killed and
+removed).
+"""
+
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import threading
+import time
+from contextlib import suppress
+
+from .errors import DiycError
+from .server_pool import MAX_KEEPERS, MAX_MESSAGE, POOL_IDLE_SECONDS, POOL_SIZE, TAKE_WAIT, \
+    VISIBLE_AFTER, describe_error
+
+
+class Keeper:
+    """claim() before the worker's reply (so that whoever the reply wakes
+    finds the keeper named in its lock file), serve() after it."""
+
+    def __init__(self, settings, server_pid, log_path):
+        self.settings = settings
+        self.server_pid = server_pid
+        self.log_path = log_path
+        self.runs = set()  # threads serving a request
+        self.stopping = False
+        self.pool = None
+        self.fds = []  # ours to close at the end
+
+    @classmethod
+    def claim(cls, settings, server_pid, log_path):
+        """-> a Keeper holding the settings' lock, SIGTERM caught from here
+        on; None when another keeps them, or MAX_KEEPERS run."""
+        from .state import private_dir
+        keeper = cls(settings, server_pid, log_path)
+        try:
+            private_dir(settings.dir)
+            keeper.dir_fd = keeper.opened(os.open(settings.dir, os.O_RDONLY | os.O_DIRECTORY |
+                                                  os.O_CLOEXEC))
+            lock = keeper.lock()
+        except OSError:
+            lock = None
+        if lock is None:
+            keeper.close()
+            return None
+        keeper.opened(lock)
+        keeper.wake_r, wake_w = map(keeper.opened, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # (the caller's ^C is not ours)
+        return keeper
+
+    def opened(self, fd):
+        self.fds.append(fd)
+        return fd
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def lock(self):
+        """Our settings' lock fd, our pid in it (None: kept by another, or
+        MAX_KEEPERS are)."""
+        claiming = _locked_fd(self.dir_fd, ".claim", fcntl.LOCK_EX)  # (one count at a time)
+        try:
+            mine = _locked_fd(self.dir_fd, f"{self.settings.hash}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if mine is None:
+                return None
+            others = 0
+            for name in os.listdir(self.dir_fd):
+                if name.endswith(".lock") and name != f"{self.settings.hash}.lock":
+                    fd = _locked_fd(self.dir_fd, name, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    if fd is None:
+                        others += 1  # (locked: a live keeper)
+                        continue
+                    # a keeper's that ended (killed, its socket left too):
+                    # lock files are opened only under .claim, so none is
+                    # about to be locked
+                    for stale in (name, name[:-len(".lock")] + ".sock"):
+                        with suppress(FileNotFoundError):
+                            os.unlink(stale, dir_fd=self.dir_fd)
+                    os.close(fd)
+            if others >= MAX_KEEPERS:
+                os.close(mine)
+                return None
+            os.ftruncate(mine, 0)
+            os.write(mine, f"{os.getpid()}\n".encode())  # (who keeps it: `server status`)
+            return mine
+        finally:
+            os.close(claiming)
+
+    def serve(self):
+        """Keep the settings warm until idle, SIGTERM or the server's end
+        -> exit code (0)."""
+        from .pool import Pool
+        try:
+            server = self.opened(os.pidfd_open(self.server_pid))
+            if os.getppid() != self.server_pid:
+                return 0  # the server is gone already
+            try:
+                self.pool = Pool(self.settings.image, POOL_SIZE, root=self.settings.root,
+                                 **self.settings.options)
+            except Exception as e:  # what the direct way said to its caller already
+                self.log(f"not kept warm: {e}")
+                return 0
+            listener = self._listen()
+            try:
+                self._loop(listener, server, self.wake_r)
+            finally:
+                self._unlisten(listener)
+                for thread in list(self.runs):
+                    thread.join()
+                self.pool.close()
+        except ProcessLookupError:
+            return 0  # (the server is gone)
+        finally:
+            self.close()
+        return 0
+
+    def _listen(self):
+        name = f"{self.settings.hash}.sock"
+        tmp = f"{self.settings.hash}.{os.getpid()}.tmp"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        with suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=self.dir_fd)
+        listener.bind(f"/proc/self/fd/{self.dir_fd}/{tmp}")
+        os.chmod(f"/proc/self/fd/{self.dir_fd}/{tmp}", 0o600)  # (in our private dir)
+        listener.listen(16)
+        os.rename(tmp, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)  # (over a stale one)
+        self.socket_ino = os.stat(name, dir_fd=self.dir_fd).st_ino
+        return listener
+
+    def _unlisten(self, listener):
+        name = f"{self.settings.hash}.sock"
+        with suppress(OSError):
+            if os.stat(name, dir_fd=self.dir_fd).st_ino == self.socket_ino:
+                os.unlink(name, dir_fd=self.dir_fd)
+        listener.close()
+
+    def _loop(self, listener, server, wake_r):
+        last = time.monotonic()
+        while not self.stopping:
+            if self.runs:
+                last = time.monotonic()
+            left = POOL_IDLE_SECONDS - (time.monotonic() - last)
+            if left <= 0:
+                return
+            ready, _, _ = select.select([listener, server, wake_r], [], [],
+                                        1.0 if self.runs else left)
+            if server in ready:
+                return  # the server is gone
+            if wake_r in ready:
+                with suppress(BlockingIOError):
+                    if signal.SIGTERM in os.read(wake_r, 64):
+                        return
+            if listener in ready:
+                with suppress(BlockingIOError, InterruptedError):
+                    conn, _ = listener.accept()
+                    last = time.monotonic()
+                    thread = threading.Thread(target=self._serve_one, args=(conn,), daemon=True)
+                    self.runs.add(thread)
+                    thread.start()
+
+    # -- one request --------------------------------------------------------------------
+
+    def _serve_one(self, conn):
+        fds = []
+        try:
+            request = _receive_request(conn, fds)
+            if request is None:
+                return
+            try:
+                held = self.pool.take(timeout=TAKE_WAIT)
+            except DiycError as e:
+                if "no warm container" not in str(e):  # a refill failed: the direct way says it
+                    self.log(f"pool failed: {e}; not kept warm any longer")
+                    self.stopping = True
+                conn.send(b'{"none": true}')
+                return
+            with held:
+                self._run(conn, held, request, fds)
+        except OSError:
+            pass  # (the worker is gone: its run was killed with it)
+        finally:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            self.runs.discard(threading.current_thread())
+
+    def _run(self, conn, held, request, fds):
+        pidfd = os.pidfd_open(held.pid)  # (our child, unreaped: its pid is its own)
+        try:
+            try:
+                held.start(request["cmd"], env=request["env"], cwd=request["cwd"],
+                           user=request["user"], stdio=fds)
+            except Exception as e:
+                self.log(f"ran {held.id[:12]} warm ({self.settings.hash[:12]}): {e}")
+                conn.send(json.dumps({"error": describe_error(e)}).encode())
+                return
+            finally:
+                for fd in fds:
+                    os.close(fd)
+                fds.clear()
+            conn.send(json.dumps({"started": held.id}).encode())
+            _relay_until_exit(conn, held, pidfd)
+        finally:
+            os.close(pidfd)
+        result = held.wait()
+        ctr = held.container
+        limit = ctr.record["spec"]["linux"].get("resources", {}).get("memory", {}).get("limit")
+        self.log(f"ran {held.id[:12]} warm ({self.settings.hash[:12]})")  # (before: tests read it)
+        with suppress(OSError):
+            conn.send(json.dumps({"exit": result.exit_code, "oom": result.oom_killed,
+                                  "name": ctr.name, "limit": limit}).encode())
+
+    def log(self, message):
+        with suppress(OSError):
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} [{os.getpid()}] pool: "
+                             f"{message}\n".encode())
+            finally:
+                os.close(fd)
+
+
+def _receive_request(conn, fds):
+    """-> the request dict, or None (not one: dropped); fds: the three
+    received (ours to close)."""
+    data, ancdata, _, _ = conn.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(3 * 4))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+    try:
+        request = json.loads(data)
+    except ValueError:
+        return None
+    text = (str, type(None))
+    if len(fds) != 3 or not isinstance(request, dict) or \
+            not all(isinstance(request.get(k), list) and all(isinstance(a, str) for a in request[k])
+                    for k in ("cmd", "env")) or \
+            not isinstance(request.get("cwd"), text) or not isinstance(request.get("user"), text):
+        return None
+    return request
+
+
+def _relay_until_exit(conn, held, pidfd):
+    """Relay the worker's signals until the process ends; the worker gone
+    (its launcher killed): kill it, as the direct path's end does.  A run
+    still going after VISIBLE_AFTER shows in `ps`."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(conn, select.POLLIN)
+    timeout = int(VISIBLE_AFTER * 1000)
+    while True:
+        events = dict(poller.poll(timeout))
+        if pidfd in events:
+            return
+        if not events and timeout is not None:
+            timeout = None
+            _show(held)
+        if conn.fileno() in events:
+            data = conn.recv(MAX_MESSAGE)
+            if not data:
+                poller.unregister(conn)
+                held.kill(9)
+                continue
+            with suppress(ValueError, TypeError, KeyError):
+                held.kill(int(json.loads(data)["signal"]))
+
+
+def _show(held):
+    """Its record with the command it runs, no longer a held one's: `ps`
+    lists it."""
+    ctr = held.container
+    args = ctr.record["spec"]["process"]["args"]
+    with ctr.lock():
+        if ctr.reload_if_present():
+            ctr.record["spec"]["process"]["args"] = args
+            ctr.save()
+
+
+def _locked_fd(dir_fd, name, how):
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        fcntl.flock(fd, how)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
