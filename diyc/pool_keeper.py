@@ -98,7 +98,8 @@ class Keeper:
                 os.close(mine)
                 return None
             os.ftruncate(mine, 0)
-            os.write(mine, f"{os.getpid()}\n".encode())  # (who keeps it: `server status`)
+            # who keeps what: `server status`, and the tests' stop_keepers()
+            os.write(mine, f"{os.getpid()} {self.settings.image}\n".encode())
             return mine
         finally:
             os.close(claiming)
@@ -291,6 +292,28 @@ def _show(held):
         if ctr.reload_if_present():
             ctr.record["spec"]["process"]["args"] = args
             ctr.save()
+
+
+def keepers(pools_dir):
+    """[(pid, image)] of the live keepers of a server's pools dir."""
+    out = []
+    try:
+        names = sorted(os.listdir(pools_dir))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if not name.endswith(".lock"):
+            continue
+        with suppress(OSError, ValueError):
+            fd = os.open(f"{pools_dir}/{name}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # (held: a live keeper's)
+                pid, _, image = os.read(fd, 4096).decode().strip().partition(" ")
+                out.append((int(pid), image))
+            finally:
+                os.close(fd)
+    return out
 
 
 def _locked_fd(dir_fd, name, how):
