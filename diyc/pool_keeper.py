@@ -316,6 +316,24 @@ def keepers(pools_dir):
     return out
 
 
+def stop_keepers(pools_dir, timeout=10):
+    """SIGTERM the live keepers and wait until each has ended (removed
+    its pool): `system reset` first, so that no keeper refills what it
+    removes.  A keeper that outlives the timeout is left running."""
+    for pid, _ in keepers(pools_dir):
+        try:
+            ended = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            signal.pidfd_send_signal(ended, signal.SIGTERM)
+            select.select([ended], [], [], timeout)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(ended)
+
+
 def _locked_fd(dir_fd, name, how):
     fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:

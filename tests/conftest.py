@@ -408,9 +408,8 @@ def stop_process(pid, timeout=10):
 def stop_keepers(root):
     """SIGTERM the keepers of a server's warm containers (pool_keeper: pid
     in its locked HASH.lock) and wait until they have removed them."""
-    from diyc.pool_keeper import keepers
-    for pid, _ in keepers(f"{root}/server/pools"):
-        stop_process(pid)
+    from diyc.pool_keeper import stop_keepers as stop
+    stop(f"{root}/server/pools")
 
 
 @pytest.fixture(params=["direct", "server"])

@@ -212,3 +212,8 @@ def test_server_stop_and_a_killed_keeper_leave_nothing(warm):
     # what the killed keeper held: dead, and `cleanup` removes it
     proc = warm.python_cli("cleanup")
     assert proc.returncode == 0 and proc.stdout.count("removed dead container") == 2, proc.stdout
+    # system reset ends the new keeper first: nothing refills what it removes
+    wait_for(lambda: len(held_records(warm)) == 2, what="a full pool again")
+    assert warm("system", "reset", "-f").returncode == 0
+    time.sleep(0.3)  # (a keeper left running would have refilled by now)
+    assert container_records(warm.root) == [] and keepers(f"{warm.root}/server/pools") == []
