@@ -1,8 +1,8 @@
 """The keeper of one server pool (diyc/server_pool.py has the design).
 
-A server worker that ran a poolable `run --rm` the direct way becomes,
-after its reply, the keeper of those settings - unless another keeper has
-them, or MAX_KEEPERS run already.  It keeps a diyc.Pool of POOL_SIZE held
+A server worker that ran a poolable `run --rm` the direct way becomes the
+keeper of those settings - unless another keeper has them, or MAX_KEEPERS
+run already: it claims them before its reply and keeps them after it.  It keeps a diyc.Pool of POOL_SIZE held
 containers and serves each request in a thread: take a held container,
 release it with the request's process and fds, relay signals, wait, reply
 with the exit code.  It ends after POOL_IDLE_SECONDS without a request, on
@@ -57,8 +57,8 @@ class Keeper:
             keeper.close()
             return None
         keeper.opened(lock)
-        keeper.wake_r, wake_w = map(keeper.opened, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
-        signal.set_wakeup_fd(wake_w)
+        keeper.wake_r, keeper.wake_w = map(keeper.opened, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
+        signal.set_wakeup_fd(keeper.wake_w)
         signal.signal(signal.SIGTERM, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # (the caller's ^C is not ours)
         return keeper
@@ -98,7 +98,8 @@ class Keeper:
                 os.close(mine)
                 return None
             os.ftruncate(mine, 0)
-            os.write(mine, f"{os.getpid()}\n".encode())  # (who keeps it: `server status`)
+            # who keeps what: `server status`, and the tests' stop_keepers()
+            os.write(mine, f"{os.getpid()} {self.settings.image}\n".encode())
             return mine
         finally:
             os.close(claiming)
@@ -189,12 +190,13 @@ class Keeper:
                 if "no warm container" not in str(e):  # a refill failed: the direct way says it
                     self.log(f"pool failed: {e}; not kept warm any longer")
                     self.stopping = True
+                    os.write(self.wake_w, b"\0")
                 conn.send(b'{"none": true}')
                 return
             with held:
                 self._run(conn, held, request, fds)
-        except OSError:
-            pass  # (the worker is gone: its run was killed with it)
+        except OSError as e:  # (the worker sees the connection end: an error, or the direct way)
+            self.log(f"a request failed: {e}")
         finally:
             for fd in fds:
                 os.close(fd)
@@ -284,13 +286,53 @@ def _relay_until_exit(conn, held, pidfd):
 
 def _show(held):
     """Its record with the command it runs, no longer a held one's: `ps`
-    lists it."""
+    lists it.  (Not the run's business: a failure here is not its end.)"""
     ctr = held.container
     args = ctr.record["spec"]["process"]["args"]
-    with ctr.lock():
+    with suppress(OSError, DiycError), ctr.lock():
         if ctr.reload_if_present():
             ctr.record["spec"]["process"]["args"] = args
             ctr.save()
+
+
+def keepers(pools_dir):
+    """[(pid, image)] of the live keepers of a server's pools dir."""
+    out = []
+    try:
+        names = sorted(os.listdir(pools_dir))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if not name.endswith(".lock"):
+            continue
+        with suppress(OSError, ValueError):
+            fd = os.open(f"{pools_dir}/{name}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # (held: a live keeper's)
+                pid, _, image = os.read(fd, 4096).decode().strip().partition(" ")
+                out.append((int(pid), image))
+            finally:
+                os.close(fd)
+    return out
+
+
+def stop_keepers(pools_dir, timeout=10):
+    """SIGTERM the live keepers and wait until each has ended (removed
+    its pool): `system reset` first, so that no keeper refills what it
+    removes.  A keeper that outlives the timeout is left running."""
+    for pid, _ in keepers(pools_dir):
+        try:
+            ended = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            signal.pidfd_send_signal(ended, signal.SIGTERM)
+            select.select([ended], [], [], timeout)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(ended)
 
 
 def _locked_fd(dir_fd, name, how):

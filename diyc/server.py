@@ -69,6 +69,9 @@ def command(root, args, entry_points):
             print("diyc server: not running")
             return 1
         print(f"diyc server: running (pid {pid}), socket {paths.socket}, log {paths.log}")
+        from .pool_keeper import keepers
+        for keeper, image in keepers(f"{paths.dir}/pools"):
+            print(f"  warm containers for a `run --rm` of {image}: kept by pid {keeper}")
         return 0
     if action == "stop":
         _no_more(rest)

@@ -408,14 +408,8 @@ def stop_process(pid, timeout=10):
 def stop_keepers(root):
     """SIGTERM the keepers of a server's warm containers (pool_keeper: pid
     in its locked HASH.lock) and wait until they have removed them."""
-    import fcntl
-    for lock in glob.glob(f"{root}/server/pools/*.lock"):
-        with contextlib.suppress(OSError, ValueError), open(lock) as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                continue  # (not kept)
-            except BlockingIOError:
-                stop_process(int(f.read()))
+    from diyc.pool_keeper import stop_keepers as stop
+    stop(f"{root}/server/pools")
 
 
 @pytest.fixture(params=["direct", "server"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import container_records, stop_keepers, wait_for
+from diyc.pool_keeper import keepers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_server import PrivateServer, _processes_of  # noqa: E402
@@ -193,8 +194,13 @@ def test_what_depends_on_more_than_its_value_runs_the_direct_way(warm, tmp_path)
 def test_server_stop_and_a_killed_keeper_leave_nothing(warm):
     keep_warm(warm, *NONE)
     wait_for(lambda: len(held_records(warm)) == 2, what="a full pool")
-    (lock,) = glob.glob(f"{warm.root}/server/pools/*.lock")
-    keeper = int(Path(lock).read_text())
+    # the image is in use, by containers `ps -a` does not show: rmi says whose
+    proc = warm("rmi", "busybox")
+    assert proc.returncode == 125 and "warm container of a pool" in proc.stderr and \
+        "diyc server stop" in proc.stderr, proc.stderr
+    status = warm.python_cli("server", "status").stdout
+    ((keeper, image),) = keepers(f"{warm.root}/server/pools")
+    assert image == "busybox" and f"of busybox: kept by pid {keeper}" in status, status
     os.kill(keeper, signal.SIGKILL)
     # its held containers die with it; the next run finds no keeper, runs
     # the direct way and keeps the settings warm again
@@ -206,3 +212,8 @@ def test_server_stop_and_a_killed_keeper_leave_nothing(warm):
     # what the killed keeper held: dead, and `cleanup` removes it
     proc = warm.python_cli("cleanup")
     assert proc.returncode == 0 and proc.stdout.count("removed dead container") == 2, proc.stdout
+    # system reset ends the new keeper first: nothing refills what it removes
+    wait_for(lambda: len(held_records(warm)) == 2, what="a full pool again")
+    assert warm("system", "reset", "-f").returncode == 0
+    time.sleep(0.3)  # (a keeper left running would have refilled by now)
+    assert container_records(warm.root) == [] and keepers(f"{warm.root}/server/pools") == []
