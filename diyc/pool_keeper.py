@@ -22,9 +22,15 @@ import threading
 import time
 from contextlib import suppress
 
-from .errors import DiycError
-from .server_pool import MAX_KEEPERS, MAX_MESSAGE, POOL_IDLE_SECONDS, POOL_SIZE, TAKE_WAIT, \
-    VISIBLE_AFTER, describe_error
+from .errors import DiycError, InitError
+from .server_pool import MAX_MESSAGE, describe_error
+
+POOL_SIZE = 2            # warm containers per setting
+POOL_IDLE_SECONDS = 120  # a keeper without a request for this long ends
+MAX_KEEPERS = 4          # settings kept warm at once, per root
+TAKE_WAIT = 0.2          # s a request waits for a refill in flight before the direct way
+VISIBLE_AFTER = 0.02     # s of a run after which its record shows its command (ps)
+REQUEST_TIMEOUT = 5      # s a connection may take to send its request
 
 
 class Keeper:
@@ -39,6 +45,8 @@ class Keeper:
         self.stopping = False
         self.pool = None
         self.fds = []  # ours to close at the end
+        self.dir_fd = self.wake_r = self.wake_w = -1
+        self.socket_ino = None
 
     @classmethod
     def claim(cls, settings, server_pid, log_path):
@@ -61,6 +69,10 @@ class Keeper:
         signal.set_wakeup_fd(keeper.wake_w)
         signal.signal(signal.SIGTERM, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # (the caller's ^C is not ours)
+        # The first caller's environment is not the next one's: `-e KEY`
+        # comes resolved, and nothing else of it may reach a container.
+        for key in [k for k in os.environ if not k.startswith("DIYC_")]:
+            del os.environ[key]
         return keeper
 
     def opened(self, fd):
@@ -80,6 +92,10 @@ class Keeper:
             mine = _locked_fd(self.dir_fd, f"{self.settings.hash}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
             if mine is None:
                 return None
+            # who keeps what, at once (an earlier keeper's pid may be another
+            # process's by now): `server status`, stop_keepers()
+            os.ftruncate(mine, 0)
+            os.write(mine, f"{os.getpid()} {self.settings.image}\n".encode())
             others = 0
             for name in os.listdir(self.dir_fd):
                 if name.endswith(".lock") and name != f"{self.settings.hash}.lock":
@@ -97,9 +113,6 @@ class Keeper:
             if others >= MAX_KEEPERS:
                 os.close(mine)
                 return None
-            os.ftruncate(mine, 0)
-            # who keeps what: `server status`, and the tests' stop_keepers()
-            os.write(mine, f"{os.getpid()} {self.settings.image}\n".encode())
             return mine
         finally:
             os.close(claiming)
@@ -181,7 +194,11 @@ class Keeper:
     def _serve_one(self, conn):
         fds = []
         try:
+            if not self._from_a_worker(conn):
+                return
+            conn.settimeout(REQUEST_TIMEOUT)
             request = _receive_request(conn, fds)
+            conn.settimeout(None)
             if request is None:
                 return
             try:
@@ -203,6 +220,22 @@ class Keeper:
             conn.close()
             self.runs.discard(threading.current_thread())
 
+    def _from_a_worker(self, conn):
+        """Only the server's workers, which checked their caller (uid,
+        namespaces, privileges, rlimits) and computed the settings from its
+        context, may hand a process over: another process of our uid that
+        reaches the socket gets nothing (it could be confined)."""
+        pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            parent = None
+        if uid == os.geteuid() and parent == self.server_pid:
+            return True
+        self.log(f"refused a connection from pid {pid} (uid {uid}): not a server worker")
+        return False
+
     def _run(self, conn, held, request, fds):
         pidfd = os.pidfd_open(held.pid)  # (our child, unreaped: its pid is its own)
         try:
@@ -211,18 +244,26 @@ class Keeper:
                            user=request["user"], stdio=fds)
             except Exception as e:
                 self.log(f"ran {held.id[:12]} warm ({self.settings.hash[:12]}): {e}")
-                conn.send(json.dumps({"error": describe_error(e)}).encode())
+                if isinstance(e, InitError) and e.step == "release":
+                    conn.send(b'{"none": true}')  # gone while held: the direct way runs it
+                else:
+                    conn.send(json.dumps({"error": describe_error(e)}).encode())
                 return
             finally:
                 for fd in fds:
                     os.close(fd)
                 fds.clear()
             conn.send(json.dumps({"started": held.id}).encode())
-            _relay_until_exit(conn, held, pidfd)
+            from .events import container_event
+            container_event(held.container, "start")
+            _relay_until_exit(conn, held, pidfd, request["cmd"])
         finally:
             os.close(pidfd)
         result = held.wait()
         ctr = held.container
+        if result.oom_killed:
+            container_event(ctr, "oom")
+        container_event(ctr, "die", exitCode=result.exit_code)
         limit = ctr.record["spec"]["linux"].get("resources", {}).get("memory", {}).get("limit")
         self.log(f"ran {held.id[:12]} warm ({self.settings.hash[:12]})")  # (before: tests read it)
         with suppress(OSError):
@@ -259,7 +300,7 @@ def _receive_request(conn, fds):
     return request
 
 
-def _relay_until_exit(conn, held, pidfd):
+def _relay_until_exit(conn, held, pidfd, cmd):
     """Relay the worker's signals until the process ends; the worker gone
     (its launcher killed): kill it, as the direct path's end does.  A run
     still going after VISIBLE_AFTER shows in `ps`."""
@@ -273,7 +314,7 @@ def _relay_until_exit(conn, held, pidfd):
             return
         if not events and timeout is not None:
             timeout = None
-            _show(held)
+            _show(held, cmd)
         if conn.fileno() in events:
             data = conn.recv(MAX_MESSAGE)
             if not data:
@@ -284,7 +325,7 @@ def _relay_until_exit(conn, held, pidfd):
                 held.kill(int(json.loads(data)["signal"]))
 
 
-def _show(held):
+def _show(held, cmd):
     """Its record with the command it runs, no longer a held one's: `ps`
     lists it.  (Not the run's business: a failure here is not its end.)"""
     ctr = held.container
@@ -292,6 +333,9 @@ def _show(held):
     with suppress(OSError, DiycError), ctr.lock():
         if ctr.reload_if_present():
             ctr.record["spec"]["process"]["args"] = args
+            if "config" in ctr.record:
+                ctr.record["config"]["Cmd"] = cmd  # (inspect's)
+            ctr.record["state"]["started"] = time.time() - VISIBLE_AFTER  # (`Up`: this run's)
             ctr.save()
 
 
@@ -318,21 +362,39 @@ def keepers(pools_dir):
 
 
 def stop_keepers(pools_dir, timeout=10):
-    """SIGTERM the live keepers and wait until each has ended (removed
-    its pool): `system reset` first, so that no keeper refills what it
-    removes.  A keeper that outlives the timeout is left running."""
-    for pid, _ in keepers(pools_dir):
-        try:
-            ended = os.pidfd_open(pid)
-        except ProcessLookupError:
-            continue
-        try:
-            signal.pidfd_send_signal(ended, signal.SIGTERM)
-            select.select([ended], [], [], timeout)
-        except ProcessLookupError:
-            pass
-        finally:
-            os.close(ended)
+    """SIGTERM the live keepers, then wait until they have ended (their
+    runs in flight finished, their pools removed), all within `timeout`;
+    one that outlives it is left running."""
+    ending = []
+    try:
+        for pid, _ in keepers(pools_dir):
+            with suppress(ProcessLookupError):
+                ending.append(os.pidfd_open(pid))
+                signal.pidfd_send_signal(ending[-1], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        waiting = list(ending)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            done, _, _ = select.select(waiting, [], [], left)
+            waiting = [fd for fd in waiting if fd not in done]
+    finally:
+        for fd in ending:
+            os.close(fd)
+
+
+def end_warm_containers(root, uses):
+    """A warm container is a cache, not a reason to refuse `rmi` or
+    `network rm`: when a held container's record `uses(record)`, the
+    root's keepers end (their pools removed), and what a killed keeper
+    left (dead held containers) is removed."""
+    from .runtime import Container
+    held = [c for c in Container.list(root, all=True, held=True) if c.held_in_pool and uses(c.record)]
+    if not held:
+        return
+    stop_keepers(f"{root.path}/server/pools")
+    for ctr in held:
+        with suppress(DiycError, OSError):
+            if ctr.reload_if_present() and ctr.held_in_pool:  # (still there: a dead one's)
+                ctr.remove(force=True)
 
 
 def _locked_fd(dir_fd, name, how):

@@ -456,18 +456,24 @@ class Server:
         except OSError:
             data = b""
         if data in (DONE, KEEPER):
-            self._stop_relaying(pid)
-            if data == KEEPER:  # (its DONE follows, on the channel closed here)
-                self.workers.pop(pid, None)
-                self.keepers.add(pid)
-                if self.closing:
-                    os.kill(pid, signal.SIGTERM)
-            if self.spare is None and not self.closing:
-                self._spawn_spare()
+            self._replied(pid, data)
         else:
             self.selector.unregister(channel)
             channel.close()
             self.workers[pid][1] = None
+
+    def _replied(self, pid, data):
+        """DONE, or KEEPER (its DONE follows, on the channel closed here):
+        after its reply the worker keeps a `run --rm`'s settings warm
+        (pool_keeper): no longer a request's, and SIGTERM ends it."""
+        self._stop_relaying(pid)
+        if data == KEEPER:
+            self.workers.pop(pid, None)
+            self.keepers.add(pid)
+            if self.closing:
+                os.kill(pid, signal.SIGTERM)
+        if self.spare is None and not self.closing:
+            self._spawn_spare()
 
     def _stop_relaying(self, pid):
         served = self.workers.get(pid)
@@ -485,8 +491,8 @@ class Server:
         if not data:
             channel = self.workers[pid][1]
             with _suppress(OSError, AttributeError):
-                if channel.recv(64, socket.MSG_DONTWAIT) == DONE:  # (it replied)
-                    self._stop_relaying(pid)
+                if (replied := channel.recv(64, socket.MSG_DONTWAIT)) in (DONE, KEEPER):
+                    self._replied(pid, replied)
                     return
             # the launcher is gone (SIGKILL): so is the command, as on the direct path
             with _suppress(ProcessLookupError):

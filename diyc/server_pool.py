@@ -44,15 +44,12 @@ import json
 import os
 import socket
 import struct
+import time
 
 from .errors import DiycError, InitError, init_error
 
-POOL_SIZE = 2            # warm containers per setting
-POOL_IDLE_SECONDS = 120  # a keeper without a request for this long ends
-MAX_KEEPERS = 4          # settings kept warm at once, per root
-TAKE_WAIT = 0.2          # s a request waits for a refill in flight before the direct way
-VISIBLE_AFTER = 0.02     # s of a run after which its record shows its command (ps)
 MAX_MESSAGE = 1 << 20
+SEEN_SECONDS = 600  # a setting run the direct way twice within this is kept warm
 
 # run keywords a pool's containers can be made with, ahead of the request
 POOLED_KEYWORDS = frozenset((
@@ -63,7 +60,10 @@ POOLED_KEYWORDS = frozenset((
 # what a held container receives at its release
 PROCESS_KEYWORDS = ("env", "workdir", "user")
 
-PENDING = None  # the Settings a worker ran the direct way: it may keep them warm next
+# The settings a served `run --rm` ran the direct way with (keep_warm_later):
+# the worker, once it has replied, may keep them warm (take_pending).  State
+# of the one request a worker runs.
+PENDING = None
 
 
 class Settings:
@@ -80,8 +80,8 @@ class Settings:
     @classmethod
     def of(cls, root, image, keywords):
         """-> Settings, or None when the run is not poolable."""
-        if not keywords.get("auto_remove") or not keywords.keys() <= POOLED_KEYWORDS | \
-                set(PROCESS_KEYWORDS):
+        if os.environ.get("DIYC_SERVER_POOL") == "off" or not keywords.get("auto_remove") or \
+                not keywords.keys() <= POOLED_KEYWORDS | set(PROCESS_KEYWORDS):
             return None
         if str(keywords.get("network", "")).startswith("container:") or \
                 any(not str(o).startswith(("no-new-privileges", "seccomp=unconfined", "label"))
@@ -95,10 +95,27 @@ class Settings:
             return None  # (the direct way pulls it, or says why not)
         options = {k: v for k, v in keywords.items() if k not in PROCESS_KEYWORDS}
         del options["auto_remove"]  # (a pool's containers are)
+        if options.get("read_only") and "workdir" in keywords:
+            options["workdir"] = keywords["workdir"]  # (made at create: the root is read-only after)
         return cls(root, image, options, [image_id, _caller_context()])
 
     def socket_path(self, dir_fd):
         return f"/proc/self/fd/{dir_fd}/{self.hash}.sock"  # (under sun_path's 108 bytes)
+
+    def seen_before(self):
+        """Has a run with these settings gone the direct way lately?  (Marks
+        this one: a setting is kept warm from its second run on, not for a
+        one-off label or size.)"""
+        from .state import private_dir
+        private_dir(self.dir)
+        marker = f"{self.dir}/{self.hash}.seen"
+        try:
+            seen = time.time() - os.stat(marker, follow_symlinks=False).st_mtime < SEEN_SECONDS
+        except FileNotFoundError:
+            seen = False
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        os.utime(marker, follow_symlinks=False)
+        return seen
 
 
 def _caller_context():
@@ -114,7 +131,7 @@ def _caller_context():
     return [umask, rlimits, cgroups, env]
 
 
-def _process_of(command, keywords):
+def process_of(command, keywords):
     """The request's process fields, or None when it cannot be sent as
     such: `-e KEY` is resolved here, from the caller's environment."""
     if not command:
@@ -127,8 +144,8 @@ def _process_of(command, keywords):
                 return None  # (unset: the direct way says what that means)
             entry = f"{entry}={os.environ[entry]}"
         env.append(entry)
-    return {"cmd": [str(a) for a in command], "env": env,
-            "cwd": keywords.get("workdir"), "user": keywords.get("user")}
+    cwd = None if keywords.get("read_only") else keywords.get("workdir")  # (else a setting)
+    return {"cmd": [str(a) for a in command], "env": env, "cwd": cwd, "user": keywords.get("user")}
 
 
 # -- the worker's side -------------------------------------------------------------------
@@ -145,14 +162,9 @@ class WarmRun:
         self.started = False
 
     @classmethod
-    def connect(cls, root, image, command, keywords):
-        global PENDING
-        if os.environ.get("DIYC_SERVER_POOL") == "off":
-            return None
-        process = _process_of(command, keywords)
-        settings = Settings.of(root, image, keywords) if process is not None else None
-        if settings is None:
-            return None
+    def connect(cls, settings, process):
+        """-> a WarmRun connected to the keeper of `settings`, or None (no
+        keeper: run it the direct way)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             dir_fd = os.open(settings.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -162,7 +174,6 @@ class WarmRun:
                 os.close(dir_fd)
         except OSError:
             sock.close()
-            PENDING = settings  # ran the direct way: then kept warm
             return None
         return cls(sock, process)
 
@@ -233,6 +244,13 @@ def error_from(described):
     if error.exit_code != described.get("exit_code", 125):
         error.exit_code = described.get("exit_code", 125)
     return error
+
+
+def keep_warm_later(settings):
+    """The CLI ran these settings the direct way (no keeper answered): the
+    worker may keep them warm after its reply."""
+    global PENDING
+    PENDING = settings
 
 
 def take_pending():

@@ -318,7 +318,13 @@ class Worker:
         if settings is None or code == 125:
             return None
         from .pool_keeper import Keeper
-        keeper = Keeper.claim(settings, self.facts.server_pid, self.facts.log_path)
+        try:
+            if not settings.seen_before():
+                return None  # (from its second run on: not for a one-off)
+            keeper = Keeper.claim(settings, self.facts.server_pid, self.facts.log_path)
+        except Exception as e:  # (a warm container later is no reason to fail this reply)
+            log(f"not kept warm: {e}")
+            return None
         if keeper is not None:
             with suppress(OSError):
                 os.write(CHANNEL_FD, KEEPER)

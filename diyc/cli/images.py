@@ -30,6 +30,7 @@ def cmd_images(root, opts, args):
          nargs=(1, None), needs="at least one image", help="Remove one or more images")
 def cmd_rmi(root, opts, args):
     from ..images.store import ImageStore
+    end_warm_containers(root)
     for ref in args:
         for line in ImageStore(root).remove(ref):
             print(line)
@@ -199,6 +200,7 @@ def cmd_image_prune(root, opts, args):
                if opts.get("all") else "This will remove all dangling images.")
     if confirm("image prune", warning, opts):
         from ..images.store import ImageStore
+        end_warm_containers(root)
         for line in ImageStore(root).prune(all=opts.get("all", False)):
             print(line)
     return 0
@@ -272,3 +274,10 @@ def cmd_history(root, opts, args):
     rows = history_rows(ImageStore(root), args[0], no_trunc=opts.get("no_trunc", False),
                         human=opts.get("human", True))
     return print_formatted(opts, rows, HISTORY_TABLE, HISTORY_HEADERS, quiet_format="{{.ID}}")
+
+
+def end_warm_containers(root):
+    """The server's warm containers hold their image: they end first (a
+    cache, not the user's containers)."""
+    from ..pool_keeper import end_warm_containers as end
+    end(root, lambda record: True)

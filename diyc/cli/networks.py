@@ -33,6 +33,8 @@ def cmd_network_ls(root, opts, args):
          help="Remove one or more networks")
 def cmd_network_rm(root, opts, args):
     from ..net import network as networking
+    from ..pool_keeper import end_warm_containers
+    end_warm_containers(root, lambda record: record.get("network") in args)
     for name in args:
         networking.remove(root, name)
         print(name)

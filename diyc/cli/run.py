@@ -209,9 +209,14 @@ def report_oom(name, limit):
 def run_warm(root, args, keywords):
     """`run --rm` in a warm container of the server's (server_pool) ->
     its exit code, or None: none for these settings, run it the direct way."""
-    from ..server_pool import WarmRun
-    warm = WarmRun.connect(root, args[0], args[1:], keywords)
+    from ..server_pool import Settings, WarmRun, keep_warm_later, process_of
+    process = process_of(args[1:], keywords)
+    settings = Settings.of(root, args[0], keywords) if process is not None else None
+    if settings is None:
+        return None  # (not poolable)
+    warm = WarmRun.connect(settings, process)
     if warm is None:
+        keep_warm_later(settings)
         return None
     restore = forward_signals(warm)
     try:

@@ -23,7 +23,7 @@ import os
 import time
 
 from .. import _json
-from ..record import POOL_HELD_ARGS
+from ..record import ContainerRecord
 from ..errors import Conflict, ImageNotFound, InvalidArgument, NotFound, StateWriteError
 from ..state import Root, listdir, read_json, remove_tree, write_json
 from .reference import name_and_tag
@@ -185,8 +185,8 @@ class ImageStore:
                 cid, status = user
                 if status == "held":
                     raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
-                                   f"being used by a warm container of a pool ({cid[:12]}): "
-                                   "`diyc server stop` (or closing the diyc.Pool) releases it")
+                                   f"being used by a warm container of a diyc.Pool ({cid[:12]}): "
+                                   "closing the pool releases it")
                 kind = status if status in ("running", "created") else "stopped"
                 raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
                                f"being used by {kind} container {cid[:12]}: remove the container first")
@@ -229,7 +229,7 @@ class ImageStore:
             except ValueError:
                 continue  # unreadable: says nothing about images
             if record.get("image_id") == image_id:
-                if record["spec"]["process"].get("args") == POOL_HELD_ARGS:
+                if ContainerRecord(self.root, record).held_in_pool:
                     return cid, "held"
                 return cid, (record.get("state") or {}).get("status")
         return None
