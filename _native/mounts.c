@@ -305,8 +305,9 @@ int mount_all(const struct diyc_init *init, struct diyc_error *err)
 	return r;
 }
 
-/* Open the parent directory of `path` inside the root; *name gets the last
- * component (a pointer into path). */
+/* Open the parent directory of `path` inside the root (made if missing),
+ * as a real directory fd: mknodat and symlinkat need one, not O_PATH; *name
+ * gets the last component (a pointer into path). */
 static int open_parent(int rootfd, const char *path, const char **name)
 {
 	char parent[PATH_BUF];
@@ -320,7 +321,14 @@ static int open_parent(int rootfd, const char *path, const char **name)
 	memcpy(parent, path, len);
 	parent[len] = '\0';
 	*name = slash ? slash + 1 : path;
-	return resolve_or_create(rootfd, parent, 0);
+	int dirfd = resolve_or_create(rootfd, parent, 0);
+	if (dirfd < 0)
+		return -1;
+	int real = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int saved = errno;
+	close(dirfd);
+	errno = saved;
+	return real;
 }
 
 static int bind_device(int dirfd, const char *name, const char *host_path, struct diyc_error *err)
@@ -353,36 +361,23 @@ int create_devices(const struct diyc_init *init, struct diyc_error *err)
 		const struct diyc_device *d = &init->devices[i];
 
 		dirfd = open_parent(rootfd, d->path, &name);
-		if (dirfd < 0) {
-			r = diyc_fail(err, "mknod", errno, d->path);
-			break;
-		}
-		/* mknodat needs a real directory fd, not O_PATH. */
-		int real = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(dirfd);
-		if (real >= 0 && init->userns) {
+		if (dirfd >= 0 && init->userns) {
 			/* no mknod in a user namespace: bind the host's node */
-			r = bind_device(real, name, d->path, err);
-		} else if (real < 0 || (mknodat(real, name, d->mode, d->rdev) < 0 && errno != EEXIST)) {
+			r = bind_device(dirfd, name, d->path, err);
+		} else if (dirfd < 0 || (mknodat(dirfd, name, d->mode, d->rdev) < 0 && errno != EEXIST)) {
 			r = diyc_fail(err, "mknod", errno, d->path);
 		}
-		if (real >= 0)
-			close(real);
+		if (dirfd >= 0)
+			close(dirfd);
 	}
 	for (int i = 0; i < init->n_symlinks && r == 0; i++) {
 		const struct diyc_symlink *s = &init->symlinks[i];
 
 		dirfd = open_parent(rootfd, s->linkpath, &name);
-		if (dirfd < 0) {
+		if (dirfd < 0 || (symlinkat(s->target, dirfd, name) < 0 && errno != EEXIST))
 			r = diyc_fail(err, "symlink", errno, s->linkpath);
-			break;
-		}
-		int real = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(dirfd);
-		if (real < 0 || (symlinkat(s->target, real, name) < 0 && errno != EEXIST))
-			r = diyc_fail(err, "symlink", errno, s->linkpath);
-		if (real >= 0)
-			close(real);
+		if (dirfd >= 0)
+			close(dirfd);
 	}
 	close(rootfd);
 	return r;

@@ -174,6 +174,21 @@ int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 
 static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err);
 
+/* In the container's root, however it was entered: the rest, to the exec. */
+static int steps_in_root(const struct diyc_init *init, struct diyc_error *err)
+{
+	if (setup_console(init, err) < 0 ||
+	    write_proc_settings(init, err) < 0 ||
+	    mask_paths(init, err) < 0 ||
+	    make_workdir(init, err) < 0 ||
+	    remount_root_readonly(init, err) < 0 ||
+	    set_hostname(init, err) < 0)
+		return -1;
+	if (init->loopback_up && bring_loopback_up(err) < 0)
+		return -1;
+	return finish_and_exec(init, err);
+}
+
 static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 {
 	if (start_clean(init, err) < 0 ||
@@ -205,17 +220,9 @@ static int run_init_steps(const struct diyc_init *init, struct diyc_error *err)
 	    run_hooks(init, init->create_hooks, init->n_create_hooks, "createContainer hook",
 		      "created", err) < 0 ||
 	    pivot_into_rootfs(init->rootfs, err) < 0 ||
-	    set_rootfs_propagation(init, err) < 0 ||
-	    setup_console(init, err) < 0 ||
-	    write_proc_settings(init, err) < 0 ||
-	    mask_paths(init, err) < 0 ||
-	    make_workdir(init, err) < 0 ||
-	    remount_root_readonly(init, err) < 0 ||
-	    set_hostname(init, err) < 0)
+	    set_rootfs_propagation(init, err) < 0)
 		return -1;
-	if (init->loopback_up && bring_loopback_up(err) < 0)
-		return -1;
-	return finish_and_exec(init, err);
+	return steps_in_root(init, err);
 }
 
 /*
@@ -239,16 +246,7 @@ static int host_mount_steps(const struct diyc_init *init, struct diyc_error *err
 		return -1;
 	if (chdir(init->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		return diyc_fail(err, "chroot", errno, init->rootfs);
-	if (setup_console(init, err) < 0 ||
-	    write_proc_settings(init, err) < 0 ||
-	    mask_paths(init, err) < 0 ||
-	    make_workdir(init, err) < 0 ||
-	    remount_root_readonly(init, err) < 0 ||
-	    set_hostname(init, err) < 0)
-		return -1;
-	if (init->loopback_up && bring_loopback_up(err) < 0)
-		return -1;
-	return finish_and_exec(init, err);
+	return steps_in_root(init, err);
 }
 
 _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *err)

@@ -22,6 +22,7 @@ must therefore keep to the standard library.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -42,6 +43,10 @@ UNIFIED_MOUNT = CGROUP_ROOT / "unified"
 # for poking around in a container by hand.
 FALLBACK_APPLETS = ("sh", "true", "false", "echo", "cat", "ls", "id",
                     "hostname", "sleep", "ps", "mount", "env")
+
+# The start benchmarks' rounds (start-none, server-run, oci-run)
+ROUNDS = 30
+WARMUP_ROUNDS = 3
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
@@ -133,6 +138,16 @@ def run_command(argv: list[str], env: dict[str, str] | None = None,
     if proc.returncode != 0:
         raise PeerError(f"{shlex.join(argv)} exited with {proc.returncode}: "
                         f"{proc.stderr.decode(errors='replace').strip()}")
+
+
+def check_output(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``argv`` to completion, its output captured as text; raise
+    PeerError with the end of both if it fails."""
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise PeerError(f"{shlex.join(argv)} exited with {proc.returncode}: "
+                        f"{proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    return proc
 
 
 def time_command(argv: list[str], n: int, env: dict[str, str] | None = None) -> list[float]:
@@ -286,6 +301,64 @@ def time_runc(bundle: str | os.PathLike, n: int, id_prefix: str = "diycbench-") 
 
 def time_crun(bundle: str | os.PathLike, n: int, id_prefix: str = "diycbench-") -> list[float]:
     return time_peer("crun", bundle, n, id_prefix)
+
+
+def bench_peer(benchmark, server: PeerServer) -> None:
+    """Time ``server.run_once`` with a pytest-benchmark fixture; the
+    runtime's own median (inside the helper: without the pipe) and the ids'
+    prefix go to its extra_info."""
+    benchmark.pedantic(server.run_once, rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    runtime_times = server.timings[-ROUNDS:]  # the timed rounds come after the warm-up
+    benchmark.extra_info["runtime_median_s"] = statistics.median(runtime_times)
+    benchmark.extra_info["id_prefix"] = server.id_prefix
+
+
+def peer_run_benchmark(runtime: str):
+    """The benchmark of ``<runtime> run`` on the session's bundle (the
+    peer_env and peer_server fixtures of benchmarks/conftest.py), for a test
+    module to name and mark:
+    ``test_crun_run_true = pytest.mark.benchmark(group="start-none")(peer_run_benchmark("crun"))``."""
+    def bench(benchmark, peer_env, peer_server):
+        bench_peer(benchmark, peer_server(runtime, peer_env.bundle))
+    return bench
+
+
+# --------------------------------------------------------------------------
+# podman (the peer of builds and of bridge networking)
+
+PODMAN_CONF = ('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+               '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+
+
+@contextlib.contextmanager
+def podman(image_tar: bytes, image: str = "localhost/bbox"):
+    """podman (Debian's, with runc and cgroupfs, as shared/PEERS.md sets it
+    up) with all its state in a fresh directory under /tmp (its runroot's
+    path must stay under 50 characters), the flat rootfs tarball
+    ``image_tar`` imported as ``image``.  Yields ``run(*args)`` ->
+    CompletedProcess (PeerError if podman fails); at the end its containers,
+    images, mounts and directory are removed."""
+    d = Path(tempfile.mkdtemp(prefix="diyc-pbb-", dir="/tmp"))
+    (d / "containers.conf").write_text(PODMAN_CONF)
+    (d / "busybox.tar").write_bytes(image_tar)
+    env = dict(os.environ, CONTAINERS_CONF=str(d / "containers.conf"))
+    base = ["podman", "--root", str(d / "storage"), "--runroot", str(d / "runroot"),
+            "--tmpdir", str(d / "tmp"), "--runtime", shutil.which("runc")]
+
+    def run(*args):
+        return check_output(base + [str(a) for a in args], env=env)
+    try:
+        run("import", "-q", str(d / "busybox.tar"), image)
+        yield run
+    finally:
+        subprocess.run(base + ["rm", "-af"], env=env, capture_output=True)
+        subprocess.run(base + ["rmi", "-af"], env=env, capture_output=True)
+        with open("/proc/self/mountinfo") as mountinfo:
+            mounts = [line.split()[4] for line in mountinfo]
+        for mount in reversed(mounts):
+            if str(d) in mount:
+                subprocess.run(["umount", "-l", mount], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

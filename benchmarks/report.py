@@ -31,6 +31,7 @@ SERIES = (
     ("test_runc_server_run", "runc run", "none"),
     ("test_podman_run_true_network_none", "podman run", "none"),
     ("test_diyc_warm_run", "diyc run (warm server)", "none"),
+    ("test_diyc_warm_run_no_pool", "diyc run (warm server, DIYC_SERVER_POOL=off)", "none"),
     ("test_diyc_cold_run", "diyc run (no server: the launcher execs Python)", "none"),
     ("test_diyc_first_call_run", "diyc run (first call: starts the server)", "none"),
     ("test_diyc_library_run_true", "diyc.run() (library, warm process)", "none"),

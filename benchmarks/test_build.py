@@ -11,10 +11,11 @@ private state and runc, as shared/PEERS.md describes; both sides build with
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from benchmarks import peers
 
 REPO = Path(__file__).resolve().parent.parent
 DIYC = os.environ.get("DIYC_BIN") or str(REPO / ".venv" / "bin" / "diyc")
@@ -40,13 +41,6 @@ def build_context(tmp_path_factory):
     return ctx
 
 
-def _run(argv, env=None):
-    p = subprocess.run(argv, capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        raise AssertionError(f"{argv} exited {p.returncode}: {p.stdout[-2000:]} {p.stderr[-2000:]}")
-    return p
-
-
 @pytest.fixture(scope="module")
 def diyc_build(tmp_path_factory, build_context):
     if os.geteuid() != 0:
@@ -60,39 +54,19 @@ def diyc_build(tmp_path_factory, build_context):
     env = dict(os.environ, DIYC_SERVER="off")
 
     def diyc(*args):
-        return _run([DIYC, "--root", str(root), *map(str, args)], env=env)
+        return peers.check_output([DIYC, "--root", str(root), *map(str, args)], env=env)
     diyc("run", "--network", "none", "--rm", "busybox", "true")  # the built-in image
     diyc("tag", "busybox", "localhost/bbox")
     return diyc
 
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory):
+def podman():
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (apt-get install podman)")
     from diyc.images.store import busybox_rootfs_tar
-    import tempfile
-    d = Path(tempfile.mkdtemp(prefix="diyc-pbb-", dir="/tmp"))  # podman: runroot < 50 chars
-    (d / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-    (d / "busybox.tar").write_bytes(busybox_rootfs_tar())
-    env = dict(os.environ, CONTAINERS_CONF=str(d / "containers.conf"))
-    base = ["podman", "--root", str(d / "storage"), "--runroot", str(d / "runroot"),
-            "--tmpdir", str(d / "tmp"), "--runtime", shutil.which("runc")]
-
-    def run(*args):
-        return _run(base + [str(a) for a in args], env=env)
-    run("import", "-q", str(d / "busybox.tar"), "localhost/bbox")
-    try:
+    with peers.podman(busybox_rootfs_tar()) as run:
         yield run
-    finally:
-        subprocess.run(base + ["rm", "-af"], env=env, capture_output=True)
-        subprocess.run(base + ["rmi", "-af"], env=env, capture_output=True)
-        for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
-            if str(d) in line.split()[4]:
-                subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.benchmark(group="build-cold")

@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks import peers
 from benchmarks.conftest import REPO
-from benchmarks.test_start_peers import ROUNDS, WARMUP_ROUNDS, _bench_peer
+from benchmarks.peers import ROUNDS, WARMUP_ROUNDS
 
 
 @pytest.fixture(scope="session")
@@ -28,14 +28,8 @@ def diyc_runc(bench_dir):
     return path, bench_dir / "diyc-runc-root"
 
 
-@pytest.mark.benchmark(group="oci-run")
-def test_crun_oci_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
-
-
-@pytest.mark.benchmark(group="oci-run")
-def test_runc_oci_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("runc", peer_env.bundle))
+test_crun_oci_run = pytest.mark.benchmark(group="oci-run")(peers.peer_run_benchmark("crun"))
+test_runc_oci_run = pytest.mark.benchmark(group="oci-run")(peers.peer_run_benchmark("runc"))
 
 
 @pytest.mark.benchmark(group="oci-run")

@@ -4,7 +4,9 @@ against crun and runc in the same run; and the paths without it.
 Groups:
 * "server-run": `run --rm --network none busybox /bin/true`: crun, runc
   (PeerServer helpers; crun in its private mount namespace, so neither side
-  pays an unshare), diyc warm, diyc warm with --network bridge, diyc cold
+  pays an unshare), diyc warm (after its first run, in the server's warm
+  containers), diyc warm without them (DIYC_SERVER_POOL=off), diyc warm
+  with --network bridge, diyc cold
   (the launcher with DIYC_SERVER=off, so it execs the Python CLI), the
   Python CLI alone (the command before the launcher), and the first call
   (no server: the launcher starts one in the background and goes direct).
@@ -29,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import peers
-from benchmarks.test_start_peers import ROUNDS, WARMUP_ROUNDS, _bench_peer
+from benchmarks.peers import ROUNDS, WARMUP_ROUNDS
 
 RUN = ("run", "--rm", "--network", "none", "busybox", "/bin/true")
 
@@ -92,14 +94,8 @@ def launcher(diyc):
                    capture_output=True)
 
 
-@pytest.mark.benchmark(group="server-run")
-def test_crun_server_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
-
-
-@pytest.mark.benchmark(group="server-run")
-def test_runc_server_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("runc", peer_env.bundle))
+test_crun_server_run = pytest.mark.benchmark(group="server-run")(peers.peer_run_benchmark("crun"))
+test_runc_server_run = pytest.mark.benchmark(group="server-run")(peers.peer_run_benchmark("runc"))
 
 
 @pytest.mark.benchmark(group="server-run")
@@ -131,6 +127,14 @@ def _interleaved_ratios(benchmark, times):
     for name, values in times.items():
         benchmark.extra_info[f"{name}_interleaved_median_s"] = statistics.median(values)
         benchmark.extra_info[f"ratio_to_{name}"] = round(median / statistics.median(values), 3)
+
+
+@pytest.mark.benchmark(group="server-run")
+def test_diyc_warm_run_no_pool(benchmark, launcher):
+    """The warm server without its warm containers (DIYC_SERVER_POOL=off):
+    each run creates, starts and removes its container in a worker."""
+    benchmark.pedantic(launcher.run, args=RUN, kwargs={"env": {"DIYC_SERVER_POOL": "off"}},
+                       rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
 
 
 @pytest.mark.benchmark(group="server-run")
@@ -216,9 +220,7 @@ def test_diyc_warm_exec_interleaved(benchmark, launcher, peer_env, peer_server, 
     _interleaved_ratios(benchmark, times)
 
 
-@pytest.mark.benchmark(group="server-oci-run")
-def test_crun_server_oci_run(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
+test_crun_server_oci_run = pytest.mark.benchmark(group="server-oci-run")(peers.peer_run_benchmark("crun"))
 
 
 @pytest.mark.benchmark(group="server-oci-run")

@@ -14,6 +14,8 @@ import subprocess
 
 import pytest
 
+from benchmarks import peers
+
 ROUNDS = 30
 WARMUP_ROUNDS = 3
 LIBRARY_ROUNDS = 100
@@ -80,33 +82,15 @@ def test_diyc_library_network_bridge(benchmark, bench_dir, in_test_netns):
 
 
 @pytest.fixture(scope="module")
-def podman(in_test_netns, tmp_path_factory):
+def podman(in_test_netns):
     """podman (Debian's, with runc and cgroupfs; see shared/PEERS.md) with
     all its state in a temp dir, running in the test namespace too."""
     import shutil
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed (apt-get install podman)")
     from diyc.images.store import busybox_rootfs_tar
-    d = tmp_path_factory.mktemp("podman")
-    (d / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-    (d / "busybox.tar").write_bytes(busybox_rootfs_tar())
-    env = dict(os.environ, CONTAINERS_CONF=str(d / "containers.conf"))
-    base = ["podman", "--root", str(d / "storage"), "--runroot", str(d / "runroot"),
-            "--tmpdir", str(d / "tmp"), "--runtime", shutil.which("runc")]
-
-    def run(*args):
-        return subprocess.run(base + list(args), env=env, check=True, capture_output=True)
-    run("import", "-q", str(d / "busybox.tar"), "localhost/bbox")
-    try:
+    with peers.podman(busybox_rootfs_tar()) as run:
         yield run
-    finally:
-        subprocess.run(base + ["rm", "-af"], env=env, capture_output=True)
-        subprocess.run(base + ["rmi", "-af"], env=env, capture_output=True)
-        for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
-            if str(d) in line.split()[4]:
-                subprocess.run(["umount", "-l", line.split()[4]], capture_output=True)
 
 
 @pytest.mark.benchmark(group="start-network-cli")

@@ -13,30 +13,13 @@ What is timed differs slightly by construction:
 Neither includes building the image or bundle.
 """
 
-import statistics
-
 import pytest
 
-ROUNDS = 30
-WARMUP_ROUNDS = 3
+from benchmarks import peers
+from benchmarks.peers import ROUNDS, WARMUP_ROUNDS
 
-
-def _bench_peer(benchmark, server):
-    benchmark.pedantic(server.run_once, rounds=ROUNDS, iterations=1,
-                       warmup_rounds=WARMUP_ROUNDS)
-    runtime_times = server.timings[-ROUNDS:]  # the timed rounds come after the warm-up
-    benchmark.extra_info["runtime_median_s"] = statistics.median(runtime_times)
-    benchmark.extra_info["id_prefix"] = server.id_prefix
-
-
-@pytest.mark.benchmark(group="start-none")
-def test_crun_run_true(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("crun", peer_env.bundle))
-
-
-@pytest.mark.benchmark(group="start-none")
-def test_runc_run_true(benchmark, peer_env, peer_server):
-    _bench_peer(benchmark, peer_server("runc", peer_env.bundle))
+test_crun_run_true = pytest.mark.benchmark(group="start-none")(peers.peer_run_benchmark("crun"))
+test_runc_run_true = pytest.mark.benchmark(group="start-none")(peers.peer_run_benchmark("runc"))
 
 
 @pytest.mark.benchmark(group="start-none")

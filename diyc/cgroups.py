@@ -26,6 +26,11 @@ V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 # cgroups from /proc/PID/cgroup); the mounted ones of these.
 V1_ALL_CONTROLLERS = V1_CONTROLLERS + ("cpuset", "blkio", "freezer", "hugetlb", "net_cls",
                                        "net_prio", "perf_event")
+# linux.resources.cpu's keys and their cgroup v1 files, in the order they
+# are written: each period before the quota or runtime that must fit in it
+V1_CPU_FILES = (("period", "cpu.cfs_period_us"), ("quota", "cpu.cfs_quota_us"),
+                ("burst", "cpu.cfs_burst_us"), ("shares", "cpu.shares"), ("idle", "cpu.idle"),
+                ("realtimePeriod", "cpu.rt_period_us"), ("realtimeRuntime", "cpu.rt_runtime_us"))
 FREEZE_TIMEOUT = 10.0  # seconds for every task to reach the freezer (or leave it)
 
 
@@ -254,26 +259,11 @@ class CgroupV1:
         if memory.get("useHierarchy") is not None:
             _set(m, "memory.use_hierarchy", int(bool(memory["useHierarchy"])), "memory.useHierarchy")
         cpu = resources.get("cpu") or {}
-        if any(cpu.get(k) is not None for k in ("shares", "quota", "period", "burst", "idle",
-                                                  "realtimeRuntime", "realtimePeriod")) \
-                and "cpu" not in self.paths:
+        if any(cpu.get(k) is not None for k, _ in V1_CPU_FILES) and "cpu" not in self.paths:
             raise CgroupError("cpu limit requested, but the cpu controller is not mounted")
-        c = self.paths.get("cpu")
-        if cpu.get("period") is not None:
-            _set(c, "cpu.cfs_period_us", cpu["period"], "cpu.period")
-        if cpu.get("quota") is not None:
-            _set(c, "cpu.cfs_quota_us", cpu["quota"], "cpu.quota")
-        if cpu.get("burst") is not None:
-            _set(c, "cpu.cfs_burst_us", cpu["burst"], "cpu.burst")
-        if cpu.get("shares") is not None:
-            _set(c, "cpu.shares", cpu["shares"], "cpu.shares")
-        if cpu.get("idle") is not None:
-            _set(c, "cpu.idle", cpu["idle"], "cpu.idle")
-        # period before runtime: the runtime must fit in the period
-        if cpu.get("realtimePeriod") is not None:
-            _set(c, "cpu.rt_period_us", cpu["realtimePeriod"], "cpu.realtimePeriod")
-        if cpu.get("realtimeRuntime") is not None:
-            _set(c, "cpu.rt_runtime_us", cpu["realtimeRuntime"], "cpu.realtimeRuntime")
+        for key, file in V1_CPU_FILES:
+            if cpu.get(key) is not None:
+                _set(self.paths["cpu"], file, cpu[key], f"cpu.{key}")
         for key, file in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
             if cpu.get(key):
                 if "cpuset" not in self.paths:

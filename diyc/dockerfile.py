@@ -294,24 +294,8 @@ class _Lexer:
         return words
 
     def double_quoted(self):
-        out = []
-        s = self.s
-        while True:
-            if self.i >= len(s):
-                raise DockerfileError("unexpected end of statement while looking for matching double-quote")
-            c = s[self.i]
-            if c == '"':
-                self.i += 1
-                return "".join(out)
-            if c == self.escape and self.i + 1 < len(s) and s[self.i + 1] in '"$' + self.escape:
-                out.append(s[self.i + 1])
-                self.i += 2
-                continue
-            if c == "$":
-                out.append(self.variable())
-                continue
-            out.append(c)
-            self.i += 1
+        return self.expanded_until('"', "unexpected end of statement while looking for matching double-quote",
+                                   escapable='"$' + self.escape)
 
     def variable(self):
         s = self.s
@@ -358,23 +342,30 @@ class _Lexer:
 
     def nested_word(self):
         """The word of ${VAR:-word} up to the matching }, itself expanded."""
+        return self.expanded_until("}", "missing '}' in substitution", quotes=True)
+
+    def expanded_until(self, close, missing, escapable=None, quotes=False):
+        """The text up to `close` (consumed; DockerfileError `missing`
+        without it), variables expanded, the escape removed before any
+        character (before those of `escapable` only, if given); quotes:
+        quoted parts too ('...' as it is, "..." expanded)."""
         out = []
         s = self.s
         while True:
             if self.i >= len(s):
-                raise DockerfileError("missing '}' in substitution")
+                raise DockerfileError(missing)
             c = s[self.i]
-            if c == "}":
+            if c == close:
                 self.i += 1
                 return "".join(out)
-            if c == self.escape and self.i + 1 < len(s):
+            if c == self.escape and self.i + 1 < len(s) and (escapable is None or s[self.i + 1] in escapable):
                 out.append(s[self.i + 1])
                 self.i += 2
                 continue
             if c == "$":
                 out.append(self.variable())
                 continue
-            if c in "'\"":
+            if quotes and c in "'\"":
                 end = s.find(c, self.i + 1)
                 if end < 0:
                     raise DockerfileError("missing '}' in substitution")

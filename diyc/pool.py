@@ -67,7 +67,7 @@ from .result import Result
 # Run options a pool cannot take: its containers are removed after their
 # one run, nameless (N of them), without a terminal.
 REFUSED_OPTIONS = ("name", "auto_remove", "restart", "tty", "log_opts")
-_HELD_COMMAND = ["diyc-pool-held"]  # the record's args until the real ones come
+from .record import POOL_HELD_ARGS as _HELD_COMMAND  # the record's args until the real ones come
 
 WORKERS = 3  # background threads per pool: refills and removals
 REFILL_DELAY = 0.05  # s: a taken container's replacement starts at the latest then

@@ -26,6 +26,11 @@ from .state import (FileLock, Root, listdir, pid_alive, process_start_time, proc
                     release_name, remove_tree, reserve_name, write_json)
 
 
+# a pool's container before its process is handed over (diyc.pool): its
+# record's args until then; hidden from `ps`
+POOL_HELD_ARGS = ["diyc-pool-held"]
+
+
 def now():
     """A record's timestamps: seconds since the epoch."""
     return time.time()
@@ -114,6 +119,12 @@ class ContainerRecord:
                 not pid_alive(state["creator"], state.get("creator_start")):
             return "dead"
         return state["status"]
+
+    @property
+    def held_in_pool(self):
+        """A pool's warm container, not handed a process yet (or not shown
+        as running one): not the user's, so not listed."""
+        return self.record["spec"]["process"].get("args") == POOL_HELD_ARGS
 
     @property
     def paused(self):

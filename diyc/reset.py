@@ -16,9 +16,11 @@ def reset(root):
     """-> (lines saying what was done, [(container name, error)] of the
     containers that could not be removed)."""
     from .net import network as networking
+    from .pool_keeper import stop_keepers
     from .runtime import Container
     out, failed = [], []
-    for ctr in Container.list(root, all=True):
+    stop_keepers(f"{root.path}/server/pools")  # (they would refill what goes below)
+    for ctr in Container.list(root, all=True, held=True):
         try:
             ctr.remove(force=True)
             out.append(f"removed container {ctr.id[:12]} ({ctr.name})")

@@ -187,17 +187,22 @@ class Container(ContainerRecord, ContainerFiles):
 
     @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
-             filters: "Mapping[str, str | Sequence[str]] | None" = None) -> "builtins.list[Container]":
+             filters: "Mapping[str, str | Sequence[str]] | None" = None,
+             held: "bool" = False) -> "builtins.list[Container]":
         """Containers, newest first, as `diyc ps`: the running ones, every
         one with all=True.  filters: {"status": "exited", "name": "web",
         "id": PREFIX, "ancestor": IMAGE, "exited": CODE, "label": "K[=V]",
         "network": NAME, "health": "healthy"} (status "paused" included), each a
-        value or a list of values (any of which matches), as docker's."""
+        value or a list of values (any of which matches), as docker's.
+        held: with pools' warm containers too (diyc.Pool; hidden else)."""
+        listed = super().list(root)
+        if not held:
+            listed = [c for c in listed if not c.held_in_pool]
         if all and not filters:
-            return super().list(root)
+            return listed
         from .container_api import checked_filters, matches
         filters = checked_filters(filters)
-        return [c for c in super().list(root) if matches(c, all, filters)]
+        return [c for c in listed if matches(c, all, filters)]
 
     # -- start --------------------------------------------------------------
 
@@ -538,7 +543,7 @@ def cleanup(root=None):
     cgroups of dead containers, staging dirs, dangling names.  Lines out."""
     root = root if isinstance(root, Root) else Root(root)
     out = []
-    for c in Container.list(root, all=True):
+    for c in Container.list(root, all=True, held=True):
         if c.status != "dead":
             continue
         if c.record["auto_remove"]:

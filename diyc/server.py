@@ -32,7 +32,7 @@ from contextlib import suppress as _suppress
 
 from . import server_worker as workers
 from .errors import InvalidArgument
-from .server_worker import DONE, EXIT, KILLED, RECORD, RESTART, SIGNAL, TOOK, log as _log
+from .server_worker import DONE, EXIT, KEEPER, KILLED, RECORD, RESTART, SIGNAL, TOOK, log as _log
 from .state import private_dir
 
 RELAYED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -69,6 +69,9 @@ def command(root, args, entry_points):
             print("diyc server: not running")
             return 1
         print(f"diyc server: running (pid {pid}), socket {paths.socket}, log {paths.log}")
+        from .pool_keeper import keepers
+        for keeper, image in keepers(f"{paths.dir}/pools"):
+            print(f"  warm containers for a `run --rm` of {image}: kept by pid {keeper}")
         return 0
     if action == "stop":
         _no_more(rest)
@@ -119,14 +122,20 @@ def stop(paths):
     if pid is None:
         print("diyc server: not running")
         return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.01)
+    try:
+        # (a pidfd: readable once it has exited, reaped or not - a zombie
+        # that its reaper has not waited for yet answers kill(pid, 0))
+        ended = os.pidfd_open(pid)
+    except ProcessLookupError:
+        ended = None
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if ended is not None:
+            import select
+            select.select([ended], [], [], 10)  # (its keepers remove their pools first)
+    finally:
+        if ended is not None:
+            os.close(ended)
     print(f"diyc server: stopped (pid {pid})")
     return 0
 
@@ -282,6 +291,7 @@ class Server:
         self.ready_fd = ready_fd
         self.entry_points = entry_points
         self.workers = {}  # pid -> [connection or None, channel or None] of a request's worker
+        self.keepers = set()  # pids of former workers that keep a pool warm (pool_keeper)
         self.closing = False
         self.restart = False
         self.spare = None  # (pid, channel): the worker waiting on the listening socket
@@ -360,10 +370,12 @@ class Server:
         while True:
             if self.workers:
                 last_active = time.monotonic()
-            elif self.closing or time.monotonic() - last_active >= self.idle:
-                return
-            timeout = None if self.workers else max(0.0, self.idle -
-                                                    (time.monotonic() - last_active))
+            elif not self.closing and time.monotonic() - last_active >= self.idle:
+                self._close()
+            if self.closing and not self.workers and not self.keepers:
+                return  # (keepers end their runs and remove their pools first)
+            timeout = None if self.workers or self.closing else \
+                max(0.0, self.idle - (time.monotonic() - last_active))
             if self.spawn_due is not None:
                 if self.spare is not None or self.closing:
                     self.spawn_due = None
@@ -443,14 +455,25 @@ class Server:
             data = channel.recv(64)
         except OSError:
             data = b""
-        if data == DONE:
-            self._stop_relaying(pid)
-            if self.spare is None and not self.closing:
-                self._spawn_spare()
+        if data in (DONE, KEEPER):
+            self._replied(pid, data)
         else:
             self.selector.unregister(channel)
             channel.close()
             self.workers[pid][1] = None
+
+    def _replied(self, pid, data):
+        """DONE, or KEEPER (its DONE follows, on the channel closed here):
+        after its reply the worker keeps a `run --rm`'s settings warm
+        (pool_keeper): no longer a request's, and SIGTERM ends it."""
+        self._stop_relaying(pid)
+        if data == KEEPER:
+            self.workers.pop(pid, None)
+            self.keepers.add(pid)
+            if self.closing:
+                os.kill(pid, signal.SIGTERM)
+        if self.spare is None and not self.closing:
+            self._spawn_spare()
 
     def _stop_relaying(self, pid):
         served = self.workers.get(pid)
@@ -468,8 +491,8 @@ class Server:
         if not data:
             channel = self.workers[pid][1]
             with _suppress(OSError, AttributeError):
-                if channel.recv(64, socket.MSG_DONTWAIT) == DONE:  # (it replied)
-                    self._stop_relaying(pid)
+                if (replied := channel.recv(64, socket.MSG_DONTWAIT)) in (DONE, KEEPER):
+                    self._replied(pid, replied)
                     return
             # the launcher is gone (SIGKILL): so is the command, as on the direct path
             with _suppress(ProcessLookupError):
@@ -510,10 +533,13 @@ class Server:
                     served[0].send(reply)
             self._stop_relaying(pid)
             self.workers.pop(pid, None)
+            self.keepers.discard(pid)
 
     def _close(self):
         if not self.closing:
             self.closing = True
+            for pid in self.keepers:
+                os.kill(pid, signal.SIGTERM)  # (reaped here: its pid is its own)
             if self.spare:
                 self.selector.unregister(self.spare[1])
                 self.spare[1].close()  # it reads EOF and exits

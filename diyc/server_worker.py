@@ -31,6 +31,7 @@ MAX_REQUEST = 4 << 20
 TOOK = b"took"        # with the connection's fd: relay its signals
 DONE = b"done"        # the exit code is on its way: the launcher may go now
 RESTART = b"restart"  # the installed diyc changed
+KEEPER = b"keeper"    # after the reply, the worker keeps a pool warm (pool_keeper)
 REPORT_FD, CHANNEL_FD = 3, 4
 
 
@@ -59,6 +60,7 @@ class Facts:
         self.namespaces = namespaces("self")
         self.real_root = os.path.realpath(root_path)
         self.cgroups = read_text("/proc/self/cgroup")
+        self.server_pid = os.getpid()
         self.rlimits = {r: resource.getrlimit(r) for r in rlimit_ids()}
         self.watch = watch  # has the installed diyc changed?
         self.log_path = log_path
@@ -185,6 +187,8 @@ def _decline_reason(conn, request, facts):
         return f"caller uid {uid} gid {gid} is not the server's"
     if request.command not in ("diyc", "diyc-runc"):
         return f"unknown command {request.command!r}"
+    if request.command == "diyc" and _manages_the_server(request.argv):
+        return "`diyc server`: not through the server it manages"
     if request.command == "diyc-runc" and _leaves_a_process_to_the_caller(request.argv):
         return "a container or process the caller must be the parent of"
     if _privileges(pid) != _privileges("self"):
@@ -207,6 +211,15 @@ def _decline_reason(conn, request, facts):
     if facts.watch.changed():
         return RESTARTING
     return None
+
+
+def _manages_the_server(argv):
+    """`diyc [--root DIR] server ...`: its worker would wait for the
+    server it stops, which waits for its workers."""
+    args = list(argv)
+    while args and args[0].startswith("--root"):
+        del args[:1 if "=" in args[0] else 2]
+    return bool(args) and args[0] == "server"
 
 
 # runc's global options that take a value (before the subcommand)
@@ -286,11 +299,36 @@ class Worker:
         from . import removal
         removal.defer_until_replied()
         code = self._main()
+        keeper = self._keeper(code)
         self._reply(code)
         errors = removal.run_deferred()
         if errors:
             self._log_errors(errors)
+        if keeper is not None:
+            return keeper.serve()
         return code
+
+    def _keeper(self, code):
+        """A `run --rm` that ran the direct way: we keep its settings warm
+        from now on (pool_keeper), unless another does, or diyc refused
+        the run (125).  Claimed before the reply: whoever it wakes finds
+        the keeper in its lock file."""
+        from . import server_pool
+        settings = server_pool.take_pending()
+        if settings is None or code == 125:
+            return None
+        from .pool_keeper import Keeper
+        try:
+            if not settings.seen_before():
+                return None  # (from its second run on: not for a one-off)
+            keeper = Keeper.claim(settings, self.facts.server_pid, self.facts.log_path)
+        except Exception as e:  # (a warm container later is no reason to fail this reply)
+            log(f"not kept warm: {e}")
+            return None
+        if keeper is not None:
+            with suppress(OSError):
+                os.write(CHANNEL_FD, KEEPER)
+        return keeper
 
     def _reply(self, code):
         """The exit code to the launcher (the server first stops relaying:

@@ -20,6 +20,7 @@ import glob
 import json
 import re
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -400,14 +401,26 @@ def diyc_server(diyc_root, tmp_path_factory):
 
 
 def stop_process(pid, timeout=10):
-    """SIGTERM a process that is not our child, and wait until it is gone."""
-    with contextlib.suppress(ProcessLookupError):
+    """SIGTERM a process that is not our child, and wait until it has
+    ended (a pidfd: its reaper may leave it a zombie for a while)."""
+    import select
+    try:
+        ended = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
         os.kill(pid, 15)
-    deadline = time.monotonic() + timeout
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if os.path.exists(f"/proc/{pid}"):
-        os.kill(pid, 9)
+        if not select.select([ended], [], [], timeout)[0]:
+            signal.pidfd_send_signal(ended, 9)
+    finally:
+        os.close(ended)
+
+
+def stop_keepers(root):
+    """SIGTERM the keepers of a server's warm containers (pool_keeper: pid
+    in its locked HASH.lock) and wait until they have removed them."""
+    from diyc.pool_keeper import stop_keepers as stop
+    stop(f"{root}/server/pools")
 
 
 @pytest.fixture(params=["direct", "server"])
@@ -423,6 +436,7 @@ def cli_path(request, run_cli):
     try:
         yield "server"
     finally:
+        stop_keepers(server.root)  # (a repeated `run --rm` ran warm: its pool goes)
         run_cli.command, run_cli.path_env = DIYC, {}
     assert server.fallbacks() == before, "the launcher fell back to the Python CLI"
     assert server.alive()
@@ -521,8 +535,8 @@ def _remove_host_bridges(names):
     from diyc.net import firewall, roots
     for name in sorted(names):
         roots.delete_bridge(name)
-        table = "diyc" + name.removeprefix("diyc0")  # diyc0-<id> -> diyc-<id>
-        if table != "diyc" and firewall.table_exists(table):
+        table = roots.bridge_firewall_table(name)
+        if table not in (None, roots.NFT_TABLE) and firewall.table_exists(table):  # (never the default root's)
             firewall.delete_table(table)
 
 

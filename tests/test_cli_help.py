@@ -155,6 +155,20 @@ def test_errors_name_the_command(run_cli, args, line):
     assert assert_one_line_error(run_cli(*args)).startswith(line)
 
 
+@pytest.mark.parametrize("args, line", [
+    (["volume", "create", "a", "b"], '"diyc volume create" requires exactly one volume name'),
+    (["network", "connect", "bridge"], '"diyc network connect" requires exactly 2 arguments: NETWORK CONTAINER'),
+    (["container", "rename", "x"], '"diyc rename" requires exactly 2 arguments: CONTAINER NEW_NAME'),
+    (["volume", "prune", "-f", "-a", "keep"], """"diyc volume prune" accepts no arguments (got 'keep')"""),
+    (["volume", "rm"], '"diyc volume rm" requires at least one volume'),
+])
+def test_a_wrong_number_of_arguments_is_refused_before_anything_is_done(own, args, line):
+    """The command table's nargs: checked before the command runs, one line."""
+    own("volume", "create", "keep", check=True)
+    assert assert_one_line_error(own(*args)) == f"diyc: {line}"
+    assert own("volume", "ls", "-q", check=True).stdout.split() == ["keep"]
+
+
 # -- version, info ---------------------------------------------------------------------
 
 def test_version(run_cli):

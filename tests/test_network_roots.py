@@ -71,6 +71,10 @@ def test_two_roots_share_a_namespace_without_touching_each_other(two_roots):
         for br in (a_bridge, a_net, b_bridge, b_net):
             assert br["bridge"] in links(a) and len(br["bridge"]) <= 15
         assert sorted(tables(a)) == sorted([a.table(), b.table()]) and a.table() != b.table()
+        # a root's table, from its default bridge's name alone (the leak check's way)
+        from diyc.net.roots import bridge_firewall_table
+        assert [bridge_firewall_table(br["bridge"]) for br in (a_bridge, b_bridge, a_net)] == \
+            [a.table(), b.table(), None]
         # every published port answers, with its own root's container
         for port, srv in ((8601, a_def), (8602, b_def), (8603, a_usr), (8604, b_usr)):
             assert srv.name in host_get(a.ns, "127.0.0.1", port)

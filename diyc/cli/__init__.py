@@ -5,16 +5,17 @@ command and option declared once in the table of registry.py.
 To add a command, decorate its handler in the module of its concern (or in
 a new module, named in registry.MODULES):
 
-    @command("top", "container top", usage="CONTAINER", help="Show its processes",
+    @command("top", "container top", usage="CONTAINER", nargs=1, help="Show its processes",
              options=(Option("-a --all", "all", FLAG, help="Show all"),))
     def cmd_top(root, opts, args):    # opts: {dest: value} parsed; args: the rest
         ...                           # return the exit code
 
 --help, `diyc help top`, `diyc container top --help`, the errors naming the
-command and bash completion follow from the declaration; paste the output
-of `python -m diyc.cli.helptext` into the README's list of commands.  To add
-a run flag, add one Option to run.RUN_OPTIONS with keyword= the
-Container.create keyword it is passed as (None: the CLI acts on it itself).
+command or a wrong number of arguments (nargs=, needs=) and bash completion
+follow from the declaration; paste the output of `python -m diyc.cli.helptext`
+into the README's list of commands.  To add a run flag, add one Option to
+run.RUN_OPTIONS with keyword= the Container.create keyword it is passed as
+(None: the CLI acts on it itself).
 
 The option parser is our own, small and docker-shaped (options stop at the
 image name, `-it` combines, `--name=x` and `--name x` both work): argparse
@@ -124,6 +125,7 @@ def _run_command(root, name, args):
         from .helptext import command_help
         print(command_help(name))
         return 0
+    cmd.check_nargs(positional)
     from ..state import Root
     return cmd.handler(Root(root), opts, positional)
 
@@ -163,6 +165,7 @@ def _server(root, args):
 def _served(argv, accepted_ns):
     """`diyc` as a server's worker runs it."""
     registry.START_NS = accepted_ns  # --trace: the command's own start
+    registry.SERVED = True
     return main(argv)
 
 

@@ -1,17 +1,12 @@
-"""What several commands share: argument checks, the each-container loop
-with docker's error shape, the prune confirmation, and --format (the
-listings' rows and templates are the library's: diyc.listing)."""
+"""What several commands share: the each-container loop with docker's
+error shape, the prune confirmation, and --format (the listings' rows and
+templates are the library's: diyc.listing)."""
 
 import sys
 
 from ..errors import ContainerNotFound, DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option
 from .registry import NotConfirmed
-
-
-def no_arguments(command, positional):
-    if positional:
-        raise InvalidArgument(f'"diyc {command}" accepts no arguments (got {positional[0]!r})')
 
 
 def filters_given(opts):

@@ -6,7 +6,7 @@ import time
 
 from ..errors import DiycError, InvalidArgument
 from ..options import FLAG, VALUE, Option, signal_number
-from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, no_arguments, print_inspected
+from .common import FORCE, FORMAT, INSPECT_FORMAT, confirm, each_container, print_inspected
 from .registry import command
 from .run import RUN_OPTIONS, library_keywords, start_foreground
 
@@ -28,11 +28,10 @@ CREATE_OPTIONS = tuple(o for o in RUN_OPTIONS if o.dest not in ("detach", "trace
 
 
 @command("create", "container create", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
+         nargs=(1, None), needs="an image: diyc create [OPTIONS] IMAGE [COMMAND...]",
          help="Create a new container; `diyc start` runs it", options=CREATE_OPTIONS,
          stop_at_positional=True)
 def cmd_create(root, opts, args):
-    if not args:
-        raise InvalidArgument('"diyc create" requires an image: diyc create [OPTIONS] IMAGE [COMMAND...]')
     from ..runtime import Container
     ctr = Container.create(args[0], args[1:], root=root, **library_keywords(opts, CREATE_OPTIONS))
     ctr.keep_created()
@@ -134,7 +133,8 @@ def cmd_wait(root, opts, args):
     return each_container(root, args, lambda ctr: print(ctr.wait().exit_code), "wait")
 
 
-@command("logs", "container logs", usage="[OPTIONS] CONTAINER", help="Fetch the logs of a container",
+@command("logs", "container logs", usage="[OPTIONS] CONTAINER",
+         nargs=1, needs="exactly one container", help="Fetch the logs of a container",
          options=(Option("-f --follow", "follow", FLAG, help="Follow log output"),
                   Option("-n --tail", "tail", VALUE, "N",
                          'Number of lines to show from the end of the logs (default "all")'),
@@ -144,8 +144,6 @@ def cmd_wait(root, opts, args):
                   Option("--until", "until", VALUE, "string", "Show logs before a timestamp (e.g. "
                          '"2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')))
 def cmd_logs(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc logs" requires exactly one container')
     tail = opts.get("tail")
     if tail in (None, "all"):
         tail = None
@@ -188,12 +186,10 @@ def cmd_stats(root, opts, args):
     return 0
 
 
-@command("attach", "container attach", usage="[OPTIONS] CONTAINER",
+@command("attach", "container attach", usage="[OPTIONS] CONTAINER", nargs=1, needs="exactly one container",
          help="Attach to a running container's terminal or output", options=(
              Option("--no-stdin", "no_stdin", FLAG, help="Do not attach STDIN"),))
 def cmd_attach(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc attach" requires exactly one container')
     from ..runtime import Container
     ctr = Container.load(args[0], root)
     if ctr.status != "running":
@@ -217,21 +213,19 @@ def cmd_attach(root, opts, args):
 
 
 @command("inspect", "container inspect", usage="[OPTIONS] NAME|ID [NAME|ID...]",
+         nargs=(1, None), needs="at least one container, image, volume or network",
          help="Show low-level information on containers, images, volumes or networks", options=(
              INSPECT_FORMAT,
              Option("--type", "type", VALUE, "string", "Only inspect objects of this type "
                     "(container, image, volume or network)")))
 def cmd_inspect(root, opts, args):
-    if not args:
-        raise InvalidArgument('"diyc inspect" requires at least one container, image, volume or network')
     from ..inspect_view import lookup
     return print_inspected(opts, [lookup(root, ref, opts.get("type")) for ref in args])
 
 
-@command("container prune", usage="[OPTIONS]", help="Remove all stopped containers",
+@command("container prune", usage="[OPTIONS]", nargs=0, help="Remove all stopped containers",
          options=(FORCE,))
 def cmd_container_prune(root, opts, args):
-    no_arguments("container prune", args)
     if confirm("container prune", "This will remove all stopped containers.", opts):
         for line in prune_containers(root):
             print(line)

@@ -10,24 +10,21 @@ from .registry import command
 
 
 @command("cp", "container cp", usage="[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-",
+         nargs=2, needs="2 arguments: CONTAINER:SRC DEST or SRC CONTAINER:DEST",
          help="Copy files between a container and the host, either way (SRC_PATH|- CONTAINER:DEST_PATH)",
          options=(
              Option("-a --archive", "archive", FLAG, help="Archive mode (keep the files' uid/gid)"),
              Option("-L --follow-link", "follow", FLAG, help="Always follow a symbolic link in SRC_PATH")))
 def cmd_cp(root, opts, args):
-    if len(args) != 2:
-        raise InvalidArgument('"diyc cp" requires 2 arguments: CONTAINER:SRC DEST or SRC CONTAINER:DEST')
     from ..copy import cp
     cp(root, args[0], args[1], archive=opts.get("archive", False), follow=opts.get("follow", False),
        stdin=standard_input().buffer if args[0] == "-" else None, stdout=sys.stdout.buffer)
     return 0
 
 
-@command("diff", "container diff", usage="CONTAINER",
+@command("diff", "container diff", usage="CONTAINER", nargs=1, needs="one container",
          help="Show the changes to a container's file system (A added, C changed, D deleted)")
 def cmd_diff(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc diff" requires one container')
     from ..changes import KIND_LETTERS
     from ..runtime import Container
     for change in Container.load(args[0], root).diff():
@@ -35,12 +32,10 @@ def cmd_diff(root, opts, args):
     return 0
 
 
-@command("export", "container export", usage="[OPTIONS] CONTAINER",
+@command("export", "container export", usage="[OPTIONS] CONTAINER", nargs=1, needs="one container",
          help="Export a container's file system as a tar archive", options=(
              Option("-o --output", "output", VALUE, "file", "Write to a file, instead of STDOUT"),))
 def cmd_export(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc export" requires one container')
     from ..changes import export, export_to_file
     from ..runtime import Container
     ctr = Container.load(args[0], root)
@@ -55,14 +50,12 @@ def cmd_export(root, opts, args):
 
 
 @command("commit", "container commit", usage="[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+         nargs=(1, 2), needs="a container: diyc commit [OPTIONS] CONTAINER [REPO[:TAG]]",
          help="Create a new image from a container's changes", options=(
              Option("-m --message", "message", VALUE, "string", "Commit message"),
              Option("-a --author", "author", VALUE, "string", 'Author (e.g. "Ann <ann@example.com>")'),
              Option("-c --change", "changes", LIST, "list", "Apply Dockerfile instruction to the image")))
 def cmd_commit(root, opts, args):
-    if len(args) not in (1, 2):
-        raise InvalidArgument('"diyc commit" requires a container: '
-                              'diyc commit [OPTIONS] CONTAINER [REPO[:TAG]]')
     from ..changes import commit
     from ..runtime import Container
     record = commit(Container.load(args[0], root), args[1] if len(args) == 2 else None, opts.get("message"),

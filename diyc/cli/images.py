@@ -6,15 +6,15 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
-from .common import (FORCE, FORMAT, INSPECT_FORMAT, confirm, no_arguments, print_formatted, print_inspected,
+from .common import (FORCE, FORMAT, INSPECT_FORMAT, confirm, print_formatted, print_inspected,
                      standard_input)
 from .registry import command
 
 QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
 
 
-@command("images", "image ls", "image list", usage="[OPTIONS] [REPOSITORY[:TAG]]", help="List images",
-         options=(
+@command("images", "image ls", "image list", usage="[OPTIONS] [REPOSITORY[:TAG]]", nargs=(0, 1),
+         needs="at most 1 argument: [REPOSITORY[:TAG]]", help="List images", options=(
              QUIET, Option("-a --all", "all", FLAG, help="Show all images (diyc keeps no intermediate ones)"),
              Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
              Option("--digests", "digests", FLAG, help="Show digests"),
@@ -22,8 +22,6 @@ QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
                     "Filter output: dangling=true|false, reference=PATTERN, label=KEY[=VALUE]"),
              FORMAT))
 def cmd_images(root, opts, args):
-    if len(args) > 1:
-        raise InvalidArgument(f'"diyc images" requires at most 1 argument (got {len(args)})')
     from ..images.store import ImageStore
     from ..listing import IMAGES_DIGESTS_TABLE, IMAGES_HEADERS, IMAGES_TABLE, image_rows
     from .common import filters_given
@@ -38,34 +36,29 @@ def cmd_images(root, opts, args):
 
 
 @command("rmi", "image rm", "image remove", usage="[OPTIONS] IMAGE [IMAGE...]",
-         help="Remove one or more images", options=(
+         nargs=(1, None), needs="at least one image", help="Remove one or more images", options=(
              Option("-f --force", "force", FLAG,
                     help="Remove an image a stopped container uses (untag one a running container uses)"),))
 def cmd_rmi(root, opts, args):
-    if not args:
-        raise InvalidArgument('"diyc rmi" requires at least one image')
     from ..images.store import ImageStore
+    end_warm_containers(root)
     for ref in args:
         for line in ImageStore(root).remove(ref, force=opts.get("force", False)):
             print(line)
     return 0
 
 
-@command("tag", "image tag", usage="SOURCE_IMAGE TARGET_IMAGE[:TAG]",
+@command("tag", "image tag", usage="SOURCE_IMAGE TARGET_IMAGE[:TAG]", nargs=2, needs="SOURCE and TARGET",
          help="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
 def cmd_tag(root, opts, args):
-    if len(args) != 2:
-        raise InvalidArgument('"diyc tag" requires SOURCE and TARGET')
     from ..images.store import ImageStore
     ImageStore(root).tag(args[0], args[1])
     return 0
 
 
-@command("import", "image import", usage="TARBALL|- NAME[:TAG]",
+@command("import", "image import", usage="TARBALL|- NAME[:TAG]", nargs=2, needs="TARBALL and NAME[:TAG]",
          help="Import a flat rootfs tarball as an image")
 def cmd_import(root, opts, args):
-    if len(args) != 2:
-        raise InvalidArgument('"diyc import" requires TARBALL and NAME[:TAG]')
     from ..images.store import ImageStore
     store = ImageStore(root)
     if args[0] == "-":
@@ -86,12 +79,11 @@ INSECURE = Option("--insecure", "insecure", FLAG,
 
 
 @command("pull", "image pull", usage="[OPTIONS] [REGISTRY/]NAME[:TAG|@DIGEST]",
+         nargs=1, needs="one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]",
          help="Pull an image from a registry (v2 API)", options=(
              Option("--platform", "platform", VALUE, "OS/ARCH", "Platform to pull"), INSECURE,
              Option("-q --quiet", "quiet", FLAG, help="Suppress verbose output")))
 def cmd_pull(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc pull" requires one image: diyc pull [REGISTRY/]NAME[:TAG|@DIGEST]')
     from ..images.puller import Progress, pull
     from ..images.reference import parse_reference
     from ..images.store import ImageStore
@@ -103,12 +95,11 @@ def cmd_pull(root, opts, args):
 
 
 @command("push", "image push", usage="[OPTIONS] [REGISTRY/]NAME[:TAG]",
+         nargs=1, needs="one image: diyc push [REGISTRY/]NAME[:TAG]",
          help="Push an image to a registry (v2 API)", options=(
              Option("-a --all-tags", "all_tags", FLAG, help="Push every tag of NAME"),
              INSECURE, Option("-q --quiet", "quiet", FLAG, help="Suppress verbose output")))
 def cmd_push(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc push" requires one image: diyc push [REGISTRY/]NAME[:TAG]')
     from ..errors import ImageNotFound
     from ..images.puller import Progress
     from ..images.pusher import local_tags, push
@@ -134,14 +125,13 @@ def cmd_push(root, opts, args):
     return 0
 
 
-@command("login", usage="[OPTIONS] REGISTRY", help="Store registry credentials (0600)", options=(
+@command("login", usage="[OPTIONS] REGISTRY", nargs=1, needs="a registry: diyc login [-u USER] REGISTRY",
+         help="Store registry credentials (0600)", options=(
     Option("-u --username", "user", VALUE, "USER", "Username"),
     Option("-p --password", "password", VALUE, "PASS", "Password"),
     Option("--password-stdin", "password_stdin", FLAG, help="Take the password from stdin"),
     INSECURE))
 def cmd_login(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc login" requires a registry: diyc login [-u USER] REGISTRY')
     from ..images.registry import login
     user = opts.get("user")
     if user is None:
@@ -159,22 +149,18 @@ def cmd_login(root, opts, args):
     return 0
 
 
-@command("logout", usage="REGISTRY", help="Remove a registry's stored credentials")
+@command("logout", usage="REGISTRY", nargs=1, needs="a registry", help="Remove a registry's stored credentials")
 def cmd_logout(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc logout" requires a registry')
     from ..images.registry import remove_credentials
     print(f"Removed login credentials for {args[0]}" if remove_credentials(root, args[0])
           else f"Not logged in to {args[0]}")
     return 0
 
 
-@command("load", "image load", usage="[OPTIONS]", help="Load a docker-save or OCI archive", options=(
+@command("load", "image load", usage="[OPTIONS]", nargs=0, help="Load a docker-save or OCI archive", options=(
     Option("-i --input", "input", VALUE, "FILE", "Read from a tar archive file, instead of STDIN"),
     Option("-q --quiet", "quiet", FLAG, help="Suppress the load output")))
 def cmd_load(root, opts, args):
-    if args:
-        raise InvalidArgument('"diyc load" takes no arguments: diyc load -i FILE')
     from ..images.archive import load
     from ..images.store import ImageStore
     store = ImageStore(root)
@@ -196,11 +182,10 @@ def cmd_load(root, opts, args):
 
 
 @command("save", "image save", usage="[OPTIONS] IMAGE [IMAGE...]",
+         nargs=(1, None), needs="at least one image: diyc save -o FILE IMAGE...",
          help="Write images as an OCI archive", options=(
              Option("-o --output", "output", VALUE, "FILE", "Write to a file, instead of STDOUT"),))
 def cmd_save(root, opts, args):
-    if not args:
-        raise InvalidArgument('"diyc save" requires at least one image: diyc save -o FILE IMAGE...')
     from ..images.archive import save
     from ..images.store import ImageStore
     out = opts.get("output")
@@ -218,31 +203,30 @@ def cmd_save(root, opts, args):
     return 0
 
 
-@command("image prune", usage="[OPTIONS]", help="Remove unused images", options=(
+@command("image prune", usage="[OPTIONS]", nargs=0, help="Remove unused images", options=(
     Option("-a --all", "all", FLAG, help="Remove all images not used by a container, not just "
                                          "those without a name"), FORCE))
 def cmd_image_prune(root, opts, args):
-    no_arguments("image prune", args)
     warning = ("This will remove all images without at least one container associated to them."
                if opts.get("all") else "This will remove all dangling images.")
     if confirm("image prune", warning, opts):
         from ..images.store import ImageStore
+        end_warm_containers(root)
         for line in ImageStore(root).prune(all=opts.get("all", False)):
             print(line)
     return 0
 
 
-@command("image inspect", usage="[OPTIONS] IMAGE [IMAGE...]",
+@command("image inspect", usage="[OPTIONS] IMAGE [IMAGE...]", nargs=(1, None), needs="at least one image",
          help="Show low-level information on images, in docker's shape", options=(INSPECT_FORMAT,))
 def cmd_image_inspect(root, opts, args):
-    if not args:
-        raise InvalidArgument('"diyc image inspect" requires at least one image')
     from ..inspect_view import lookup
     return print_inspected(opts, [lookup(root, ref, "image") for ref in args])
 
 
-@command("build", "image build", usage="[OPTIONS] CONTEXT|-", help="Build an image from a Dockerfile",
-         options=(
+@command("build", "image build", usage="[OPTIONS] CONTEXT|-",
+         nargs=1, needs="exactly one argument: diyc build [OPTIONS] CONTEXT|-",
+         help="Build an image from a Dockerfile", options=(
              Option("-t --tag", "tags", LIST, "NAME[:TAG]", "Name and optionally a tag (repeatable)"),
              Option("-f --file", "file", VALUE, "FILE",
                     "Name of the Dockerfile (default CONTEXT/Dockerfile)"),
@@ -253,8 +237,6 @@ def cmd_image_inspect(root, opts, args):
              Option("--progress", "progress", VALUE, "MODE", "auto, plain, tty or quiet"),
              Option("-q --quiet", "quiet", FLAG, help="Print only the image ID")))
 def cmd_build(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc build" requires exactly one argument: diyc build [OPTIONS] CONTEXT|-')
     build_args = {}
     for item in opts.get("build_args", []):
         k, eq, v = item.partition("=")
@@ -290,17 +272,23 @@ def cmd_build(root, opts, args):
     return 0
 
 
-@command("history", "image history", usage="[OPTIONS] IMAGE", help="Show the history of an image",
+@command("history", "image history", usage="[OPTIONS] IMAGE",
+         nargs=1, needs="one image", help="Show the history of an image",
          options=(Option("-q --quiet", "quiet", FLAG, help="Only show image IDs"),
                   Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
                   Option("-H --human", "human", FLAG,
                          help="Print sizes and dates in human readable format (default true)"),
                   FORMAT))
 def cmd_history(root, opts, args):
-    if len(args) != 1:
-        raise InvalidArgument('"diyc history" requires one image')
     from ..images.store import ImageStore
     from ..listing import HISTORY_HEADERS, HISTORY_TABLE, history_rows
     rows = history_rows(ImageStore(root), args[0], no_trunc=opts.get("no_trunc", False),
                         human=opts.get("human", True))
     return print_formatted(opts, rows, HISTORY_TABLE, HISTORY_HEADERS, quiet_format="{{.ID}}")
+
+
+def end_warm_containers(root):
+    """The server's warm containers hold their image: they end first (a
+    cache, not the user's containers)."""
+    from ..pool_keeper import end_warm_containers as end
+    end(root, lambda record: True)

@@ -2,18 +2,16 @@
 unpause, update - and events: thin layers over diyc.operations,
 diyc.container_api and diyc.events."""
 
-from ..errors import DiycError, InvalidArgument
+from ..errors import DiycError
 from ..options import LIST, VALUE, Option, print_table
 from .common import each_container
 from .registry import command
 from .run import CPUS, MEMORY, MEMORY_SWAP, PIDS_LIMIT, RESTART
 
 
-@command("top", "container top", usage="CONTAINER [ps OPTIONS]",
+@command("top", "container top", usage="CONTAINER [ps OPTIONS]", nargs=(1, None), needs="a container",
          help="Display the running processes of a container", stop_at_positional=True)
 def cmd_top(root, opts, args):
-    if not args:
-        raise InvalidArgument('"diyc top" requires a container')
     from ..runtime import Container
     table = Container.load(args[0], root).top(args[1:] or None)
     print_table(table["Titles"], table["Processes"])
@@ -21,10 +19,9 @@ def cmd_top(root, opts, args):
 
 
 @command("port", "container port", usage="CONTAINER [PRIVATE_PORT[/PROTO]]",
+         nargs=(1, 2), needs="a container and at most one port",
          help="List port mappings or a specific mapping for the container")
 def cmd_port(root, opts, args):
-    if len(args) not in (1, 2):
-        raise InvalidArgument('"diyc port" requires a container and at most one port')
     from ..runtime import Container
     ctr = Container.load(args[0], root)
     ports = ctr.ports
@@ -47,10 +44,8 @@ def _port_order(key):
     return (int(port) if port.isdigit() else 0, proto)
 
 
-@command("rename", "container rename", usage="CONTAINER NEW_NAME", help="Rename a container")
+@command("rename", "container rename", usage="CONTAINER NEW_NAME", nargs=2, help="Rename a container")
 def cmd_rename(root, opts, args):
-    if len(args) != 2:
-        raise InvalidArgument('"diyc rename" requires exactly 2 arguments: CONTAINER NEW_NAME')
     from ..runtime import Container
     Container.load(args[0], root).rename(args[1])
     return 0
@@ -83,7 +78,7 @@ def cmd_update(root, opts, args):
     return each_container(root, args, lambda ctr: ctr.update(**changes), "update", echo_ref=True)
 
 
-@command("events", "system events", usage="[OPTIONS]", help="Get real time events from diyc",
+@command("events", "system events", usage="[OPTIONS]", nargs=0, help="Get real time events from diyc",
          options=(Option("--since", "since", VALUE, "string", "Show all events created since timestamp"),
                   Option("--until", "until", VALUE, "string", "Stream events until this timestamp"),
                   Option("-f --filter", "filters", LIST, "filter",
@@ -92,8 +87,6 @@ def cmd_update(root, opts, args):
                   Option("--format", "format", VALUE, "string",
                          "Format the output using the given Go template")))
 def cmd_events(root, opts, args):
-    from .common import no_arguments
-    no_arguments("events", args)
     from .. import events
     from ..numbers import point_in_time
     since = point_in_time(opts["since"], "--since") if "since" in opts else None

@@ -3,11 +3,11 @@ columns and --format are diyc.listing's."""
 
 from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
-from .common import FORMAT, no_arguments, print_formatted
+from .common import FORMAT, print_formatted
 from .registry import command
 
 
-@command("ps", "container ls", "container list", "container ps", usage="[OPTIONS]",
+@command("ps", "container ls", "container list", "container ps", usage="[OPTIONS]", nargs=0,
          help="List containers", options=(
              Option("-a --all", "all", FLAG, help="Show all containers (default shows just running)"),
              Option("-f --filter", "filters", LIST, "KEY=VALUE",
@@ -19,7 +19,6 @@ from .registry import command
              Option("-s --size", "size", FLAG, help="Display total file sizes"),
              Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"), FORMAT))
 def cmd_ps(root, opts, args):
-    no_arguments("ps", args)
     from ..listing import PS_HEADERS, PS_TABLE, container_row
     rows = [container_row(c, no_trunc=opts.get("no_trunc", False)) for c in listed_containers(root, opts)]
     table = PS_TABLE + "\\t{{.Size}}" if opts.get("size") else PS_TABLE

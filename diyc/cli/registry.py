@@ -6,6 +6,7 @@ name a command and bash completion all read this table."""
 import time
 
 START_NS = time.perf_counter_ns()  # --trace counts from here (the server resets it)
+SERVED = False  # a server's worker runs us (then `run --rm` may find a warm container)
 
 from ..errors import InvalidArgument  # noqa: E402
 from ..options import FLAG, Option, option_table  # noqa: E402
@@ -46,20 +47,42 @@ ORDER = []     # the Commands, in the order they were registered
 
 class Command:
     __slots__ = ("names", "handler", "options", "usage", "help", "stop_at_positional", "hidden",
-                 "missing_exit")
+                 "missing_exit", "nargs", "needs")
 
-    def __init__(self, names, handler, options, usage, help, stop_at_positional, hidden, missing_exit):
+    def __init__(self, names, handler, options, usage, help, stop_at_positional, hidden, missing_exit,
+                 nargs, needs):
         self.names, self.handler, self.usage, self.help = names, handler, usage, help
         self.options = option_table(*options).add_where_free(HELP)
         self.stop_at_positional, self.hidden, self.missing_exit = stop_at_positional, hidden, missing_exit
+        self.nargs = (nargs, nargs) if isinstance(nargs, int) else nargs
+        self.needs = needs
 
     @property
     def name(self):
         return self.names[0]
 
+    def check_nargs(self, positional):
+        """The number of positional arguments against the table's nargs:
+        a wrong one is InvalidArgument, `"diyc NAME" requires NEEDS` (or
+        its words made of the count and the usage line)."""
+        if self.nargs is None:
+            return
+        least, most = self.nargs
+        if least <= len(positional) and (most is None or len(positional) <= most):
+            return
+        if most == 0:
+            raise InvalidArgument(f'"diyc {self.name}" accepts no arguments (got {positional[0]!r})')
+        needs = self.needs
+        if needs is None:
+            count = (f"exactly {least}" if least == most else f"at least {least}" if most is None
+                     else f"{least} to {most}")
+            plural = "" if least == 1 and most in (1, None) else "s"
+            needs = f"{count} argument{plural}: {self.usage.replace('[OPTIONS]', '').strip()}"
+        raise InvalidArgument(f'"diyc {self.name}" requires {needs}')
+
 
 def command(*names, usage="", help="", options=(), stop_at_positional=False, hidden=False,
-            missing_exit=1):
+            missing_exit=1, nargs=None, needs=None):
     """Register the decorated handler(root, opts, args) -> exit code under
     each name ("rm", "container rm").  usage: what follows the name in the
     usage line ("[OPTIONS] CONTAINER..."); help: one line; options: Options
@@ -67,9 +90,14 @@ def command(*names, usage="", help="", options=(), stop_at_positional=False, hid
     stop_at_positional: options end at the first argument (run, exec);
     missing_exit: the exit code when a container it names does not exist
     (docker's 1; run's 125, as for anything that stops a container from
-    starting)."""
+    starting); nargs: how many arguments it takes, N or (LEAST, MOST)
+    (MOST None: no limit; None: the handler checks them), checked before
+    the handler runs; needs: what the error for another number says after
+    "requires" (default: the count and the usage line's arguments; none for
+    nargs=0: `accepts no arguments`)."""
     def register(handler):
-        cmd = Command(names, handler, options, usage, help, stop_at_positional, hidden, missing_exit)
+        cmd = Command(names, handler, options, usage, help, stop_at_positional, hidden, missing_exit,
+                      nargs, needs)
         for name in names:
             group = name.partition(" ")[0]
             if " " in name and group not in GROUPS:

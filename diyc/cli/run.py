@@ -156,8 +156,12 @@ def cmd_run(root, opts, args):
     trace = Trace(enabled=opts.get("trace") or os.environ.get("DIYC_TRACE") == "1",
                   start_ns=registry.START_NS)
     trace.mark("cli")
-    ctr = Container.create(args[0], args[1:], root=root, trace=trace,
-                           **library_keywords(opts, RUN_OPTIONS), **healthcheck_option(opts))
+    keywords = dict(library_keywords(opts, RUN_OPTIONS), **healthcheck_option(opts))
+    if registry.SERVED and not (opts.get("detach") or opts.get("tty") or trace.enabled):
+        code = run_warm(root, args, keywords)
+        if code is not None:
+            return code
+    ctr = Container.create(args[0], args[1:], root=root, trace=trace, **keywords)
     if opts.get("tty") and not opts.get("detach"):
         return start_attached(ctr, send_input=opts.get("interactive", False))
     if opts.get("detach"):
@@ -201,11 +205,39 @@ def start_foreground(ctr, trace=None, new=True, send_input=True):
         trace.mark("wait")
         trace.report()
     if result.oom_killed:
-        from ..formatting import bytes_size
-        limit = ctr.record["spec"]["linux"]["resources"].get("memory", {}).get("limit")
-        print(f"diyc: container {ctr.name}: a process was killed by the memory limit "
-              f"({bytes_size(limit) if limit else 'unlimited'}): out of memory", file=sys.stderr)
+        report_oom(ctr.name, ctr.record["spec"]["linux"]["resources"].get("memory", {}).get("limit"))
     return result.exit_code
+
+
+def report_oom(name, limit):
+    from ..formatting import bytes_size
+    print(f"diyc: container {name}: a process was killed by the memory limit "
+          f"({bytes_size(limit) if limit else 'unlimited'}): out of memory", file=sys.stderr)
+
+
+def run_warm(root, args, keywords):
+    """`run --rm` in a warm container of the server's (server_pool) ->
+    its exit code, or None: none for these settings, run it the direct way."""
+    from ..server_pool import Settings, WarmRun, keep_warm_later, process_of
+    process = process_of(args[1:], keywords)
+    settings = Settings.of(root, args[0], keywords) if process is not None else None
+    if settings is None:
+        return None  # (not poolable)
+    warm = WarmRun.connect(settings, process)
+    if warm is None:
+        keep_warm_later(settings)
+        return None
+    restore = forward_signals(warm)
+    try:
+        if not warm.start():
+            return None
+        code, oom_killed, name, limit = warm.wait()
+    finally:
+        restore()
+        warm.close()
+    if oom_killed:
+        report_oom(name, limit)
+    return code
 
 
 def start_attached(ctr, send_input=True, new=True):

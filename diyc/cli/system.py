@@ -5,7 +5,7 @@ import sys
 
 from ..errors import InvalidArgument
 from ..options import FLAG, VALUE, Option
-from .common import FORCE, confirm, no_arguments, reason
+from .common import FORCE, confirm, reason
 from .registry import command, load_all
 
 
@@ -27,17 +27,15 @@ def version_info():
             "Kernel": machine.release, "OS/Arch": f"linux/{machine.machine}"}
 
 
-@command("version", usage="", help="Show the diyc version information", options=(
+@command("version", usage="", nargs=0, help="Show the diyc version information", options=(
     Option("--format", "format", VALUE, "string", "Format output: 'json' or a Go template"),))
 def cmd_version(root, opts, args):
-    no_arguments("version", args)
     return _print_fields(version_info(), opts)
 
 
-@command("info", "system info", usage="", help="Display system-wide information", options=(
+@command("info", "system info", usage="", nargs=0, help="Display system-wide information", options=(
     Option("--format", "format", VALUE, "string", "Format output: 'json' or a Go template"),))
 def cmd_info(root, opts, args):
-    no_arguments("info", args)
     return _print_fields(system_info(root), opts)
 
 
@@ -121,18 +119,16 @@ def _server_status(root):
     return "not running" if pid is None else f"running (pid {pid})"
 
 
-@command("cleanup", "system cleanup", usage="", help="Remove what crashed runs left behind")
+@command("cleanup", "system cleanup", usage="", nargs=0, help="Remove what crashed runs left behind")
 def cmd_cleanup(root, opts, args):
-    no_arguments("cleanup", args)
     from ..runtime import cleanup
     for line in cleanup(root):
         print(line)
     return 0
 
 
-@command("system df", usage="", help="Show disk usage: images, containers, local volumes, build cache")
+@command("system df", usage="", nargs=0, help="Show disk usage: images, containers, local volumes, build cache")
 def cmd_system_df(root, opts, args):
-    no_arguments("system df", args)
     from ..disk_usage import disk_usage, table_rows
     from ..formatting import human_size
     from ..options import print_table
@@ -140,12 +136,11 @@ def cmd_system_df(root, opts, args):
     return 0
 
 
-@command("system prune", usage="[OPTIONS]", help="Remove unused data", options=(
+@command("system prune", usage="[OPTIONS]", nargs=0, help="Remove unused data", options=(
     Option("-a --all", "all", FLAG, help="Remove all unused images, not just those without a name"),
     FORCE, Option("--volumes", "volumes", FLAG,
                   help="Prune anonymous volumes (as docker 23+: named ones need volume prune -a)")))
 def cmd_system_prune(root, opts, args):
-    no_arguments("system prune", args)
     items = ["all stopped containers", "all networks not used by at least one container"]
     items += ["anonymous volumes not used by at least one container"] if opts.get("volumes") else []
     items += ["all images without at least one container associated to them" if opts.get("all")
@@ -166,11 +161,10 @@ def cmd_system_prune(root, opts, args):
     return 0
 
 
-@command("system reset", usage="[OPTIONS]",
+@command("system reset", usage="[OPTIONS]", nargs=0,
          help="Remove every container and network of this root, its bridges and firewall table; "
               "restore ip_forward", options=(FORCE,))
 def cmd_system_reset(root, opts, args):
-    no_arguments("system reset", args)
     if not confirm("system reset", "This removes every container and network of this diyc root,\n"
                    "its bridges and nftables table, and restores net.ipv4.ip_forward.\n"
                    "Images and volumes stay.", opts):

@@ -23,6 +23,7 @@ import os
 import time
 
 from .. import _json
+from ..record import ContainerRecord
 from ..errors import Conflict, ImageNotFound, InvalidArgument, NotFound, StateWriteError
 from ..state import Root, listdir, read_json, remove_tree, write_json
 from .reference import name_and_tag
@@ -184,18 +185,16 @@ class ImageStore:
                 raise Conflict(f"conflict: unable to delete {image_id[7:19]} (must be forced) - image is "
                                "referenced in multiple repositories")
             if by_name and len(names) > 1:
-                del repos[by_name]
-                write_json(self._repositories, repos)
-                _removal_events(self.root, image_id, [by_name], deleted=False)
-                return [f"Untagged: {by_name}"]
+                return self._untag(repos, image_id, by_name)
             user = self._container_using(image_id)
             if user and force and user[1] == "running" and by_name:
-                del repos[by_name]
-                write_json(self._repositories, repos)
-                _removal_events(self.root, image_id, [by_name], deleted=False)
-                return [f"Untagged: {by_name}"]
-            if user and (not force or user[1] == "running"):
+                return self._untag(repos, image_id, by_name)
+            if user and (not force or user[1] in ("running", "held")):
                 cid, status = user
+                if status == "held":
+                    raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
+                                   f"being used by a warm container of a diyc.Pool ({cid[:12]}): "
+                                   "closing the pool releases it")
                 if force:
                     raise Conflict(f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - "
                                    f"image is being used by running container {cid[:12]}")
@@ -210,6 +209,14 @@ class ImageStore:
             out += self._collect_layers()
         _removal_events(self.root, image_id, names, deleted=True)
         return out
+
+    def _untag(self, repos, image_id, name):
+        """Remove the name `name` of image `image_id` only (the caller holds
+        the images lock) -> remove()'s lines."""
+        del repos[name]
+        write_json(self._repositories, repos)
+        _removal_events(self.root, image_id, [name], deleted=False)
+        return [f"Untagged: {name}"]
 
     def prune(self, all=False):
         """`docker image prune [-a]`: remove the images without a name (all:
@@ -232,11 +239,14 @@ class ImageStore:
 
     def _container_using(self, image_id):
         """(container id, recorded status) of a container whose record names
-        `image_id` - "running" for one that runs or is held before its
-        execve, preferred to a stopped one -, or None."""
+        `image_id` - "held" for a pool's warm one, "running" for one that
+        runs or is held before its execve, preferred to a stopped one -, or
+        None."""
         found = None
         for cid, record in self._container_records():
             if record.get("image_id") == image_id:
+                if ContainerRecord(self.root, record).held_in_pool:
+                    return cid, "held"
                 state = record.get("state") or {}
                 if state.get("status") == "running" or (state.get("status") == "created" and state.get("pid")):
                     return cid, "running"

@@ -118,6 +118,17 @@ def firewall_table(root):
     return NFT_TABLE if is_default_root(root) else f"{NFT_TABLE}-{root_id(root)}"
 
 
+def bridge_firewall_table(bridge):
+    """The nftables table of the root whose default bridge is `bridge`
+    (diyc0 -> diyc, diyc0-<root id> -> diyc-<root id>), or None for any
+    other bridge (a user network's diyc-<8 hex>: its root's table goes
+    with the root's default bridge).  For a bridge whose root is gone."""
+    if bridge == DEFAULT_BRIDGE:
+        return NFT_TABLE
+    rid = bridge.removeprefix(f"{DEFAULT_BRIDGE}-")
+    return f"{NFT_TABLE}-{rid}" if rid != bridge else None
+
+
 def host_lock():
     os.makedirs(HOST_STATE, mode=0o755, exist_ok=True)
     return FileLock(f"{HOST_STATE}/host.lock")
