@@ -182,7 +182,7 @@ def test_random_host_ports(net, diyc_root):
     """-p 80 and -p IP::PORT: a free host port of the kernel's ephemeral
     range, as docker's; shown by port, ps and inspect; released at the end."""
     low, high = _ephemeral_range(net)
-    with Server(net, "rnd", "--network", "bridge", "-p", "80", "-p", "127.0.0.1::80/udp") as srv:
+    with Server(net, "rnd", "--network", "bridge", "-p", "80", "-p", "127.0.0.1::80/udp"):
         ports = _port_lines(net, "rnd")
         assert set(ports) == {"80/tcp", "80/udp"}
         (tcp_ip, tcp_port), (udp_ip, udp_port) = ports["80/tcp"], ports["80/udp"]

@@ -1,7 +1,6 @@
 """`diyc ps` (`container ls`): docker's listing and filters; its rows,
 columns and --format are diyc.listing's."""
 
-from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
 from .common import FORMAT, print_formatted
 from .registry import command
