@@ -326,7 +326,7 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
             mounts.append(parse_mount(root, m))
     if image_config["Volumes"]:
         image_volumes(root, mounts, image_config["Volumes"])
-    fill_new_volumes(mounts, layer_dirs)
+    new_volumes = [m for m in mounts if m.pop("fill", False)]  # (filled once the ids are known)
     if o.init:
         from .supervisor import INIT_BINARY
         mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
@@ -369,6 +369,7 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
     if sec.seccomp_profile is not None:
         spec["linux"]["seccomp"] = sec.seccomp_profile
+    fill_new_volumes(new_volumes, layer_dirs, ids)
     return spec, ids
 
 
@@ -407,13 +408,20 @@ def image_volumes(root, mounts, paths):
             mounts.append(anonymous_volume(root, dest))
 
 
-def fill_new_volumes(mounts, layer_dirs):
+def fill_new_volumes(mounts, layer_dirs, ids=None):
     """The volumes made for this container get the image's files at their
-    mount points, as docker's (copy.image_files_into)."""
+    mount points, as docker's (copy.image_files_into); with a user
+    namespace (`ids`), owned as the container sees them (its root's
+    otherwise)."""
+    if not mounts:
+        return
+    from .copy import image_files_into
+
+    def mapped(uid, gid):  # an id of the container -> the host's
+        return (ids["uid"] + uid if uid < ids["size"] else uid,
+                ids["gid"] + gid if gid < ids["size"] else gid)
     for m in mounts:
-        if m.pop("fill", False) and layer_dirs:
-            from .copy import image_files_into
-            image_files_into(layer_dirs, m["destination"], m["source"])
+        image_files_into(layer_dirs, m["destination"], m["source"], mapped if ids else None)
 
 
 def discard_volumes(root, o):

@@ -285,6 +285,10 @@ def test_new_volumes_get_the_image_files(run_cli, tmp_path_factory):
             assert out == "changed\n"  # an existing volume: not filled again
         finally:
             run_cli("volume", "rm", "seedvol", check=True)
+        # with --userns auto, owned as the container sees them (its root's where the image has nothing)
+        out = run_cli("run", *NONE, "--rm", "--userns", "auto", "-v", "/empty", image, "sh", "-c",
+                      "stat -c '%u %g' /data /data/sub/f /empty; echo w > /data/w && echo wrote", check=True)
+        assert out.stdout.splitlines() == ["1000 1000", "1000 1000", "0 0", "wrote"]
         # a build's RUN mounts no volume at a VOLUME (as BuildKit's): its writes there are kept
         before = _volumes(run_cli)
         with built_image(run_cli, tmp_path_factory, "seeded:2",
