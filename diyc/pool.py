@@ -55,13 +55,13 @@ Threads may share one pool: take() and run() are thread-safe.
 """
 
 import os
-import struct
 import threading
 import time
 import weakref
 
 from . import config
 from .errors import Conflict, DiycError, InitError, InvalidArgument
+from .pool_process import Process, key_of
 from .result import Result
 
 # Run options a pool cannot take: its containers are removed after their
@@ -131,6 +131,7 @@ class Pool:
                         raise
         finally:
             plumbing.close()
+            self._warm.wake()  # (its removal and refill: not before our result)
         if check:
             result.check_returncode()
         return result
@@ -162,35 +163,11 @@ def _run_held(held, process, plumbing, timeout):
     if not timed_out:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if left is None or held.ends_within(left):
-            result = held.wait()
+            result = held.reap()
             result.stdout, result.stderr = out, err
             return result
     from .process_errors import ContainerTimeout
     raise ContainerTimeout(process.args, timeout, out, err, held.id)
-
-
-class _Process:
-    """What a held container is told to run: args, env, cwd, uid, gid,
-    groups, and the capability masks for that user (effective,
-    permitted), as pooled.c reads them (struct diyc_process)."""
-
-    def __init__(self, args, env, cwd, uid, gid, groups, caps):
-        self.args, self.env, self.cwd = args, env, cwd
-        self.uid, self.gid, self.groups, self.caps = uid, gid, groups, caps
-
-    def description(self, stdio_mask, hostname):
-        """The bytes of the memfd; HOSTNAME first unless env sets it, as
-        at create."""
-        env = self.env
-        if not any(e.startswith("HOSTNAME=") for e in env):
-            env = [f"HOSTNAME={hostname}", *env]
-        body = struct.pack(f"={len(self.groups)}I", *self.groups) + \
-            b"\0".join(os.fsencode(s) for s in [self.cwd, *self.args, *env]) + b"\0"
-        return _HEAD.pack(_HEAD.size + len(body), self.uid, self.gid, len(self.groups),
-                          len(self.args), len(env), stdio_mask, 0, *self.caps) + body
-
-
-_HEAD = struct.Struct("=8I2Q")  # struct diyc_process (diyc.h)
 
 
 class HeldContainer:
@@ -215,6 +192,10 @@ class HeldContainer:
         except BaseException:
             os.close(self._pidfd)
             raise
+        try:  # its OOM count, read by wait() with one pread
+            self._oom = os.open(container.control_group().oom_file, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._oom = -1  # (no memory controller: wait() finds nothing either)
         self._closing = threading.Lock()
 
     @property
@@ -289,6 +270,14 @@ class HeldContainer:
         """Wait for its end -> a Result; the container is removed in the
         pool's background threads.  timeout: seconds, then
         diyc.ContainerTimeout (it runs on)."""
+        try:
+            return self.reap(timeout)
+        finally:
+            self._warm.wake()
+
+    def reap(self, timeout=None):
+        """wait(), the pool's threads not woken yet (Pool.run wakes them
+        once it has its result: they would compete with it for the GIL)."""
         from .record import exit_code_of, waitpid
         if self._state != "started":
             raise Conflict(f"pool container {self.id[:12]} is not running")
@@ -298,9 +287,19 @@ class HeldContainer:
             raise ContainerTimeout(args, timeout, None, None, self.id)
         _, status = waitpid(self.pid)
         self._state = "ended"
-        oom = self.container.control_group().oom_killed()
-        self._warm.remove_later(self)
+        oom = self.oom_killed()
+        self._warm.remove_later(self, wake=False)
         return Result(exit_code_of(status), oom_killed=oom, container_id=self.id, args=args)
+
+    def oom_killed(self):
+        from .cgroups import oom_killed_in
+        cgroup = self.container.control_group()
+        if self._oom < 0:
+            return cgroup.oom_killed()
+        try:
+            return oom_killed_in(cgroup.oom_file, os.pread(self._oom, 4096, 0).decode())
+        except OSError:
+            return False
 
     def close(self):
         """Kill it if it was not waited for, and have it removed (idempotent;
@@ -344,7 +343,7 @@ class HeldContainer:
         """Our fds on it: its channel, its mount namespace (closing the
         last reference unmounts its tree), its pidfd (idempotent)."""
         self._child.close()
-        for name in ("_mount_ns", "_pidfd"):
+        for name in ("_mount_ns", "_pidfd", "_oom"):
             if getattr(self, name) >= 0:
                 os.close(getattr(self, name))
                 setattr(self, name, -1)
@@ -390,6 +389,7 @@ class _Warm:
         self.closed = False
         self.threads = []
         self.users = {}  # the user as given -> (uid, gid, groups, home)
+        self.described = {}  # describe()'s arguments -> its Process
         _, self.image_config, self.layer_dirs = create_steps.resolve_image(self.root, image)
         # the pool's environment over the image's (--env-file's, then env's),
         # as build_spec makes it at create
@@ -403,7 +403,25 @@ class _Warm:
     # -- what to run ----------------------------------------------------------------
 
     def describe(self, cmd, env, cwd, user):
-        """Validate a process (before any container is taken) -> _Process."""
+        """Validate a process (before any container is taken) -> a
+        pool_process.Process; the same arguments again: the same one."""
+        self.check_owner()
+        try:
+            key = (key_of(cmd), key_of(env), cwd, user)
+            process = self.described.get(key)
+        except TypeError:  # (unhashable: not kept)
+            key = process = None
+        if process is None:
+            from .arguments import env as env_list
+            process = self.describe_anew(cmd, env, cwd, user)
+            # not one that takes a bare "K" from our environment, which may change
+            if key is not None and all("=" in e for e in [*self.env, *env_list(env or [])]):
+                if len(self.described) >= 64:
+                    self.described.clear()
+                self.described[key] = process
+        return process
+
+    def describe_anew(self, cmd, env, cwd, user):
         from . import create as create_steps
         from .arguments import command, env as env_list
         self.check_owner()
@@ -423,7 +441,7 @@ class _Warm:
         env = config.merge_env(self.image_config["Env"], self.env + env, os.environ)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={home}")
-        return _Process(args, env, cwd, uid, gid, groups, self.caps_for(uid))
+        return Process(args, env, cwd, uid, gid, groups, self.caps_for(uid))
 
     def resolve_user(self, user):
         config.check_text(user, "user")
@@ -555,15 +573,22 @@ class _Warm:
             return self.take(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return held
 
-    def remove_later(self, held):
-        """Off the caller's path: the thread removes it (or we do, closed)."""
+    def remove_later(self, held, wake=True):
+        """Off the caller's path: the thread removes it (or we do, closed).
+        wake=False: the caller calls wake() once it has its result."""
         with self.cond:
             self.taken.pop(held, None)
             if not self.closed:
                 self.doomed.append(held)
-                self.cond.notify_all()
+                if wake:
+                    self.cond.notify_all()
                 return
         held.remove()
+
+    def wake(self):
+        with self.cond:
+            if self.doomed:
+                self.cond.notify_all()
 
     # -- the end -------------------------------------------------------------------------
 

@@ -336,9 +336,9 @@ def test_the_held_init_checks_the_description(pool):
     """The memfd is read by the init, which trusts nothing in it: a
     stdio mask beyond bits 0-2 (here the sign bit, which would read as
     a failure with no error) is refused as a protocol error."""
-    from diyc.pool import _Process
+    from diyc.pool_process import Process
 
-    class BadMask(_Process):
+    class BadMask(Process):
         def description(self, stdio_mask, hostname):
             return super().description(stdio_mask | 1 << 31, hostname)
 
