@@ -146,6 +146,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     """The one copy of an InitDescription (diyc/init_description.py, where
     the defaults are) into the C struct the child reads."""
     cdef int i
+    memset(c, 0, sizeof(diyc_init))  # (a field not set here, as bounding_dropped: 0)
     c.clone_flags = init.clone_flags
     c.new_cgroupns = init.new_cgroupns
     c.loopback_up = init.loopback_up

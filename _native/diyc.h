@@ -104,6 +104,7 @@ struct diyc_init {
 	/* privileges */
 	int set_caps;           /* 0: keep every capability (privileged) */
 	int last_cap;           /* /proc/sys/kernel/cap_last_cap */
+	int bounding_dropped;   /* a pool's init: dropped while it waited (receive_process) */
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int no_new_privs;
 	const void *seccomp_filter;  /* a compiled BPF program (struct sock_filter[]) */

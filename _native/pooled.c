@@ -312,6 +312,11 @@ int receive_process(const struct diyc_init *init, struct diyc_error *err)
 
 	if (init->held_exe_fd >= 0)
 		return become_held(init, err);
+	/* the bounding set is the pool's, whoever runs: dropped while we wait
+	 * (not on the run's path; nothing before the execve needs those) */
+	if (drop_bounding_caps(init, err) < 0)
+		return -1;
+	mine->bounding_dropped = 1;
 	if (diyc_msg_send(init->channel, DIYC_MSG_READY, 0, NULL, 0, NULL, 0) < 0)
 		_exit(125);
 	r = diyc_msg_recv(init->channel, &m);
