@@ -239,6 +239,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     seccomp = init.seccomp_filter
     c.seccomp_len = len(seccomp) // 8 if seccomp else 0
     c.seccomp_filter = arena.bytes_ptr(seccomp) if seccomp else NULL
+    c.seccomp_early = init.seccomp_early
 
     c.n_create_hooks = arena.hooks(init.create_hooks, &c.create_hooks)
     c.n_start_hooks = arena.hooks(init.start_hooks, &c.start_hooks)

@@ -239,17 +239,25 @@ def hook_state(oci_version, cid, bundle, annotations):
             f', "bundle": {_json.dumps(bundle)}, "annotations": {_json.dumps(annotations)}}}')
 
 
-def _seccomp_filter(spec):
-    """The compiled BPF program the init installs, or None."""
+def seccomp_profile(spec):
+    """(the profile, None for the default; the capabilities it is
+    resolved for) of the spec, or None: no filter."""
     profile = spec.get("linux", {}).get("seccomp")
     mode = (spec.get("annotations") or {}).get(SECCOMP_ANNOTATION, "unconfined")
     if profile is None and mode != "default":
         return None
-    from .seccomp import compile_profile
     from .security import CAPABILITIES
     caps = spec["process"].get("capabilities")
-    held = set(caps.get("bounding") or ()) if caps else {f"CAP_{c}" for c in CAPABILITIES}
-    return compile_profile(profile, held)
+    return profile, set(caps.get("bounding") or ()) if caps else {f"CAP_{c}" for c in CAPABILITIES}
+
+
+def _seccomp_filter(spec):
+    """The compiled BPF program the init installs, or None."""
+    profile = seccomp_profile(spec)
+    if profile is None:
+        return None
+    from .seccomp import compile_profile
+    return compile_profile(*profile)
 
 
 def _native_device(d):

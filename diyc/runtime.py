@@ -225,7 +225,7 @@ class Container(ContainerRecord, ContainerFiles):
             if hold_before_exec:
                 steps.make_start_fifos(self, init, held)
             if hold_for_process:
-                steps.hold_for_process(init, held)
+                steps.hold_for_process(self, init, held)
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)

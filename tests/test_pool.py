@@ -3,6 +3,7 @@ process (real containers; the autouse fixture checks that nothing is left)."""
 
 import fcntl
 import gc
+import json
 import os
 import select
 import signal
@@ -314,6 +315,33 @@ def test_security_settings_cross_the_hold(root):
         status = dict(line.split(":\t") for line in lines[1:4])
         assert status == {"CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
         assert lines[4:] == ["0", "1", "2", "3"]  # (3: ls's own directory)
+
+
+def test_the_seccomp_filter_goes_on_while_held_only_if_it_lets_the_start_end(root, tmp_path):
+    """The filter is installed while the init waits (off the run's path)
+    when it allows every call the init makes after; a profile that denies
+    one of those (setgroups here) is installed just before execve, as in
+    a start without a pool, and the container still starts."""
+    from diyc.seccomp import HELD_CALLS, allows_all
+    caps = {"CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"}
+    assert allows_all(None, caps, HELD_CALLS)
+    denying = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["setgroups"], "action": "SCMP_ACT_ERRNO"}]}
+    assert not allows_all(denying, caps, HELD_CALLS)
+    conditional = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": list(HELD_CALLS), "action": "SCMP_ACT_ALLOW"},
+        {"names": ["prctl"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}
+    assert allows_all(conditional, caps, HELD_CALLS)  # (an unconditional rule catches the rest)
+    conditional["syscalls"][0]["names"].remove("prctl")
+    assert not allows_all(conditional, caps, HELD_CALLS)  # prctl(2, ...) would get the default
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps(denying))
+    check = ["grep", "-E", "^(Seccomp|Seccomp_filters):", "/proc/self/status"]
+    for opts in ({}, {"security_opt": [f"seccomp={profile}"]}):
+        with diyc.Pool("busybox", network="none", size=1, root=root, **opts) as p:
+            r = p.run(check, capture_output=True, text=True)
+            assert r.stdout.split() == ["Seccomp:", "2", "Seccomp_filters:", "1"], opts
 
 
 def test_a_closed_fd_given_as_stdio_is_refused(pool):
