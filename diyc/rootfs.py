@@ -100,10 +100,30 @@ def remove_writable_layer(container_dir):
     except FileNotFoundError:
         return
     try:
+        _remove_volatile_work(dirfd)
         for name in WRITABLE_LAYER:
             remove_tree_at(dirfd, name)
     finally:
         os.close(dirfd)
+
+
+def _remove_volatile_work(dirfd):
+    """The work dir of a volatile overlay (--rm) as the kernel leaves it,
+    work/work/incompat/volatile/dirty, removed entry by entry rather than
+    walked (a pool removes one per run).  Anything else there stays for
+    remove_tree_at."""
+    fds = [dirfd]
+    try:
+        for name in ("work", "work", "incompat", "volatile"):
+            fds.append(os.open(name, _DIR_FLAGS, dir_fd=fds[-1]))
+        os.unlink("dirty", dir_fd=fds[-1])
+        for parent, name in zip(fds[-2::-1], ("volatile", "incompat", "work", "work")):
+            os.rmdir(name, dir_fd=parent)
+    except OSError:
+        pass  # not that shape: walked
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
 
 
 def remove_tree_at(dirfd, name):
