@@ -88,6 +88,10 @@ cdef object _failure(diyc_error *err):
     return InitFailure(err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
 
 
+cdef extern from "Python.h":
+    object PyUnicode_EncodeFSDefault(object unicode)
+
+
 cdef class _Arena:
     """Owns the C memory of one diyc_init until clone() has copied it."""
     cdef list keep
@@ -100,7 +104,8 @@ cdef class _Arena:
     cdef const char *str(self, s) except? NULL:
         if s is None:
             return NULL
-        b = os.fsencode(s)
+        # os.fsencode's result, without its Python frame (tens of strings a start)
+        b = PyUnicode_EncodeFSDefault(s) if type(s) is str else os.fsencode(s)
         self.keep.append(b)
         return <const char *>b
 
