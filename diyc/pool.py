@@ -7,19 +7,21 @@
 A Pool keeps `size` containers of one image, with one set of `diyc.run`
 options, started up to their release: namespaces, cgroup with its limits,
 root filesystem mounted, network configured - every step of the start
-story (runtime.py) before the process.  Its init then holds (C,
-_native/pooled.c) until pool.run() hands it the process: arguments,
-environment, working directory, user and the fds that become stdin,
-stdout and stderr, in one PROCESS message on the init's channel; from
-there the start ends as any other (capabilities, identity, workdir,
-seccomp, execve), in diyc-held: while it waits, the init has exec'd that
-small static program (_native/held.c), so the execve of the run tears down
-next to nothing, not a copy of the caller's process.  A call pays that
-end, the program, and waitpid: the container's removal (its mount
-namespace, cgroup, writable layer, record) happens afterwards in the
-pool's background threads, which also start the next container (once the
-run has ended, so as not to hold the GIL during it).  Each container runs one process, once: nothing carries from
-one run to the next.
+story (runtime.py) before the process; the first container is created as
+create() does, the others from a copy of its record (create.copied_record).
+Its init then holds (C, _native/pooled.c) as diyc-held, a small static
+program it has exec'd (_native/held.c: the run's execve tears down next to
+nothing, not a copy of the caller's process), with the bounding set
+dropped and the seccomp filter on (when it allows what is left: its
+install is a BPF compile of ~1 ms), until pool.run() hands it the process:
+arguments, environment, working directory, user and the fds that become
+stdin, stdout and stderr, in one PROCESS message on the init's channel.
+A call pays the end of the start (identity, capabilities, execve), the
+program and waitpid: the removal (mount namespace, cgroup, writable layer,
+record) happens afterwards in the pool's background threads, which also
+start the next container (woken once the call has its result, so as not
+to take the GIL from it).  Each container runs one process, once:
+nothing carries from one run to the next.
 
 pool.run() validates what it can before taking a container (the command,
 the environment's shape, the user against the image's /etc/passwd); a
@@ -61,7 +63,7 @@ import weakref
 
 from . import config
 from .errors import Conflict, DiycError, InitError, InvalidArgument
-from .pool_process import Process, key_of
+from .pool_process import describe, key_of
 from .result import Result
 
 # Run options a pool cannot take: its containers are removed after their
@@ -390,6 +392,7 @@ class _Warm:
         self.threads = []
         self.users = {}  # the user as given -> (uid, gid, groups, home)
         self.described = {}  # describe()'s arguments -> its Process
+        self.template = None  # our first container's record as created (False: not copied)
         _, self.image_config, self.layer_dirs = create_steps.resolve_image(self.root, image)
         # the pool's environment over the image's (--env-file's, then env's),
         # as build_spec makes it at create
@@ -413,35 +416,13 @@ class _Warm:
             key = process = None
         if process is None:
             from .arguments import env as env_list
-            process = self.describe_anew(cmd, env, cwd, user)
+            process = describe(self, cmd, env, cwd, user)
             # not one that takes a bare "K" from our environment, which may change
             if key is not None and all("=" in e for e in [*self.env, *env_list(env or [])]):
                 if len(self.described) >= 64:
                     self.described.clear()
                 self.described[key] = process
         return process
-
-    def describe_anew(self, cmd, env, cwd, user):
-        from . import create as create_steps
-        from .arguments import command, env as env_list
-        self.check_owner()
-        cmd = config.check_text_list(command(cmd), "command") if cmd is not None else []
-        if not cmd:
-            raise InvalidArgument("no command given")
-        args = create_steps.command_line(self.image_config, cmd, self.options.get("entrypoint"))
-        if self.options.get("init"):
-            args = ["/dev/init", "--", *args]
-        env = config.check_text_list(env_list(env), "env") if env is not None else []
-        cwd = config.check_text(cwd, "cwd") if cwd is not None else \
-            self.options.get("workdir") or self.image_config["WorkingDir"] or "/"
-        if not cwd.startswith("/"):
-            raise InvalidArgument(f"invalid working directory {cwd!r}: must be absolute")
-        uid, gid, groups, home = self.resolve_user(
-            user if user is not None else self.options.get("user") or self.image_config["User"] or "0")
-        env = config.merge_env(self.image_config["Env"], self.env + env, os.environ)
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
-        return Process(args, env, cwd, uid, gid, groups, self.caps_for(uid))
 
     def resolve_user(self, user):
         config.check_text(user, "user")
@@ -461,7 +442,12 @@ class _Warm:
     def fill_one(self):
         """Create and start one held container -> into `ready`."""
         from .runtime import Container
-        ctr = Container.create(self.image, _HELD_COMMAND, root=self.root, **self.options)
+        # the first as create() makes it, the others copies of its record as created
+        ctr = self.template and Container.create_like(self.root, self.template)
+        if not ctr:
+            ctr = Container.create(self.image, _HELD_COMMAND, root=self.root, **self.options)
+            from . import _json  # (a copy: the start changes the record)
+            self.template = _json.loads(_json.dumps(ctr.record)) if self.template is None else False
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
             ctr.start((null, null, null), hold_for_process=True)

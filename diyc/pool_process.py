@@ -4,6 +4,9 @@ description pooled.c maps from a memfd at the release, packed here."""
 import os
 import struct
 
+from . import config
+from .errors import InvalidArgument
+
 
 class Process:
     """What a held container is told to run: args, env, cwd, uid, gid,
@@ -39,3 +42,27 @@ def key_of(value):
     if isinstance(value, dict):
         return ("dict", *value.items())
     return tuple(value) if isinstance(value, list) else value
+
+
+def describe(warm, cmd, env, cwd, user):
+    """Validate a process for a pool (its pool._Warm: image_config,
+    options, env, resolve_user, caps_for) -> a Process."""
+    from . import create as create_steps
+    from .arguments import command, env as env_list
+    cmd = config.check_text_list(command(cmd), "command") if cmd is not None else []
+    if not cmd:
+        raise InvalidArgument("no command given")
+    args = create_steps.command_line(warm.image_config, cmd, warm.options.get("entrypoint"))
+    if warm.options.get("init"):
+        args = ["/dev/init", "--", *args]
+    env = config.check_text_list(env_list(env), "env") if env is not None else []
+    cwd = config.check_text(cwd, "cwd") if cwd is not None else \
+        warm.options.get("workdir") or warm.image_config["WorkingDir"] or "/"
+    if not cwd.startswith("/"):
+        raise InvalidArgument(f"invalid working directory {cwd!r}: must be absolute")
+    uid, gid, groups, home = warm.resolve_user(
+        user if user is not None else warm.options.get("user") or warm.image_config["User"] or "0")
+    env = config.merge_env(warm.image_config["Env"], warm.env + env, os.environ)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    return Process(args, env, cwd, uid, gid, groups, warm.caps_for(uid))

@@ -34,7 +34,7 @@ from .events import container_event
 from .images.store import ImageStore
 from .result import Result  # (re-exported: diyc.runtime.Result)
 from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
-                     now, wait_gone, waitpid)
+                     now, wait_gone, waitpid, write_new)
 from .state import Root, listdir, pid_alive, read_json, release_name, remove_tree
 from .trace import Trace
 
@@ -174,6 +174,25 @@ class Container(ContainerRecord, ContainerFiles):
             raise
         trace.mark("config")
         ctr = cls(root, record, trace)
+        container_event(ctr, "create")
+        return ctr
+
+    @classmethod
+    def create_like(cls, root, template):
+        """Another container as create() made `template` (a nameless one's
+        record as created, before its start: a pool's), from a copy of that
+        record (create.copied_record) -> a Container, or None where only
+        create() will do (a user namespace, a network address, /etc files;
+        the image gone)."""
+        record = create_steps.copied_record(root, template)
+        if record is None:
+            return None
+        with ImageStore(root).using():  # (as create(): rmi waits, then sees the record)
+            if not ImageStore(root).has(record["image_id"]):
+                return None
+            write_new(root, record, taken=f"the container name {record['name']!r} is already in use",
+                      alternative_name=f"{record['name']}_{record['id'][:6]}")
+        ctr = cls(root, record)
         container_event(ctr, "create")
         return ctr
 

@@ -344,6 +344,42 @@ def test_the_seccomp_filter_goes_on_while_held_only_if_it_lets_the_start_end(roo
             assert r.stdout.split() == ["Seccomp:", "2", "Seccomp_filters:", "1"], opts
 
 
+def _as_made(record):
+    """A record without what is each container's own."""
+    text = json.dumps(record).replace(record["id"], "ID").replace(record["id"][:12], "HOST")
+    made = json.loads(text.replace(json.dumps(record["name"]), '"NAME"'))
+    del made["created"], made["state"]
+    return made
+
+
+def test_a_pools_containers_are_copies_of_its_first_record(root):
+    """After the first, a pool's containers are created from a copy of
+    its record (Container.create_like): the same record create() writes,
+    but for the id, name, hostname, cgroup and times; one whose record
+    has /etc files of its own is created by create() each time."""
+    from diyc.runtime import Container
+    with diyc.Pool("busybox", network="none", size=1, root=root, memory="64m",
+                   env={"A": "1"}) as p:
+        w = p._warm
+        made = Container.create(w.image, ["diyc-pool-held"], root=w.root, **w.options)
+        copy = Container.create_like(w.root, w.template)
+        try:
+            assert copy.id != made.id and copy.name != made.name
+            assert copy.record["spec"]["hostname"] == copy.id[:12]
+            assert copy.control_group().paths["memory"].endswith(f"diyc-{copy.id}")
+            assert _as_made(copy.record) == _as_made(made.record)
+            assert Container.load(copy.name, root).id == copy.id  # its name is reserved
+        finally:
+            made.remove(force=True)
+            copy.remove(force=True)
+        assert p.run(["true"]).returncode == 0
+    with diyc.Pool("busybox", network="none", size=1, root=root, extra_hosts=["db:10.0.0.5"]) as p:
+        assert Container.create_like(p._warm.root, p._warm.template) is None
+        for _ in range(2):
+            r = p.run(["grep", "db", "/etc/hosts"], capture_output=True, text=True)
+            assert r.stdout.split() == ["10.0.0.5", "db"]
+
+
 def test_a_closed_fd_given_as_stdio_is_refused(pool):
     # a high number: the pool's threads open fds meanwhile, and take the
     # lowest free ones (a just-closed low one could be theirs by now)
