@@ -169,7 +169,7 @@ def _run_held(held, process, plumbing, timeout):
             result.stdout, result.stderr = out, err
             return result
     from .process_errors import ContainerTimeout
-    raise ContainerTimeout(process.args, timeout, out, err, held.id)
+    raise ContainerTimeout(list(process.args), timeout, out, err, held.id)
 
 
 class HeldContainer:
@@ -230,7 +230,7 @@ class HeldContainer:
             mask |= 1 << i
         self._state = "started"
         spec = self.container.record["spec"]
-        spec["process"]["args"] = process.args
+        spec["process"]["args"] = list(process.args)  # (ours: the Process is reused)
         description = os.memfd_create("diyc-process", os.MFD_CLOEXEC)
         try:
             data = memoryview(process.description(mask, spec.get("hostname", "")))

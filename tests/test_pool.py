@@ -38,6 +38,9 @@ def test_run_returns_a_result(pool):
     r = pool.run(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True)
     assert (r.returncode, r.stdout, r.stderr) == (3, b"out\n", b"err\n")
     assert r.args == ["sh", "-c", "echo out; echo err >&2; exit 3"]
+    r.args.append("changed")  # (the same call again reuses its description: not this list)
+    r = pool.run(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True)
+    assert (r.returncode, r.stdout, r.args[-1]) == (3, b"out\n", "echo out; echo err >&2; exit 3")
     assert len(r.id) == 64 and r.oom_killed is False
     assert pool.run("sh -c 'exit 7'").returncode == 7  # a str is split as a shell would
 
