@@ -62,9 +62,12 @@ import time
 import weakref
 
 from . import config
+from .cgroups import oom_killed_in
 from .errors import Conflict, DiycError, InitError, InvalidArgument
 from .pool_process import describe, key_of
+from .record import exec_error, exit_code_of, waitpid  # (a run's path: imported once)
 from .result import Result
+from .stdio import Plumbing
 
 # Run options a pool cannot take: its containers are removed after their
 # one run, nameless (N of them), without a terminal.
@@ -114,7 +117,6 @@ class Pool:
         "uid[:gid]"), and subprocess's stdin/stdout/stderr, capture_output,
         input, text, check, timeout (then the container is killed and
         diyc.ContainerTimeout raised)."""
-        from .stdio import Plumbing
         if timeout is not None:
             from .numbers import decimal
             timeout = decimal(timeout, "timeout (seconds)")
@@ -214,7 +216,6 @@ class HeldContainer:
 
     def release(self, process, stdio):
         """start(), for a described process; stdio: fds, -1 for ours."""
-        from .record import exec_error, waitpid
         self._warm.check_owner()
         if self._state != "held":
             raise Conflict(f"pool container {self.id[:12]} was started already")
@@ -280,7 +281,6 @@ class HeldContainer:
     def reap(self, timeout=None):
         """wait(), the pool's threads not woken yet (Pool.run wakes them
         once it has its result: they would compete with it for the GIL)."""
-        from .record import exit_code_of, waitpid
         if self._state != "started":
             raise Conflict(f"pool container {self.id[:12]} is not running")
         args = self.container.record["spec"]["process"]["args"]
@@ -294,7 +294,6 @@ class HeldContainer:
         return Result(exit_code_of(status), oom_killed=oom, container_id=self.id, args=args)
 
     def oom_killed(self):
-        from .cgroups import oom_killed_in
         cgroup = self.container.control_group()
         if self._oom < 0:
             return cgroup.oom_killed()
@@ -310,7 +309,6 @@ class HeldContainer:
             if self._state == "closed" or not self._warm.is_ours():
                 return
             if self._state in ("held", "started", "dead"):
-                from .record import waitpid
                 self._child.close()
                 if self._state != "dead":  # (reaped: its pid may be another's by now)
                     self.kill(9, force=True)
