@@ -34,7 +34,7 @@ from .events import container_event
 from .images.store import ImageStore
 from .result import Result  # (re-exported: diyc.runtime.Result)
 from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
-                     now, wait_gone, waitpid)
+                     now, wait_gone, waitpid, write_new)
 from .state import Root, listdir, pid_alive, read_json, release_name, remove_tree
 from .trace import Trace
 
@@ -178,6 +178,25 @@ class Container(ContainerRecord, ContainerFiles):
         return ctr
 
     @classmethod
+    def create_like(cls, root, template):
+        """Another container as create() made `template` (a nameless one's
+        record as created, before its start: a pool's), from a copy of that
+        record (create.copied_record) -> a Container, or None where only
+        create() will do (a user namespace, a network address, /etc files;
+        the image gone)."""
+        record = create_steps.copied_record(root, template)
+        if record is None:
+            return None
+        with ImageStore(root).using():  # (as create(): rmi waits, then sees the record)
+            if not ImageStore(root).has(record["image_id"]):
+                return None
+            write_new(root, record, taken=f"the container name {record['name']!r} is already in use",
+                      alternative_name=f"{record['name']}_{record['id'][:6]}")
+        ctr = cls(root, record)
+        container_event(ctr, "create")
+        return ctr
+
+    @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
              filters: "Mapping[str, str | Sequence[str]] | None" = None,
              held: "bool" = False) -> "builtins.list[Container]":
@@ -225,7 +244,7 @@ class Container(ContainerRecord, ContainerFiles):
             if hold_before_exec:
                 steps.make_start_fifos(self, init, held)
             if hold_for_process:
-                steps.hold_for_process(init, held)
+                steps.hold_for_process(self, init, held)
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)

@@ -51,6 +51,10 @@ class ImageStore:
 
     # -- lookup -------------------------------------------------------------
 
+    def has(self, image_id):
+        """Whether the image of that (full) id is in the store."""
+        return os.path.exists(self._record_path(image_id))
+
     def resolve(self, ref):
         """An image record by name[:tag], id or unique id prefix."""
         repos = self._read_repositories()
