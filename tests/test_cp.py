@@ -490,3 +490,19 @@ def test_setuid_files_capabilities_and_devices_never_reach_the_host(run_cli, diy
             assert not (tmp_path / f"dv{dest}").exists()  # no half copy under a new name
     finally:
         run_cli("rm", "-f", name, check=True)
+
+
+def test_stopped_user_namespace_container_can_write_where_cp_wrote(run_cli, tmp_path):
+    """A copy into a stopped --userns container copies the image's
+    directory it writes into (/etc) up owned by the container's root, as
+    the container's own writes do: started, its root still writes there."""
+    name = unique("cp-userns-up")
+    run_cli("create", "--name", name, "--userns", "auto", "--network", "none", "busybox", "sh", "-c",
+            "touch /etc/mine && stat -c %u:%g /etc", check=True)
+    try:
+        (tmp_path / "f").write_text("f")
+        run_cli("cp", tmp_path / "f", f"{name}:/etc/f", check=True)
+        started = run_cli("start", "-a", name)
+        assert (started.returncode, started.stdout) == (0, "0:0\n"), started
+    finally:
+        run_cli("rm", "-f", name, check=True)
