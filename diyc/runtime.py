@@ -397,7 +397,8 @@ class Container(ContainerRecord, ContainerFiles):
         from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
-        if self.status in ("running", "created") and state.get("pid"):
+        live = self.status in ("running", "created") and bool(state.get("pid"))
+        if live:
             if not force and self.status == "running":
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
@@ -411,7 +412,9 @@ class Container(ContainerRecord, ContainerFiles):
             wait_for_supervisor(self)
         with self.lock():
             present = self.reload_if_present()
-            started = present and self.status in ("running", "created") and bool(self.record["state"].get("pid"))
+            # (once: one we killed and that lives on is removed as before)
+            started = present and not live and self.status in ("running", "created") and \
+                bool(self.record["state"].get("pid"))
             if present and not started:
                 self.remove_under_lock()
         if started:  # a start that held the lock came first: end it too
