@@ -233,8 +233,16 @@ class Container(ContainerRecord, ContainerFiles):
 
         The steps, as the module's docstring tells them: cgroup, rootfs
         (the init's description), clone, userns, network, release, exec."""
-        if self.record["state"]["status"] == "running" and self.status == "running":
-            raise Conflict(f"container {self.name} is already running")
+        with self.lock():  # a stopped container's cp, a stop, an rm wait (and we for them)
+            # the record as it is now: ours is saved back at the end
+            if not self.reload_if_present():
+                raise ContainerNotFound(f"no such container: {self.name} (removed meanwhile)")
+            if self.status == "running":
+                raise Conflict(f"container {self.name} is already running")
+            return self._start_locked(stdio, detach, hold_before_exec, console_fd, preserve_fds,
+                                      hold_for_process)
+
+    def _start_locked(self, stdio, detach, hold_before_exec, console_fd, preserve_fds, hold_for_process):
         t = self.trace
         held = steps.StartHeld()
         try:
@@ -279,7 +287,15 @@ class Container(ContainerRecord, ContainerFiles):
     # -- run-time ---------------------------------------------------------------
 
     def exec_held(self):
-        """Let an init held by start(hold_before_exec=True) go on to execve."""
+        """Let an init held by start(hold_before_exec=True) go on to execve.
+        Under the container's lock, on its record as it is now: its
+        supervisor records a quick end only after we recorded the start."""
+        with self.lock():
+            if not self.reload_if_present():
+                raise ContainerNotFound(f"no such container: {self.name} (removed meanwhile)")
+            self._exec_held_locked()
+
+    def _exec_held_locked(self):
         state = self.record["state"]
         if state["status"] != "created" or not state.get("pid"):
             raise Conflict(f"container {self.name} is not created and waiting to start")
@@ -399,11 +415,14 @@ class Container(ContainerRecord, ContainerFiles):
     def remove(self, force=False):
         """Remove the container (force: kill it first if it runs).  Racing
         another remover (the end of its own `run --rm`, its supervisor,
-        another `rm`) is fine: the second one finds it gone and returns."""
+        another `rm`) is fine: the second one finds it gone and returns.
+        A start under way (it holds the lock) finishes first: its container
+        is then ended like one that ran."""
         from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
-        if self.status in ("running", "created") and state.get("pid"):
+        live = self.status in ("running", "created") and bool(state.get("pid"))
+        if live:
             if not force and self.status == "running":
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
@@ -416,8 +435,14 @@ class Container(ContainerRecord, ContainerFiles):
             wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
             wait_for_supervisor(self)
         with self.lock():
-            if self.reload_if_present():
+            present = self.reload_if_present()
+            # (once: one we killed and that lives on is removed as before)
+            started = present and not live and self.status in ("running", "created") and \
+                bool(self.record["state"].get("pid"))
+            if present and not started:
                 self.remove_under_lock()
+        if started:  # a start that held the lock came first: end it too
+            return self.remove(force)
         if self.supervisor:  # started detached by this object: ours to reap
             from .container_api import reap_supervisor
             reap_supervisor(self)

@@ -117,6 +117,9 @@ class FileLock:
         return self
 
     def __exit__(self, *exc):
+        # unlocked before the close: a child cloned meanwhile (a container's
+        # init held before its execve) shares the open file, and the lock
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = -1
 

@@ -45,22 +45,40 @@ def inspect_volume(root, name):
             "Scope": "local"}
 
 
-def remove_volume(root, name, users=()):
-    if name not in list_volumes(root):
-        raise NotFound(f"no such volume: {name}")
-    if name in users:
-        raise Conflict(f"volume {name} is in use by a container")
-    remove_tree(f"{_volumes_dir(root)}/{name}")
+def remove_volume(root, name):
+    """`volume rm`: refused while a container (in any state) mounts it."""
+    with _no_creation(root):
+        if name not in list_volumes(root):
+            raise NotFound(f"no such volume: {name}")
+        if name in _in_use(root):
+            raise Conflict(f"volume {name} is in use by a container")
+        remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
-def prune_volumes(root, users=()):
-    """Remove every volume not in users; -> their names."""
+def prune_volumes(root):
+    """Remove every volume no container mounts; -> their names."""
     removed = []
-    for name in list_volumes(root):
-        if name not in users:
-            remove_tree(f"{_volumes_dir(root)}/{name}")
-            removed.append(name)
+    with _no_creation(root):
+        users = _in_use(root)
+        for name in list_volumes(root):
+            if name not in users:
+                remove_tree(f"{_volumes_dir(root)}/{name}")
+                removed.append(name)
     return removed
+
+
+def _no_creation(root):
+    """A `run -v NAME:...` makes its volume before its record exists: while
+    a creation is under way, its volume is not yet seen in use.  Creations
+    hold ImageStore.using() until their record exists: we wait for them."""
+    from .images.store import ImageStore
+    return ImageStore(root).no_creation()
+
+
+def _in_use(root):
+    """The named volumes a container (of any state) mounts."""
+    from .record import ContainerRecord
+    return {m.get("volume") for c in ContainerRecord.list(root) for m in c.record["spec"].get("mounts", ())}
 
 
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")

@@ -170,7 +170,7 @@ class ImageStore:
         no other image uses.  Refused while a container uses the image: one
         recorded, or one being created (it holds using() from resolving the
         image until its record exists, and we wait for it)."""
-        with self.root.lock("layers-gc"), self.root.lock("images"):
+        with self.no_creation(), self.root.lock("images"):
             record = self.resolve(ref)
             image_id = record["id"]
             repos = self._read_repositories()
@@ -221,6 +221,12 @@ class ImageStore:
         until its record exists: remove() waits for it, then sees the record.
         One flock(), no walk: the start path stays cheap."""
         return self.root.ensure().lock("layers-gc", shared=True)
+
+    def no_creation(self):
+        """Held (exclusive): no container is being created (using()) - those
+        under way finish first - so every container, and what it uses (its
+        image, a named volume its creation made), is in a record."""
+        return self.root.ensure().lock("layers-gc")
 
     def _container_using(self, image_id):
         """(container id, recorded status) of a container whose record names
