@@ -120,6 +120,8 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+static int finish_steps(const struct diyc_init *init, int wait_release, struct diyc_error *err);
+
 /*
  * The common end: privileges and identity, then execve.
  *
@@ -135,13 +137,21 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  */
 int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
+	return finish_steps(init, 1, err);
+}
+
+/* wait_release 0: nobody releases us (exec's process, which shares the
+ * caller's memory: the caller is suspended until our execve). */
+static int finish_steps(const struct diyc_init *init, int wait_release, struct diyc_error *err)
+{
 	uint64_t extra;
 	int filter_first;
-	static char command[4096];  /* the child's own copy of memory: no malloc */
+	char command[4096];  /* on our stack: this memory may be the caller's too */
 	sigset_t none;
 
 	/* a pooled init learns here what it runs, and as whom (pooled.c) */
-	if ((init->process_on_release ? receive_process(init, err) : wait_for_release(init, err)) < 0)
+	if (init->process_on_release ? receive_process(init, err) < 0
+	    : wait_release && wait_for_release(init, err) < 0)
 		return -1;
 	extra = seccomp_extra_caps(init);
 	/* privileged (no capability sets) as another user: the setuid drops
@@ -260,19 +270,27 @@ _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *er
 static int container_init(void *arg);
 static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg);
 
+struct exec_start {
+	const struct diyc_init *init;
+	int shared;  /* CLONE_VM: the caller's memory, the caller suspended */
+};
+
 /* `diyc exec`, second half: already in every namespace of the container
  * (the pid namespace too, since we were created after setns). */
 static int exec_child(void *arg)
 {
-	const struct diyc_init *init = arg;
+	const struct exec_start *start = arg;
+	const struct diyc_init *init = start->init;
 	struct diyc_error err;
 
 	memset(&err, 0, sizeof(err));
 	if (join_cgroup(init, &err) == 0 && set_oom_score_adj(init, &err) == 0 &&
 	    setup_stdio(init, &err) == 0 && setup_console(init, &err) == 0)
-		finish_and_exec(init, &err);
+		finish_steps(init, !start->shared, &err);
 	exit_reported(init, &err);
 }
+
+static int joins_without_copy(const struct diyc_init *init);
 
 /*
  * `diyc exec`, first half: setns() into the container's namespaces, then
@@ -280,9 +298,19 @@ static int exec_child(void *arg)
  * applies to children, hence the second clone; CLONE_PARENT makes that
  * process a child of the caller, who waits for it.  Its pid travels back
  * on the channel (PID) and this process exits.
+ *
+ * When we share the caller's memory (joins_without_copy), so does that
+ * process, to its execve (CLONE_VM | CLONE_VFORK: we and the caller's
+ * thread wait meanwhile), as posix_spawn's child: no copy of a Python
+ * runtime's page tables at the clone, no copy-on-write faults, no
+ * teardown of the copy at execve.  It writes only its stack and its own
+ * kernel state (raw set*id syscalls, no malloc, no statics).  Nobody can
+ * release it (the caller is suspended): it goes straight on to execve, and
+ * the caller's release finds its end of the channel closed.
  */
 static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
 {
+	struct exec_start start = { .init = init, .shared = joins_without_copy(init) };
 	pid_t pid;
 
 	if (start_clean(init, err) < 0)
@@ -290,7 +318,8 @@ static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
 	for (int i = 0; i < init->n_join_ns; i++)
 		if (setns(init->join_ns_fds[i], 0) < 0)
 			return diyc_fail(err, "setns", errno, NULL);
-	pid = clone_on_stack(exec_child, CLONE_PARENT, (void *)init);
+	pid = clone_on_stack(exec_child, CLONE_PARENT | (start.shared ? CLONE_VM | CLONE_VFORK : 0),
+			     &start);
 	if (pid < 0)
 		return diyc_fail(err, "clone", errno, NULL);
 	if (diyc_msg_send(init->channel, DIYC_MSG_PID, 0, &pid, sizeof(pid), NULL, 0) < 0)

@@ -14,7 +14,7 @@ JOIN_ORDER = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network
 
 
 def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
-            on_started=None, detach=False):
+            on_started=None, detach=False, trace=None):
     """`diyc exec`: run a command in a running container, with its
     environment (plus `env`), working directory and user unless given.
     With terminal=True the command gets a pty made inside the container;
@@ -43,13 +43,14 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
     if detach:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
-            return exec_process(ctr, process, (null, null, null), detach=True)[1]
+            return exec_process(ctr, process, (null, null, null), detach=True, trace=trace)[1]
         finally:
             os.close(null)
-    return exec_process(ctr, process, stdio, on_started=on_started)[1]
+    return exec_process(ctr, process, stdio, on_started=on_started, trace=trace)[1]
 
 
-def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None):
+def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None,
+                 trace=None):
     """Run an OCI `process` in the running container `ctr`: the namespaces
     it has joined with setns (pid too: the process is forked after it), its
     cgroup, and the process's identity, capabilities, rlimits and the
@@ -68,6 +69,8 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         raise Conflict(f"container {ctr.name} is not running")
     if ctr.paused:
         raise Conflict(f"container {ctr.name} is paused: unpause it before exec")
+    mark = trace.mark if trace is not None else (lambda phase: None)
+    mark("check")
     spec = ctr.record["spec"]
     state = ctr.record["state"]
     exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
@@ -93,6 +96,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             init.console_fd = console_fd
         elif process.get("terminal"):
             init.console_to_parent = True
+        mark("prepare")
         try:
             child = _native.spawn(init)
         except _native.InitFailure as e:
@@ -103,6 +107,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
             raise init_error(e.step, e.errno, e.detail) from None
         finally:
             waitpid(child.pid)
+        mark("join")
         master = None
         if init.console_to_parent:
             try:
@@ -111,6 +116,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
                 pass  # it failed before: wait_exec says why
         child.release()
         error = exec_error(child, reap=True, pid=pid)
+        mark("execve")
         if error:
             if master is not None:
                 os.close(master)
@@ -121,6 +127,7 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         if on_started:
             on_started(pid, master) if init.console_to_parent else on_started(pid)
         _, status = waitpid(pid)
+        mark("program")
         if master is not None:
             os.close(master)
     finally:
