@@ -321,15 +321,15 @@ def cmd_exec(root, opts, args):
                   start_ns=registry.START_NS)
     ctr = Container.load(args[0], root)
     trace.mark("load")
-    keywords = library_keywords(opts, EXEC_OPTIONS)
+    keywords = dict(library_keywords(opts, EXEC_OPTIONS), trace=trace, reload=False)
     if opts.get("detach"):
-        exec_in(ctr, args[1:], detach=True, trace=trace, **keywords)
+        exec_in(ctr, args[1:], detach=True, **keywords)
         code = 0
     elif not opts.get("tty"):
-        code = exec_in(ctr, args[1:], trace=trace, **keywords)
+        code = exec_in(ctr, args[1:], **keywords)
     else:
         from ..attach import relay_pty
-        code = exec_in(ctr, args[1:], terminal=True, trace=trace, **keywords,
+        code = exec_in(ctr, args[1:], terminal=True, **keywords,
                        on_started=lambda pid, master: relay_pty(
                            master, pid, send_input=opts.get("interactive")))
     trace.report()
