@@ -304,13 +304,16 @@ static int joins_without_copy(const struct diyc_init *init);
  * thread wait meanwhile), as posix_spawn's child: no copy of a Python
  * runtime's page tables at the clone, no copy-on-write faults, no
  * teardown of the copy at execve.  It writes only its stack and its own
- * kernel state (raw set*id syscalls, no malloc, no statics).  Nobody can
+ * kernel state (raw set*id syscalls, no malloc, no statics; not with OCI
+ * startContainer hooks, which it would fork).  Nobody can
  * release it (the caller is suspended): it goes straight on to execve, and
  * the caller's release finds its end of the channel closed.
  */
 static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
 {
-	struct exec_start start = { .init = init, .shared = joins_without_copy(init) };
+	/* (startContainer hooks fork: not from memory we share) */
+	struct exec_start start = { .init = init,
+				    .shared = joins_without_copy(init) && !init->n_start_hooks };
 	pid_t pid;
 
 	if (start_clean(init, err) < 0)
