@@ -43,8 +43,8 @@ void diyc_child_close(struct diyc_child *child)
 
 /*
  * Read the child's messages until one of `want` (PID or CONSOLE) is there.
- * exec's two processes race - its first sends PID, its second CONSOLE,
- * EXEC_NEXT or ERROR - so whatever comes first is kept for its turn; an ERROR is
+ * exec's two processes race - its first sends PID, its second CONSOLE or
+ * ERROR - so whatever comes first is kept for its turn; an ERROR is
  * returned once the PID has come (the caller must reap that process) or
  * at EOF.  -1 with err filled: a failure.
  */
@@ -73,8 +73,6 @@ int diyc_child_wait(struct diyc_child *child, int want, struct diyc_error *err)
 		} else if (m.h.type == DIYC_MSG_ERROR && !child->failed) {
 			diyc_msg_error(&m, &child->failure);
 			child->failed = 1;
-		} else if (m.h.type == DIYC_MSG_EXEC_NEXT && want == DIYC_MSG_PID) {
-			child->exec_next = 1;
 		} else {
 			diyc_msg_close_fds(&m);
 			return diyc_fail(err, "wait_child", EPROTO, NULL);
@@ -116,7 +114,7 @@ int diyc_wait_console(struct diyc_child *child, struct diyc_error *err)
 int diyc_wait_exec(struct diyc_child *child, struct diyc_error *err)
 {
 	struct diyc_msg m;
-	int exec_next = child->exec_next, r;
+	int exec_next = 0, r;
 
 	if (child->channel < 0)
 		return diyc_fail(err, "wait_exec", EBADF, NULL);

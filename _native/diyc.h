@@ -248,8 +248,6 @@ struct diyc_child {
 	 * so what comes before the message waited for is kept for its turn */
 	pid_t exec_pid;         /* PID, or 0 */
 	int console;            /* CONSOLE, or -1 */
-	int exec_next;          /* EXEC_NEXT came (exec's process, sharing our memory,
-				 * says it before its first process can say PID) */
 	int failed;             /* an ERROR came: */
 	struct diyc_error failure;
 };

@@ -88,11 +88,12 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         except _native.InitFailure as e:
             raise init_error(e.step, e.errno, e.detail) from None
         try:
-            pid = child.wait_pid()  # its first process setns()'d and cloned it
+            pid = child.wait_pid()
         except _native.InitFailure as e:
-            raise init_error(e.step, e.errno, e.detail) from None
-        finally:
             waitpid(child.pid)
+            raise init_error(e.step, e.errno, e.detail) from None
+        if pid != child.pid:
+            waitpid(child.pid)  # its first process, which setns()'d and cloned it
         mark("join")
         master = None
         if init.console_to_parent:
