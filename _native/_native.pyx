@@ -88,6 +88,10 @@ cdef object _failure(diyc_error *err):
     return InitFailure(err.step.decode(), err.errnum, err.detail.decode(errors="surrogateescape"))
 
 
+cdef extern from "Python.h":
+    object PyUnicode_EncodeFSDefault(object unicode)
+
+
 cdef class _Arena:
     """Owns the C memory of one diyc_init until clone() has copied it."""
     cdef list keep
@@ -100,7 +104,8 @@ cdef class _Arena:
     cdef const char *str(self, s) except? NULL:
         if s is None:
             return NULL
-        b = os.fsencode(s)
+        # os.fsencode's result, without its Python frame (tens of strings a start)
+        b = PyUnicode_EncodeFSDefault(s) if type(s) is str else os.fsencode(s)
         self.keep.append(b)
         return <const char *>b
 
@@ -146,6 +151,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     """The one copy of an InitDescription (diyc/init_description.py, where
     the defaults are) into the C struct the child reads."""
     cdef int i
+    memset(c, 0, sizeof(diyc_init))  # (a field not set here, as bounding_dropped: 0)
     c.clone_flags = init.clone_flags
     c.new_cgroupns = init.new_cgroupns
     c.loopback_up = init.loopback_up
@@ -238,6 +244,7 @@ cdef _fill_init(diyc_init *c, init, _Arena arena):
     seccomp = init.seccomp_filter
     c.seccomp_len = len(seccomp) // 8 if seccomp else 0
     c.seccomp_filter = arena.bytes_ptr(seccomp) if seccomp else NULL
+    c.seccomp_early = init.seccomp_early
 
     c.n_create_hooks = arena.hooks(init.create_hooks, &c.create_hooks)
     c.n_start_hooks = arena.hooks(init.start_hooks, &c.start_hooks)

@@ -23,7 +23,7 @@ static int has(uint64_t set, int cap)
 
 int drop_bounding_caps(const struct diyc_init *init, struct diyc_error *err)
 {
-	if (!init->set_caps)
+	if (!init->set_caps || init->bounding_dropped)
 		return 0;
 	for (int cap = 0; cap <= init->last_cap; cap++) {
 		if (has(init->cap_bounding, cap))

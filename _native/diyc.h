@@ -104,10 +104,13 @@ struct diyc_init {
 	/* privileges */
 	int set_caps;           /* 0: keep every capability (privileged) */
 	int last_cap;           /* /proc/sys/kernel/cap_last_cap */
+	int bounding_dropped;   /* a pool's init: dropped while it waited (receive_process) */
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	int no_new_privs;
 	const void *seccomp_filter;  /* a compiled BPF program (struct sock_filter[]) */
 	int seccomp_len;        /* its length in instructions; 0: no filter */
+	int seccomp_early;      /* a pool's init: on while it waits (the filter allows
+				 * every call left before the execve: seccomp.py) */
 	char *const *supervisor_argv; /* detached: exec this as the init's parent */
 	const int *join_ns_fds; /* exec: namespaces to join instead of creating */
 	int n_join_ns;
@@ -181,7 +184,7 @@ struct diyc_held_state {
 	int32_t channel;
 	uint32_t umask;
 	int32_t set_caps, last_cap, no_new_privs;
-	int32_t seccomp_len, n_rlimits;
+	int32_t seccomp_len, n_rlimits, seccomp_early;
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 };
 

@@ -62,6 +62,7 @@ cdef extern from "diyc.h":
         int no_new_privs
         const void *seccomp_filter
         int seccomp_len
+        int seccomp_early
         diyc_rlimit *rlimits
         int n_rlimits
         const char *oom_score_adj

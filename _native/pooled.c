@@ -237,6 +237,7 @@ static int become_held(const struct diyc_init *init, struct diyc_error *err)
 		.channel = init->channel, .umask = init->umask, .set_caps = init->set_caps,
 		.last_cap = init->last_cap, .no_new_privs = init->no_new_privs,
 		.seccomp_len = init->seccomp_len, .n_rlimits = init->n_rlimits,
+		.seccomp_early = init->seccomp_early,
 		.cap_bounding = init->cap_bounding, .cap_effective = init->cap_effective,
 		.cap_permitted = init->cap_permitted, .cap_inheritable = init->cap_inheritable,
 		.cap_ambient = init->cap_ambient,
@@ -288,6 +289,7 @@ int load_held_state(struct diyc_init *init, int fd, struct diyc_error *err)
 	init->n_rlimits = st->n_rlimits;
 	init->rlimits = (struct diyc_rlimit *)(base + sizeof(*st));
 	init->seccomp_len = st->seccomp_len;
+	init->seccomp_early = st->seccomp_early;
 	init->seccomp_filter = st->seccomp_len ? base + sizeof(*st) +
 			       st->n_rlimits * sizeof(struct diyc_rlimit) : NULL;
 	init->process_on_release = 1;
@@ -312,6 +314,21 @@ int receive_process(const struct diyc_init *init, struct diyc_error *err)
 
 	if (init->held_exe_fd >= 0)
 		return become_held(init, err);
+	/* the bounding set is the pool's, whoever runs: dropped while we wait
+	 * (not on the run's path; nothing before the execve needs those) */
+	if (drop_bounding_caps(init, err) < 0)
+		return -1;
+	mine->bounding_dropped = 1;
+	/* The filter too, when it allows every call we make until the
+	 * execve (seccomp.py decides): its install - a BPF JIT compile,
+	 * 0.6-1 ms here - is then off the run's path as well.  Still with
+	 * every capability, as the late install would have needed
+	 * (seccomp_extra_caps: none left to keep). */
+	if (init->seccomp_early && init->seccomp_len) {
+		if (install_seccomp(init, err) < 0)
+			return -1;
+		mine->seccomp_len = 0;
+	}
 	if (diyc_msg_send(init->channel, DIYC_MSG_READY, 0, NULL, 0, NULL, 0) < 0)
 		_exit(125);
 	r = diyc_msg_recv(init->channel, &m);

@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,6 +121,8 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
 	return 0;
 }
 
+static int finish_steps(const struct diyc_init *init, int wait_release, struct diyc_error *err);
+
 /*
  * The common end: privileges and identity, then execve.
  *
@@ -135,13 +138,21 @@ static int wait_for_start(const struct diyc_init *init, struct diyc_error *err)
  */
 int finish_and_exec(const struct diyc_init *init, struct diyc_error *err)
 {
+	return finish_steps(init, 1, err);
+}
+
+/* wait_release 0: nobody releases us (exec's process, which shares the
+ * caller's memory: the caller is suspended until our execve). */
+static int finish_steps(const struct diyc_init *init, int wait_release, struct diyc_error *err)
+{
 	uint64_t extra;
 	int filter_first;
-	static char command[4096];  /* the child's own copy of memory: no malloc */
+	char command[4096];  /* on our stack: this memory may be the caller's too */
 	sigset_t none;
 
 	/* a pooled init learns here what it runs, and as whom (pooled.c) */
-	if ((init->process_on_release ? receive_process(init, err) : wait_for_release(init, err)) < 0)
+	if (init->process_on_release ? receive_process(init, err) < 0
+	    : wait_release && wait_for_release(init, err) < 0)
 		return -1;
 	extra = seccomp_extra_caps(init);
 	/* privileged (no capability sets) as another user: the setuid drops
@@ -298,6 +309,89 @@ static int join_and_clone(const struct diyc_init *init, struct diyc_error *err)
 	_exit(0);
 }
 
+/*
+ * `diyc exec` as one process, when it may share our memory (below): this
+ * thread enters the container's namespaces but the mount one (a thread
+ * may, for these; the pid one applies to the children it makes next),
+ * clones the process that runs the command (CLONE_VM | CLONE_VFORK: we
+ * wait for its execve, as posix_spawn's caller does) and goes back to its
+ * own.  That process enters the mount namespace itself (its fs_struct is
+ * its own) and goes straight on to execve: nobody could release it.  No
+ * copy of a Python runtime's page tables, none torn down at execve, no
+ * first process to create and reap.  It writes only its stack and its
+ * own kernel state (raw set*id syscalls, no malloc, no statics).
+ */
+static const struct { int type; const char *own; } thread_ns[] = {
+	{ CLONE_NEWIPC, "/proc/thread-self/ns/ipc" },
+	{ CLONE_NEWUTS, "/proc/thread-self/ns/uts" },
+	{ CLONE_NEWNET, "/proc/thread-self/ns/net" },
+	{ CLONE_NEWCGROUP, "/proc/thread-self/ns/cgroup" },
+	{ CLONE_NEWPID, "/proc/thread-self/ns/pid_for_children" },
+};
+#define N_THREAD_NS (sizeof(thread_ns) / sizeof(thread_ns[0]))
+
+static int exec_direct_child(void *arg)
+{
+	const struct diyc_init *init = arg;
+	struct diyc_error err;
+	int r;
+
+	memset(&err, 0, sizeof(err));
+	r = start_clean(init, &err);
+	for (int i = 0; r == 0 && i < init->n_join_ns; i++)
+		if (ioctl(init->join_ns_fds[i], NS_GET_NSTYPE) == CLONE_NEWNS &&
+		    setns(init->join_ns_fds[i], CLONE_NEWNS) < 0)
+			r = diyc_fail(&err, "setns", errno, NULL);
+	if (r == 0 && join_cgroup(init, &err) == 0 && set_oom_score_adj(init, &err) == 0 &&
+	    setup_stdio(init, &err) == 0 && setup_console(init, &err) == 0)
+		finish_steps(init, 0, &err);
+	exit_reported(init, &err);
+}
+
+/* Back to this thread's own namespaces (in reverse). */
+static void leave_namespaces(const int *own, const int *types, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		if (setns(own[i], types[i]) < 0)
+			abort();  /* it must not go on in a container's namespace */
+		close(own[i]);
+	}
+}
+
+/* -> the pid of the process that runs the command, or 0 when this thread
+ * could not enter a namespace (the caller then goes the two-process way,
+ * whose first process reports why); -1 when the clone failed. */
+static pid_t clone_exec_direct(struct diyc_init *init)
+{
+	int own[N_THREAD_NS], types[N_THREAD_NS], n = 0, saved;
+	pid_t pid;
+
+	for (int i = 0; i < init->n_join_ns; i++) {
+		int type = ioctl(init->join_ns_fds[i], NS_GET_NSTYPE);
+		size_t k = 0;
+
+		while (k < N_THREAD_NS && thread_ns[k].type != type)
+			k++;
+		if (k == N_THREAD_NS)
+			continue;  /* the mount namespace: the child's to enter */
+		if (n == (int)N_THREAD_NS || (own[n] = open(thread_ns[k].own, O_RDONLY | O_CLOEXEC)) < 0) {
+			leave_namespaces(own, types, n);
+			return 0;
+		}
+		if (setns(init->join_ns_fds[i], type) < 0) {
+			close(own[n]);
+			leave_namespaces(own, types, n);
+			return 0;
+		}
+		types[n++] = type;
+	}
+	pid = clone_on_stack(exec_direct_child, CLONE_VM | CLONE_VFORK, init);
+	saved = errno;
+	leave_namespaces(own, types, n);
+	errno = saved;
+	return pid;
+}
+
 static int container_init(void *arg)
 {
 	const struct diyc_init *init = arg;
@@ -356,19 +450,27 @@ static int joins_without_copy(const struct diyc_init *init)
 	return 1;
 }
 
-static pid_t clone_init(struct diyc_init *init)
+/* *direct: set when exec's process was cloned by this thread itself
+ * (clone_exec_direct), not by a first process. */
+static pid_t clone_init(struct diyc_init *init, int *direct)
 {
 	int flags = init->clone_flags | (shares_our_memory(init) ? CLONE_VM | CLONE_VFORK : 0);
 	int dumpable, saved;
-	pid_t pid;
+	pid_t pid = 0;
 
+	*direct = 0;
 	if (!joins_without_copy(init))
 		return clone_on_stack(container_init, flags, init);
 	/* start_clean() makes the memory it shares with us not dumpable, so
 	 * that the process it clones (a copy, in the container's pid
 	 * namespace) is not from its first instruction; ours is ours again. */
 	dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-	pid = clone_on_stack(container_init, flags | CLONE_VM | CLONE_VFORK, init);
+	/* (startContainer hooks fork: not from memory we share) */
+	if (!init->n_start_hooks)
+		pid = clone_exec_direct(init);
+	*direct = pid != 0;
+	if (pid == 0)
+		pid = clone_on_stack(container_init, flags | CLONE_VM | CLONE_VFORK, init);
 	saved = errno;
 	if (dumpable > 0)
 		prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
@@ -410,6 +512,7 @@ static void become_supervisor(struct diyc_init *init)
 	char pidbuf[24], masterbuf[24];
 	char **argv = (char **)init->supervisor_argv;
 	sigset_t none;
+	int direct;
 	pid_t pid;
 
 	/* Detach from the caller's session and terminal: whoever waits for the
@@ -422,7 +525,7 @@ static void become_supervisor(struct diyc_init *init)
 		dup2(null, 2);
 		close(null);
 	}
-	pid = clone_init(init);
+	pid = clone_init(init, &direct);
 	if (pid < 0) {
 		struct diyc_error err;
 
@@ -465,7 +568,7 @@ static int supervisor_child(struct diyc_child *child, pid_t supervisor, int chan
 
 int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_error *err)
 {
-	int channel[2], saved;
+	int channel[2], saved, direct = 0;
 	sigset_t all, old;
 	pid_t pid, supervisor = 0;
 
@@ -495,13 +598,15 @@ int diyc_spawn(struct diyc_init *init, struct diyc_child *child, struct diyc_err
 			goto fail_channel;
 		return supervisor_child(child, supervisor, channel, err);
 	}
-	pid = clone_init(init);
+	pid = clone_init(init, &direct);
 	saved = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
 		goto fail_channel;
 	close(channel[1]);
 	child->pid = pid;
+	if (direct)
+		child->exec_pid = pid;  /* (wait_pid: no PID message comes) */
 	child->channel = channel[0];
 	return 0;
 

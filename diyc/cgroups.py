@@ -62,6 +62,13 @@ def _read(path):
         return f.read()
 
 
+def oom_killed_in(oom_file, text=None):  # did it OOM-kill? (that file's text, or read here)
+    try:
+        return int(_flat_keyed(_read(oom_file) if text is None else text).get("oom_kill", 0)) > 0
+    except (OSError, ValueError):
+        return False
+
+
 def _flat_keyed(text):
     out = {}
     for line in text.splitlines():
@@ -191,6 +198,7 @@ class CgroupV1:
     def __init__(self, paths):
         self.paths = paths            # controller -> directory
         self.created = []
+        self.oom_file = f"{paths.get('memory')}/memory.oom_control"  # (oom_killed_in)
 
     @property
     def path(self):
@@ -427,11 +435,7 @@ class CgroupV1:
         return [f"{path}/tasks" for path in self.created]
 
     def oom_killed(self):
-        m = self.paths.get("memory")
-        try:
-            return int(_flat_keyed(_read(f"{m}/memory.oom_control")).get("oom_kill", 0)) > 0
-        except (OSError, TypeError, ValueError):
-            return False
+        return oom_killed_in(self.oom_file)
 
     def pids(self):
         return _pids(self.path)
@@ -448,6 +452,7 @@ class CgroupV2:
     def __init__(self, path):
         self.path = path
         self.created = False
+        self.oom_file = f"{path}/memory.events"  # its oom_kill count (oom_killed_in)
 
     def _enable_controllers(self, wanted):
         """A v2 child gets a controller only if its parent delegates it."""
@@ -624,10 +629,7 @@ class CgroupV2:
         return [f"{self.path}/cgroup.procs"]
 
     def oom_killed(self):
-        try:
-            return int(_flat_keyed(_read(f"{self.path}/memory.events")).get("oom_kill", 0)) > 0
-        except (OSError, ValueError):
-            return False
+        return oom_killed_in(self.oom_file)
 
     def pids(self):
         return _pids(self.path)

@@ -97,11 +97,12 @@ def _unlink(path):
         pass
 
 
-def commit(ctr, ref=None, message=None, author=None, changes=()):
+def commit(ctr, ref=None, message=None, author=None, changes=(), pause=True):
     """A new image: the container's image, its upper dir as one more layer,
     its command and environment as the image's, then `changes` (Dockerfile
     lines: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME,
-    WORKDIR), and a history entry.  -> the image record."""
+    WORKDIR), and a history entry.  -> the image record.  pause: a running
+    container is frozen until its layer is stored (docker's default)."""
     from .buildlayer import LayerTar, upper_to_layer
     from .buildstate import base_history, timestamp
     from .images.reference import name_and_tag
@@ -120,24 +121,30 @@ def commit(ctr, ref=None, message=None, author=None, changes=()):
         entry["author"] = config["author"] = author
     if message:
         entry["comment"] = message
-    with store.adding():
-        layers = list(image["layers"])
-        if os.path.isdir(upper):
-            userns = ctr.record.get("userns")
-            layer = LayerTar(ctr.root.tmp)
-            try:
-                upper_to_layer(layer, upper, mount_points(ctr),
-                               ids=lambda uid, gid: to_container_ids(userns, uid, gid))
-                layers.append(layer.store(store))
-            except BaseException:
-                layer.discard()
-                raise
-        else:
-            entry["empty_layer"] = True
-        config["history"] = history + [entry]
-        config["created"] = created
-        size = sum(store.layer_size(d) for d in layers)
-        return store.add_image(config, layers, ref, size)
+    from .operations import pause_for_commit, thaw_after_commit
+    paused = pause and pause_for_commit(ctr)
+    try:
+        with store.adding():
+            layers = list(image["layers"])
+            if os.path.isdir(upper):
+                userns = ctr.record.get("userns")
+                layer = LayerTar(ctr.root.tmp)
+                try:
+                    upper_to_layer(layer, upper, mount_points(ctr),
+                                   ids=lambda uid, gid: to_container_ids(userns, uid, gid))
+                    layers.append(layer.store(store))
+                except BaseException:
+                    layer.discard()
+                    raise
+            else:
+                entry["empty_layer"] = True
+            config["history"] = history + [entry]
+            config["created"] = created
+            size = sum(store.layer_size(d) for d in layers)
+            return store.add_image(config, layers, ref, size)
+    finally:
+        if paused:
+            thaw_after_commit(ctr)
 
 
 def _container_config(ctr, image_config):

@@ -43,12 +43,14 @@ class ContainerFiles:
                 yield data
 
     def commit(self, repository: "str | None" = None, tag: "str | None" = None, message: "str | None" = None,
-               author: "str | None" = None, changes: "str | Sequence[str] | None" = None) -> "dict":
+               author: "str | None" = None, changes: "str | Sequence[str] | None" = None,
+               pause: "bool" = True) -> "dict":
         """A new image of the container's image plus its changes (one layer),
         its command and environment, `changes` (Dockerfile lines: CMD, ENV,
-        ...) applied -> the image record, as `diyc commit`."""
+        ...) applied -> the image record, as `diyc commit`.  pause: a
+        running container is frozen meanwhile, as docker-py's default."""
         from .changes import commit
         ref = f"{repository}:{tag or 'latest'}" if repository else None
         if isinstance(changes, str):
             changes = [changes]
-        return commit(self, ref, message, author, changes or ())
+        return commit(self, ref, message, author, changes or (), pause)

@@ -293,15 +293,36 @@ def _detached_overlay(ctr, writable):
     if writable or not os.path.isdir(upper):
         # (never started: no upper dir yet; and a read-only overlay needs two layers)
         _make_writable_layer(ctr)
-    if writable:
-        mnt = overlay_tree(layers, upper, f"{ctr.dir}/work")
-    else:
-        mnt = overlay_tree([upper] + layers)
+    mapped = _idmapped(layers, ctr.record.get("userns")) if writable else []
+    try:
+        if writable:
+            mnt = overlay_tree([f"/proc/self/fd/{fd}" for fd in mapped] or layers, upper, f"{ctr.dir}/work")
+        else:
+            mnt = overlay_tree([upper] + layers)
+    finally:
+        for fd in mapped:
+            os.close(fd)
     try:
         return os.open(".", _O_DIR, dir_fd=mnt), mnt
     except BaseException:
         os.close(mnt)
         raise
+
+
+def _idmapped(layers, userns):
+    """A --userns container's layers as its start mounts them: idmapped
+    through its id maps, so that what the overlay copies up (a directory
+    a file is written into) is owned by the container's root, as when it
+    runs, not by the host's (nobody in the container) -> fds, or [] without
+    a user namespace."""
+    if not userns:
+        return []
+    from .userns import idmapped_trees, namespace_fd
+    ns = namespace_fd(userns)
+    try:
+        return idmapped_trees(ns, layers)
+    finally:
+        os.close(ns)
 
 
 def overlay_tree(lowers, upper=None, work=None):

@@ -518,6 +518,34 @@ _NAMES = ("babbage", "curie", "dijkstra", "hopper", "knuth", "lamport", "liskov"
           "noether", "pike", "ritchie", "shannon", "thompson", "torvalds", "turing", "wirth")
 
 
+def copied_record(root, template):
+    """A new container's record as a copy of `template` (a nameless
+    container's record as _create wrote it, before its start), with an
+    id, a name, a hostname (when generated), a cgroup and a creation of
+    its own: nothing checked, resolved or built again.  None when the
+    record has what a copy may not share - a user namespace's ids, a
+    network's address, /etc files in its directory, anonymous volumes."""
+    old = template["id"]
+    if template.get("userns") or template.get("network_settings") or \
+            any(m.get("anonymous") for m in template["spec"].get("mounts") or ()):
+        return None
+    from . import _json
+    from .record import creator_fields, now
+    text = _json.dumps(template)
+    if root.container_dir(old) in text:
+        return None
+    cid = os.urandom(32).hex()
+    record = _json.loads(text.replace(old, cid))  # (its cgroup's paths: diyc-<id>)
+    spec = record["spec"]
+    if spec.get("hostname") == old[:12]:
+        spec["hostname"] = cid[:12]
+        env = spec["process"]["env"]
+        if f"HOSTNAME={old[:12]}" in env:
+            env[env.index(f"HOSTNAME={old[:12]}")] = f"HOSTNAME={cid[:12]}"
+    record.update(name=generated_name(root, cid), created=now(), state=creator_fields())
+    return record
+
+
 def generated_name(root, cid):
     """A docker-style name (`swift_hopper`), made unique with the id when taken."""
     n = int(cid[:8], 16)

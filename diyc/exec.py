@@ -14,7 +14,7 @@ JOIN_ORDER = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network
 
 
 def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), terminal=False,
-            on_started=None, detach=False):
+            on_started=None, detach=False, trace=None, reload=True):
     """`diyc exec`: run a command in a running container, with its
     environment (plus `env`), working directory and user unless given.
     With terminal=True the command gets a pty made inside the container;
@@ -43,66 +43,58 @@ def exec_in(ctr, args, env=(), workdir=None, user=None, stdio=(-1, -1, -1), term
     if detach:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
-            return exec_process(ctr, process, (null, null, null), detach=True)[1]
+            return exec_process(ctr, process, (null, null, null), detach=True, trace=trace,
+                                reload=reload)[1]
         finally:
             os.close(null)
-    return exec_process(ctr, process, stdio, on_started=on_started)[1]
+    return exec_process(ctr, process, stdio, on_started=on_started, trace=trace, reload=reload)[1]
 
 
-def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None):
+def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False, console_fd=None,
+                 trace=None, reload=True):
     """Run an OCI `process` in the running container `ctr`: the namespaces
     it has joined with setns (pid too: the process is forked after it), its
     cgroup, and the process's identity, capabilities, rlimits and the
     container's seccomp filter.  A terminal's master goes to `console_fd`
     if given (an OCI console socket), else to on_started(pid, master).
+    reload=False: ctr's record was read just now (the CLI's), not again.
     -> (pid, exit code; None when detached)."""
     from . import _native
     from .errors import init_error
     from .rootfs import init_config
     from .record import exec_error, exit_code_of, waitpid
-    try:
-        ctr.reload()
-    except FileNotFoundError:
-        raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
-    if ctr.status != "running":
-        raise Conflict(f"container {ctr.name} is not running")
-    if ctr.paused:
-        raise Conflict(f"container {ctr.name} is paused: unpause it before exec")
+    _check_running(ctr, reload)
+    mark = trace.mark if trace is not None else (lambda phase: None)
+    mark("check")
     spec = ctr.record["spec"]
-    state = ctr.record["state"]
     exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
                      linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
                                 sysctl={}, devices=[]))
-    own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
     fds = []
     child = None
     try:
-        for proc_name, oci_name in JOIN_ORDER:
-            if oci_name in own:
-                fds.append(os.open(f"/proc/{state['pid']}/ns/{proc_name}", os.O_RDONLY | os.O_CLOEXEC))
-        n_ns = len(fds)
-        cg = ctr.control_group()
-        files = [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files()
-        cg_fds = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in files if os.path.exists(f)]
-        fds += cg_fds
+        ns_fds, cg_fds = _join_fds(ctr, fds)
         init = init_config(exec_spec, stdio=stdio)
-        init.join_ns_fds = fds[:n_ns]
+        init.join_ns_fds = ns_fds
         init.cgroup_fds = cg_fds
         init.devices = init.symlinks = ()
         if process.get("terminal") and console_fd is not None:
             init.console_fd = console_fd
         elif process.get("terminal"):
             init.console_to_parent = True
+        mark("prepare")
         try:
             child = _native.spawn(init)
         except _native.InitFailure as e:
             raise init_error(e.step, e.errno, e.detail) from None
         try:
-            pid = child.wait_pid()  # its first process setns()'d and cloned it
+            pid = child.wait_pid()
         except _native.InitFailure as e:
-            raise init_error(e.step, e.errno, e.detail) from None
-        finally:
             waitpid(child.pid)
+            raise init_error(e.step, e.errno, e.detail) from None
+        if pid != child.pid:
+            waitpid(child.pid)  # its first process, which setns()'d and cloned it
+        mark("join")
         master = None
         if init.console_to_parent:
             try:
@@ -111,6 +103,8 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
                 pass  # it failed before: wait_exec says why
         child.release()
         error = exec_error(child, reap=True, pid=pid)
+        _close_all(fds)  # (not needed any more: not on the way from the program's end)
+        mark("execve")
         if error:
             if master is not None:
                 os.close(master)
@@ -121,11 +115,47 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
         if on_started:
             on_started(pid, master) if init.console_to_parent else on_started(pid)
         _, status = waitpid(pid)
+        mark("program")
         if master is not None:
             os.close(master)
     finally:
-        for fd in fds:
-            os.close(fd)
+        _close_all(fds)
         if child is not None:
             child.close()
     return pid, exit_code_of(status)
+
+
+def _check_running(ctr, reload):
+    if reload:
+        try:
+            ctr.reload()
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {ctr.name} (removed meanwhile)") from None
+    if ctr.status != "running":
+        raise Conflict(f"container {ctr.name} is not running")
+    if ctr.control_group().frozen():  # (ctr.paused, without reading its status again)
+        raise Conflict(f"container {ctr.name} is paused: unpause it before exec")
+
+
+def _join_fds(ctr, fds):
+    """Opened, in `fds` (the caller closes them): the container's
+    namespaces (JOIN_ORDER) and its cgroup files -> (the namespaces' fds,
+    the cgroup files' fds)."""
+    spec, state = ctr.record["spec"], ctr.record["state"]
+    own = {ns["type"] for ns in spec["linux"].get("namespaces") or ()}
+    for proc_name, oci_name in JOIN_ORDER:
+        if oci_name in own:
+            fds.append(os.open(f"/proc/{state['pid']}/ns/{proc_name}", os.O_RDONLY | os.O_CLOEXEC))
+    n_ns = len(fds)
+    cg = ctr.control_group()
+    for f in [f"{p}/tasks" for p in cg.paths.values()] if cg.version == 1 else cg.join_files():
+        try:
+            fds.append(os.open(f, os.O_WRONLY | os.O_CLOEXEC))
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # (a hierarchy it has no cgroup in)
+    return fds[:n_ns], fds[n_ns:]
+
+
+def _close_all(fds):
+    while fds:
+        os.close(fds.pop())

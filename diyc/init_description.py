@@ -64,6 +64,7 @@ class InitDescription:
     no_new_privs: bool = False
     rlimits: tuple = ()             # (resource, soft, hard)
     seccomp_filter: bytes = None    # a compiled BPF program
+    seccomp_early: bool = False     # a pool's init installs it while it waits (pooled.c)
 
     # -- OCI hooks, and the create/start split
     create_hooks: tuple = ()        # (path, args, env, timeout)

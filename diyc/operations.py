@@ -28,14 +28,18 @@ def pause(ctr):
     """Freeze every process of a running container (`diyc pause`)."""
     with ctr.lock():
         _locked_running(ctr, "pause")
-        cgroup = ctr.control_group()
-        if cgroup.frozen():
+        if ctr.control_group().frozen():
             raise Conflict(f"container {ctr.name} is already paused")
-        try:
-            cgroup.freeze()
-        finally:
-            _record_freezer(ctr, cgroup)
+        _freeze(ctr)
     container_event(ctr, "pause")
+
+
+def _freeze(ctr):
+    cgroup = ctr.control_group()
+    try:
+        cgroup.freeze()
+    finally:
+        _record_freezer(ctr, cgroup)
 
 
 def _record_freezer(ctr, cgroup):
@@ -57,6 +61,31 @@ def unpause(ctr):
             raise Conflict(f"container {ctr.name} is not paused")
         cgroup.thaw()
     container_event(ctr, "unpause")
+
+
+def pause_for_commit(ctr):
+    """`diyc commit`'s pause (docker's default): freeze a running container
+    while its changes are read, so they are taken at one instant -> True
+    when we froze it: the caller thaws it with thaw_after_commit() on
+    every path.  One that does not run, or is paused already, is left be."""
+    with ctr.lock():
+        if not ctr.reload_if_present() or ctr.status != "running" or ctr.control_group().frozen():
+            return False
+        try:
+            _freeze(ctr)
+        except BaseException:
+            ctr.control_group().thaw()  # half frozen
+            raise
+    container_event(ctr, "pause")
+    return True
+
+
+def thaw_after_commit(ctr):
+    """Undo pause_for_commit(), unless a stop or an unpause did meanwhile."""
+    with ctr.lock():
+        if ctr.reload_if_present() and ctr.control_group().frozen():
+            ctr.control_group().thaw()
+            container_event(ctr, "unpause")
 
 
 # signals whose default action does not end a process (CHLD, CONT, STOP,

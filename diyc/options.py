@@ -84,6 +84,9 @@ def parse(args, table, stop_at_positional=True):
             shorts = []
             for j, ch in enumerate(arg[1:], 1):
                 option = table.get(f"-{ch}")
+                if option and option.kind == FLAG and arg[j + 1:j + 2] == "=":  # -p=false
+                    shorts.append((f"-{ch}", arg[j + 2:]))
+                    break
                 if option and option.kind != FLAG:
                     rest = arg[j + 1:]
                     if rest.startswith("="):  # -m=64m, as docker takes it

@@ -7,19 +7,21 @@
 A Pool keeps `size` containers of one image, with one set of `diyc.run`
 options, started up to their release: namespaces, cgroup with its limits,
 root filesystem mounted, network configured - every step of the start
-story (runtime.py) before the process.  Its init then holds (C,
-_native/pooled.c) until pool.run() hands it the process: arguments,
-environment, working directory, user and the fds that become stdin,
-stdout and stderr, in one PROCESS message on the init's channel; from
-there the start ends as any other (capabilities, identity, workdir,
-seccomp, execve), in diyc-held: while it waits, the init has exec'd that
-small static program (_native/held.c), so the execve of the run tears down
-next to nothing, not a copy of the caller's process.  A call pays that
-end, the program, and waitpid: the container's removal (its mount
-namespace, cgroup, writable layer, record) happens afterwards in the
-pool's background threads, which also start the next container (once the
-run has ended, so as not to hold the GIL during it).  Each container runs one process, once: nothing carries from
-one run to the next.
+story (runtime.py) before the process; the first container is created as
+create() does, the others from a copy of its record (create.copied_record).
+Its init then holds (C, _native/pooled.c) as diyc-held, a small static
+program it has exec'd (_native/held.c: the run's execve tears down next to
+nothing, not a copy of the caller's process), with the bounding set
+dropped and the seccomp filter on (when it allows what is left: its
+install is a BPF compile of ~1 ms), until pool.run() hands it the process:
+arguments, environment, working directory, user and the fds that become
+stdin, stdout and stderr, in one PROCESS message on the init's channel.
+A call pays the end of the start (identity, capabilities, execve), the
+program and waitpid: the removal (mount namespace, cgroup, writable layer,
+record) happens afterwards in the pool's background threads, which also
+start the next container (woken once the call has its result, so as not
+to take the GIL from it).  Each container runs one process, once:
+nothing carries from one run to the next.
 
 pool.run() validates what it can before taking a container (the command,
 the environment's shape, the user against the image's /etc/passwd); a
@@ -55,14 +57,17 @@ Threads may share one pool: take() and run() are thread-safe.
 """
 
 import os
-import struct
 import threading
 import time
 import weakref
 
 from . import config
+from .cgroups import oom_killed_in
 from .errors import Conflict, DiycError, InitError, InvalidArgument
+from .pool_process import describe, key_of
+from .record import exec_error, exit_code_of, waitpid  # (a run's path: imported once)
 from .result import Result
+from .stdio import Plumbing
 
 # Run options a pool cannot take: its containers are removed after their
 # one run, nameless (N of them), without a terminal.
@@ -112,7 +117,6 @@ class Pool:
         "uid[:gid]"), and subprocess's stdin/stdout/stderr, capture_output,
         input, text, check, timeout (then the container is killed and
         diyc.ContainerTimeout raised)."""
-        from .stdio import Plumbing
         if timeout is not None:
             from .numbers import decimal
             timeout = decimal(timeout, "timeout (seconds)")
@@ -131,6 +135,7 @@ class Pool:
                         raise
         finally:
             plumbing.close()
+            self._warm.wake()  # (its removal and refill: not before our result)
         if check:
             result.check_returncode()
         return result
@@ -162,35 +167,11 @@ def _run_held(held, process, plumbing, timeout):
     if not timed_out:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if left is None or held.ends_within(left):
-            result = held.wait()
+            result = held.reap()
             result.stdout, result.stderr = out, err
             return result
     from .process_errors import ContainerTimeout
-    raise ContainerTimeout(process.args, timeout, out, err, held.id)
-
-
-class _Process:
-    """What a held container is told to run: args, env, cwd, uid, gid,
-    groups, and the capability masks for that user (effective,
-    permitted), as pooled.c reads them (struct diyc_process)."""
-
-    def __init__(self, args, env, cwd, uid, gid, groups, caps):
-        self.args, self.env, self.cwd = args, env, cwd
-        self.uid, self.gid, self.groups, self.caps = uid, gid, groups, caps
-
-    def description(self, stdio_mask, hostname):
-        """The bytes of the memfd; HOSTNAME first unless env sets it, as
-        at create."""
-        env = self.env
-        if not any(e.startswith("HOSTNAME=") for e in env):
-            env = [f"HOSTNAME={hostname}", *env]
-        body = struct.pack(f"={len(self.groups)}I", *self.groups) + \
-            b"\0".join(os.fsencode(s) for s in [self.cwd, *self.args, *env]) + b"\0"
-        return _HEAD.pack(_HEAD.size + len(body), self.uid, self.gid, len(self.groups),
-                          len(self.args), len(env), stdio_mask, 0, *self.caps) + body
-
-
-_HEAD = struct.Struct("=8I2Q")  # struct diyc_process (diyc.h)
+    raise ContainerTimeout(list(process.args), timeout, out, err, held.id)
 
 
 class HeldContainer:
@@ -215,6 +196,10 @@ class HeldContainer:
         except BaseException:
             os.close(self._pidfd)
             raise
+        try:  # its OOM count, read by wait() with one pread
+            self._oom = os.open(container.control_group().oom_file, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._oom = -1  # (no memory controller: wait() finds nothing either)
         self._closing = threading.Lock()
 
     @property
@@ -231,7 +216,6 @@ class HeldContainer:
 
     def release(self, process, stdio):
         """start(), for a described process; stdio: fds, -1 for ours."""
-        from .record import exec_error, waitpid
         self._warm.check_owner()
         if self._state != "held":
             raise Conflict(f"pool container {self.id[:12]} was started already")
@@ -247,7 +231,7 @@ class HeldContainer:
             mask |= 1 << i
         self._state = "started"
         spec = self.container.record["spec"]
-        spec["process"]["args"] = process.args
+        spec["process"]["args"] = list(process.args)  # (ours: the Process is reused)
         description = os.memfd_create("diyc-process", os.MFD_CLOEXEC)
         try:
             data = memoryview(process.description(mask, spec.get("hostname", "")))
@@ -289,7 +273,14 @@ class HeldContainer:
         """Wait for its end -> a Result; the container is removed in the
         pool's background threads.  timeout: seconds, then
         diyc.ContainerTimeout (it runs on)."""
-        from .record import exit_code_of, waitpid
+        try:
+            return self.reap(timeout)
+        finally:
+            self._warm.wake()
+
+    def reap(self, timeout=None):
+        """wait(), the pool's threads not woken yet (Pool.run wakes them
+        once it has its result: they would compete with it for the GIL)."""
         if self._state != "started":
             raise Conflict(f"pool container {self.id[:12]} is not running")
         args = self.container.record["spec"]["process"]["args"]
@@ -298,9 +289,18 @@ class HeldContainer:
             raise ContainerTimeout(args, timeout, None, None, self.id)
         _, status = waitpid(self.pid)
         self._state = "ended"
-        oom = self.container.control_group().oom_killed()
-        self._warm.remove_later(self)
+        oom = self.oom_killed()
+        self._warm.remove_later(self, wake=False)
         return Result(exit_code_of(status), oom_killed=oom, container_id=self.id, args=args)
+
+    def oom_killed(self):
+        cgroup = self.container.control_group()
+        if self._oom < 0:
+            return cgroup.oom_killed()
+        try:
+            return oom_killed_in(cgroup.oom_file, os.pread(self._oom, 4096, 0).decode())
+        except OSError:
+            return False
 
     def close(self):
         """Kill it if it was not waited for, and have it removed (idempotent;
@@ -309,7 +309,6 @@ class HeldContainer:
             if self._state == "closed" or not self._warm.is_ours():
                 return
             if self._state in ("held", "started", "dead"):
-                from .record import waitpid
                 self._child.close()
                 if self._state != "dead":  # (reaped: its pid may be another's by now)
                     self.kill(9, force=True)
@@ -344,7 +343,7 @@ class HeldContainer:
         """Our fds on it: its channel, its mount namespace (closing the
         last reference unmounts its tree), its pidfd (idempotent)."""
         self._child.close()
-        for name in ("_mount_ns", "_pidfd"):
+        for name in ("_mount_ns", "_pidfd", "_oom"):
             if getattr(self, name) >= 0:
                 os.close(getattr(self, name))
                 setattr(self, name, -1)
@@ -390,6 +389,8 @@ class _Warm:
         self.closed = False
         self.threads = []
         self.users = {}  # the user as given -> (uid, gid, groups, home)
+        self.described = {}  # describe()'s arguments -> its Process
+        self.template = None  # our first container's record as created (False: not copied)
         _, self.image_config, self.layer_dirs = create_steps.resolve_image(self.root, image)
         # the pool's environment over the image's (--env-file's, then env's),
         # as build_spec makes it at create
@@ -403,27 +404,23 @@ class _Warm:
     # -- what to run ----------------------------------------------------------------
 
     def describe(self, cmd, env, cwd, user):
-        """Validate a process (before any container is taken) -> _Process."""
-        from . import create as create_steps
-        from .arguments import command, env as env_list
+        """Validate a process (before any container is taken) -> a
+        pool_process.Process; the same arguments again: the same one."""
         self.check_owner()
-        cmd = config.check_text_list(command(cmd), "command") if cmd is not None else []
-        if not cmd:
-            raise InvalidArgument("no command given")
-        args = create_steps.command_line(self.image_config, cmd, self.options.get("entrypoint"))
-        if self.options.get("init"):
-            args = ["/dev/init", "--", *args]
-        env = config.check_text_list(env_list(env), "env") if env is not None else []
-        cwd = config.check_text(cwd, "cwd") if cwd is not None else \
-            self.options.get("workdir") or self.image_config["WorkingDir"] or "/"
-        if not cwd.startswith("/"):
-            raise InvalidArgument(f"invalid working directory {cwd!r}: must be absolute")
-        uid, gid, groups, home = self.resolve_user(
-            user if user is not None else self.options.get("user") or self.image_config["User"] or "0")
-        env = config.merge_env(self.image_config["Env"], self.env + env, os.environ)
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
-        return _Process(args, env, cwd, uid, gid, groups, self.caps_for(uid))
+        try:
+            key = (key_of(cmd), key_of(env), cwd, user)
+            process = self.described.get(key)
+        except TypeError:  # (unhashable: not kept)
+            key = process = None
+        if process is None:
+            from .arguments import env as env_list
+            process = describe(self, cmd, env, cwd, user)
+            # not one that takes a bare "K" from our environment, which may change
+            if key is not None and all("=" in e for e in [*self.env, *env_list(env or [])]):
+                if len(self.described) >= 64:
+                    self.described.clear()
+                self.described[key] = process
+        return process
 
     def resolve_user(self, user):
         config.check_text(user, "user")
@@ -443,7 +440,12 @@ class _Warm:
     def fill_one(self):
         """Create and start one held container -> into `ready`."""
         from .runtime import Container
-        ctr = Container.create(self.image, _HELD_COMMAND, root=self.root, **self.options)
+        # the first as create() makes it, the others copies of its record as created
+        ctr = self.template and Container.create_like(self.root, self.template)
+        if not ctr:
+            ctr = Container.create(self.image, _HELD_COMMAND, root=self.root, **self.options)
+            from . import _json  # (a copy: the start changes the record)
+            self.template = _json.loads(_json.dumps(ctr.record)) if self.template is None else False
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
             ctr.start((null, null, null), hold_for_process=True)
@@ -555,15 +557,22 @@ class _Warm:
             return self.take(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return held
 
-    def remove_later(self, held):
-        """Off the caller's path: the thread removes it (or we do, closed)."""
+    def remove_later(self, held, wake=True):
+        """Off the caller's path: the thread removes it (or we do, closed).
+        wake=False: the caller calls wake() once it has its result."""
         with self.cond:
             self.taken.pop(held, None)
             if not self.closed:
                 self.doomed.append(held)
-                self.cond.notify_all()
+                if wake:
+                    self.cond.notify_all()
                 return
         held.remove()
+
+    def wake(self):
+        with self.cond:
+            if self.doomed:
+                self.cond.notify_all()
 
     # -- the end -------------------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 
 A server worker that ran a poolable `run --rm` the direct way becomes the
 keeper of those settings - unless another keeper has them, or MAX_KEEPERS
-run already: it claims them before its reply and keeps them after it.  It keeps a diyc.Pool of POOL_SIZE held
-containers and serves each request in a thread: take a held container,
-release it with the request's process and fds, relay signals, wait, reply
-with the exit code.  It ends after POOL_IDLE_SECONDS without a request, on
-SIGTERM (the server stops) or when the server is gone; its runs in flight
+run already: it claims them before its reply and keeps them after it.  It
+keeps a diyc.Pool of POOL_SIZE held containers and serves each request in
+a thread: take a held container, release it with the request's process
+and fds, relay signals, wait, reply with the exit code.  It ends after
+POOL_IDLE_SECONDS without a request, on SIGTERM (the server stops, a
+`system reset`, an `rmi`) or when the server is gone; its runs in flight
 finish first, then the pool is closed (every held container killed and
 removed).
 """
@@ -89,7 +90,8 @@ class Keeper:
         MAX_KEEPERS are)."""
         claiming = _locked_fd(self.dir_fd, ".claim", fcntl.LOCK_EX)  # (one count at a time)
         try:
-            mine = _locked_fd(self.dir_fd, f"{self.settings.hash}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+            mine = _locked_fd(self.dir_fd, f"{self.settings.hash}.lock",
+                              fcntl.LOCK_EX | fcntl.LOCK_NB)
             if mine is None:
                 return None
             # who keeps what, at once (an earlier keeper's pid may be another
@@ -225,7 +227,8 @@ class Keeper:
         namespaces, privileges, rlimits) and computed the settings from its
         context, may hand a process over: another process of our uid that
         reaches the socket gets nothing (it could be confined)."""
-        pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        peer = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        pid, uid, _ = struct.unpack("3i", peer)
         try:
             with open(f"/proc/{pid}/stat") as f:
                 parent = int(f.read().rsplit(")", 1)[1].split()[1])
@@ -387,7 +390,8 @@ def end_warm_containers(root, uses):
     root's keepers end (their pools removed), and what a killed keeper
     left (dead held containers) is removed."""
     from .runtime import Container
-    held = [c for c in Container.list(root, all=True, held=True) if c.held_in_pool and uses(c.record)]
+    held = [c for c in Container.list(root, all=True, held=True)
+            if c.held_in_pool and uses(c.record)]
     if not held:
         return
     stop_keepers(f"{root.path}/server/pools")

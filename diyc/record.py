@@ -216,11 +216,16 @@ class ContainerRecord:
                 self.record["state"].pop(field, None)
             self.save()
 
+    lock_depth = 0  # how often this object holds lock() now
+
     def lock(self):
-        """Serialises commands on one container (stop, rm, _finish, the end of
-        a foreground run).  Whoever takes it second re-reads the record with
-        reload_if_present(): the one before may have removed the container."""
-        return FileLock(f"{self.root.path}/locks/{self.id}.lock")
+        """Serialises commands on one container (start, stop, rm, _finish,
+        the end of a foreground run, a cp into it stopped, network
+        connect).  Whoever takes it second re-reads the record with
+        reload_if_present(): the one before may have removed the container,
+        or changed its record.  Re-entrant for this object: a restart by
+        the supervisor's _finish starts the container under its lock."""
+        return _Lock(self)
 
     def reload_if_present(self):
         """Under lock(): re-read the record -> True; or False when the
@@ -255,6 +260,26 @@ class ContainerRecord:
             self.cgroup = cgroups.CgroupV1(dict(cg["paths"])) if cg["version"] == 1 \
                 else cgroups.CgroupV2(cg["paths"][""])
         return self.cgroup
+
+
+class _Lock:
+    """ContainerRecord.lock(): its FileLock, taken once by its record
+    object however deep that object enters it."""
+
+    def __init__(self, ctr):
+        self.ctr, self.file = ctr, None
+
+    def __enter__(self):
+        if not self.ctr.lock_depth:
+            self.file = FileLock(f"{self.ctr.root.path}/locks/{self.ctr.id}.lock").__enter__()
+        self.ctr.lock_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.ctr.lock_depth -= 1
+        if self.file is not None:
+            self.file.__exit__(*exc)
+            self.file = None
 
 
 def cgroup_fields(cgroup):

@@ -62,10 +62,8 @@ def finish(staged, cgroup):
 def remove_cgroup(cgroup):
     """rmdir the cgroup dirs that exist (idempotent: a second call, or one
     after a crash, finds fewer or none)."""
-    if cgroup.version == 1:
-        cgroup.created = [p for p in cgroup.paths.values() if os.path.isdir(p)]
-    else:
-        cgroup.created = os.path.isdir(cgroup.path)
+    # (remove() takes a missing one as removed: no stat first)
+    cgroup.created = list(cgroup.paths.values()) if cgroup.version == 1 else True
     cgroup.remove()
 
 

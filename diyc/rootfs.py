@@ -100,10 +100,30 @@ def remove_writable_layer(container_dir):
     except FileNotFoundError:
         return
     try:
+        _remove_volatile_work(dirfd)
         for name in WRITABLE_LAYER:
             remove_tree_at(dirfd, name)
     finally:
         os.close(dirfd)
+
+
+def _remove_volatile_work(dirfd):
+    """The work dir of a volatile overlay (--rm) as the kernel leaves it,
+    work/work/incompat/volatile/dirty, removed entry by entry rather than
+    walked (a pool removes one per run).  Anything else there stays for
+    remove_tree_at."""
+    fds = [dirfd]
+    try:
+        for name in ("work", "work", "incompat", "volatile"):
+            fds.append(os.open(name, _DIR_FLAGS, dir_fd=fds[-1]))
+        os.unlink("dirty", dir_fd=fds[-1])
+        for parent, name in zip(fds[-2::-1], ("volatile", "incompat", "work", "work")):
+            os.rmdir(name, dir_fd=parent)
+    except OSError:
+        pass  # not that shape: walked
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
 
 
 def remove_tree_at(dirfd, name):
@@ -239,17 +259,25 @@ def hook_state(oci_version, cid, bundle, annotations):
             f', "bundle": {_json.dumps(bundle)}, "annotations": {_json.dumps(annotations)}}}')
 
 
-def _seccomp_filter(spec):
-    """The compiled BPF program the init installs, or None."""
+def seccomp_profile(spec):
+    """(the profile, None for the default; the capabilities it is
+    resolved for) of the spec, or None: no filter."""
     profile = spec.get("linux", {}).get("seccomp")
     mode = (spec.get("annotations") or {}).get(SECCOMP_ANNOTATION, "unconfined")
     if profile is None and mode != "default":
         return None
-    from .seccomp import compile_profile
     from .security import CAPABILITIES
     caps = spec["process"].get("capabilities")
-    held = set(caps.get("bounding") or ()) if caps else {f"CAP_{c}" for c in CAPABILITIES}
-    return compile_profile(profile, held)
+    return profile, set(caps.get("bounding") or ()) if caps else {f"CAP_{c}" for c in CAPABILITIES}
+
+
+def _seccomp_filter(spec):
+    """The compiled BPF program the init installs, or None."""
+    profile = seccomp_profile(spec)
+    if profile is None:
+        return None
+    from .seccomp import compile_profile
+    return compile_profile(*profile)
 
 
 def _native_device(d):

@@ -34,7 +34,7 @@ from .events import container_event
 from .images.store import ImageStore
 from .result import Result  # (re-exported: diyc.runtime.Result)
 from .record import (ContainerRecord, exec_error, cgroup_fields, creator_fields, exit_code_of, kill_and_reap,
-                     now, wait_gone, waitpid)
+                     now, wait_gone, waitpid, write_new)
 from .state import Root, listdir, pid_alive, read_json, release_name, remove_tree
 from .trace import Trace
 
@@ -186,6 +186,25 @@ class Container(ContainerRecord, ContainerFiles):
         return ctr
 
     @classmethod
+    def create_like(cls, root, template):
+        """Another container as create() made `template` (a nameless one's
+        record as created, before its start: a pool's), from a copy of that
+        record (create.copied_record) -> a Container, or None where only
+        create() will do (a user namespace, a network address, /etc files;
+        the image gone)."""
+        record = create_steps.copied_record(root, template)
+        if record is None:
+            return None
+        with ImageStore(root).using():  # (as create(): rmi waits, then sees the record)
+            if not ImageStore(root).has(record["image_id"]):
+                return None
+            write_new(root, record, taken=f"the container name {record['name']!r} is already in use",
+                      alternative_name=f"{record['name']}_{record['id'][:6]}")
+        ctr = cls(root, record)
+        container_event(ctr, "create")
+        return ctr
+
+    @classmethod
     def list(cls, root: "str | os.PathLike | Root | None" = None, *, all: "bool" = False,
              filters: "Mapping[str, str | Sequence[str]] | None" = None,
              held: "bool" = False) -> "builtins.list[Container]":
@@ -222,8 +241,16 @@ class Container(ContainerRecord, ContainerFiles):
 
         The steps, as the module's docstring tells them: cgroup, rootfs
         (the init's description), clone, userns, network, release, exec."""
-        if self.record["state"]["status"] == "running" and self.status == "running":
-            raise Conflict(f"container {self.name} is already running")
+        with self.lock():  # a stopped container's cp, a stop, an rm wait (and we for them)
+            # the record as it is now: ours is saved back at the end
+            if not self.reload_if_present():
+                raise ContainerNotFound(f"no such container: {self.name} (removed meanwhile)")
+            if self.status == "running":
+                raise Conflict(f"container {self.name} is already running")
+            return self._start_locked(stdio, detach, hold_before_exec, console_fd, preserve_fds,
+                                      hold_for_process)
+
+    def _start_locked(self, stdio, detach, hold_before_exec, console_fd, preserve_fds, hold_for_process):
         t = self.trace
         held = steps.StartHeld()
         try:
@@ -233,7 +260,7 @@ class Container(ContainerRecord, ContainerFiles):
             if hold_before_exec:
                 steps.make_start_fifos(self, init, held)
             if hold_for_process:
-                steps.hold_for_process(init, held)
+                steps.hold_for_process(self, init, held)
             if detach:
                 from .supervisor import supervisor_setup
                 supervisor_setup(self, init, held.for_child)
@@ -268,7 +295,15 @@ class Container(ContainerRecord, ContainerFiles):
     # -- run-time ---------------------------------------------------------------
 
     def exec_held(self):
-        """Let an init held by start(hold_before_exec=True) go on to execve."""
+        """Let an init held by start(hold_before_exec=True) go on to execve.
+        Under the container's lock, on its record as it is now: its
+        supervisor records a quick end only after we recorded the start."""
+        with self.lock():
+            if not self.reload_if_present():
+                raise ContainerNotFound(f"no such container: {self.name} (removed meanwhile)")
+            self._exec_held_locked()
+
+    def _exec_held_locked(self):
         state = self.record["state"]
         if state["status"] != "created" or not state.get("pid"):
             raise Conflict(f"container {self.name} is not created and waiting to start")
@@ -390,11 +425,13 @@ class Container(ContainerRecord, ContainerFiles):
         anonymous volumes too, as `rm -v` and docker-py's v=True; a --rm
         container's always go).  Racing another remover (the end of its own
         `run --rm`, its supervisor, another `rm`) is fine: the second one
-        finds it gone and returns."""
+        finds it gone and returns.  A start under way (it holds the lock)
+        finishes first: its container is then ended like one that ran."""
         from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
-        if self.status in ("running", "created") and state.get("pid"):
+        live = self.status in ("running", "created") and bool(state.get("pid"))
+        if live:
             if not force and self.status == "running":
                 raise Conflict(f"container {self.name} is running: stop it first or use force")
             if state.get("supervisor"):
@@ -407,8 +444,14 @@ class Container(ContainerRecord, ContainerFiles):
             wait_gone(self.record["state"]["pid"], self.record["state"].get("pid_start"))
             wait_for_supervisor(self)
         with self.lock():
-            if self.reload_if_present():
+            present = self.reload_if_present()
+            # (once: one we killed and that lives on is removed as before)
+            started = present and not live and self.status in ("running", "created") and \
+                bool(self.record["state"].get("pid"))
+            if present and not started:
                 self.remove_under_lock(volumes=v)
+        if started:  # a start that held the lock came first: end it too
+            return self.remove(force, v)
         if self.supervisor:  # started detached by this object: ours to reap
             from .container_api import reap_supervisor
             reap_supervisor(self)
@@ -424,8 +467,10 @@ class Container(ContainerRecord, ContainerFiles):
         if self.record.get("userns"):
             from . import userns
             userns.release(self.root, self.id, self.record["userns"])
-        if volumes or self.record.get("auto_remove"):
-            self._remove_anonymous_volumes()
+        mounts = self.record["spec"].get("mounts") or ()
+        if (volumes or self.record.get("auto_remove")) and any(m.get("anonymous") for m in mounts):
+            from .volumes import remove_anonymous
+            remove_anonymous(self.root, mounts, but=self.id)
         staged = removal.stage(self.root, self.dir, self.id)
         container_event(self, "destroy")
         # The lock file once the record is out of containers/: a newcomer's
@@ -433,14 +478,6 @@ class Container(ContainerRecord, ContainerFiles):
         # find the record gone already.
         self.unlink_lock()
         removal.finish_staged(staged, self.dir, self.control_group())
-
-    def _remove_anonymous_volumes(self):
-        mounts = self.record["spec"].get("mounts") or ()
-        if any(m.get("anonymous") for m in mounts):  # (else: no listing, no import)
-            from .volumes import remove_anonymous
-            users = {m.get("volume") for c in super().list(self.root) if c.id != self.id
-                     for m in c.record["spec"].get("mounts") or ()}
-            remove_anonymous(self.root, mounts, users)
 
 
     # -- the library's conveniences (diyc.container_api does the work) ------------

@@ -143,6 +143,40 @@ def compile_profile(profile, caps):
     return program
 
 
+# What a pool's held init calls between its release and its execve
+# (pooled.c's receive_process, spawn.c's finish_and_exec: process.c,
+# caps.c; a failure's report and exit too).  A filter that lets each of
+# these through, whatever the arguments, can go on while it waits.
+HELD_CALLS = ("recvmsg", "sendmsg", "write", "fstat", "newfstatat", "stat", "mmap", "munmap",
+              "close", "close_range", "dup2", "dup3", "fcntl", "chdir", "mkdir", "mkdirat",
+              "setrlimit", "prlimit64", "getrlimit", "prctl", "setgroups", "setresgid",
+              "setresuid", "capset", "capget", "access", "faccessat", "faccessat2", "umask",
+              "rt_sigprocmask", "execve", "exit", "exit_group")
+_allowing = {}
+
+
+def allows_all(profile, caps, names):
+    """Whether `profile` (None: the built-in default) resolved for `caps`
+    lets every call of `names` through, whatever its arguments."""
+    caps = frozenset(caps)
+    if profile is None and (caps, names) in _allowing:
+        return _allowing[caps, names]
+    from . import _native
+    default, rules = resolve(DEFAULT_PROFILE if profile is None else profile, caps)
+    allow, table = ACTIONS["SCMP_ACT_ALLOW"], _native.syscall_table()
+    by_nr = {}
+    for nr, action, conds in rules:
+        by_nr.setdefault(nr, []).append((action, conds))
+    # every rule of the call allows, and so does the default unless one
+    # of them catches every call (no conditions)
+    allowed = all(all(action == allow for action, _ in by_nr.get(table[name], ())) and
+                  (default == allow or any(not conds for _, conds in by_nr.get(table[name], ())))
+                  for name in names if name in table)
+    if profile is None:
+        _allowing[caps, names] = allowed
+    return allowed
+
+
 def load_profile(path):
     """A docker-format profile file (--security-opt seccomp=FILE)."""
     import json

@@ -63,6 +63,10 @@ def process_capabilities(caps, uid):
             "inheritable": [], "ambient": []}
 
 
+_MASKS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+_masks_of = {}  # the lists, as a key -> their masks (a start's, again and again)
+
+
 def capability_masks(oci_caps):
     """OCI capability lists -> the bit masks the native init sets."""
     def mask(names):
@@ -70,16 +74,30 @@ def capability_masks(oci_caps):
         for n in names or ():
             m |= 1 << CAPABILITIES.index(_cap_name(n))
         return m
-    return {k: mask(oci_caps.get(k)) for k in ("bounding", "effective", "permitted",
-                                               "inheritable", "ambient")}
+    key = tuple(tuple(oci_caps.get(k) or ()) for k in _MASKS)
+    try:
+        hash(key)
+    except TypeError:  # (not names: mask() says what is wrong)
+        return {k: mask(oci_caps.get(k)) for k in _MASKS}
+    if key not in _masks_of:
+        if len(_masks_of) >= 64:
+            _masks_of.clear()
+        _masks_of[key] = {k: mask(oci_caps.get(k)) for k in _MASKS}
+    return dict(_masks_of[key])
+
+
+_last_cap = []
 
 
 def last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return min(int(f.read()), len(CAPABILITIES) - 1)
-    except OSError:
-        return len(CAPABILITIES) - 1
+    """The kernel's highest capability (fixed while it runs: read once)."""
+    if not _last_cap:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap.append(min(int(f.read()), len(CAPABILITIES) - 1))
+        except OSError:
+            return len(CAPABILITIES) - 1
+    return _last_cap[0]
 
 
 def parse_security_opts(opts):

@@ -206,8 +206,9 @@ def preload():
     # What every default container compiles (seccomp's cache, per process):
     # docker's profile for docker's capabilities, ~1.3 ms a start.
     from .seccomp import compile_profile
-    from .security import DEFAULT_CAPS
+    from .security import DEFAULT_CAPS, last_cap
     compile_profile(None, {f"CAP_{cap}" for cap in DEFAULT_CAPS})
+    last_cap()  # (read once: every start and exec asks)
 
 
 def build_id():

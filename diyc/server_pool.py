@@ -11,14 +11,16 @@ settings it has recently run:
                context gives a container (its cgroups, umask, rlimits,
                DIYC_* environment).  Their hash names the pool.
     keeper     a process that keeps one diyc.Pool of those settings and
-               runs requests in it.  The worker that ran the first `run
-               --rm` of a setting the direct way becomes its keeper, after
-               its reply: it has the caller's context already (joined
-               cgroups, umask, rlimits), so the pool's containers nest
-               where that caller's would.  It listens on
-               ROOT/server/pools/HASH.sock (in the server's 0700 dir) and
-               ends after POOL_IDLE_SECONDS without a request, when the
-               server stops (SIGTERM) or dies (its pidfd).
+               runs requests in it (pool_keeper.py).  The worker that runs
+               a setting the direct way for the second time within
+               SEEN_SECONDS becomes its keeper, after its reply: it has
+               the caller's context already (joined cgroups, umask,
+               rlimits), so the pool's containers nest where that
+               caller's would.  It listens on ROOT/server/pools/HASH.sock
+               (in the server's 0700 dir), serves only the server's own
+               workers, and ends when idle, when the server stops
+               (SIGTERM) or dies (its pidfd), or gives way to an `rmi`,
+               `network rm` or `system reset`.
     WarmRun    the worker's side: it asks the keeper of its settings; when
                one answers with a held container, the command runs there,
                with the caller's stdin, stdout and stderr (the fds
@@ -31,7 +33,9 @@ What is pooled is a whitelist (POOLED_KEYWORDS): a flag whose effect
 depends on more than its value at create (a bind mount's source, a file
 read at create, a port, an address, a name) is run the direct way.  Held
 containers are hidden from `ps` (runtime.Container.list); one running a
-command becomes visible once it has run for VISIBLE_AFTER seconds.
+command becomes visible once it has run for a moment (pool_keeper's
+VISIBLE_AFTER).  DIYC_SERVER_POOL=off in the caller's environment runs
+every `run --rm` the direct way.
 
 Wire format (SOCK_SEQPACKET, one JSON object per message): the worker
 sends {"cmd", "env", "cwd", "user"} with SCM_RIGHTS [stdin, stdout,
@@ -96,7 +100,8 @@ class Settings:
         options = {k: v for k, v in keywords.items() if k not in PROCESS_KEYWORDS}
         del options["auto_remove"]  # (a pool's containers are)
         if options.get("read_only") and "workdir" in keywords:
-            options["workdir"] = keywords["workdir"]  # (made at create: the root is read-only after)
+            # (made at create: the root is read-only after)
+            options["workdir"] = keywords["workdir"]
         return cls(root, image, options, [image_id, _caller_context()])
 
     def socket_path(self, dir_fd):

@@ -64,6 +64,7 @@ class Facts:
         self.rlimits = {r: resource.getrlimit(r) for r in rlimit_ids()}
         self.watch = watch  # has the installed diyc changed?
         self.log_path = log_path
+        self.privileges = _privileges("self")  # (a worker's are the server's)
 
 
 class _Probe(Exception):
@@ -191,7 +192,7 @@ def _decline_reason(conn, request, facts):
         return "`diyc server`: not through the server it manages"
     if request.command == "diyc-runc" and _leaves_a_process_to_the_caller(request.argv):
         return "a container or process the caller must be the parent of"
-    if _privileges(pid) != _privileges("self"):
+    if _privileges(pid) != facts.privileges:
         return "caller with other capabilities, no_new_privs or seccomp than the server's"
     if os.path.realpath(request.root) != facts.real_root:
         return f"root {request.root} is not the server's"

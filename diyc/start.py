@@ -140,11 +140,16 @@ def make_start_fifos(ctr, init, held):
 HELD_PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diyc-held")
 
 
-def hold_for_process(init, held):
+def hold_for_process(ctr, init, held):
     """A pool's container: the init holds at the release until it is
     handed its process, waiting as diyc-held (which it execs, opened here
-    for it) rather than as a copy of us."""
+    for it) rather than as a copy of us; its seccomp filter goes on while
+    it waits if it lets through what the init does after."""
     init.process_on_release = True
+    if init.seccomp_filter:
+        from .rootfs import seccomp_profile
+        from .seccomp import HELD_CALLS, allows_all
+        init.seccomp_early = allows_all(*seccomp_profile(ctr.record["spec"]), HELD_CALLS)
     held.for_child.append(os.open(HELD_PROGRAM, os.O_RDONLY | os.O_CLOEXEC))
     init.held_exe_fd = held.for_child[-1]
 

@@ -117,6 +117,9 @@ class FileLock:
         return self
 
     def __exit__(self, *exc):
+        # unlocked before the close: a child cloned meanwhile (a container's
+        # init held before its execve) shares the open file, and the lock
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = -1
 
@@ -210,11 +213,24 @@ def remove_tree(path):
         os.unlink(path)
 
 
-def _stat_fields(pid):
+def _read_stat(pid):
+    """/proc/PID/stat's bytes (one read: it is short), or None if gone.
+    os.read, not open(): three syscalls on a pool's run path, not nine."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
+        return None
+    try:
+        return os.read(fd, 4096) or None
+    except ProcessLookupError:  # (ESRCH: it went between the open and the read)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat_fields(pid):
+    stat = _read_stat(pid)
+    if stat is None:
         return None
     # comm may contain spaces and parentheses: split after the last ')'.
     return stat[stat.rindex(b")") + 2:].split()
@@ -223,10 +239,8 @@ def _stat_fields(pid):
 def process_status(pid):
     """(comm, state letter, exit wait status or None) of `pid`, or None if
     it is gone.  A zombie still shows its name and how it ended."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
+    stat = _read_stat(pid)
+    if stat is None:
         return None
     comm = stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")
     fields = stat[stat.rindex(b")") + 2:].split()

@@ -11,7 +11,7 @@ uid, reaches what it needs there through file descriptors we open for it
 
 import os
 
-from .errors import Conflict, InvalidArgument
+from .errors import Conflict, DiycError, InvalidArgument
 
 SIZE = 65536
 DEFAULT_BASE = 1 << 30
@@ -86,19 +86,58 @@ def idmapped_layers(pid, layer_dirs):
     """Idmapped mounts of the image's layers, seen through the user
     namespace of `pid`, for its init to attach for the overlay -> fds (the
     caller closes them once sent)."""
-    from . import _native
     userns_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return idmapped_trees(userns_fd, layer_dirs)
+    finally:
+        os.close(userns_fd)
+
+
+def idmapped_trees(userns_fd, dirs):
+    """Detached idmapped mounts of `dirs` through the user namespace
+    `userns_fd` -> their fds."""
+    from . import _native
     fds = []
     try:
-        for d in layer_dirs:
+        for d in dirs:
             fds.append(_native.idmapped_tree(d, userns_fd))
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
-    finally:
-        os.close(userns_fd)
     return fds
+
+
+def namespace_fd(userns):
+    """An fd of a new user namespace with a container's id maps (record
+    ["userns"]), for idmapped mounts of a container that does not run: a
+    child unshares it, we write its maps and open it; the namespace lives
+    on with the fd, the child exits once we have opened it."""
+    from . import _native
+    from .record import waitpid
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            _native.unshare(_native.NS_FLAGS["user"])
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)  # until the parent has opened the namespace
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise DiycError("cannot make a user namespace for the container's id maps")
+        write_maps(pid, *mappings(userns))
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        waitpid(pid)
 
 
 class ContainerPaths:

@@ -55,12 +55,15 @@ def is_anonymous(root, name):
     return os.path.exists(f"{_volumes_dir(root)}/{name}/{ANONYMOUS_MARK}")
 
 
-def remove_anonymous(root, mounts, users=()):
+def remove_anonymous(root, mounts, but=None):
     """Remove the anonymous volumes among `mounts` (a container's spec
-    mounts, at its removal) that no other container in `users` mounts."""
-    for m in mounts:
-        if m.get("anonymous") and m.get("volume") and m["volume"] not in users:
-            remove_tree(f"{_volumes_dir(root)}/{m['volume']}")
+    mounts, at its removal or a failed creation) that no container but
+    the one of id `but` mounts."""
+    anonymous = [m["volume"] for m in mounts if m.get("anonymous") and m.get("volume")]
+    users = _in_use(root, but) if anonymous else ()
+    for name in anonymous:
+        if name not in users:
+            remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
 def list_volumes(root):
@@ -87,23 +90,42 @@ def inspect_volume(root, name):
             "Scope": "local"}
 
 
-def remove_volume(root, name, users=()):
-    if name not in list_volumes(root):
-        raise NotFound(f"no such volume: {name}")
-    if name in users:
-        raise Conflict(f"volume {name} is in use by a container")
-    remove_tree(f"{_volumes_dir(root)}/{name}")
+def remove_volume(root, name):
+    """`volume rm`: refused while a container (in any state) mounts it."""
+    with _no_creation(root):
+        if name not in list_volumes(root):
+            raise NotFound(f"no such volume: {name}")
+        if name in _in_use(root):
+            raise Conflict(f"volume {name} is in use by a container")
+        remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
-def prune_volumes(root, users=(), anonymous_only=False):
-    """Remove every volume not in users (anonymous_only: only the
+def prune_volumes(root, anonymous_only=False):
+    """Remove every volume no container mounts (anonymous_only: only the
     anonymous ones, as docker 23+'s prune without -a); -> their names."""
     removed = []
-    for name in list_volumes(root):
-        if name not in users and (is_anonymous(root, name) or not anonymous_only):
-            remove_tree(f"{_volumes_dir(root)}/{name}")
-            removed.append(name)
+    with _no_creation(root):
+        users = _in_use(root)
+        for name in list_volumes(root):
+            if name not in users and (is_anonymous(root, name) or not anonymous_only):
+                remove_tree(f"{_volumes_dir(root)}/{name}")
+                removed.append(name)
     return removed
+
+
+def _no_creation(root):
+    """A `run -v NAME:...` makes its volume before its record exists: while
+    a creation is under way, its volume is not yet seen in use.  Creations
+    hold ImageStore.using() until their record exists: we wait for them."""
+    from .images.store import ImageStore
+    return ImageStore(root).no_creation()
+
+
+def _in_use(root, but=None):
+    """The volumes a container (of any state; but the one of id `but`) mounts."""
+    from .record import ContainerRecord
+    return {m.get("volume") for c in ContainerRecord.list(root) if c.id != but
+            for m in c.record["spec"].get("mounts", ())}
 
 
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")

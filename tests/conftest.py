@@ -210,6 +210,28 @@ def proc_state(pid):
         return None
 
 
+@contextlib.contextmanager
+def flock_held(path):
+    """An exclusive flock() on the diyc lock file `path` while the block
+    runs: a diyc command that needs that lock waits for it, at a known step."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def wait_blocked_on_flock(proc, what):
+    """Until the process of Popen `proc` waits for a flock() someone holds
+    (a "->" line of /proc/locks names it); its end instead fails the test."""
+    def blocked():
+        with open("/proc/locks") as f:
+            return any(line.split()[1:2] == ["->"] and line.split()[5] == str(proc.pid) for line in f)
+    wait_for(lambda: blocked() or proc.poll() is not None, timeout=30, what=what)
+    assert proc.poll() is None, (f"it did not wait: {what}", proc.communicate())
+
 def parent_of(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])

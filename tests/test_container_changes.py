@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 import uuid
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, flock_held, wait_blocked_on_flock
 
 CHANGES = ("mkdir /new && echo content > /new/f && rm /bin/ls && echo extra >> /etc/passwd"
            " && rm -rf /usr && mkdir /usr && touch /usr/only && ln -s /etc /evil")
@@ -133,6 +134,37 @@ def test_commit_refuses_bad_input(run_cli, changed):
     assert_one_line_error(run_cli("commit", changed, "Bad Name"))
     assert_one_line_error(run_cli("commit"), contains="requires a container")
 
+
+def test_commit_pauses_a_running_container(run_cli, diyc_root):
+    """docker's default: the container is frozen from before its changes
+    are read until its image is stored (held there: the test holds the
+    image store's lock), then thawed, also when the commit is interrupted;
+    -p=false and --pause=false leave it running."""
+    import signal
+    name = unique("commit-pause")
+    run_cli("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "600", check=True)
+    image = f"{unique('paused')}:v1"
+
+    def status():
+        return json.loads(run_cli("inspect", name, check=True).stdout)[0]["State"]["Status"]
+    try:
+        for options, paused, interrupt in (([], "paused", True), (["-p=false"], "running", False),
+                                           (["--pause=false"], "running", False), ([], "paused", False)):
+            with flock_held(f"{diyc_root}/layers-gc.lock"):
+                commit = run_cli.popen("commit", *options, name, image)
+                wait_blocked_on_flock(commit, "the commit to wait for the image store")
+                assert status() == paused, options
+                if interrupt:
+                    commit.send_signal(signal.SIGINT)
+                    assert commit.wait(timeout=30) == 130
+            assert commit.wait(timeout=30) == (130 if interrupt else 0), commit.communicate()
+            assert status() == "running"
+        events = run_cli("events", "--since", "0", "--until", f"{time.time():.6f}", "--filter",
+                         f"container={name}", "--format", "{{.Action}}", check=True).stdout.split()
+        assert events.count("pause") == events.count("unpause") == 2, events
+    finally:
+        run_cli("rm", "-f", name, check=True)
+        run_cli("rmi", image)
 
 def test_system_df_and_volume_inspect(run_cli):
     volume = unique("dfvol")

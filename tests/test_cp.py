@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, wait_blocked_on_flock, wait_for
 
 # busybox's image: /etc/passwd is this file, never the host's
 CONTAINER_PASSWD_HEAD = "root:x:0:0:root:/root:/bin/sh"
@@ -490,3 +490,71 @@ def test_setuid_files_capabilities_and_devices_never_reach_the_host(run_cli, diy
             assert not (tmp_path / f"dv{dest}").exists()  # no half copy under a new name
     finally:
         run_cli("rm", "-f", name, check=True)
+
+
+def test_stopped_user_namespace_container_can_write_where_cp_wrote(run_cli, tmp_path):
+    """A copy into a stopped --userns container copies the image's
+    directory it writes into (/etc) up owned by the container's root, as
+    the container's own writes do: started, its root still writes there."""
+    name = unique("cp-userns-up")
+    run_cli("create", "--name", name, "--userns", "auto", "--network", "none", "busybox", "sh", "-c",
+            "touch /etc/mine && stat -c %u:%g /etc", check=True)
+    try:
+        (tmp_path / "f").write_text("f")
+        run_cli("cp", tmp_path / "f", f"{name}:/etc/f", check=True)
+        started = run_cli("start", "-a", name)
+        assert (started.returncode, started.stdout) == (0, "0:0\n"), started
+    finally:
+        run_cli("rm", "-f", name, check=True)
+
+
+def test_start_waits_for_a_copy_into_the_stopped_container(run_cli, diyc_root):
+    """cp into a stopped container writes through an overlay of its own
+    upper dir, under the container's lock: a start meanwhile (which would
+    mount that upper dir a second time) waits for it.  The copy is kept
+    going by a tar on its stdin that the test finishes only later."""
+    name = unique("cp-start")
+    cid = run_cli("create", "--name", name, "--network", "none", "busybox", "sleep", "600",
+                  check=True).stdout.strip()
+    data = b"x" * 100000
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as t:
+        entry = tarfile.TarInfo("copied")
+        entry.size = len(data)
+        t.addfile(entry, io.BytesIO(data))
+    tar = tar.getvalue()
+    cp = run_cli.popen("cp", "-", f"{name}:/tmp", stdin=subprocess.PIPE, text=False)
+    start = None
+    try:
+        cp.stdin.write(tar[:50000])
+        cp.stdin.flush()
+        wait_for(lambda: _holds_flock(cp.pid, f"{diyc_root}/locks/{cid}.lock"),
+                 what="cp to hold the container's lock")
+        start = run_cli.popen("start", name)
+        wait_blocked_on_flock(start, "the start to wait for the copy")
+        assert json.loads(run_cli("inspect", name, check=True).stdout)[0]["State"]["Status"] == "created"
+        cp.stdin.write(tar[50000:])
+        cp.stdin.close()
+        assert cp.wait(timeout=60) == 0, cp.stderr.read()
+        assert start.wait(timeout=60) == 0, start.communicate()
+        assert run_cli("exec", name, "wc", "-c", "/tmp/copied", check=True).stdout.split()[0] == "100000"
+    finally:
+        for proc in (cp, start):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        run_cli("rm", "-f", name, check=True)
+
+
+def _holds_flock(pid, path):
+    """Whether process `pid` holds a flock() on `path` (granted, in /proc/locks)."""
+    try:
+        inode = os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1] != "->" and fields[4] == str(pid) and fields[5].endswith(f":{inode}"):
+                return True
+    return False

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import assert_one_line_error, built_image, container_records, wait_for
+from conftest import PKG_DIR, assert_one_line_error, built_image, container_records, wait_for
 from netns_util import NsCli, Server, host_get, netns, network_info, try_get
 
 SUBNET_A = "10.251.1.0/24"
@@ -575,6 +575,47 @@ def test_connect_and_disconnect_a_running_container(net, network_ab, diyc_root):
                  check=True).stdout.splitlines()
     assert events.count(f"connect {roamer.id} {b}") == 2 and events.count(f"disconnect {roamer.id} {b}") == 1
 
+
+# A library process holding a Container object loaded while the container
+# was stopped: told to start it after someone else did (and connected it)
+STALE_START = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from diyc.errors import Conflict
+from diyc.runtime import Container
+c = Container.load(sys.argv[3], sys.argv[2])
+print("loaded", flush=True)
+sys.stdin.readline()
+try:
+    c.start(detach=True)
+except Conflict as e:
+    print("conflict:", e)
+"""
+
+
+def test_a_stale_record_never_overwrites_a_connection(net, network_ab):
+    """A start from a record read before the container was started and
+    connected elsewhere re-reads it under the container's lock: it finds
+    the container running, and the record keeps listing the connection
+    (saving its old copy dropped it from inspect)."""
+    a, b = network_ab
+    net("create", "--name", "stale", "--network", a, "busybox", "sleep", "600", check=True)
+    stale = subprocess.Popen(["nsenter", f"--net=/run/netns/{net.ns}", sys.executable, "-I", "-c", STALE_START,
+                              PKG_DIR, net.root, "stale"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=net.env())
+    try:
+        assert stale.stdout.readline() == "loaded\n", stale.communicate()
+        net("start", "stale", check=True)
+        net("network", "connect", b, "stale", check=True)
+        out, err = stale.communicate("go\n", timeout=60)
+        assert out.startswith("conflict: container stale is already running"), (out, err)
+        networks = json.loads(net("inspect", "stale", check=True).stdout)[0]["NetworkSettings"]["Networks"]
+        assert sorted(networks) == sorted([a, b])
+    finally:
+        if stale.poll() is None:
+            stale.kill()
+            stale.communicate()
+        net("rm", "-f", "stale", check=True)
 
 def test_connect_refuses_what_it_cannot_do(net, network_ab):
     a, b = network_ab

@@ -399,6 +399,17 @@ def test_hooks_in_the_container_namespaces(runc, bundle, tmp_path):
     assert mnt_ns.strip() != os.readlink("/proc/self/ns/mnt")  # the container's mounts
 
 
+def test_exec_into_a_container_with_a_start_hook(runc, bundle):
+    """exec's process shares the runtime's memory to its execve, except
+    when it runs startContainer hooks (it forks them): the same exec."""
+    hook = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo x >> /dev/shm/hooked"]}]}
+    runc("run", "-d", "--bundle", bundle(["sleep", "60"], lambda s: s.update(hooks=hook)), "hk3")
+    proc = runc("exec", "hk3", "sh", "-c", "echo in; exit 7", check=False)
+    assert (proc.returncode, proc.stdout) == (7, "in\n"), proc.stderr
+    assert runc("exec", "hk3", "cat", "/dev/shm/hooked").stdout.startswith("x\n")
+    runc("delete", "--force", "hk3")
+
+
 def test_preserve_fds(runc, bundle, tmp_path):
     """--preserve-fds 1: our fd 3 is the container's fd 3; fd 4 is not passed."""
     (tmp_path / "passed").write_text("through fd 3\n")

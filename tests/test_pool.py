@@ -3,6 +3,7 @@ process (real containers; the autouse fixture checks that nothing is left)."""
 
 import fcntl
 import gc
+import json
 import os
 import select
 import signal
@@ -37,6 +38,9 @@ def test_run_returns_a_result(pool):
     r = pool.run(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True)
     assert (r.returncode, r.stdout, r.stderr) == (3, b"out\n", b"err\n")
     assert r.args == ["sh", "-c", "echo out; echo err >&2; exit 3"]
+    r.args.append("changed")  # (the same call again reuses its description: not this list)
+    r = pool.run(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True)
+    assert (r.returncode, r.stdout, r.args[-1]) == (3, b"out\n", "echo out; echo err >&2; exit 3")
     assert len(r.id) == 64 and r.oom_killed is False
     assert pool.run("sh -c 'exit 7'").returncode == 7  # a str is split as a shell would
 
@@ -316,6 +320,69 @@ def test_security_settings_cross_the_hold(root):
         assert lines[4:] == ["0", "1", "2", "3"]  # (3: ls's own directory)
 
 
+def test_the_seccomp_filter_goes_on_while_held_only_if_it_lets_the_start_end(root, tmp_path):
+    """The filter is installed while the init waits (off the run's path)
+    when it allows every call the init makes after; a profile that denies
+    one of those (setgroups here) is installed just before execve, as in
+    a start without a pool, and the container still starts."""
+    from diyc.seccomp import HELD_CALLS, allows_all
+    caps = {"CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"}
+    assert allows_all(None, caps, HELD_CALLS)
+    denying = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["setgroups"], "action": "SCMP_ACT_ERRNO"}]}
+    assert not allows_all(denying, caps, HELD_CALLS)
+    conditional = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": list(HELD_CALLS), "action": "SCMP_ACT_ALLOW"},
+        {"names": ["prctl"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}
+    assert allows_all(conditional, caps, HELD_CALLS)  # (an unconditional rule catches the rest)
+    conditional["syscalls"][0]["names"].remove("prctl")
+    assert not allows_all(conditional, caps, HELD_CALLS)  # prctl(2, ...) would get the default
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps(denying))
+    check = ["grep", "-E", "^(Seccomp|Seccomp_filters):", "/proc/self/status"]
+    for opts in ({}, {"security_opt": [f"seccomp={profile}"]}):
+        with diyc.Pool("busybox", network="none", size=1, root=root, **opts) as p:
+            r = p.run(check, capture_output=True, text=True)
+            assert r.stdout.split() == ["Seccomp:", "2", "Seccomp_filters:", "1"], opts
+
+
+def _as_made(record):
+    """A record without what is each container's own."""
+    text = json.dumps(record).replace(record["id"], "ID").replace(record["id"][:12], "HOST")
+    made = json.loads(text.replace(json.dumps(record["name"]), '"NAME"'))
+    del made["created"], made["state"]
+    return made
+
+
+def test_a_pools_containers_are_copies_of_its_first_record(root):
+    """After the first, a pool's containers are created from a copy of
+    its record (Container.create_like): the same record create() writes,
+    but for the id, name, hostname, cgroup and times; one whose record
+    has /etc files of its own is created by create() each time."""
+    from diyc.runtime import Container
+    with diyc.Pool("busybox", network="none", size=1, root=root, memory="64m",
+                   env={"A": "1"}) as p:
+        w = p._warm
+        made = Container.create(w.image, ["diyc-pool-held"], root=w.root, **w.options)
+        copy = Container.create_like(w.root, w.template)
+        try:
+            assert copy.id != made.id and copy.name != made.name
+            assert copy.record["spec"]["hostname"] == copy.id[:12]
+            assert copy.control_group().paths["memory"].endswith(f"diyc-{copy.id}")
+            assert _as_made(copy.record) == _as_made(made.record)
+            assert Container.load(copy.name, root).id == copy.id  # its name is reserved
+        finally:
+            made.remove(force=True)
+            copy.remove(force=True)
+        assert p.run(["true"]).returncode == 0
+    with diyc.Pool("busybox", network="none", size=1, root=root, extra_hosts=["db:10.0.0.5"]) as p:
+        assert Container.create_like(p._warm.root, p._warm.template) is None
+        for _ in range(2):
+            r = p.run(["grep", "db", "/etc/hosts"], capture_output=True, text=True)
+            assert r.stdout.split() == ["10.0.0.5", "db"]
+
+
 def test_a_closed_fd_given_as_stdio_is_refused(pool):
     # a high number: the pool's threads open fds meanwhile, and take the
     # lowest free ones (a just-closed low one could be theirs by now)
@@ -336,9 +403,9 @@ def test_the_held_init_checks_the_description(pool):
     """The memfd is read by the init, which trusts nothing in it: a
     stdio mask beyond bits 0-2 (here the sign bit, which would read as
     a failure with no error) is refused as a protocol error."""
-    from diyc.pool import _Process
+    from diyc.pool_process import Process
 
-    class BadMask(_Process):
+    class BadMask(Process):
         def description(self, stdio_mask, hostname):
             return super().description(stdio_mask | 1 << 31, hostname)
 

@@ -54,11 +54,13 @@ def cmd_export(root, opts, args):
          help="Create a new image from a container's changes", options=(
              Option("-m --message", "message", VALUE, "string", "Commit message"),
              Option("-a --author", "author", VALUE, "string", 'Author (e.g. "Ann <ann@example.com>")'),
-             Option("-c --change", "changes", LIST, "list", "Apply Dockerfile instruction to the image")))
+             Option("-c --change", "changes", LIST, "list", "Apply Dockerfile instruction to the image"),
+             Option("-p --pause", "pause", FLAG,
+                    help="Pause the container during commit (default true: --pause=false not to)")))
 def cmd_commit(root, opts, args):
     from ..changes import commit
     from ..runtime import Container
     record = commit(Container.load(args[0], root), args[1] if len(args) == 2 else None, opts.get("message"),
-                    opts.get("author"), opts.get("changes") or ())
+                    opts.get("author"), opts.get("changes") or (), pause=opts.get("pause", True))
     print(record["id"])
     return 0

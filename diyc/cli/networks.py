@@ -106,9 +106,8 @@ def cmd_volume_inspect(root, opts, args):
          nargs=(1, None), needs="at least one volume", help="Remove one or more volumes")
 def cmd_volume_rm(root, opts, args):
     from .. import volumes
-    used = volumes_in_use(root)
     for name in args:
-        volumes.remove_volume(root, name, used)
+        volumes.remove_volume(root, name)
         print(name)
     return 0
 
@@ -120,17 +119,7 @@ def cmd_volume_prune(root, opts, args):
     image's VOLUME); a named volume's data needs -a."""
     which = "all local volumes" if opts.get("all") else "anonymous local volumes"
     if confirm("volume prune", f"This will remove {which} not used by at least one container.", opts):
+        from ..volumes import prune_volumes
         for name in prune_volumes(root, anonymous_only=not opts.get("all")):
             print(name)
     return 0
-
-
-def prune_volumes(root, anonymous_only=False):
-    from .. import volumes
-    return volumes.prune_volumes(root, volumes_in_use(root), anonymous_only)
-
-
-def volumes_in_use(root):
-    """The named volumes a container (of any state) mounts."""
-    from ..runtime import Container
-    return {m.get("volume") for c in Container.list(root, all=True) for m in c.record["spec"]["mounts"]}

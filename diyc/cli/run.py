@@ -314,6 +314,7 @@ EXEC_OPTIONS = (
     Option("-i --interactive", "interactive", FLAG, help="Send our stdin to the command"),
     Option("-t --tty", "tty", FLAG, help="Give the command a terminal"),
     Option("-d --detach", "detach", FLAG, help="Run the command in the background"),
+    Option("--trace", "trace", FLAG, help="Print the time of each exec phase to stderr"),
 )
 
 
@@ -324,14 +325,21 @@ def cmd_exec(root, opts, args):
         raise InvalidArgument('"diyc exec" requires a container and a command')
     from ..exec import exec_in
     from ..runtime import Container
+    from ..trace import Trace
+    trace = Trace(enabled=opts.get("trace") or os.environ.get("DIYC_TRACE") == "1",
+                  start_ns=registry.START_NS)
     ctr = Container.load(args[0], root)
-    keywords = library_keywords(opts, EXEC_OPTIONS)
+    trace.mark("load")
+    keywords = dict(library_keywords(opts, EXEC_OPTIONS), trace=trace, reload=False)
     if opts.get("detach"):
         exec_in(ctr, args[1:], detach=True, **keywords)
-        return 0
-    if not opts.get("tty"):
-        return exec_in(ctr, args[1:], **keywords)
-    from ..attach import relay_pty
-    return exec_in(ctr, args[1:], terminal=True, **keywords,
-                   on_started=lambda pid, master: relay_pty(master, pid,
-                                                            send_input=opts.get("interactive")))
+        code = 0
+    elif not opts.get("tty"):
+        code = exec_in(ctr, args[1:], **keywords)
+    else:
+        from ..attach import relay_pty
+        code = exec_in(ctr, args[1:], terminal=True, **keywords,
+                       on_started=lambda pid, master: relay_pty(
+                           master, pid, send_input=opts.get("interactive")))
+    trace.report()
+    return code

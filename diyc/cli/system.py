@@ -152,7 +152,7 @@ def cmd_system_prune(root, opts, args):
     from .containers import prune_containers
     sections = [("Deleted Containers", prune_containers(root)), ("Networks", networking.prune(root))]
     if opts.get("volumes"):
-        from .networks import prune_volumes
+        from ..volumes import prune_volumes
         sections.append(("Deleted Volumes", prune_volumes(root, anonymous_only=True)))
     sections.append(("Deleted Images", ImageStore(root).prune(all=opts.get("all", False))))
     for title, lines in sections:

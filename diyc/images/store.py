@@ -51,6 +51,10 @@ class ImageStore:
 
     # -- lookup -------------------------------------------------------------
 
+    def has(self, image_id):
+        """Whether the image of that (full) id is in the store."""
+        return os.path.exists(self._record_path(image_id))
+
     def resolve(self, ref):
         """An image record by name[:tag], id or unique id prefix."""
         repos = self._read_repositories()
@@ -171,7 +175,7 @@ class ImageStore:
         running one, a name given is untagged (the image stays, unnamed),
         an id refused.  An id whose image has names in several repositories
         needs force (or every_name: prune's), as docker's."""
-        with self.root.lock("layers-gc"), self.root.lock("images"):
+        with self.no_creation(), self.root.lock("images"):
             record = self.resolve(ref)
             image_id = record["id"]
             repos = self._read_repositories()
@@ -236,6 +240,12 @@ class ImageStore:
         until its record exists: remove() waits for it, then sees the record.
         One flock(), no walk: the start path stays cheap."""
         return self.root.ensure().lock("layers-gc", shared=True)
+
+    def no_creation(self):
+        """Held (exclusive): no container is being created (using()) - those
+        under way finish first - so every container, and what it uses (its
+        image, a named volume its creation made), is in a record."""
+        return self.root.ensure().lock("layers-gc")
 
     def _container_using(self, image_id):
         """(container id, recorded status) of a container whose record names
