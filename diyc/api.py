@@ -36,6 +36,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         cpus: float | str | None = None, pids_limit: int | str | None = None,
         network: str = "bridge", ip: str | None = None,
         publish: Mapping[str, object] | Sequence[str] | None = None,
+        publish_all_ports: bool = False, expose: Sequence[str | int] | str | int | None = None,
         auto_remove: bool = True, rm_tmpfs_size: int | str | None = None,
         cgroup_parent: str | None = None, read_only: bool = False,
         privileged: bool = False, cap_add: Sequence[str] | None = None,
@@ -58,6 +59,7 @@ def run(image: str, command: str | Sequence[str] | None = None, *,
         mounts: Sequence[str | Mapping[str, object]] | None = None,
         stop_signal: str | int | None = None, stop_timeout: int | None = None,
         healthcheck: Mapping[str, object] | None = None,
+        pull: str | None = None, platform: str | None = None,
         root: str | os.PathLike | Root | None = None, trace: bool | Trace = False) -> Result:
     options = {key: value for key, value in locals().items() if key in CREATE_OPTIONS}
     if timeout is not None:

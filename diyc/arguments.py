@@ -6,8 +6,9 @@ and parsers sees every input.
     env       {"K": "V"} or ["K=V"]        (a None value: copied from our environment)
     command   ["sh", "-c", "x"] or "sh -c 'x'"   (a str is split as a shell would, shlex)
     volumes   {"/src": {"bind": "/dst", "mode": "ro"}}, {"/src": "/dst"} or ["/src:/dst:ro"]
-    publish   {"80/tcp": 8080}, {"80": ("127.0.0.1", 8080)}, {"53/udp": [5353, 5354]}
-              or ["8080:80"]                (docker-py calls it ports=)
+    publish   {"80/tcp": 8080}, {"80": ("127.0.0.1", 8080)}, {"53/udp": [5353, 5354]},
+              {"80/tcp": None} (a random free port) or ["8080:80"]   (docker-py calls it ports=)
+    expose    [80, "53/udp"] or ["80"]
     ulimits   [{"name": "nofile", "soft": 1024, "hard": 2048}] or ["nofile=1024:2048"]
     devices   ["/dev/fuse:/dev/fuse:rwm"] or [{"PathOnHost": ..., "PathInContainer": ...,
               "CgroupPermissions": "rwm"}]
@@ -105,9 +106,9 @@ def volumes(value):
 
 
 def publish(value):
-    """docker-py's ports={"PORT[/PROTO]": HOST} with HOST a port, (IP, PORT)
-    or a list of those; or ["[IP:]HOST:PORT[/PROTO]"].  (docker-py's None,
-    any free port, is refused: diyc does not pick host ports.)"""
+    """docker-py's ports={"PORT[/PROTO]": HOST} with HOST a port, (IP, PORT),
+    None or (IP, None) (a random free port), or a list of those; or
+    ["[IP:]HOST:PORT[/PROTO]"]."""
     if not _is_mapping(value):
         return value
     out = []
@@ -115,13 +116,13 @@ def publish(value):
         container = _scalar(port, "publish keys")
         for host in hosts if isinstance(hosts, list) else [hosts]:
             if host is None:
-                from .errors import InvalidArgument
-                raise InvalidArgument(f"publish[{port!r}]: a host port is needed (diyc picks none)")
-            if isinstance(host, tuple):
+                out.append(container)
+            elif isinstance(host, tuple):
                 if len(host) != 2:
                     raise ArgumentTypeError(f"publish[{port!r}]: expected (IP, PORT)")
                 ip = _scalar(host[0], f"publish[{port!r}] address")
-                out.append(f"{ip}:{_scalar(host[1], f'publish[{port!r}] port')}:{container}")
+                host_port = "" if host[1] is None else _scalar(host[1], f"publish[{port!r}] port")
+                out.append(f"{ip}:{host_port}:{container}")
             else:
                 out.append(f"{_scalar(host, f'publish[{port!r}]')}:{container}")
     return out
@@ -193,7 +194,7 @@ def restart(value):
 
 
 # the options that take one str for a list of one
-ONE_OR_MORE = ("env_file", "label_file", "dns", "dns_search", "dns_opt")
+ONE_OR_MORE = ("env_file", "label_file", "dns", "dns_search", "dns_opt", "expose")
 
 
 def mounts(value):
@@ -233,6 +234,10 @@ def normalize(options):
     for name in ONE_OR_MORE:
         if isinstance(options.get(name), str):
             options[name] = [options[name]]
+    if isinstance(options.get("expose"), (int, list, tuple)):  # docker-py's [80, "53/udp"]
+        expose = options["expose"]
+        options["expose"] = [_scalar(p, "expose") for p in (expose if isinstance(expose, (list, tuple))
+                                                             else [expose])]
     if options.get("stop_signal") is not None:
         options["stop_signal"] = _scalar(options["stop_signal"], "stop_signal")
     for name, sep in (("sysctls", "="), ("log_opts", "="), ("tmpfs", ":"), ("labels", "="),

@@ -99,8 +99,8 @@ def nul_field(obj, where=""):
 # What Container.create takes from a library caller (the CLI only ever
 # passes str): each must be a str (or None), or a list of str.
 _TEXT_ARGUMENTS = ("image", "name", "hostname", "workdir", "user", "network", "ip",
-                   "cgroup_parent", "restart", "userns", "stop_signal")
-_LIST_ARGUMENTS = ("command", "env", "publish", "cap_add", "cap_drop", "security_opt", "ulimits",
+                   "cgroup_parent", "restart", "userns", "stop_signal", "pull", "platform")
+_LIST_ARGUMENTS = ("command", "env", "publish", "expose", "cap_add", "cap_drop", "security_opt", "ulimits",
                    "sysctls", "devices", "tmpfs", "log_opts", "volumes", "env_file", "labels",
                    "label_file", "extra_hosts", "dns", "dns_search", "dns_opt", "mounts")
 
@@ -175,8 +175,8 @@ def image_run_config(image_config):
         "StopSignal": _optional_text(cfg.get("StopSignal"), "StopSignal"),
         "Labels": _string_map(cfg.get("Labels"), "Labels") or {},
     }
-    _string_map(cfg.get("ExposedPorts"), "ExposedPorts", values_are_objects=True)
-    _string_map(cfg.get("Volumes"), "Volumes", values_are_objects=True)
+    out["ExposedPorts"] = list(_string_map(cfg.get("ExposedPorts"), "ExposedPorts", values_are_objects=True) or ())
+    out["Volumes"] = list(_string_map(cfg.get("Volumes"), "Volumes", values_are_objects=True) or ())
     for field in ("Shell", "OnBuild"):
         if cfg.get(field) is not None:
             check_text_list(cfg[field], f"image config: {field}")

@@ -24,10 +24,60 @@ import stat
 import threading
 
 from .buildlayer import LayerTar, TreeTar
-from .container_fs import ContainerFS
+from .container_fs import ContainerFS, overlay_tree
 from .errors import DiycError, InvalidArgument, NotFound
 
 _CHUNK = 1 << 20
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# -- image -> a new volume ------------------------------------------------------
+
+def image_files_into(layer_dirs, path, dest, owner=None):
+    """Docker's copy into a new volume: the entries of the image's
+    directory `path` (layer_dirs top first: resolved in an overlay of them,
+    symlinks inside its root) into the empty directory `dest`, owners kept
+    or mapped by owner(uid, gid) -> (uid, gid) (no setuid bits, file
+    capabilities or device nodes), `dest` given the directory's owner and
+    mode.  When the image has no directory there, `dest` only gets
+    owner(0, 0) (with an owner)."""
+    dest_fd = os.open(dest, _O_DIR)
+    mnt = overlay_tree(layer_dirs) if len(layer_dirs) > 1 else -1  # (kept whole while we read)
+    try:
+        fd = _image_dir(mnt, layer_dirs, path) if layer_dirs else None
+        if fd is None:
+            if owner:
+                os.fchown(dest_fd, *owner(0, 0))
+            return
+        try:
+            st = os.fstat(fd)
+            piped(lambda w: write_archive(w, fd, ""), lambda r: unpack(r, dest_fd, owner, plain_files=True))
+            os.fchown(dest_fd, *(owner or (lambda u, g: (u, g)))(st.st_uid, st.st_gid))
+            os.fchmod(dest_fd, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dest_fd)
+        if mnt >= 0:
+            os.close(mnt)
+
+
+def _image_dir(mnt, layer_dirs, path):
+    """An O_PATH fd of the directory `path` of the image (in the overlay
+    mount `mnt` of layer_dirs; with one layer, -1: that layer), or None."""
+    from . import _native
+    root_fd = os.open(".", _O_DIR, dir_fd=mnt) if mnt >= 0 else os.open(layer_dirs[0], _O_DIR)
+    try:
+        fd = _native.openat2(root_fd, path, os.O_PATH,
+                             _native.RESOLVE["in_root"] | _native.RESOLVE["no_magiclinks"])
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    finally:
+        os.close(root_fd)
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
 def split_source(path):

@@ -42,7 +42,12 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
               "container:NAME" (--network).
           ip: its address on a bridge network (--ip).
           publish: published ports, ["[IP:]HOST:PORT[/udp]"] or docker-py's
-              ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)} (-p).
+              ports dict {"80/tcp": 8080, "53/udp": ("127.0.0.1", 5353)}; no
+              host port ("80", "127.0.0.1::80", {"80/tcp": None}): a random
+              free one, picked at each start (-p).
+          publish_all_ports: publish every port the image exposes (and
+              `expose`) on a random free host port (-P/--publish-all).
+          expose: ports to expose, ["80", "53/udp", "8000-8002"] (--expose).
           auto_remove: remove the container when it ends (--rm).
           rm_tmpfs_size: with auto_remove, its writes on a tmpfs of at most
               this size, in RAM counted in `memory` (--rm-tmpfs-size).
@@ -87,6 +92,11 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
               ["NONE"], "interval": ns, "timeout": ns, "retries": N,
               "start_period": ns} (durations also as "5s"); over the
               image's HEALTHCHECK (--health-cmd, ..., --no-healthcheck).
+          pull: "missing" (pull the image when it is not in the store),
+              "always" (pull it first), "never"; default: never (--pull;
+              docker's default is missing).
+          platform: "linux/ARCH[/VARIANT]": only this host's platform is
+              run; an image of another is refused (--platform).
           root: the diyc state directory (--root); default $DIYC_ROOT or
               /var/lib/diyc.
           trace: a diyc.trace.Trace collecting the time of each phase.
@@ -97,20 +107,21 @@ OPTIONS_DOC = """        Options (keyword-only; each is a `diyc run` flag):
 CREATE_OPTIONS = {
     "name": None, "hostname": None, "env": (), "workdir": None, "user": None,
     "entrypoint": None, "memory": None, "memory_swap": None, "cpus": None, "pids_limit": None,
-    "network": "bridge", "ip": None, "publish": (), "auto_remove": False, "rm_tmpfs_size": None,
+    "network": "bridge", "ip": None, "publish": (), "publish_all_ports": False,
+    "expose": (), "auto_remove": False, "rm_tmpfs_size": None,
     "cgroup_parent": None, "read_only": False, "privileged": False, "cap_add": (), "cap_drop": (),
     "security_opt": (), "ulimits": (), "sysctls": (), "oom_score_adj": None, "devices": (),
     "tmpfs": (), "restart": None, "log_opts": (), "volumes": (), "init": False, "tty": False,
     "userns": None, "env_file": (), "labels": (), "label_file": (), "extra_hosts": (), "dns": (),
     "dns_search": (), "dns_opt": (), "mounts": (), "stop_signal": None, "stop_timeout": None,
-    "healthcheck": None,
+    "healthcheck": None, "pull": None, "platform": None,
 }
 # the options whose types and characters config.check_run_arguments checks
 CHECKED_OPTIONS = ("name", "hostname", "env", "workdir", "user", "entrypoint", "network", "ip",
-                   "publish", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
+                   "publish", "expose", "cgroup_parent", "cap_add", "cap_drop", "security_opt", "ulimits",
                    "sysctls", "devices", "tmpfs", "restart", "log_opts", "volumes", "userns",
                    "env_file", "labels", "label_file", "extra_hosts", "dns", "dns_search", "dns_opt",
-                   "mounts", "stop_signal")
+                   "mounts", "stop_signal", "pull", "platform")
 
 
 class CreateOptions:
@@ -134,8 +145,18 @@ def validate(root, o):
     if o.network not in ("none", "host"):
         from .net import network as networking
         o.netplan = networking.plan(root, o.network, ip=o.ip, publish=o.publish)
-    elif o.ip is not None or o.publish:
+    elif o.ip is not None or o.publish or o.publish_all_ports:
         raise InvalidArgument(f"--ip and -p/--publish need a bridge network, not --network {o.network}")
+    if o.publish_all_ports and o.network.startswith("container:"):
+        raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+    o.exposed = []
+    if o.expose:
+        from .net.addresses import parse_expose
+        o.exposed = [port for text in o.expose for port in parse_expose(text)]
+    if o.pull not in (None, "always", "missing", "never"):
+        raise InvalidArgument(f"invalid --pull {o.pull!r}: expected always, missing or never")
+    if o.platform is not None:
+        check_platform(o.platform)
     if o.userns not in (None, "", "host", "auto"):
         raise InvalidArgument(f"invalid --userns {o.userns!r}: expected auto or host")
     mem = config.parse_memory(o.memory) if o.memory is not None else None
@@ -155,10 +176,12 @@ def validate(root, o):
                                           o.ulimits, o.sysctls, o.oom_score_adj, o.devices, o.network)
     o.resources["devices"] = o.security.device_rules
     o.spec_mounts = [config.parse_tmpfs(t) for t in o.tmpfs or ()]
-    if o.mounts:
-        from .volumes import parse_mount
-        for m in o.mounts:
+    if o.mounts or o.volumes:
+        from .volumes import parse_mount, parse_volume
+        for m in o.mounts or ():
             parse_mount(None, m)  # its checks; made in build_spec
+        for v in o.volumes or ():
+            parse_volume(None, v)
     from .logs import parse_log_opts
     o.restart_policy = config.parse_restart_policy(o.restart)
     if o.auto_remove and o.restart_policy["name"] != "no":
@@ -212,13 +235,61 @@ def validate_etc_files(o):
         etcfiles.extra_hosts_text(o.host_entries, None)  # raises: no gateway on `none`
 
 
-def resolve_image(root, image):
+def resolve_image(root, image, pull=None, platform=None):
     """`image`: a reference, or an image record (a build step's layers and
     config, which need no name in the store) -> (record, run config, layer
-    dirs)."""
+    dirs).  pull, platform: as Container.create's.  A build step mounts
+    no volume at its image's VOLUMEs (as BuildKit's RUN)."""
     store = ImageStore(root.ensure())
-    image_record = image if isinstance(image, dict) else store.get(image)
-    return image_record, config.image_run_config(image_record["config"]), store.layer_dirs(image_record)
+    if isinstance(image, dict):
+        image_record = image
+    elif pull in ("always", "missing") or platform is not None:
+        image_record = pulled_image(store, image, pull, platform)
+    else:
+        image_record = store.get(image)
+    run_config = config.image_run_config(image_record["config"])
+    if isinstance(image, dict):
+        run_config["Volumes"] = []
+    return image_record, run_config, store.layer_dirs(image_record)
+
+
+def check_platform(platform):
+    """--platform: OS/ARCH[/VARIANT], and this host's (diyc runs no other
+    architecture) -> (os, arch, variant)."""
+    from .images.puller import host_platform, parse_platform
+    want, host = parse_platform(platform), host_platform()
+    if want[:2] != host[:2] or (want[2] and host[2] and want[2] != host[2]):
+        raise InvalidArgument(f"--platform {platform}: diyc runs only this host's platform, "
+                              f"{'/'.join(filter(None, host))}")
+    return want
+
+
+def pulled_image(store, image, pull, platform):
+    """The image, pulled when `pull` says so (always; missing: when the
+    store lacks it), its progress on stderr as docker's run shows it; with
+    `platform`, an image of another platform refused."""
+    import sys
+    from .errors import ImageNotFound
+    record = None
+    if pull != "always":
+        try:
+            record = store.get(image)
+        except ImageNotFound:
+            if pull != "missing":
+                raise
+            print(f"Unable to find image '{image}' locally", file=sys.stderr)
+    if record is None:
+        from .images.puller import Progress, pull as pull_image
+        from .images.reference import parse_reference
+        record = pull_image(store, parse_reference(image), platform=platform, progress=Progress(sys.stderr))
+    if platform is not None:
+        cfg = record.get("config") or {}
+        want = check_platform(platform)
+        have = (cfg.get("os") or want[0], cfg.get("architecture") or want[1])
+        if have != want[:2]:
+            raise InvalidArgument(f"image {image} is {'/'.join(have)}: it does not match the requested "
+                                  f"platform {platform}")
+    return record
 
 
 def healthcheck(o, image_record):
@@ -235,6 +306,7 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     """The container's OCI spec -> (spec, its user namespace's ids or
     None).  Names the container (o.name, o.hostname) when not named."""
     args = command_line(image_config, command, o.entrypoint)
+    publish_exposed(o, image_config)
     if o.init:
         args = ["/dev/init", "--"] + args
     from .users import resolve_user
@@ -245,10 +317,16 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     if o.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")  # as docker's -t
     mounts = o.spec_mounts
+    o.made_volumes = mounts  # (what a failure from here removes: discard_volumes)
     if o.volumes or o.mounts:  # after the checks: this makes named volumes and missing host dirs
         from .volumes import parse_mount, parse_volume
-        mounts += [parse_volume(root, v) for v in o.volumes or ()]
-        mounts += [parse_mount(root, m) for m in o.mounts or ()]
+        for v in o.volumes or ():
+            mounts.append(parse_volume(root, v))
+        for m in o.mounts or ():
+            mounts.append(parse_mount(root, m))
+    if image_config["Volumes"]:
+        image_volumes(root, mounts, image_config["Volumes"])
+    new_volumes = [m for m in mounts if m.pop("fill", False)]  # (filled once the ids are known)
     if o.init:
         from .supervisor import INIT_BINARY
         mounts.append({"destination": "/dev/init", "type": "bind", "source": INIT_BINARY,
@@ -291,7 +369,66 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
     if sec.seccomp_profile is not None:
         spec["linux"]["seccomp"] = sec.seccomp_profile
+    fill_new_volumes(new_volumes, layer_dirs, ids)
     return spec, ids
+
+
+def publish_exposed(o, image_config):
+    """o.exposed_ports: docker's Config.ExposedPorts (the image's, --expose's,
+    the published ones); with -P, each one not published yet gets a random
+    host port (appended to the network plan)."""
+    exposed = dict.fromkeys(image_config["ExposedPorts"])
+    exposed.update(dict.fromkeys(o.exposed))
+    ports = o.netplan["ports"] if o.netplan else []
+    exposed.update(dict.fromkeys(f"{p['container_port']}/{p['proto']}" for p in ports))
+    o.exposed_ports = exposed
+    if not (o.publish_all_ports and o.netplan):
+        return
+    from .net.addresses import parse_expose, parse_publish
+    published = {f"{p['container_port']}/{p['proto']}" for p in ports}
+    for key in image_config["ExposedPorts"]:
+        parse_expose(key, "image config: ExposedPorts key")  # (tcp and udp only: refused, not skipped)
+    for key in exposed:
+        if key not in published:
+            ports.append(parse_publish(key))
+
+
+def image_volumes(root, mounts, paths):
+    """An anonymous volume at each of the image's VOLUME paths that no
+    other mount covers (appended to `mounts`), as docker's.  (The image's
+    files there are not copied in.)"""
+    from .volumes import anonymous_volume
+    taken = {m["destination"].rstrip("/") or "/" for m in mounts}
+    for path in paths:
+        dest = path.rstrip("/") or "/"
+        if not dest.startswith("/") or ".." in dest.split("/") or dest == "/":
+            raise InvalidArgument(f"image config: invalid VOLUME {path!r}: an absolute path without '..'")
+        if dest not in taken:
+            taken.add(dest)
+            mounts.append(anonymous_volume(root, dest))
+
+
+def fill_new_volumes(mounts, layer_dirs, ids=None):
+    """The volumes made for this container get the image's files at their
+    mount points, as docker's (copy.image_files_into); with a user
+    namespace (`ids`), owned as the container sees them (its root's
+    otherwise)."""
+    if not mounts:
+        return
+    from .copy import image_files_into
+
+    def mapped(uid, gid):  # an id of the container -> the host's
+        return (ids["uid"] + uid if uid < ids["size"] else uid,
+                ids["gid"] + gid if gid < ids["size"] else gid)
+    for m in mounts:
+        image_files_into(layer_dirs, m["destination"], m["source"], mapped if ids else None)
+
+
+def discard_volumes(root, o):
+    """After a failed create: the anonymous volumes build_spec made."""
+    if getattr(o, "made_volumes", None):
+        from .volumes import remove_anonymous
+        remove_anonymous(root, o.made_volumes)
 
 
 def etc_files(root, o):
@@ -387,9 +524,10 @@ def copied_record(root, template):
     id, a name, a hostname (when generated), a cgroup and a creation of
     its own: nothing checked, resolved or built again.  None when the
     record has what a copy may not share - a user namespace's ids, a
-    network's address, /etc files in its directory."""
+    network's address, /etc files in its directory, anonymous volumes."""
     old = template["id"]
-    if template.get("userns") or template.get("network_settings"):
+    if template.get("userns") or template.get("network_settings") or \
+            any(m.get("anonymous") for m in template["spec"].get("mounts") or ()):
         return None
     from . import _json
     from .record import creator_fields, now
@@ -434,8 +572,11 @@ def run_config(image_config, command, o):
     and the record's labels: its Cmd and Entrypoint as asked (the image's
     unless overridden), the user as named."""
     entry, cmd = _entry_and_cmd(image_config, command, o.entrypoint)
-    return {"Cmd": cmd or None, "Entrypoint": entry or None,
-            "User": o.user or image_config["User"] or ""}
+    out = {"Cmd": cmd or None, "Entrypoint": entry or None,
+           "User": o.user or image_config["User"] or ""}
+    if o.exposed_ports:
+        out["ExposedPorts"] = {key: {} for key in o.exposed_ports}
+    return out
 
 
 def _entry_and_cmd(image_config, command, entrypoint):

@@ -18,11 +18,21 @@ def _store(root):
     return ImageStore(root if isinstance(root, Root) else Root(root))
 
 
-def list_images(*, root: str | os.PathLike | Root | None = None) -> list[dict]:
-    """The images in the store, as `diyc images`: one record (a dict) each,
-    with "id" (sha256:...), "repo_tags" (["busybox:latest"]), "created",
-    "size" and the image "config"."""
-    return _store(root).list()
+def list_images(name: str | None = None, *, all: bool = False,
+                filters: dict | None = None, root: str | os.PathLike | Root | None = None) -> list[dict]:
+    """The images in the store, as `diyc images [NAME]`: one record (a dict)
+    each, with "id" (sha256:...), "repo_tags" (["busybox:latest"]),
+    "created", "size" and the image "config".  As docker-py's
+    images.list: name, a repository[:tag] (a glob); filters, {"dangling":
+    True, "reference": "app:*", "label": "k=v"} (only the names matching
+    a reference filter in repo_tags); all: every image (diyc keeps no
+    intermediate ones)."""
+    from .listing import filtered_images
+    filters = dict(filters or {})
+    if name is not None:
+        given = filters.get("reference") or []
+        filters["reference"] = ([given] if isinstance(given, str) else list(given)) + [name]
+    return [dict(img, repo_tags=tags) for img, tags, _ in filtered_images(_store(root), filters)]
 
 
 def pull(reference: str, *, platform: str | None = None, insecure: bool = False,
@@ -68,13 +78,15 @@ def push(repository: str, tag: str | None = None, *, all_tags: bool = False, ins
             for t in local_tags(store, ref)]
 
 
-def remove(reference: str, *, root: str | os.PathLike | Root | None = None) -> list[str]:
+def remove(reference: str, *, force: bool = False,
+           root: str | os.PathLike | Root | None = None) -> list[str]:
     """Remove an image (or one of its tags), as `diyc rmi`: -> the lines
     the CLI prints ("Untagged: NAME", "Deleted: sha256:...").  Conflict if
-    a container uses it."""
+    a container uses it; force=True (`rmi -f`): a stopped container's image
+    goes all the same, a running one's name is only untagged."""
     from .config import check_text
     check_text(reference, "reference")
-    return _store(root).remove(reference)
+    return _store(root).remove(reference, force=bool(force))
 
 
 def inspect(reference: str, *, root: str | os.PathLike | Root | None = None) -> dict:

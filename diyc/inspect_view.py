@@ -93,6 +93,7 @@ def _config(ctr):
         "User": asked.get("User", ""),
         "Tty": bool(rec.get("tty")),
         "OpenStdin": bool(asked.get("OpenStdin")),
+        **({"ExposedPorts": Map(asked["ExposedPorts"])} if asked.get("ExposedPorts") else {}),
         "Env": list(spec["process"].get("env") or []),
         "Cmd": asked["Cmd"] if "Cmd" in asked else args,  # (a record older than "config": all of it)
         "Image": rec.get("image") or "",
@@ -139,7 +140,7 @@ def _host_config(ctr):
     return {
         "Binds": [_bind_text(m) for m in user_binds(ctr)] or None,
         "NetworkMode": rec.get("network") or "none",
-        "PortBindings": Map(_port_bindings(rec)),
+        "PortBindings": Map(_port_bindings(rec, asked=True)),
         "RestartPolicy": {"Name": restart.get("name", "no"),
                           "MaximumRetryCount": restart.get("max_retries", 0)},
         "AutoRemove": bool(rec.get("auto_remove")),
@@ -197,13 +198,15 @@ def _port_key(p):
     return f"{p['container_port']}/{p['proto']}"
 
 
-def _port_bindings(rec):
-    """{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}, as -p asked."""
+def _port_bindings(rec, asked=False):
+    """{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}; asked (as
+    HostConfig's): a random host port is "", as -p asked it."""
     out = {}
     for p in ((rec.get("network_settings") or {}).get("ports") or []):
         if isinstance(p, dict) and "host_port" in p:
-            out.setdefault(_port_key(p), []).append(
-                {"HostIp": p.get("host_ip", "0.0.0.0"), "HostPort": str(p["host_port"])})
+            port = "-".join(map(str, p.get("host_range") or ())) if asked and p.get("random") \
+                else str(p["host_port"])
+            out.setdefault(_port_key(p), []).append({"HostIp": p.get("host_ip", "0.0.0.0"), "HostPort": port})
     return out
 
 
@@ -217,6 +220,9 @@ def _network_settings(ctr):
     for joined, joined_settings in (rec.get("networks_connected") or {}).items():  # network connect
         networks[joined] = _endpoint(ctr.root, joined, joined_settings)
     ports = Map(_port_bindings(rec))
+    if settings:  # an exposed port not published: null, as docker's
+        ports.update((key, None) for key in (rec.get("config") or {}).get("ExposedPorts") or ()
+                     if key not in ports)
     # docker fills the top-level address for its default network only
     default = name == "bridge"
     return {

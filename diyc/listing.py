@@ -19,7 +19,7 @@ import os
 import time
 
 from . import _json
-from .errors import DiycError
+from .errors import DiycError, InvalidArgument
 from .formatting import ago, bytes_size, go_time, human_duration, human_size, parse_rfc3339
 from .inspect_view import labels_of, user_binds
 from .template_values import Context, Method
@@ -80,7 +80,7 @@ def container_row(ctr, no_trunc=False):
     command = " ".join(args)
     return Context("ContainerContext", {
         "ID": rec["id"] if no_trunc else rec["id"][:12],
-        "Image": rec.get("image") or "",
+        "Image": lambda: image_text(ctr),
         "Command": _go_quote(command if no_trunc else ellipsis(command, 20)),
         "CreatedAt": lambda: go_time(rec["created"]),
         "RunningFor": lambda: ago(rec["created"]),
@@ -97,10 +97,36 @@ def container_row(ctr, no_trunc=False):
     })
 
 
+def image_text(ctr):
+    """docker's IMAGE: the name the container was made from while it still
+    names its image, else that image's short id (`rmi -f`, a re-tag)."""
+    rec = ctr.record
+    given, image_id = rec.get("image") or "", rec.get("image_id") or ""
+    from .images.reference import name_and_tag
+    from .images.store import ImageStore, looks_like_id
+    if not image_id or looks_like_id(given):
+        return given
+    try:
+        name, tag = name_and_tag(given)
+    except DiycError:
+        return given
+    if ImageStore(ctr.root).references().get(f"{name}:{tag}") == image_id:
+        return given
+    return image_id.removeprefix("sha256:")[:12]
+
+
 def ports_text(rec):
-    ports = (rec.get("network_settings") or {}).get("ports") or []
-    return ", ".join(f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
-                     for p in ports if isinstance(p, dict) and "host_port" in p)
+    """docker's PORTS: a random host port only while it runs (the next
+    start picks another); an exposed port not published as `80/tcp`."""
+    ports = [p for p in (rec.get("network_settings") or {}).get("ports") or []
+             if isinstance(p, dict) and "host_port" in p]
+    running = rec["state"].get("status") == "running"
+    out = [f"{p.get('host_ip', '0.0.0.0')}:{p['host_port']}->{p['container_port']}/{p['proto']}"
+           for p in ports if running or not p.get("random")]
+    if running:
+        published = {f"{p['container_port']}/{p['proto']}" for p in ports}
+        out += [key for key in (rec.get("config") or {}).get("ExposedPorts") or () if key not in published]
+    return ", ".join(out)
 
 
 def status_text(ctr, status=None):
@@ -155,11 +181,33 @@ def tree_size(path):
 
 # -- images ------------------------------------------------------------------------------
 
-def image_rows(store, no_trunc=False, digests=False):
-    """One row per name:tag of each image (one `<none>` row for an untagged one)."""
-    rows = []
+IMAGE_FILTERS = ("dangling", "reference", "label")
+
+
+def filtered_images(store, filters=None):
+    """[(image record, its name:tags, its name@digests)] that docker's
+    filters ({key: value or [values]}) keep: dangling=true|false (without
+    names, or with), reference=PATTERN (the names matching a glob, on the
+    name or the name:tag: only those), label=KEY[=VALUE] (all of them)."""
+    filters = _image_filters(filters)
+    out = []
     for img in store.list():
         tags, repo_digests = store.names_of(img["id"])
+        if "reference" in filters:  # only the matching names; an image with none is left out
+            tags = [t for t in tags if any(_reference_match(p, t) for p in filters["reference"])]
+            if not tags:
+                continue
+        if filters.get("dangling") in (None, bool(not tags)) and \
+                _labels_match(img, filters.get("label", ())):
+            out.append((img, tags, repo_digests))
+    return out
+
+
+def image_rows(store, no_trunc=False, digests=False, filters=None):
+    """One row per name:tag of each image (one `<none>` row for an untagged
+    one), of the images filtered_images keeps."""
+    rows = []
+    for img, tags, repo_digests in filtered_images(store, filters):
         created = parse_rfc3339((img.get("config") or {}).get("created") or img.get("created"))
         for ref in tags or ["<none>:<none>"]:
             repo, _, tag = ref.rpartition(":")
@@ -167,6 +215,37 @@ def image_rows(store, no_trunc=False, digests=False):
                           "<none>")
             rows.append(_image_row(img, repo, tag, digest, created, no_trunc))
     return rows
+
+
+def _image_filters(filters):
+    out = {}
+    for key, values in (filters or {}).items():
+        if key not in IMAGE_FILTERS:
+            raise InvalidArgument(f"invalid filter {key!r}: use one of {', '.join(IMAGE_FILTERS)}")
+        out[key] = [str(v) for v in ([values] if isinstance(values, (str, bool)) else values)]
+    for value in out.pop("dangling", ()):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}': use true or false")
+        out["dangling"] = value.lower() in ("true", "1")
+    return out
+
+
+def _reference_match(pattern, ref):
+    """docker's reference filter: a glob (`*` within a path component) on
+    the name, or on name:tag."""
+    import re
+    regex = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern)
+    name = ref.rpartition(":")[0]
+    return any(re.fullmatch(regex, text) for text in (name, ref))
+
+
+def _labels_match(img, wanted):
+    labels = ((img.get("config") or {}).get("config") or {}).get("Labels") or {}
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
 
 
 def _image_row(img, repo, tag, digest, created, no_trunc):

@@ -71,6 +71,8 @@ class Container(ContainerRecord, ContainerFiles):
                cpus: "float | str | None" = None, pids_limit: "int | str | None" = None,
                network: "str" = "bridge", ip: "str | None" = None,
                publish: "Mapping[str, object] | Sequence[str] | None" = None,
+               publish_all_ports: "bool" = False,
+               expose: "Sequence[str | int] | str | int | None" = None,
                auto_remove: "bool" = False, rm_tmpfs_size: "int | str | None" = None,
                cgroup_parent: "str | None" = None, read_only: "bool" = False,
                privileged: "bool" = False, cap_add: "Sequence[str] | None" = None,
@@ -93,6 +95,7 @@ class Container(ContainerRecord, ContainerFiles):
                mounts: "Sequence[str | Mapping[str, object]] | None" = None,
                stop_signal: "str | int | None" = None, stop_timeout: "int | None" = None,
                healthcheck: "Mapping[str, object] | None" = None,
+               pull: "str | None" = None, platform: "str | None" = None,
                root: "str | os.PathLike | Root | None" = None, trace: "Trace | None" = None,
                ) -> "Container":
         """Create a container (state `created`; start() runs it), as `diyc
@@ -138,11 +141,15 @@ class Container(ContainerRecord, ContainerFiles):
         trace = trace or Trace()
         root = root if isinstance(root, Root) else Root(root)
         create_steps.validate(root, o)
-        image_record, image_config, layer_dirs = create_steps.resolve_image(root, image)
+        image_record, image_config, layer_dirs = create_steps.resolve_image(root, image, o.pull, o.platform)
         healthcheck = create_steps.healthcheck(o, image_record)
         cid = os.urandom(32).hex()
-        spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
-        cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
+        try:
+            spec, ids = create_steps.build_spec(root, cid, o, command, image_config, layer_dirs)
+            cgroup = cgroups.open_cgroup(f"diyc-{cid}", o.cgroup_parent)
+        except BaseException:
+            create_steps.discard_volumes(root, o)
+            raise
         record = {
             "id": cid,
             "name": o.name,
@@ -171,6 +178,7 @@ class Container(ContainerRecord, ContainerFiles):
             if ids:
                 from . import userns as user_namespaces
                 user_namespaces.release(root, cid, ids)
+            create_steps.discard_volumes(root, o)
             raise
         trace.mark("config")
         ctr = cls(root, record, trace)
@@ -412,12 +420,13 @@ class Container(ContainerRecord, ContainerFiles):
             self.pid = None
         self.remove(force=True)
 
-    def remove(self, force=False):
-        """Remove the container (force: kill it first if it runs).  Racing
-        another remover (the end of its own `run --rm`, its supervisor,
-        another `rm`) is fine: the second one finds it gone and returns.
-        A start under way (it holds the lock) finishes first: its container
-        is then ended like one that ran."""
+    def remove(self, force=False, v=False):
+        """Remove the container (force: kill it first if it runs; v: its
+        anonymous volumes too, as `rm -v` and docker-py's v=True; a --rm
+        container's always go).  Racing another remover (the end of its own
+        `run --rm`, its supervisor, another `rm`) is fine: the second one
+        finds it gone and returns.  A start under way (it holds the lock)
+        finishes first: its container is then ended like one that ran."""
         from .supervisor import wait_for_supervisor
         state = self.record["state"]
         # running, or created and held before execve (the OCI split)
@@ -440,23 +449,28 @@ class Container(ContainerRecord, ContainerFiles):
             started = present and not live and self.status in ("running", "created") and \
                 bool(self.record["state"].get("pid"))
             if present and not started:
-                self.remove_under_lock()
+                self.remove_under_lock(volumes=v)
         if started:  # a start that held the lock came first: end it too
-            return self.remove(force)
+            return self.remove(force, v)
         if self.supervisor:  # started detached by this object: ours to reap
             from .container_api import reap_supervisor
             reap_supervisor(self)
 
-    def remove_under_lock(self):
+    def remove_under_lock(self, volumes=False):
         """Every step idempotent: a remove interrupted half-way (or raced)
         is finished by the next one.  What others see goes now (lease, name,
-        ids, the record); the cgroup and the writable layer follow, in a
-        served `run --rm` after the reply (diyc.removal)."""
+        ids, the record, the anonymous volumes with `volumes` or --rm); the
+        cgroup and the writable layer follow, in a served `run --rm` after
+        the reply (diyc.removal)."""
         self._release_network()
         release_name(self.root, self.name, self.id)
         if self.record.get("userns"):
             from . import userns
             userns.release(self.root, self.id, self.record["userns"])
+        mounts = self.record["spec"].get("mounts") or ()
+        if (volumes or self.record.get("auto_remove")) and any(m.get("anonymous") for m in mounts):
+            from .volumes import remove_anonymous
+            remove_anonymous(self.root, mounts, but=self.id)
         staged = removal.stage(self.root, self.dir, self.id)
         container_event(self, "destroy")
         # The lock file once the record is out of containers/: a newcomer's
@@ -624,7 +638,8 @@ def _library_shapes(options):
     if isinstance(options.get("stop_signal"), int):
         return True
     for name, value in options.items():
-        if isinstance(value, str) and isinstance(create_steps.CREATE_OPTIONS.get(name), tuple):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and \
+                isinstance(create_steps.CREATE_OPTIONS.get(name), tuple):
             return True
         if hasattr(value, "items") or (isinstance(value, (list, tuple)) and
                                        not all(isinstance(v, str) for v in value)):

@@ -1,7 +1,14 @@
 """Volumes: `-v HOST:CONTAINER[:ro]` bind mounts and named volumes
 (`-v NAME:CONTAINER`), which live in volumes/<name>/_data under the diyc
 root and are created on first use, as in docker; and docker's long form,
-`--mount type=bind|volume|tmpfs,source=,target=,...`."""
+`--mount type=bind|volume|tmpfs,source=,target=,...`.
+
+Anonymous volumes (`-v /path`, `--mount type=volume,target=/path`, an
+image's VOLUME): a volume named by 64 random hex digits, marked by a file
+`anonymous` beside its _data; `rm -v`, the end of a `--rm` container and
+`volume prune` (without -a) remove them, as docker's.  A volume made for a
+container (anonymous, or named and new) gets the image's files at its
+mount point, as docker's (the mount's "fill": create.fill_new_volumes)."""
 
 import os
 
@@ -14,11 +21,49 @@ def _volumes_dir(root):
     return f"{root.path}/volumes"
 
 
+ANONYMOUS_MARK = "anonymous"
+
+
 def create_volume(root, name):
     check_name(name, "volume", max_length=255)  # a directory's name
     data = volume_path(root, name)
     os.makedirs(data, exist_ok=True)
     return data
+
+
+def anonymous_volume(root, dest, readonly=False):
+    """A new anonymous volume mounted at `dest` -> its OCI mount."""
+    name = os.urandom(32).hex()
+    data = create_volume(root, name)
+    with open(f"{_volumes_dir(root)}/{name}/{ANONYMOUS_MARK}", "x"):
+        pass
+    mount = _bind(data, dest, readonly, None, name)
+    mount.update(anonymous=True, fill=True)
+    return mount
+
+
+def _named_volume(root, name, dest, readonly, propagation=None):
+    """Volume `name` (made if new: then marked "fill") mounted at `dest`."""
+    new = not os.path.isdir(volume_path(root, name))
+    mount = _bind(create_volume(root, name), dest, readonly, propagation, name)
+    if new:
+        mount["fill"] = True
+    return mount
+
+
+def is_anonymous(root, name):
+    return os.path.exists(f"{_volumes_dir(root)}/{name}/{ANONYMOUS_MARK}")
+
+
+def remove_anonymous(root, mounts, but=None):
+    """Remove the anonymous volumes among `mounts` (a container's spec
+    mounts, at its removal or a failed creation) that no container but
+    the one of id `but` mounts."""
+    anonymous = [m["volume"] for m in mounts if m.get("anonymous") and m.get("volume")]
+    users = _in_use(root, but) if anonymous else ()
+    for name in anonymous:
+        if name not in users:
+            remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
 def list_volumes(root):
@@ -55,13 +100,14 @@ def remove_volume(root, name):
         remove_tree(f"{_volumes_dir(root)}/{name}")
 
 
-def prune_volumes(root):
-    """Remove every volume no container mounts; -> their names."""
+def prune_volumes(root, anonymous_only=False):
+    """Remove every volume no container mounts (anonymous_only: only the
+    anonymous ones, as docker 23+'s prune without -a); -> their names."""
     removed = []
     with _no_creation(root):
         users = _in_use(root)
         for name in list_volumes(root):
-            if name not in users:
+            if name not in users and (is_anonymous(root, name) or not anonymous_only):
                 remove_tree(f"{_volumes_dir(root)}/{name}")
                 removed.append(name)
     return removed
@@ -75,10 +121,11 @@ def _no_creation(root):
     return ImageStore(root).no_creation()
 
 
-def _in_use(root):
-    """The named volumes a container (of any state) mounts."""
+def _in_use(root, but=None):
+    """The volumes a container (of any state; but the one of id `but`) mounts."""
     from .record import ContainerRecord
-    return {m.get("volume") for c in ContainerRecord.list(root) for m in c.record["spec"].get("mounts", ())}
+    return {m.get("volume") for c in ContainerRecord.list(root) if c.id != but
+            for m in c.record["spec"].get("mounts", ())}
 
 
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
@@ -95,12 +142,16 @@ def _host_source(source, what):
 
 
 def parse_volume(root, value):
-    """-v SOURCE:DEST[:OPTIONS] -> an OCI bind mount (creating a named
-    volume, or a missing host directory, as docker does).  OPTIONS: ro or
-    rw and a propagation (rslave, shared, ...), comma-separated."""
+    """-v [SOURCE:]DEST[:OPTIONS] -> an OCI bind mount (creating a named
+    volume, or a missing host directory, as docker does; no SOURCE: an
+    anonymous volume).  OPTIONS: ro or rw and a propagation (rslave,
+    shared, ...), comma-separated.  root=None checks `value` only."""
     parts = value.split(":")
+    if len(parts) == 1 and value.startswith("/"):
+        _check_destination(value, "volume")
+        return anonymous_volume(root, value) if root is not None else None
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume {value!r}: expected SOURCE:DEST[:ro]")
+        raise InvalidArgument(f"invalid volume {value!r}: expected [SOURCE:]DEST[:ro]")
     source, dest = parts[0], parts[1]
     mode, propagation = None, None
     for option in parts[2].split(",") if len(parts) == 3 else ():
@@ -112,15 +163,16 @@ def parse_volume(root, value):
             raise InvalidArgument(f"invalid volume mode {option!r} in {value!r}: at most one of ro "
                                   f"or rw, and one propagation ({', '.join(_PROPAGATIONS)})")
     _check_destination(dest, "volume")
-    if source.startswith(("/", ".")):
-        source = _host_source(source, "volume")
-        if not os.path.exists(source):
-            os.makedirs(source, exist_ok=True)
-        volume = None
-    else:
-        volume = source
-        source = create_volume(root, source)
-    return _bind(source, dest, mode == "ro", propagation, volume)
+    if root is None:  # the checks only: nothing made
+        _host_source(source, "volume") if source.startswith(("/", ".")) else \
+            check_name(source, "volume", max_length=255)
+        return None
+    if not source.startswith(("/", ".")):
+        return _named_volume(root, source, dest, mode == "ro", propagation)
+    source = _host_source(source, "volume")
+    if not os.path.exists(source):
+        os.makedirs(source, exist_ok=True)
+    return _bind(source, dest, mode == "ro", propagation, None)
 
 
 def _check_destination(dest, what):
@@ -187,13 +239,15 @@ def parse_mount(root, value):
             mount["options"].append("ro")
         return mount
     source = fields.get("source")
+    if not source and kind == "volume":  # an anonymous volume
+        return anonymous_volume(root, target, readonly) if root is not None else None
     if not source:
         raise InvalidArgument(f"invalid --mount {value!r}: source= is required for type={kind}")
     if kind == "volume":
         if root is None:
             check_name(source, "volume", max_length=255)
             return None
-        return _bind(create_volume(root, source), target, readonly, None, source)
+        return _named_volume(root, source, target, readonly)
     if kind != "bind":
         raise InvalidArgument(f"invalid --mount {value!r}: type must be bind, volume or tmpfs")
     propagation = fields.get("bind-propagation")

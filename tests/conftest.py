@@ -136,6 +136,17 @@ def assert_one_line_error(proc, code=125, contains=None):
     return lines[0]
 
 
+@contextlib.contextmanager
+def built_image(cli, tmp_path_factory, tag, dockerfile):
+    """An image `tag` built by `cli` (a Cli or NsCli) from `dockerfile`'s
+    text, removed at the end."""
+    ctx = tmp_path_factory.mktemp("image")
+    (ctx / "Dockerfile").write_text(dockerfile)
+    cli("build", "-q", "-t", tag, str(ctx), check=True)
+    yield tag
+    cli("rmi", tag, check=True)
+
+
 def container_records(root):
     out = []
     for path in glob.glob(f"{root}/containers/*/container.json"):

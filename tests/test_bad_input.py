@@ -73,7 +73,7 @@ ROWS.update({
     for v in ["32m", "x", "-2", "１g", "1_0g", "", "nan"]})
 ROWS.update({
     f"run-publish={v!r}": ["run", "--rm", "--network", "bridge", "-p", v, "busybox", "true"]
-    for v in ["８０:80", "80:８０", "1_0:80", " 80:80", "80:80 ", "0:80", "65536:80", "80",
+    for v in ["８０:80", "80:８０", "1_0:80", " 80:80", "80:80 ", "80:0", "65536:80", "80-",
               "80:80/sctp", "a:b:c:d", "", f"{HUGE}:80", f"{VERY_LONG}:80", "１.2.3.4:80:80",
               "80-90:80-85", "90-80:90-80", "+80:80"]})
 ROWS.update({
@@ -116,7 +116,7 @@ ROWS.update({
     "import-three": ["import", "a", "b", "c"],
     "import-missing-file": ["import", "/nonexistent.tar", "x"],
     "images-unknown-flag": ["images", "--bogus"],
-    "images-argument": ["images", "busybox"],
+    "images-two-arguments": ["images", "busybox", "x"],
     "rmi-none": ["rmi"],
     "rmi-nosuch": ["rmi", "nosuchimage"],
     "tag-none": ["tag"],

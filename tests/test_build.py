@@ -31,7 +31,7 @@ def cli(broot):
     for sub in ("containers", "names", "tmp"):
         assert os.listdir(broot / sub) == [], f"{sub} left behind"
     for f in set(os.listdir(broot / "images")) - images_before - {"repositories.json"}:
-        c("rmi", f.removesuffix(".json"))
+        c("rmi", "-f", f.removesuffix(".json"))  # (-f: names in several repositories too)
     assert set(os.listdir(broot / "images")) <= images_before | {"repositories.json"}
 
 

@@ -179,6 +179,85 @@ def test_rmi_refused_while_a_container_uses_it(run_cli, tmp_path, diyc_root):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_rmi_force_as_docker(run_cli, tmp_path, diyc_root):
+    """rmi -f: a stopped container's image is untagged and deleted (the
+    container still starts: its layers stay until it goes); a running
+    container's: its name only untagged, by id refused."""
+    p = write(tmp_path, "rootfs.tar", tarball())
+    image_id = run_cli("import", p, "forced:1", check=True).stdout.strip()
+    run_cli("create", "--network", "none", "--name", "stopped1", "forced:1", "cat", "/etc/marker",
+            check=True)
+    try:
+        assert_one_line_error(run_cli("rmi", "forced:1"), 125, contains="being used by")
+        out = run_cli("rmi", "-f", "forced:1", check=True).stdout
+        assert out.splitlines() == ["Untagged: forced:1", f"Deleted: {image_id}"]  # no layer yet
+        assert image_id[7:19] not in run_cli("images", "-q", check=True).stdout
+        assert run_cli("start", "-a", "stopped1", check=True).stdout == "imported image\n"
+        # its image named by its id now, as docker's ps shows it
+        ps = run_cli("ps", "-a", "--filter", "name=stopped1", "--format", "{{.Image}}", check=True).stdout
+        assert ps == f"{image_id[7:19]}\n"
+    finally:
+        run_cli("rm", "stopped1", check=True)
+    run_cli("image", "prune", "-f", check=True)  # (nothing: its layer went with the container)
+    # running
+    image_id = run_cli("import", p, "forced:2", check=True).stdout.strip()
+    os.mkfifo(tmp_path / "fifo")  # (the image has no sleep: opening a fifo without a writer blocks)
+    run_cli("run", "-d", "--network", "none", "--name", "running1", "-v", f"{tmp_path}:/h", "forced:2",
+            "sh", "-c", "read x < /h/fifo", check=True)
+    try:
+        assert_one_line_error(run_cli("rmi", "-f", image_id[7:19]), 125,
+                              contains=f"unable to delete {image_id[7:19]} (cannot be forced) - image is "
+                                       "being used by running container")
+        assert run_cli("rmi", "-f", "forced:2", check=True).stdout == "Untagged: forced:2\n"
+        rows = [l.split()[:3] for l in run_cli("images", "-f", "dangling=true", check=True).stdout.splitlines()[1:]]
+        assert rows == [["<none>", "<none>", image_id[7:19]]]
+    finally:
+        run_cli("rm", "-f", "running1", check=True)
+    assert run_cli("rmi", image_id, check=True).stdout.startswith(f"Deleted: {image_id}")
+
+
+def test_rmi_of_an_id_with_names_in_several_repositories_needs_force(run_cli, tmp_path):
+    p = write(tmp_path, "rootfs.tar", tarball())
+    image_id = run_cli("import", p, "repo1:1", check=True).stdout.strip()
+    run_cli("tag", "repo1:1", "repo1:2", check=True)
+    out = run_cli("rmi", image_id[7:19], check=True).stdout  # one repository: every name goes
+    assert out.splitlines()[:2] == ["Untagged: repo1:1", "Untagged: repo1:2"]
+    image_id = run_cli("import", p, "repo1:1", check=True).stdout.strip()
+    run_cli("tag", "repo1:1", "repo2:1", check=True)
+    assert_one_line_error(run_cli("rmi", image_id[7:19]), 125,
+                          contains=f"unable to delete {image_id[7:19]} (must be forced) - image is "
+                                   "referenced in multiple repositories")
+    out = run_cli("rmi", "-f", image_id[7:19], check=True).stdout
+    assert out.splitlines()[:3] == ["Untagged: repo1:1", "Untagged: repo2:1", f"Deleted: {image_id}"]
+
+
+def test_images_repository_argument_and_filters(run_cli, tmp_path):
+    p = write(tmp_path, "rootfs.tar", tarball())
+    image_id = run_cli("import", p, "flt:1", check=True).stdout.strip()
+    run_cli("tag", "flt:1", "flt:2", check=True)
+    run_cli("tag", "flt:1", "lib/flt:1", check=True)
+    try:
+        def rows(*args):
+            return [tuple(l.split()[:2]) for l in run_cli("images", *args, check=True).stdout.splitlines()[1:]]
+        assert sorted(rows("flt")) == [("flt", "1"), ("flt", "2")]
+        assert rows("flt:2") == [("flt", "2")]
+        assert sorted(rows("f*")) == [("flt", "1"), ("flt", "2")]  # `*` stays in a path component
+        assert rows("*/flt") == [("lib/flt", "1")]
+        assert sorted(rows("--filter", "reference=flt:*", "-f", "reference=lib/*")) == \
+            [("flt", "1"), ("flt", "2"), ("lib/flt", "1")]
+        assert rows("nosuch") == []
+        assert ("flt", "1") in rows("-f", "dangling=false") and ("flt", "1") not in rows("-f", "dangling=true")
+        assert run_cli("images", "-q", "flt", check=True).stdout == f"{image_id[7:19]}\n"
+        assert rows("-a", "flt:1") == [("flt", "1")]
+        for args, message in ((["a", "b"], "requires at most 1 argument"),
+                              (["-f", "colour=red"], "invalid filter 'colour'"),
+                              (["-f", "dangling=maybe"], "invalid filter 'dangling=maybe'"),
+                              (["-f", "dangling"], "bad format of filter")):
+            assert_one_line_error(run_cli("images", *args), 125, contains=message)
+    finally:
+        run_cli("rmi", "flt:2", "lib/flt:1", "flt:1", check=True)
+
+
 def test_run_by_image_id(run_cli, busybox_image):
     full = busybox_image["id"]
     for ref in (full, full.removeprefix("sha256:"), full[7:19]):

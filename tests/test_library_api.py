@@ -226,6 +226,28 @@ def test_ports_in_docker_py_shape():
     assert publish({"80/tcp": 8080, "53/udp": [("127.0.0.1", 5353), 5354], 22: 2222}) == [
         "8080:80/tcp", "127.0.0.1:5353:53/udp", "5354:53/udp", "2222:22"]
     assert publish(["8080:80"]) == ["8080:80"]
+    # None: a random free host port, as docker-py's
+    assert publish({"80/tcp": None, "81": ("127.0.0.1", None)}) == ["80/tcp", "127.0.0.1::81"]
+
+
+def test_anonymous_volumes_and_remove_v(root):
+    """volumes=["/path"] is an anonymous volume; remove(v=True) removes it,
+    as docker-py's container.remove(v=True)."""
+    from diyc.volumes import list_volumes
+    from diyc.state import Root
+    before = set(list_volumes(Root(root)))
+    kept = Container.create("busybox", "true", network="none", root=root, volumes=["/a"])
+    dropped = Container.create("busybox", "true", network="none", root=root, volumes=["/b"],
+                               mounts=[{"Type": "volume", "Target": "/c"}])
+    made = set(list_volumes(Root(root))) - before
+    assert len(made) == 3
+    dropped.remove(v=True)
+    (left,) = set(list_volumes(Root(root))) - before
+    assert kept.attrs["Mounts"][0]["Name"] == left
+    kept.remove()
+    assert set(list_volumes(Root(root))) - before == {left}
+    from diyc.volumes import remove_volume
+    remove_volume(Root(root), left)
 
 
 @pytest.mark.parametrize("options", [
@@ -244,7 +266,7 @@ def test_wrong_types_are_type_errors(root, options):
 
 @pytest.mark.parametrize("options", [
     {"ulimits": [{"name": "nofile", "soft": "lots"}]}, {"ulimits": [{"name": "bogus", "soft": 1}]},
-    {"volumes": {"/x": {"bind": "relative"}}}, {"publish": {"80/tcp": None}},
+    {"volumes": {"/x": {"bind": "relative"}}}, {"expose": ["80/sctp"]},
     {"devices": [{"PathOnHost": "/dev/nosuchdevice"}]}, {"tmpfs": {"relative": ""}},
     {"restart": {"Name": "sometimes"}}, {"memory": "lots"},
 ], ids=repr)
@@ -391,6 +413,18 @@ def test_images_list_pull_remove(tmp_path):
         record = diyc.images.pull(f"{reg.host}/lib/tools:1.0", insecure=True, root=root)
         assert record["id"] == pushed["config"]
         assert [i["repo_tags"] for i in diyc.images.list(root=root)] == [[f"{reg.host}/lib/tools:1.0"]]
+        # docker-py's images.list(name, filters): globs on the name, dangling, label
+        diyc.images.pull(f"{reg.host}/lib/tools:1.0", insecure=True, root=root)
+        from diyc.images.store import ImageStore
+        ImageStore(root).tag(f"{reg.host}/lib/tools:1.0", "other:2")
+        assert [i["repo_tags"] for i in diyc.images.list("other", root=root)] == [["other:2"]]
+        assert [i["repo_tags"] for i in diyc.images.list(filters={"reference": "*/*/tools"}, root=root)] == \
+            [[f"{reg.host}/lib/tools:1.0"]]
+        assert diyc.images.list(filters={"dangling": True}, root=root) == []
+        assert diyc.images.list("nothing*", root=root) == []
+        with pytest.raises(diyc.InvalidArgument):
+            diyc.images.list(filters={"before": "x"}, root=root)
+        diyc.images.remove("other:2", root=root)
         assert diyc.run(f"{reg.host}/lib/tools:1.0", ["true"], network="none", root=root).returncode == 0
         lines = diyc.images.remove(f"{reg.host}/lib/tools:1.0", root=root)
         assert f"Untagged: {reg.host}/lib/tools:1.0" in lines and f"Deleted: {pushed['config']}" in lines

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import PKG_DIR, assert_one_line_error, container_records, wait_for
+from conftest import PKG_DIR, assert_one_line_error, built_image, container_records, wait_for
 from netns_util import NsCli, Server, host_get, netns, network_info, try_get
 
 SUBNET_A = "10.251.1.0/24"
@@ -163,6 +163,165 @@ def test_publish_on_a_host_address_and_udp(net, diyc_root):
     assert os.listdir(f"{diyc_root}/ports") == []
 
 
+def _port_lines(net, name):
+    """`diyc port NAME` -> {"80/tcp": (host ip, host port)}."""
+    out = {}
+    for line in net("port", name, check=True).stdout.splitlines():
+        key, _, binding = line.partition(" -> ")
+        host_ip, _, port = binding.rpartition(":")
+        out[key] = (host_ip, int(port))
+    return out
+
+
+def _ephemeral_range(net):
+    low, high = net.sh("cat", "/proc/sys/net/ipv4/ip_local_port_range").stdout.split()
+    return int(low), int(high)
+
+
+def test_random_host_ports(net, diyc_root):
+    """-p 80 and -p IP::PORT: a free host port of the kernel's ephemeral
+    range, as docker's; shown by port, ps and inspect; released at the end."""
+    low, high = _ephemeral_range(net)
+    with Server(net, "rnd", "--network", "bridge", "-p", "80", "-p", "127.0.0.1::80/udp"):
+        ports = _port_lines(net, "rnd")
+        assert set(ports) == {"80/tcp", "80/udp"}
+        (tcp_ip, tcp_port), (udp_ip, udp_port) = ports["80/tcp"], ports["80/udp"]
+        assert (tcp_ip, udp_ip) == ("0.0.0.0", "127.0.0.1")
+        assert low <= tcp_port <= high and low <= udp_port <= high
+        assert "rnd" in host_get(net.ns, "127.0.0.1", tcp_port)
+        assert net("port", "rnd", "80", check=True).stdout.strip() == f"0.0.0.0:{tcp_port}"
+        ps = net("ps", "--filter", "name=rnd", "--format", "{{.Ports}}", check=True).stdout
+        assert f"0.0.0.0:{tcp_port}->80/tcp" in ps and f"127.0.0.1:{udp_port}->80/udp" in ps
+        doc = json.loads(net("inspect", "rnd", check=True).stdout)[0]
+        assert doc["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(tcp_port)}]
+        assert doc["HostConfig"]["PortBindings"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": ""}]
+        assert set(doc["Config"]["ExposedPorts"]) == {"80/tcp", "80/udp"}
+        assert sorted(os.listdir(f"{diyc_root}/ports")) == \
+            sorted([f"tcp-{tcp_port}-0.0.0.0", f"udp-{udp_port}-127.0.0.1"])
+        # a host range for one port: its first free port (8686 is taken)
+        with Server(net, "rng", "--network", "bridge", "-p", "8686-8688:81", "-p", "8686:80"):
+            assert _port_lines(net, "rng")["81/tcp"] == ("0.0.0.0", 8687)
+            doc = json.loads(net("inspect", "rng", check=True).stdout)[0]
+            assert doc["HostConfig"]["PortBindings"]["81/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8686-8688"}]
+        # a second container gets other ports, and a fixed -p of a taken random one is refused
+        other = net("run", "--rm", "--network", "bridge", "-p", "80", "busybox", "true")
+        assert other.returncode == 0, other.stderr
+        taken = net("run", "--rm", "--network", "bridge", "-p", f"{tcp_port}:80", "busybox", "true")
+        assert_one_line_error(taken, contains=f"{tcp_port}/tcp is already published")
+    assert os.listdir(f"{diyc_root}/ports") == []
+    assert str(tcp_port) not in net.sh("nft", "list", "map", "ip", net.table(), "ports_any").stdout
+
+
+def test_random_port_picked_again_at_each_start(net, diyc_root):
+    net("run", "-d", "--name", "again", "--network", "bridge", "-p", "8", "-p", "8383:9", "busybox",
+        "sleep", "60", check=True)
+    try:
+        first = _port_lines(net, "again")["8/tcp"][1]
+        net("stop", "-t", "0", "again", check=True)
+        assert os.listdir(f"{diyc_root}/ports") == []
+        # stopped: no stale random port in ps, the fixed one stays as docker's record has it
+        ps = net("ps", "-a", "--filter", "name=again", "--format", "{{.Ports}}", check=True).stdout
+        assert ps.strip() == "0.0.0.0:8383->9/tcp"
+        net("start", "again", check=True)
+        ports = _port_lines(net, "again")
+        assert ports["9/tcp"] == ("0.0.0.0", 8383)
+        again = ports["8/tcp"][1]
+        assert sorted(os.listdir(f"{diyc_root}/ports")) == sorted([f"tcp-{again}-0.0.0.0", "tcp-8383-0.0.0.0"])
+        assert first > 0
+    finally:
+        net("rm", "-f", "again", check=True)
+    assert os.listdir(f"{diyc_root}/ports") == []
+
+
+@pytest.fixture(scope="module")
+def exposing_image(net, tmp_path_factory):
+    with built_image(net, tmp_path_factory, "exposing:1", "FROM busybox\nEXPOSE 80 90/udp\n") as tag:
+        yield tag
+
+
+def test_publish_all_publishes_every_exposed_port(net, diyc_root, exposing_image):
+    """-P: the image's EXPOSE'd ports and --expose's, each on a random host
+    port; a port also given to -p keeps its -p binding."""
+    script = "echo allp > /tmp/i; httpd -p 80 -h /tmp; sleep 60"
+    net("run", "-d", "--name", "allp", "--network", "bridge", "-P", "--expose", "81-82",
+        "-p", "8484:90/udp", exposing_image, "sh", "-c", script, check=True)
+    try:
+        ports = _port_lines(net, "allp")
+        assert set(ports) == {"80/tcp", "81/tcp", "82/tcp", "90/udp"}
+        assert ports["90/udp"] == ("0.0.0.0", 8484)
+        randoms = [ports[k][1] for k in ("80/tcp", "81/tcp", "82/tcp")]
+        low, high = _ephemeral_range(net)
+        assert len(set(randoms)) == 3 and all(low <= p <= high for p in randoms)
+        assert wait_for(lambda: "allp" in (try_get(net.ns, "127.0.0.1", ports["80/tcp"][1]) or ""),
+                        timeout=30, what="httpd through the random port")
+        doc = json.loads(net("inspect", "allp", check=True).stdout)[0]
+        assert set(doc["Config"]["ExposedPorts"]) == {"80/tcp", "81/tcp", "82/tcp", "90/udp"}
+    finally:
+        net("rm", "-f", "allp", check=True)
+    assert os.listdir(f"{diyc_root}/ports") == []
+    # --expose without -P publishes nothing; -P without EXPOSE'd ports neither
+    out = net("run", "--rm", "--network", "bridge", "--expose", "80", "-P", "busybox", "true")
+    assert out.returncode == 0, out.stderr
+    net("run", "-d", "--name", "exponly", "--network", "bridge", "--expose", "7/udp", "-p", "8585:80",
+        exposing_image, "sleep", "60", check=True)
+    try:
+        doc = json.loads(net("inspect", "exponly", check=True).stdout)[0]
+        assert set(doc["Config"]["ExposedPorts"]) == {"7/udp", "80/tcp", "90/udp"}
+        assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8585"}]}
+        # exposed, not published: null in NetworkSettings.Ports, `90/udp` in ps, as docker's
+        assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8585"}],
+                                                   "7/udp": None, "90/udp": None}
+        ps = net("ps", "--filter", "name=exponly", "--format", "{{.Ports}}", check=True).stdout.strip()
+        assert sorted(ps.split(", ")) == ["0.0.0.0:8585->80/tcp", "7/udp", "90/udp"]
+    finally:
+        net("rm", "-f", "exponly", check=True)
+
+
+def test_library_random_ports_and_publish_all(net, diyc_root, exposing_image):
+    """docker-py's shapes: ports={"80/tcp": None}, (IP, None); publish_all_ports, expose=[int]."""
+    from diyc import Container
+    from netns_util import in_netns
+    ctr = in_netns(net.ns, lambda: Container.create(
+        exposing_image, "true", root=str(diyc_root), publish={"8/tcp": None, "9/udp": ("127.0.0.1", None)},
+        publish_all_ports=True, expose=[70]))
+    try:
+        bindings = ctr.attrs["HostConfig"]["PortBindings"]
+        assert bindings == {"8/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}],
+                            "9/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+                            "70/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}],
+                            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}],
+                            "90/udp": [{"HostIp": "0.0.0.0", "HostPort": ""}]}
+    finally:
+        ctr.remove()
+
+
+def test_mac_address_in_inspect(net, network_ab):
+    """NetworkSettings.MacAddress and Networks.*.MacAddress: eth0's (and
+    eth1's after `network connect`), 02:42 and the IPv4 address's bytes as
+    docker's made them."""
+    a, b = network_ab
+    net("run", "-d", "--name", "macs", "--network", "bridge", "busybox", "sleep", "60", check=True)
+    try:
+        net("network", "connect", b, "macs", check=True)
+        doc = json.loads(net("inspect", "macs", check=True).stdout)[0]["NetworkSettings"]
+        inside = net("exec", "macs", "cat", "/sys/class/net/eth0/address", "/sys/class/net/eth1/address",
+                     check=True).stdout.split()
+        for (name, endpoint), mac in zip(sorted(doc["Networks"].items(), key=lambda kv: kv[0] != "bridge"),
+                                         inside):
+            ip = endpoint["IPAddress"]
+            assert endpoint["MacAddress"] == mac == "02:42:" + ":".join(f"{int(x):02x}" for x in ip.split("."))
+        assert doc["MacAddress"] == inside[0]
+    finally:
+        net("rm", "-f", "macs", check=True)
+    # on a created network the top-level fields stay empty, as docker's
+    net("run", "-d", "--name", "macs2", "--network", a, "busybox", "sleep", "60", check=True)
+    try:
+        doc = json.loads(net("inspect", "macs2", check=True).stdout)[0]["NetworkSettings"]
+        assert doc["MacAddress"] == "" and doc["Networks"][a]["MacAddress"].startswith("02:42:0a:fb:01:")
+    finally:
+        net("rm", "-f", "macs2", check=True)
+
+
 # -- allocation ----------------------------------------------------------------------
 
 def test_concurrent_starts_get_distinct_addresses(net, network_ab, diyc_root, tmp_path):
@@ -230,7 +389,11 @@ def test_diyc_killed_at_any_point_of_the_start(net, diyc_root):
 # -- bad input -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
-    (["-p", "80"], "invalid -p value '80'"),
+    (["-p", "x"], "invalid -p value 'x'"),
+    (["-p", "1.2.3.4:5:6:80"], "invalid -p value"),
+    (["--expose", "80/sctp"], "invalid --expose '80/sctp': the protocol must be tcp or udp"),
+    (["--expose", "90-80"], "is not a port range"),
+    (["--network", "none", "-P"], "need a bridge network"),
     (["-p", "8080:70000"], "'70000' is not a port number"),
     (["-p", "8080:80/sctp"], "the protocol must be tcp or udp"),
     (["-p", "1.2.3:8080:80"], "invalid host IP"),

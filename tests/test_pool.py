@@ -45,6 +45,19 @@ def test_run_returns_a_result(pool):
     assert pool.run("sh -c 'exit 7'").returncode == 7  # a str is split as a shell would
 
 
+def test_each_warm_container_has_anonymous_volumes_of_its_own(root):
+    """-v /path (and an image's VOLUME): a pool's containers are not copies
+    of one record there; each volume goes with its container."""
+    from diyc.volumes import list_volumes
+    from diyc.state import Root
+    before = set(list_volumes(Root(root)))
+    with diyc.Pool("busybox", network="none", size=2, volumes=["/anon"], root=root) as p:
+        outs = [p.run(["sh", "-c", "ls /anon; touch /anon/mine"], capture_output=True).stdout
+                for _ in range(3)]
+        assert outs == [b"", b"", b""]  # never another's
+    assert set(list_volumes(Root(root))) == before
+
+
 def test_env_cwd_and_user_are_handed_over(root):
     with diyc.Pool("busybox", network="none", size=1, root=root, env={"FROM_POOL": "p", "BOTH": "pool"}) as p:
         r = p.run(["sh", "-c", "echo $FROM_POOL $FROM_RUN $BOTH $HOME; pwd; id -u; id -g; id -G"],

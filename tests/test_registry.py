@@ -171,6 +171,33 @@ def test_pull_index_platform_and_digest(reg, root):
     assert ok(root, "run", "--network", "none", "--rm", "-u", "0", by_digest, "cat /etc/motd").stdout.endswith("layer 3\n")
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the test images are linux/amd64")
+def test_run_pull_policies_and_platform(reg, root):
+    """run --pull never|missing|always and --platform (this host's only), as docker's."""
+    ref = f"{reg.host}/test/layered"
+    p = diyc(root, "run", "--network", "none", "--rm", "--pull", "never", ref)
+    assert (p.returncode, p.stderr) == (125, f"diyc: No such image: {ref}\n")
+    p = ok(root, "run", "--network", "none", "--rm", "--pull", "missing", ref)
+    assert p.stdout.split("\n")[0] == "default cmd"
+    assert f"Unable to find image '{ref}' locally" in p.stderr and "Downloaded newer image" in p.stderr
+    p = ok(root, "run", "--network", "none", "--rm", "--pull", "missing", ref)
+    assert p.stderr == ""  # present: not pulled
+    p = ok(root, "run", "--network", "none", "--rm", "--pull", "always", ref)
+    assert "Image is up to date" in p.stderr and p.stdout.split("\n")[0] == "default cmd"
+    multi = f"{reg.host}/test/multi"
+    p = ok(root, "run", "--network", "none", "--rm", "--pull", "missing", "--platform", "linux/amd64", multi,
+           "sh", "-c", "echo $ARCH")
+    assert p.stdout == "amd64\n"
+    p = diyc(root, "run", "--network", "none", "--rm", "--pull", "always", "--platform", "linux/arm64", multi, "true")
+    assert p.returncode == 125 and p.stderr == "diyc: --platform linux/arm64: diyc runs only this host's " \
+        "platform, linux/amd64\n"
+    # a local image of another platform (pulled by `pull --platform`) is refused with --platform
+    ok(root, "pull", "--platform", "linux/arm64", multi)
+    p = diyc(root, "run", "--network", "none", "--rm", "--platform", "linux/amd64", multi, "true")
+    assert p.returncode == 125 and "image " + multi + " is linux/arm64: it does not match" in p.stderr
+    assert ok(root, "ps", "-aq").stdout == ""  # refused before a container was made
+
+
 def test_loopback_registries_speak_plain_http_without_insecure(reg, root):
     # docker's default insecure registries: localhost and 127.0.0.0/8
     port = reg.host.rpartition(":")[2]

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from conftest import assert_one_line_error, wait_for
+from conftest import assert_one_line_error, built_image, wait_for
 from netns_util import NsCli, host_get, netns
 
 NONE = ("--network", "none")
@@ -119,6 +119,27 @@ def test_add_host_and_dns_flags_without_a_network(run_cli):
     assert "options ndots:2 timeout:1" in lines
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--pull", "sometimes"], "invalid --pull 'sometimes': expected always, missing or never"),
+    (["--platform", "linux"], "invalid --platform 'linux': expected OS/ARCH[/VARIANT]"),
+    (["--platform", "windows/amd64"], "diyc runs only this host's platform"),
+    (["--platform", "linux/s390x" if os.uname().machine != "s390x" else "linux/amd64"],
+     "diyc runs only this host's platform"),
+    (["--pull", "never", "--platform", "HOST"], None),
+])
+def test_pull_and_platform_flags(run_cli, diyc_root, flags, message):
+    """--pull and --platform checked before anything is made; this host's
+    platform runs (busybox, the built-in image, is the host's)."""
+    from diyc.images.puller import host_platform
+    flags = [f.replace("HOST", "/".join(filter(None, host_platform()))) for f in flags]
+    proc = run_cli("run", *NONE, "--rm", *flags, "busybox", "echo", "ran")
+    if message is None:
+        assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+    else:
+        assert_one_line_error(proc, contains=message)
+    assert os.listdir(diyc_root / "containers") == []
+
+
 def test_no_flags_no_files_of_our_own_without_a_network(run_cli):
     """The fast path: --network none without these flags keeps the image's
     /etc (nothing is bind-mounted over it)."""
@@ -197,6 +218,107 @@ def test_bad_mount_is_one_line_and_makes_nothing(run_cli, diyc_root, spec, messa
     assert_one_line_error(run_cli("run", *NONE, "--rm", "--mount", spec, "busybox", "true"), contains=message)
     after = sorted(os.listdir(diyc_root / "volumes")) if (diyc_root / "volumes").exists() else []
     assert after == before
+
+
+def _volumes(run_cli):
+    return set(run_cli("volume", "ls", "-q", check=True).stdout.split())
+
+
+@pytest.fixture(scope="module")
+def volume_image(run_cli, tmp_path_factory):
+    with built_image(run_cli, tmp_path_factory, "withvol:1", "FROM busybox\nVOLUME /data /cache/\n") as tag:
+        yield tag
+
+
+def test_anonymous_volumes_and_rm_v(run_cli, volume_image):
+    """-v /path, --mount type=volume without a source and the image's
+    VOLUMEs are anonymous volumes, as docker's: kept by `rm`, removed by
+    `rm -v` (a named one stays), by `volume prune` without -a."""
+    before = _volumes(run_cli)
+    script = "echo a > /anon/f; echo m > /m/f; echo d > /data/f; echo n > /named/f; " \
+             "grep -c -E ' /(anon|m|data|cache|named) ' /proc/mounts"
+    for name in ("av1", "av2"):
+        proc = run_cli("run", *NONE, "--name", name, "-v", "/anon", "--mount", "type=volume,target=/m",
+                       "-v", "avnamed:/named", "-v", "/cache", volume_image, "sh", "-c", script, check=True)
+        assert proc.stdout == "5\n"  # /cache: one mount, -v's (the image's is covered)
+    try:
+        mounts = {m["Destination"]: m for m in inspect(run_cli, "av1")["Mounts"]}
+        assert set(mounts) == {"/anon", "/m", "/data", "/cache", "/named"}
+        anonymous = {mounts[d]["Name"] for d in ("/anon", "/m", "/data", "/cache")}
+        assert all(m["Type"] == "volume" for m in mounts.values())
+        assert all(len(n) == 64 and int(n, 16) >= 0 for n in anonymous)
+        assert _volumes(run_cli) - before == anonymous | {"avnamed"} | \
+            {m["Name"] for m in inspect(run_cli, "av2")["Mounts"] if m["Destination"] != "/named"}
+        with open(f"{mounts['/data']['Source']}/f") as f:
+            assert f.read() == "d\n"
+        run_cli("rm", "-v", "av1", check=True)
+        left = _volumes(run_cli) - before
+        assert not left & anonymous and "avnamed" in left and len(left) == 5
+        run_cli("rm", "av2", check=True)  # without -v: kept, until a prune
+        assert len(_volumes(run_cli) - before) == 5
+        pruned = run_cli("volume", "prune", "-f", check=True).stdout.split()
+        assert len(pruned) == 4 and "avnamed" not in pruned
+        assert _volumes(run_cli) - before == {"avnamed"}
+    finally:
+        run_cli("rm", "-f", "av1", "av2")
+        run_cli("volume", "rm", "avnamed", check=True)
+
+
+def test_new_volumes_get_the_image_files(run_cli, tmp_path_factory):
+    """As docker's: a volume made for a container (the image's VOLUME, -v
+    /path, a new named one) starts with the image's files there, owners
+    and mode kept (a non-root USER can write its VOLUME); an existing
+    volume is left as it is."""
+    dockerfile = ("FROM busybox\nRUN mkdir -p /data/sub && echo seeded > /data/sub/f && "
+                  "ln -s /etc/passwd /data/link && chown -R 1000:1000 /data && chmod 0750 /data\n"
+                  "USER 1000\nVOLUME /data\n")
+    with built_image(run_cli, tmp_path_factory, "seeded:1", dockerfile) as image:
+        out = run_cli("run", *NONE, "--rm", image, "sh", "-c", "stat -c '%u %g %a' /data; cat /data/sub/f; "
+                      "readlink /data/link; echo mine > /data/new && cat /data/new", check=True).stdout
+        assert out.splitlines() == ["1000 1000 750", "seeded", "/etc/passwd", "mine"]
+        out = run_cli("run", *NONE, "--rm", "-u", "0", "-v", "/v", "-v", "seedvol:/data", image, "sh", "-c",
+                      "ls /v | wc -l; echo changed > /data/sub/f", check=True).stdout
+        assert out == "0\n"  # nothing at /v in the image
+        try:
+            out = run_cli("run", *NONE, "--rm", "-v", "seedvol:/data", image, "cat", "/data/sub/f",
+                          check=True).stdout
+            assert out == "changed\n"  # an existing volume: not filled again
+        finally:
+            run_cli("volume", "rm", "seedvol", check=True)
+        # with --userns auto, owned as the container sees them (its root's where the image has nothing)
+        out = run_cli("run", *NONE, "--rm", "--userns", "auto", "-v", "/empty", image, "sh", "-c",
+                      "stat -c '%u %g' /data /data/sub/f /empty; echo w > /data/w && echo wrote", check=True)
+        assert out.stdout.splitlines() == ["1000 1000", "1000 1000", "0 0", "wrote"]
+        # a build's RUN mounts no volume at a VOLUME (as BuildKit's): its writes there are kept
+        before = _volumes(run_cli)
+        with built_image(run_cli, tmp_path_factory, "seeded:2",
+                         f"FROM {image}\nUSER 0\nRUN echo built > /data/built\n") as derived:
+            assert _volumes(run_cli) == before
+            out = run_cli("run", *NONE, "--rm", derived, "ls", "/data", check=True).stdout
+            assert out.split() == ["built", "link", "sub"]
+
+
+def test_rm_flag_removes_anonymous_volumes(run_cli, diyc_root, volume_image):
+    """--rm: the anonymous volumes go with the container, foreground or
+    detached (docker does the same); a failed create leaves none."""
+    before = _volumes(run_cli)
+    run_cli("run", *NONE, "--rm", "-v", "/anon", volume_image, "sh", "-c", "touch /anon/f /data/f",
+            check=True)
+    assert _volumes(run_cli) == before
+    run_cli("run", *NONE, "-d", "--rm", "-v", "/anon", volume_image, "sh", "-c", "touch /anon/f",
+            check=True)
+    wait_for(lambda: not os.listdir(diyc_root / "containers"), what="the --rm container to go")
+    assert _volumes(run_cli) == before  # (gone before its record)
+    run_cli("create", *NONE, "--name", "avtaken", volume_image, "true", check=True)
+    try:
+        made = _volumes(run_cli) - before
+        assert len(made) == 2
+        taken = run_cli("create", *NONE, "--name", "avtaken", "-v", "/x", volume_image, "true")
+        assert_one_line_error(taken, contains="already in use")
+        assert _volumes(run_cli) - before == made
+    finally:
+        run_cli("rm", "-v", "avtaken", check=True)
+    assert _volumes(run_cli) == before
 
 
 def test_volume_relative_to_the_current_directory(run_cli, tmp_path):
@@ -316,7 +438,7 @@ def ns_cli(diyc_root):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("80-82", "expected [HOSTIP:]HOSTPORT:CONTAINERPORT"),  # no host port: not a length mismatch
+    ("80-", "'80-' is not a port range"),  # (`80-82`, no host port: random ones, as docker's)
     ("8000-8002:80-82/sctp", "'8000-8002:80-82/sctp': the protocol must be tcp or udp"),
 ])
 def test_bad_port_range_names_what_was_typed(run_cli, value, message):

@@ -9,6 +9,17 @@ from ..options import FLAG, VALUE, Option
 from .registry import NotConfirmed
 
 
+def filters_given(opts):
+    """--filter KEY=VALUE (repeatable) -> {key: [values]}."""
+    filters = {}
+    for item in opts.get("filters", []):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidArgument(f"bad format of filter {item!r} (expected name=value)")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
 def each_container(root, refs, action, verb, echo_ref=False):
     """Apply action(container) to each ref, as docker does: a failure is
     reported (one line, `diyc: VERB REF: reason`) and the others are still

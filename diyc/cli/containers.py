@@ -15,10 +15,12 @@ MAX_STOP_TIMEOUT = 366 * 86400  # finite: the SIGKILL comes, however late
 
 @command("rm", "container rm", "container remove", usage="[OPTIONS] CONTAINER [CONTAINER...]",
          help="Remove one or more containers", options=(
-             Option("-f --force", "force", FLAG, help="Force the removal of a running container"),))
+             Option("-f --force", "force", FLAG, help="Force the removal of a running container"),
+             Option("-v --volumes", "volumes", FLAG, help="Remove the anonymous volumes of the container")))
 def cmd_rm(root, opts, args):
-    return each_container(root, args, lambda ctr: ctr.remove(force=opts.get("force", False)), "rm",
-                          echo_ref=True)
+    return each_container(root, args, lambda ctr: ctr.remove(force=opts.get("force", False),
+                                                              v=opts.get("volumes", False)),
+                          "rm", echo_ref=True)
 
 
 # `diyc create` takes run's options, less those about the start itself

@@ -13,26 +13,37 @@ from .registry import command
 QUIET = Option("-q --quiet", "quiet", FLAG, help="Only show image IDs")
 
 
-@command("images", "image ls", "image list", usage="[OPTIONS]", nargs=0, help="List images", options=(
-    QUIET, Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
-    Option("--digests", "digests", FLAG, help="Show digests"), FORMAT))
+@command("images", "image ls", "image list", usage="[OPTIONS] [REPOSITORY[:TAG]]", nargs=(0, 1),
+         needs="at most 1 argument: [REPOSITORY[:TAG]]", help="List images", options=(
+             QUIET, Option("-a --all", "all", FLAG, help="Show all images (diyc keeps no intermediate ones)"),
+             Option("--no-trunc", "no_trunc", FLAG, help="Don't truncate output"),
+             Option("--digests", "digests", FLAG, help="Show digests"),
+             Option("-f --filter", "filters", LIST, "KEY=VALUE",
+                    "Filter output: dangling=true|false, reference=PATTERN, label=KEY[=VALUE]"),
+             FORMAT))
 def cmd_images(root, opts, args):
     from ..images.store import ImageStore
     from ..listing import IMAGES_DIGESTS_TABLE, IMAGES_HEADERS, IMAGES_TABLE, image_rows
-    rows = image_rows(ImageStore(root), no_trunc=opts.get("no_trunc", False))
+    from .common import filters_given
+    filters = filters_given(opts)
+    if args:  # as docker's: a reference filter
+        filters.setdefault("reference", []).append(args[0])
+    rows = image_rows(ImageStore(root), no_trunc=opts.get("no_trunc", False), filters=filters)
     if opts.get("quiet"):  # an image once, however many names it has
         rows = list({row.fields["ID"]: row for row in rows}.values())
     table = IMAGES_DIGESTS_TABLE if opts.get("digests") else IMAGES_TABLE
     return print_formatted(opts, rows, table, IMAGES_HEADERS, quiet_format="{{.ID}}")
 
 
-@command("rmi", "image rm", "image remove", usage="IMAGE [IMAGE...]",
-         nargs=(1, None), needs="at least one image", help="Remove one or more images")
+@command("rmi", "image rm", "image remove", usage="[OPTIONS] IMAGE [IMAGE...]",
+         nargs=(1, None), needs="at least one image", help="Remove one or more images", options=(
+             Option("-f --force", "force", FLAG,
+                    help="Remove an image a stopped container uses (untag one a running container uses)"),))
 def cmd_rmi(root, opts, args):
     from ..images.store import ImageStore
     end_warm_containers(root)
     for ref in args:
-        for line in ImageStore(root).remove(ref):
+        for line in ImageStore(root).remove(ref, force=opts.get("force", False)):
             print(line)
     return 0
 

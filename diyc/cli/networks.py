@@ -115,14 +115,11 @@ def cmd_volume_rm(root, opts, args):
 @command("volume prune", usage="[OPTIONS]", nargs=0, help="Remove unused volumes (named ones with -a)", options=(
     FORCE, Option("-a --all", "all", FLAG, help="Remove all unused volumes, not just anonymous ones")))
 def cmd_volume_prune(root, opts, args):
-    """As docker 23+: without -a only anonymous volumes go, and diyc makes
-    none (-v /path is refused), so a named volume's data needs -a."""
+    """As docker 23+: without -a only anonymous volumes go (-v /path, an
+    image's VOLUME); a named volume's data needs -a."""
     which = "all local volumes" if opts.get("all") else "anonymous local volumes"
-    if confirm("volume prune", f"This will remove {which} not used by at least one container.", opts) \
-            and opts.get("all"):
+    if confirm("volume prune", f"This will remove {which} not used by at least one container.", opts):
         from ..volumes import prune_volumes
-        for name in prune_volumes(root):
+        for name in prune_volumes(root, anonymous_only=not opts.get("all")):
             print(name)
     return 0
-
-

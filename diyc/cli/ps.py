@@ -1,7 +1,6 @@
 """`diyc ps` (`container ls`): docker's listing and filters; its rows,
 columns and --format are diyc.listing's."""
 
-from ..errors import InvalidArgument
 from ..options import FLAG, LIST, VALUE, Option
 from .common import FORMAT, print_formatted
 from .registry import command
@@ -33,11 +32,6 @@ def listed_containers(root, opts):
     last = 1 if opts.get("latest") else None if last is None else integer(last, "-n/--last", -1, INT64_MAX)
     if last == -1:  # docker's default value: no limit
         last = None
-    filters = {}
-    for item in opts.get("filters", []):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise InvalidArgument(f"bad format of filter {item!r} (expected name=value)")
-        filters.setdefault(key, []).append(value)
-    listed = Container.list(root, all=opts.get("all", False) or last is not None, filters=filters)
+    from .common import filters_given
+    listed = Container.list(root, all=opts.get("all", False) or last is not None, filters=filters_given(opts))
     return listed if last is None else listed[:last]

@@ -139,7 +139,7 @@ def cmd_system_df(root, opts, args):
 @command("system prune", usage="[OPTIONS]", nargs=0, help="Remove unused data", options=(
     Option("-a --all", "all", FLAG, help="Remove all unused images, not just those without a name"),
     FORCE, Option("--volumes", "volumes", FLAG,
-                  help="Prune anonymous volumes (as docker 23+; diyc makes none: named ones need volume prune -a)")))
+                  help="Prune anonymous volumes (as docker 23+: named ones need volume prune -a)")))
 def cmd_system_prune(root, opts, args):
     items = ["all stopped containers", "all networks not used by at least one container"]
     items += ["anonymous volumes not used by at least one container"] if opts.get("volumes") else []
@@ -151,6 +151,9 @@ def cmd_system_prune(root, opts, args):
     from ..net import network as networking
     from .containers import prune_containers
     sections = [("Deleted Containers", prune_containers(root)), ("Networks", networking.prune(root))]
+    if opts.get("volumes"):
+        from ..volumes import prune_volumes
+        sections.append(("Deleted Volumes", prune_volumes(root, anonymous_only=True)))
     sections.append(("Deleted Images", ImageStore(root).prune(all=opts.get("all", False))))
     for title, lines in sections:
         if lines:

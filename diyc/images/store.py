@@ -165,11 +165,16 @@ class ImageStore:
         from ..events import emit
         emit(self.root, "image", "tag", record["id"], {"name": ref})
 
-    def remove(self, ref):
+    def remove(self, ref, force=False, every_name=False):
         """Untag `ref`; when no tag is left, delete the image and every layer
-        no other image uses.  Refused while a container uses the image: one
-        recorded, or one being created (it holds using() from resolving the
-        image until its record exists, and we wait for it)."""
+        no other image (nor container) uses.  Refused while a container uses
+        the image: one recorded, or one being created (it holds using() from
+        resolving the image until its record exists, and we wait for it).
+        force, as docker's rmi -f: a stopped container's image is untagged
+        and deleted all the same (the container keeps its layers); with a
+        running one, a name given is untagged (the image stays, unnamed),
+        an id refused.  An id whose image has names in several repositories
+        needs force (or every_name: prune's), as docker's."""
         with self.no_creation(), self.root.lock("images"):
             record = self.resolve(ref)
             image_id = record["id"]
@@ -179,18 +184,24 @@ class ImageStore:
             by_name = ref if ref in repos and "@" not in ref else None
             if by_name is None and ":" not in ref and not looks_like_id(ref):
                 by_name = f"{ref}:latest" if f"{ref}:latest" in repos else None
+            if by_name is None and "@" not in ref and not (force or every_name) and \
+                    len({n.rpartition(":")[0] for n in names}) > 1:
+                raise Conflict(f"conflict: unable to delete {image_id[7:19]} (must be forced) - image is "
+                               "referenced in multiple repositories")
             if by_name and len(names) > 1:
-                del repos[by_name]
-                write_json(self._repositories, repos)
-                _removal_events(self.root, image_id, [by_name], deleted=False)
-                return [f"Untagged: {by_name}"]
+                return self._untag(repos, image_id, by_name)
             user = self._container_using(image_id)
-            if user:
+            if user and force and user[1] == "running" and by_name:
+                return self._untag(repos, image_id, by_name)
+            if user and (not force or user[1] in ("running", "held")):
                 cid, status = user
                 if status == "held":
                     raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
                                    f"being used by a warm container of a diyc.Pool ({cid[:12]}): "
                                    "closing the pool releases it")
+                if force:
+                    raise Conflict(f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - "
+                                   f"image is being used by running container {cid[:12]}")
                 kind = status if status in ("running", "created") else "stopped"
                 raise Conflict(f"conflict: unable to delete {ref} ({image_id[7:19]}) - image is "
                                f"being used by {kind} container {cid[:12]}: remove the container first")
@@ -203,6 +214,14 @@ class ImageStore:
         _removal_events(self.root, image_id, names, deleted=True)
         return out
 
+    def _untag(self, repos, image_id, name):
+        """Remove the name `name` of image `image_id` only (the caller holds
+        the images lock) -> remove()'s lines."""
+        del repos[name]
+        write_json(self._repositories, repos)
+        _removal_events(self.root, image_id, [name], deleted=False)
+        return [f"Untagged: {name}"]
+
     def prune(self, all=False):
         """`docker image prune [-a]`: remove the images without a name (all:
         every image) that no container uses; -> remove()'s lines."""
@@ -211,7 +230,7 @@ class ImageStore:
             if record["repo_tags"] and not all:
                 continue
             try:
-                out += self.remove(record["id"])
+                out += self.remove(record["id"], every_name=True)
             except (Conflict, ImageNotFound):  # in use, or removed meanwhile
                 continue
         return out
@@ -230,19 +249,28 @@ class ImageStore:
 
     def _container_using(self, image_id):
         """(container id, recorded status) of a container whose record names
-        `image_id`, or None."""
+        `image_id` - "held" for a pool's warm one, "running" for one that
+        runs or is held before its execve, preferred to a stopped one -, or
+        None."""
+        found = None
+        for cid, record in self._container_records():
+            if record.get("image_id") == image_id:
+                if ContainerRecord(self.root, record).held_in_pool:
+                    return cid, "held"
+                state = record.get("state") or {}
+                if state.get("status") == "running" or (state.get("status") == "created" and state.get("pid")):
+                    return cid, "running"
+                found = found or (cid, state.get("status"))
+        return found
+
+    def _container_records(self):
         for cid in listdir(self.root.containers):
             try:
-                record = read_json(f"{self.root.container_dir(cid)}/container.json")
+                yield cid, read_json(f"{self.root.container_dir(cid)}/container.json")
             except (FileNotFoundError, NotADirectoryError):
                 continue  # being removed
             except ValueError:
                 continue  # unreadable: says nothing about images
-            if record.get("image_id") == image_id:
-                if ContainerRecord(self.root, record).held_in_pool:
-                    return cid, "held"
-                return cid, (record.get("state") or {}).get("status")
-        return None
 
     def _collect_layers(self):
         """Delete layers no image references, and blobs nothing references
@@ -257,10 +285,14 @@ class ImageStore:
         return removed
 
     def _used_layers(self):
+        """The layers of every image, and of every container (whose image
+        `rmi -f` may have deleted)."""
         used = set()
         for f in os.listdir(self.root.images):
             if f.endswith(".json") and f != "repositories.json":
                 used.update(d.removeprefix("sha256:") for d in read_json(f"{self.root.images}/{f}")["layers"])
+        for _, record in self._container_records():
+            used.update(os.path.basename(d) for d in record.get("layers") or () if isinstance(d, str))
         return used
 
     def _remove_layer(self, hexid):

@@ -35,6 +35,14 @@ def parse_subnet(text):
     return net, prefixlen
 
 
+def mac_for(ip):
+    """A container's MAC address on a bridge, from its IPv4 address as
+    docker's (before 26.0) made it: 02:42 and the address's four bytes (a
+    locally administered, unicast address, unique where the address is)."""
+    n = ip_to_int(ip)
+    return ":".join(f"{b:02x}" for b in (0x02, 0x42, n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255))
+
+
 def overlaps(a, alen, b, blen):
     plen = min(alen, blen)
     mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
@@ -42,16 +50,25 @@ def overlaps(a, alen, b, blen):
 
 
 def expand_publish(spec):
-    """docker's -p with port ranges, [HOSTIP:]HOSTPORTS:PORTS[/tcp|udp]
+    """docker's -p with port ranges, [HOSTIP:][HOSTPORTS:]PORTS[/tcp|udp]
     where each side is a port or a range of as many (8000-8002:80-82)
-    -> [dict as parse_publish gives it], one per port."""
+    -> [dict as parse_publish gives it], one per port.  No host port
+    (`80`, `80-82`, `127.0.0.1::80`): each gets a random free one at start
+    (host_port 0, "random"); a host range for one port (8000-8010:80): a
+    free one of the range ("host_range": [8000, 8010])."""
     text, slash, proto = str(spec).partition("/")
     head, _, ports = text.rpartition(":")
     host_ip, sep, host_ports = head.rpartition(":")
-    # no range, or no host port or a bad protocol: parse_publish's error names the value given
-    if not host_ports or proto not in ("", "tcp", "udp") or ("-" not in host_ports and "-" not in ports):
+    # no range or a bad protocol: parse_publish's error names the value given
+    if proto not in ("", "tcp", "udp") or ("-" not in host_ports and "-" not in ports):
         return [parse_publish(spec)]
-    host_range, ctr_range = _port_range(host_ports, spec), _port_range(ports, spec)
+    ctr_range = _port_range(ports, spec)
+    if not host_ports:  # random host ports for a range of container ports
+        return [parse_publish(f"{head}{':' if head else ''}{c}{slash}{proto}") for c in ctr_range]
+    host_range = _port_range(host_ports, spec)
+    if len(ctr_range) == 1 and len(host_range) > 1:  # one port, a free one of the range
+        p = parse_publish(f"{host_ip}{sep}{host_range[0]}:{ctr_range[0]}{slash}{proto}")
+        return [dict(p, host_port=0, random=True, host_range=[int(host_range[0]), int(host_range[-1])])]
     if len(host_range) != len(ctr_range):
         raise InvalidArgument(f"invalid -p value {spec!r}: the host and container port ranges "
                               "must be of the same length")
@@ -69,23 +86,49 @@ def _port_range(text, spec):
 
 
 def parse_publish(spec):
-    """docker's -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] -> dict."""
+    """docker's -p [[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|/udp] -> dict;
+    no host port: host_port 0 and "random" (connect picks a free one)."""
     text, _, proto = str(spec).partition("/")
     proto = proto or "tcp"
     if proto not in ("tcp", "udp"):
         raise InvalidArgument(f"invalid -p value {spec!r}: the protocol must be tcp or udp")
     parts = text.split(":")
-    if len(parts) == 2:
+    if len(parts) == 1:
+        host_ip, host_port, ctr_port = "0.0.0.0", "", parts[0]
+    elif len(parts) == 2:
         host_ip, host_port, ctr_port = "0.0.0.0", parts[0], parts[1]
     elif len(parts) == 3:
         host_ip, host_port, ctr_port = parts
         host_ip = host_ip or "0.0.0.0"
     else:
-        raise InvalidArgument(f"invalid -p value {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]")
+        raise InvalidArgument(f"invalid -p value {spec!r}: expected "
+                              "[[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp]")
     ip_to_int(host_ip, f"host IP in -p {spec!r}")
-    ports = []
-    for p in (host_port, ctr_port):
+    host_port = _port_number(host_port or "0", spec, lowest=0)  # 0: any free port, as docker's
+    out = {"proto": proto, "host_ip": host_ip, "host_port": host_port,
+           "container_port": _port_number(ctr_port, spec)}
+    if not host_port:
+        out["random"] = True
+    return out
+
+
+def _port_number(text, spec, lowest=1):
+    if not is_digits(text) or len(text) > 5 or not lowest <= int(text) <= 65535:
+        raise InvalidArgument(f"invalid -p value {spec!r}: {text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def parse_expose(text, what="--expose"):
+    """docker's --expose PORT[-END][/tcp|udp] (and an image's ExposedPorts
+    key, "80/tcp") -> ["80/tcp", ...], one per port."""
+    ports, _, proto = str(text).partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"invalid {what} {text!r}: the protocol must be tcp or udp")
+    first, dash, last = ports.partition("-")
+    for p in (first, last) if dash else (first,):
         if not is_digits(p) or len(p) > 5 or not 1 <= int(p) <= 65535:
-            raise InvalidArgument(f"invalid -p value {spec!r}: {p!r} is not a port number (1-65535)")
-        ports.append(int(p))
-    return {"proto": proto, "host_ip": host_ip, "host_port": ports[0], "container_port": ports[1]}
+            raise InvalidArgument(f"invalid {what} {text!r}: {p!r} is not a port number (1-65535)")
+    if dash and int(last) < int(first):
+        raise InvalidArgument(f"invalid {what} {text!r}: {ports!r} is not a port range (such as 8000-8002)")
+    return [f"{n}/{proto}" for n in range(int(first), int(last or first) + 1)]

@@ -47,7 +47,7 @@ RTN_UNICAST = 1
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 
 # <linux/if_link.h>, <linux/if_addr.h>, <net/if.h>
-IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_PID = 3, 10, 18, 19
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_PID = 1, 3, 10, 18, 19
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -197,14 +197,17 @@ class Netlink:
                      attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, "bridge")]),
                      flags=NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
-    def add_veth(self, name, peer_name, peer_pid, master=0):
+    def add_veth(self, name, peer_name, peer_pid, master=0, peer_mac=None):
         """A veth pair: `name` here, up (attached to bridge index `master` if
         given), `peer_name` created directly in the network namespace of
-        process `peer_pid`, so it never shows up here.  The peer stays down
-        (the kernel refuses IFF_UP for a peer in another namespace): bring
-        it up from inside with set_up()."""
+        process `peer_pid`, so it never shows up here, with MAC address
+        `peer_mac` ("02:42:...") if given.  The peer stays down (the kernel
+        refuses IFF_UP for a peer in another namespace): bring it up from
+        inside with set_up()."""
         peer = ifinfomsg() + attr(IFLA_IFNAME, peer_name) + \
             attr(IFLA_NET_NS_PID, peer_pid)
+        if peer_mac:
+            peer += attr(IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
         body = ifinfomsg(flags=IFF_UP, change=IFF_UP) + attr(IFLA_IFNAME, name)
         if master:
             body += attr(IFLA_MASTER, master)

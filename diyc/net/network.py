@@ -56,7 +56,7 @@ from ..errors import Conflict, InvalidArgument, NetworkError, NotFound
 from ..events import emit
 from ..state import atomic_write, listdir, read_json, write_json
 from . import firewall, published
-from .addresses import expand_publish, int_to_ip, ip_to_int, overlaps, parse_subnet
+from .addresses import expand_publish, int_to_ip, ip_to_int, mac_for, overlaps, parse_subnet
 from .roots import (default_bridge, delete_bridge, diyc_bridges, firewall_table, forward_state_path,
                     host_lock, leases_dir, list_networks, load, netlink_socket, networks_dir,
                     other_roots_subnets,
@@ -225,6 +225,8 @@ def plan(root, network, ip=None, publish=()):
     seen = set()
     for p in ports:
         key = (p["proto"], p["host_port"])
+        if p.get("random"):
+            continue  # each gets a free port of its own at start
         if key in seen:
             raise InvalidArgument(f"host port {p['host_port']}/{p['proto']} is published twice")
         seen.add(key)
@@ -363,6 +365,8 @@ def connect(ctr, pid):
                announce(root, name, cid, line))
     if settings["ports"]:
         published.reserve(root, cid, ip, settings["ports"])
+        if any(p.get("random") for p in settings["ports"]):
+            write_json(f"{ctr.dir}/network.json", settings)  # the host ports picked, for release()
     plumb(root, rec, settings, pid, default_route=True)
     return settings
 
@@ -397,7 +401,8 @@ def plumb(root, rec, settings, pid, default_route):
                 if e.errno != errno.ENODEV:
                     raise
                 master = _setup_bridge(root, rec, nl)
-            nl.add_veth(settings["veth"], settings["ifname"], pid, master)
+            settings["mac"] = mac_for(settings["ip"])  # (docker's MacAddress)
+            nl.add_veth(settings["veth"], settings["ifname"], pid, master, peer_mac=settings["mac"])
         with Netlink.in_netns(f"/proc/{pid}/ns/net") as inner:
             index = inner.link_index(settings["ifname"])
             inner.set_up(index)
@@ -523,7 +528,7 @@ def release_address(root, cid, settings):
         table = firewall_table(root)
         with root.lock("ports"):
             released = []
-            for p in settings["ports"]:
+            for p in published.with_picked(pdir, cid, settings["ports"]):
                 path = f"{pdir}/{published.port_key(p)}"
                 try:
                     if os.readlink(path).split(" ")[0] != cid:
