@@ -49,7 +49,7 @@ def keep_warm(server, *flags, env=None):
         if glob.glob(f"{server.root}/server/pools/*.sock"):
             break
     wait_for(lambda: any(map(listening, glob.glob(f"{server.root}/server/pools/*.sock"))),
-             what="a keeper listening")
+             timeout=30, what=f"a keeper listening; the server's log:\n{server.log()}")
 
 
 def listening(path):
@@ -219,14 +219,49 @@ def test_server_stop_and_a_killed_keeper_leave_nothing(warm):
     assert container_records(warm.root) == [] and keepers(f"{warm.root}/server/pools") == []
 
 
-def test_warm_containers_give_way_to_rmi_and_network_rm(warm):
-    """They hold their image and network, but they are a cache: rmi and
-    network rm end their keeper first, as `ps -a` shows nothing using them."""
-    assert warm("network", "create", "warmnet").returncode == 0
-    keep_warm(warm, "--network", "warmnet")
-    proc = warm("network", "rm", "warmnet")
-    assert (proc.returncode, proc.stdout) == (0, "warmnet\n"), proc.stderr
-    assert held_records(warm) == [] and keepers(f"{warm.root}/server/pools") == []
+class NetnsServer(PrivateServer):
+    """A private server, and its callers, in a test network namespace (its
+    bridges are there, not in the machine's)."""
+
+    def __init__(self, tmp_path, ns):
+        super().__init__(tmp_path)
+        self.enter = ["nsenter", f"--net=/run/netns/{ns}"]
+
+    def __call__(self, *args, env=None, **kwargs):
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        kwargs.setdefault("timeout", 60)
+        return subprocess.run([*self.enter, str(self.bin / "diyc"), *map(str, args)],
+                              env={**self.env, **(env or {})}, **kwargs)
+
+    def python_cli(self, *args, env=None):
+        return subprocess.run([*self.enter, str(self.bin / "diyc-py"), *map(str, args)],
+                              capture_output=True, text=True, env={**self.env, **(env or {})},
+                              timeout=60)
+
+
+def test_warm_containers_give_way_to_network_rm(tmp_path):
+    """They hold their network, but they are a cache: network rm ends
+    their keeper first, as `ps -a` shows nothing using it."""
+    from conftest import stop_process
+    from netns_util import netns
+    with netns() as ns:
+        server = NetnsServer(tmp_path, ns)
+        server.start()
+        try:
+            assert server("network", "create", "warmnet").returncode == 0
+            keep_warm(server, "--network", "warmnet")
+            proc = server("network", "rm", "warmnet")
+            assert (proc.returncode, proc.stdout) == (0, "warmnet\n"), proc.stderr
+            assert held_records(server) == [] and keepers(f"{server.root}/server/pools") == []
+        finally:
+            stop_process(server.pid())
+            server.python_cli("system", "reset", "-f")
+        assert container_records(server.root) == []
+
+
+def test_warm_containers_give_way_to_rmi(warm):
+    """They hold their image: rmi ends their keeper first."""
     keep_warm(warm, *NONE)
     assert warm("tag", "busybox", "warm:copy").returncode == 0
     assert warm("rmi", "busybox").returncode == 0  # (untagged only: warm:copy names it too)
