@@ -540,7 +540,7 @@ def copied_record(root, template):
     from . import _json
     from .record import creator_fields, now
     text = _json.dumps(template)
-    if root.container_dir(old) in text:
+    if _json.dumps(root.container_dir(old))[1:-1] in text:  # (as the JSON text escapes it)
         return None
     cid = os.urandom(32).hex()
     record = _json.loads(text.replace(old, cid))  # (its cgroup's paths: diyc-<id>)
