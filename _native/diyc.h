@@ -324,6 +324,9 @@ int close_unneeded_fds(const struct diyc_init *init, struct diyc_error *err);
 int receive_process(const struct diyc_init *init, struct diyc_error *err);
 int load_held_state(struct diyc_init *init, int fd, struct diyc_error *err);
 int shares_our_memory(const struct diyc_init *init);
+/* process.c: the memory we share not dumpable while an exec's process shares it */
+void undumpable_enter(void);
+void undumpable_leave(void);
 int make_workdir(const struct diyc_init *init, struct diyc_error *err);
 int enter_workdir(const struct diyc_init *init, struct diyc_error *err);
 int find_command(const struct diyc_init *init, char *out, size_t size, struct diyc_error *err);

@@ -4,6 +4,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
@@ -360,4 +362,34 @@ int enter_workdir(const struct diyc_init *init, struct diyc_error *err)
 	if (chdir(init->cwd ? init->cwd : "/") < 0)
 		return diyc_fail(err, "chdir", errno, init->cwd);
 	return 0;
+}
+
+/* Dumpable belongs to the memory, which every thread of ours shares: while
+ * an exec's process shares it, inside the container's pid namespace, it
+ * must not be dumpable (nothing in the container may open its
+ * /proc/PID/mem, fd/ or environ).  Execs run in several threads at once
+ * (the GIL is let go): the first in turns it off, the last out turns it
+ * back, so that no thread's restore opens another's window. */
+static pthread_mutex_t undumpable_lock = PTHREAD_MUTEX_INITIALIZER;
+static int undumpable_users, undumpable_saved;
+
+void undumpable_enter(void)
+{
+	pthread_mutex_lock(&undumpable_lock);
+	if (undumpable_users++ == 0) {
+		undumpable_saved = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	}
+	pthread_mutex_unlock(&undumpable_lock);
+}
+
+void undumpable_leave(void)
+{
+	int saved = errno;
+
+	pthread_mutex_lock(&undumpable_lock);
+	if (--undumpable_users == 0 && undumpable_saved > 0)
+		prctl(PR_SET_DUMPABLE, undumpable_saved, 0, 0, 0);
+	pthread_mutex_unlock(&undumpable_lock);
+	errno = saved;
 }

@@ -455,26 +455,22 @@ static int joins_without_copy(const struct diyc_init *init)
 static pid_t clone_init(struct diyc_init *init, int *direct)
 {
 	int flags = init->clone_flags | (shares_our_memory(init) ? CLONE_VM | CLONE_VFORK : 0);
-	int dumpable, saved;
 	pid_t pid = 0;
 
 	*direct = 0;
 	if (!joins_without_copy(init))
 		return clone_on_stack(container_init, flags, init);
-	/* start_clean() makes the memory it shares with us not dumpable, so
-	 * that the process it clones (a copy, in the container's pid
-	 * namespace) is not from its first instruction; ours is ours again. */
-	dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	/* Not dumpable from the process's first instruction (it is in the
+	 * container's pid namespace at once), and for the copy a first
+	 * process makes; ours again once the last such exec is out. */
+	undumpable_enter();
 	/* (startContainer hooks fork: not from memory we share) */
 	if (!init->n_start_hooks)
 		pid = clone_exec_direct(init);
 	*direct = pid != 0;
 	if (pid == 0)
 		pid = clone_on_stack(container_init, flags | CLONE_VM | CLONE_VFORK, init);
-	saved = errno;
-	if (dumpable > 0)
-		prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-	errno = saved;
+	undumpable_leave();
 	return pid;
 }
 

@@ -53,7 +53,7 @@ def image_files_into(layer_dirs, path, dest, owner=None):
             st = os.fstat(fd)
             piped(lambda w: write_archive(w, fd, ""), lambda r: unpack(r, dest_fd, owner, plain_files=True))
             os.fchown(dest_fd, *(owner or (lambda u, g: (u, g)))(st.st_uid, st.st_gid))
-            os.fchmod(dest_fd, stat.S_IMODE(st.st_mode))
+            os.fchmod(dest_fd, stat.S_IMODE(st.st_mode) & 0o1777)  # (no setuid/setgid, as inside)
         finally:
             os.close(fd)
     finally:

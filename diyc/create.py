@@ -369,7 +369,12 @@ def build_spec(root, cid, o, command, image_config, layer_dirs):
     spec["annotations"] = {SECCOMP_ANNOTATION: sec.seccomp}
     if sec.seccomp_profile is not None:
         spec["linux"]["seccomp"] = sec.seccomp_profile
-    fill_new_volumes(new_volumes, layer_dirs, ids)
+    try:
+        fill_new_volumes(new_volumes, layer_dirs, ids)
+    except BaseException:
+        if ids is not None:  # (nobody else would give the slot back)
+            user_namespaces.release(root, cid, ids)
+        raise
     return spec, ids
 
 
@@ -408,6 +413,9 @@ def image_volumes(root, mounts, paths):
             mounts.append(anonymous_volume(root, dest))
 
 
+OVERFLOW_ID = 65534  # what a user namespace shows for an id it does not map
+
+
 def fill_new_volumes(mounts, layer_dirs, ids=None):
     """The volumes made for this container get the image's files at their
     mount points, as docker's (copy.image_files_into); with a user
@@ -417,9 +425,9 @@ def fill_new_volumes(mounts, layer_dirs, ids=None):
         return
     from .copy import image_files_into
 
-    def mapped(uid, gid):  # an id of the container -> the host's
-        return (ids["uid"] + uid if uid < ids["size"] else uid,
-                ids["gid"] + gid if gid < ids["size"] else gid)
+    def mapped(uid, gid):  # an id of the container -> the host's (outside its range: nobody)
+        return (ids["uid"] + (uid if uid < ids["size"] else OVERFLOW_ID),
+                ids["gid"] + (gid if gid < ids["size"] else OVERFLOW_ID))
     for m in mounts:
         image_files_into(layer_dirs, m["destination"], m["source"], mapped if ids else None)
 
@@ -532,7 +540,7 @@ def copied_record(root, template):
     from . import _json
     from .record import creator_fields, now
     text = _json.dumps(template)
-    if root.container_dir(old) in text:
+    if _json.dumps(root.container_dir(old))[1:-1] in text:  # (as the JSON text escapes it)
         return None
     cid = os.urandom(32).hex()
     record = _json.loads(text.replace(old, cid))  # (its cgroup's paths: diyc-<id>)

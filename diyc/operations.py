@@ -10,6 +10,7 @@ from its cgroup (ContainerRecord.paused), never stored: a container a kill
 thawed is not paused, whatever was recorded."""
 
 import os
+from contextlib import suppress
 
 from . import config
 from .errors import Conflict, ContainerNotFound, InvalidArgument
@@ -74,7 +75,8 @@ def pause_for_commit(ctr):
         try:
             _freeze(ctr)
         except BaseException:
-            ctr.control_group().thaw()  # half frozen
+            with suppress(Exception):  # half frozen; (no freezer: the freeze's error says it)
+                ctr.control_group().thaw()
             raise
     container_event(ctr, "pause")
     return True

@@ -16,6 +16,7 @@ It depends on nothing above it (runtime, networks, the OCI front end):
 they depend on it.
 """
 
+import _thread
 import errno
 import os
 import time
@@ -216,15 +217,18 @@ class ContainerRecord:
                 self.record["state"].pop(field, None)
             self.save()
 
-    lock_depth = 0  # how often this object holds lock() now
+    lock_depth = 0  # how often this object's lock_owner holds lock() now
+    lock_owner = None  # the thread holding lock() through this object
 
     def lock(self):
         """Serialises commands on one container (start, stop, rm, _finish,
         the end of a foreground run, a cp into it stopped, network
         connect).  Whoever takes it second re-reads the record with
         reload_if_present(): the one before may have removed the container,
-        or changed its record.  Re-entrant for this object: a restart by
-        the supervisor's _finish starts the container under its lock."""
+        or changed its record.  Re-entrant for the thread holding it through
+        this object (a restart by the supervisor's _finish starts the
+        container under its lock); another thread waits, as another
+        process does."""
         return _Lock(self)
 
     def reload_if_present(self):
@@ -263,23 +267,29 @@ class ContainerRecord:
 
 
 class _Lock:
-    """ContainerRecord.lock(): its FileLock, taken once by its record
-    object however deep that object enters it."""
+    """ContainerRecord.lock(): its FileLock, taken once by the thread that
+    holds it through its record object however deep it enters it.  (Another
+    thread takes a FileLock of its own: flock()s of two open files exclude
+    each other, in one process too.)"""
 
     def __init__(self, ctr):
         self.ctr, self.file = ctr, None
 
     def __enter__(self):
-        if not self.ctr.lock_depth:
-            self.file = FileLock(f"{self.ctr.root.path}/locks/{self.ctr.id}.lock").__enter__()
-        self.ctr.lock_depth += 1
+        me = _thread.get_ident()
+        if self.ctr.lock_owner == me:
+            self.ctr.lock_depth += 1
+            return self
+        self.file = FileLock(f"{self.ctr.root.path}/locks/{self.ctr.id}.lock").__enter__()
+        self.ctr.lock_owner, self.ctr.lock_depth = me, 1
         return self
 
     def __exit__(self, *exc):
         self.ctr.lock_depth -= 1
         if self.file is not None:
-            self.file.__exit__(*exc)
-            self.file = None
+            self.ctr.lock_owner = None  # (before the unlock: the next holder sets its own)
+            file, self.file = self.file, None
+            file.__exit__(*exc)
 
 
 def cgroup_fields(cgroup):

@@ -43,8 +43,17 @@ def anonymous_volume(root, dest, readonly=False):
 
 
 def _named_volume(root, name, dest, readonly, propagation=None):
-    """Volume `name` (made if new: then marked "fill") mounted at `dest`."""
-    new = not os.path.isdir(volume_path(root, name))
+    """Volume `name` (made if new: then marked "fill") mounted at `dest`.
+    New is whoever makes its directory: of two creates naming a new volume
+    at once, one fills it (the other's copy would overwrite what the
+    first container wrote meanwhile)."""
+    check_name(name, "volume", max_length=255)
+    os.makedirs(_volumes_dir(root), exist_ok=True)
+    try:
+        os.mkdir(f"{_volumes_dir(root)}/{name}")
+        new = True
+    except FileExistsError:
+        new = False
     mount = _bind(create_volume(root, name), dest, readonly, propagation, name)
     if new:
         mount["fill"] = True

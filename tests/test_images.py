@@ -198,7 +198,6 @@ def test_rmi_force_as_docker(run_cli, tmp_path, diyc_root):
         assert ps == f"{image_id[7:19]}\n"
     finally:
         run_cli("rm", "stopped1", check=True)
-    run_cli("image", "prune", "-f", check=True)  # (nothing: its layer went with the container)
     # running
     image_id = run_cli("import", p, "forced:2", check=True).stdout.strip()
     os.mkfifo(tmp_path / "fifo")  # (the image has no sleep: opening a fifo without a writer blocks)

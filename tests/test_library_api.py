@@ -342,6 +342,32 @@ def test_logs_follow_and_attach(root):
         assert c.logs(follow=True) == b"1\n2\n3\n"
 
 
+def test_concurrent_execs_leave_us_dumpable_and_never_show_our_memory(root, tmp_path):
+    """An exec's process shares our memory until its execve, inside the
+    container's pid namespace: while any does, our memory is not dumpable
+    (the container cannot read its /proc/PID/environ - ours), and once the
+    last is out it is as before, whatever the threads' order.  (In a
+    process of its own: its environment, from its start, has the secret.)"""
+    script = tmp_path / "execs.py"
+    script.write_text(f"""
+import ctypes, sys
+sys.path.insert(0, {str(PKG_DIR)!r})
+from concurrent.futures import ThreadPoolExecutor
+import diyc
+prctl = ctypes.CDLL(None).prctl
+before = prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+look = "for p in /proc/[0-9]*; do cat $p/environ 2>/dev/null; done | grep -c DIYC_TEST_SECRET"
+with diyc.Container.create("busybox", ["sleep", "60"], network="none", root={root!r}) as c:
+    c.start(detach=True)
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(lambda _: c.exec_run(["sh", "-c", look]).stdout, range(40)))
+print(before, prctl(3, 0, 0, 0, 0), sorted(set(seen)))
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, DIYC_TEST_SECRET="1"))
+    assert proc.stdout == "1 1 [b'0\\n']\n", proc.stdout + proc.stderr
+
+
 def test_exec_run(root):
     with diyc.Container.create("busybox", ["sleep", "60"], network="none", root=root) as c:
         c.start(detach=True)

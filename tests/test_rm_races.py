@@ -111,3 +111,29 @@ def test_stop_and_kill_of_several_go_on_after_a_failure(run_cli, diyc_root):
     finally:
         run_cli("rm", "-f", "k1", "k2", "k3", check=True)
     assert container_records(diyc_root) == []
+
+
+def test_a_containers_lock_excludes_another_thread_using_the_same_object(diyc_root):
+    """lock() is re-entrant for the thread that holds it, not for every
+    user of the Container object: a second thread (arun's cancellation
+    removing what a start in a worker thread still builds) waits."""
+    import threading
+    from diyc.runtime import Container
+    ctr = Container.create("busybox", ["true"], network="none", root=str(diyc_root))
+    try:
+        entered = threading.Event()
+
+        def other():
+            with ctr.lock():
+                entered.set()
+        with ctr.lock():
+            with ctr.lock():  # (re-entrant here)
+                thread = threading.Thread(target=other)
+                thread.start()
+                assert not entered.wait(0.3)  # (held: it waits)
+            assert not entered.is_set()
+        assert entered.wait(10)
+        thread.join()
+        assert ctr.lock_owner is None and ctr.lock_depth == 0
+    finally:
+        ctr.remove(force=True)
