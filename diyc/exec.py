@@ -67,7 +67,9 @@ def exec_process(ctr, process, stdio=(-1, -1, -1), on_started=None, detach=False
     mark = trace.mark if trace is not None else (lambda phase: None)
     mark("check")
     spec = ctr.record["spec"]
-    exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"},
+    # (no hooks: createContainer and startContainer run at the start only,
+    # as runc and crun run them)
+    exec_spec = dict(spec, process=process, mounts=[], root={"path": "/"}, hooks={},
                      linux=dict(spec["linux"], namespaces=[], maskedPaths=[], readonlyPaths=[],
                                 sysctl={}, devices=[]))
     fds = []
