@@ -143,15 +143,16 @@ def test_commit_pauses_a_running_container(run_cli, diyc_root):
     import signal
     name = unique("commit-pause")
     run_cli("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "600", check=True)
-    image = f"{unique('paused')}:v1"
+    images = []  # one name each: a re-tag would leave the one before dangling in the root
 
     def status():
         return json.loads(run_cli("inspect", name, check=True).stdout)[0]["State"]["Status"]
     try:
         for options, paused, interrupt in (([], "paused", True), (["-p=false"], "running", False),
                                            (["--pause=false"], "running", False), ([], "paused", False)):
+            images.append(f"{unique('paused')}:v1")
             with flock_held(f"{diyc_root}/layers-gc.lock"):
-                commit = run_cli.popen("commit", *options, name, image)
+                commit = run_cli.popen("commit", *options, name, images[-1])
                 wait_blocked_on_flock(commit, "the commit to wait for the image store")
                 assert status() == paused, options
                 if interrupt:
@@ -164,7 +165,8 @@ def test_commit_pauses_a_running_container(run_cli, diyc_root):
         assert events.count("pause") == events.count("unpause") == 2, events
     finally:
         run_cli("rm", "-f", name, check=True)
-        run_cli("rmi", image)
+        for image in images:
+            run_cli("rmi", image)
 
 def test_system_df_and_volume_inspect(run_cli):
     volume = unique("dfvol")
