@@ -209,7 +209,7 @@ def test_rmi_force_as_docker(run_cli, tmp_path, diyc_root):
                                        "being used by running container")
         assert run_cli("rmi", "-f", "forced:2", check=True).stdout == "Untagged: forced:2\n"
         rows = [l.split()[:3] for l in run_cli("images", "-f", "dangling=true", check=True).stdout.splitlines()[1:]]
-        assert ["<none>", "<none>", image_id[7:19]] in rows  # (with any another test left)
+        assert ["<none>", "<none>", image_id[7:19]] in rows  # (among any other test left)
     finally:
         run_cli("rm", "-f", "running1", check=True)
     assert run_cli("rmi", image_id, check=True).stdout.startswith(f"Deleted: {image_id}")
