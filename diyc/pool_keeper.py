@@ -24,7 +24,7 @@ import time
 from contextlib import suppress
 
 from .errors import DiycError, InitError
-from .server_pool import MAX_MESSAGE, describe_error
+from .server_pool import MAX_MESSAGE, SEEN_SECONDS, describe_error
 
 POOL_SIZE = 2            # warm containers per setting
 POOL_IDLE_SECONDS = 120  # a keeper without a request for this long ends
@@ -100,6 +100,12 @@ class Keeper:
             os.write(mine, f"{os.getpid()} {self.settings.image}\n".encode())
             others = 0
             for name in os.listdir(self.dir_fd):
+                if name.endswith(".seen"):  # (a setting's last direct run: old ones go)
+                    with suppress(FileNotFoundError):
+                        st = os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False)
+                        if time.time() - st.st_mtime > SEEN_SECONDS:
+                            os.unlink(name, dir_fd=self.dir_fd)
+                    continue
                 if name.endswith(".lock") and name != f"{self.settings.hash}.lock":
                     fd = _locked_fd(self.dir_fd, name, fcntl.LOCK_SH | fcntl.LOCK_NB)
                     if fd is None:

@@ -419,6 +419,9 @@ class Container(ContainerRecord, ContainerFiles):
             kill_and_reap(self.pid)
             self.pid = None
         self.remove(force=True)
+        if self.pid:  # a start in another thread (it held the lock) made it meanwhile: ours
+            kill_and_reap(self.pid)
+            self.pid = None
 
     def remove(self, force=False, v=False):
         """Remove the container (force: kill it first if it runs; v: its

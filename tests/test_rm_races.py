@@ -137,3 +137,27 @@ def test_a_containers_lock_excludes_another_thread_using_the_same_object(diyc_ro
         assert ctr.lock_owner is None and ctr.lock_depth == 0
     finally:
         ctr.remove(force=True)
+
+
+def test_discard_reaps_what_a_start_in_another_thread_made_meanwhile(diyc_root):
+    """arun's cancellation: discard() in one thread while the start it
+    cancelled still runs in another (holding the container's lock): the
+    start finishes first, and discard kills, reaps and removes what it
+    made - no zombie of ours is left."""
+    import threading
+    from conftest import child_pids
+    from diyc.runtime import Container
+    ctr = Container.create("busybox", ["sleep", "60"], network="none", root=str(diyc_root),
+                           auto_remove=True)
+    started = threading.Event()
+
+    def start_holding_the_lock():
+        with ctr.lock():
+            started.set()
+            ctr.start()
+    thread = threading.Thread(target=start_holding_the_lock)
+    thread.start()
+    assert started.wait(10)
+    ctr.discard()  # (waits for the start's lock)
+    thread.join()
+    assert child_pids() == [] and container_records(diyc_root) == []
