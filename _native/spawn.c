@@ -271,18 +271,26 @@ _Noreturn void exit_reported(const struct diyc_init *init, struct diyc_error *er
 static int container_init(void *arg);
 static pid_t clone_on_stack(int (*fn)(void *), int flags, void *arg);
 
+/* The end of both ways of `diyc exec`, in the container's namespaces:
+ * its cgroup, the OOM score, stdio, the console, then the process's own
+ * steps to execve (wait_release: the caller's RELEASE first). */
+static _Noreturn void exec_steps(const struct diyc_init *init, int wait_release,
+				 struct diyc_error *err)
+{
+	if (join_cgroup(init, err) == 0 && set_oom_score_adj(init, err) == 0 &&
+	    setup_stdio(init, err) == 0 && setup_console(init, err) == 0)
+		finish_steps(init, wait_release, err);
+	exit_reported(init, err);
+}
+
 /* `diyc exec`, second half: already in every namespace of the container
  * (the pid namespace too, since we were created after setns). */
 static int exec_child(void *arg)
 {
-	const struct diyc_init *init = arg;
 	struct diyc_error err;
 
 	memset(&err, 0, sizeof(err));
-	if (join_cgroup(init, &err) == 0 && set_oom_score_adj(init, &err) == 0 &&
-	    setup_stdio(init, &err) == 0 && setup_console(init, &err) == 0)
-		finish_and_exec(init, &err);
-	exit_reported(init, &err);
+	exec_steps(arg, 1, &err);
 }
 
 /*
@@ -342,10 +350,9 @@ static int exec_direct_child(void *arg)
 		if (ioctl(init->join_ns_fds[i], NS_GET_NSTYPE) == CLONE_NEWNS &&
 		    setns(init->join_ns_fds[i], CLONE_NEWNS) < 0)
 			r = diyc_fail(&err, "setns", errno, NULL);
-	if (r == 0 && join_cgroup(init, &err) == 0 && set_oom_score_adj(init, &err) == 0 &&
-	    setup_stdio(init, &err) == 0 && setup_console(init, &err) == 0)
-		finish_steps(init, 0, &err);
-	exit_reported(init, &err);
+	if (r < 0)
+		exit_reported(init, &err);
+	exec_steps(init, 0, &err);
 }
 
 /* Back to this thread's own namespaces (in reverse). */

@@ -65,14 +65,13 @@ from . import config
 from .cgroups import oom_killed_in
 from .errors import Conflict, DiycError, InitError, InvalidArgument
 from .pool_process import describe, key_of
-from .record import exec_error, exit_code_of, waitpid  # (a run's path: imported once)
+from .record import POOL_HELD_ARGS, exec_error, exit_code_of, waitpid  # (a run's path: imported once)
 from .result import Result
 from .stdio import Plumbing
 
 # Run options a pool cannot take: its containers are removed after their
 # one run, nameless (N of them), without a terminal.
 REFUSED_OPTIONS = ("name", "auto_remove", "restart", "tty", "log_opts")
-from .record import POOL_HELD_ARGS as _HELD_COMMAND  # the record's args until the real ones come
 
 WORKERS = 3  # background threads per pool: refills and removals
 REFILL_DELAY = 0.05  # s: a taken container's replacement starts at the latest then
@@ -443,7 +442,7 @@ class _Warm:
         # the first as create() makes it, the others copies of its record as created
         ctr = self.template and Container.create_like(self.root, self.template)
         if not ctr:
-            ctr = Container.create(self.image, _HELD_COMMAND, root=self.root, **self.options)
+            ctr = Container.create(self.image, POOL_HELD_ARGS, root=self.root, **self.options)
             from . import _json  # (a copy: the start changes the record)
             self.template = _json.loads(_json.dumps(ctr.record)) if self.template is None else False
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)

@@ -24,7 +24,7 @@ import time
 from contextlib import suppress
 
 from .errors import DiycError, InitError
-from .server_pool import MAX_MESSAGE, SEEN_SECONDS, describe_error
+from .server_pool import MAX_MESSAGE, SEEN_SECONDS, describe_error, pools_dir
 
 POOL_SIZE = 2            # warm containers per setting
 POOL_IDLE_SECONDS = 120  # a keeper without a request for this long ends
@@ -372,22 +372,9 @@ def keepers(pools_dir):
 
 def stop_keepers(pools_dir, timeout=10):
     """SIGTERM the live keepers, then wait until they have ended (their
-    runs in flight finished, their pools removed), all within `timeout`;
-    one that outlives it is left running."""
-    ending = []
-    try:
-        for pid, _ in keepers(pools_dir):
-            with suppress(ProcessLookupError):
-                ending.append(os.pidfd_open(pid))
-                signal.pidfd_send_signal(ending[-1], signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        waiting = list(ending)
-        while waiting and (left := deadline - time.monotonic()) > 0:
-            done, _, _ = select.select(waiting, [], [], left)
-            waiting = [fd for fd in waiting if fd not in done]
-    finally:
-        for fd in ending:
-            os.close(fd)
+    runs in flight finished, their pools removed), all within `timeout`."""
+    from .state import end_processes
+    end_processes([pid for pid, _ in keepers(pools_dir)], timeout)
 
 
 def end_warm_containers(root, uses):
@@ -400,7 +387,7 @@ def end_warm_containers(root, uses):
             if c.held_in_pool and uses(c.record)]
     if not held:
         return
-    stop_keepers(f"{root.path}/server/pools")
+    stop_keepers(pools_dir(root.path))
     for ctr in held:
         with suppress(DiycError, OSError):
             if ctr.reload_if_present() and ctr.held_in_pool:  # (still there: a dead one's)

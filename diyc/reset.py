@@ -17,9 +17,10 @@ def reset(root):
     containers that could not be removed)."""
     from .net import network as networking
     from .pool_keeper import stop_keepers
+    from .server_pool import pools_dir
     from .runtime import Container
     out, failed = [], []
-    stop_keepers(f"{root.path}/server/pools")  # (they would refill what goes below)
+    stop_keepers(pools_dir(root.path))  # (they would refill what goes below)
     for ctr in Container.list(root, all=True, held=True):
         try:
             ctr.remove(force=True)

@@ -195,8 +195,9 @@ class Container(ContainerRecord, ContainerFiles):
         record = create_steps.copied_record(root, template)
         if record is None:
             return None
-        with ImageStore(root).using():  # (as create(): rmi waits, then sees the record)
-            if not ImageStore(root).has(record["image_id"]):
+        store = ImageStore(root)
+        with store.using():  # (as create(): rmi waits, then sees the record)
+            if not store.has(record["image_id"]):
                 return None
             write_new(root, record, taken=f"the container name {record['name']!r} is already in use",
                       alternative_name=f"{record['name']}_{record['id'][:6]}")
@@ -415,11 +416,12 @@ class Container(ContainerRecord, ContainerFiles):
     def discard(self):
         """After a failure, a timeout or a cancellation: kill and reap the
         init if we are its parent, then remove the container."""
-        if self.pid:
-            kill_and_reap(self.pid)
-            self.pid = None
+        self._reap_own()
         self.remove(force=True)
-        if self.pid:  # a start in another thread (it held the lock) made it meanwhile: ours
+        self._reap_own()  # what a start in another thread (it held the lock) made meanwhile
+
+    def _reap_own(self):
+        if self.pid:
             kill_and_reap(self.pid)
             self.pid = None
 

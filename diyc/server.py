@@ -33,7 +33,7 @@ from contextlib import suppress as _suppress
 from . import server_worker as workers
 from .errors import InvalidArgument
 from .server_worker import DONE, EXIT, KEEPER, KILLED, RECORD, RESTART, SIGNAL, TOOK, log as _log
-from .state import private_dir
+from .state import end_processes, private_dir
 
 RELAYED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH})
@@ -70,7 +70,8 @@ def command(root, args, entry_points):
             return 1
         print(f"diyc server: running (pid {pid}), socket {paths.socket}, log {paths.log}")
         from .pool_keeper import keepers
-        for keeper, image in keepers(f"{paths.dir}/pools"):
+        from .server_pool import pools_dir
+        for keeper, image in keepers(pools_dir(paths.root)):
             print(f"  warm containers for a `run --rm` of {image}: kept by pid {keeper}")
         return 0
     if action == "stop":
@@ -122,20 +123,7 @@ def stop(paths):
     if pid is None:
         print("diyc server: not running")
         return 0
-    try:
-        # (a pidfd: readable once it has exited, reaped or not - a zombie
-        # that its reaper has not waited for yet answers kill(pid, 0))
-        ended = os.pidfd_open(pid)
-    except ProcessLookupError:
-        ended = None
-    try:
-        os.kill(pid, signal.SIGTERM)
-        if ended is not None:
-            import select
-            select.select([ended], [], [], 10)  # (its keepers remove their pools first)
-    finally:
-        if ended is not None:
-            os.close(ended)
+    end_processes([pid], 10)  # (its keepers remove their pools first)
     print(f"diyc server: stopped (pid {pid})")
     return 0
 

@@ -79,7 +79,7 @@ class Settings:
         self.root, self.image, self.options = root, image, options
         blob = json.dumps([root.path, image, options, context], sort_keys=True, default=str)
         self.hash = hashlib.sha256(blob.encode()).hexdigest()[:24]
-        self.dir = f"{root.path}/server/pools"
+        self.dir = pools_dir(root.path)
 
     @classmethod
     def of(cls, root, image, keywords):
@@ -121,6 +121,11 @@ class Settings:
         os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         os.utime(marker, follow_symlinks=False)
         return seen
+
+
+def pools_dir(root_path):
+    """Where a root's keepers keep their locks and sockets (in the server's dir)."""
+    return f"{root_path}/server/pools"
 
 
 def _caller_context():

@@ -26,6 +26,7 @@ import _thread
 import errno
 import fcntl
 import os
+import time
 
 from . import _json
 from .errors import CorruptStateFile, DiycError, StateWriteError
@@ -256,6 +257,32 @@ def process_start_time(pid):
     our container."""
     fields = _stat_fields(pid)
     return int(fields[19]) if fields else None
+
+
+def end_processes(pids, timeout):
+    """SIGTERM each of `pids` (not our children: a server, a keeper), then
+    wait until they have exited, all within `timeout` seconds (one that
+    outlives it is left running).  By pidfd: readable once its process has
+    exited, reaped or not - a zombie its reaper has not waited for yet
+    still answers kill(pid, 0)."""
+    import select
+    import signal
+    ending = []
+    try:
+        for pid in pids:
+            try:
+                ending.append(os.pidfd_open(pid))
+                signal.pidfd_send_signal(ending[-1], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        waiting = list(ending)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            done, _, _ = select.select(waiting, [], [], left)
+            waiting = [fd for fd in waiting if fd not in done]
+    finally:
+        for fd in ending:
+            os.close(fd)
 
 
 def pid_alive(pid, start_time):

@@ -112,9 +112,9 @@ def parse_publish(spec):
     return out
 
 
-def _port_number(text, spec, lowest=1):
+def _port_number(text, spec, lowest=1, what="-p value"):
     if not is_digits(text) or len(text) > 5 or not lowest <= int(text) <= 65535:
-        raise InvalidArgument(f"invalid -p value {spec!r}: {text!r} is not a port number (1-65535)")
+        raise InvalidArgument(f"invalid {what} {spec!r}: {text!r} is not a port number (1-65535)")
     return int(text)
 
 
@@ -127,8 +127,7 @@ def parse_expose(text, what="--expose"):
         raise InvalidArgument(f"invalid {what} {text!r}: the protocol must be tcp or udp")
     first, dash, last = ports.partition("-")
     for p in (first, last) if dash else (first,):
-        if not is_digits(p) or len(p) > 5 or not 1 <= int(p) <= 65535:
-            raise InvalidArgument(f"invalid {what} {text!r}: {p!r} is not a port number (1-65535)")
+        _port_number(p, text, what=what)
     if dash and int(last) < int(first):
         raise InvalidArgument(f"invalid {what} {text!r}: {ports!r} is not a port range (such as 8000-8002)")
     return [f"{n}/{proto}" for n in range(int(first), int(last or first) + 1)]
