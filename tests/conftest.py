@@ -158,6 +158,24 @@ def container_records(root):
     return out
 
 
+def read_pty(fd, token=None, timeout=60):
+    """What a pty master reads until token (None: its end - EIO once every
+    slave end is closed), or timeout."""
+    import select
+    out = b""
+    deadline = time.monotonic() + timeout
+    while (token is None or token not in out) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
 def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -442,7 +460,8 @@ def stop_keepers(root):
     """SIGTERM the keepers of a server's warm containers (pool_keeper: pid
     in its locked HASH.lock) and wait until they have removed them."""
     from diyc.pool_keeper import stop_keepers as stop
-    stop(f"{root}/server/pools")
+    from diyc.server_pool import pools_dir
+    stop(pools_dir(root))
 
 
 @pytest.fixture(params=["direct", "server"])

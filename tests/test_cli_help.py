@@ -15,7 +15,7 @@ import tarfile
 
 import pytest
 
-from conftest import PKG_DIR, Cli, assert_one_line_error, container_records
+from conftest import PKG_DIR, Cli, assert_one_line_error, container_records, read_pty
 
 
 @pytest.fixture
@@ -44,14 +44,7 @@ def on_a_terminal(cli, args, answer):
             assert select.select([master], [], [], 30)[0], shown
             shown += os.read(master, 4096)  # (EIO if it exits without asking: a failure)
         os.write(master, answer)
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown += read_pty(master, timeout=30)
         return proc.wait(timeout=30), shown.decode().replace("\r\n", "\n")
     finally:
         os.close(master)

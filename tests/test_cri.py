@@ -6,14 +6,13 @@ pause program, busybox-static) are built here and imported, no registry."""
 
 import json
 import os
-import select
 import subprocess
 import urllib.request
 
 import pytest
 
 import cri_util
-from conftest import wait_for
+from conftest import read_pty, wait_for
 
 pytestmark = pytest.mark.skipif(cri_util.missing() is not None,
                                 reason=cri_util.missing() or "")
@@ -156,15 +155,7 @@ def test_exec_with_terminal(cri):
                                   stdin=slave, stdout=slave, stderr=subprocess.PIPE, text=True,
                                   timeout=60)
             os.close(slave)
-            seen = b""
-            while select.select([master], [], [], 1)[0]:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO: every slave end is closed
-                    break
-                if not chunk:
-                    break
-                seen += chunk
+            seen = read_pty(master, timeout=30)  # (to EIO: every slave end is closed)
         finally:
             os.close(master)
         assert seen.replace(b"\r", b"").startswith(b"/dev/pts/"), (seen, proc.stderr)

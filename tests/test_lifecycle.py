@@ -5,14 +5,13 @@ stop/kill/start/restart/wait, restart policies, exec, terminals, volumes,
 import json
 import os
 import pty
-import select
 import signal
 import struct
 import time
 
 import pytest
 
-from conftest import assert_one_line_error, wait_for, wait_pid_gone
+from conftest import assert_one_line_error, read_pty, wait_for, wait_pid_gone
 
 
 def record(diyc_root, name):
@@ -260,22 +259,6 @@ def _spawn_tty(run_cli, *args):
     return pid, fd
 
 
-def _read_until(fd, token, timeout=10):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and token not in buf:
-        r, _, _ = select.select([fd], [], [], 0.1)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            buf += data
-    return buf
-
-
 def _exit_code(pid):
     _, st = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(st)
@@ -283,21 +266,21 @@ def _exit_code(pid):
 
 def test_run_it_shell_resize_detach_attach(cli_path, run_cli):
     pid, fd = _spawn_tty(run_cli, "run", "--network", "none", "-it", "--name", "tty", "busybox", "sh")
-    assert b"# " in _read_until(fd, b"# ")
+    assert b"# " in read_pty(fd, b"# ", timeout=10)
     os.write(fd, b"tty; stty size\r")
-    out = _read_until(fd, b"100")
+    out = read_pty(fd, b"100", timeout=10)
     assert b"/dev/pts/0" in out and b"30 100" in out
     os.write(fd, b"\x10\x11")  # Ctrl-p Ctrl-q
-    assert b"detached" in _read_until(fd, b"detached")
+    assert b"detached" in read_pty(fd, b"detached", timeout=10)
     assert _exit_code(pid) == 0
     assert status(run_cli, "tty")["State"] == "running"
 
     pid, fd = _spawn_tty(run_cli, "attach", "tty")
     time.sleep(0.5)
     os.write(fd, b"echo back$((40+2))\r")
-    assert b"back42" in _read_until(fd, b"back42")
+    assert b"back42" in read_pty(fd, b"back42", timeout=10)
     os.write(fd, b"exit 4\r")
-    _read_until(fd, b"never", timeout=2)
+    read_pty(fd, b"never", timeout=2)
     assert _exit_code(pid) == 4
     run_cli("rm", "tty", check=True)
 
@@ -305,9 +288,9 @@ def test_run_it_shell_resize_detach_attach(cli_path, run_cli):
 def test_exec_it(cli_path, run_cli):
     run_d(run_cli, "--name", "exit", "busybox", "sleep", "30")
     pid, fd = _spawn_tty(run_cli, "exec", "-it", "exit", "sh")
-    assert b"# " in _read_until(fd, b"# ")
+    assert b"# " in read_pty(fd, b"# ", timeout=10)
     os.write(fd, b"tty; exit 6\r")
-    assert b"/dev/pts/" in _read_until(fd, b"/dev/pts/")
-    _read_until(fd, b"never", timeout=1)
+    assert b"/dev/pts/" in read_pty(fd, b"/dev/pts/", timeout=10)
+    read_pty(fd, b"never", timeout=1)
     assert _exit_code(pid) == 6
     run_cli("rm", "-f", "exit", check=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PKG_DIR, assert_one_line_error, make_launcher_dir, stop_process, wait_for
+from conftest import PKG_DIR, assert_one_line_error, make_launcher_dir, read_pty, stop_process, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import registry_util as ru  # noqa: E402
@@ -88,23 +88,6 @@ def _processes_of(bin_dir):
                     out.append(int(entry))
         except (OSError, ValueError):
             continue
-    return out
-
-
-def _read_pty(fd, token=None, timeout=60):
-    """What a pty master reads until token (None: its end), or timeout."""
-    import select
-    out = b""
-    deadline = time.monotonic() + timeout
-    while (token is None or token not in out) and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            out += chunk
     return out
 
 
@@ -378,7 +361,7 @@ def test_pull_with_progress_through_the_server(private, tmp_path):
             os.environ.update(private.env)
             os.execv(str(private.bin / "diyc"),
                      ["diyc", "pull", "--insecure", f"{reg.host}/test/layered"])
-        out = _read_pty(fd)
+        out = read_pty(fd)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, out
         assert b"Downloaded newer image" in out
@@ -545,7 +528,7 @@ def test_a_terminal_resizes_and_detaches_through_the_launcher(private, mode):
                                                  "busybox", "sh"])
 
     def read_until(token):
-        return _read_pty(fd, token, timeout=15)
+        return read_pty(fd, token, timeout=15)
 
     try:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
